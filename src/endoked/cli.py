@@ -1,0 +1,145 @@
+"""Command-line interface: ``endoked <command>``. Every command is a thin shim over a library function.
+
+Stage packages add their own sub-commands: a package ``endoked.<name>`` whose ``cli`` module defines
+``register(app: typer.Typer) -> None`` is wired in automatically (see :data:`STAGE_CLI_MODULES`), so
+``endoked --help`` lists only commands that exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from endoked import __version__
+from endoked.errors import EndokedError
+from endoked.logs import setup_console
+from endoked.progress import set_progress
+
+STAGE_CLI_MODULES: tuple[str, ...] = (
+    "ingest", "synth", "extract", "mil", "cam", "prompt_seg", "seg", "eval", "biopsy", "export",
+)
+
+app = typer.Typer(
+    name="endoked",
+    help="Colonoscopy records (reports + images) to pixel-level polyp annotations and models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+# Options shared by every command that builds a run config.
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="Named profile: cpu-small or gpu-paper.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override, e.g. --set mil.epochs=3 (repeatable).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Re-run stages even when up to date.")]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"endoked {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging on the console.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on the console.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    set_progress(not no_progress)
+    setup_console(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+
+
+@config_app.command("show")
+def config_show(profile: ProfileOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Print the resolved run config (defaults < profile < file < --set) as YAML."""
+    from endoked.config import resolve_config
+
+    typer.echo(resolve_config(profile, config, set_ or ()).to_yaml(), nl=False)
+
+
+@app.command("run")
+def run_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (created or resumed).")],
+    archive: Annotated[Path | None, typer.Option("--archive", "-a", help="Archive: manifest file or folder.")] = None,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    start: Annotated[str | None, typer.Option("--from", help="First stage to run.")] = None,
+    stop: Annotated[str | None, typer.Option("--to", help="Last stage to run.")] = None,
+    overwrite: OverwriteOpt = False,
+    dry_run: DryRunOpt = False,
+) -> None:
+    """Run the pipeline's available stages in order (resumable; finished stages are skipped)."""
+    from endoked.runner import run_from_cli
+
+    run_from_cli(out=out, archive=archive, profile=profile, config_file=config, overrides=set_ or (),
+                 start=start, stop=stop, overwrite=overwrite, dry_run=dry_run)
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the synthetic archive and the run.")] = Path(
+        "endoked-demo"),
+    exams: Annotated[int, typer.Option("--exams", help="Number of synthetic exams.")] = 40,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic archive and the run.")] = 0,
+    set_: SetOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Synthesise a small archive, run the pipeline with the cpu-small profile and score it."""
+    from endoked.demo import run_demo
+
+    run_demo(out=out, exams=exams, seed=seed, overrides=set_ or (), overwrite=overwrite)
+
+
+def _register_stage_commands() -> None:
+    for name in STAGE_CLI_MODULES:
+        modname = f"endoked.{name}.cli"
+        if importlib.util.find_spec(f"endoked.{name}") is None or importlib.util.find_spec(modname) is None:
+            continue
+        module = importlib.import_module(modname)
+        module.register(app)
+
+
+_register_stage_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); returns the exit code instead of exiting."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="endoked",
+                          standalone_mode=False)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except EndokedError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted; re-run the same command to resume", err=True)
+        return 130
+    return rv if isinstance(rv, int) else 0
+
+
+def run_cli() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

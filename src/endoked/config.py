@@ -1,0 +1,153 @@
+"""Typed run configuration: one pydantic model per stage, composed into :class:`RunConfig`.
+
+Precedence, lowest first: model defaults < named profile (``profiles/<name>.yaml``) < user YAML file <
+CLI overrides (``section.key=value``, the value parsed as YAML). The resolved config is written to the
+run folder as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from endoked.cam.config import CamConfig
+from endoked.errors import ConfigError
+from endoked.eval.config import EvalConfig
+from endoked.extract.config import ExtractConfig
+from endoked.ingest.config import IngestConfig
+from endoked.mil.config import MilConfig
+from endoked.prompt_seg.config import PromptSegConfig
+from endoked.synth.config import SynthConfig
+
+PROFILE_NAMES = ("cpu-small", "gpu-paper")
+
+
+class RunConfig(BaseModel):
+    """Everything a run needs. Stage sections are documented on their own models."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    profile: str = Field("default", description="Name of the profile the config was built from.")
+    seed: int = Field(0, description="Global seed; every stage derives its own generators from it.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="Compute device; 'auto' picks cuda > mps > cpu.")
+    num_workers: int = Field(2, ge=0, description="Worker processes/threads for parallel I/O.")
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    mil: MilConfig = Field(default_factory=MilConfig)
+    cam: CamConfig = Field(default_factory=CamConfig)
+    prompt_seg: PromptSegConfig = Field(default_factory=PromptSegConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    def section(self, name: str) -> BaseModel:
+        """Return a stage's config section by name (``prompt-seg`` and ``prompt_seg`` both work)."""
+        key = name.replace("-", "_")
+        value = getattr(self, key, None)
+        if not isinstance(value, BaseModel):
+            raise ConfigError(f"no config section {name!r}")
+        return value
+
+    def to_yaml(self) -> str:
+        """The config as YAML, every field spelled out."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``top`` over ``base`` (mappings merge, everything else is replaced)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    """Read a named profile shipped with the package."""
+    if name not in PROFILE_NAMES:
+        raise ConfigError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILE_NAMES)}")
+    text = resources.files("endoked.profiles").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text) or {}
+    data["profile"] = name
+    return dict(data)
+
+
+def load_yaml_file(path: str | Path) -> dict[str, Any]:
+    """Read a user YAML config file; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """Turn ``["mil.epochs=3", "seed=1"]`` into a nested dict; values are parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        dotted, raw = item.split("=", 1)
+        keys = [k.strip().replace("-", "_") for k in dotted.split(".")]
+        if not all(keys):
+            raise ConfigError(f"override {item!r} has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: cannot parse value: {exc}") from exc
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override")
+        node[keys[-1]] = value
+    return out
+
+
+def _format_validation_error(exc: ValidationError, sources: str) -> str:
+    lines = [f"invalid configuration (from {sources}):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        given = err.get("input")
+        given_txt = f" (given: {given!r})" if not isinstance(given, dict) else ""
+        lines.append(f"  {loc}: {err['msg']}{given_txt}")
+    return "\n".join(lines)
+
+
+def resolve_config(profile: str | None = None, config_file: str | Path | None = None,
+                   overrides: Sequence[str] = (), extra: Mapping[str, Any] | None = None) -> RunConfig:
+    """Build the run config: defaults < profile < YAML file < ``extra`` (CLI flags) < overrides."""
+    data: dict[str, Any] = {}
+    sources = ["defaults"]
+    if profile:
+        data = deep_merge(data, load_profile(profile))
+        sources.append(f"profile {profile}")
+    if config_file:
+        file_data = load_yaml_file(config_file)
+        data = deep_merge(data, file_data)
+        sources.append(f"file {config_file}")
+    if extra:
+        data = deep_merge(data, extra)
+        sources.append("command-line flags")
+    if overrides:
+        data = deep_merge(data, parse_overrides(overrides))
+        sources.append("--set overrides")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, " < ".join(sources))) from exc

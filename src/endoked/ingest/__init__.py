@@ -1,0 +1,1 @@
+"""ingest: validate an archive (manifest or folder layout) into ``exams``/``images`` tables + rejects."""

@@ -1,0 +1,191 @@
+"""Run folder: one folder per run holding ``config.yaml``, ``env.json``, ``log.txt``, the stage ledger
+``ledger.json`` and every stage's outputs under ``<stage>/``.
+
+The ledger records, per stage, its status (``running``/``done``/``failed``), the fingerprint of what went
+in (stage config + upstream outputs + external inputs), and what came out (paths relative to the run
+folder and their sha256). A stage whose fingerprint and outputs are unchanged is skipped; a stage left
+``running`` with the same fingerprint resumes from the partial work in its folder; anything else starts
+that stage afresh.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from endoked import __version__
+from endoked.errors import StageError
+from endoked.io import atomic_write_json, atomic_write_text, sha256_file
+
+LEDGER = "ledger.json"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def git_sha(path: Path | None = None) -> str | None:
+    """The git commit of the installed source tree, when it is a checkout."""
+    here = path or Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment_info(seed: int, device: str) -> dict[str, Any]:
+    """Versions, platform, git sha, seed and device, for ``env.json``."""
+    info: dict[str, Any] = {
+        "endoked": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "git_sha": git_sha(),
+        "seed": seed,
+        "device": device,
+        "created": _now(),
+        "packages": {},
+    }
+    from importlib import metadata
+
+    for pkg in ("numpy", "torch", "torchvision", "timm", "pyarrow", "pydantic", "pillow",
+                "opencv-python-headless", "pysodmetrics"):
+        try:
+            info["packages"][pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            info["packages"][pkg] = None
+    try:
+        import torch
+
+        info["cuda"] = torch.version.cuda if torch.cuda.is_available() else None
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return info
+
+
+class RunFolder:
+    """A run folder on disk. Cheap to construct; nothing is written until asked."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+
+    # -- layout -------------------------------------------------------------------------------------
+    @property
+    def ledger_path(self) -> Path:
+        return self.root / LEDGER
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "log.txt"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.yaml"
+
+    def stage_dir(self, stage: str, create: bool = True) -> Path:
+        """The folder a stage writes into (``<run>/<stage>``)."""
+        path = self.root / stage.replace("-", "_")
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def rel(self, path: str | Path) -> str:
+        """A path relative to the run folder, POSIX style (how tables and the ledger store paths)."""
+        return Path(path).resolve().relative_to(self.root).as_posix()
+
+    def abs(self, rel: str | Path) -> Path:
+        """Absolute path of a run-relative path."""
+        return self.root / Path(rel)
+
+    # -- metadata -----------------------------------------------------------------------------------
+    def init(self, config_yaml: str, seed: int, device: str) -> None:
+        """Create the folder and write ``config.yaml`` and ``env.json`` (atomically)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_path, config_yaml)
+        atomic_write_json(self.root / "env.json", environment_info(seed, device))
+
+    # -- ledger -------------------------------------------------------------------------------------
+    def ledger(self) -> dict[str, Any]:
+        """The ledger as a dict (``{"stages": {...}}``); empty when the run is new."""
+        if not self.ledger_path.exists():
+            return {"stages": {}}
+        try:
+            data = json.loads(self.ledger_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise StageError(f"run ledger {self.ledger_path} is corrupt ({exc}); re-run with --overwrite") from exc
+        data.setdefault("stages", {})
+        return dict(data)
+
+    def entry(self, stage: str) -> dict[str, Any] | None:
+        """The ledger entry of one stage, if any."""
+        entry = self.ledger()["stages"].get(stage)
+        return dict(entry) if entry else None
+
+    def _update(self, stage: str, entry: dict[str, Any] | None) -> None:
+        data = self.ledger()
+        if entry is None:
+            data["stages"].pop(stage, None)
+        else:
+            data["stages"][stage] = entry
+        atomic_write_json(self.ledger_path, data)
+
+    def mark_running(self, stage: str, fingerprint: str, inputs: dict[str, Any]) -> None:
+        prev = self.entry(stage) or {}
+        self._update(stage, {"status": "running", "fingerprint": fingerprint, "inputs": inputs,
+                             "started": _now(), "attempts": int(prev.get("attempts", 0)) + 1})
+
+    def mark_done(self, stage: str, outputs: dict[str, str], counts: dict[str, Any], seconds: float) -> None:
+        entry = self.entry(stage)
+        if entry is None:
+            raise StageError(f"stage {stage} finished but was never marked running")
+        entry.update({
+            "status": "done",
+            "finished": _now(),
+            "seconds": round(seconds, 3),
+            "outputs": {name: {"path": rel, "sha256": sha256_file(self.abs(rel))}
+                        for name, rel in outputs.items()},
+            "counts": counts,
+        })
+        self._update(stage, entry)
+
+    def mark_failed(self, stage: str, error: str) -> None:
+        entry = self.entry(stage) or {}
+        entry.update({"status": "failed", "error": error, "finished": _now()})
+        self._update(stage, entry)
+
+    def forget(self, stage: str, remove_outputs: bool = True) -> None:
+        """Drop a stage from the ledger and (by default) delete its folder."""
+        self._update(stage, None)
+        if remove_outputs:
+            shutil.rmtree(self.stage_dir(stage, create=False), ignore_errors=True)
+
+    def outputs_intact(self, stage: str) -> bool:
+        """True when the stage is done and every recorded output still exists with its recorded hash."""
+        entry = self.entry(stage)
+        if not entry or entry.get("status") != "done":
+            return False
+        for out in entry.get("outputs", {}).values():
+            path = self.abs(out["path"])
+            if not path.is_file() or sha256_file(path) != out["sha256"]:
+                return False
+        return True
+
+    def output(self, stage: str, name: str) -> Path:
+        """Absolute path of a finished stage's named output, or a StageError saying what to run."""
+        entry = self.entry(stage)
+        if not entry or entry.get("status") != "done":
+            raise StageError(f"stage {stage!r} has not finished in run {self.root}; run it first "
+                             f"(endoked run --to {stage})")
+        try:
+            return self.abs(entry["outputs"][name]["path"])
+        except KeyError as exc:
+            raise StageError(f"stage {stage!r} has no output {name!r} in run {self.root}") from exc
