@@ -18,6 +18,7 @@ import click
 import typer
 
 from endoked import __version__
+from endoked.cli_options import ConfigOpt, DryRunOpt, OverwriteOpt, ProfileOpt, SetOpt
 from endoked.errors import EndokedError
 from endoked.logs import setup_console
 from endoked.progress import set_progress
@@ -36,14 +37,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-# Options shared by every command that builds a run config.
-ProfileOpt = Annotated[str | None, typer.Option("--profile", help="Named profile: cpu-small or gpu-paper.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override, e.g. --set mil.epochs=3 (repeatable).")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Re-run stages even when up to date.")]
-
 
 def _version_callback(value: bool) -> None:
     if value:

@@ -1,0 +1,78 @@
+"""Glue between the CLI and the pipeline: build the config, prepare the run folder, run, summarise."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from endoked.config import RunConfig, resolve_config
+from endoked.logs import attach_run_log, detach
+from endoked.pipeline import run_pipeline
+from endoked.progress import progress_enabled
+from endoked.runfolder import RunFolder
+
+logger = logging.getLogger(__name__)
+
+
+def build_config(run: RunFolder, archive: Path | None = None, profile: str | None = None,
+                 config_file: Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Resolve the config of a run.
+
+    A run folder that already holds ``config.yaml`` reuses it when neither ``profile`` nor ``config_file``
+    is given (so ``endoked run --out RUN`` resumes with the same settings); ``--set`` overrides and
+    ``archive`` apply on top either way.
+    """
+    if config_file is None and profile is None and run.config_path.is_file():
+        config_file = run.config_path
+    extra: dict[str, Any] = {"ingest": {"archive": str(Path(archive).resolve())}} if archive else {}
+    return resolve_config(profile, config_file, overrides, extra=extra)
+
+
+def execute(run: RunFolder, config: RunConfig, start: str | None = None, stop: str | None = None,
+            overwrite: bool = False) -> dict[str, str]:
+    """Write config/env, run the selected stages with ``log.txt`` attached, return per-stage status."""
+    from endoked.device import resolve_device
+
+    run.init(config.to_yaml(), config.seed, str(resolve_device(config.device)))
+    handler = attach_run_log(run.log_path)
+    t0 = time.perf_counter()
+    try:
+        logger.info("run %s (profile %s)", run.root, config.profile)
+        status = run_pipeline(run, config, start=start, stop=stop, overwrite=overwrite,
+                              progress=progress_enabled())
+        logger.info("run finished in %.1fs", time.perf_counter() - t0)
+        return status
+    finally:
+        detach(handler)
+
+
+def summary_lines(run: RunFolder, status: dict[str, str]) -> list[str]:
+    """One line per stage: status, time and headline counts from the ledger."""
+    lines = []
+    for stage, how in status.items():
+        entry = run.entry(stage) or {}
+        counts = entry.get("counts", {})
+        flat = ", ".join(f"{k}={v}" for k, v in counts.items() if not isinstance(v, dict | list))
+        lines.append(f"  {stage:<11} {how:<8} {entry.get('seconds', 0):>7.1f}s  {flat}")
+    return lines
+
+
+def run_from_cli(out: Path, archive: Path | None, profile: str | None, config_file: Path | None,
+                 overrides: Sequence[str], start: str | None, stop: str | None, overwrite: bool,
+                 dry_run: bool) -> dict[str, str]:
+    """``endoked run`` / ``endoked ingest``: resolve, optionally print (dry run), execute, summarise."""
+    run = RunFolder(out)
+    config = build_config(run, archive, profile, config_file, overrides)
+    if dry_run:
+        typer.echo(config.to_yaml(), nl=False)
+        return {}
+    status = execute(run, config, start=start, stop=stop, overwrite=overwrite)
+    typer.echo(f"run folder: {run.root}")
+    for line in summary_lines(run, status):
+        typer.echo(line)
+    return status
