@@ -102,7 +102,7 @@ def _exam_id(raw: RawExam, rejects: list[Reject]) -> str | None:
     value = str(value).strip()
     if not value or "/" in value or "\\" in value or value in (".", ".."):
         rejects.append(Reject("bad_exam_id", f"{raw.source}: exam_id {value!r} is empty or contains a path "
-                              "separator", raw.source, raw.row))
+                              "separator", raw.source, raw.row, value or None))
         return None
     return value
 
