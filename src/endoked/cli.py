@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from endoked import __version__
@@ -116,14 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="endoked",
                           standalone_mode=False)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
+    except typer.TyperException as exc:  # usage errors: unknown command, bad or missing option
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"error: {exc}", err=True)
+        return int(getattr(exc, "exit_code", 2))
     except EndokedError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code

@@ -11,12 +11,24 @@ _FMT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _ROOT = "endoked"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (survives stream swaps by test runners)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def setup_console(level: int = logging.INFO) -> None:
     """Attach (once) a stderr handler to the package logger."""
     logger = logging.getLogger(_ROOT)
     logger.setLevel(min(level, logger.level or level) if logger.level else level)
     if not any(getattr(h, "_endoked_console", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
         handler._endoked_console = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
