@@ -1,0 +1,161 @@
+"""Scores of a run against ground truth, for archives that carry it (synthetic archives and benchmark
+archives built from public datasets keep truth in ``ARCHIVE/truth/``, which no stage reads).
+
+Truth layout: ``truth/exams.jsonl`` (``id`` + report-label contract keys), ``truth/images.csv`` (image,
+exam_id, polyp 0/1, mask: PNG path relative to the archive root, empty when no polyp).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+
+from endoked.runfolder import RunFolder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Truth:
+    """Ground truth of an archive."""
+
+    root: Path
+    exams: dict[str, dict[str, Any]]
+    polyp: dict[tuple[str, str], int]  # (exam_id, image) -> 0/1
+    masks: dict[tuple[str, str], str]  # (exam_id, image) -> mask path relative to root
+
+    def mask(self, exam_id: str, image: str) -> np.ndarray | None:
+        """The true mask (H, W) bool of an image, or None when the image has no polyp."""
+        rel = self.masks.get((exam_id, image))
+        if not rel:
+            return None
+        return np.asarray(Image.open(self.root / rel).convert("L")) > 127
+
+
+def load_truth(archive: str | Path) -> Truth | None:
+    """Load ``truth/`` beside an archive's manifest (or in the archive folder); None when absent."""
+    root = Path(archive)
+    if root.is_file():
+        root = root.parent
+    tdir = root / "truth"
+    if not (tdir / "images.csv").is_file():
+        return None
+    exams: dict[str, dict[str, Any]] = {}
+    if (tdir / "exams.jsonl").is_file():
+        for line in (tdir / "exams.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                exams[str(rec.get("id", rec.get("exam_id")))] = rec
+    polyp: dict[tuple[str, str], int] = {}
+    masks: dict[tuple[str, str], str] = {}
+    with open(tdir / "images.csv", newline="", encoding="utf-8") as fh:
+        for rec in csv.DictReader(fh):
+            key = (rec["exam_id"], rec["image"])
+            polyp[key] = int(rec["polyp"])
+            if rec.get("mask"):
+                masks[key] = rec["mask"]
+    return Truth(root, exams, polyp, masks)
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with ties counted half); NaN with one class only."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks; 1.0 when both are empty."""
+    inter = np.logical_and(a, b).sum()
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2.0 * inter / total)
+
+
+def score_labels(truth: Truth, labels_path: Path) -> dict[str, Any]:
+    """Report-label accuracy of the extract stage against truth (polyp status, count, pathology)."""
+    rows = pq.read_table(labels_path).to_pylist()
+    fields = {"polyp": 0, "polyp_count": 0, "pathology": 0, "malignancy_suspected": 0}
+    n = 0
+    for row in rows:
+        gold = truth.exams.get(row["exam_id"])
+        if gold is None:
+            continue
+        n += 1
+        for f in fields:
+            fields[f] += int(row.get(f) == gold.get(f))
+    return {"n": n, **{f"{k}_acc": (v / n if n else float("nan")) for k, v in fields.items()}}
+
+
+def score_mil(truth: Truth, scores_path: Path) -> dict[str, Any]:
+    """Instance AUROC of MIL image scores: over all images, and over frames of positive bags."""
+    t = pq.read_table(scores_path).to_pylist()
+    keyed = [(r["score"], truth.polyp.get((r["exam_id"], r["image"])), r.get("bag_label")) for r in t]
+    keyed = [k for k in keyed if k[1] is not None]
+    s = np.array([k[0] for k in keyed], dtype=float)
+    y = np.array([k[1] for k in keyed], dtype=int)
+    pos = np.array([k[2] == 1 for k in keyed], dtype=bool)
+    return {"n": len(keyed), "instance_auroc": roc_auc(s, y),
+            "instance_auroc_positive_bags": roc_auc(s[pos], y[pos]) if pos.any() else float("nan")}
+
+
+def score_pseudo_masks(truth: Truth, run: RunFolder, table_path: Path) -> dict[str, Any]:
+    """Pseudo-mask Dice (mean over images that got one and truly show a polyp), coverage of true polyp
+    frames, and the fraction of truly polyp-free frames that received a mask."""
+    rows = pq.read_table(table_path).to_pylist()
+    dices: list[float] = []
+    false_pos = 0
+    got = set()
+    for r in rows:
+        key = (r["exam_id"], r["image"])
+        got.add(key)
+        if truth.polyp.get(key) == 1:
+            gt = truth.mask(*key)
+            pred = np.asarray(Image.open(run.abs(r["mask"])).convert("L")) > 127
+            if gt is not None and gt.shape == pred.shape:
+                dices.append(dice(pred, gt))
+        elif truth.polyp.get(key) == 0:
+            false_pos += 1
+    n_true = sum(1 for v in truth.polyp.values() if v == 1)
+    n_free = sum(1 for v in truth.polyp.values() if v == 0)
+    covered = sum(1 for k, v in truth.polyp.items() if v == 1 and k in got)
+    return {"n_masks": len(rows), "dice": float(np.mean(dices)) if dices else float("nan"),
+            "coverage": covered / n_true if n_true else float("nan"),
+            "masks_on_polyp_free": false_pos / n_free if n_free else float("nan")}
+
+
+def score_run(run: RunFolder, archive: str | Path) -> dict[str, dict[str, Any]]:
+    """Score every finished stage of ``run`` that truth can score. Empty when the archive has no truth."""
+    truth = load_truth(archive)
+    if truth is None:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    ledger = run.ledger()["stages"]
+
+    def done(stage: str) -> bool:
+        return ledger.get(stage, {}).get("status") == "done"
+
+    if done("ingest"):
+        exams = pq.read_table(run.output("ingest", "exams"), columns=["exam_id"]).num_rows
+        out["ingest"] = {"exams": exams, "exams_in_truth": len(truth.exams),
+                         "images": pq.read_table(run.output("ingest", "images"), columns=["exam_id"]).num_rows}
+    if done("extract"):
+        out["extract"] = score_labels(truth, run.output("extract", "labels"))
+    if done("mil"):
+        out["mil"] = score_mil(truth, run.output("mil", "image_scores"))
+    if done("prompt_seg"):
+        out["prompt_seg"] = score_pseudo_masks(truth, run, run.output("prompt_seg", "pseudo_labels"))
+    return out
