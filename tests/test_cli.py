@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import image_bytes
 
 from endoked.cli import main
+from tests.conftest import image_bytes
 
 
 def _archive(root: Path) -> Path:

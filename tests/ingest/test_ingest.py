@@ -13,13 +13,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.conftest import image_bytes
 
 from endoked.errors import DataFormatError
 from endoked.ingest import api
 from endoked.ingest.api import ingest_archive
 from endoked.ingest.config import IngestConfig
 from endoked.io import read_jsonl
+from tests.conftest import image_bytes
 
 SERIAL = IngestConfig(workers=1)
 
