@@ -1,0 +1,117 @@
+"""The public benchmark archive builder on a tiny fake data root (the real data is not needed)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def pa() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("public_archive", REPO / "benchmarks" / "public_archive.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["public_archive"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    (root / "polyp/TrainDataset/images").mkdir(parents=True)
+    (root / "polyp/TrainDataset/masks").mkdir(parents=True)
+    (root / "negatives/images").mkdir(parents=True)
+    yy, xx = np.mgrid[:240, :320]
+    for i in range(12):
+        cx, cy = 100 + 10 * i, 90 + 5 * i
+        mask = ((xx - cx) ** 2 + (yy - cy) ** 2 < 30 ** 2).astype(np.uint8) * 255
+        img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+        Image.fromarray(img).save(root / f"polyp/TrainDataset/images/img{i:02d}.jpg")
+        Image.fromarray(mask).save(root / f"polyp/TrainDataset/masks/img{i:02d}.png")
+    rows = ["image,centre,sequence,width,height"]
+    for s in range(2):
+        for j in range(5):
+            name = f"images/s{s}_{j}.jpg"
+            Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(root / "negatives" / name)
+            rows.append(f"{name},centre_A,seq{s}_neg,300,200")
+    (root / "negatives/frames.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_window_sums_match_brute_force(pa: ModuleType) -> None:
+    mask = np.random.default_rng(1).random((7, 9)) > 0.7
+    sums = pa.window_sums(mask, 3, 4)
+    assert sums.shape == (5, 6)
+    for y in range(5):
+        for x in range(6):
+            assert sums[y, x] == mask[y:y + 3, x:x + 4].sum()
+
+
+def test_crop_boxes_respect_the_mask(pa: ModuleType) -> None:
+    spec = pa.ArchiveSpec(min_crop_side=20)
+    mask = np.zeros((200, 300), dtype=bool)
+    mask[80:120, 130:170] = True
+    rng = np.random.default_rng(0)
+    grown = pa.dilate(mask, round(spec.dilate_fraction * 300))
+    for _ in range(20):
+        x0, y0, x1, y1 = pa.free_crop_box(mask, 0.4, rng, spec)
+        assert not grown[y0:y1, x0:x1].any()
+        assert abs((x1 - x0) / (y1 - y0) - 1.5) < 0.05  # the image's aspect
+        px0, py0, px1, py1 = pa.polyp_crop_box(mask, 0.5, rng, spec)
+        assert mask[py0:py1, px0:px1].sum() == mask.sum()
+    assert pa.polyp_crop_box(np.zeros((50, 50), bool), 0.5, rng, spec) is None
+    full = np.ones((100, 100), dtype=bool)
+    assert pa.free_crop_box(full, 0.5, rng, spec) is None
+
+
+def test_build_archive_layout_truth_and_determinism(pa: ModuleType, data_root: Path, tmp_path: Path) -> None:
+    spec = pa.ArchiveSpec(exams=8, seed=3, min_crop_side=20)
+    counts = pa.build_archive(tmp_path / "a", spec, data_root)
+    assert counts["exams"] == 8 and counts["positive_exams"] == 4
+    manifest = [json.loads(x) for x in (tmp_path / "a/manifest.jsonl").read_text().splitlines()]
+    truth = {r["id"]: r for r in map(json.loads, (tmp_path / "a/truth/exams.jsonl").read_text().splitlines())}
+    with open(tmp_path / "a/truth/images.csv", newline="") as fh:
+        images = list(csv.DictReader(fh))
+    assert {"image", "exam_id", "polyp", "mask"} <= set(images[0])
+    by_exam: dict[str, list[dict[str, str]]] = {}
+    for row in images:
+        by_exam.setdefault(row["exam_id"], []).append(row)
+    for exam in manifest:
+        assert set(exam) == {"exam_id", "report", "pathology", "images"}
+        rows = by_exam[exam["exam_id"]]
+        assert [r["image"] for r in rows] == exam["images"]
+        n_polyp = sum(int(r["polyp"]) for r in rows)
+        label = truth[exam["exam_id"]]
+        assert label["polyp_count"] == n_polyp
+        assert label["polyp"] == ("present" if n_polyp else "absent")
+        if n_polyp:
+            assert 1 <= n_polyp <= 3 and n_polyp < len(rows)  # also polyp-free frames
+        for r in rows:
+            assert (tmp_path / "a" / r["image"]).is_file()
+            if r["polyp"] == "1":
+                m = np.asarray(Image.open(tmp_path / "a" / r["mask"]))
+                assert m.shape == np.asarray(Image.open(tmp_path / "a" / r["image"])).shape[:2]
+                assert set(np.unique(m)) == {0, 255}
+            else:
+                assert r["mask"] == ""
+    sources = {r["source"].split(":")[0] for r in images}
+    assert sources == {"polyp", "crop", "negative"}
+    pa.build_archive(tmp_path / "b", spec, data_root)
+    for name in ("manifest.jsonl", "truth/images.csv", "truth/exams.jsonl", manifest[0]["images"][0]):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_missing_data_root_names_the_variable(pa: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="ENDOKED_SHARED_DATA"):
+        pa.build_archive(tmp_path / "x", pa.ArchiveSpec(exams=2), tmp_path / "nothing")
