@@ -246,8 +246,8 @@ def _highlights(rng: np.random.Generator, illum: Array, count: int, scale: float
         ay = max(0.7, ax * float(rng.uniform(0.25, 1.0)))
         cv2.ellipse(layer, ((float(x), float(y)), (2 * ax, 2 * ay), float(rng.uniform(0, 180))),
                     int(rng.integers(200, 256)), -1, cv2.LINE_AA)
-    layer = cv2.GaussianBlur(layer, (0, 0), 0.35 * size / 256 + 0.2)
-    return cv2.merge([layer, layer, layer])
+    soft = cv2.GaussianBlur(layer, (0, 0), 0.35 * size / 256 + 0.2)
+    return np.asarray(cv2.merge([soft, soft, soft]))
 
 
 # ------------------------------------------------------------------------------------------ lesions
@@ -405,10 +405,10 @@ def render_frame(rng: np.random.Generator, size: int, spec: FrameSpec, bank: Tex
         vessel_strength *= 0.1
         grain_amp *= 2.5
     lum = cv2.addWeighted(illum, 1.0, cv2.multiply(illum, grain), grain_amp, 0.0)
-    red = cv2.multiply(vessels, vessel_strength)  # single-channel "redness": vessels (+ erythema)
+    red = vessels * np.float32(vessel_strength)  # single-channel "redness": vessels (+ erythema)
     if spec.colitis:
         patches = cv2.resize(rng.random((6, 6)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
-        red = cv2.addWeighted(red, 1.0, np.clip(patches, 0, 1), float(rng.uniform(0.2, 0.45)), 0.15)
+        red = np.asarray(cv2.addWeighted(red, 1.0, np.clip(patches, 0, 1), float(rng.uniform(0.2, 0.45)), 0.15))
     taken: list[tuple[float, float, float]] = []
     fov_r_px = fov_r * size / 2
     if spec.diverticula:
@@ -445,11 +445,11 @@ def render_frame(rng: np.random.Generator, size: int, spec: FrameSpec, bank: Tex
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.5, 1.6)) * size / 256)
     elif blur < 0.35:
         k = max(3, int(rng.integers(3, 9) * size / 256) | 1)
-        kern = np.zeros((k, k), np.float32)
-        kern[k // 2, :] = 1.0
+        line = np.zeros((k, k), np.float32)
+        line[k // 2, :] = 1.0
         rot = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), float(rng.uniform(0, 180)), 1.0)
-        kern = cv2.warpAffine(kern, rot, (k, k))
-        out = cv2.filter2D(out, -1, kern / max(float(kern.sum()), 1e-6))
+        kern = np.asarray(cv2.warpAffine(line, rot, (k, k)))
+        out = cv2.filter2D(out, -1, (kern / max(float(kern.sum()), 1e-6)).astype(np.float32))
     fov = _fov_u8(size, fov_shape, fov_r)
     out = cv2.multiply(out, fov, scale=1.0 / 255.0)
     mask &= fov[..., 0] > 127
