@@ -55,9 +55,8 @@ def run_demo(out: Path, exams: int = 40, seed: int = 0, overrides: Sequence[str]
     base = resolve_config("cpu-small")
     synth_cfg = SynthConfig.model_validate({**base.synth.model_dump(), "exams": exams, "seed": seed})
     marker = archive / "manifest.jsonl"
-    if overwrite or not marker.is_file():
-        typer.echo(f"synthesising {exams} exams into {archive} ...")
-        generate_archive(archive, synth_cfg)
+    typer.echo(f"synthetic archive: {exams} exams in {archive}")
+    generate_archive(archive, synth_cfg, overwrite=overwrite)  # reused when already there with these settings
     config = resolve_config("cpu-small", None, overrides, extra={"seed": seed, "ingest": {"archive": str(marker)}})
     run = RunFolder(out / "run")
     status = execute(run, config, overwrite=overwrite)
