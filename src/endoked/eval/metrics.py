@@ -26,7 +26,7 @@ from typing import Literal
 import cv2
 import numpy as np
 from py_sod_metrics import Smeasure
-from scipy.ndimage import distance_transform_edt
+from scipy.ndimage import correlate1d, distance_transform_edt
 
 EPS: float = float(np.spacing(1))  # MATLAB eps
 N_THRESHOLDS = 256
@@ -177,7 +177,8 @@ def weighted_fmeasure(pred: np.ndarray, gt: np.ndarray, beta2: float = 1.0) -> f
     """Weighted F-measure (``original_WFb``, Margolin et al. CVPR 2014).
 
     Same computation as PySODMetrics ``WeightedFmeasure.cal_wfm``, with the separable 7x7 Gaussian (sigma 5)
-    applied as two 1-D passes (zero padding, as ``imfilter``): identical to 1e-12, about twice as fast.
+    applied as two 1-D passes (zero padding, as ``imfilter``), the exact Euclidean distance transform of OpenCV,
+    and the nearest-foreground search restricted to the mask's bounding box: equal to 1e-9, about twice as fast.
     A mask without foreground scores 0 (the toolbox has no value for it; PySODMetrics returns 0).
 
     Args:
@@ -201,14 +202,14 @@ def weighted_fmeasure(pred: np.ndarray, gt: np.ndarray, beta2: float = 1.0) -> f
     err_t = err.copy()
     sub = err[y0:y1, x0:x1]
     err_t[y0:y1, x0:x1] = sub.ravel()[(idx[0] * (x1 - x0) + idx[1]).ravel()].reshape(sub.shape)
-    err_a = cv2.sepFilter2D(err_t, cv2.CV_64F, _GAUSS, _GAUSS, borderType=cv2.BORDER_CONSTANT)
+    err_a = correlate1d(correlate1d(err_t, _GAUSS, axis=0, mode="constant"), _GAUSS, axis=1, mode="constant")
     min_e = np.where(gt & (err_a < err), err_a, err)
     weight = np.where(gt, 1.0, 2.0 - np.exp(math.log(0.5) / 5.0 * dst))
-    ew = (min_e * weight).ravel()
-    n_fg = float(gtf.sum())
-    ew_fg = float(np.dot(ew, gtf.ravel()))
+    ew = min_e * weight
+    n_fg = float(np.count_nonzero(gt))
+    ew_fg = float(ew[gt].sum())
     tpw = n_fg - ew_fg
-    fpw = float(ew.sum()) - ew_fg
+    fpw = float(ew[~gt].sum())
     recall = 1.0 - ew_fg / n_fg
     precision = tpw / (tpw + fpw + EPS)
     return float((1.0 + beta2) * recall * precision / (recall + beta2 * precision + EPS))
