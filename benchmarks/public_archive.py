@@ -12,7 +12,8 @@ relative to the manifest) and is built so that polyp presence, not image source,
 - reports are short colonoscopy reports in varied English and Chinese phrasing.
 
 The truth is kept apart, in the layout of the synthetic archive: ``truth/exams.jsonl`` (report labels in
-the report-label contract, ``id`` = exam_id), ``truth/images.csv`` (image, exam_id, polyp 0/1, mask: PNG
+the report-label contract, ``id`` = exam_id), ``truth/meta.jsonl`` (exam_id, category, lang),
+``truth/images.csv`` (image, exam_id, polyp 0/1, mask: PNG
 path relative to the archive, empty when polyp-free) and ``truth/masks/``. Deterministic for a seed.
 
 Usage::
@@ -339,6 +340,7 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
     manifest: list[dict[str, Any]] = []
     truth_exams: list[dict[str, Any]] = []
     truth_images: list[dict[str, Any]] = []
+    truth_meta: list[dict[str, Any]] = []
     counts = {"exams": 0, "positive_exams": 0, "negative_exams": 0, "images": 0, "polyp_images": 0,
               "crop_images": 0, "negative_source_images": 0}
     for plan in plans:
@@ -373,12 +375,15 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
             counts[{"polyp": "polyp_images", "crop": "crop_images",
                     "negative": "negative_source_images"}[frame.kind]] += 1
         manifest.append({"exam_id": plan.exam_id, "report": report, "pathology": path_text, "images": images})
-        truth_exams.append({"id": plan.exam_id, **exam_labels(findings, pathology), "lang": plan.lang})
+        truth_exams.append({"id": plan.exam_id, **exam_labels(findings, pathology)})
+        truth_meta.append({"exam_id": plan.exam_id, "category": "present" if findings else "absent",
+                           "lang": plan.lang})
         counts["exams"] += 1
         counts["positive_exams" if findings else "negative_exams"] += 1
     (out / "truth").mkdir(exist_ok=True)
     _write_lines(out / "manifest.jsonl", manifest)
     _write_lines(out / "truth" / "exams.jsonl", truth_exams)
+    _write_lines(out / "truth" / "meta.jsonl", truth_meta)
     with open(out / "truth" / "images.csv", "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["image", "exam_id", "polyp", "mask", "source"])
         writer.writeheader()

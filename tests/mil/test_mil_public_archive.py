@@ -107,6 +107,10 @@ def test_build_archive_layout_truth_and_determinism(pa: ModuleType, data_root: P
                 assert r["mask"] == ""
     sources = {r["source"].split(":")[0] for r in images}
     assert sources == {"polyp", "crop", "negative"}
+    from endoked.synth.truth import load_truth
+
+    truth_obj = load_truth(tmp_path / "a")
+    assert sum(truth_obj.image_polyp.values()) == counts["polyp_images"]
     pa.build_archive(tmp_path / "b", spec, data_root)
     for name in ("manifest.jsonl", "truth/images.csv", "truth/exams.jsonl", manifest[0]["images"][0]):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()

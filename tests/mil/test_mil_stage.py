@@ -1,0 +1,129 @@
+"""The mil stage end to end on a small synthetic archive (ingest for real, report labels faked from truth)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from endoked.config import resolve_config
+from endoked.errors import StageError
+from endoked.io import read_parquet, write_parquet
+from endoked.mil.checkpoint import load_model, score_images
+from endoked.mil.config import MilConfig
+from endoked.mil.data import load_image
+from endoked.mil.metrics import instance_metrics
+from endoked.mil.stage import STAGE, bag_labels, select_images
+from endoked.pipeline import available_stages, run_stage
+from endoked.runfolder import RunFolder
+
+synth = pytest.importorskip("endoked.synth.archive")
+
+MIL_SET = ["mil.backbone=test_efficientnet", "mil.pretrained=false", "mil.image_size=64", "mil.epochs=6",
+           "mil.hidden_dim=32", "mil.attention_dim=16", "mil.bags_per_step=4", "mil.lr=0.003"]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from endoked.synth.config import SynthConfig
+
+    out = tmp_path_factory.mktemp("synth")
+    synth.generate_archive(out, SynthConfig(exams=24, size=64, images_per_exam=(3, 5), seed=1), progress=False)
+    return out
+
+
+def _labels_from_truth(archive: Path, override: dict[str, str] | None = None) -> list[dict[str, object]]:
+    from endoked.synth.truth import load_truth
+
+    truth = load_truth(archive)
+    rows = []
+    for exam_id, lab in truth.exams.items():
+        rows.append({"exam_id": exam_id, "polyp": (override or {}).get(exam_id, lab["polyp"]),
+                     "polyp_count": lab["polyp_count"], "polyps": json.dumps(lab["polyps"]),
+                     "malignancy_suspected": lab["malignancy_suspected"], "pathology": lab["pathology"],
+                     "error": None})
+    return rows
+
+
+def _run(tmp_path: Path, archive: Path, labels: list[dict[str, object]], extra: list[str] = ()) -> RunFolder:
+    cfg = resolve_config("cpu-small", overrides=[f"ingest.archive={archive / 'manifest.jsonl'}", *MIL_SET, *extra])
+    run = RunFolder(tmp_path / "run")
+    run.init(cfg.to_yaml(), cfg.seed, cfg.device)
+    run_stage(run, cfg, available_stages()["ingest"], progress=False)
+    # the extract stage's output, written by hand
+    path = run.stage_dir("extract") / "labels.parquet"
+    write_parquet(path, labels)
+    run.mark_running("extract", "fake", {})
+    run.mark_done("extract", {"labels": run.rel(path)}, {}, 0.0)
+    run_stage(run, cfg, STAGE, progress=False)
+    return run
+
+
+def test_stage_outputs_schema_and_checkpoint(tmp_path: Path, archive: Path) -> None:
+    from endoked.synth.truth import load_truth
+
+    truth = load_truth(archive)
+    some_exam = sorted(truth.exams)[0]
+    run = _run(tmp_path, archive, _labels_from_truth(archive, {some_exam: "uncertain"}))
+    scores = read_parquet(run.output("mil", "image_scores"))
+    assert scores.schema.names == ["exam_id", "image", "score", "bag_label"]
+    assert scores.schema.field("score").type == pa.float32()
+    rows = scores.to_pylist()
+    images = read_parquet(run.output("ingest", "images")).to_pylist()
+    assert len(rows) == len(images)  # every image scored
+    assert all(0.0 <= r["score"] <= 1.0 for r in rows)
+    assert {r["bag_label"] for r in rows if r["exam_id"] == some_exam} == {-1}
+    for r in rows:
+        expected = {"present": 1, "absent": 0}.get(truth.exams[r["exam_id"]]["polyp"], -1)
+        if r["exam_id"] != some_exam:
+            assert r["bag_label"] == expected
+    sel = read_parquet(run.output("mil", "selection")).to_pylist()
+    cfg = MilConfig()
+    for r in sel:
+        src = next(x for x in rows if x["image"] == r["image"])
+        assert r["label"] == src["bag_label"]
+        if r["label"] == 1:
+            assert r["score"] >= cfg.positive_threshold
+    metrics = json.loads(run.output("mil", "metrics").read_text())
+    assert 0.0 <= metrics["val_bag_auroc"] <= 1.0 and metrics["counts"]["excluded:uncertain"] >= 1
+    assert metrics["history"] and metrics["best_epoch"] >= 1
+    # the checkpoint alone reproduces the scores
+    encoder, heads, ck_cfg, meta = load_model(run.output("mil", "checkpoint"))
+    assert ck_cfg.image_size == 64 and meta["best_epoch"] == metrics["best_epoch"]
+    first = images[:4]
+    batch = torch.from_numpy(np.stack([load_image(r["path"], 64) for r in first]))
+    again = score_images(encoder, heads, batch)
+    np.testing.assert_allclose(again, [rows[i]["score"] for i in range(4)], atol=1e-5)
+    # image-level metrics against the truth are computable from the outputs
+    flags = [int(truth.image_polyp[r["image"]]) for r in rows]
+    m = instance_metrics([r["score"] for r in rows], flags)
+    assert m["n"] == len(rows) and 0.0 <= m["auroc"] <= 1.0
+
+
+def test_stage_without_positive_bags_is_a_stage_error(tmp_path: Path, archive: Path) -> None:
+    labels = [{**r, "polyp": "absent"} for r in _labels_from_truth(archive)]
+    with pytest.raises(StageError, match=r"0 positive"):
+        _run(tmp_path, archive, labels)
+
+
+def test_bag_labels_follow_the_config() -> None:
+    rows = [{"exam_id": "a", "polyp": "present"}, {"exam_id": "b", "polyp": "absent"},
+            {"exam_id": "c", "polyp": "uncertain"}, {"exam_id": "d", "polyp": None}]
+    labels, counts = bag_labels(rows, MilConfig())
+    assert labels == {"a": 1, "b": 0, "c": -1, "d": -1}
+    assert counts == {"positive": 1, "negative": 1, "excluded:uncertain": 1, "excluded:missing": 1}
+    labels2, _ = bag_labels(rows, MilConfig(positive_labels=["present", "uncertain"]))
+    assert labels2["c"] == 1
+
+
+def test_selection_thresholds_and_lowest_negatives() -> None:
+    rows = [{"exam_id": "p", "image": f"p{i}", "score": s, "bag_label": 1} for i, s in enumerate([0.9, 0.8, 0.5])]
+    rows += [{"exam_id": "n", "image": f"n{i}", "score": s, "bag_label": 0}
+             for i, s in enumerate([0.7, 0.1, 0.3, 0.2, None])]
+    rows += [{"exam_id": "u", "image": "u0", "score": 0.99, "bag_label": -1}]
+    sel = select_images(rows, MilConfig(positive_threshold=0.8, negative_fraction=0.5))
+    assert [(r["image"], r["label"]) for r in sel] == [("p0", 1), ("p1", 1), ("n1", 0), ("n3", 0)]
