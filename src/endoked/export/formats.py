@@ -1,0 +1,107 @@
+"""Writers of the export formats. Each writes into an empty or new folder and returns what it wrote."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from endoked.export.source import ExportItem
+from endoked.io import atomic_path, atomic_write_json
+from endoked.progress import track
+
+
+def _save_png(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+
+
+def export_pranet(items: Sequence[ExportItem], out: Path) -> dict[str, Any]:
+    """PraNet layout: ``out/images/<case>.<ext>`` (original file) and ``out/masks/<case>.png`` (0/255)."""
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    for it in track(items, total=len(items), desc="export pranet", unit="img"):
+        dest = out / "images" / f"{it.case_id}{it.image_path.suffix.lower()}"
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(it.image_path, tmp)
+        _save_png(out / "masks" / f"{it.case_id}.png", (it.load_mask() * 255).astype(np.uint8))
+    return {"format": "pranet", "images": len(items)}
+
+
+def _instances(mask: np.ndarray) -> list[np.ndarray]:
+    """Connected components of a boolean mask, each as its own boolean mask (8-connectivity)."""
+    n, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    return [lab == i for i in range(1, n)]
+
+
+def export_coco(items: Sequence[ExportItem], out: Path, copy_images: bool = True) -> dict[str, Any]:
+    """COCO instances JSON (``out/annotations.json``) with one RLE annotation per connected component; the
+    exam's report fields ride along as image attributes. Images are copied to ``out/images/``."""
+    from pycocotools import mask as mask_utils
+
+    images, annotations = [], []
+    ann_id = 1
+    if copy_images:
+        (out / "images").mkdir(parents=True, exist_ok=True)
+    for img_id, it in enumerate(track(items, total=len(items), desc="export coco", unit="img"), start=1):
+        file_name = f"{it.case_id}{it.image_path.suffix.lower()}"
+        if copy_images:
+            with atomic_path(out / "images" / file_name) as tmp:
+                shutil.copyfile(it.image_path, tmp)
+        images.append({"id": img_id, "file_name": file_name, "width": it.width, "height": it.height,
+                       "exam_id": it.exam_id, "source_image": it.image, "report": it.report})
+        for inst in _instances(it.load_mask()):
+            rle = mask_utils.encode(np.asfortranarray(inst.astype(np.uint8)))
+            x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+            annotations.append({"id": ann_id, "image_id": img_id, "category_id": 1, "iscrowd": 0,
+                                "area": float(mask_utils.area(rle)), "bbox": [x, y, w, h],
+                                "segmentation": {"size": [int(s) for s in rle["size"]],
+                                                 "counts": rle["counts"].decode("ascii")}})
+            ann_id += 1
+    coco = {"info": {"description": "endoked pseudo labels", "version": "1.0"},
+            "images": images, "annotations": annotations,
+            "categories": [{"id": 1, "name": "polyp", "supercategory": "lesion"}]}
+    atomic_write_json(out / "annotations.json", coco)
+    return {"format": "coco", "images": len(images), "annotations": len(annotations)}
+
+
+def export_nnunet(items: Sequence[ExportItem], out: Path, dataset_id: int = 501,
+                  name: str = "EndokedPolyp") -> dict[str, Any]:
+    """nnU-Net v2 raw dataset ``out/DatasetXXX_Name/`` for 2D natural images: ``imagesTr/<case>_0000.png``
+    (RGB), ``labelsTr/<case>.png`` (0 background / 1 polyp) and ``dataset.json``."""
+    root = out / f"Dataset{dataset_id:03d}_{name}"
+    (root / "imagesTr").mkdir(parents=True, exist_ok=True)
+    (root / "labelsTr").mkdir(parents=True, exist_ok=True)
+    for it in track(items, total=len(items), desc="export nnunet", unit="img"):
+        rgb = np.asarray(Image.open(it.image_path).convert("RGB"))
+        _save_png(root / "imagesTr" / f"{it.case_id}_0000.png", rgb)
+        _save_png(root / "labelsTr" / f"{it.case_id}.png", it.load_mask().astype(np.uint8))
+    dataset = {"channel_names": {"0": "R", "1": "G", "2": "B"}, "labels": {"background": 0, "polyp": 1},
+               "numTraining": len(items), "file_ending": ".png",
+               "overwrite_image_reader_writer": "NaturalImage2DIO",
+               "description": "endoked pseudo labels (box-prompted segmentation of CAM boxes)"}
+    atomic_write_json(root / "dataset.json", dataset)
+    return {"format": "nnunet", "images": len(items), "dataset": str(root)}
+
+
+WRITERS = {"pranet": export_pranet, "coco": export_coco, "nnunet": export_nnunet}
+
+
+def write_export(fmt: str, items: Sequence[ExportItem], out: Path) -> dict[str, Any]:
+    """Dispatch to a writer by name (``pranet``, ``coco``, ``nnunet``)."""
+    from endoked.errors import ConfigError
+
+    if fmt not in WRITERS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(WRITERS)}")
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"export folder {out} is not empty; choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    summary = WRITERS[fmt](items, out)
+    (out / "export.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
