@@ -1,0 +1,164 @@
+"""Token scanning and a ConText-style scope engine (negation, uncertainty, history) for both languages.
+
+Why not medspaCy/pyConText: they pull in spaCy, cover English only, and a spaCy pipeline costs far more
+than the 1 ms per report this stage aims for. The rules here follow ConText (Harkema et al., J Biomed
+Inform 2009): a trigger modifies targets inside its scope, which runs forward or backward to the
+sentence edge or to a termination term; Chinese triggers stop at clause punctuation (，；).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from endoked.extract import lexicon as lx
+
+_FLAGS = re.IGNORECASE
+
+
+def _group_alternation(tables: list[tuple[str, lx.Table]]) -> tuple[re.Pattern[str], dict[str, tuple[str, str]]]:
+    """One regex with a named group per table row (``CAT_i``) and the map group name -> (cat, value)."""
+    parts = []
+    names: dict[str, tuple[str, str]] = {}
+    for cat, table in tables:
+        for i, (value, pat) in enumerate(table):
+            parts.append(f"(?P<{cat}_{i}>{pat})")
+            names[f"{cat}_{i}"] = (cat, value)
+    return re.compile("|".join(parts), _FLAGS), names
+
+
+# One scan per section finds every finding-level token; order = priority at the same position.
+FIND_RE, _FIND_NAMES = _group_alternation([
+    ("POLYP", lx.POLYP), ("MAL", lx.MALIGNANCY), ("MORPH", lx.MORPHOLOGY), ("LOC", lx.LOCATION),
+    ("REM", lx.REMOVAL), ("SIZE", [("size", lx.SIZE)]),
+])
+PATH_RE, _PATH_NAMES = _group_alternation([("PATH", lx.PATHOLOGY)])
+_NAMES = {**_FIND_NAMES, **_PATH_NAMES}
+CTX_RE = re.compile("|".join(f"(?P<c{i}>{pat})" for i, (_, pat) in enumerate(lx.CONTEXT)), _FLAGS)
+_CTX_KINDS = [kind for kind, _ in lx.CONTEXT]
+PREP_RE = re.compile(lx.PREP, _FLAGS)
+PATH_CUE_RE = re.compile(lx.PATH_CUE, _FLAGS)
+TOTAL_RE = re.compile(lx.TOTAL, _FLAGS)
+
+_CJK_RE = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclass(slots=True)
+class Token:
+    """A vocabulary hit: category (POLYP, MAL, MORPH, LOC, REM, SIZE, PATH), value, span, text."""
+
+    cat: str
+    value: str
+    start: int
+    end: int
+    text: str
+
+
+def scan(regex: re.Pattern[str], text: str, start: int, end: int) -> list[Token]:
+    """All tokens of ``regex`` (:data:`FIND_RE` or :data:`PATH_RE`) in ``text[start:end]`` (absolute
+    offsets)."""
+    out: list[Token] = []
+    for m in regex.finditer(text, start, end):
+        cat, value = _NAMES[m.lastgroup or ""]
+        out.append(Token(cat, value, m.start(), m.end(), m.group()))
+    return out
+
+
+@dataclass(slots=True)
+class Scope:
+    """A trigger's reach: kind ("neg", "hedge", "hist") over ``[start, end)``."""
+
+    kind: str
+    start: int
+    end: int
+
+
+_CLAUSE_PUNCT = re.compile(r"[,;。!?]|\.(?!\d)")
+
+
+def _is_cjk(s: str) -> bool:
+    return _CJK_RE.search(s) is not None
+
+
+def scopes_for_sentence(text: str, s: int, e: int) -> list[Scope]:
+    """Compute the context scopes inside the sentence ``text[s:e]``."""
+    trig: list[tuple[str, int, int, bool]] = []
+    terms: list[int] = []
+    for m in CTX_RE.finditer(text, s, e):
+        kind = _CTX_KINDS[int((m.lastgroup or "c0")[1:])]
+        if kind == "pseudo":
+            continue
+        if kind == "term":
+            terms.append(m.start())
+            continue
+        trig.append((kind, m.start(), m.end(), _is_cjk(m.group())))
+    if not trig:
+        return []
+    commas = [m.start() for m in _CLAUSE_PUNCT.finditer(text, s, e)]
+    out: list[Scope] = []
+    for kind, a, b, cjk in trig:
+        base = kind.split("_")[0]
+        direction = kind.split("_")[1]
+        comma_bound = cjk or base in ("hist", "hedge")
+        if direction == "w":
+            out.append(Scope(base, a, b))
+            continue
+        if direction in ("f", "2"):
+            stop = e
+            for t in terms:
+                if t >= b:
+                    stop = min(stop, t)
+                    break
+            if comma_bound:
+                for c in commas:
+                    if c >= b:
+                        stop = min(stop, c)
+                        break
+            if base == "hedge" and not cjk:
+                stop = min(stop, b + 40)
+            if direction == "2":
+                stop = min(stop, b + 30)
+            out.append(Scope(base, b, stop))
+        if direction in ("b", "2"):
+            begin = s
+            for t in reversed(terms):
+                if t < a:
+                    begin = max(begin, t)
+                    break
+            if comma_bound:
+                for c in reversed(commas):
+                    if c < a:
+                        begin = max(begin, c + 1)
+                        break
+            if direction == "2":
+                begin = max(begin, a - 30)
+            out.append(Scope(base, begin, a))
+    return out
+
+
+@dataclass(slots=True)
+class Status:
+    """Context of one target: negated, hedged, historical (history/family/screening/hypothetical)."""
+
+    negated: bool = False
+    hedged: bool = False
+    historical: bool = False
+
+    @property
+    def current(self) -> bool:
+        """A finding of this exam that is not negated (it may be hedged)."""
+        return not self.negated and not self.historical
+
+
+def status_of(tok: Token, scopes: list[Scope]) -> Status:
+    """The context status of a token given the scopes of its sentence."""
+    st = Status()
+    for sc in scopes:
+        if sc.start <= tok.start < sc.end or (sc.start < tok.end <= sc.end):
+            if sc.kind == "neg":
+                st.negated = True
+            elif sc.kind == "hedge":
+                st.hedged = True
+            else:
+                st.historical = True
+    return st

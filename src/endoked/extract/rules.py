@@ -1,0 +1,380 @@
+"""The ``rules`` extractor: offline, deterministic, English + Chinese (and mixed) colonoscopy reports.
+
+Pipeline per report: normalise (length-preserving) -> sections (Findings / Impression / Pathology /
+Indication / Plan ...) -> sentences -> vocabulary tokens (polyp, mass, location, size, morphology,
+removal) -> ConText scopes (negation, uncertainty, history) -> polyp groups with their attributes ->
+Findings and Impression merged so a polyp described in both is counted once -> pathology from the
+pathology sections, the pathology field and "pathology showed ..." clauses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from endoked.extract import context as cx
+from endoked.extract.groups import Group, compatible, expand, is_landmark, morph_value
+from endoked.extract.quantities import find_count, has_each, parse_size
+from endoked.extract.schema import PATHOLOGY_ORDER, ReportLabels, Span
+from endoked.extract.text import detect_lang, normalize, split_sections, split_sentences
+
+FINDING_SECTIONS = frozenset({"body", "findings", "impression"})
+_SEP_RE = re.compile(r"[,;]|(?<![A-Za-z])(?:and|while|whereas|plus|as\s+well\s+as)(?![A-Za-z])|另|以及|及|和|、",
+                     re.IGNORECASE)
+_APPOSITION_RE = re.compile(r"(?:likely|probably|consistent\s+with|compatible\s+with|suggestive\s+of|c/w|"
+                            r"resembling|i\.e\.|考虑|符合|疑为|呈)", re.IGNORECASE)
+_NEW_MARK_RE = re.compile(r"another|second|third|additional|further|other|more|另", re.IGNORECASE)
+_DEFINITE_RE = re.compile(r"(?:(?<![A-Za-z])(?:the|this|that|these|those|both|all|said|above|same|its)\s+"
+                          r"(?:[\w.-]+\s+){0,3}|(?:该|此|上述|以上|这|所述|前述)[^,，。]{0,6})$", re.IGNORECASE)
+_PLURAL_DEF_RE = re.compile(r"(?<![A-Za-z])(?:these|those|both|all)(?![A-Za-z])|上述|以上", re.IGNORECASE)
+_LESION_ADJ_RE = re.compile(r"(?:serrated|adenomatous|neoplastic|polypoid|raised|elevated|protruding)"
+                            r"(?:-appearing|-looking)?\s+(?:\w+\s+)?$|(?:腺瘤样|锯齿状|隆起性|隆起型)$", re.IGNORECASE)
+_LIST_INTRO_RE = re.compile(r"[:：]\s*$")
+_PENDING_RE = re.compile(r"pending|await|to\s+follow|not\s+(?:yet\s+)?available|待(?:回报|病理|报告|结果)|未回|待回",
+                         re.IGNORECASE)
+_SIZE_WORDS_RE = re.compile(r"measur|size|diameter|(?<![A-Za-z])it(?:s)?(?![A-Za-z])|大小|直径|约|其", re.IGNORECASE)
+
+
+@dataclass
+class _SectionResult:
+    groups: list[Group] = field(default_factory=list)
+    hedged: list[Group] = field(default_factory=list)
+    negated_spans: list[Span] = field(default_factory=list)
+    malignancy_spans: list[Span] = field(default_factory=list)
+    summary_counts: list[tuple[int, Span]] = field(default_factory=list)
+    pathology_segments: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
+    """A generic "lesion"/"病变" counts as a polyp only next to a polyp morphology ("0-IIa lesion") or a
+    polyp-type adjective ("serrated-appearing lesions", "adenomatous lesion")."""
+    if tok.value != "lesion":
+        return True
+    if _LESION_ADJ_RE.search(text, max(0, tok.start - 25), tok.start):
+        return True
+    return any(t.cat == "MORPH" and tok.start - 40 <= t.start <= tok.end + 25 for t in toks)
+
+
+def _implied_mention(sent_toks: list[cx.Token]) -> cx.Token | None:
+    """Telegraphic items with no polyp noun ("Asc: 1 sessile 5mm, cold snare", "- 盲肠：0.7cm，Paris 0-IIa"):
+    a polyp morphology plus a size, and no mass word, stand for a polyp."""
+    if any(t.cat in ("POLYP", "MAL") for t in sent_toks) or not any(t.cat == "SIZE" for t in sent_toks):
+        return None
+    for t in sent_toks:
+        if t.cat == "MORPH":
+            return cx.Token("POLYP", "implied", t.start, t.end, t.text)
+    return None
+
+
+def _build_group(text: str, mention: cx.Token, extra: list[cx.Token], win: tuple[int, int],
+                 sent_toks: list[cx.Token], st: cx.Status, section: str, scopes: list[cx.Scope]) -> Group:
+    ws, we = win
+    g = Group(kind=mention.value, section=section, hedged=st.hedged)
+    g.spans = [Span(mention.start, mention.end)] + [Span(t.start, t.end) for t in extra]
+    sizes = [(t.start, t.end) for t in sent_toks if t.cat in ("SIZE", "MORPH")]
+    cnt = find_count(text, ws, mention.start, mention.end, we, sizes)
+    plural = mention.text.lower().endswith("s") and mention.value not in ("polyposis", "implied")
+    if mention.value == "polyposis":
+        g.count = None
+    elif cnt is not None:
+        g.count, g.count_explicit = cnt.value, True
+        g.count_spans = [Span(cnt.start, cnt.end)]
+    else:
+        g.count = None if plural else 1
+    g.plural = plural
+    g.each = has_each(text, ws, we)
+    g.summary = g.count_explicit and (cx.TOTAL_RE.search(text, ws, we) is not None
+                                      or _LIST_INTRO_RE.search(text, ws, we) is not None)
+    win_toks = [t for t in sent_toks if ws <= t.start < we]
+    for t in win_toks:
+        if t.cat == "LOC":
+            g.locations.append((t.value, Span(t.start, t.end),
+                                abs(t.start - mention.start) + (1000 if is_landmark(text, t) else 0)))
+        elif t.cat == "SIZE":
+            sz = parse_size(text, t.start, t.end)
+            if sz is not None:
+                g.sizes.extend(sz.values)
+                g.size_spans.append(Span(t.start, t.end))
+        elif t.cat == "MORPH" and g.morph is None:
+            value = morph_value(t)
+            if value != "unspecified":
+                g.morph, g.morph_spans = value, [Span(t.start, t.end)]
+        elif t.cat == "REM":
+            negated = cx.status_of(t, scopes).negated
+            g.set_removed(t.value == "yes" and not negated, Span(t.start, t.end))
+    if not g.locations:  # "a 5 mm polyp and a 7 mm polyp in the sigmoid": borrow the nearest location
+        locs = [t for t in sent_toks if t.cat == "LOC"]
+        if locs:
+            t = min(locs, key=lambda t: abs(t.start - mention.start))
+            g.locations.append((t.value, Span(t.start, t.end), 0))
+    g.locations = [x for x in g.locations if x[2] < 1000] or g.locations
+    if g.count is None and plural and not g.count_explicit and len(g.sizes) > 1:
+        g.count = len(g.sizes)  # "6 mm and 4 mm sessile polyps"
+    return g
+
+
+def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> list[Group]:
+    """Earlier groups of the same section that this description restates (empty: a new polyp)."""
+    if not prev:
+        return []
+    before = text[max(0, mention.start - 40):mention.start]
+    definite = _DEFINITE_RE.search(before) is not None
+    if _NEW_MARK_RE.search(text, max(0, mention.start - 25), mention.start):
+        return []
+    locs = [v for v in g.location_values() if v != "unspecified"]
+    if g.count_explicit and not definite:
+        known = [p.count for p in prev]
+        if not locs and not g.sizes and g.count is not None and None not in known \
+                and g.count <= sum(c or 0 for c in known):
+            return list(prev)  # "IMP: 4 polyps, 3 removed" restates what was described
+        return []
+    if not definite and (locs or g.sizes):
+        return []
+    if definite and _PLURAL_DEF_RE.search(before):
+        return list(prev)
+    for p in reversed(prev):
+        if not locs or any(compatible(a, b) for a in locs for b in p.location_values() or ["unspecified"]):
+            return [p]
+    return []
+
+
+def _finding_section(text: str, start: int, end: int, kind: str, res: _SectionResult) -> None:
+    toks = cx.scan(cx.FIND_RE, text, start, end)
+    ti = 0
+    last_group_sentence = -2
+    for si, (s, e) in enumerate(split_sentences(text, start, end)):
+        while ti < len(toks) and toks[ti].start < s:
+            ti += 1
+        sent_toks = []
+        tj = ti
+        while tj < len(toks) and toks[tj].start < e:
+            sent_toks.append(toks[tj])
+            tj += 1
+        if not sent_toks:
+            continue
+        cue = cx.PATH_CUE_RE.search(text, s, e)
+        cut = e
+        if cue is not None:
+            cut = cue.start()
+            res.pathology_segments.append((cue.end(), e))
+            sent_toks = [t for t in sent_toks if t.start < cut]
+        scopes = cx.scopes_for_sentence(text, s, cut)
+        prep = cx.PREP_RE.search(text, s, cut) is not None
+        for t in sent_toks:
+            if t.cat == "MAL" and cx.status_of(t, scopes).current:
+                res.malignancy_spans.append(Span(t.start, t.end))
+        mentions: list[tuple[cx.Token, cx.Status]] = []
+        for t in sent_toks:
+            if t.cat == "POLYP" and _qualifies(text, t, sent_toks):
+                st = cx.status_of(t, scopes)
+                if st.negated or (st.hedged and prep and not st.historical):
+                    if st.negated:
+                        res.negated_spans.append(Span(t.start, t.end))
+                    continue
+                if st.historical:
+                    continue
+                mentions.append((t, st))
+        if not mentions:
+            implied = _implied_mention(sent_toks)
+            if implied is not None:
+                st = cx.status_of(implied, scopes)
+                if st.current:
+                    mentions.append((implied, st))
+        if not mentions:
+            _follow_up(text, sent_toks, scopes, res, si, last_group_sentence)
+            continue
+        # Merge appositions ("a polyp, likely an adenoma") and find window boundaries between polyps.
+        primaries: list[tuple[cx.Token, cx.Status, list[cx.Token]]] = []
+        bounds: list[int] = []
+        for t, st in mentions:
+            if primaries:
+                pt, pst, extra = primaries[-1]
+                between_end = (extra[-1] if extra else pt).end
+                seps = list(_SEP_RE.finditer(text, between_end, t.start))
+                pre = text[seps[-1].end():t.start] if seps else ""
+                has_own = any(x.cat in ("SIZE", "LOC") and seps and seps[-1].end() <= x.start < t.start
+                              for x in sent_toks) or find_count(text, seps[-1].end() if seps else t.start,
+                                                                t.start, t.end, t.end,
+                                                                [(x.start, x.end) for x in sent_toks
+                                                                 if x.cat in ("SIZE", "MORPH")]) is not None
+                vague = pt.value in ("elevation", "lesion") and st.hedged and not pst.hedged
+                if vague or ((not seps or _APPOSITION_RE.search(pre) or not has_own) and st.hedged == pst.hedged
+                             and not _NEW_MARK_RE.search(pre)):
+                    if vague:  # "见一隆起，可疑息肉": the elevation itself is only possibly a polyp
+                        primaries[-1] = (pt, st, extra)
+                    extra.append(t)
+                    continue
+                bounds.append(seps[-1].start() if seps else t.start)
+            primaries.append((t, st, []))
+        edges = [s, *bounds, cut]
+        for i, (t, st, extra) in enumerate(primaries):
+            g = _build_group(text, t, extra, (edges[i], edges[i + 1]), sent_toks, st, kind, scopes)
+            if g.summary and g.count is not None:
+                res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
+                continue
+            target = res.hedged if st.hedged else res.groups
+            same = [x for x in target if x.section == kind]
+            refs = _refers_back(text, g, t, same)
+            if refs and len(refs) > 1 and g.count_explicit:
+                continue
+            if refs:
+                for r in refs:
+                    r.absorb(g)
+            else:
+                target.append(g)
+        last_group_sentence = si
+
+
+def _follow_up(text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], res: _SectionResult,
+               si: int, last_si: int) -> None:
+    """A sentence right after a polyp description, with no polyp word: "Removed with a cold snare."."""
+    if si != last_si + 1 or not res.groups or any(t.cat == "MAL" for t in sent_toks):
+        return
+    g = res.groups[-1]
+    for t in sent_toks:
+        if t.cat == "REM":
+            g.set_removed(t.value == "yes" and not cx.status_of(t, scopes).negated, Span(t.start, t.end))
+        elif t.cat == "MORPH" and g.morph is None:
+            value = morph_value(t)
+            if value != "unspecified":
+                g.morph, g.morph_spans = value, [Span(t.start, t.end)]
+        elif t.cat == "SIZE" and not g.sizes and _SIZE_WORDS_RE.search(text, max(0, t.start - 30), t.start):
+            sz = parse_size(text, t.start, t.end)
+            if sz is not None:
+                g.sizes, g.size_spans = list(sz.values), [Span(t.start, t.end)]
+
+
+def _pathology(text: str, start: int, end: int, src: str, fallback: bool = True
+               ) -> tuple[list[str], list[Span], list[str]]:
+    """Pathology categories stated (current, not negated) in ``text[start:end]`` with their spans.
+
+    With ``fallback``, a result that names none of the categories ("no significant abnormality",
+    "endometriosis") is "other"; a pending result gives nothing.
+    """
+    cats: list[str] = []
+    spans: list[Span] = []
+    cat_of_span: list[str] = []
+    for s, e in split_sentences(text, start, end):
+        toks = cx.scan(cx.PATH_RE, text, s, e)
+        if not toks:
+            continue
+        scopes = cx.scopes_for_sentence(text, s, e)
+        cur = [t for t in toks if cx.status_of(t, scopes).current]
+        has_other = any(t.value != "dysplasia" for t in cur)
+        for t in cur:
+            value = t.value
+            if value == "dysplasia":
+                if has_other:
+                    continue
+                value = "adenoma"
+            cats.append(value)
+            spans.append(Span(t.start, t.end, src))
+            cat_of_span.append(value)
+    if fallback and not cats and not _PENDING_RE.search(text, start, end):
+        body = text[start:end].strip(" \n:：-")
+        if len(re.findall(r"[A-Za-z]{2,}|[\u4e00-\u9fff]", body)) >= 2:
+            lead = len(text[start:end]) - len(text[start:end].lstrip(" \n:：-"))
+            cats, spans, cat_of_span = ["other"], [Span(start + lead, start + lead + len(body), src)], ["other"]
+    return cats, spans, cat_of_span
+
+
+def _merge_impression(findings: list[Group], impression: list[Group]) -> list[Group]:
+    """Impression restates Findings: add an Impression group only at a location Findings did not cover."""
+    if not findings:
+        return list(impression)
+    out = list(findings)
+    for g in impression:
+        locs = [v for v in g.location_values() if v != "unspecified"]
+        matches = [f for f in findings
+                   if not locs or any(compatible(a, b) for a in locs for b in f.location_values() or ["unspecified"])]
+        if matches:
+            if len(matches) == 1:
+                matches[0].absorb(g)
+            continue
+        out.append(g)
+    return out
+
+
+def _total(groups: list[Group]) -> int | None:
+    total = 0
+    for g in groups:
+        if g.count is None:
+            return None
+        total += g.count * (max(1, len({v for v in g.location_values()})) if g.each else 1)
+    return total
+
+
+def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
+    """Label one report with the rules.
+
+    Args:
+        text: the report (any mix of English and Chinese).
+        pathology: an optional separate pathology result; its spans have ``src="pathology"``.
+
+    Returns:
+        The labels with evidence spans (offsets into ``text`` / ``pathology`` as given).
+    """
+    norm = normalize(text)
+    lang = detect_lang(norm)
+    per_kind: dict[str, _SectionResult] = {"findings": _SectionResult(), "impression": _SectionResult()}
+    path_cats: list[str] = []
+    path_spans: list[Span] = []
+    path_cat_of: list[str] = []
+    for sec in split_sections(norm):
+        if sec.kind in FINDING_SECTIONS:
+            res = per_kind["impression" if sec.kind == "impression" else "findings"]
+            _finding_section(norm, sec.start, sec.end, "impression" if sec.kind == "impression" else "findings",
+                             res)
+        elif sec.kind == "pathology":
+            c, sp, co = _pathology(norm, sec.start, sec.end, "text")
+            path_cats += c
+            path_spans += sp
+            path_cat_of += co
+    for res in per_kind.values():
+        for a, b in res.pathology_segments:
+            c, sp, co = _pathology(norm, a, b, "text", fallback=False)
+            path_cats += c
+            path_spans += sp
+            path_cat_of += co
+    if pathology:
+        pnorm = normalize(pathology)
+        c, sp, co = _pathology(pnorm, 0, len(pnorm), "pathology")
+        path_cats += c
+        path_spans += sp
+        path_cat_of += co
+    fnd, imp = per_kind["findings"], per_kind["impression"]
+    out = ReportLabels(lang=lang, backend="rules")
+    groups = _merge_impression(fnd.groups, imp.groups)
+    hedged = _merge_impression(fnd.hedged, imp.hedged)
+    if groups:
+        out.polyp = "present"
+        out.evidence["polyp"] = [s for g in groups for s in g.spans]
+        summary = fnd.summary_counts or imp.summary_counts
+        f_total, i_total = _total(fnd.groups), _total(imp.groups)
+        if summary:
+            out.polyp_count = max(c for c, _ in summary)
+            out.evidence["polyp_count"] = [s for _, s in summary]
+        else:
+            total = _total(groups)
+            if fnd.groups and f_total is None and i_total is not None and i_total >= len(fnd.groups):
+                total = i_total
+            out.polyp_count = total
+            out.evidence["polyp_count"] = [s for g in groups for s in (g.count_spans or g.spans)]
+        out.polyps = [p for g in groups for p in expand(g)]
+    elif hedged:
+        # Uncertain: no polyp is asserted, so none is listed; the hedged mentions are the evidence.
+        out.polyp, out.polyp_count = "uncertain", None
+        out.evidence["polyp"] = [s for g in hedged for s in g.spans]
+    else:
+        out.polyp, out.polyp_count = "absent", 0
+        out.evidence["polyp"] = fnd.negated_spans + imp.negated_spans
+    if path_cats:
+        best = min(path_cats, key=PATHOLOGY_ORDER.index)
+        out.pathology = best
+        out.evidence["pathology"] = [s for s, c in zip(path_spans, path_cat_of, strict=True) if c == best]
+    mal = fnd.malignancy_spans + imp.malignancy_spans
+    if out.pathology == "adenocarcinoma":
+        mal = mal + out.evidence["pathology"]
+    out.malignancy_suspected = bool(mal)
+    out.evidence["malignancy_suspected"] = mal
+    return out
