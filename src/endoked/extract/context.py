@@ -59,6 +59,8 @@ def scan(regex: re.Pattern[str], text: str, start: int, end: int) -> list[Token]
     offsets)."""
     out: list[Token] = []
     for m in regex.finditer(text, start, end):
+        if m.end() == m.start():
+            continue
         cat, value = _NAMES[m.lastgroup or ""]
         out.append(Token(cat, value, m.start(), m.end(), m.group()))
     return out

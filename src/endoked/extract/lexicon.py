@@ -145,7 +145,7 @@ PATHOLOGY: Table = [
     ("other", r"lipoma|hamartoma\w*|juvenile\s+polyp|peutz|lymphoid\s+(?:aggregate|hyperplasia|follicle)s?|"
               r"leiomyoma|lymphoma|ganglioneuroma|schwannoma|" + _B + r"(?-i:GIST)" + _E
               + r"|(?:colonic|rectal|benign|normal|polypoid)\s+(?:\w+\s+)?mucosa|mucosal\s+prolapse|"
-              r"|colitis|inflammation|granulation\s+tissue|endometriosis|"
+              r"colitis|inflammation|granulation\s+tissue|endometriosis|"
               r"脂肪瘤|错构瘤|幼年性息肉|淋巴(?:组织|滤泡)?(?:增生|样)|平滑肌瘤|淋巴瘤|间质瘤|炎症|慢性炎|急性炎|肉芽|"
               r"子宫内膜异位|黏膜|粘膜"),
 ]

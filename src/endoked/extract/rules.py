@@ -42,6 +42,7 @@ class _SectionResult:
     negated_spans: list[Span] = field(default_factory=list)
     malignancy_spans: list[Span] = field(default_factory=list)
     summary_counts: list[tuple[int, Span]] = field(default_factory=list)
+    summary_groups: list[Group] = field(default_factory=list)
     pathology_segments: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -211,6 +212,7 @@ def _finding_section(text: str, start: int, end: int, kind: str, res: _SectionRe
             g = _build_group(text, t, extra, (edges[i], edges[i + 1]), sent_toks, st, kind, scopes)
             if g.summary and g.count is not None:
                 res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
+                res.summary_groups.append(g)
                 continue
             target = res.hedged if st.hedged else res.groups
             same = [x for x in target if x.section == kind]
@@ -343,6 +345,9 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
         path_spans += sp
         path_cat_of += co
     fnd, imp = per_kind["findings"], per_kind["impression"]
+    for res in (fnd, imp):
+        if not res.groups and res.summary_groups:  # "A total of 5 polyps were removed." and nothing else
+            res.groups = res.summary_groups
     out = ReportLabels(lang=lang, backend="rules")
     groups = _merge_impression(fnd.groups, imp.groups)
     hedged = _merge_impression(fnd.hedged, imp.hedged)
