@@ -12,34 +12,15 @@ import re
 from dataclasses import dataclass
 
 from endoked.extract import lexicon as lx
+from endoked.extract.vocab import Vocab, compile_lower
 
-_FLAGS = re.IGNORECASE
-
-
-def _group_alternation(tables: list[tuple[str, lx.Table]]) -> tuple[re.Pattern[str], dict[str, tuple[str, str]]]:
-    """One regex with a named group per table row (``CAT_i``) and the map group name -> (cat, value)."""
-    parts = []
-    names: dict[str, tuple[str, str]] = {}
-    for cat, table in tables:
-        for i, (value, pat) in enumerate(table):
-            parts.append(f"(?P<{cat}_{i}>{pat})")
-            names[f"{cat}_{i}"] = (cat, value)
-    return re.compile("|".join(parts), _FLAGS), names
-
-
-# One scan per section finds every finding-level token; order = priority at the same position.
-FIND_RE, _FIND_NAMES = _group_alternation([
-    ("POLYP", lx.POLYP), ("MAL", lx.MALIGNANCY), ("MORPH", lx.MORPHOLOGY), ("LOC", lx.LOCATION),
-    ("REM", lx.REMOVAL), ("SIZE", [("size", lx.SIZE)]),
-])
-PATH_RE, _PATH_NAMES = _group_alternation([("PATH", lx.PATHOLOGY)])
-_NAMES = {**_FIND_NAMES, **_PATH_NAMES}
-CTX_RE = re.compile("|".join(f"(?P<c{i}>{pat})" for i, (_, pat) in enumerate(lx.CONTEXT)), _FLAGS)
-_CTX_KINDS = [kind for kind, _ in lx.CONTEXT]
-PREP_RE = re.compile(lx.PREP, _FLAGS)
-PATH_CUE_RE = re.compile(lx.PATH_CUE, _FLAGS)
-TOTAL_RE = re.compile(lx.TOTAL, _FLAGS)
-
+FIND = Vocab([("POLYP", lx.POLYP), ("MAL", lx.MALIGNANCY), ("MORPH", lx.MORPHOLOGY), ("LOC", lx.LOCATION),
+              ("REM", lx.REMOVAL), ("SIZE", [("size", lx.SIZE)])])
+PATH = Vocab([("PATH", lx.PATHOLOGY)])
+CTX = Vocab([("CTX", lx.CONTEXT)])
+PREP_RE = compile_lower(lx.PREP)
+PATH_CUE_RE = compile_lower(lx.PATH_CUE)
+TOTAL_RE = compile_lower(lx.TOTAL)
 _CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -54,16 +35,16 @@ class Token:
     text: str
 
 
-def scan(regex: re.Pattern[str], text: str, start: int, end: int) -> list[Token]:
-    """All tokens of ``regex`` (:data:`FIND_RE` or :data:`PATH_RE`) in ``text[start:end]`` (absolute
-    offsets)."""
-    out: list[Token] = []
-    for m in regex.finditer(text, start, end):
-        if m.end() == m.start():
-            continue
-        cat, value = _NAMES[m.lastgroup or ""]
-        out.append(Token(cat, value, m.start(), m.end(), m.group()))
-    return out
+def scan(vocab: Vocab, low: str, orig: str, start: int, end: int) -> list[Token]:
+    """All tokens of ``vocab`` (:data:`FIND` or :data:`PATH`) in ``low[start:end]``.
+
+    Args:
+        vocab: the compiled vocabulary.
+        low: the normalised, ASCII-lower-cased report (what every rule runs on).
+        orig: the normalised report with its case (for case-sensitive abbreviations).
+        start, end: the stretch to scan (absolute offsets).
+    """
+    return [Token(cat, value, s, e, low[s:e]) for cat, value, s, e in vocab.scan(low, orig, start, end)]
 
 
 @dataclass(slots=True)
@@ -86,14 +67,13 @@ def scopes_for_sentence(text: str, s: int, e: int) -> list[Scope]:
     """Compute the context scopes inside the sentence ``text[s:e]``."""
     trig: list[tuple[str, int, int, bool]] = []
     terms: list[int] = []
-    for m in CTX_RE.finditer(text, s, e):
-        kind = _CTX_KINDS[int((m.lastgroup or "c0")[1:])]
+    for _, kind, a0, b0 in CTX.scan(text, text, s, e):
         if kind == "pseudo":
             continue
         if kind == "term":
-            terms.append(m.start())
+            terms.append(a0)
             continue
-        trig.append((kind, m.start(), m.end(), _is_cjk(m.group())))
+        trig.append((kind, a0, b0, _is_cjk(text[a0:b0])))
     if not trig:
         return []
     commas = [m.start() for m in _CLAUSE_PUNCT.finditer(text, s, e)]

@@ -17,6 +17,7 @@ from endoked.extract.groups import Group, compatible, expand, is_landmark, morph
 from endoked.extract.quantities import find_count, has_each, parse_size
 from endoked.extract.schema import PATHOLOGY_ORDER, ReportLabels, Span
 from endoked.extract.text import detect_lang, normalize, split_sections, split_sentences
+from endoked.extract.vocab import lower_ascii
 
 FINDING_SECTIONS = frozenset({"body", "findings", "impression"})
 _SEP_RE = re.compile(r"[,;]|(?<![A-Za-z])(?:and|while|whereas|plus|as\s+well\s+as)(?![A-Za-z])|另|以及|及|和|、",
@@ -139,11 +140,11 @@ def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> l
     return []
 
 
-def _finding_section(text: str, start: int, end: int, kind: str, res: _SectionResult) -> None:
-    toks = cx.scan(cx.FIND_RE, text, start, end)
+def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res: _SectionResult) -> None:
+    toks = cx.scan(cx.FIND, text, orig, start, end)
     ti = 0
     last_group_sentence = -2
-    for si, (s, e) in enumerate(split_sentences(text, start, end)):
+    for si, (s, e) in enumerate(split_sentences(text, start, end, orig)):
         while ti < len(toks) and toks[ti].start < s:
             ti += 1
         sent_toks = []
@@ -246,7 +247,7 @@ def _follow_up(text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], res
                 g.sizes, g.size_spans = list(sz.values), [Span(t.start, t.end)]
 
 
-def _pathology(text: str, start: int, end: int, src: str, fallback: bool = True
+def _pathology(text: str, orig: str, start: int, end: int, src: str, fallback: bool = True
                ) -> tuple[list[str], list[Span], list[str]]:
     """Pathology categories stated (current, not negated) in ``text[start:end]`` with their spans.
 
@@ -256,8 +257,8 @@ def _pathology(text: str, start: int, end: int, src: str, fallback: bool = True
     cats: list[str] = []
     spans: list[Span] = []
     cat_of_span: list[str] = []
-    for s, e in split_sentences(text, start, end):
-        toks = cx.scan(cx.PATH_RE, text, s, e)
+    for s, e in split_sentences(text, start, end, orig):
+        toks = cx.scan(cx.PATH, text, orig, s, e)
         if not toks:
             continue
         scopes = cx.scopes_for_sentence(text, s, e)
@@ -317,30 +318,30 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
         The labels with evidence spans (offsets into ``text`` / ``pathology`` as given).
     """
     norm = normalize(text)
-    lang = detect_lang(norm)
+    low = lower_ascii(norm)
+    lang = detect_lang(low)
     per_kind: dict[str, _SectionResult] = {"findings": _SectionResult(), "impression": _SectionResult()}
     path_cats: list[str] = []
     path_spans: list[Span] = []
     path_cat_of: list[str] = []
-    for sec in split_sections(norm):
+    for sec in split_sections(low):
         if sec.kind in FINDING_SECTIONS:
-            res = per_kind["impression" if sec.kind == "impression" else "findings"]
-            _finding_section(norm, sec.start, sec.end, "impression" if sec.kind == "impression" else "findings",
-                             res)
+            part = "impression" if sec.kind == "impression" else "findings"
+            _finding_section(low, norm, sec.start, sec.end, part, per_kind[part])
         elif sec.kind == "pathology":
-            c, sp, co = _pathology(norm, sec.start, sec.end, "text")
+            c, sp, co = _pathology(low, norm, sec.start, sec.end, "text")
             path_cats += c
             path_spans += sp
             path_cat_of += co
     for res in per_kind.values():
         for a, b in res.pathology_segments:
-            c, sp, co = _pathology(norm, a, b, "text", fallback=False)
+            c, sp, co = _pathology(low, norm, a, b, "text", fallback=False)
             path_cats += c
             path_spans += sp
             path_cat_of += co
     if pathology:
         pnorm = normalize(pathology)
-        c, sp, co = _pathology(pnorm, 0, len(pnorm), "pathology")
+        c, sp, co = _pathology(lower_ascii(pnorm), pnorm, 0, len(pnorm), "pathology")
         path_cats += c
         path_spans += sp
         path_cat_of += co

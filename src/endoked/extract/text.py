@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from endoked.extract.lexicon import SECTION_HEADERS
+from endoked.extract.vocab import lower_pattern
 
 
 def _build_fold_table() -> dict[int, str]:
@@ -64,12 +65,12 @@ class Section:
     end: int
 
 
-_HEADER_ALTS = "|".join(f"(?P<h{i}>{pat})" for i, (_, pat) in enumerate(SECTION_HEADERS))
+_HEADER_ALTS = "|".join(f"(?P<h{i}>{lower_pattern(pat)})" for i, (_, pat) in enumerate(SECTION_HEADERS))
 _HEADER_RE = re.compile(
     r"(?:^|(?<=[\n.。;；!！])|(?<=[\n.。;；!！][ \t])|(?<=[\n.。;；!！][ \t][ \t]))[ \t]*"
     r"(?:addendum\s*[-:]?\s*)?(?:" + _HEADER_ALTS + r")"
     r"(?:[ \t]*[(（][^()（）\n]{0,60}[)）])?[ \t]*(?:[:：]|(?=\n)|$)",
-    re.IGNORECASE | re.MULTILINE,
+    re.MULTILINE,
 )
 _HEADER_KINDS = [kind for kind, _ in SECTION_HEADERS]
 # A CJK header may follow any whitespace (single-line Chinese reports separate sections with spaces).
@@ -87,7 +88,8 @@ def _header_kind(m: re.Match[str]) -> str:
 
 
 def split_sections(text: str) -> list[Section]:
-    """Cut a normalised report into sections at known headers ("Findings:", "IMPRESSION", "诊断：", ...).
+    """Cut a normalised, lower-cased report (:func:`endoked.extract.vocab.lower_ascii`) into sections at
+    known headers ("findings:", "impression", "诊断：", ...).
 
     Text before the first header is "body" (treated like findings). One-line sections (an inline
     "Indication: ...", "Prep: ...", "Plan: ...") end with their line. After a pathology header, the
@@ -140,14 +142,16 @@ _BOUNDARY = re.compile(r"[.!。！;；\n]|(?<=[ \t])(?=\d{1,2}[.、)](?!\d))")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 
 
-def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+def split_sentences(text: str, start: int, end: int, orig: str | None = None) -> list[tuple[int, int]]:
     """Sentence spans inside ``text[start:end]``.
 
     Boundaries: 。！；; newlines, in-line list numbers (" 2. ", " 3、"), and "." / "!" followed by a space
     or the end, unless the period ends a
     known abbreviation ("approx.", "asc.") or the next word starts in lower case. Decimal points never
-    split. "?" does not split (it is an uncertainty marker in reports).
+    split. "?" does not split (it is an uncertainty marker in reports). ``orig`` is the text with its
+    case when ``text`` is lower-cased.
     """
+    cased = text if orig is None else orig
     spans: list[tuple[int, int]] = []
     s = start
     for m in _BOUNDARY.finditer(text, start, end):
@@ -169,7 +173,7 @@ def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
                 j = i + 1
                 while j < end and text[j] == " ":
                     j += 1
-                if j < end and text[j].islower():
+                if j < end and cased[j].islower():
                     continue
         if i > s:
             spans.append((s, i))
