@@ -222,7 +222,7 @@ def _folder_rows(path: Path, cfg: BiopsyConfig) -> list[dict[str, str]]:
     return rows
 
 
-def split_indices(labels: Sequence[int], groups: Sequence[str], val_fraction: float, seed: int
+def split_indices(labels: Sequence[int] | np.ndarray, groups: Sequence[str], val_fraction: float, seed: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split into training and validation, stratified by class, whole groups on one side.
 
@@ -249,7 +249,7 @@ def split_indices(labels: Sequence[int], groups: Sequence[str], val_fraction: fl
     return train, val
 
 
-def subset_indices(labels: Sequence[int], fraction: float, seed: int, min_per_class: int = 2) -> np.ndarray:
+def subset_indices(labels: Sequence[int] | np.ndarray, fraction: float, seed: int, min_per_class: int = 2) -> np.ndarray:
     """A seeded, class-stratified subset holding ``fraction`` of the images (at least ``min_per_class`` of each
     class present, when available). Returns sorted int64 indices."""
     labels_a = np.asarray(labels, dtype=np.int64)

@@ -100,7 +100,7 @@ def train_steps(model: BiopsyModel, feats: Features, labels: np.ndarray, cfg: Bi
             loss.backward()
             opt.step()
             sched.step()
-            running.append(float(loss))
+            running.append(float(loss.detach()))
             if (step + 1) % chunk == 0 or step + 1 == steps:
                 losses.append(round(float(np.mean(running)), 5))
                 running = []
