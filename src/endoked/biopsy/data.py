@@ -249,7 +249,8 @@ def split_indices(labels: Sequence[int] | np.ndarray, groups: Sequence[str], val
     return train, val
 
 
-def subset_indices(labels: Sequence[int] | np.ndarray, fraction: float, seed: int, min_per_class: int = 2) -> np.ndarray:
+def subset_indices(labels: Sequence[int] | np.ndarray, fraction: float, seed: int, min_per_class: int = 2
+                   ) -> np.ndarray:
     """A seeded, class-stratified subset holding ``fraction`` of the images (at least ``min_per_class`` of each
     class present, when available). Returns sorted int64 indices."""
     labels_a = np.asarray(labels, dtype=np.int64)
