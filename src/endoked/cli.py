@@ -23,7 +23,7 @@ from endoked.logs import setup_console
 from endoked.progress import set_progress
 
 STAGE_CLI_MODULES: tuple[str, ...] = (
-    "ingest", "synth", "extract", "mil", "cam", "prompt_seg", "seg", "eval", "biopsy", "export",
+    "ingest", "synth", "extract", "mil", "cam", "prompt_seg", "seg", "eval", "biopsy", "export", "report",
 )
 
 app = typer.Typer(

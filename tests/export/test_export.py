@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image
 
@@ -14,43 +13,8 @@ from endoked.cli import main
 from endoked.errors import ConfigError, StageError
 from endoked.export.formats import write_export
 from endoked.export.source import load_items
-from endoked.io import write_parquet
 from endoked.runfolder import RunFolder
-
-
-def _fake_run(tmp_path: Path) -> tuple[RunFolder, dict[str, np.ndarray]]:
-    """A run folder with ingest, extract and prompt_seg outputs written by hand."""
-    run = RunFolder(tmp_path / "run")
-    arch = tmp_path / "archive"
-    rng = np.random.default_rng(0)
-    images, labels, pseudo, masks = [], [], [], {}
-    for e in range(2):
-        for i in range(2):
-            rel = f"E{e}/frame {i}.jpg"
-            path = arch / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(path)
-            images.append({"exam_id": f"E{e}", "image": rel, "path": str(path), "width": 40, "height": 30})
-            m = np.zeros((30, 40), bool)
-            m[5:12, 4:15] = True
-            if i == 1:
-                m[20:27, 25:38] = True  # a second polyp: a second COCO instance
-            masks[f"E{e}/{rel}"] = m
-            mrel = f"prompt_seg/masks/E{e}/{i}.png"
-            (run.root / mrel).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray((m * 255).astype(np.uint8)).save(run.root / mrel)
-            pseudo.append({"exam_id": f"E{e}", "image": rel, "mask": mrel, "score": 0.9, "source": "litemedsam"})
-        labels.append({"exam_id": f"E{e}", "polyp": "present", "polyp_count": 2,
-                       "polyps": json.dumps([{"location": "sigmoid", "size_mm": 6.0, "morphology": "sessile",
-                                              "removed": True}]),
-                       "malignancy_suspected": False, "pathology": "adenoma" if e == 0 else None})
-    for stage, name, rows in (("ingest", "images", images), ("extract", "labels", labels),
-                              ("prompt_seg", "pseudo_labels", pseudo)):
-        path = run.stage_dir(stage) / f"{name}.parquet"
-        write_parquet(path, pa.Table.from_pylist(rows))
-        run.mark_running(stage, "fp", {})
-        run.mark_done(stage, {name: run.rel(path)}, {}, 0.0)
-    return run, masks
+from tests.fakes import fake_run as _fake_run
 
 
 def test_pranet_export_round_trip(tmp_path: Path) -> None:

@@ -1,0 +1,256 @@
+"""Build ``RUN/report.html``: overview, config and environment, then one section per finished stage.
+
+Every stage section is optional: the report shows what the run folder holds. Images are embedded as data
+URIs, so the file can be mailed or opened offline.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+from PIL import Image
+
+from endoked import __version__
+from endoked.io import atomic_write_text, read_jsonl
+from endoked.report.figures import file_data_uri, overlay, png_data_uri, score_histogram
+from endoked.runfolder import RunFolder
+from endoked.scoring import Truth, load_truth, score_run
+
+logger = logging.getLogger(__name__)
+Block = dict[str, Any]
+
+SECTION_TITLES = {"ingest": "Ingest", "extract": "Report labels", "mil": "MIL image scores", "cam": "CAM boxes",
+                  "prompt_seg": "Pseudo masks", "seg": "Segmentation", "eval": "Evaluation"}
+
+
+def _done(run: RunFolder, stage: str) -> bool:
+    entry = run.entry(stage)
+    return bool(entry and entry.get("status") == "done")
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else round(v, 4)
+    return v
+
+
+def highlight(text: str, spans: list[tuple[int, int, str]]) -> Markup:
+    """HTML of ``text`` with non-overlapping ``(start, end, field)`` spans wrapped in ``<mark>``."""
+    out, pos = [], 0
+    for start, end, field in sorted(spans):
+        if start < pos or end <= start or end > len(text):
+            continue
+        out.append(html.escape(text[pos:start]))
+        cls = field if field in ("polyp", "negated", "size", "location", "morphology", "pathology") else "other"
+        out.append(f'<mark class="f-{cls}" title="{html.escape(field)}">{html.escape(text[start:end])}</mark>')
+        pos = end
+    out.append(html.escape(text[pos:]))
+    return Markup("".join(out))
+
+
+def _evidence_spans(evidence: Any) -> list[tuple[int, int, str]]:
+    """Collect ``(start, end, field)`` from an evidence structure: a mapping field -> span(s), where a span is
+    ``[start, end]`` or ``{"start", "end"}``, possibly nested in lists or per-polyp dicts."""
+    spans: list[tuple[int, int, str]] = []
+
+    def walk(node: Any, field: str) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("start"), int) and isinstance(node.get("end"), int):
+                spans.append((node["start"], node["end"], str(node.get("field", field))))
+                return
+            for k, v in node.items():
+                walk(v, k if field in ("", "polyps") or k in SPAN_FIELDS else field)
+        elif isinstance(node, list | tuple):
+            if len(node) == 2 and all(isinstance(x, int) for x in node):
+                spans.append((node[0], node[1], field))
+            else:
+                for v in node:
+                    walk(v, field)
+
+    walk(evidence, "")
+    return spans
+
+
+SPAN_FIELDS = {"polyp", "negated", "size", "size_mm", "location", "morphology", "pathology", "removed",
+               "polyp_count", "malignancy_suspected"}
+
+
+def _ingest_section(run: RunFolder) -> list[Block]:
+    rejects = read_jsonl(run.output("ingest", "rejects"))
+    codes = Counter((r["code"], r["level"], r["severity"]) for r in rejects)
+    blocks: list[Block] = []
+    if rejects:
+        blocks.append({"kind": "table", "title": "Rejects by reason", "header": ["code", "level", "severity", "count"],
+                       "rows": [[c, lv, sv, n] for (c, lv, sv), n in codes.most_common()]})
+        first = [[r["source"], r["exam_id"] or "", r["image"] or "", r["message"]] for r in rejects[:15]]
+        blocks.append({"kind": "table", "title": "First rejects", "header": ["source", "exam", "image", "message"],
+                       "rows": first})
+    else:
+        blocks.append({"kind": "text", "text": "Every exam and image passed validation."})
+    return blocks
+
+
+def _extract_section(run: RunFolder) -> list[Block]:
+    labels = pq.read_table(run.output("extract", "labels")).to_pylist()
+    status = Counter(r["polyp"] for r in labels)
+    path_counts = Counter(r.get("pathology") or "none" for r in labels)
+    blocks: list[Block] = [
+        {"kind": "table", "title": "Polyp status", "header": ["polyp", "exams"], "rows": sorted(status.items())},
+        {"kind": "table", "title": "Pathology", "header": ["pathology", "exams"], "rows": path_counts.most_common()},
+    ]
+    errors = [r for r in labels if r.get("error")]
+    if errors:
+        blocks.append({"kind": "table", "title": "Extraction errors", "header": ["exam", "error"],
+                       "rows": [[r["exam_id"], r["error"]] for r in errors[:20]]})
+    exams = {r["exam_id"]: r for r in pq.read_table(run.output("ingest", "exams"),
+                                                      columns=["exam_id", "report"]).to_pylist()}
+    try:
+        rich = read_jsonl(run.output("extract", "labels_jsonl"))
+    except Exception:  # an older run without the JSONL output
+        rich = []
+    picked, seen_status = [], Counter()
+    for rec in rich:
+        st = rec.get("polyp")
+        if seen_status[st] >= 2 or rec.get("error"):
+            continue
+        seen_status[st] += 1
+        exam_id = str(rec.get("id", rec.get("exam_id")))
+        text = exams.get(exam_id, {}).get("report", "")
+        picked.append({"exam_id": exam_id, "polyp": st, "count": rec.get("polyp_count"),
+                       "pathology": rec.get("pathology"),
+                       "html": highlight(text, _evidence_spans(rec.get("evidence", {})))})
+    if picked:
+        blocks.append({"kind": "reports", "title": "Examples with evidence spans highlighted", "entries": picked})
+    return blocks
+
+
+def _mil_section(run: RunFolder) -> list[Block]:
+    rows = pq.read_table(run.output("mil", "image_scores")).to_pylist()
+    names = {1: "positive bags", 0: "negative bags", -1: "excluded (uncertain)"}
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        groups.setdefault(names.get(r.get("bag_label"), str(r.get("bag_label"))), []).append(float(r["score"]))
+    blocks: list[Block] = [{"kind": "image", "title": "Image scores by bag label",
+                            "uri": score_histogram(groups, "MIL image scores")}]
+    entry = run.entry("mil") or {}
+    if "metrics" in entry.get("outputs", {}):
+        metrics = json.loads(run.output("mil", "metrics").read_text())
+        flat = [[k, _fmt(v)] for k, v in metrics.items() if not isinstance(v, dict | list)]
+        blocks.append({"kind": "table", "title": "Training metrics", "header": ["metric", "value"], "rows": flat})
+    if "selection" in entry.get("outputs", {}):
+        sel = pq.read_table(run.output("mil", "selection")).to_pylist()
+        c = Counter(int(r["label"]) for r in sel)
+        blocks.append({"kind": "table", "title": "Selection for the CAM stage", "header": ["label", "images"],
+                       "rows": [["positive", c.get(1, 0)], ["negative", c.get(0, 0)]]})
+    return blocks
+
+
+def _cam_section(run: RunFolder) -> list[Block]:
+    blocks: list[Block] = []
+    boxes = pq.read_table(run.output("cam", "boxes")).to_pylist()
+    blocks.append({"kind": "text", "text": f"{len(boxes)} boxes on {len({(b['exam_id'], b['image']) for b in boxes})} "
+                   "images."})
+    entry = run.entry("cam") or {}
+    if "dropped" in entry.get("outputs", {}):
+        dropped = pq.read_table(run.output("cam", "dropped")).to_pylist()
+        reasons = Counter(r["reason"] for r in dropped)
+        blocks.append({"kind": "table", "title": "Images dropped by the box filters", "header": ["reason", "images"],
+                       "rows": reasons.most_common()})
+    return blocks
+
+
+def _pseudo_section(run: RunFolder, truth: Truth | None, max_figures: int) -> list[Block]:
+    rows = pq.read_table(run.output("prompt_seg", "pseudo_labels")).to_pylist()
+    paths = {(r["exam_id"], r["image"]): Path(r["path"]) for r in
+             pq.read_table(run.output("ingest", "images"), columns=["exam_id", "image", "path"]).to_pylist()}
+    boxes: dict[tuple[str, str], list[list[float]]] = {}
+    if _done(run, "cam"):
+        for b in pq.read_table(run.output("cam", "boxes")).to_pylist():
+            boxes.setdefault((b["exam_id"], b["image"]), []).append([b["x0"], b["y0"], b["x1"], b["y1"]])
+    figures = []
+    for r in rows[:max_figures]:
+        key = (r["exam_id"], r["image"])
+        mask = np.asarray(Image.open(run.abs(r["mask"])).convert("L")) > 127
+        gt = truth.mask(*key) if truth else None
+        img = overlay(paths[key], mask=mask, boxes=boxes.get(key, []), truth=gt)
+        cap = f"{r['exam_id']}/{r['image']}"
+        if "score" in r and r["score"] is not None:
+            cap += f" · score {float(r['score']):.2f}"
+        figures.append({"uri": png_data_uri(img), "caption": cap})
+    legend = "yellow: CAM box · green: pseudo mask" + (" · red: true mask" if truth else "")
+    blocks: list[Block] = [{"kind": "text", "text": f"{len(rows)} images received a pseudo mask."},
+                           {"kind": "grid", "title": "Samples", "legend": legend, "figures": figures}]
+    pngs = sorted((run.root / "prompt_seg").glob("overlays/*.png"))[:max_figures]
+    if pngs:
+        blocks.append({"kind": "grid", "title": "CAM overlays", "legend": "written by the prompt-seg stage",
+                       "figures": [{"uri": file_data_uri(p), "caption": p.stem} for p in pngs]})
+    return blocks
+
+
+def _stage_pngs_and_metrics(run: RunFolder, stage: str) -> list[Block]:
+    blocks: list[Block] = []
+    folder = run.root / stage
+    for png in sorted(folder.glob("*.png"))[:6]:
+        blocks.append({"kind": "image", "title": png.stem.replace("_", " "), "uri": file_data_uri(png)})
+    for js in sorted(folder.glob("metrics*.json"))[:3]:
+        data = json.loads(js.read_text())
+        flat = [[k, _fmt(v)] for k, v in data.items() if not isinstance(v, dict | list)]
+        if flat:
+            blocks.append({"kind": "table", "title": js.name, "header": ["metric", "value"], "rows": flat})
+    return blocks
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None, max_figures: int = 12) -> Path:
+    """Write the run's HTML report (default ``RUN/report.html``) and return its path."""
+    run = RunFolder(run_dir)
+    ledger = run.ledger()["stages"]
+    env = json.loads((run.root / "env.json").read_text()) if (run.root / "env.json").is_file() else {}
+    config_yaml = run.config_path.read_text() if run.config_path.is_file() else ""
+    import yaml
+
+    cfg = yaml.safe_load(config_yaml) or {}
+    archive = (cfg.get("ingest") or {}).get("archive")
+    truth = load_truth(archive) if archive and Path(archive).exists() else None
+    stages = [{"name": name, "status": e.get("status", "?"), "seconds": float(e.get("seconds", 0.0)),
+               "counts": ", ".join(f"{k}={v}" for k, v in e.get("counts", {}).items()
+                                   if not isinstance(v, dict | list))} for name, e in ledger.items()]
+    sections: list[dict[str, Any]] = [{"id": "overview", "title": "Overview"},
+                                      {"id": "environment", "title": "Environment"}]
+    builders = {"ingest": lambda: _ingest_section(run), "extract": lambda: _extract_section(run),
+                "mil": lambda: _mil_section(run), "cam": lambda: _cam_section(run),
+                "prompt_seg": lambda: _pseudo_section(run, truth, max_figures)}
+    for stage in ledger:
+        if not _done(run, stage):
+            continue
+        try:
+            blocks = builders[stage]() if stage in builders else []
+            blocks += _stage_pngs_and_metrics(run, stage) if stage not in ("ingest", "extract") else []
+        except Exception as exc:  # a report must never take a finished run down with it
+            logger.warning("report: section %s skipped (%s: %s)", stage, type(exc).__name__, exc)
+            blocks = [{"kind": "text", "text": f"This section could not be rendered: {exc}"}]
+        sections.append({"id": stage, "title": SECTION_TITLES.get(stage, stage), "blocks": blocks})
+    scores = {k: {m: _fmt(v) for m, v in vals.items()} for k, vals in score_run(run, archive).items()} \
+        if archive and truth else {}
+    env_rows = {"profile": cfg.get("profile", "?"), "seed": env.get("seed"), "device": env.get("device"),
+                "endoked": env.get("endoked"), "python": env.get("python"), "git": env.get("git_sha"),
+                "platform": env.get("platform"),
+                "packages": ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items() if v)}
+    jenv = Environment(loader=PackageLoader("endoked.report", "."), autoescape=select_autoescape(["html", "j2"]))
+    page = jenv.get_template("template.html.j2").render(
+        run_name=run.root.name, run_path=str(run.root), env=env_rows, config_yaml=config_yaml, stages=stages,
+        sections=sections, scores=scores, version=__version__,
+        generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    dest = Path(out) if out else run.root / "report.html"
+    atomic_write_text(dest, page)
+    return dest

@@ -1,0 +1,25 @@
+"""``endoked report RUN``: (re)build a run's HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``report`` command."""
+
+    @app.command("report")
+    def report_cmd(
+        run: Annotated[Path, typer.Argument(help="Run folder.")],
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default RUN/report.html).")] = None,
+    ) -> None:
+        """Write a self-contained HTML report of a run (config, stages, rejects, examples, figures)."""
+        from endoked.errors import StageError
+        from endoked.report.build import build_report
+
+        if not (run / "ledger.json").is_file():
+            raise StageError(f"{run} is not a run folder (no ledger.json)")
+        typer.echo(f"report: {build_report(run, out)}")
