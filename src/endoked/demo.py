@@ -14,7 +14,7 @@ import typer
 
 from endoked.config import resolve_config
 from endoked.runfolder import RunFolder
-from endoked.runner import execute, summary_lines
+from endoked.runner import execute, summary_lines, write_report
 from endoked.scoring import score_run
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ def run_demo(out: Path, exams: int = 40, seed: int = 0, overrides: Sequence[str]
     typer.echo(f"run folder: {run.root}")
     for line in summary_lines(run, status):
         typer.echo(line)
+    write_report(run)
     scores = score_run(run, archive)
     for line in format_scores(scores):
         typer.echo(line)

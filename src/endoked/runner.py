@@ -75,4 +75,15 @@ def run_from_cli(out: Path, archive: Path | None, profile: str | None, config_fi
     typer.echo(f"run folder: {run.root}")
     for line in summary_lines(run, status):
         typer.echo(line)
+    write_report(run)
     return status
+
+
+def write_report(run: RunFolder) -> None:
+    """Refresh ``RUN/report.html``; a report failure is logged, never fatal to the run."""
+    from endoked.report.build import build_report
+
+    try:
+        typer.echo(f"report: {build_report(run.root)}")
+    except Exception as exc:
+        logger.warning("could not write the run report: %s: %s", type(exc).__name__, exc)
