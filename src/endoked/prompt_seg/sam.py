@@ -1,0 +1,103 @@
+"""The ``sam`` segmenter: the official ``segment-anything`` package with a user-supplied checkpoint.
+
+Install with ``pip install 'endoked[sam]'`` (or ``pip install segment-anything``) and download a checkpoint
+(``sam_vit_b_01ec64.pth``, ``sam_vit_l_0b3195.pth`` or ``sam_vit_h_4b8939.pth`` from
+https://github.com/facebookresearch/segment-anything#model-checkpoints) on a machine with internet; point
+``prompt_seg.weights`` to it. Nothing is downloaded here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from endoked.device import resolve_device
+from endoked.errors import BackendUnavailableError, ConfigError, WeightsNotFoundError
+from endoked.prompt_seg.base import BoxPromptSegmenter
+
+logger = logging.getLogger(__name__)
+
+MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
+CHECKPOINT_HINT = ("download sam_vit_b_01ec64.pth / sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth from "
+                   "https://dl.fbaipublicfiles.com/segment_anything/ on a machine with internet and set "
+                   "prompt_seg.weights to the file")
+
+
+def _import_sam() -> Any:
+    try:
+        import segment_anything
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "segmenter 'sam' needs the segment-anything package: pip install 'endoked[sam]' "
+            "(or pip install segment-anything)") from exc
+    return segment_anything
+
+
+class SamSegmenter(BoxPromptSegmenter):
+    """Segment Anything, box-prompted.
+
+    Args:
+        weights: SAM checkpoint (``.pth``) matching ``model_type``; required unless ``random_init``.
+        model_type: ``vit_b``, ``vit_l`` or ``vit_h``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        multimask: decode three masks per box and keep the one with the highest predicted IoU.
+        random_init: build the model with random weights (plumbing tests only; masks are meaningless).
+        model: an already built ``Sam`` module (overrides ``weights``/``model_type``).
+    """
+
+    name = "sam"
+
+    def __init__(self, weights: str | Path | None = None, model_type: str = "vit_b", device: str = "auto",
+                 multimask: bool = False, random_init: bool = False, model: torch.nn.Module | None = None,
+                 **_ignored: Any) -> None:
+        super().__init__()
+        sam_pkg = _import_sam()
+        self.device = resolve_device(device)
+        self.multimask = multimask
+        if model is None:
+            if model_type not in MODEL_TYPES:
+                raise ConfigError(f"prompt_seg.sam_model_type {model_type!r} is not one of {', '.join(MODEL_TYPES)}")
+            path = None
+            if not random_init:
+                if weights is None:
+                    raise WeightsNotFoundError(f"segmenter 'sam' needs a checkpoint: {CHECKPOINT_HINT}")
+                path = Path(weights).expanduser()
+                if not path.is_file():
+                    raise WeightsNotFoundError(f"SAM checkpoint not found at {path}: {CHECKPOINT_HINT}")
+            model = sam_pkg.sam_model_registry[model_type](checkpoint=None)
+            if path is not None:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                try:
+                    model.load_state_dict(state, strict=True)
+                except RuntimeError as exc:
+                    raise WeightsNotFoundError(
+                        f"SAM checkpoint {path} does not fit model_type {model_type!r}: {exc}") from exc
+                logger.info("SAM %s weights loaded from %s", model_type, path)
+        model.eval().to(self.device)
+        self.predictor = sam_pkg.SamPredictor(model)
+
+    @torch.inference_mode()
+    def _embed(self, image: np.ndarray) -> None:
+        self.predictor.set_image(image, image_format="RGB")
+
+    def _reset(self) -> None:
+        self.predictor.reset_image()
+
+    @torch.inference_mode()
+    def _predict(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pred = self.predictor
+        box_t = torch.as_tensor(boxes, dtype=torch.float32, device=pred.device)
+        box_t = pred.transform.apply_boxes_torch(box_t, pred.original_size)
+        masks, iou, _ = pred.predict_torch(point_coords=None, point_labels=None, boxes=box_t,
+                                           multimask_output=self.multimask)
+        if self.multimask:
+            best = iou.argmax(dim=1)
+            idx = torch.arange(len(best), device=best.device)
+            masks, iou = masks[idx, best], iou[idx, best]
+        else:
+            masks, iou = masks[:, 0], iou[:, 0]
+        return masks.cpu().numpy(), iou.float().cpu().numpy()

