@@ -40,6 +40,10 @@ class Extractor(Protocol):
         """Label several reports (backends may run them concurrently); same order as ``items``."""
         ...
 
+    def close(self) -> None:
+        """Release connections or models."""
+        ...
+
 
 ExtractorFactory = Callable[[ExtractConfig], Extractor]
 _REGISTRY: dict[str, ExtractorFactory] = {}
@@ -121,6 +125,9 @@ class RulesExtractor:
 
     def extract_many(self, items: Sequence[tuple[str, str | None]]) -> list[ReportLabels]:
         return [self.extract(t, p) for t, p in items]
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 @register_extractor("rules")

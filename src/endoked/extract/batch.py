@@ -35,11 +35,14 @@ def extract_file(inp: str | Path, out: str | Path, config: ExtractConfig | None 
     rows = list(iter_report_rows(inp))
     results: list[dict[str, Any]] = []
     step = max(1, min(config.chunk_size, 256))
-    with bar(len(rows), desc="extract", unit="report", enabled=progress) as pb:
-        for i in range(0, len(rows), step):
-            chunk = rows[i:i + step]
-            results.extend(process_batch(chunk, extractor, config))
-            pb.update(len(chunk))
+    try:
+        with bar(len(rows), desc="extract", unit="report", enabled=progress) as pb:
+            for i in range(0, len(rows), step):
+                chunk = rows[i:i + step]
+                results.extend(process_batch(chunk, extractor, config))
+                pb.update(len(chunk))
+    finally:
+        extractor.close()
     write_jsonl(out, results)
     summary = summarize(results)
     logger.info("extract: %s", summary)

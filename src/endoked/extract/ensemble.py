@@ -56,6 +56,10 @@ class EnsembleExtractor:
     def extract(self, text: str, pathology: str | None = None) -> ReportLabels:
         return self.extract_many([(text, pathology)])[0]
 
+    def close(self) -> None:
+        """Release the LLM backend's connections."""
+        self.llm.close()
+
     def extract_many(self, items: Sequence[tuple[str, str | None]]) -> list[ReportLabels]:
         rules = self.rules.extract_many(items)
         todo = [i for i, r in enumerate(rules) if not r.error]

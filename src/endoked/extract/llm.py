@@ -114,6 +114,10 @@ class OpenAIChat:
         self.client = openai.OpenAI(base_url=cfg.url, api_key=os.environ.get(cfg.api_key_env) or "not-needed",
                                     timeout=cfg.timeout_s, max_retries=0)
 
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self.client.close()
+
     def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any]) -> str:
         oa = self._openai
         try:
@@ -270,6 +274,12 @@ class LLMExtractor:
             return ReportLabels.failed(f"llm: {type(exc).__name__}: {exc}", self.name,
                                        detect_lang(normalize(text)))
         return answer_to_labels(answer, text, d_text, pathology, d_path)
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        close = getattr(self.engine, "close", None)
+        if callable(close):
+            close()
 
     def extract_many(self, items: Sequence[tuple[str, str | None]]) -> list[ReportLabels]:
         if self.cfg.concurrency <= 1 or len(items) <= 1:

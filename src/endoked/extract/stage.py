@@ -45,20 +45,11 @@ def _load_chunk(path: Path, ids: list[str]) -> list[dict[str, Any]] | None:
     return rows if [str(r.get("id")) for r in rows] == ids else None
 
 
-def run_extract(ctx: StageContext) -> StageResult:
-    cfg = ctx.config.extract
-    exams_path = ctx.upstream("ingest", "exams")
-    table = read_parquet(exams_path)
-    missing = {"exam_id", "report"} - set(table.column_names)
-    if missing:
-        raise StageError(f"{exams_path} lacks column(s) {sorted(missing)}; re-run ingest")
-    cols = ["exam_id", "report"] + (["pathology"] if "pathology" in table.column_names else [])
-    exams = table.select(cols).to_pylist()
-    extractor = create_extractor(None, cfg)
-    chunk_dir = ctx.work_dir / "chunks"
+def _run_chunks(exams: list[dict[str, Any]], extractor: Any, cfg: Any, chunk_dir: Path,
+                progress: bool) -> tuple[list[dict[str, Any]], int]:
     results: list[dict[str, Any]] = []
     reused = 0
-    with bar(len(exams), desc="extract", unit="report", enabled=ctx.progress) as pb:
+    with bar(len(exams), desc="extract", unit="report", enabled=progress) as pb:
         for k, i in enumerate(range(0, len(exams), cfg.chunk_size)):
             chunk = exams[i:i + cfg.chunk_size]
             ids = [str(e["exam_id"]) for e in chunk]
@@ -71,6 +62,24 @@ def run_extract(ctx: StageContext) -> StageResult:
                 reused += 1
             results.extend(done)
             pb.update(len(chunk))
+    return results, reused
+
+
+def run_extract(ctx: StageContext) -> StageResult:
+    """Label every exam's report (see the module docstring)."""
+    cfg = ctx.config.extract
+    exams_path = ctx.upstream("ingest", "exams")
+    table = read_parquet(exams_path)
+    missing = {"exam_id", "report"} - set(table.column_names)
+    if missing:
+        raise StageError(f"{exams_path} lacks column(s) {sorted(missing)}; re-run ingest")
+    cols = ["exam_id", "report"] + (["pathology"] if "pathology" in table.column_names else [])
+    exams = table.select(cols).to_pylist()
+    extractor = create_extractor(None, cfg)
+    try:
+        results, reused = _run_chunks(exams, extractor, cfg, ctx.work_dir / "chunks", ctx.progress)
+    finally:
+        extractor.close()
     write_jsonl(ctx.work_dir / "labels.jsonl", results)
     write_parquet(ctx.work_dir / "labels.parquet", [_table_row(r) for r in results], schema=LABELS_SCHEMA)
     counts: dict[str, Any] = {**summarize(results), "backend": cfg.backend, "chunks_reused": reused}
