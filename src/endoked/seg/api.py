@@ -1,0 +1,72 @@
+"""Library entry points: train on a pool of (image, mask) pairs, or on a PraNet-layout folder.
+
+Fully supervised training (real masks) and pseudo-label training share :func:`fit`; only the pool differs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from endoked.errors import DataFormatError
+from endoked.io import atomic_write_json, write_jsonl
+from endoked.seg.config import SegConfig
+from endoked.seg.data import PairStore, SegItem, list_pranet_folder, split_indices
+from endoked.seg.train import TrainResult, train_model
+
+logger = logging.getLogger(__name__)
+
+
+def fit(items: Sequence[SegItem], out_dir: Path, cfg: SegConfig, *, seed: int = 0,
+        device: torch.device | None = None, workers: int = 2, epochs: int | None = None,
+        init_checkpoint: Path | None = None, progress: bool = True) -> TrainResult:
+    """Train on a pool: decode it, hold out a seeded validation split, train, write a summary.
+
+    Writes into ``out_dir``: ``model.pt``, ``last.pt``, ``history.json``, ``curve.png``, ``summary.json``
+    and, when some pairs are unusable, ``errors.jsonl`` (one record per skipped image).
+
+    Raises:
+        DataFormatError: no usable pair in the pool.
+    """
+    pool = list(items)
+    if cfg.max_images is not None and len(pool) > cfg.max_images:
+        keep = sorted(np.random.default_rng(seed + 1).permutation(len(pool))[: cfg.max_images].tolist())
+        pool = [pool[i] for i in keep]
+    store = PairStore(pool, cfg.image_size, preload=cfg.preload, workers=workers)
+    errors = store.check_all() if cfg.preload else []
+    if errors:
+        write_jsonl(out_dir / "errors.jsonl", errors)
+    if len(store) == 0:
+        raise DataFormatError(f"none of the {len(pool)} training pairs could be read; see {out_dir / 'errors.jsonl'}")
+    train_idx, val_idx = split_indices(len(store), cfg.val_fraction, cfg.val_max, seed)
+    logger.info("training on %d images, validating on %d (%d unusable)", len(train_idx), len(val_idx), len(errors))
+    result = train_model(store, train_idx, val_idx, out_dir, cfg, seed=seed, device=device, epochs=epochs,
+                         init_checkpoint=init_checkpoint, progress=progress)
+    summary: dict[str, Any] = {
+        "n_pool": len(pool), "n_train": result.n_train, "n_val": result.n_val, "n_errors": len(errors),
+        "best_epoch": result.best_epoch, "best_val": result.best_val, "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early, "seconds": round(result.seconds, 1),
+        "val_keys": [store.items[i].key for i in val_idx],
+    }
+    atomic_write_json(out_dir / "summary.json", summary)
+    return result
+
+
+def train_folder(data: str | Path, out_dir: str | Path, cfg: SegConfig, *, seed: int = 0,
+                 device: torch.device | None = None, workers: int = 2, progress: bool = True) -> TrainResult:
+    """Fully supervised training on a PraNet-layout folder (``data/images``, ``data/masks``, matched by stem).
+
+    Images without a mask are listed in ``out_dir/errors.jsonl`` and skipped.
+    """
+    data, out_dir = Path(data), Path(out_dir)
+    items, missing = list_pranet_folder(data)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if missing:
+        logger.warning("%d images in %s have no mask and are skipped", len(missing), data / "images")
+        write_jsonl(out_dir / "missing_masks.jsonl", missing)
+    return fit(items, out_dir, cfg, seed=seed, device=device, workers=workers, progress=progress)

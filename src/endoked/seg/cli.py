@@ -1,0 +1,80 @@
+"""``endoked predict`` and ``endoked seg ...``: thin shims over :mod:`endoked.seg`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from endoked.cli_options import ConfigOpt, DryRunOpt, OverwriteOpt, ProfileOpt, SetOpt
+
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or mps (default: the config's).")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``predict`` and the ``seg`` group (``seg train``, ``seg run``) to ``app``."""
+    seg_app = typer.Typer(help="Segmentation network: train, run the stage.", no_args_is_help=True)
+    app.add_typer(seg_app, name="seg")
+
+    @app.command("predict")
+    def predict_cmd(
+        model: Annotated[Path, typer.Option("--model", "-m", help="Segmentation checkpoint (model.pt).")],
+        images: Annotated[Path, typer.Option("--images", "-i", help="Folder of images.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <stem>.png probability maps.")],
+        device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
+        tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Average with the flipped image's map.")] = False,
+        batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = 8,
+    ) -> None:
+        """Write one probability map <stem>.png (0-255, the image's size) per image."""
+        from endoked.progress import progress_enabled
+        from endoked.seg.predict import predict_folder
+
+        summary = predict_folder(model, images, out, device=device, tta_flip=tta, batch_size=batch_size,
+                                 progress=progress_enabled())
+        typer.echo(f"{len(summary.written)} maps written to {out}"
+                   + (f"; {len(summary.errors)} images skipped (see {out / 'errors.jsonl'})" if summary.errors else ""))
+
+    @seg_app.command("train")
+    def train_cmd(
+        data: Annotated[Path, typer.Option("--data", "-d", help="PraNet-layout folder: images/ and masks/.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumed when it holds last.pt).")],
+        profile: ProfileOpt = None,
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+        device: DeviceOpt = None,
+        dry_run: DryRunOpt = False,
+    ) -> None:
+        """Fully supervised training on real masks (the same code path as pseudo-label training)."""
+        import yaml
+
+        from endoked.device import resolve_device
+        from endoked.progress import progress_enabled
+        from endoked.seg.api import train_folder
+        from endoked.seg.stage import resolve_seg_config
+
+        cfg, run_cfg = resolve_seg_config(profile, config, set_ or ())
+        if dry_run:
+            typer.echo(yaml.safe_dump({"seg": cfg.model_dump(mode="json")}, sort_keys=False), nl=False)
+            return
+        dev = resolve_device(device or cfg.device or run_cfg.device)
+        result = train_folder(data, out, cfg, seed=run_cfg.seed, device=dev, workers=run_cfg.num_workers,
+                              progress=progress_enabled())
+        val = result.best_val.get("mean_dice")
+        typer.echo(f"checkpoint: {result.checkpoint} (epoch {result.best_epoch}"
+                   + (f", validation mean Dice {val:.4f})" if val is not None else ")"))
+
+    @seg_app.command("run")
+    def run_cmd(
+        out: Annotated[Path, typer.Option("--out", "-o", help="Run folder whose upstream stages are done.")],
+        profile: ProfileOpt = None,
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+        overwrite: OverwriteOpt = False,
+        dry_run: DryRunOpt = False,
+    ) -> None:
+        """Run the seg stage of a run folder: train on its pseudo labels, refine, write seg/model.pt."""
+        from endoked.runner import run_from_cli
+
+        run_from_cli(out=out, archive=None, profile=profile, config_file=config, overrides=set_ or (),
+                     start="seg", stop="seg", overwrite=overwrite, dry_run=dry_run)

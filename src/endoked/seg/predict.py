@@ -1,0 +1,167 @@
+"""Inference: probability maps at each input image's own size (``endoked predict``).
+
+Each image is resized to the checkpoint's training size, the logits ``P1 + P2`` are upsampled bilinearly to
+the image's size and passed through a sigmoid; with ``tta_flip`` the logits of the horizontally flipped
+image (flipped back) are averaged in. Maps are written as ``<stem>.png``, 8-bit ``round(255 * p)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from endoked.device import autocast_for, resolve_device
+from endoked.errors import DataFormatError
+from endoked.io import atomic_path, write_jsonl
+from endoked.progress import bar
+from endoked.seg.checkpoint import load_model
+from endoked.seg.data import list_image_files, read_rgb
+from endoked.seg.model import PolypPVT
+
+logger = logging.getLogger(__name__)
+
+
+class Predictor:
+    """Batched, device-agnostic inference of a trained network.
+
+    Args:
+        model: the network (moved to ``device``, eval mode).
+        image_size: square input size the network was trained at.
+        mean, std: RGB normalisation of inputs in [0, 1].
+        device: where to run.
+        tta_flip: average with the horizontally flipped prediction.
+        amp: fp16 autocast on CUDA.
+    """
+
+    def __init__(self, model: PolypPVT, image_size: int, mean: Sequence[float], std: Sequence[float],
+                 device: torch.device, tta_flip: bool = False, amp: bool = True) -> None:
+        self.model = model.to(device).eval()
+        self.size = int(image_size)
+        self.device = device
+        self.tta_flip = tta_flip
+        self.amp = amp
+        self.mean = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
+                        tta_flip: bool = False) -> Predictor:
+        """Load ``model.pt`` (see :mod:`endoked.seg.checkpoint`) onto ``device``."""
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        model, ckpt = load_model(path)
+        return cls(model, int(ckpt["image_size"]), ckpt["mean"], ckpt["std"], dev, tta_flip)
+
+    @torch.no_grad()
+    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Probability maps of a batch of images.
+
+        Args:
+            images: ``(H_i, W_i, 3) uint8`` RGB images (sizes may differ).
+
+        Returns:
+            One ``(H_i, W_i) float32`` map in [0, 1] per image.
+        """
+        if not images:
+            return []
+        resized = [cv2.resize(np.ascontiguousarray(im), (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+                   for im in images]
+        x = torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).float() / 255.0
+        x = ((x - self.mean) / self.std).to(self.device)
+        with autocast_for(self.device, self.amp):
+            logits = self.model.predict_logits(x).float()
+            if self.tta_flip:
+                logits = 0.5 * (logits + self.model.predict_logits(x.flip(-1)).float().flip(-1))
+        out: list[np.ndarray] = []
+        for j, im in enumerate(images):
+            up = F.interpolate(logits[j:j + 1], size=im.shape[:2], mode="bilinear", align_corners=False)
+            out.append(torch.sigmoid(up)[0, 0].cpu().numpy().astype(np.float32))
+        return out
+
+
+def to_png_bytes(prob: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float map in [0, 1] -> ``(H, W) uint8`` ``round(255 * p)``."""
+    return np.clip(np.round(prob * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_map(prob: np.ndarray, path: Path) -> Path:
+    """Write a probability map as an 8-bit grey PNG, atomically."""
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(to_png_bytes(prob), mode="L").save(tmp, format="PNG")
+    return path
+
+
+@dataclass
+class PredictSummary:
+    """What :func:`predict_folder` did: files written and per-image error records."""
+
+    written: list[Path] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def predict_files(predictor: Predictor, files: Sequence[tuple[str, Path]], out_dir: Path, batch_size: int = 8,
+                  progress: bool = True, skip_existing: bool = False) -> PredictSummary:
+    """Predict ``(name, image file)`` pairs into ``out_dir/<name>.png``; unreadable images become error records."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = PredictSummary()
+    todo: list[tuple[str, Path]] = []
+    for name, path in files:
+        if skip_existing and (out_dir / f"{name}.png").is_file():
+            summary.written.append(out_dir / f"{name}.png")
+        else:
+            todo.append((name, path))
+    with bar(len(todo), desc="predict", unit="img", enabled=progress) as pbar:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            names: list[str] = []
+            images: list[np.ndarray] = []
+            for name, path in chunk:
+                try:
+                    images.append(read_rgb(path))
+                    names.append(name)
+                except DataFormatError as exc:
+                    summary.errors.append({"name": name, "image": str(path), "reason": str(exc)})
+                    logger.warning("skipping %s: %s", path, exc)
+            for name, prob in zip(names, predictor.predict(images), strict=True):
+                summary.written.append(save_map(prob, out_dir / f"{name}.png"))
+            pbar.update(len(chunk))
+    return summary
+
+
+def predict_folder(model: str | Path, images: str | Path, out: str | Path, *, device: str = "auto",
+                   tta_flip: bool = False, batch_size: int = 8, progress: bool = True) -> PredictSummary:
+    """``endoked predict``: one ``<stem>.png`` probability map (0-255, the image's size) per image in ``images``.
+
+    Unreadable images and repeated stems are reported in ``out/errors.jsonl`` and skipped.
+
+    Raises:
+        DataFormatError: missing checkpoint or image folder, or no image in the folder.
+    """
+    images, out = Path(images), Path(out)
+    files = list_image_files(images)
+    if not files:
+        raise DataFormatError(f"no image (.jpg/.png/.bmp/.tif) in {images}")
+    seen: set[str] = set()
+    pairs: list[tuple[str, Path]] = []
+    dup: list[dict[str, Any]] = []
+    for f in files:
+        if f.stem in seen:
+            dup.append({"name": f.stem, "image": str(f),
+                        "reason": "another image has the same stem; rename one of them"})
+            continue
+        seen.add(f.stem)
+        pairs.append((f.stem, f))
+    predictor = Predictor.from_checkpoint(model, device, tta_flip)
+    summary = predict_files(predictor, pairs, out, batch_size, progress)
+    summary.errors = dup + summary.errors
+    if summary.errors:
+        write_jsonl(out / "errors.jsonl", summary.errors)
+    return summary

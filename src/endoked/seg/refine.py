@@ -1,0 +1,152 @@
+"""Refinement rounds: the trained network's predictions become the next round's pseudo labels.
+
+One round: predict every image of the training pool at its own size -> threshold -> the CAM stage's box
+filters (:func:`endoked.cam.boxes.boxes_from_cam`: component count, box area 1-35 %, no border contact) ->
+optionally a box-prompted segmenter (:mod:`endoked.prompt_seg`) on the kept boxes -> new masks. Images whose
+prediction fails the filters keep their previous mask (or leave the pool, ``refine_keep_previous=False``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from endoked.prompt_seg.base import BoxPromptSegmenter
+from endoked.seg.config import SegConfig
+from endoked.seg.data import SegItem, read_mask, read_rgb
+from endoked.seg.predict import Predictor, save_map
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RefinedMask:
+    """Outcome of :func:`refine_prediction` for one image.
+
+    Attributes:
+        mask: ``(H, W) bool`` new pseudo mask, or None when the image was dropped.
+        reason: drop reason (the box filter's) or None.
+        score: mean probability inside the mask (or the segmenter's mean score).
+        boxes_xyxy: ``(N, 4) float32`` boxes kept, image pixels.
+    """
+
+    mask: np.ndarray | None
+    reason: str | None
+    score: float
+    boxes_xyxy: np.ndarray
+
+
+def refine_prediction(prob: np.ndarray, cfg: SegConfig, image: np.ndarray | None = None,
+                      segmenter: BoxPromptSegmenter | None = None) -> RefinedMask:
+    """Turn a probability map into a pseudo mask under the box filters.
+
+    Args:
+        prob: ``(H, W) float`` probabilities in [0, 1].
+        cfg: threshold and filter settings.
+        image: ``(H, W, 3) uint8`` RGB, needed with a segmenter.
+        segmenter: box-prompted segmenter run on the kept boxes; None keeps the thresholded components.
+    """
+    from endoked.cam.boxes import BoxFilter, boxes_from_cam
+
+    binary = (prob >= cfg.refine_threshold).astype(np.float32)
+    params = BoxFilter(threshold=0.5, min_area=cfg.min_box_area, max_area=cfg.max_box_area,
+                       drop_border=cfg.reject_border, max_components=cfg.max_components,
+                       min_component_area=cfg.min_component_area, multi_box=True)
+    result = boxes_from_cam(binary, params)
+    if result.reason is not None:
+        return RefinedMask(None, result.reason, 0.0, np.zeros((0, 4), np.float32))
+    boxes = np.stack([b.as_array() for b in result.boxes]).astype(np.float32)
+    if segmenter is not None:
+        if image is None:
+            raise ValueError("refine_prediction needs the image when a segmenter is given")
+        segmenter.set_image(image)
+        masks, scores = segmenter.predict(boxes)
+        segmenter.reset_image()
+        mask = masks.any(axis=0)
+        score = float(scores.mean()) if len(scores) else 0.0
+    else:
+        mask = np.zeros(prob.shape, dtype=bool)
+        for x0, y0, x1, y1 in boxes.astype(int):
+            mask[y0:y1, x0:x1] |= binary[y0:y1, x0:x1] > 0
+        score = float(prob[mask].mean()) if mask.any() else 0.0
+    if not mask.any():
+        return RefinedMask(None, "empty_mask", 0.0, boxes)
+    return RefinedMask(mask, None, score, boxes)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks (1.0 when both are empty)."""
+    s = int(a.sum()) + int(b.sum())
+    return 1.0 if s == 0 else 2.0 * float(np.logical_and(a, b).sum()) / s
+
+
+def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, mask_dir: Path, *,
+                segmenter: BoxPromptSegmenter | None = None, truth: Mapping[str, Path] | None = None,
+                batch_size: int = 8, progress: bool = True) -> tuple[list[SegItem], list[dict[str, Any]],
+                                                                     dict[str, Any]]:
+    """One refinement round over a pool.
+
+    Args:
+        items: the current pool (image + current pseudo mask).
+        predictor: the network of the previous round.
+        cfg: settings.
+        mask_dir: where the new masks are written (``<index>.png``, 0/255, image size).
+        segmenter: optional box-prompted segmenter.
+        truth: key -> true mask file, to measure pseudo-mask quality (e.g. synthetic archives).
+
+    Returns:
+        The next pool, one record per image (``key``, ``kept``, ``reason``, ``score``, ``dice_prev`` and,
+        with ``truth``, ``dice_truth``/``dice_truth_prev``), and round statistics.
+    """
+    from endoked.progress import bar
+
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    new_items: list[SegItem] = []
+    records: list[dict[str, Any]] = []
+    with bar(len(items), desc="refine pseudo labels", unit="img", enabled=progress) as pbar:
+        for start in range(0, len(items), batch_size):
+            chunk = list(items[start:start + batch_size])
+            images = [read_rgb(it.image) for it in chunk]
+            for j, (it, img, prob) in enumerate(zip(chunk, images, predictor.predict(images), strict=True)):
+                res = refine_prediction(prob, cfg, img, segmenter)
+                prev = read_mask(it.mask) > 0
+                rec: dict[str, Any] = {"key": it.key, "kept": res.mask is not None, "reason": res.reason,
+                                       "score": res.score}
+                if res.mask is not None:
+                    path = save_map(res.mask.astype(np.float32), mask_dir / f"{start + j:06d}.png")
+                    new_items.append(SegItem(it.key, it.image, path))
+                    rec["dice_prev"] = dice(res.mask, prev)
+                    rec["area"] = float(res.mask.mean())
+                elif cfg.refine_keep_previous:
+                    new_items.append(it)
+                if truth and it.key in truth:
+                    gt = read_mask(truth[it.key]) > 0
+                    rec["dice_truth_prev"] = dice(prev, gt)
+                    rec["dice_truth"] = dice(res.mask, gt) if res.mask is not None else rec["dice_truth_prev"]
+                records.append(rec)
+            pbar.update(len(chunk))
+    return new_items, records, round_stats(records)
+
+
+def round_stats(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts, drop reasons, mean area/score/agreement with the previous masks, and truth Dice when known."""
+    kept = [r for r in records if r["kept"]]
+    reasons: dict[str, int] = {}
+    for r in records:
+        if r["reason"]:
+            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+
+    def mean(key: str, rows: Sequence[Mapping[str, Any]]) -> float | None:
+        vals = [float(r[key]) for r in rows if r.get(key) is not None]
+        return float(np.mean(vals)) if vals else None
+
+    return {"n_images": len(records), "n_updated": len(kept), "n_dropped": len(records) - len(kept),
+            "drop_reasons": reasons, "mean_area": mean("area", kept), "mean_score": mean("score", kept),
+            "mean_dice_vs_previous": mean("dice_prev", kept),
+            "mean_dice_truth_before": mean("dice_truth_prev", records),
+            "mean_dice_truth_after": mean("dice_truth", records)}

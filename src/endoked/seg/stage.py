@@ -1,0 +1,198 @@
+"""The seg stage: train on the pseudo labels of ``prompt_seg``, refine them in rounds, keep the final model.
+
+Outputs (run-relative): ``seg/model.pt`` ("checkpoint"), ``seg/metrics.json`` ("metrics": per-round training
+and pseudo-label statistics), ``seg/curve.png`` ("curve"), ``seg/pseudo_stats.jsonl`` ("pseudo_stats": one
+record per round), ``seg/pseudo_labels.parquet`` ("pseudo_labels": the final round's pool, the same columns
+as ``prompt_seg/pseudo_labels.parquet``). Each round trains in ``seg/round<k>/``; a round that finished is
+skipped on re-run and an interrupted one resumes from its ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from endoked.config import RunConfig, parse_overrides, resolve_config
+from endoked.device import resolve_device
+from endoked.errors import ConfigError, StageError
+from endoked.io import atomic_write_json, read_jsonl, read_parquet, write_jsonl, write_parquet
+from endoked.pipeline import StageContext, StageResult, StageSpec
+from endoked.seg.api import fit
+from endoked.seg.config import SegConfig
+from endoked.seg.data import SegItem
+from endoked.seg.plots import write_curve
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_seg_config(profile: str | None, config_file: str | Path | None,
+                       overrides: Sequence[str]) -> tuple[SegConfig, RunConfig]:
+    """The ``seg`` section and the run config, from a profile, a YAML file and ``--set`` overrides."""
+    if "seg" in RunConfig.model_fields:
+        run_cfg = resolve_config(profile, config_file, overrides)
+        return getattr(run_cfg, "seg"), run_cfg  # noqa: B009 - the field is added by the run config
+    seg_over = [o.split(".", 1)[1] for o in overrides if o.startswith("seg.")]
+    run_cfg = resolve_config(profile, config_file, [o for o in overrides if not o.startswith("seg.")])
+    try:
+        return SegConfig.model_validate(parse_overrides(seg_over)), run_cfg
+    except ValidationError as exc:
+        raise ConfigError(f"invalid seg settings: {exc}") from exc
+
+
+def seg_config(ctx: StageContext) -> SegConfig:
+    """The stage's config section (``SegConfig()`` defaults when the run config has none)."""
+    cfg = getattr(ctx.config, "seg", None)
+    return cfg if isinstance(cfg, SegConfig) else SegConfig()
+
+
+def pseudo_label_items(ctx: StageContext) -> tuple[list[SegItem], list[dict[str, Any]]]:
+    """Join ``prompt_seg/pseudo_labels`` with ``ingest/images``: one item per image with a readable mask.
+
+    Returns:
+        Items (key ``exam_id/image``) and error records for rows that cannot be used.
+    """
+    labels = read_parquet(ctx.upstream("prompt_seg", "pseudo_labels")).to_pylist()
+    images = read_parquet(ctx.upstream("ingest", "images")).to_pylist()
+    paths = {(str(r["exam_id"]), str(r["image"])): str(r["path"]) for r in images}
+    items: list[SegItem] = []
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for row_no, row in enumerate(labels):
+        key = f"{row.get('exam_id')}/{row.get('image')}"
+        path = paths.get((str(row.get("exam_id")), str(row.get("image"))))
+        mask = ctx.run.abs(str(row.get("mask"))) if row.get("mask") else None
+        reason = None
+        if path is None:
+            reason = "image not in ingest/images.parquet"
+        elif mask is None or not mask.is_file():
+            reason = f"mask file missing: {row.get('mask')}"
+        elif key in seen:
+            reason = "duplicate (exam_id, image) row"
+        if reason:
+            errors.append({"row": row_no, "key": key, "reason": reason})
+            continue
+        seen.add(key)
+        items.append(SegItem(key, Path(str(path)), mask))  # type: ignore[arg-type]
+    return items, errors
+
+
+def truth_masks(ctx: StageContext) -> dict[str, Path]:
+    """True masks of a synthetic archive (``<archive>/truth/images.csv``), keyed ``exam_id/image``; else {}."""
+    archive = getattr(ctx.config.ingest, "archive", None)
+    if not archive:
+        return {}
+    root = Path(str(archive))
+    root = root.parent if root.is_file() else root
+    table = root / "truth" / "images.csv"
+    if not table.is_file():
+        return {}
+    out: dict[str, Path] = {}
+    with open(table, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("mask"):
+                out[f"{row['exam_id']}/{row['image']}"] = root / row["mask"]
+    return out
+
+
+def _pool_rows(items: Sequence[SegItem], ctx: StageContext, scores: dict[str, float], source: str) -> list[
+        dict[str, Any]]:
+    rows = []
+    for it in items:
+        exam_id, image = it.key.split("/", 1)
+        rows.append({"exam_id": exam_id, "image": image, "mask": ctx.run.rel(it.mask),
+                     "score": float(scores.get(it.key, 1.0)), "source": source})
+    return rows
+
+
+def run_seg(ctx: StageContext) -> StageResult:
+    """Train round 0 on the upstream pseudo labels, then ``refine_rounds`` refinement rounds."""
+    cfg = seg_config(ctx)
+    work = ctx.work_dir
+    device = resolve_device(cfg.device or ctx.config.device)
+    items, errors = pseudo_label_items(ctx)
+    if errors:
+        write_jsonl(work / "errors.jsonl", errors)
+    if not items:
+        raise StageError(f"seg: no usable pseudo label in {ctx.upstream('prompt_seg', 'pseudo_labels')} "
+                         f"({len(errors)} rows unusable, see {work / 'errors.jsonl'})")
+    truth = truth_masks(ctx)
+    round_stats: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    checkpoint: Path | None = None
+    for rnd in range(cfg.refine_rounds + 1):
+        rdir = work / f"round{rnd}"
+        pool_file = rdir / "pool.jsonl"
+        if rnd > 0:
+            if pool_file.is_file():
+                saved = read_jsonl(pool_file)
+                items = [SegItem(r["key"], Path(r["image"]), Path(r["mask"])) for r in saved]
+                stats = read_jsonl(rdir / "stats.jsonl")[0]
+            else:
+                items, stats = _refine_round(ctx, cfg, items, checkpoint, rdir, device, truth)
+            round_stats.append({"round": rnd, **stats})
+        done = rdir / "summary.json"
+        result = fit(items, rdir, cfg, seed=ctx.config.seed + rnd, device=device, workers=ctx.config.num_workers,
+                     epochs=cfg.epochs if rnd == 0 else cfg.refine_epochs, init_checkpoint=checkpoint,
+                     progress=ctx.progress)
+        checkpoint = result.checkpoint
+        history.extend({**h, "round": rnd} for h in result.history)
+        logger.info("seg round %d: %d images, best epoch %d, val %s (%s)", rnd, len(items), result.best_epoch,
+                    result.best_val, done)
+    if checkpoint is None:
+        raise StageError("seg: no round was trained")
+    shutil.copyfile(checkpoint, work / "model.pt")
+    write_jsonl(work / "pseudo_stats.jsonl", round_stats)
+    write_parquet(work / "pseudo_labels.parquet",
+                  _pool_rows(items, ctx, {}, "seg_refine" if cfg.refine_rounds else "prompt_seg"))
+    curve_rows = [{**h, "epoch": i + 1} for i, h in enumerate(history)]
+    write_curve(curve_rows, work / "curve.png", title="seg training (all rounds, epochs in sequence)")
+    summaries = [read_jsonl_safe(work / f"round{r}" / "summary.json") for r in range(cfg.refine_rounds + 1)]
+    metrics = {"rounds": summaries, "pseudo_label_rounds": round_stats, "n_errors": len(errors),
+               "final_val": summaries[-1].get("best_val", {}) if summaries else {}}
+    atomic_write_json(work / "metrics.json", metrics)
+    outputs = {name: ctx.run.rel(work / f) for name, f in (
+        ("checkpoint", "model.pt"), ("metrics", "metrics.json"), ("curve", "curve.png"),
+        ("pseudo_stats", "pseudo_stats.jsonl"), ("pseudo_labels", "pseudo_labels.parquet"))}
+    final_val = metrics["final_val"]
+    return StageResult(outputs=outputs, counts={
+        "images": len(items), "rounds": cfg.refine_rounds, "rejected_rows": len(errors),
+        "val_mean_dice": round(float(final_val.get("mean_dice", float("nan"))), 4)})
+
+
+def read_jsonl_safe(path: Path) -> dict[str, Any]:
+    """A JSON object file (``summary.json``) or {} when absent."""
+    import json
+
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
+
+
+def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], checkpoint: Path | None, rdir: Path,
+                  device: Any, truth: dict[str, Path]) -> tuple[list[SegItem], dict[str, Any]]:
+    from endoked.seg.predict import Predictor
+    from endoked.seg.refine import refine_pool
+
+    if checkpoint is None:
+        raise StageError("seg: a refinement round needs the previous round's checkpoint")
+    segmenter = None
+    if cfg.refine_segmenter:
+        from endoked.prompt_seg.base import create_segmenter
+
+        segmenter = create_segmenter(cfg.refine_segmenter)
+    predictor = Predictor.from_checkpoint(checkpoint, device, cfg.tta_flip)
+    new_items, records, stats = refine_pool(items, predictor, cfg, rdir / "masks", segmenter=segmenter,
+                                            truth=truth, batch_size=cfg.predict_batch_size, progress=ctx.progress)
+    logger.info("seg refinement round: %s", {k: v for k, v in stats.items() if k != "drop_reasons"})
+    write_jsonl(rdir / "records.jsonl", records)
+    write_jsonl(rdir / "stats.jsonl", [stats])
+    write_jsonl(rdir / "pool.jsonl", [{"key": it.key, "image": str(it.image), "mask": str(it.mask)}
+                                      for it in new_items])
+    return new_items, stats
+
+
+STAGE = StageSpec(name="seg", run=run_seg, depends=("ingest", "prompt_seg"))
