@@ -114,8 +114,10 @@ def predict_logits(model: BiopsyModel, feats: Features, device: torch.device, ba
     """Uncalibrated logits ``(N,)`` float64 of cached rows (view 0, or the mean over views with ``tta``);
     unreadable rows give NaN."""
     model.eval()
-    out = np.full(feats.data.shape[0] if feats.data.ndim else 0, np.nan, dtype=np.float64)
-    n_views = int(feats.data.shape[1]) if feats.data.ndim > 1 else 1
+    out = np.full(len(feats.ok), np.nan, dtype=np.float64)
+    if not feats.ok.any():
+        return out
+    n_views = int(feats.data.shape[1])
     with torch.inference_mode():
         for start in range(0, out.size, batch_size):
             x = feats.data[start:start + batch_size]
