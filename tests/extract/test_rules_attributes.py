@@ -61,6 +61,8 @@ def test_chinese_numerals(word: str, value: int | None) -> None:
     ("a 2 cm polyp with a 1 cm stalk in the sigmoid colon", 20.0),
     ("直肠见一枚约０．５ｃｍ息肉", 5.0),
     ("a 20 x 15 mm sessile polyp in the rectum", 20.0),
+    ("直肠见一枚1.2cm长蒂息肉", 12.0),
+    ("乙状结肠见一枚有蒂息肉，蒂长约1.0cm，头部约0.8cm", 8.0),
 ])
 def test_sizes(text: str, size: float) -> None:
     out = extract_rules(text)
@@ -121,6 +123,9 @@ def test_size_list_gives_one_value_per_polyp() -> None:
     ("末端回肠见一枚息肉。", "ileum"),
     ("吻合口见一枚息肉。", "anastomosis"),
     ("见一枚息肉。", "unspecified"),
+    ("A 4 mm polyp in the S-colon.", "sigmoid"),
+    ("A 4 mm polyp in the T-colon.", "transverse"),
+    ("结直肠见一枚息肉。", "unspecified"),
 ])
 def test_locations(text: str, location: str) -> None:
     out = extract_rules(text)

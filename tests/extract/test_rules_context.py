@@ -122,6 +122,9 @@ def test_malignancy(text: str, mal: bool, polyp: str) -> None:
     ("检查所见：乙状结肠见一枚息肉，大小约0.6cm。该息肉予圈套器切除。\n诊断：乙状结肠息肉", 1, ["sigmoid"]),
     ("Findings: A 5 mm polyp in the sigmoid colon.\nImpression: Sigmoid polyp. Also a rectal polyp seen "
      "on retroflexion.", 2, ["sigmoid", "rectum"]),
+    ("【检查所见】横结肠：0.4cm息肉，予冷圈套切除。\n【诊断】横结肠息肉（已切除）", 1, ["transverse"]),
+    ("[Findings] A 6 mm polyp in the cecum, cold snare.\n[Impression] Cecal polyp, removed.", 1, ["cecum"]),
+    ("所见：升结肠见1个约0.4cm息肉，予钳除。\n内镜诊断：结直肠息肉（已切除）", 1, ["ascending"]),
 ])
 def test_findings_and_impression_count_once(text: str, count: int, locations: list[str]) -> None:
     out = extract_rules(text)

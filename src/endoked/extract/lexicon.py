@@ -84,15 +84,18 @@ LOCATION: Table = [
      + r"|(?:结肠)?肝曲|肝区"),
     ("splenic_flexure", r"splenic\s+flexure|left\s+colic\s+flexure|" + _B + r"(?-i:SF)" + _E
      + r"|(?:结肠)?脾曲|脾区"),
-    ("ascending", r"ascending(?:\s+colon)?|" + _B + r"asc\.?(?:\s*colon)?" + _E + r"|升结肠?"),
-    ("transverse", r"transverse(?:\s+colon)?|" + _B + r"trans\.?\s*colon|横结肠?"),
-    ("descending", r"descending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + r"|降结肠?"),
-    ("sigmoid", r"sigmoid(?:\s+colon)?|" + _B + r"sig\.?(?:\s*colon)?" + _E + r"|乙状结肠|乙结肠|乙状"),
+    ("ascending", r"ascending(?:\s+colon)?|" + _B + r"asc\.?(?:\s*colon)?" + _E + "|" + _B + r"a-\s?colon|升结肠?"),
+    ("transverse", r"transverse(?:\s+colon)?|" + _B + r"trans\.?\s*colon|" + _B + r"t-\s?colon|横结肠?"),
+    ("descending", r"descending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B
+     + r"d-\s?colon|降结肠?"),
+    ("sigmoid", r"sigmoid(?:\s+colon)?|" + _B + r"sig\.?(?:\s*colon)?" + _E + "|" + _B + r"s-\s?colon|"
+                r"乙状结肠|乙结肠|乙状"),
     ("rectum", r"rect(?:um|al)" + _E + r"|直肠"),
     ("ileum", r"(?:neo-?\s?)?(?:terminal\s+)?ile(?:um|al)" + _E + "|" + _B + r"(?-i:TI)" + _E
      + r"|(?:末端|终末)回肠|回肠(?:末端|末段)?"),
     ("anastomosis", r"(?:(?:ileo|colo|ileo-?colic|colo-?colonic|ileo-?rectal|colo-?rectal|ileo-?anal)"
                     r"[- ]?)?anastomo(?:sis|tic)" + _E + r"|吻合口"),
+    ("unspecified", r"结直肠|大肠|全结肠|colorectal|large\s+bowel|colonic"),
 ]
 
 # Morphology. "paris"/"yamada" values are resolved by :func:`morph_value`.

@@ -126,7 +126,7 @@ _DISTANCE_BEFORE = re.compile(
     r"(?:(?<![A-Za-z])at|距(?:离)?(?:肛门|肛缘|肛|齿状线)?(?:口)?|进镜|insert(?:ed|ion)(?:\s+to)?|advanced(?:\s+to)?|"
     r"withdrawn(?:\s+to)?|蒂长|stalk(?:\s+length)?(?:\s+of)?|stalk\s+measuring)\s*"
     r"(?:approximately|approx\.?|about|around|~|约)?\s*$", _FLAGS)
-_DISTANCE_AFTER = re.compile(r"\s*(?:from\s+(?:the\s+)?(?:anal|anus|dentate|AV|verge)|处|in\s+length|长)", _FLAGS)
+_DISTANCE_AFTER = re.compile(r"\s*(?:from\s+(?:the\s+)?(?:anal|anus|dentate|AV|verge)|处|in\s+length|长(?!蒂))", _FLAGS)
 _BOUND_BEFORE = re.compile(r"(?:<|＜|less\s+than|smaller\s+than|under|below|小于|不足|>|greater\s+than|larger\s+than|"
                            r"more\s+than|over|exceeding|大于|超过)\s*(?:approximately|about|约)?\s*$", _FLAGS)
 

@@ -68,14 +68,14 @@ class Section:
 _HEADER_ALTS = "|".join(f"(?P<h{i}>{lower_pattern(pat)})" for i, (_, pat) in enumerate(SECTION_HEADERS))
 _HEADER_RE = re.compile(
     r"(?:^|(?<=[\n.。;；!！])|(?<=[\n.。;；!！][ \t])|(?<=[\n.。;；!！][ \t][ \t]))[ \t]*"
-    r"(?:addendum\s*[-:]?\s*)?(?:" + _HEADER_ALTS + r")"
-    r"(?:[ \t]*[(（][^()（）\n]{0,60}[)）])?[ \t]*(?:[:：]|(?=\n)|$)",
+    r"(?:addendum\s*[-:]?\s*)?(?:(?P<br>[【\[])[ \t]*)?(?:" + _HEADER_ALTS + r")"
+    r"(?:[ \t]*[(（][^()（）\n]{0,60}[)）])?[ \t]*(?(br)[】\]][ \t]*[:：]?|(?:[:：]|(?=\n)|$))",
     re.MULTILINE,
 )
 _HEADER_KINDS = [kind for kind, _ in SECTION_HEADERS]
 # A CJK header may follow any whitespace (single-line Chinese reports separate sections with spaces).
 _ZH_HEADER_RE = re.compile(
-    r"(?<=[ \t])(?:" + "|".join(f"(?P<h{i}>{pat})" for i, (_, pat) in enumerate(SECTION_HEADERS)
+    r"(?<=[ \t】\]])(?:" + "|".join(f"(?P<h{i}>{pat})" for i, (_, pat) in enumerate(SECTION_HEADERS)
                                  if re.search(r"[\u4e00-\u9fff]", pat)) + r")[ \t]*[:：]"
 )
 
