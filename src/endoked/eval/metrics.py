@@ -52,7 +52,7 @@ def matlab_thresholds() -> np.ndarray:
 
 
 THRESHOLDS: np.ndarray = matlab_thresholds()
-_THRESHOLDS_ASC: np.ndarray = THRESHOLDS[::-1].copy()
+_ASC_PADDED: np.ndarray = np.concatenate([THRESHOLDS[::-1], [np.inf, np.inf]])
 
 
 def mapminmax(pred: np.ndarray) -> np.ndarray:
@@ -88,6 +88,20 @@ class ThresholdCounts:
     n: int
 
 
+def _passed(pred: np.ndarray, strict: bool) -> np.ndarray:
+    """Number of ascending thresholds each pixel passes (``>=``, or ``>`` when strict); flat intp array.
+
+    Same result as ``np.searchsorted(ascending_grid, pred, side)``, computed from ``floor(pred * 255)`` and two
+    comparisons with the grid (the grid is within a few units in the last place of ``k/255``), about 3x faster.
+    """
+    v = pred.ravel()
+    k = np.minimum((v * 255.0).astype(np.intp), N_THRESHOLDS - 1)
+    t0, t1 = _ASC_PADDED[k], _ASC_PADDED[k + 1]
+    if strict:
+        return k + (t0 < v) + (t1 < v)
+    return k + (t0 <= v) + (t1 <= v)
+
+
 def threshold_counts(pred: np.ndarray, gt: np.ndarray, strict: bool = False) -> ThresholdCounts:
     """Count TP/FP of ``pred >= t`` (or ``pred > t`` when ``strict``) for all 256 thresholds at once.
 
@@ -99,8 +113,8 @@ def threshold_counts(pred: np.ndarray, gt: np.ndarray, strict: bool = False) -> 
     Returns:
         The counts, in the order of :data:`THRESHOLDS` (descending thresholds).
     """
-    # Number of ascending thresholds that each pixel passes; bin by mask class in one pass.
-    passed = np.searchsorted(_THRESHOLDS_ASC, pred.ravel(), side="left" if strict else "right")
+    # Number of ascending thresholds that each pixel passes, binned by mask class in one pass.
+    passed = _passed(pred, strict)
     hist = np.bincount(passed + (N_THRESHOLDS + 1) * gt.ravel(), minlength=2 * (N_THRESHOLDS + 1))
     hist_bg, hist_fg = hist[: N_THRESHOLDS + 1], hist[N_THRESHOLDS + 1:]
     # count at ascending threshold i = pixels that passed more than i thresholds.
