@@ -115,3 +115,34 @@ def test_auroc_and_ap_hand_values() -> None:
     assert m == {"auroc": 1.0, "ap": 1.0, "n": 3, "n_positive": 1}
     with pytest.raises(ValueError, match="shape"):
         instance_metrics([0.1, 0.2], [1])
+
+
+@torch.no_grad()
+def test_padded_batch_equals_bags_one_by_one() -> None:
+    torch.manual_seed(2)
+    ab, ds = GatedAttentionMIL(4, 3), DSMIL(4, 3)
+    bags = [torch.randn(3, 4), torch.randn(5, 4), torch.randn(1, 4)]
+    padded = torch.nn.utils.rnn.pad_sequence(bags, batch_first=True)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    labels = torch.tensor([1.0, 0.0, 1.0])
+    out_ab, out_ds = ab(padded, mask), ds(padded, mask)
+    for i, h in enumerate(bags):
+        n = len(h)
+        one_ab, one_ds = ab(h), ds(h)
+        assert torch.allclose(out_ab.attention[i, :n], one_ab.attention, atol=1e-6)
+        assert torch.all(out_ab.attention[i, n:] == 0)
+        assert torch.allclose(out_ds.attention[i, :n], one_ds.attention, atol=1e-6)
+        assert float(out_ds.bag_logit[i]) == pytest.approx(float(one_ds.bag_logit), abs=1e-6)
+        pl = pseudo_labels(out_ab.attention, out_ds.attention, labels, mask)[i, :n]
+        assert torch.allclose(pl, pseudo_labels(one_ab.attention, one_ds.attention, float(labels[i])), atol=1e-6)
+    # mean over bags of the per-bag losses
+    per_bag = [float(dsmil_loss(ds(h), float(y))) for h, y in zip(bags, labels, strict=True)]
+    assert float(dsmil_loss(out_ds, labels, mask)) == pytest.approx(sum(per_bag) / 3, rel=1e-5)
+    # padding does not count in the student loss
+    logits = torch.tensor([[0.0, 2.0, 99.0], [1.0, -99.0, -99.0]])
+    targets = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    m2 = torch.tensor([[True, True, False], [True, False, False]])
+    pos = torch.tensor([[True, True, True], [False, False, False]])
+    flat = student_loss(torch.tensor([0.0, 2.0, 1.0]), torch.tensor([1.0, 0.0, 0.0]),
+                        torch.tensor([True, True, False]), 2.0)
+    assert float(student_loss(logits, targets, pos, 2.0, m2)) == pytest.approx(float(flat), rel=1e-6)

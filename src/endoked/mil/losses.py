@@ -25,59 +25,79 @@ from endoked.mil.model import TeacherOutput
 _EPS = 1e-8
 
 
-def bag_loss(bag_logit: torch.Tensor, label: float) -> torch.Tensor:
-    """Binary cross-entropy of one bag logit ``()`` against its label (0 or 1)."""
-    return F.binary_cross_entropy_with_logits(bag_logit, torch.as_tensor(float(label), dtype=bag_logit.dtype,
-                                                                          device=bag_logit.device))
+def _labels(label: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(label, dtype=like.dtype, device=like.device).expand_as(like)
 
 
-def dsmil_loss(out: TeacherOutput, label: float) -> torch.Tensor:
-    """``0.5 * BCE(bag logit) + 0.5 * BCE(max instance logit)`` for one bag."""
+def _valid(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(like, dtype=torch.bool) if mask is None else mask
+
+
+def bag_loss(bag_logit: torch.Tensor, label: float | torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of bag logits ``()`` or ``(B,)`` against labels (0/1), mean over bags."""
+    return F.binary_cross_entropy_with_logits(bag_logit, _labels(label, bag_logit))
+
+
+def dsmil_loss(out: TeacherOutput, label: float | torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``0.5 * BCE(bag logit) + 0.5 * BCE(max instance logit)``, mean over bags.
+
+    ``out.instance_logits`` is ``(N,)`` for one bag or ``(B, N)`` with ``mask`` ``(B, N)`` True at real instances.
+    """
     if out.instance_logits is None:
         raise ValueError("dsmil_loss needs a TeacherOutput with instance_logits")
-    return 0.5 * bag_loss(out.bag_logit, label) + 0.5 * bag_loss(out.instance_logits.max(), label)
+    inst = out.instance_logits.masked_fill(~_valid(mask, out.instance_logits), float("-inf"))
+    return 0.5 * bag_loss(out.bag_logit, label) + 0.5 * bag_loss(inst.max(dim=-1).values, label)
 
 
-def normalised_attention(attention: torch.Tensor) -> torch.Tensor:
-    """Min-max normalise one bag's attention ``(N,)`` to [0, 1].
+def normalised_attention(attention: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Min-max normalise each bag's attention to [0, 1] (``(N,)``, or ``(B, N)`` with a mask).
 
-    The most attended instance gets 1 and the least 0. A single instance gets 1; a bag whose attention is
-    uniform (max - min < 1e-8) carries no information and gets 0.5 everywhere. No gradient flows back.
+    The most attended instance gets 1 and the least 0. A bag with a single instance gets 1; a bag whose
+    attention is uniform (max - min < 1e-8) carries no information and gets 0.5 everywhere. Padding gets 0.
+    No gradient flows back.
     """
-    attention = attention.detach()
-    if attention.numel() == 1:
-        return torch.ones_like(attention)
-    lo, hi = attention.min(), attention.max()
-    if float(hi - lo) < _EPS:
-        return torch.full_like(attention, 0.5)
-    return (attention - lo) / (hi - lo)
+    att = attention.detach()
+    valid = _valid(mask, att)
+    lo = att.masked_fill(~valid, float("inf")).min(dim=-1, keepdim=True).values
+    hi = att.masked_fill(~valid, float("-inf")).max(dim=-1, keepdim=True).values
+    span = hi - lo
+    out = (att - lo) / span.clamp_min(_EPS)
+    out = torch.where(span < _EPS, torch.full_like(att, 0.5), out)
+    out = torch.where(valid.sum(dim=-1, keepdim=True) == 1, torch.ones_like(att), out)
+    return out.masked_fill(~valid, 0.0)
 
 
-def pseudo_labels(abmil_attention: torch.Tensor, dsmil_attention: torch.Tensor, label: float) -> torch.Tensor:
-    """Instance pseudo labels ``(N,)`` in [0, 1] for one bag, without gradient.
+def pseudo_labels(abmil_attention: torch.Tensor, dsmil_attention: torch.Tensor, label: float | torch.Tensor,
+                  mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Instance pseudo labels in [0, 1] (shape of the attention), without gradient.
 
-    Positive bag: the mean of the two teachers' normalised attention. Negative bag: all 0.
+    Positive bag: the mean of the two teachers' normalised attention. Negative bag: all 0. ``label`` is a
+    number for one bag or ``(B,)`` for padded bags.
     """
-    if label <= 0:
-        return torch.zeros_like(abmil_attention).detach()
-    both = 0.5 * (normalised_attention(abmil_attention) + normalised_attention(dsmil_attention))
-    return both.detach()
+    both = 0.5 * (normalised_attention(abmil_attention, mask) + normalised_attention(dsmil_attention, mask))
+    positive = torch.as_tensor(label, device=both.device) > 0
+    if positive.ndim == 1:
+        positive = positive.unsqueeze(-1)
+    return torch.where(positive, both, torch.zeros_like(both)).detach()
 
 
 def student_loss(logits: torch.Tensor, targets: torch.Tensor, from_positive_bag: torch.Tensor,
-                 positive_weight: float = 1.0) -> torch.Tensor:
+                 positive_weight: float = 1.0, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted soft-target BCE of the student over the instances of several bags.
 
     Args:
-        logits: ``(M,)`` student logits.
-        targets: ``(M,)`` pseudo labels in [0, 1].
-        from_positive_bag: ``(M,)`` bool, whether each instance belongs to a positive bag.
+        logits: ``(M,)`` student logits (or ``(B, N)`` padded, with ``mask``).
+        targets: pseudo labels in [0, 1], same shape.
+        from_positive_bag: bool, same shape: whether each instance belongs to a positive bag.
         positive_weight: weight of instances of positive bags (instances of negative bags weigh 1).
+        mask: True at real instances (padding weighs 0).
 
     Returns:
         ``()`` ``sum_i w_i BCE(logit_i, target_i) / sum_i w_i``.
     """
     weights = torch.where(from_positive_bag, torch.as_tensor(positive_weight, dtype=logits.dtype,
                                                              device=logits.device), torch.ones_like(logits))
-    per = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
+    weights = weights * _valid(mask, logits).to(logits.dtype)
+    safe_logits = logits.masked_fill(~_valid(mask, logits), 0.0)
+    per = F.binary_cross_entropy_with_logits(safe_logits, targets.to(logits.dtype), reduction="none")
     return (weights * per).sum() / weights.sum().clamp_min(_EPS)

@@ -7,7 +7,8 @@
   code which applies it twice); the bag embedding ``sum_i A_i v_i`` feeds a bag classifier.
 - :class:`InstanceStudent` — an MLP giving one logit per image; at inference it scores images on their own.
 
-All take ``h: (N, D)`` float features of one bag's N images.
+All take ``h: (B, N, D)`` float features of B bags padded to N images (with a ``(B, N)`` mask), or
+``(N, D)`` for a single bag.
 """
 
 from __future__ import annotations
@@ -21,17 +22,40 @@ from torch import nn
 
 @dataclass
 class TeacherOutput:
-    """One teacher's view of a bag.
+    """One teacher's view of B bags (or of one bag, without the leading B dimension).
 
     Attributes:
-        bag_logit: ``()`` logit of the bag being positive.
-        attention: ``(N,)`` attention weights, non-negative, summing to 1.
-        instance_logits: ``(N,)`` per-instance logits (DSMIL only, else ``None``).
+        bag_logit: ``(B,)`` logits of the bags being positive.
+        attention: ``(B, N)`` attention weights: non-negative, summing to 1 over each bag's real instances,
+            0 at padding.
+        instance_logits: ``(B, N)`` per-instance logits (DSMIL only, else ``None``); padding holds -inf.
     """
 
     bag_logit: torch.Tensor
     attention: torch.Tensor
     instance_logits: torch.Tensor | None = None
+
+
+def _batched(h: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """``h: (N, D)`` or ``(B, N, D)`` -> ``(B, N, D)``, mask ``(B, N)`` bool, and whether input was one bag."""
+    single = h.ndim == 2
+    if single:
+        h = h.unsqueeze(0)
+        mask = None if mask is None else mask.unsqueeze(0)
+    if mask is None:
+        mask = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
+    return h, mask, single
+
+
+def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def _unbatch(out: TeacherOutput, single: bool) -> TeacherOutput:
+    if not single:
+        return out
+    inst = None if out.instance_logits is None else out.instance_logits[0]
+    return TeacherOutput(out.bag_logit[0], out.attention[0], inst)
 
 
 class GatedAttentionMIL(nn.Module):
@@ -44,11 +68,13 @@ class GatedAttentionMIL(nn.Module):
         self.w = nn.Linear(attention_dim, 1)
         self.classifier = nn.Linear(dim, 1)
 
-    def forward(self, h: torch.Tensor) -> TeacherOutput:
-        scores = self.w(torch.tanh(self.V(h)) * torch.sigmoid(self.U(h))).squeeze(-1)  # (N,)
-        attention = torch.softmax(scores, dim=0)
-        bag = attention @ h  # (D,)
-        return TeacherOutput(self.classifier(bag).squeeze(-1), attention)
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> TeacherOutput:
+        """``h: (B, N, D)`` (or ``(N, D)``), ``mask: (B, N)`` bool, True at real instances."""
+        h, mask, single = _batched(h, mask)
+        scores = self.w(torch.tanh(self.V(h)) * torch.sigmoid(self.U(h))).squeeze(-1)  # (B, N)
+        attention = _masked_softmax(scores, mask)
+        bag = torch.einsum("bn,bnd->bd", attention, h)
+        return _unbatch(TeacherOutput(self.classifier(bag).squeeze(-1), attention), single)
 
 
 class DSMIL(nn.Module):
@@ -62,14 +88,17 @@ class DSMIL(nn.Module):
         self.v = nn.Linear(dim, dim)
         self.bag_classifier = nn.Linear(dim, 1)
 
-    def forward(self, h: torch.Tensor) -> TeacherOutput:
-        inst = self.instance_classifier(h).squeeze(-1)  # (N,)
-        critical = int(torch.argmax(inst.detach()))
-        q = self.q(h)  # (N, d)
-        scores = q @ q[critical] / math.sqrt(q.shape[-1])  # (N,)
-        attention = torch.softmax(scores, dim=0)  # the only softmax
-        bag = attention @ self.v(h)  # (D,)
-        return TeacherOutput(self.bag_classifier(bag).squeeze(-1), attention, inst)
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> TeacherOutput:
+        """``h: (B, N, D)`` (or ``(N, D)``), ``mask: (B, N)`` bool, True at real instances."""
+        h, mask, single = _batched(h, mask)
+        inst = self.instance_classifier(h).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, N)
+        critical = torch.argmax(inst.detach(), dim=1)  # (B,)
+        q = self.q(h)  # (B, N, d)
+        q_crit = q[torch.arange(q.shape[0], device=q.device), critical]  # (B, d)
+        scores = torch.einsum("bnd,bd->bn", q, q_crit) / math.sqrt(q.shape[-1])
+        attention = _masked_softmax(scores, mask)  # the only softmax
+        bag = torch.einsum("bn,bnd->bd", attention, self.v(h))
+        return _unbatch(TeacherOutput(self.bag_classifier(bag).squeeze(-1), attention, inst), single)
 
 
 class InstanceStudent(nn.Module):
@@ -100,10 +129,15 @@ class MilHeads(nn.Module):
         self.dsmil = DSMIL(hidden_dim, attention_dim)
         self.student = InstanceStudent(hidden_dim, attention_dim)
 
-    def forward(self, features: torch.Tensor) -> tuple[TeacherOutput, TeacherOutput, torch.Tensor]:
-        """``features: (N, F)`` of one bag -> (ABMIL output, DSMIL output, student logits ``(N,)``)."""
+    def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> tuple[TeacherOutput, TeacherOutput, torch.Tensor]:
+        """``features: (B, N, F)`` padded bags (or ``(N, F)`` one bag), ``mask: (B, N)`` True at real images.
+
+        Returns:
+            ABMIL output, DSMIL output, student logits ``(B, N)`` (``(N,)`` for one bag).
+        """
         h = self.project(features)
-        return self.abmil(h), self.dsmil(h), self.student(h)
+        return self.abmil(h, mask), self.dsmil(h, mask), self.student(h)
 
     def score_instances(self, features: torch.Tensor, source: str = "student") -> torch.Tensor:
         """Per-image probabilities ``(N,)`` in [0, 1] from ``features: (N, F)`` (no bag context needed)."""

@@ -47,51 +47,82 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def _bag_inputs(bag: Bag, data: torch.Tensor, cap: int | None, gen: torch.Generator | None) -> torch.Tensor:
+def _bag_rows(bag: Bag, cap: int | None, gen: torch.Generator | None) -> torch.Tensor:
     items = torch.as_tensor(bag.items, dtype=torch.long)
     if cap is not None and len(items) > cap:
         items = items[torch.randperm(len(items), generator=gen)[:cap]].sort().values
-    return data[items]
+    return items
 
 
-def bag_forward(heads: MilHeads, encoder: SplitEncoder, x: torch.Tensor, label: int, device: torch.device,
-                amp: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One bag through encoder suffix and heads.
+@dataclass
+class BatchOutput:
+    """Forward pass of B padded bags: losses' inputs and bag scores."""
 
-    Returns:
-        ``(teacher_loss (), student_logits (N,), pseudo_labels (N,), bag_score ())`` where the bag score is
-        the mean of the teachers' bag probability and the student's max instance probability.
+    teacher_loss: torch.Tensor  # () mean over bags of ABMIL + DSMIL losses
+    student_logits: torch.Tensor  # (B, N)
+    targets: torch.Tensor  # (B, N) pseudo labels
+    positive: torch.Tensor  # (B, N) bool: instance of a positive bag
+    mask: torch.Tensor  # (B, N) bool: real instance
+    bag_scores: torch.Tensor  # (B,) detached
+
+
+def batch_forward(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, rows: Sequence[torch.Tensor],
+                  labels: Sequence[int], device: torch.device, amp: bool) -> BatchOutput:
+    """B bags (row indices into ``data``) through the encoder suffix and the heads, padded to the largest.
+
+    The bag score is the mean of the teachers' bag probability (DSMIL: mean of its bag and max-instance
+    streams) and the student's max instance probability.
     """
+    sizes = [len(r) for r in rows]
+    x = data[torch.cat(list(rows))].to(device, non_blocking=True)
     with autocast_for(device, amp):
-        feats = encoder.suffix(x.to(device, non_blocking=True))
-        ab, ds, stu = heads(feats.float())
-    ab_logit, ds_logit = ab.bag_logit.float(), ds.bag_logit.float()
-    inst = ds.instance_logits.float() if ds.instance_logits is not None else ds_logit.view(1)
-    ds_out = type(ds)(ds_logit, ds.attention.float(), inst)
-    t_loss = bag_loss(ab_logit, label) + dsmil_loss(ds_out, label)
-    targets = pseudo_labels(ab.attention.float(), ds.attention.float(), label)
-    p_teacher = 0.5 * (torch.sigmoid(ab_logit) + 0.5 * (torch.sigmoid(ds_logit) + torch.sigmoid(inst.max())))
-    score = 0.5 * (p_teacher + torch.sigmoid(stu.float()).max())
-    return t_loss, stu.float(), targets, score.detach()
+        feats = encoder.suffix(x).float()
+    padded = torch.nn.utils.rnn.pad_sequence(list(torch.split(feats, sizes)), batch_first=True)  # (B, N, F)
+    mask = torch.zeros(padded.shape[:2], dtype=torch.bool, device=device)
+    for i, n in enumerate(sizes):
+        mask[i, :n] = True
+    with autocast_for(device, amp):
+        ab, ds, stu = heads(padded, mask)
+    ab = type(ab)(ab.bag_logit.float(), ab.attention.float())
+    ds = type(ds)(ds.bag_logit.float(), ds.attention.float(),
+                  None if ds.instance_logits is None else ds.instance_logits.float())
+    y = torch.as_tensor(list(labels), dtype=torch.float32, device=device)
+    t_loss = bag_loss(ab.bag_logit, y) + dsmil_loss(ds, y, mask)
+    targets = pseudo_labels(ab.attention, ds.attention, y, mask)
+    stu = stu.float()
+    inst = ds.instance_logits if ds.instance_logits is not None else ds.bag_logit.unsqueeze(1)
+    p_ds = 0.5 * (torch.sigmoid(ds.bag_logit) + torch.sigmoid(inst.max(dim=1).values))
+    p_student = torch.sigmoid(stu.masked_fill(~mask, float("-inf"))).max(dim=1).values
+    scores = 0.5 * (0.5 * (torch.sigmoid(ab.bag_logit) + p_ds) + p_student)
+    positive = (y > 0).unsqueeze(1).expand_as(mask)
+    return BatchOutput(t_loss, stu, targets, positive, mask, scores.detach())
+
+
+def _step_loss(out: BatchOutput, cfg: MilConfig, student_on: bool) -> torch.Tensor:
+    loss = out.teacher_loss
+    if student_on:
+        loss = loss + cfg.student_weight * student_loss(out.student_logits, out.targets, out.positive,
+                                                        cfg.student_positive_weight, out.mask)
+    return loss
 
 
 def evaluate_bags(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, bags: Sequence[Bag],
                   cfg: MilConfig, device: torch.device, student_on: bool) -> dict[str, float]:
-    """Validation bag AUROC and loss (all images of each bag, no subsampling)."""
+    """Validation bag AUROC and mean loss (all images of each bag, no subsampling)."""
     heads.eval()
     encoder.eval()
-    scores, labels, losses = [], [], []
+    scores: list[float] = []
+    losses: list[float] = []
     with torch.no_grad():
-        for bag in bags:
-            t_loss, stu, tgt, score = bag_forward(heads, encoder, data[list(bag.items)], bag.label, device, cfg.amp)
-            loss = t_loss
-            if student_on:
-                pos = torch.full_like(stu, bag.label > 0, dtype=torch.bool)
-                loss = loss + cfg.student_weight * student_loss(stu, tgt, pos, cfg.student_positive_weight)
-            scores.append(float(score))
-            labels.append(bag.label)
-            losses.append(float(loss))
-    return {"val_bag_auroc": auroc(scores, labels), "val_loss": float(np.mean(losses)) if losses else math.nan}
+        for start in range(0, len(bags), cfg.bags_per_step):
+            chunk = bags[start:start + cfg.bags_per_step]
+            out = batch_forward(heads, encoder, data, [_bag_rows(b, None, None) for b in chunk],
+                                [b.label for b in chunk], device, cfg.amp)
+            scores.extend(out.bag_scores.cpu().tolist())
+            losses.append(float(_step_loss(out, cfg, student_on)) * len(chunk))
+    labels = [b.label for b in bags]
+    mean_loss = sum(losses) / len(bags) if bags else math.nan
+    return {"val_bag_auroc": auroc(scores, labels), "val_loss": mean_loss}
 
 
 def _save(path: Path, obj: dict[str, Any]) -> None:
@@ -203,18 +234,9 @@ def _train_epoch(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, bag
     total, n_steps = 0.0, 0
     for start in range(0, len(order), cfg.bags_per_step):
         chunk = [bags[i] for i in order[start:start + cfg.bags_per_step]]
-        t_losses, logits, targets, positive = [], [], [], []
-        for bag in chunk:
-            x = _bag_inputs(bag, data, cfg.max_images_per_bag, gen)
-            t_loss, stu, tgt, _ = bag_forward(heads, encoder, x, bag.label, device, cfg.amp)
-            t_losses.append(t_loss)
-            logits.append(stu)
-            targets.append(tgt)
-            positive.append(torch.full_like(stu, bag.label > 0, dtype=torch.bool))
-        loss = torch.stack(t_losses).mean()
-        if student_on:
-            loss = loss + cfg.student_weight * student_loss(torch.cat(logits), torch.cat(targets),
-                                                            torch.cat(positive), cfg.student_positive_weight)
+        rows = [_bag_rows(b, cfg.max_images_per_bag, gen) for b in chunk]
+        out = batch_forward(heads, encoder, data, rows, [b.label for b in chunk], device, cfg.amp)
+        loss = _step_loss(out, cfg, student_on)
         optim.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optim)

@@ -1,0 +1,60 @@
+"""``endoked mil``: run the mil stage, list encoders, score images with a MIL checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from endoked.cli_options import ConfigOpt, DryRunOpt, OverwriteOpt, ProfileOpt, SetOpt
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``mil`` command group to ``app``."""
+    mil_app = typer.Typer(help="Report labels -> polyp score per image (multiple-instance learning).",
+                          no_args_is_help=True)
+    app.add_typer(mil_app, name="mil")
+
+    @mil_app.command("run")
+    def run_cmd(
+        out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (ingest and extract done).")],
+        profile: ProfileOpt = None,
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+        overwrite: OverwriteOpt = False,
+        dry_run: DryRunOpt = False,
+    ) -> None:
+        """Train the MIL model and write mil/image_scores.parquet, selection.parquet, model.pt, metrics.json."""
+        from endoked.runner import run_from_cli
+
+        run_from_cli(out=out, archive=None, profile=profile, config_file=config, overrides=set_ or (),
+                     start="mil", stop="mil", overwrite=overwrite, dry_run=dry_run)
+
+    @mil_app.command("backbones")
+    def backbones_cmd() -> None:
+        """List the registered encoders and where their pretrained weights would come from."""
+        from endoked.backbones import backbone_info, list_backbones
+        from endoked.backbones.weights import package_weight_path
+
+        for name in list_backbones():
+            info = backbone_info(name)
+            if package_weight_path(info) is not None:
+                where = f"installed ({info.package.pip_name})" if info.package else "installed"
+            elif info.package is not None:
+                where = f"not installed: {info.package.install_command}"
+            else:
+                where = info.notes or "local file only"
+            typer.echo(f"{name:24s} {info.input_size[-1]:4d}px  {info.license:14s} {where}")
+
+    @mil_app.command("score")
+    def score_cmd(
+        model: Annotated[Path, typer.Option("--model", "-m", help="MIL checkpoint (mil/model.pt).")],
+        images: Annotated[Path, typer.Option("--images", "-i", help="Folder of images (searched recursively).")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write: image,score.")],
+    ) -> None:
+        """Score images with a MIL checkpoint (polyp probability per image)."""
+        from endoked.mil.api import score_folder
+
+        n = score_folder(model, images, out)
+        typer.echo(f"scored {n} images -> {out}")
