@@ -133,3 +133,23 @@ def test_pretrain_only_calibrates_on_report_labels(trained: dict, tmp_path: Path
     summary = train_classifier(cfg, tmp_path / "m", run_dir=trained["run"], device="cpu", workers=1)
     assert summary["calibration"]["source"].startswith("pretrain_val")
     assert "finetune" not in summary
+
+
+@pytest.mark.parametrize("blocks", [1, -1])
+def test_partly_and_fully_trainable_encoder(trained: dict, tmp_path: Path, blocks: int) -> None:
+    cfg = BiopsyConfig(**{**TINY, "trainable_blocks": blocks, "finetune_steps": 3, "flip_views": False})
+    summary = train_classifier(cfg, tmp_path / "m", labels=trained["finetune"], device="cpu", workers=1)
+    model, _, _ = load_model(tmp_path / "m" / "model.pt")
+    import torch
+
+    from endoked.biopsy.model import build_model
+
+    torch.manual_seed(cfg.seed)
+    fresh = build_model(cfg)
+    last = model.encoder.model.blocks[-1]
+    changed = any(not torch.equal(a, b) for a, b in zip(last.parameters(), fresh.encoder.model.blocks[-1].parameters(),
+                                                         strict=True))
+    first = all(torch.equal(a, b) for a, b in zip(model.encoder.model.conv_stem.parameters(),
+                                                  fresh.encoder.model.conv_stem.parameters(), strict=True))
+    assert changed and first == (blocks > 0)
+    assert summary["finetune"]["steps"] == 3
