@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from endoked.biopsy.config import BiopsyConfig
 from endoked.cam.config import CamConfig
 from endoked.errors import ConfigError
 from endoked.eval.config import EvalConfig
@@ -23,6 +24,7 @@ from endoked.extract.config import ExtractConfig
 from endoked.ingest.config import IngestConfig
 from endoked.mil.config import MilConfig
 from endoked.prompt_seg.config import PromptSegConfig
+from endoked.seg.config import SegConfig
 from endoked.synth.config import SynthConfig
 
 PROFILE_NAMES = ("cpu-small", "gpu-paper")
@@ -44,7 +46,9 @@ class RunConfig(BaseModel):
     mil: MilConfig = Field(default_factory=MilConfig)
     cam: CamConfig = Field(default_factory=CamConfig)
     prompt_seg: PromptSegConfig = Field(default_factory=PromptSegConfig)
+    seg: SegConfig = Field(default_factory=SegConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    biopsy: BiopsyConfig = Field(default_factory=BiopsyConfig)
 
     def section(self, name: str) -> BaseModel:
         """Return a stage's config section by name (``prompt-seg`` and ``prompt_seg`` both work)."""
