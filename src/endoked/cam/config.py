@@ -2,10 +2,63 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class CamConfig(BaseModel):
-    """Tunables of the cam stage (placeholder until the stage lands)."""
+    """Tunables of the cam stage: the CAM classifier, the activation maps and the box filters."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # Classifier.
+    backbone: str = Field("tf_efficientnet_lite0", description="Encoder from the backbone registry.")
+    backbone_weights: str | None = Field(
+        None, description="Local ImageNet weight file for the encoder; default: its installed weight package.")
+    pretrained: bool = Field(True, description="ImageNet encoder weights (False: random encoder, for tests only).")
+    allow_download: bool = Field(False, description="Let the backbone registry download weights when none is local.")
+    input_size: int = Field(352, ge=64, description="Side of the square classifier input (images are stretched).")
+    levels: list[int] = Field(
+        [3, 4], min_length=1,
+        description="Encoder levels the head reads (0 = stride 2 … 4 = stride 32 for EfficientNet); the CAM has "
+                    "the stride of the finest one.")
+    head: Literal["linear", "mlp"] = Field("mlp", description="Dense head: one 1×1 conv, or 1×1 conv → ReLU → 1×1.")
+    hidden: int = Field(64, ge=1, description="Width of the mlp head.")
+    pool: Literal["gap", "lse", "max", "topk"] = Field(
+        "lse", description="Pooling of the location logits into the image logit (gap = classic CAM; lse/max/topk "
+                           "make polyp-free images push every location negative).")
+    lse_r: float = Field(5.0, gt=0, description="Sharpness of log-sum-exp pooling.")
+    topk: float = Field(0.1, gt=0, le=1, description="Fraction of locations averaged by topk pooling.")
+    epochs: int = Field(40, ge=1, description="Epochs over the cached features.")
+    lr: float = Field(3e-3, gt=0, description="AdamW learning rate of the head (cosine decay).")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
+    batch_size: int = Field(64, ge=1, description="Cached samples per training step.")
+    feature_dropout: float = Field(0.1, ge=0, lt=1, description="Channel dropout on the features while training.")
+    train_flip: bool = Field(True, description="Also train on horizontally flipped images.")
+    max_train_per_class: int | None = Field(
+        None, ge=1, description="Cap on training images per class (random subset); None = all selected images.")
+    checkpoint: str | None = Field(
+        None, description="A CAM classifier checkpoint to use instead of training one.")
+    encode_batch_size: int = Field(8, ge=1, description="Images per encoder call.")
+    # Activation maps.
+    method: Literal["cam", "gradcam", "gradcampp", "layercam"] = Field(
+        "cam", description="Activation map: the head's location logits (cam) or a gradient method.")
+    cam_layers: list[int] | None = Field(
+        None, description="Encoder levels for the gradient methods; default: the head's levels.")
+    scales: list[float] = Field([1.0], min_length=1, description="Test-time scales of input_size (EndoKED: 0.5–1.75).")
+    flip: bool = Field(True, description="Add horizontally flipped views at test time.")
+    min_class_prob: float = Field(
+        0.5, ge=0, le=1, description="Drop an image (reason low_class_prob) whose classifier probability is lower.")
+    save_cams: bool = Field(True, description="Keep the CAMs (uint8) for prompt_seg's box refinement and overlays.")
+    # Boxes.
+    threshold: float = Field(0.65, gt=0, lt=1, description="Foreground = max-normalised CAM > threshold.")
+    min_area: float = Field(0.01, ge=0, le=1, description="Drop boxes smaller than this fraction of the image.")
+    max_area: float = Field(0.35, gt=0, le=1, description="Drop boxes larger than this fraction of the image.")
+    drop_border: bool = Field(True, description="Drop a foreground region that touches the image border.")
+    border_margin: int = Field(0, ge=0, description="Pixels from the image edge that count as border.")
+    max_components: int | None = Field(3, ge=1, description="Drop images with this many components or more.")
+    min_component_area: float = Field(0.0, ge=0, lt=1, description="Ignore smaller components (image fraction).")
+    multi_box: bool = Field(False, description="One box per passing component instead of the largest only.")
+    # Run.
+    chunk_size: int = Field(64, ge=1, description="Images per resumable chunk.")

@@ -1,0 +1,133 @@
+"""Building, saving and applying the CAM classifier: images in, CAMs and boxes out (no file I/O but the
+checkpoint)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from endoked.cam.boxes import Box, BoxFilter, boxes_from_cam
+from endoked.cam.config import CamConfig
+from endoked.cam.methods import tta_maps
+from endoked.cam.model import CamNet
+from endoked.cam.train import Normalizer, to_input
+from endoked.errors import DataFormatError, WeightsNotFoundError
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "endoked.cam/1"
+ARCH_KEYS = ("backbone", "pretrained", "levels", "head", "hidden", "pool", "lse_r", "topk", "input_size")
+
+
+def build_net(cfg: CamConfig) -> tuple[CamNet, Normalizer]:
+    """The classifier of ``cfg`` (ImageNet encoder weights unless ``cfg.pretrained`` is false) and its input
+    normalisation."""
+    from endoked.backbones import create_backbone, normalize_images
+
+    encoder = create_backbone(cfg.backbone, pretrained=cfg.pretrained,
+                              weights=cfg.backbone_weights if cfg.pretrained else None,
+                              allow_download=cfg.allow_download, features_only=True)
+    info = encoder.feature_info
+    net = CamNet(encoder, info.channels(), info.reduction(), levels=cfg.levels, head=cfg.head, hidden=cfg.hidden,
+                 pool=cfg.pool, lse_r=cfg.lse_r, topk=cfg.topk, freeze_encoder=True)
+
+    def normalize(x: torch.Tensor) -> torch.Tensor:
+        return normalize_images(x, cfg.backbone)
+
+    return net.eval(), normalize
+
+
+def save_classifier(net: CamNet, cfg: CamConfig, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Write the head's weights and the architecture settings (the encoder is rebuilt from the registry)."""
+    from endoked.io import atomic_path
+
+    payload = {"format": CHECKPOINT_FORMAT, "arch": {k: getattr(cfg, k) for k in ARCH_KEYS},
+               "head": {k: v.detach().cpu() for k, v in net.head.state_dict().items()}, "extra": extra or {}}
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def load_classifier(path: str | Path, cfg: CamConfig) -> tuple[CamNet, Normalizer, CamConfig]:
+    """Rebuild a saved classifier; returns the net, its normalisation and ``cfg`` with the saved architecture."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"CAM classifier checkpoint not found: {path} (unset cam.checkpoint to train one)")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise DataFormatError(f"{path} is not a CAM classifier checkpoint ({CHECKPOINT_FORMAT})")
+    arch_cfg = cfg.model_copy(update=payload["arch"])
+    net, normalize = build_net(arch_cfg)
+    net.head.load_state_dict(payload["head"])
+    return net.eval(), normalize, arch_cfg
+
+
+def box_filter(cfg: CamConfig) -> BoxFilter:
+    """The box filter settings of a config."""
+    return BoxFilter(threshold=cfg.threshold, min_area=cfg.min_area, max_area=cfg.max_area,
+                     drop_border=cfg.drop_border, border_margin=cfg.border_margin,
+                     max_components=cfg.max_components, min_component_area=cfg.min_component_area,
+                     multi_box=cfg.multi_box)
+
+
+@dataclass
+class ImageCam:
+    """The CAM result of one image.
+
+    Attributes:
+        cam: ``(h, w) float32`` in [0, 1], max-normalised, in the (stretched) classifier frame.
+        prob: classifier probability of a polyp.
+        boxes: kept boxes in original image pixels (xyxy); empty when dropped.
+        reason: why the image was dropped, ``None`` when kept.
+    """
+
+    cam: np.ndarray
+    prob: float
+    boxes: list[Box] = field(default_factory=list)
+    reason: str | None = None
+
+
+def upsample_cam(cam: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a ``(h, w)`` map to ``(H, W)`` (the classifier input is a stretched square)."""
+    return cv2.resize(np.asarray(cam, dtype=np.float32), (size_hw[1], size_hw[0]), interpolation=cv2.INTER_LINEAR)
+
+
+@torch.no_grad()
+def cams_for_images(net: CamNet, normalize: Normalizer, images: Sequence[np.ndarray], cfg: CamConfig,
+                    device: torch.device | None = None) -> list[ImageCam]:
+    """CAMs and boxes for a batch of images.
+
+    Args:
+        net: trained classifier.
+        normalize: its input normalisation.
+        images: ``(H, W, 3) uint8`` RGB images (any sizes).
+        cfg: maps (method, scales, flip), classifier gate (``min_class_prob``) and box filters.
+        device: where the classifier runs.
+
+    Returns:
+        One :class:`ImageCam` per image, in order.
+    """
+    if not images:
+        return []
+    device = device or torch.device("cpu")
+    x = normalize(torch.stack([to_input(img, cfg.input_size) for img in images]).to(device))
+    maps, probs = tta_maps(net, x, cfg.method, cfg.scales, cfg.flip, layers=cfg.cam_layers)
+    params = box_filter(cfg)
+    out: list[ImageCam] = []
+    for img, cam_t, prob_t in zip(images, maps.cpu().numpy(), probs.cpu().numpy(), strict=True):
+        peak = float(cam_t.max())
+        cam = (cam_t / peak if peak > 0 else np.zeros_like(cam_t)).astype(np.float32)
+        prob = float(prob_t)
+        if prob < cfg.min_class_prob:
+            out.append(ImageCam(cam, prob, reason="low_class_prob"))
+            continue
+        h, w = img.shape[:2]
+        res = boxes_from_cam(upsample_cam(cam, (h, w)), params)
+        out.append(ImageCam(cam, prob, boxes=res.boxes, reason=res.reason))
+    return out
