@@ -98,6 +98,18 @@ def test_stage_outputs_schema_and_checkpoint(tmp_path: Path, archive: Path) -> N
     batch = torch.from_numpy(np.stack([load_image(r["path"], 64) for r in first]))
     again = score_images(encoder, heads, batch)
     np.testing.assert_allclose(again, [rows[i]["score"] for i in range(4)], atol=1e-5)
+    # the CLI scores a folder with the checkpoint and gives the same numbers
+    from endoked.cli import main
+
+    exam_dir = Path(first[0]["path"]).parent
+    csv_out = tmp_path / "scores.csv"
+    assert main(["--no-progress", "mil", "score", "--model", str(run.output("mil", "checkpoint")),
+                 "--images", str(exam_dir), "--out", str(csv_out)]) == 0
+    lines = csv_out.read_text().splitlines()
+    assert lines[0] == "image,score" and len(lines) == 1 + len(list(exam_dir.glob("*.jpg")))
+    by_path = {str(exam_dir / line.split(",")[0]): float(line.split(",")[1]) for line in lines[1:]}
+    assert by_path[first[0]["path"]] == pytest.approx(rows[0]["score"], abs=1e-5)
+    assert main(["mil", "backbones"]) == 0
     # image-level metrics against the truth are computable from the outputs
     flags = [int(truth.image_polyp[r["image"]]) for r in rows]
     m = instance_metrics([r["score"] for r in rows], flags)
