@@ -31,6 +31,11 @@ from endoked.extract.rules import extract_rules
     ("直肠见一枚0.4cm息肉，予钳除。乙状结肠见一枚0.6cm息肉，予圈套器切除。", 2),
     ("一枚息肉位于升结肠，大小约0.5cm。该息肉予圈套器切除。", 1),
     ("Colonic polyposis with innumerable polyps throughout.", None),
+    ("诊断：结肠多发息肉（共5枚，已切除）", 5),
+    ("Polyps: 3, all in the sigmoid colon, removed with cold snare.", 3),
+    ("A total of 4 polyps (2 in the cecum, 2 in the rectum) were removed.", 4),
+    ("直肠可见大小约0.5cm息肉1枚。", 1),
+    ("升结肠见十余枚息肉。", None),
 ])
 def test_counts(text: str, count: int | None) -> None:
     out = extract_rules(text)

@@ -163,3 +163,30 @@ def test_full_width_text_keeps_offsets() -> None:
     assert out.polyps[0].size_mm == pytest.approx(5.0)
     span = out.polyps[0].evidence["size_mm"][0]
     assert text[span.start:span.end] == "０．５ｃｍ"
+
+
+@pytest.mark.parametrize(("text", "polyp", "count"), [
+    ("No polyps were found except for a 5 mm polyp in the rectum.", "present", 1),
+    ("直肠距肛缘5cm处见一0.5cm×0.6cm广基息肉，予EMR切除。", "present", 1),
+    ("结肠镜检查未见明显异常。", "absent", 0),
+    ("s/p right hemicolectomy with ileocolic anastomosis. A 4 mm polyp at the anastomosis, cold snare.",
+     "present", 1),
+    ("Colon: unremarkable. Rectum: 2 small polyps, cold forceps.", "present", 2),
+    ("见2枚息肉，分别位于升结肠及横结肠，均予钳除。", "present", 2),
+    ("The patient has a history of colon cancer. Today: a 6 mm polyp in the transverse colon, removed.",
+     "present", 1),
+    ("There is a 1.5 x 1.2 cm polypoid mass in the cecum, biopsied.", "absent", 0),
+    ("A small polyp was noted in the sigmoid colon but could not be retrieved.", "present", 1),
+    ("Impression: 1. Two sigmoid polyps, removed. 2. Diverticulosis.", "present", 2),
+    ("直肠见数个米粒大小息肉，予APC治疗。", "present", None),
+    ("Findings: Normal colon.\nImpression: No polyps; hemorrhoids.", "absent", 0),
+    ("降结肠可见一枚约0.3cm息肉，未见出血。乙状结肠未见息肉。", "present", 1),
+    ("Scattered diminutive polyps in the rectum, not removed (hyperplastic appearing).", "present", None),
+    ("A 7 mm polyp in the cecum. A second 4 mm polyp in the cecum. Both removed with cold snare.", "present", 2),
+    ("ESD术后复查，原创面愈合良好，未见残留。", "absent", 0),
+    ("结肠见一息肉，直径约0.5cm，性质待定。", "present", 1),
+    ("A 2 cm flat lesion (LST-NG) in the transverse colon, referred for ESD.", "present", 1),
+])
+def test_assorted_report_sentences(text: str, polyp: str, count: int | None) -> None:
+    out = extract_rules(text)
+    assert (out.polyp, out.polyp_count) == (polyp, count)

@@ -34,9 +34,10 @@ def zh_number(s: str) -> int | None:
 _EN_COUNT_RE = re.compile(lx.EN_COUNT, _FLAGS)
 _ZH_COUNT_RE = re.compile(lx.ZH_COUNT, _FLAGS)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
-_POST_EN_RE = re.compile(r"\s*[(\[]?\s*(?:[x×]\s*(?P<n>\d{1,2})|(?P<p>\d{1,2})\s*(?:in\s+(?:number|total))?\s*[)\]])",
+_POST_EN_RE = re.compile(r"\s*[(\[]?\s*(?:[x×]\s*(?P<n>\d{1,2})|(?:total\s+(?:of\s+)?)?(?P<p>\d{1,2})\s*"
+                         r"(?:in\s+(?:number|total))?\s*[)\]])|\s*[:：]\s*(?P<c>\d{1,2})(?![\d.]|\s*(?:mm|cm))",
                          _FLAGS)
-_POST_ZH_RE = re.compile(rf"\s*[(（]?\s*(?:{lx.ZH_COUNT})", _FLAGS)
+_POST_ZH_RE = re.compile(rf"\s*[(（]?\s*(?:共计|共|计|约)?\s*(?:{lx.ZH_COUNT})", _FLAGS)
 _CLAUSE_END = re.compile(r"[,;。，；]|\.(?!\d)")
 _SENT_END = re.compile(r"[;。；]|\.(?!\d)")
 _EACH_RE = re.compile(r"各|(?<![A-Za-z])each(?![A-Za-z])", _FLAGS)
@@ -95,7 +96,8 @@ def find_count(text: str, zone_start: int, mention_start: int, mention_end: int,
         return Count(_zh_value(m), mention_end + m.start(), mention_end + m.end())
     m = _POST_EN_RE.match(post)
     if m:
-        return Count(int(m.group("n") or m.group("p")), mention_end + m.start(), mention_end + m.end())
+        return Count(int(m.group("n") or m.group("p") or m.group("c")), mention_end + m.start(),
+                     mention_end + m.end())
     lo = max(zone_start, mention_start - 60)
     best: tuple[Count, int] | None = None
     for m in _ZH_COUNT_RE.finditer(text, lo, mention_start):
