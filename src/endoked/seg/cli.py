@@ -9,6 +9,17 @@ import typer
 
 from endoked.cli_options import ConfigOpt, DryRunOpt, OverwriteOpt, ProfileOpt, SetOpt
 
+
+def check_device(name: str) -> str:
+    """Refuse device names other than auto, cpu, cuda, cuda:N and mps (ConfigError)."""
+    from endoked.errors import ConfigError
+
+    base, _, index = name.partition(":")
+    if base not in ("auto", "cpu", "cuda", "mps") or (index and (base != "cuda" or not index.isdigit())):
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    return name
+
+
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or mps (default: the config's).")]
 
 
@@ -30,7 +41,7 @@ def register(app: typer.Typer) -> None:
         from endoked.progress import progress_enabled
         from endoked.seg.predict import predict_folder
 
-        summary = predict_folder(model, images, out, device=device, tta_flip=tta, batch_size=batch_size,
+        summary = predict_folder(model, images, out, device=check_device(device), tta_flip=tta, batch_size=batch_size,
                                  progress=progress_enabled())
         typer.echo(f"{len(summary.written)} maps written to {out}"
                    + (f"; {len(summary.errors)} images skipped (see {out / 'errors.jsonl'})" if summary.errors else ""))
@@ -53,6 +64,8 @@ def register(app: typer.Typer) -> None:
         from endoked.seg.api import train_folder
         from endoked.seg.stage import resolve_seg_config
 
+        if device is not None:
+            check_device(device)
         cfg, run_cfg = resolve_seg_config(profile, config, set_ or ())
         if dry_run:
             typer.echo(yaml.safe_dump({"seg": cfg.model_dump(mode="json")}, sort_keys=False), nl=False)

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from endoked.errors import DataFormatError
+from endoked.prompt_seg.base import create_segmenter
+from endoked.seg.data import PairStore, augment, list_pranet_folder
+from endoked.seg.refine import dice, refine_prediction, round_stats
+from tests.seg.conftest import tiny_config, write_pranet
+
+
+def test_pranet_listing_reports_images_without_masks(tmp_path: Path) -> None:
+    root = write_pranet(tmp_path / "d", 3)
+    (root / "masks" / "s01.png").unlink()
+    items, errors = list_pranet_folder(root)
+    assert [i.key for i in items] == ["s00", "s02"]
+    assert [e["key"] for e in errors] == ["s01"]
+    with pytest.raises(DataFormatError, match="masks"):
+        list_pranet_folder(tmp_path)
+
+
+def test_store_skips_unusable_pairs_with_records(tmp_path: Path) -> None:
+    root = write_pranet(tmp_path / "d", 3)
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(root / "masks" / "s01.png")  # wrong size
+    (root / "images" / "s02.png").write_bytes(b"broken")
+    items, _ = list_pranet_folder(root)
+    store = PairStore(items, 32)
+    errors = store.check_all()
+    assert [e["key"] for e in errors] == ["s01", "s02"]
+    assert "size" in errors[0]["reason"] and "cannot read" in errors[1]["reason"]
+    imgs, masks = store.batch([0])
+    assert imgs.shape == (1, 3, 32, 32) and masks.shape == (1, 1, 32, 32) and imgs.dtype == torch.uint8
+
+
+def test_augment_keeps_image_and_mask_aligned() -> None:
+    gen = torch.Generator().manual_seed(0)
+    base = torch.rand(6, 1, 32, 32)
+    images = base.repeat(1, 3, 1, 1)
+    out_i, out_m = augment(images, base.clone(), gen, hflip=0.5, vflip=0.5, rotate90=0.5, crop_scale=0.7,
+                           color_jitter=0.0)
+    assert out_i.shape == images.shape and out_m.shape == base.shape
+    assert torch.allclose(out_i[:, :1], out_m, atol=1e-6)
+    assert not torch.allclose(out_m, base)
+    again = augment(images, base.clone(), torch.Generator().manual_seed(0), hflip=0.5, vflip=0.5, rotate90=0.5,
+                    crop_scale=0.7, color_jitter=0.0)
+    assert torch.equal(again[1], out_m)
+
+
+def _disk(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return (((yy - cy) ** 2 + (xx - cx) ** 2) < r * r).astype(np.float32)
+
+
+def test_refine_filters_follow_the_box_rules() -> None:
+    cfg = tiny_config()
+    ok = refine_prediction(0.9 * _disk(100, 100, 50, 50, 15), cfg)
+    assert ok.reason is None and ok.mask is not None
+    assert dice(ok.mask, _disk(100, 100, 50, 50, 15) > 0) == pytest.approx(1.0)
+    assert ok.score == pytest.approx(0.9) and ok.boxes_xyxy.shape == (1, 4)
+    assert refine_prediction(np.zeros((100, 100)), cfg).reason == "no_foreground"
+    assert refine_prediction(_disk(100, 100, 5, 50, 15), cfg).reason == "touches_border"
+    assert refine_prediction(_disk(100, 100, 50, 50, 4), cfg).reason == "box_too_small"
+    assert refine_prediction(_disk(100, 100, 50, 50, 40), cfg).reason == "box_too_large"
+    three = _disk(100, 100, 25, 25, 8) + _disk(100, 100, 70, 30, 8) + _disk(100, 100, 50, 75, 8)
+    assert refine_prediction(three, cfg).reason == "too_many_components"
+    two = _disk(100, 100, 30, 30, 10) + _disk(100, 100, 70, 70, 10)
+    kept = refine_prediction(two, cfg)
+    assert kept.reason is None and kept.boxes_xyxy.shape == (2, 4)
+
+
+def test_refine_with_box_prompted_segmenter() -> None:
+    cfg = tiny_config()
+    prob = np.zeros((80, 100), np.float32)
+    prob[20:60, 30:70] = 0.8  # a square prediction; the ellipse backend fills its box with an ellipse
+    img = np.zeros((80, 100, 3), np.uint8)
+    res = refine_prediction(prob, cfg, img, create_segmenter("ellipse"))
+    assert res.mask is not None and res.mask.shape == (80, 100)
+    assert res.mask[40, 50] and not res.mask[21, 31]
+    assert res.mask[:, :30].sum() == 0 and res.mask[:, 70:].sum() == 0
+
+
+def test_round_stats_counts_and_means() -> None:
+    records = [{"key": "a", "kept": True, "reason": None, "score": 0.8, "dice_prev": 0.5, "area": 0.1,
+                "dice_truth": 0.9, "dice_truth_prev": 0.7},
+               {"key": "b", "kept": False, "reason": "touches_border", "score": 0.0, "dice_truth": 0.6,
+                "dice_truth_prev": 0.6}]
+    stats = round_stats(records)
+    assert stats["n_updated"] == 1 and stats["n_dropped"] == 1 and stats["drop_reasons"] == {"touches_border": 1}
+    assert stats["mean_dice_truth_after"] == pytest.approx(0.75)
+    assert stats["mean_dice_truth_before"] == pytest.approx(0.65)
+    assert stats["mean_dice_vs_previous"] == pytest.approx(0.5)

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydantic import Field
+
+from endoked.config import RunConfig
+from endoked.errors import StageError
+from endoked.io import read_jsonl, read_parquet, write_parquet
+from endoked.pipeline import run_stage
+from endoked.runfolder import RunFolder
+from endoked.seg.config import SegConfig
+from endoked.seg.stage import STAGE
+from tests.seg.conftest import disk_pair, tiny_config
+
+
+class SegRunConfig(RunConfig):
+    seg: SegConfig = Field(default_factory=SegConfig)
+
+
+def _done(run: RunFolder, stage: str, outputs: dict[str, str]) -> None:
+    run.mark_running(stage, "fp", {})
+    run.mark_done(stage, outputs, {}, 0.0)
+
+
+def _run_folder(tmp_path: Path, n: int = 8) -> tuple[RunFolder, Path]:
+    archive = tmp_path / "archive"
+    run = RunFolder(tmp_path / "run")
+    run.init("{}", 0, "cpu")
+    ps_dir = run.stage_dir("prompt_seg") / "masks"
+    ps_dir.mkdir(parents=True)
+    (archive / "truth").mkdir(parents=True)
+    images, labels, truth = [], [], []
+    for i in range(n):
+        exam, name = f"E{i // 2}", f"E{i // 2}/{i % 2}.png"
+        img, mask = disk_pair((64, 64), i)
+        (archive / exam).mkdir(exist_ok=True)
+        Image.fromarray(img).save(archive / name)
+        Image.fromarray(mask).save(archive / "truth" / f"{i}.png")
+        ys, xs = np.nonzero(mask)
+        box = np.zeros_like(mask)
+        box[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = 255  # box-shaped pseudo mask
+        Image.fromarray(box).save(ps_dir / f"{i}.png")
+        images.append({"exam_id": exam, "image": name, "path": str(archive / name), "width": 64, "height": 64})
+        labels.append({"exam_id": exam, "image": name, "mask": f"prompt_seg/masks/{i}.png", "score": 0.9,
+                       "source": "ellipse"})
+        truth.append({"image": name, "exam_id": exam, "polyp": 1, "mask": f"truth/{i}.png"})
+    labels.append({"exam_id": "E9", "image": "E9/0.png", "mask": "prompt_seg/masks/none.png", "score": 0.5,
+                   "source": "ellipse"})
+    with open(archive / "truth" / "images.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["image", "exam_id", "polyp", "mask"])
+        writer.writeheader()
+        writer.writerows(truth)
+    write_parquet(run.stage_dir("ingest") / "images.parquet", images)
+    write_parquet(run.stage_dir("prompt_seg") / "pseudo_labels.parquet", labels)
+    _done(run, "ingest", {"images": "ingest/images.parquet"})
+    _done(run, "prompt_seg", {"pseudo_labels": "prompt_seg/pseudo_labels.parquet"})
+    return run, archive
+
+
+def test_stage_trains_refines_and_is_skipped_when_done(tmp_path: Path) -> None:
+    run, archive = _run_folder(tmp_path)
+    seg = tiny_config(epochs=2, refine_rounds=1, refine_epochs=1, refine_threshold=0.3, max_box_area=0.9)
+    config = SegRunConfig(device="cpu", seg=seg, ingest={"archive": str(archive)})
+    status, result = run_stage(run, config, STAGE, progress=False)
+    assert status == "ran" and result is not None
+    for name in ("checkpoint", "metrics", "curve", "pseudo_stats", "pseudo_labels"):
+        assert run.output("seg", name).is_file()
+    assert result.counts["images"] == 8 and result.counts["rejected_rows"] == 1
+    errors = read_jsonl(run.root / "seg" / "errors.jsonl")
+    assert errors[0]["key"] == "E9/E9/0.png" and "not in ingest" in errors[0]["reason"]
+    stats = read_jsonl(run.output("seg", "pseudo_stats"))
+    assert [s["round"] for s in stats] == [1] and stats[0]["n_images"] == 8
+    assert stats[0]["mean_dice_truth_before"] is not None  # box masks scored against the true disks
+    metrics = json.loads(run.output("seg", "metrics").read_text())
+    assert len(metrics["rounds"]) == 2 and "mean_dice" in metrics["final_val"]
+    table = read_parquet(run.output("seg", "pseudo_labels")).to_pylist()
+    assert len(table) == 8 and {"exam_id", "image", "mask", "score", "source"} <= set(table[0])
+    assert all(run.abs(r["mask"]).is_file() for r in table)
+    assert run_stage(run, config, STAGE, progress=False)[0] == "skipped"
+
+
+def test_stage_without_usable_labels_fails_clearly(tmp_path: Path) -> None:
+    run, _archive = _run_folder(tmp_path, n=2)
+    for p in (run.root / "prompt_seg" / "masks").glob("*.png"):
+        p.unlink()
+    config = SegRunConfig(device="cpu", seg=tiny_config(epochs=1))
+    with pytest.raises(StageError, match="no usable pseudo label"):
+        run_stage(run, config, STAGE, progress=False)
