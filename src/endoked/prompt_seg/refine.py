@@ -1,0 +1,170 @@
+"""From CAM boxes to masks: candidate prompts, selection by mask–CAM agreement, box → mask → box refinement
+and mask quality measures (pure numpy; the segmenter is passed in)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from endoked.cam.boxes import BoxFilter, box_iou, box_of_mask, boxes_from_cam
+from endoked.prompt_seg.base import BoxPromptSegmenter
+
+
+@dataclass
+class MaskResult:
+    """One pseudo mask.
+
+    Attributes:
+        mask: ``(H, W) bool`` in the image frame.
+        score: segmenter confidence (predicted IoU for SAM-family models).
+        box: ``(4,) float32`` xyxy prompt that produced the mask.
+        cam_agreement: soft IoU of the mask with the max-normalised CAM (``nan`` without a CAM).
+        area_fraction: mask area over image area.
+        box_fill: mask area over the prompt box's area.
+    """
+
+    mask: np.ndarray
+    score: float
+    box: np.ndarray
+    cam_agreement: float
+    area_fraction: float
+    box_fill: float
+
+
+def clean_mask(mask: np.ndarray, keep_largest: bool = True, fill_holes: bool = True) -> np.ndarray:
+    """Largest 8-connected component and/or holes filled, of an ``(H, W) bool`` mask."""
+    out = np.asarray(mask, dtype=bool)
+    if keep_largest and out.any():
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(out.astype(np.uint8), connectivity=8)
+        if n > 2:
+            out = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if fill_holes and out.any():
+        out = ndimage.binary_fill_holes(out)
+    return out
+
+
+def soft_iou(cam: np.ndarray, mask: np.ndarray) -> float:
+    """``sum(min(cam, mask)) / sum(max(cam, mask))`` for a ``[0, 1]`` map and a binary mask of one shape."""
+    m = mask.astype(np.float32)
+    den = float(np.maximum(cam, m).sum())
+    return float(np.minimum(cam, m).sum() / den) if den > 0 else 0.0
+
+
+def scale_box(box: np.ndarray, factor: float, size_hw: tuple[int, int]) -> np.ndarray:
+    """A box scaled about its centre, clipped to the image."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * factor / 2, (y1 - y0) * factor / 2
+    h, w = size_hw
+    return np.array([max(0, cx - hw), max(0, cy - hh), min(w, cx + hw), min(h, cy + hh)], dtype=np.float32)
+
+
+def candidate_boxes(box: np.ndarray, cam: np.ndarray | None, thresholds: Sequence[float],
+                    scales: Sequence[float]) -> np.ndarray:
+    """The CAM box plus alternatives: boxes of the CAM at other thresholds and scaled copies.
+
+    Args:
+        box: ``(4,)`` xyxy CAM box in image pixels.
+        cam: ``(H, W)`` max-normalised CAM at image size, or ``None``.
+        thresholds: CAM thresholds whose component overlapping ``box`` most gives a candidate.
+        scales: factors for scaled copies of ``box``.
+
+    Returns:
+        ``(K, 4) float32``, the CAM box first; duplicates removed.
+    """
+    cands = [np.asarray(box, dtype=np.float32)]
+    if cam is not None:
+        h, w = cam.shape
+        for t in thresholds:
+            res = boxes_from_cam(cam, BoxFilter(threshold=t, min_area=0.0, max_area=1.0, drop_border=False,
+                                                max_components=None, multi_box=True))
+            if not res.boxes:
+                continue
+            arr = np.stack([b.as_array() for b in res.boxes])
+            ious = box_iou(box[None], arr)[0]
+            if ious.max() > 0:
+                cands.append(arr[int(ious.argmax())])
+        size = (h, w)
+    else:
+        size = (int(1e9), int(1e9))
+    cands.extend(scale_box(box, s, size) for s in scales)
+    out: list[np.ndarray] = []
+    for c in cands:
+        if c[2] - c[0] >= 1 and c[3] - c[1] >= 1 and all(np.abs(c - o).max() > 0.5 for o in out):
+            out.append(c)
+    return np.stack(out).astype(np.float32)
+
+
+def _measure(mask: np.ndarray, score: float, box: np.ndarray, cam: np.ndarray | None) -> MaskResult:
+    h, w = mask.shape
+    area = float(mask.sum())
+    box_area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1.0)
+    agreement = soft_iou(cam, mask) if cam is not None else float("nan")
+    return MaskResult(mask, float(score), np.asarray(box, dtype=np.float32), agreement, area / (h * w),
+                      min(area / box_area, 1.0))
+
+
+def segment_box(seg: BoxPromptSegmenter, box: np.ndarray, cam: np.ndarray | None = None,
+                thresholds: Sequence[float] = (), scales: Sequence[float] = (), weight_cam: float = 0.5,
+                refine_iters: int = 0, keep_largest: bool = True, fill_holes: bool = True) -> MaskResult:
+    """The mask for one CAM box on the image already set in ``seg``.
+
+    Candidates (see :func:`candidate_boxes`) are decoded in one batch and ranked by
+    ``(1 - weight_cam) * score + weight_cam * cam_agreement`` (the segmenter score alone without a CAM);
+    the winner is then re-prompted with its own mask's box ``refine_iters`` times (stopping early when the
+    box no longer moves), keeping a refined mask only if it does not rank lower.
+
+    Args:
+        seg: segmenter with the image set.
+        box: ``(4,)`` xyxy CAM box in image pixels.
+        cam: ``(H, W)`` max-normalised CAM at image size, or ``None``.
+        thresholds, scales: candidate generation.
+        weight_cam: weight of CAM agreement in the ranking.
+        refine_iters: box → mask → box iterations.
+        keep_largest, fill_holes: mask clean-up.
+    """
+
+    def rank(r: MaskResult) -> float:
+        if cam is None or weight_cam == 0:
+            return r.score
+        return (1 - weight_cam) * r.score + weight_cam * r.cam_agreement
+
+    def run(boxes: np.ndarray) -> list[MaskResult]:
+        masks, scores = seg.predict(boxes)
+        return [_measure(clean_mask(m, keep_largest, fill_holes), s, b, cam)
+                for m, s, b in zip(masks, scores, boxes, strict=True)]
+
+    cands = candidate_boxes(np.asarray(box, dtype=np.float32), cam, thresholds, scales) \
+        if (thresholds or scales) else np.asarray(box, dtype=np.float32)[None]
+    best = max(run(cands), key=rank)
+    for _ in range(refine_iters):
+        nb = box_of_mask(best.mask)
+        if nb is None or box_iou(nb[None], best.box[None])[0, 0] > 0.95:
+            break
+        cand = run(nb[None])[0]
+        if rank(cand) < rank(best):
+            break
+        best = cand
+    return best
+
+
+def passes_filter(r: MaskResult, min_score: float = 0.0, min_cam_agreement: float = 0.0,
+                  min_area_fraction: float = 0.0, max_area_fraction: float = 1.0,
+                  min_box_fill: float = 0.0) -> str | None:
+    """``None`` when a mask passes the pseudo-label filter, else the reason it fails."""
+    if not r.mask.any():
+        return "empty_mask"
+    if r.score < min_score:
+        return "low_score"
+    if min_cam_agreement > 0 and not (r.cam_agreement >= min_cam_agreement):
+        return "low_cam_agreement"
+    if r.area_fraction < min_area_fraction:
+        return "mask_too_small"
+    if r.area_fraction > max_area_fraction:
+        return "mask_too_large"
+    if r.box_fill < min_box_fill:
+        return "low_box_fill"
+    return None
