@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
+
+try:  # the regex parser is private API; without it every entry is simply tried at every match (slower)
+    from re import _parser as sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - Python versions without re._parser
+    sre_parse = None
 
 LEFT_BOUNDARY = r"(?<![A-Za-z])"
 _LOWER_ASCII = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
@@ -131,7 +135,9 @@ def _first(items: list[tuple[Any, Any]]) -> tuple[set[str] | None, bool]:
 
 
 def first_chars(pattern: str) -> set[str] | None:
-    """Characters a match of ``pattern`` can start with (None: could be anything)."""
+    """Characters a match of ``pattern`` can start with (None: could be anything or unknown)."""
+    if sre_parse is None:
+        return None
     chars, _ = _first(list(sre_parse.parse(pattern)))
     return chars
 
