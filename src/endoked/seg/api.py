@@ -17,7 +17,7 @@ from endoked.errors import DataFormatError
 from endoked.io import atomic_write_json, write_jsonl
 from endoked.seg.config import SegConfig
 from endoked.seg.data import PairStore, SegItem, list_pranet_folder, split_indices
-from endoked.seg.train import TrainResult, train_model
+from endoked.seg.train import TrainResult, dist_info, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ def fit(items: Sequence[SegItem], out_dir: Path, cfg: SegConfig, *, seed: int = 
         "stopped_early": result.stopped_early, "seconds": round(result.seconds, 1),
         "val_keys": [store.items[i].key for i in val_idx],
     }
-    atomic_write_json(out_dir / "summary.json", summary)
+    if dist_info()[1] == 0:
+        atomic_write_json(out_dir / "summary.json", summary)
     return result
 
 

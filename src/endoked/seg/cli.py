@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
         from endoked.progress import progress_enabled
         from endoked.seg.api import train_folder
         from endoked.seg.stage import resolve_seg_config
+        from endoked.seg.train import dist_info
 
         if device is not None:
             check_device(device)
@@ -74,6 +75,8 @@ def register(app: typer.Typer) -> None:
         result = train_folder(data, out, cfg, seed=run_cfg.seed, device=dev, workers=run_cfg.num_workers,
                               progress=progress_enabled())
         val = result.best_val.get("mean_dice")
+        if dist_info()[1] != 0:  # other torchrun processes stay quiet
+            return
         typer.echo(f"checkpoint: {result.checkpoint} (epoch {result.best_epoch}"
                    + (f", validation mean Dice {val:.4f})" if val is not None else ")"))
 

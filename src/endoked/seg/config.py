@@ -18,99 +18,104 @@ class SegConfig(BaseModel):
 
     # --- model -----------------------------------------------------------------------------------------
     encoder: str = Field(
-        "tf_efficientnet_lite0",
+        default="tf_efficientnet_lite0",
         description="Backbone registry name of the encoder (endoked.backbones): pvt_v2_b2 as in Polyp-PVT "
         "(local weight file), or tf_efficientnet_lite0/1/2, mobilenetv2_100 (offline weight packages).")
     encoder_weights: str | None = Field(
-        None, description="Local weight file of the encoder; default: the registry's offline sources.")
-    pretrained: bool = Field(True, description="Start the encoder from ImageNet weights (False: random init).")
-    allow_download: bool = Field(False, description="Allow downloading encoder weights when none is local.")
-    channel: int = Field(32, ge=4, description="Width of the decoder (CFM/SAM), 32 in Polyp-PVT.")
+        default=None, description="Local weight file of the encoder; default: the registry's offline sources.")
+    pretrained: bool = Field(default=True, description="Start the encoder from ImageNet weights (False: random init).")
+    allow_download: bool = Field(default=False, description="Allow downloading encoder weights when none is local.")
+    channel: int = Field(default=32, ge=4, description="Width of the decoder (CFM/SAM), 32 in Polyp-PVT.")
     freeze_stages: int = Field(
-        0, ge=0, le=4,
+        default=0, ge=0, le=4,
         description="Number of encoder stages (strides 4, 8, 16, 32) kept frozen at their pretrained "
         "values; frozen stages run in eval mode and, with cache_views > 0, once per image.")
     cache_views: int = Field(
-        0, ge=0,
+        default=0, ge=0,
         description="With freeze_stages > 0: precompute the frozen stages' features for this many "
         "augmented views of every training image (the first view un-augmented) and train on them; "
         "multi-scale training is then off. 0 = run the frozen stages on every batch.")
     # --- data ------------------------------------------------------------------------------------------
-    image_size: int = Field(352, ge=32, description="Training and inference input size (square, pixels).")
+    image_size: int = Field(default=352, ge=32, description="Training and inference input size (square, pixels).")
     scales: list[float] = Field(
         default_factory=lambda: [0.75, 1.0, 1.25],
         description="Multi-scale training: each batch is resized by one of these factors (size rounded "
         "to a multiple of 32).")
     scale_mode: Literal["all", "random"] = Field(
-        "all",
+        default="all",
         description="'all': every batch is trained at every scale (one optimizer step each, as Polyp-PVT); "
         "'random': one scale drawn per batch (a third of the cost with three scales).")
     val_fraction: float = Field(
-        0.1, ge=0.0, lt=1.0,
+        default=0.1, ge=0.0, lt=1.0,
         description="Fraction of the training pool held out (seeded) to choose the checkpoint.")
-    val_max: int = Field(500, ge=1, description="Cap on the number of validation images.")
-    max_images: int | None = Field(None, ge=1, description="Use at most this many training images (seeded).")
-    preload: bool = Field(True, description="Decode and resize every training image once, keep it in memory.")
-    hflip: float = Field(0.5, ge=0.0, le=1.0, description="Probability of a horizontal flip.")
-    vflip: float = Field(0.5, ge=0.0, le=1.0, description="Probability of a vertical flip.")
-    rotate90: float = Field(0.5, ge=0.0, le=1.0, description="Probability of a rotation by 90/180/270 degrees.")
+    val_max: int = Field(default=500, ge=1, description="Cap on the number of validation images.")
+    max_images: int | None = Field(default=None, ge=1, description="Use at most this many training images (seeded).")
+    preload: bool = Field(default=True, description="Decode and resize every training image once, keep it in memory.")
+    hflip: float = Field(default=0.5, ge=0.0, le=1.0, description="Probability of a horizontal flip.")
+    vflip: float = Field(default=0.5, ge=0.0, le=1.0, description="Probability of a vertical flip.")
+    rotate90: float = Field(default=0.5, ge=0.0, le=1.0, description="Probability of a rotation by 90/180/270 degrees.")
     crop_scale: float = Field(
-        0.8, gt=0.0, le=1.0, description="Random crop of this minimal side fraction (1 = no crop).")
+        default=0.8, gt=0.0, le=1.0, description="Random crop of this minimal side fraction (1 = no crop).")
     color_jitter: float = Field(
-        0.2, ge=0.0, le=1.0, description="Maximal relative brightness and contrast change.")
+        default=0.2, ge=0.0, le=1.0, description="Maximal relative brightness and contrast change.")
     # --- optimisation ----------------------------------------------------------------------------------
-    epochs: int = Field(100, ge=1, description="Training epochs.")
-    batch_size: int = Field(16, ge=1, description="Images per batch (per process under torchrun).")
-    lr: float = Field(1e-4, gt=0.0, description="Peak learning rate of AdamW.")
-    encoder_lr_scale: float = Field(1.0, ge=0.0, description="Learning-rate factor of trainable encoder stages.")
-    weight_decay: float = Field(1e-4, ge=0.0, description="AdamW weight decay.")
+    epochs: int = Field(default=100, ge=1, description="Training epochs.")
+    batch_size: int = Field(default=16, ge=1, description="Images per batch (per process under torchrun).")
+    lr: float = Field(default=1e-4, gt=0.0, description="Peak learning rate of AdamW.")
+    encoder_lr_scale: float = Field(default=1.0, ge=0.0,
+        description="Learning-rate factor of trainable encoder stages.")
+    weight_decay: float = Field(default=1e-4, ge=0.0, description="AdamW weight decay.")
     schedule: Literal["cosine", "poly", "step"] = Field(
-        "cosine",
+        default="cosine",
         description="LR schedule after warm-up, computed from the peak LR at every step: cosine, poly, or "
         "step (x step_rate every step_epochs, as Polyp-PVT intended, without compounding).")
-    warmup_epochs: float = Field(1.0, ge=0.0, description="Linear warm-up length in epochs (fractions allowed).")
-    min_lr_ratio: float = Field(0.01, ge=0.0, le=1.0, description="Final LR of cosine/poly as a fraction of lr.")
-    poly_power: float = Field(0.9, gt=0.0, description="Exponent of the poly schedule.")
-    step_epochs: int = Field(50, ge=1, description="Step schedule: epochs between decays.")
-    step_rate: float = Field(0.1, gt=0.0, le=1.0, description="Step schedule: decay factor.")
-    grad_clip: float | None = Field(0.5, gt=0.0, description="Clip gradient norm at this value (None: off).")
+    warmup_epochs: float = Field(default=1.0, ge=0.0,
+        description="Linear warm-up length in epochs (fractions allowed).")
+    min_lr_ratio: float = Field(default=0.01, ge=0.0, le=1.0,
+        description="Final LR of cosine/poly as a fraction of lr.")
+    poly_power: float = Field(default=0.9, gt=0.0, description="Exponent of the poly schedule.")
+    step_epochs: int = Field(default=50, ge=1, description="Step schedule: epochs between decays.")
+    step_rate: float = Field(default=0.1, gt=0.0, le=1.0, description="Step schedule: decay factor.")
+    grad_clip: float | None = Field(default=0.5, gt=0.0, description="Clip gradient norm at this value (None: off).")
     clip_mode: Literal["value", "norm"] = Field(
-        "value", description="Clip each gradient value to +-grad_clip (Polyp-PVT) or the global gradient norm.")
-    amp: bool = Field(True, description="fp16 autocast on CUDA (never on CPU/MPS).")
+        default="value", description="Clip each gradient value to +-grad_clip (Polyp-PVT) or the global gradient norm.")
+    amp: bool = Field(default=True, description="fp16 autocast on CUDA (never on CPU/MPS).")
     legacy_loss: bool = Field(
-        False,
+        default=False,
         description="Reproduce the official code's structure loss, whose weighted BCE is silently "
         "mean-reduced (reduce='none'), i.e. an unweighted BCE. Only for comparisons.")
-    boundary_kernel: int = Field(31, ge=3, description="Window of the boundary weight of the structure loss (odd).")
-    val_every: int = Field(1, ge=1, description="Validate every this many epochs (and after the last).")
+    boundary_kernel: int = Field(default=31, ge=3,
+        description="Window of the boundary weight of the structure loss (odd).")
+    val_every: int = Field(default=1, ge=1, description="Validate every this many epochs (and after the last).")
     max_minutes: float | None = Field(
-        None, gt=0.0, description="Stop after the epoch during which this wall time is exceeded.")
-    log_every: int = Field(20, ge=1, description="Log the running loss every this many steps.")
+        default=None, gt=0.0, description="Stop after the epoch during which this wall time is exceeded.")
+    log_every: int = Field(default=20, ge=1, description="Log the running loss every this many steps.")
     # --- prediction ------------------------------------------------------------------------------------
-    tta_flip: bool = Field(False, description="Average with the prediction of the horizontally flipped image.")
-    predict_batch_size: int = Field(8, ge=1, description="Images per forward pass when predicting.")
+    tta_flip: bool = Field(default=False, description="Average with the prediction of the horizontally flipped image.")
+    predict_batch_size: int = Field(default=8, ge=1, description="Images per forward pass when predicting.")
     # --- refinement rounds -----------------------------------------------------------------------------
     refine_rounds: int = Field(
-        0, ge=0, description="Rounds of predict -> boxes -> filter -> new pseudo labels -> warm-start retrain.")
-    refine_epochs: int = Field(10, ge=1, description="Training epochs of each refinement round.")
+        default=0, ge=0, description="Rounds of predict -> boxes -> filter -> new pseudo labels -> warm-start retrain.")
+    refine_epochs: int = Field(default=10, ge=1, description="Training epochs of each refinement round.")
     refine_segmenter: str | None = Field(
-        None,
+        default=None,
         description="Box-prompted segmenter (endoked.prompt_seg registry, e.g. litemedsam) run on the "
         "boxes of each prediction; None keeps the thresholded prediction as the new mask.")
-    refine_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Probability threshold of the prediction.")
-    min_box_area: float = Field(0.01, ge=0.0, le=1.0, description="Box filter: minimal box area / image area.")
-    max_box_area: float = Field(0.35, gt=0.0, le=1.0, description="Box filter: maximal box area / image area.")
+    refine_threshold: float = Field(default=0.5, gt=0.0, lt=1.0, description="Probability threshold of the prediction.")
+    min_box_area: float = Field(default=0.01, ge=0.0, le=1.0, description="Box filter: minimal box area / image area.")
+    max_box_area: float = Field(default=0.35, gt=0.0, le=1.0, description="Box filter: maximal box area / image area.")
     max_components: int = Field(
-        3, ge=1, description="Box filter: drop images with this many connected components or more (EndoKED: 3).")
-    reject_border: bool = Field(True, description="Box filter: drop a component whose box touches the border.")
+        default=3, ge=1,
+            description="Box filter: drop images with this many connected components or more (EndoKED: 3).")
+    reject_border: bool = Field(default=True, description="Box filter: drop a component whose box touches the border.")
     min_component_area: float = Field(
-        0.001, ge=0.0, lt=1.0, description="Ignore components smaller than this fraction of the image (noise).")
+        default=0.001, ge=0.0, lt=1.0, description="Ignore components smaller than this fraction of the image (noise).")
     refine_keep_previous: bool = Field(
-        True, description="An image whose prediction fails the filters keeps its previous pseudo mask "
+        default=True, description="An image whose prediction fails the filters keeps its previous pseudo mask "
         "(False: it leaves the training pool for the next round).")
     # --- run -------------------------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda", "mps"] | None = Field(
-        None, description="Device of this stage; None = the run's device.")
+        default=None, description="Device of this stage; None = the run's device.")
 
     @model_validator(mode="after")
     def _check(self) -> SegConfig:

@@ -67,7 +67,7 @@ def refine_prediction(prob: np.ndarray, cfg: SegConfig, image: np.ndarray | None
         segmenter.set_image(image)
         masks, scores = segmenter.predict(boxes)
         segmenter.reset_image()
-        mask = masks.any(axis=0)
+        mask = np.asarray(masks.any(axis=0), dtype=bool)
         score = float(scores.mean()) if len(scores) else 0.0
     else:
         mask = np.zeros(prob.shape, dtype=bool)
