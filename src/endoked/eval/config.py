@@ -52,3 +52,10 @@ class EvalConfig(BaseModel):
         description="File suffixes (case-insensitive) read as maps and masks; names are matched by stem.")
     workers: int = Field(default=0, ge=0, description="Processes scoring images in parallel; 0 = CPU cores (max 8).")
     hist_bins: int = Field(default=20, ge=2, le=200, description="Bins of the per-image Dice histogram plot.")
+    data: str | None = Field(
+        default=None,
+        description="Pipeline only: PraNet-layout root (<set>/images, <set>/masks) on which `endoked run` "
+        "scores the segmentation model after the seg stage; unset = the eval stage is skipped.")
+    sets: list[str] = Field(default_factory=list, description="Pipeline only: sets under `data` to score "
+                            "(empty = every set found).")
+    tta_flip: bool = Field(default=False, description="Pipeline only: horizontal-flip test-time augmentation.")
