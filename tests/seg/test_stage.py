@@ -11,7 +11,7 @@ from pydantic import Field
 
 from endoked.config import RunConfig
 from endoked.errors import StageError
-from endoked.io import read_jsonl, read_parquet, write_parquet
+from endoked.io import read_jsonl, read_parquet, sha256_file, write_parquet
 from endoked.pipeline import run_stage
 from endoked.runfolder import RunFolder
 from endoked.seg.config import SegConfig
@@ -82,7 +82,15 @@ def test_stage_trains_refines_and_is_skipped_when_done(tmp_path: Path) -> None:
     table = read_parquet(run.output("seg", "pseudo_labels")).to_pylist()
     assert len(table) == 8 and {"exam_id", "image", "mask", "score", "source"} <= set(table[0])
     assert all(run.abs(r["mask"]).is_file() for r in table)
+    assert all(0.0 <= r["score"] <= 1.0 for r in table) and {r["source"] for r in table} == {"seg_refine"}
     assert run_stage(run, config, STAGE, progress=False)[0] == "skipped"
+
+    # an interrupted stage re-runs without repeating finished rounds
+    records = run.root / "seg" / "round1" / "records.jsonl"
+    before = (records.stat().st_mtime_ns, sha256_file(run.root / "seg" / "model.pt"))
+    run.mark_failed("seg", "interrupted")
+    assert run_stage(run, config, STAGE, progress=False)[0] == "resumed"
+    assert (records.stat().st_mtime_ns, sha256_file(run.root / "seg" / "model.pt")) == before
 
 
 def test_stage_without_usable_labels_fails_clearly(tmp_path: Path) -> None:

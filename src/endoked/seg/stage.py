@@ -51,11 +51,11 @@ def seg_config(ctx: StageContext) -> SegConfig:
     return cfg if isinstance(cfg, SegConfig) else SegConfig()
 
 
-def pseudo_label_items(ctx: StageContext) -> tuple[list[SegItem], list[dict[str, Any]]]:
+def pseudo_label_items(ctx: StageContext) -> tuple[list[SegItem], list[dict[str, Any]], dict[str, float]]:
     """Join ``prompt_seg/pseudo_labels`` with ``ingest/images``: one item per image with a readable mask.
 
     Returns:
-        Items (key ``exam_id/image``) and error records for rows that cannot be used.
+        Items (key ``exam_id/image``), error records for rows that cannot be used, and each item's score.
     """
     labels = read_parquet(ctx.upstream("prompt_seg", "pseudo_labels")).to_pylist()
     images = read_parquet(ctx.upstream("ingest", "images")).to_pylist()
@@ -63,6 +63,7 @@ def pseudo_label_items(ctx: StageContext) -> tuple[list[SegItem], list[dict[str,
     items: list[SegItem] = []
     errors: list[dict[str, Any]] = []
     seen: set[str] = set()
+    scores: dict[str, float] = {}
     for row_no, row in enumerate(labels):
         key = f"{row.get('exam_id')}/{row.get('image')}"
         path = paths.get((str(row.get("exam_id")), str(row.get("image"))))
@@ -78,8 +79,9 @@ def pseudo_label_items(ctx: StageContext) -> tuple[list[SegItem], list[dict[str,
             errors.append({"row": row_no, "key": key, "reason": reason})
             continue
         seen.add(key)
+        scores[key] = float(row.get("score") or 0.0)
         items.append(SegItem(key, Path(str(path)), mask))  # type: ignore[arg-type]
-    return items, errors
+    return items, errors, scores
 
 
 def truth_masks(ctx: StageContext) -> dict[str, Path]:
@@ -115,7 +117,7 @@ def run_seg(ctx: StageContext) -> StageResult:
     cfg = seg_config(ctx)
     work = ctx.work_dir
     device = resolve_device(cfg.device or ctx.config.device)
-    items, errors = pseudo_label_items(ctx)
+    items, errors, scores = pseudo_label_items(ctx)
     if errors:
         write_jsonl(work / "errors.jsonl", errors)
     if not items:
@@ -129,12 +131,12 @@ def run_seg(ctx: StageContext) -> StageResult:
         rdir = work / f"round{rnd}"
         pool_file = rdir / "pool.jsonl"
         if rnd > 0:
-            if pool_file.is_file():
-                saved = read_jsonl(pool_file)
-                items = [SegItem(r["key"], Path(r["image"]), Path(r["mask"])) for r in saved]
-                stats = read_jsonl(rdir / "stats.jsonl")[0]
-            else:
-                items, stats = _refine_round(ctx, cfg, items, checkpoint, rdir, device, truth)
+            if not pool_file.is_file():
+                _refine_round(ctx, cfg, items, scores, checkpoint, rdir, device, truth)
+            saved = read_jsonl(pool_file)
+            items = [SegItem(r["key"], Path(r["image"]), Path(r["mask"])) for r in saved]
+            scores.update({r["key"]: float(r["score"]) for r in saved})
+            stats = read_jsonl(rdir / "stats.jsonl")[0]
             round_stats.append({"round": rnd, **stats})
         done = rdir / "summary.json"
         result = fit(items, rdir, cfg, seed=ctx.config.seed + rnd, device=device, workers=ctx.config.num_workers,
@@ -149,7 +151,7 @@ def run_seg(ctx: StageContext) -> StageResult:
     shutil.copyfile(checkpoint, work / "model.pt")
     write_jsonl(work / "pseudo_stats.jsonl", round_stats)
     write_parquet(work / "pseudo_labels.parquet",
-                  _pool_rows(items, ctx, {}, "seg_refine" if cfg.refine_rounds else "prompt_seg"))
+                  _pool_rows(items, ctx, scores, "seg_refine" if cfg.refine_rounds else "prompt_seg"))
     curve_rows = [{**h, "epoch": i + 1} for i, h in enumerate(history)]
     write_curve(curve_rows, work / "curve.png", title="seg training (all rounds, epochs in sequence)")
     summaries = [read_jsonl_safe(work / f"round{r}" / "summary.json") for r in range(cfg.refine_rounds + 1)]
@@ -172,8 +174,9 @@ def read_jsonl_safe(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
 
 
-def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], checkpoint: Path | None, rdir: Path,
-                  device: Any, truth: dict[str, Path]) -> tuple[list[SegItem], dict[str, Any]]:
+def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], scores: dict[str, float],
+                  checkpoint: Path | None, rdir: Path, device: Any, truth: dict[str, Path]) -> None:
+    """Predict the pool, filter, write the new masks and ``pool.jsonl`` (written last: the round's marker)."""
     from endoked.seg.predict import Predictor
     from endoked.seg.refine import refine_pool
 
@@ -190,9 +193,9 @@ def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], check
     logger.info("seg refinement round: %s", {k: v for k, v in stats.items() if k != "drop_reasons"})
     write_jsonl(rdir / "records.jsonl", records)
     write_jsonl(rdir / "stats.jsonl", [stats])
-    write_jsonl(rdir / "pool.jsonl", [{"key": it.key, "image": str(it.image), "mask": str(it.mask)}
-                                      for it in new_items])
-    return new_items, stats
+    new_scores = {r["key"]: float(r["score"]) for r in records if r["kept"]}
+    write_jsonl(rdir / "pool.jsonl", [{"key": it.key, "image": str(it.image), "mask": str(it.mask),
+                                       "score": new_scores.get(it.key, scores.get(it.key, 0.0))} for it in new_items])
 
 
 STAGE = StageSpec(name="seg", run=run_seg, depends=("ingest", "prompt_seg"))
