@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_seg.py --out /tmp/endoked-bench-seg [--profile cpu-small] \
         [--set seg.image_size=256 --set seg.epochs=12 ...] [--train DATA/polyp/TrainDataset] \
         [--test DATA/polyp/TestDataset] [--sets Kvasir CVC-ClinicDB] [--skip-train] [--tta]
+    python benchmarks/bench_seg.py --out OUT --pseudo-run RUN [...]   # train on a run's pseudo labels
 
 ``DATA`` defaults to ``$ENDOKED_SHARED_DATA`` or ``<repo>/../shared/data``. Training resumes from
 ``OUT/train`` when interrupted. Prints and writes ``OUT/results.json``: the training summary (wall time,
@@ -22,10 +23,11 @@ from pathlib import Path
 
 from endoked.device import resolve_device
 from endoked.eval import EvalConfig, evaluate_sets
-from endoked.seg.api import train_folder
+from endoked.runfolder import RunFolder
+from endoked.seg.api import fit, train_folder
 from endoked.seg.data import list_image_files
 from endoked.seg.predict import Predictor, predict_files
-from endoked.seg.stage import resolve_seg_config
+from endoked.seg.stage import pseudo_label_items, resolve_seg_config
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ENDOKED_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -39,6 +41,8 @@ def main() -> None:
     ap.add_argument("--train", type=Path, default=DATA / "polyp" / "TrainDataset")
     ap.add_argument("--test", type=Path, default=DATA / "polyp" / "TestDataset")
     ap.add_argument("--sets", nargs="*", default=["Kvasir", "CVC-ClinicDB"])
+    ap.add_argument("--pseudo-run", type=Path, default=None,
+                    help="Train on the pseudo labels of this run folder (prompt_seg done) instead of --train.")
     ap.add_argument("--skip-train", action="store_true", help="Reuse OUT/train/model.pt.")
     ap.add_argument("--tta", action="store_true", help="Flip test-time augmentation.")
     args = ap.parse_args()
@@ -50,7 +54,12 @@ def main() -> None:
                                   "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()}
     if not args.skip_train:
         t0 = time.perf_counter()
-        res = train_folder(args.train, train_dir, cfg, seed=run_cfg.seed, device=device, workers=2)
+        if args.pseudo_run is not None:
+            items, errors, _ = pseudo_label_items(RunFolder(args.pseudo_run))
+            results["pseudo_labels"] = {"n": len(items), "unusable_rows": len(errors)}
+            res = fit(items, train_dir, cfg, seed=run_cfg.seed, device=device, workers=2)
+        else:
+            res = train_folder(args.train, train_dir, cfg, seed=run_cfg.seed, device=device, workers=2)
         results["train"] = {"seconds_this_call": round(time.perf_counter() - t0, 1), "seconds_total": round(
             res.seconds, 1), "best_epoch": res.best_epoch, "best_val": res.best_val, "epochs_run": len(res.history),
             "n_train": res.n_train, "n_val": res.n_val, "stopped_early": res.stopped_early}

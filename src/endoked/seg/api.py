@@ -38,7 +38,7 @@ def fit(items: Sequence[SegItem], out_dir: Path, cfg: SegConfig, *, seed: int = 
         keep = sorted(np.random.default_rng(seed + 1).permutation(len(pool))[: cfg.max_images].tolist())
         pool = [pool[i] for i in keep]
     store = PairStore(pool, cfg.image_size, preload=cfg.preload, workers=workers)
-    errors = store.check_all() if cfg.preload else []
+    errors = store.check_all()  # decodes every pair once; keeps them when preloading
     if errors:
         write_jsonl(out_dir / "errors.jsonl", errors)
     if len(store) == 0:

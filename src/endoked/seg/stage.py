@@ -23,6 +23,7 @@ from endoked.device import resolve_device
 from endoked.errors import ConfigError, StageError
 from endoked.io import atomic_write_json, read_jsonl, read_parquet, write_jsonl, write_parquet
 from endoked.pipeline import StageContext, StageResult, StageSpec
+from endoked.runfolder import RunFolder
 from endoked.seg.api import fit
 from endoked.seg.config import SegConfig
 from endoked.seg.data import SegItem
@@ -51,14 +52,14 @@ def seg_config(ctx: StageContext) -> SegConfig:
     return cfg if isinstance(cfg, SegConfig) else SegConfig()
 
 
-def pseudo_label_items(ctx: StageContext) -> tuple[list[SegItem], list[dict[str, Any]], dict[str, float]]:
-    """Join ``prompt_seg/pseudo_labels`` with ``ingest/images``: one item per image with a readable mask.
+def pseudo_label_items(run: RunFolder) -> tuple[list[SegItem], list[dict[str, Any]], dict[str, float]]:
+    """Join a run's ``prompt_seg/pseudo_labels`` with ``ingest/images``: one item per image with a mask file.
 
     Returns:
         Items (key ``exam_id/image``), error records for rows that cannot be used, and each item's score.
     """
-    labels = read_parquet(ctx.upstream("prompt_seg", "pseudo_labels")).to_pylist()
-    images = read_parquet(ctx.upstream("ingest", "images")).to_pylist()
+    labels = read_parquet(run.output("prompt_seg", "pseudo_labels")).to_pylist()
+    images = read_parquet(run.output("ingest", "images")).to_pylist()
     paths = {(str(r["exam_id"]), str(r["image"])): str(r["path"]) for r in images}
     items: list[SegItem] = []
     errors: list[dict[str, Any]] = []
@@ -67,7 +68,7 @@ def pseudo_label_items(ctx: StageContext) -> tuple[list[SegItem], list[dict[str,
     for row_no, row in enumerate(labels):
         key = f"{row.get('exam_id')}/{row.get('image')}"
         path = paths.get((str(row.get("exam_id")), str(row.get("image"))))
-        mask = ctx.run.abs(str(row.get("mask"))) if row.get("mask") else None
+        mask = run.abs(str(row.get("mask"))) if row.get("mask") else None
         reason = None
         if path is None:
             reason = "image not in ingest/images.parquet"
@@ -117,7 +118,7 @@ def run_seg(ctx: StageContext) -> StageResult:
     cfg = seg_config(ctx)
     work = ctx.work_dir
     device = resolve_device(cfg.device or ctx.config.device)
-    items, errors, scores = pseudo_label_items(ctx)
+    items, errors, scores = pseudo_label_items(ctx.run)
     if errors:
         write_jsonl(work / "errors.jsonl", errors)
     if not items:
