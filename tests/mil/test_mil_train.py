@@ -138,7 +138,10 @@ def test_partly_trainable_encoder_trains_only_its_last_stages() -> None:
     images = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8)
     enc.eval()
     with torch.no_grad():
-        assert torch.allclose(enc.suffix(enc.prefix(images)), model(enc.normalise(images)), atol=1e-5)
+        full = model.forward_features(enc.normalise(images)).amax(dim=(2, 3))  # default max pooling
+        assert torch.allclose(enc.suffix(enc.prefix(images)), full, atol=1e-5)
+        assert torch.allclose(SplitEncoder(model, "test_efficientnet", 0, pooling="avg").prefix(images),
+                              model(enc.normalise(images)), atol=1e-5)  # timm's own average pooling
     enc.train()
     assert model.blocks[n_blocks - 1].training and not model.blocks[0].training
     bn = [m for m in model.blocks[n_blocks - 1].modules() if isinstance(m, torch.nn.BatchNorm2d)]

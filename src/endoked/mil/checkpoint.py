@@ -39,7 +39,7 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[SplitEnc
     cfg = MilConfig.model_validate(obj["config"])
     model = create_backbone(cfg.backbone, pretrained=False, num_classes=0)
     model.load_state_dict(obj["encoder"])
-    encoder = SplitEncoder(model, cfg.backbone, cfg.trainable_blocks, cfg.freeze_bn)
+    encoder = SplitEncoder(model, cfg.backbone, cfg.trainable_blocks, cfg.freeze_bn, cfg.pooling)
     heads = MilHeads(int(obj["in_dim"]), cfg.hidden_dim, cfg.attention_dim, cfg.dropout)
     heads.load_state_dict(obj["heads"])
     return encoder.to(device).eval(), heads.to(device).eval(), cfg, dict(obj.get("meta", {}))

@@ -26,6 +26,8 @@ class MilConfig(BaseModel):
         0, ge=-1, description="0: frozen encoder, pooled features cached once; k > 0: the last k block stages "
         "(and the head conv) train, the frozen part's feature maps are cached; -1: the whole encoder trains "
         "on cached decoded images.")
+    pooling: Literal["avg", "max", "avgmax"] = Field(
+        "max", description="Global pooling of the encoder's last feature maps; max keeps small polyps visible.")
     freeze_bn: bool = Field(True, description="Keep BatchNorm statistics of trainable encoder parts fixed.")
     feature_batch_size: int = Field(32, ge=1, description="Images per batch in the encoder pass.")
     cache_dtype: Literal["float16", "float32"] = Field(
@@ -37,9 +39,9 @@ class MilConfig(BaseModel):
     # Training.
     max_images_per_bag: int = Field(32, ge=1, description="Training bags larger than this are subsampled "
                                     "(a new random subset each epoch); inference scores every image.")
-    epochs: int = Field(40, ge=1, description="Maximum training epochs.")
+    epochs: int = Field(30, ge=1, description="Maximum training epochs.")
     patience: int = Field(8, ge=1, description="Stop after this many epochs without a better validation AUROC.")
-    lr: float = Field(1e-3, gt=0, description="Learning rate of the MIL heads (Adam).")
+    lr: float = Field(3e-4, gt=0, description="Learning rate of the MIL heads (Adam).")
     encoder_lr: float = Field(1e-4, gt=0, description="Learning rate of trainable encoder parts.")
     weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay.")
     bags_per_step: int = Field(8, ge=1, description="Bags whose losses are summed per optimiser step.")

@@ -27,7 +27,8 @@ class SplitEncoder(nn.Module):
     """``prefix`` (frozen, cached) then ``suffix`` (trainable) of a timm backbone with pooled output.
 
     Attributes:
-        model: the timm network built with ``num_classes=0`` (forward gives pooled ``(B, F)``).
+        model: the timm network built with ``num_classes=0``.
+        pooling: global pooling of the last feature maps: ``avg``, ``max`` or ``avgmax`` (concatenated).
         trainable_blocks: see the module docstring.
         num_features: F.
     """
@@ -35,13 +36,17 @@ class SplitEncoder(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, model: nn.Module, backbone: str, trainable_blocks: int, freeze_bn: bool = True) -> None:
+    def __init__(self, model: nn.Module, backbone: str, trainable_blocks: int, freeze_bn: bool = True,
+                 pooling: str = "max") -> None:
         super().__init__()
+        if pooling not in ("avg", "max", "avgmax"):
+            raise ConfigError(f"mil.pooling must be avg, max or avgmax, got {pooling!r}")
         self.model = model
+        self.pooling = pooling
         self.backbone = backbone
         self.trainable_blocks = trainable_blocks
         self.freeze_bn = freeze_bn
-        self.num_features = int(getattr(model, "num_features", 0))
+        self.num_features = int(getattr(model, "num_features", 0)) * (2 if pooling == "avgmax" else 1)
         info = backbone_info(backbone)
         self.register_buffer("mean", torch.tensor(info.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(info.std).view(1, 3, 1, 1), persistent=False)
@@ -100,7 +105,7 @@ class SplitEncoder(nn.Module):
             return images
         x = self.normalise(images)
         if self.trainable_blocks == 0:
-            return self.model(x)
+            return self.pool(self.model.forward_features(x))  # type: ignore[operator]
         x = self._part("bn1")(self._part("conv_stem")(x))
         for block in self._blocks()[: self.split]:
             x = block(x)
@@ -111,12 +116,25 @@ class SplitEncoder(nn.Module):
         if self.trainable_blocks == 0:
             return cached.float()
         if self.trainable_blocks == -1:
-            return self.model(self.normalise(cached))
+            return self.pool(self.model.forward_features(self.normalise(cached)))  # type: ignore[operator]
         x = cached.float()
         for block in self._blocks()[self.split:]:
             x = block(x)
-        x = self._part("bn2")(self._part("conv_head")(x))
-        return cast(torch.Tensor, self.model.forward_head(x, pre_logits=True))  # type: ignore[operator]
+        return self.pool(self._part("bn2")(self._part("conv_head")(x)))
+
+    def pool(self, maps: torch.Tensor) -> torch.Tensor:
+        """Global pooling of the last feature maps ``(B, C, h, w)`` -> ``(B, C)`` (``(B, 2C)`` for avgmax).
+
+        Max pooling keeps small objects (a polyp covering a few cells) visible, which average pooling dilutes.
+        Outputs that are not 4-D (token models) are averaged over all but the first and last dimensions.
+        """
+        if maps.ndim != 4:
+            return maps.mean(dim=tuple(range(1, maps.ndim - 1))) if maps.ndim > 2 else maps
+        if self.pooling == "avg":
+            return maps.mean(dim=(2, 3))
+        if self.pooling == "max":
+            return maps.amax(dim=(2, 3))
+        return torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``images: (B, 3, S, S)`` uint8 -> pooled features ``(B, F)``."""
@@ -139,4 +157,4 @@ def build_encoder(cfg: MilConfig) -> SplitEncoder:
     """Create the configured backbone (pooled output) and split it per ``cfg.trainable_blocks``."""
     model = create_backbone(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights,
                             allow_download=cfg.allow_download, num_classes=0)
-    return SplitEncoder(model, cfg.backbone, cfg.trainable_blocks, cfg.freeze_bn)
+    return SplitEncoder(model, cfg.backbone, cfg.trainable_blocks, cfg.freeze_bn, cfg.pooling)
