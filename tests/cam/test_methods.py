@@ -143,7 +143,7 @@ def test_fit_head_learns_to_localise_the_positive_channel(pool: str) -> None:
         feats.append(f)
         labels.append(float(i % 2 == 0))
     net = CamNet(TinyEncoder(), [3, 3], [1, 2], levels=(1,), head="mlp", hidden=8, pool=pool)
-    cache = FeatureCache([torch.stack(feats).half()], torch.tensor(labels))
+    cache = FeatureCache(torch.stack(feats).half(), torch.tensor(labels))
     history = fit_head(net, cache, epochs=60, lr=0.03, batch_size=8, feature_dropout=0.0)
     assert history[-1] < 0.7 * history[0]
     with torch.no_grad():
@@ -159,7 +159,7 @@ def test_fit_head_needs_both_classes() -> None:
 
     net = CamNet(TinyEncoder(), [3, 3], [1, 2], levels=(1,))
     with pytest.raises(DataFormatError, match="both classes"):
-        fit_head(net, FeatureCache([torch.zeros(4, 3, 2, 2)], torch.ones(4)), epochs=1)
+        fit_head(net, FeatureCache(torch.zeros(4, 3, 2, 2), torch.ones(4)), epochs=1)
 
 
 def test_frozen_encoder_stays_frozen_and_in_eval() -> None:

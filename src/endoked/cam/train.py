@@ -8,7 +8,7 @@ this is the difference between minutes and hours.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -35,14 +35,14 @@ def to_input(image: np.ndarray, size: int) -> torch.Tensor:
 
 @dataclass
 class FeatureCache:
-    """Encoder features of the head's levels for a set of images (float16, on CPU).
+    """The head's input for a set of images: encoder levels fused at the finest one (float16, on CPU).
 
     Attributes:
-        feats: one ``(N, C_l, h_l, w_l)`` tensor per level the head reads.
+        fused: ``(N, sum C_l, h, w)`` (see :meth:`CamNet.fuse`).
         labels: ``(N,) float32`` 1 = polyp, 0 = polyp-free.
     """
 
-    feats: list[torch.Tensor]
+    fused: torch.Tensor
     labels: torch.Tensor
 
     def __len__(self) -> int:
@@ -66,7 +66,7 @@ def cache_features(net: CamNet, images: Iterable[tuple[torch.Tensor, float]], no
     """
     device = device or torch.device("cpu")
     net.eval().to(device)
-    per_level: list[list[torch.Tensor]] = [[] for _ in net.levels]
+    fused: list[torch.Tensor] = []
     labels: list[float] = []
     batch: list[torch.Tensor] = []
     batch_labels: list[float] = []
@@ -77,9 +77,7 @@ def cache_features(net: CamNet, images: Iterable[tuple[torch.Tensor, float]], no
         x = normalize(torch.stack(batch).to(device))
         views = [x, torch.flip(x, dims=[3])] if flip else [x]
         for view in views:
-            feats = net.encode(view)
-            for i, lv in enumerate(net.levels):
-                per_level[i].append(feats[lv].half().cpu())
+            fused.append(net.fuse(net.encode(view)).half().cpu())
             labels.extend(batch_labels)
         if on_batch is not None:
             on_batch(len(batch))
@@ -94,7 +92,7 @@ def cache_features(net: CamNet, images: Iterable[tuple[torch.Tensor, float]], no
     flush()
     if not labels:
         raise DataFormatError("no training images for the CAM classifier")
-    return FeatureCache([torch.cat(p) for p in per_level], torch.tensor(labels, dtype=torch.float32))
+    return FeatureCache(torch.cat(fused), torch.tensor(labels, dtype=torch.float32))
 
 
 def fit_head(net: CamNet, cache: FeatureCache, epochs: int = 30, lr: float = 3e-3, weight_decay: float = 1e-4,
@@ -134,8 +132,7 @@ def fit_head(net: CamNet, cache: FeatureCache, epochs: int = 30, lr: float = 3e-
         total, count = 0.0, 0
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            feats = _level_list(net, [f[idx].to(device).float() for f in cache.feats])
-            fused = net.fuse(feats)
+            fused = cache.fused[idx].to(device).float()
             if feature_dropout > 0:
                 fused = F.dropout2d(fused, p=feature_dropout, training=True)
             logits = net.pooled(net.head(fused))
@@ -151,11 +148,3 @@ def fit_head(net: CamNet, cache: FeatureCache, epochs: int = 30, lr: float = 3e-
     net.head.eval()
     logger.info("CAM head trained: %d samples, loss %.4f -> %.4f", len(labels), history[0], history[-1])
     return history
-
-
-def _level_list(net: CamNet, used: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Place the head's cached levels at their indices in a full-length level list."""
-    out: list[torch.Tensor] = [torch.empty(0)] * len(net.channels)
-    for lv, f in zip(net.levels, used, strict=True):
-        out[lv] = f
-    return out

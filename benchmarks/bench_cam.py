@@ -1,0 +1,195 @@
+"""cam + prompt_seg benchmark: pseudo-mask quality of the weak chain against an archive's truth.
+
+Needs a run folder where ingest and mil have finished (e.g. the one ``benchmarks/bench_mil.py --out DIR``
+leaves), or ``--truth-selection`` to write a perfect MIL selection from the truth (polyp frames = 1,
+frames of polyp-free exams = 0), which isolates the cam + prompt_seg steps. Then, for each variant
+(``NAME:key=value,key=value`` config overrides), the cam and prompt_seg stages run in a copy of the run
+folder and their outputs are scored against ``truth/images.csv``:
+
+- box IoU: best IoU of the image's first CAM box with the boxes of the true mask's components;
+- pseudo masks: mean Dice over the polyp frames that received one, coverage (share of selected-positive
+  polyp frames that received one, and share of all polyp frames), and pseudo masks on truly polyp-free
+  frames (count and share of all polyp-free frames);
+- throughput: images/s of the cam stage (CAM inference, after training) and of prompt_seg.
+
+Usage::
+
+    python benchmarks/public_archive.py --out /tmp/pub --exams 300 --seed 0
+    python benchmarks/bench_mil.py --archive /tmp/pub --out /tmp/bench_mil --profile cpu-small
+    python benchmarks/bench_cam.py --archive /tmp/pub --run /tmp/bench_mil --out /tmp/bench_cam \
+        --variant "naive:cam.levels=[4],cam.head=linear,cam.pool=gap,prompt_seg.refine_iters=0" --variant "default:"
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from endoked.cam.boxes import box_iou, mask_components_boxes
+from endoked.cam.stage import STAGE as CAM_STAGE
+from endoked.config import resolve_config
+from endoked.io import read_parquet, write_parquet
+from endoked.pipeline import run_stage
+from endoked.prompt_seg.stage import STAGE as SEG_STAGE
+from endoked.runfolder import RunFolder
+
+logger = logging.getLogger("endoked.benchmarks.cam")
+
+
+def load_truth_rows(archive: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """``(exam_id, image) -> truth row`` from ``truth/images.csv``."""
+    with open(archive / "truth" / "images.csv", encoding="utf-8") as fh:
+        return {(r["exam_id"], r["image"]): r for r in csv.DictReader(fh)}
+
+
+def truth_selection(archive: Path) -> list[dict[str, Any]]:
+    """A perfect MIL selection: polyp frames label 1, frames of polyp-free exams label 0."""
+    truth = load_truth_rows(archive)
+    with open(archive / "truth" / "exams.jsonl", encoding="utf-8") as fh:
+        absent = {json.loads(line)["id"] for line in fh if line.strip() and json.loads(line)["polyp"] == "absent"}
+    out = []
+    for (exam_id, image), r in sorted(truth.items()):
+        if r["polyp"] == "1":
+            out.append({"exam_id": exam_id, "image": image, "label": 1, "score": 1.0})
+        elif exam_id in absent:
+            out.append({"exam_id": exam_id, "image": image, "label": 0, "score": 0.0})
+    return out
+
+
+def _gt(archive: Path, row: dict[str, str]) -> np.ndarray:
+    m = cv2.imread(str(archive / row["mask"]), cv2.IMREAD_GRAYSCALE)
+    if m is None:
+        raise FileNotFoundError(archive / row["mask"])
+    return m > 127
+
+
+def score_variant(archive: Path, run: RunFolder) -> dict[str, Any]:
+    """Figures of one finished cam + prompt_seg run against the truth."""
+    truth = load_truth_rows(archive)
+    selection = read_parquet(run.output("mil", "selection")).to_pylist()
+    sel_pos = {(r["exam_id"], r["image"]) for r in selection if int(r["label"]) == 1}
+    boxes = read_parquet(run.output("cam", "boxes")).to_pylist()
+    first_box: dict[tuple[str, str], np.ndarray] = {}
+    for b in boxes:
+        key = (b["exam_id"], b["image"])
+        if b["box_id"] == 0:
+            first_box[key] = np.array([b["x0"], b["y0"], b["x1"], b["y1"]])
+    ious = []
+    for key, box in first_box.items():
+        t = truth.get(key)
+        if t is not None and t["polyp"] == "1":
+            gb = mask_components_boxes(_gt(archive, t), 50)
+            ious.append(float(box_iou(box[None], gb).max()) if len(gb) else 0.0)
+    pseudo = read_parquet(run.output("prompt_seg", "pseudo_labels")).to_pylist()
+    dices, on_free = [], 0
+    for p in pseudo:
+        t = truth[(p["exam_id"], p["image"])]
+        pred = cv2.imread(str(run.abs(p["mask"])), cv2.IMREAD_GRAYSCALE) > 127
+        if t["polyp"] == "1":
+            g = _gt(archive, t)
+            dices.append(float(2 * (pred & g).sum() / max(pred.sum() + g.sum(), 1)))
+        else:
+            on_free += 1
+    n_polyp = sum(r["polyp"] == "1" for r in truth.values())
+    n_free = len(truth) - n_polyp
+    n_sel_polyp = sum(truth[k]["polyp"] == "1" for k in sel_pos if k in truth)
+    dropped = read_parquet(run.output("cam", "dropped")).to_pylist()
+    reasons: dict[str, int] = {}
+    for r in dropped:
+        reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+    boxed_free = sum(truth[k]["polyp"] == "0" for k in first_box if k in truth)
+    return {
+        "selected_positive": len(sel_pos), "selected_positive_polyp_frames": n_sel_polyp,
+        "images_with_boxes": len(first_box), "box_iou_mean": float(np.mean(ious)) if ious else None,
+        "box_iou_ge_0.5": float(np.mean(np.array(ious) >= 0.5)) if ious else None,
+        "cam_drop_reasons": reasons, "boxes_on_polyp_free_frames": boxed_free,
+        "pseudo_masks": len(pseudo), "pseudo_on_polyp_frames": len(dices),
+        "mean_dice": float(np.mean(dices)) if dices else None,
+        "dice_ge_0.8": float(np.mean(np.array(dices) >= 0.8)) if dices else None,
+        "coverage_of_selected": len(dices) / n_sel_polyp if n_sel_polyp else None,
+        "coverage_of_all_polyp_frames": len(dices) / n_polyp if n_polyp else None,
+        "pseudo_on_polyp_free_frames": on_free, "false_mask_rate": on_free / n_free if n_free else None,
+    }
+
+
+def run_variant(archive: Path, base: Path, out: Path, overrides: list[str], profile: str) -> dict[str, Any]:
+    """Copy the run folder's ingest + mil, run cam and prompt_seg with ``overrides``, score."""
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(base, out, ignore=shutil.ignore_patterns("cam", "prompt_seg", "seg", "eval", "report*"))
+    run = RunFolder(out)
+    for stage in ("cam", "prompt_seg", "seg", "eval"):
+        run.forget(stage, remove_outputs=True)
+    cfg = resolve_config(profile, overrides=[f"ingest.archive={archive / 'manifest.jsonl'}", *overrides])
+    t0 = time.perf_counter()
+    _, cam_res = run_stage(run, cfg, CAM_STAGE, progress=False)
+    t1 = time.perf_counter()
+    _, seg_res = run_stage(run, cfg, SEG_STAGE, progress=False)
+    t2 = time.perf_counter()
+    figures = score_variant(archive, run)
+    n_cam = cam_res.counts["images"] if cam_res else 0
+    n_seg = seg_res.counts["images"] if seg_res else 0
+    figures.update({"cam_seconds": round(t1 - t0, 1), "prompt_seg_seconds": round(t2 - t1, 1),
+                    "cam_counts": cam_res.counts if cam_res else None,
+                    "prompt_seg_images_per_s": n_seg / (t2 - t1) if n_seg else None,
+                    "cam_images_per_s_incl_training": n_cam / (t1 - t0) if n_cam else None})
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--archive", type=Path, required=True)
+    p.add_argument("--run", type=Path, required=True, help="run folder with ingest (and mil) finished")
+    p.add_argument("--out", type=Path, required=True, help="folder for the variants' run folders and results")
+    p.add_argument("--profile", default="cpu-small")
+    p.add_argument("--truth-selection", action="store_true", help="replace mil/selection with the truth's")
+    p.add_argument("--variant", action="append", default=[], help="NAME:key=value,key=value (repeatable)")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = args.run
+    if args.truth_selection:
+        base = args.out / "base"
+        if base.exists():
+            shutil.rmtree(base)
+        shutil.copytree(args.run, base, ignore=shutil.ignore_patterns("mil", "cam", "prompt_seg", "seg", "eval"))
+        run = RunFolder(base)
+        path = run.stage_dir("mil") / "selection.parquet"
+        write_parquet(path, truth_selection(args.archive))
+        run.mark_running("mil", "truth-selection", {"archive": str(args.archive)})
+        run.mark_done("mil", {"selection": run.rel(path)}, {}, 0.0)
+    results: dict[str, Any] = {}
+    for spec in args.variant or ["default:"]:
+        name, _, rest = spec.partition(":")
+        overrides = [s for s in rest.split(",") if s] if rest else []
+        # Lists in overrides ("cam.levels=[3,4]") hold commas: re-join pieces without "=".
+        merged: list[str] = []
+        for piece in overrides:
+            if "=" in piece or not merged:
+                merged.append(piece)
+            else:
+                merged[-1] += "," + piece
+        logger.info("variant %s: %s", name, merged)
+        results[name] = {"overrides": merged, **run_variant(args.archive, base, args.out / name, merged, args.profile)}
+        logger.info("variant %s: %s", name, json.dumps(results[name], default=str))
+        (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
