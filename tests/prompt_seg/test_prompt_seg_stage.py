@@ -16,7 +16,8 @@ from endoked.pipeline import available_stages, run_stage
 from endoked.prompt_seg.stage import PSEUDO_SCHEMA, STAGE, mask_relpaths
 from endoked.runfolder import RunFolder
 
-SET = ["prompt_seg.segmenter=ellipse", "prompt_seg.chunk_size=2", "prompt_seg.overlays=2", "prompt_seg.refine_iters=0"]
+SET = ["prompt_seg.segmenter=ellipse", "prompt_seg.chunk_size=2", "prompt_seg.overlays=2", "prompt_seg.refine_iters=0",
+       "prompt_seg.candidate_thresholds=[]", "prompt_seg.candidate_scales=[]", "prompt_seg.min_cam_agreement=0.0"]
 
 
 def make_run(tmp_path: Path) -> RunFolder:

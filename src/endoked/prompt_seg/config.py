@@ -25,10 +25,11 @@ class PromptSegConfig(BaseModel):
     threads: int | None = Field(None, ge=1, description="torch CPU threads for this stage (None: leave as is).")
     # From CAM boxes to prompts.
     candidate_thresholds: list[float] = Field(
-        [], description="Also try the boxes of the CAM above these thresholds (the component that overlaps the "
-                        "CAM box most) and keep the candidate whose mask scores best; empty = the CAM box only.")
+        [0.3, 0.45, 0.8],
+        description="Also try the boxes of the CAM above these thresholds (the component that overlaps the CAM box "
+                    "most) and keep the candidate whose mask ranks best; empty = the CAM box only.")
     candidate_scales: list[float] = Field(
-        [], description="Also try the CAM box scaled about its centre by these factors.")
+        [0.8, 1.25], description="Also try the CAM box scaled about its centre by these factors.")
     select_weight_cam: float = Field(
         0.5, ge=0, le=1, description="Candidate score = (1 - w) * segmenter score + w * CAM–mask agreement.")
     refine_iters: int = Field(
@@ -37,7 +38,9 @@ class PromptSegConfig(BaseModel):
     fill_holes: bool = Field(True, description="Fill holes inside masks.")
     # Pseudo-label filter.
     min_score: float = Field(0.0, ge=0, le=1, description="Drop masks whose segmenter score is lower.")
-    min_cam_agreement: float = Field(0.0, ge=0, le=1, description="Drop masks whose CAM–mask soft IoU is lower.")
+    min_cam_agreement: float = Field(
+        0.4, ge=0, le=1, description="Drop masks whose soft IoU with the CAM is lower (the best single predictor of "
+                                     "a pseudo mask's Dice measured; 0 keeps every mask).")
     min_area_fraction: float = Field(0.0, ge=0, le=1, description="Drop masks smaller than this image fraction.")
     max_area_fraction: float = Field(1.0, gt=0, le=1, description="Drop masks larger than this image fraction.")
     min_box_fill: float = Field(0.0, ge=0, le=1, description="Drop masks covering less than this share of their box.")
