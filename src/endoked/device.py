@@ -22,7 +22,10 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ConfigError(f"device {name!r} requested but CUDA is not available; use device=cpu or auto")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("device 'mps' requested but MPS is not available; use device=cpu or auto")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from exc
 
 
 @contextlib.contextmanager
