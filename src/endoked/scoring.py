@@ -104,7 +104,7 @@ def score_mil(truth: Truth, scores_path: Path) -> dict[str, Any]:
     """Instance AUROC of MIL image scores: over all images, and over frames of positive bags."""
     t = pq.read_table(scores_path).to_pylist()
     keyed = [(r["score"], truth.polyp.get((r["exam_id"], r["image"])), r.get("bag_label")) for r in t]
-    keyed = [k for k in keyed if k[1] is not None]
+    keyed = [k for k in keyed if k[1] is not None and k[0] is not None]  # undecodable images have no score
     s = np.array([k[0] for k in keyed], dtype=float)
     y = np.array([k[1] for k in keyed], dtype=int)
     pos = np.array([k[2] == 1 for k in keyed], dtype=bool)
