@@ -86,7 +86,7 @@ def run_cmd(
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the synthetic archive and the run.")] = Path(
         "endoked-demo"),
-    exams: Annotated[int, typer.Option("--exams", help="Number of synthetic exams.")] = 40,
+    exams: Annotated[int, typer.Option("--exams", help="Number of synthetic exams.")] = 60,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic archive and the run.")] = 0,
     set_: SetOpt = None,
     overwrite: OverwriteOpt = False,

@@ -66,7 +66,7 @@ def build_test_set(root: Path, exams: int, seed: int, size: int) -> Path:
     return root
 
 
-def run_demo(out: Path, exams: int = 40, seed: int = 0, overrides: Sequence[str] = (),
+def run_demo(out: Path, exams: int = 60, seed: int = 0, overrides: Sequence[str] = (),
              overwrite: bool = False) -> dict[str, dict[str, Any]]:
     """Build ``out/archive`` (synthetic, skipped when present), run ``out/run`` with cpu-small, score it."""
     from endoked.synth.api import generate_archive
