@@ -17,7 +17,8 @@ from endoked.prompt_seg.stage import PSEUDO_SCHEMA, STAGE, mask_relpaths
 from endoked.runfolder import RunFolder
 
 SET = ["prompt_seg.segmenter=ellipse", "prompt_seg.chunk_size=2", "prompt_seg.overlays=2", "prompt_seg.refine_iters=0",
-       "prompt_seg.candidate_thresholds=[]", "prompt_seg.candidate_scales=[]", "prompt_seg.min_cam_agreement=0.0"]
+       "prompt_seg.candidate_thresholds=[]", "prompt_seg.candidate_scales=[]", "prompt_seg.min_score=0.0",
+       "prompt_seg.max_area_fraction=1.0"]
 
 
 def make_run(tmp_path: Path) -> RunFolder:

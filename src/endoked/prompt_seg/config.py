@@ -37,12 +37,14 @@ class PromptSegConfig(BaseModel):
     keep_largest_component: bool = Field(True, description="Keep only the largest connected part of each mask.")
     fill_holes: bool = Field(True, description="Fill holes inside masks.")
     # Pseudo-label filter.
-    min_score: float = Field(0.0, ge=0, le=1, description="Drop masks whose segmenter score is lower.")
+    min_score: float = Field(
+        0.9, ge=0, le=1, description="Drop masks whose segmenter score (predicted IoU) is lower; with "
+                                     "max_area_fraction the best predictor of a pseudo mask's Dice measured.")
     min_cam_agreement: float = Field(
-        0.4, ge=0, le=1, description="Drop masks whose soft IoU with the CAM is lower (the best single predictor of "
-                                     "a pseudo mask's Dice measured; 0 keeps every mask).")
+        0.0, ge=0, le=1, description="Drop masks whose soft IoU with the CAM is lower (0 keeps every mask).")
     min_area_fraction: float = Field(0.0, ge=0, le=1, description="Drop masks smaller than this image fraction.")
-    max_area_fraction: float = Field(1.0, gt=0, le=1, description="Drop masks larger than this image fraction.")
+    max_area_fraction: float = Field(
+        0.3, gt=0, le=1, description="Drop masks larger than this image fraction (masks that leak onto the mucosa).")
     min_box_fill: float = Field(0.0, ge=0, le=1, description="Drop masks covering less than this share of their box.")
     # Run.
     chunk_size: int = Field(32, ge=1, description="Images per resumable chunk.")
