@@ -45,11 +45,15 @@ def build_net(cfg: CamConfig) -> tuple[CamNet, Normalizer]:
 
 
 def save_classifier(net: CamNet, cfg: CamConfig, path: str | Path, extra: dict[str, Any] | None = None) -> None:
-    """Write the head's weights and the architecture settings (the encoder is rebuilt from the registry)."""
+    """Write the head's weights and the architecture settings; the pretrained encoder is rebuilt from the
+    registry, a randomly initialised one (``cfg.pretrained`` false) is saved too."""
     from endoked.io import atomic_path
 
-    payload = {"format": CHECKPOINT_FORMAT, "arch": {k: getattr(cfg, k) for k in ARCH_KEYS},
-               "head": {k: v.detach().cpu() for k, v in net.head.state_dict().items()}, "extra": extra or {}}
+    payload: dict[str, Any] = {"format": CHECKPOINT_FORMAT, "arch": {k: getattr(cfg, k) for k in ARCH_KEYS},
+                               "head": {k: v.detach().cpu() for k, v in net.head.state_dict().items()},
+                               "extra": extra or {}}
+    if not cfg.pretrained:
+        payload["encoder"] = {k: v.detach().cpu() for k, v in net.encoder.state_dict().items()}
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
 
@@ -65,6 +69,8 @@ def load_classifier(path: str | Path, cfg: CamConfig) -> tuple[CamNet, Normalize
     arch_cfg = cfg.model_copy(update=payload["arch"])
     net, normalize = build_net(arch_cfg)
     net.head.load_state_dict(payload["head"])
+    if "encoder" in payload:
+        net.encoder.load_state_dict(payload["encoder"])
     return net.eval(), normalize, arch_cfg
 
 
