@@ -74,8 +74,9 @@ def _gt(archive: Path, row: dict[str, str]) -> np.ndarray:
     return m > 127
 
 
-def score_variant(archive: Path, run: RunFolder) -> dict[str, Any]:
-    """Figures of one finished cam + prompt_seg run against the truth."""
+def score_variant(archive: Path, run: RunFolder, sweep: list[float]) -> dict[str, Any]:
+    """Figures of one finished cam + prompt_seg run against the truth; with ``sweep``, also the pseudo-mask
+    figures when only masks with ``cam_agreement >= t`` are kept, for each ``t``."""
     truth = load_truth_rows(archive)
     selection = read_parquet(run.output("mil", "selection")).to_pylist()
     sel_pos = {(r["exam_id"], r["image"]) for r in selection if int(r["label"]) == 1}
@@ -92,15 +93,18 @@ def score_variant(archive: Path, run: RunFolder) -> dict[str, Any]:
             gb = mask_components_boxes(_gt(archive, t), 50)
             ious.append(float(box_iou(box[None], gb).max()) if len(gb) else 0.0)
     pseudo = read_parquet(run.output("prompt_seg", "pseudo_labels")).to_pylist()
-    dices, on_free = [], 0
+    per_mask: list[tuple[float, float | None]] = []  # (cam_agreement, dice or None on polyp-free frames)
     for p in pseudo:
         t = truth[(p["exam_id"], p["image"])]
         pred = cv2.imread(str(run.abs(p["mask"])), cv2.IMREAD_GRAYSCALE) > 127
+        agreement = p["cam_agreement"] if p["cam_agreement"] is not None else 1.0
         if t["polyp"] == "1":
             g = _gt(archive, t)
-            dices.append(float(2 * (pred & g).sum() / max(pred.sum() + g.sum(), 1)))
+            per_mask.append((agreement, float(2 * (pred & g).sum() / max(pred.sum() + g.sum(), 1))))
         else:
-            on_free += 1
+            per_mask.append((agreement, None))
+    dices = [d for _, d in per_mask if d is not None]
+    on_free = sum(d is None for _, d in per_mask)
     n_polyp = sum(r["polyp"] == "1" for r in truth.values())
     n_free = len(truth) - n_polyp
     n_sel_polyp = sum(truth[k]["polyp"] == "1" for k in sel_pos if k in truth)
@@ -109,7 +113,16 @@ def score_variant(archive: Path, run: RunFolder) -> dict[str, Any]:
     for r in dropped:
         reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
     boxed_free = sum(truth[k]["polyp"] == "0" for k in first_box if k in truth)
+    sweep_rows = []
+    for t in sweep:
+        kept = [d for a, d in per_mask if a >= t]
+        kd = [d for d in kept if d is not None]
+        sweep_rows.append({"min_cam_agreement": t, "pseudo_on_polyp_frames": len(kd),
+                           "mean_dice": float(np.mean(kd)) if kd else None,
+                           "coverage_of_all_polyp_frames": len(kd) / n_polyp if n_polyp else None,
+                           "false_mask_rate": (len(kept) - len(kd)) / n_free if n_free else None})
     return {
+        "agreement_sweep": sweep_rows,
         "selected_positive": len(sel_pos), "selected_positive_polyp_frames": n_sel_polyp,
         "images_with_boxes": len(first_box), "box_iou_mean": float(np.mean(ious)) if ious else None,
         "box_iou_ge_0.5": float(np.mean(np.array(ious) >= 0.5)) if ious else None,
@@ -123,7 +136,8 @@ def score_variant(archive: Path, run: RunFolder) -> dict[str, Any]:
     }
 
 
-def run_variant(archive: Path, base: Path, out: Path, overrides: list[str], profile: str) -> dict[str, Any]:
+def run_variant(archive: Path, base: Path, out: Path, overrides: list[str], profile: str,
+                sweep: list[float]) -> dict[str, Any]:
     """Copy the run folder's ingest + mil, run cam and prompt_seg with ``overrides``, score."""
     if out.exists():
         shutil.rmtree(out)
@@ -137,7 +151,7 @@ def run_variant(archive: Path, base: Path, out: Path, overrides: list[str], prof
     t1 = time.perf_counter()
     _, seg_res = run_stage(run, cfg, SEG_STAGE, progress=False)
     t2 = time.perf_counter()
-    figures = score_variant(archive, run)
+    figures = score_variant(archive, run, sweep)
     n_cam = cam_res.counts["images"] if cam_res else 0
     n_seg = seg_res.counts["images"] if seg_res else 0
     figures.update({"cam_seconds": round(t1 - t0, 1), "prompt_seg_seconds": round(t2 - t1, 1),
@@ -156,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--truth-selection", action="store_true", help="replace mil/selection with the truth's")
     p.add_argument("--variant", action="append", default=[], help="NAME:key=value,key=value (repeatable)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--agreement-sweep", default="", help="comma-separated cam_agreement thresholds to score")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
@@ -172,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         write_parquet(path, truth_selection(args.archive))
         run.mark_running("mil", "truth-selection", {"archive": str(args.archive)})
         run.mark_done("mil", {"selection": run.rel(path)}, {}, 0.0)
+    sweep = [float(v) for v in args.agreement_sweep.split(",") if v.strip()]
     results: dict[str, Any] = {}
     for spec in args.variant or ["default:"]:
         name, _, rest = spec.partition(":")
@@ -184,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 merged[-1] += "," + piece
         logger.info("variant %s: %s", name, merged)
-        results[name] = {"overrides": merged, **run_variant(args.archive, base, args.out / name, merged, args.profile)}
+        figures = run_variant(args.archive, base, args.out / name, merged, args.profile, sweep)
+        results[name] = {"overrides": merged, **figures}
         logger.info("variant %s: %s", name, json.dumps(results[name], default=str))
         (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps(results, indent=2, default=str))

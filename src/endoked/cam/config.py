@@ -20,18 +20,18 @@ class CamConfig(BaseModel):
     allow_download: bool = Field(False, description="Let the backbone registry download weights when none is local.")
     input_size: int = Field(352, ge=64, description="Side of the square classifier input (images are stretched).")
     levels: list[int] = Field(
-        [3, 4], min_length=1,
+        [4], min_length=1,
         description="Encoder levels the head reads (0 = stride 2 … 4 = stride 32 for EfficientNet); the CAM has "
                     "the stride of the finest one.")
-    head: Literal["linear", "mlp"] = Field("mlp", description="Dense head: one 1×1 conv, or 1×1 conv → ReLU → 1×1.")
+    head: Literal["linear", "mlp"] = Field("linear", description="Dense head: one 1×1 conv, or 1×1 conv → ReLU → 1×1.")
     hidden: int = Field(64, ge=1, description="Width of the mlp head.")
     pool: Literal["gap", "lse", "max", "topk"] = Field(
-        "lse", description="Pooling of the location logits into the image logit (gap = classic CAM; lse/max/topk "
+        "gap", description="Pooling of the location logits into the image logit (gap = classic CAM; lse/max/topk "
                            "make polyp-free images push every location negative).")
     lse_r: float = Field(5.0, gt=0, description="Sharpness of log-sum-exp pooling.")
     topk: float = Field(0.1, gt=0, le=1, description="Fraction of locations averaged by topk pooling.")
-    epochs: int = Field(40, ge=1, description="Epochs over the cached features.")
-    lr: float = Field(3e-3, gt=0, description="AdamW learning rate of the head (cosine decay).")
+    epochs: int = Field(15, ge=1, description="Epochs over the cached features.")
+    lr: float = Field(5e-3, gt=0, description="AdamW learning rate of the head (cosine decay).")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
     batch_size: int = Field(64, ge=1, description="Cached samples per training step.")
     feature_dropout: float = Field(0.1, ge=0, lt=1, description="Channel dropout on the features while training.")
