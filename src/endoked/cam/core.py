@@ -34,7 +34,7 @@ def build_net(cfg: CamConfig) -> tuple[CamNet, Normalizer]:
     encoder = create_backbone(cfg.backbone, pretrained=cfg.pretrained,
                               weights=cfg.backbone_weights if cfg.pretrained else None,
                               allow_download=cfg.allow_download, features_only=True)
-    info = encoder.feature_info
+    info: Any = encoder.feature_info
     net = CamNet(encoder, info.channels(), info.reduction(), levels=cfg.levels, head=cfg.head, hidden=cfg.hidden,
                  pool=cfg.pool, lse_r=cfg.lse_r, topk=cfg.topk, freeze_encoder=True)
 

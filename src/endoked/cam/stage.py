@@ -107,9 +107,12 @@ def _train(ctx: StageContext, cfg: CamConfig, selection: list[dict[str, Any]], p
 
 def _chunk_rows(rows: list[dict[str, Any]], results: list[ImageCam | str], cam_file: str
                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, np.ndarray]]:
-    boxes, dropped, cams_idx, arrays = [], [], [], {}
+    boxes: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+    cams_idx: list[dict[str, Any]] = []
+    arrays: dict[str, np.ndarray] = {}
     for k, (row, res) in enumerate(zip(rows, results, strict=True)):
-        ident = {"exam_id": str(row["exam_id"]), "image": str(row["image"])}
+        ident: dict[str, Any] = {"exam_id": str(row["exam_id"]), "image": str(row["image"])}
         if isinstance(res, str):
             dropped.append({**ident, "reason": res, "class_prob": None})
             continue
@@ -168,7 +171,7 @@ def run(ctx: StageContext) -> StageResult:
                 rel_npz = ctx.run.rel(names["npz"]) if cfg.save_cams else ""
                 boxes, dropped, cams_idx, arrays = _chunk_rows(rows, results, rel_npz)
                 buf = io.BytesIO()
-                np.savez_compressed(buf, **arrays) if cfg.save_cams else np.savez_compressed(buf)
+                np.savez_compressed(buf, **(arrays if cfg.save_cams else {}))  # type: ignore[arg-type]
                 atomic_write_bytes(names["npz"], buf.getvalue())
                 write_parquet(names["boxes"], boxes, schema=BOXES_SCHEMA)
                 write_parquet(names["dropped"], dropped, schema=DROPPED_SCHEMA)

@@ -146,7 +146,7 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
                 state = state["model"]
             model.load_state_dict(state, strict=True)
             logger.info("LiteMedSAM weights loaded from %s", self.weights_path)
-        self.model = model.eval().to(self.device)
+        self.model: Any = model.eval().to(self.device)
         if channels_last:
             self.model.image_encoder.to(memory_format=torch.channels_last)
         self._cache: OrderedDict[str, tuple[torch.Tensor, tuple[int, int], float]] = OrderedDict()

@@ -27,7 +27,7 @@ def overlay_image(image: np.ndarray, cam: np.ndarray | None, cam_boxes: np.ndarr
     Returns:
         ``(h, w, 3) uint8`` RGB.
     """
-    out = image.astype(np.float32)
+    out: np.ndarray = image.astype(np.float32)
     if cam is not None:
         heat = cv2.applyColorMap(np.clip(cam * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
         out = (1 - alpha) * out + alpha * heat.astype(np.float32)

@@ -113,9 +113,10 @@ def _segment_image(seg: Any, cfg: PromptSegConfig, img: np.ndarray, boxes: list[
 def _process_chunk(ctx: StageContext, cfg: PromptSegConfig, seg: Any, items: list[tuple[tuple[str, str], list]],
                    paths: dict[tuple[str, str], str], names: dict[tuple[str, str], str], cams: _CamStore,
                    overlay_budget: list[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    rows, rejected = [], []
+    rows: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
     for (exam_id, image), boxes in items:
-        ident = {"exam_id": exam_id, "image": image}
+        ident: dict[str, Any] = {"exam_id": exam_id, "image": image}
         try:
             img = read_rgb(paths[(exam_id, image)])
         except (DataFormatError, KeyError) as exc:
