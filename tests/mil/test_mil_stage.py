@@ -82,7 +82,7 @@ def test_stage_outputs_schema_and_checkpoint(tmp_path: Path, archive: Path) -> N
         if r["exam_id"] != some_exam:
             assert r["bag_label"] == expected
     sel = read_parquet(run.output("mil", "selection")).to_pylist()
-    cfg = MilConfig()
+    cfg = resolve_config(None, run.config_path).mil  # the settings the stage ran with
     for r in sel:
         src = next(x for x in rows if x["image"] == r["image"])
         assert r["label"] == src["bag_label"]
