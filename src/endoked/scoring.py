@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
+from endoked.mil.metrics import auroc as roc_auc
+from endoked.mil.metrics import average_precision
 from endoked.runfolder import RunFolder
 
 logger = logging.getLogger(__name__)
@@ -65,19 +67,6 @@ def load_truth(archive: str | Path) -> Truth | None:
     return Truth(root, exams, polyp, masks)
 
 
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with ties counted half); NaN with one class only."""
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels).astype(bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     """Dice of two boolean masks; 1.0 when both are empty."""
     inter = np.logical_and(a, b).sum()
@@ -108,7 +97,7 @@ def score_mil(truth: Truth, scores_path: Path) -> dict[str, Any]:
     s = np.array([k[0] for k in keyed], dtype=float)
     y = np.array([k[1] for k in keyed], dtype=int)
     pos = np.array([k[2] == 1 for k in keyed], dtype=bool)
-    return {"n": len(keyed), "instance_auroc": roc_auc(s, y),
+    return {"n": len(keyed), "instance_auroc": roc_auc(s, y), "instance_ap": average_precision(s, y),
             "instance_auroc_positive_bags": roc_auc(s[pos], y[pos]) if pos.any() else float("nan")}
 
 
