@@ -13,3 +13,25 @@ SetOpt = Annotated[list[str] | None,
                    typer.Option("--set", "-s", help="Override, e.g. --set mil.epochs=3 (repeatable).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Re-run stages even when up to date.")]
+
+
+def add_stage_run_command(app: typer.Typer, stage: str, doc: str, out_help: str) -> None:
+    """Add ``run`` to a stage's command group: run that one stage of an existing run folder."""
+
+    def run_cmd(
+        out: Path,
+        profile: ProfileOpt = None,
+        config: ConfigOpt = None,
+        set_: SetOpt = None,
+        overwrite: OverwriteOpt = False,
+        dry_run: DryRunOpt = False,
+    ) -> None:
+        from endoked.runner import run_from_cli
+
+        run_from_cli(out=out, archive=None, profile=profile, config_file=config, overrides=set_ or (),
+                     start=stage, stop=stage, overwrite=overwrite, dry_run=dry_run)
+
+    run_cmd.__doc__ = doc
+    # a real object, not a string: the help text is a local, invisible to typer's evaluation of annotations
+    run_cmd.__annotations__["out"] = Annotated[Path, typer.Option("--out", "-o", help=out_help)]
+    app.command("run")(run_cmd)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from endoked.cli_options import ConfigOpt, DryRunOpt, OverwriteOpt, ProfileOpt, SetOpt
+from endoked.cli_options import add_stage_run_command
 
 
 def register(app: typer.Typer) -> None:
@@ -16,20 +16,9 @@ def register(app: typer.Typer) -> None:
                           no_args_is_help=True)
     app.add_typer(mil_app, name="mil")
 
-    @mil_app.command("run")
-    def run_cmd(
-        out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (ingest and extract done).")],
-        profile: ProfileOpt = None,
-        config: ConfigOpt = None,
-        set_: SetOpt = None,
-        overwrite: OverwriteOpt = False,
-        dry_run: DryRunOpt = False,
-    ) -> None:
-        """Train the MIL model and write mil/image_scores.parquet, selection.parquet, model.pt, metrics.json."""
-        from endoked.runner import run_from_cli
-
-        run_from_cli(out=out, archive=None, profile=profile, config_file=config, overrides=set_ or (),
-                     start="mil", stop="mil", overwrite=overwrite, dry_run=dry_run)
+    add_stage_run_command(mil_app, "mil", "Train the MIL model and write mil/image_scores.parquet, selection.parquet, "
+                          "model.pt, metrics.json.",
+                          "Run folder (ingest and extract done).")
 
     @mil_app.command("backbones")
     def backbones_cmd() -> None:

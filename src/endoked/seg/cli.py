@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from endoked.cli_options import ConfigOpt, DryRunOpt, OverwriteOpt, ProfileOpt, SetOpt
+from endoked.cli_options import ConfigOpt, DryRunOpt, ProfileOpt, SetOpt, add_stage_run_command
 
 
 def check_device(name: str) -> str:
@@ -80,17 +80,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"checkpoint: {result.checkpoint} (epoch {result.best_epoch}"
                    + (f", validation mean Dice {val:.4f})" if val is not None else ")"))
 
-    @seg_app.command("run")
-    def run_cmd(
-        out: Annotated[Path, typer.Option("--out", "-o", help="Run folder whose upstream stages are done.")],
-        profile: ProfileOpt = None,
-        config: ConfigOpt = None,
-        set_: SetOpt = None,
-        overwrite: OverwriteOpt = False,
-        dry_run: DryRunOpt = False,
-    ) -> None:
-        """Run the seg stage of a run folder: train on its pseudo labels, refine, write seg/model.pt."""
-        from endoked.runner import run_from_cli
-
-        run_from_cli(out=out, archive=None, profile=profile, config_file=config, overrides=set_ or (),
-                     start="seg", stop="seg", overwrite=overwrite, dry_run=dry_run)
+    add_stage_run_command(seg_app, "seg", "Run the seg stage of a run folder: train on its pseudo labels, refine, "
+                          "write seg/model.pt.",
+                          "Run folder whose upstream stages are done.")
