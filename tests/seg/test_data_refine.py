@@ -94,3 +94,47 @@ def test_round_stats_counts_and_means() -> None:
     assert stats["mean_dice_truth_after"] == pytest.approx(0.75)
     assert stats["mean_dice_truth_before"] == pytest.approx(0.65)
     assert stats["mean_dice_vs_previous"] == pytest.approx(0.5)
+
+
+class _DiskPredictor:
+    """Stands in for the network: predicts a disk of a fixed probability at each image's centre."""
+
+    def __init__(self, prob: float) -> None:
+        self.prob = prob
+
+    def predict(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return [self.prob * _disk(im.shape[0], im.shape[1], im.shape[0] // 2, im.shape[1] // 2, 15)
+                for im in images]
+
+
+def _png(path: Path, arr: np.ndarray) -> Path:
+    Image.fromarray(arr).save(path)
+    return path
+
+
+@pytest.mark.parametrize(("prob", "added"), [(0.95, 1), (0.6, 0)])
+def test_refine_pool_adds_unlabelled_positives_that_score_high_enough(tmp_path: Path, prob: float,
+                                                                     added: int) -> None:
+    from endoked.seg.data import SegItem
+    from endoked.seg.refine import refine_pool
+
+    img = np.zeros((100, 100, 3), np.uint8)
+    disk = (_disk(100, 100, 50, 50, 15) * 255).astype(np.uint8)
+    old_mask = np.zeros((100, 100), np.uint8)
+    old_mask[35:65, 35:65] = 255  # a box-shaped previous pseudo mask
+    item = SegItem("E/0", _png(tmp_path / "a.png", img), _png(tmp_path / "a_mask.png", old_mask))
+    truth = {"E/0": _png(tmp_path / "t0.png", disk), "E/1": _png(tmp_path / "t1.png", disk)}
+    cfg = tiny_config(refine_min_score_new=0.9, refine_threshold=0.5)
+    pool, records, stats = refine_pool([item], _DiskPredictor(prob), cfg, tmp_path / "out", truth=truth,
+                                       progress=False, unlabelled=[("E/1", _png(tmp_path / "b.png", img))])
+    by_key = {r["key"]: r for r in records}
+    assert by_key["E/0"]["new"] is False and by_key["E/0"]["kept"]  # the pool's image is always updated
+    assert by_key["E/1"]["new"] is True and by_key["E/1"]["kept"] == bool(added)
+    assert stats["n_added"] == added and stats["n_updated"] == 1 and len(pool) == 1 + added
+    assert [it.key for it in pool] == ["E/0", "E/1"][:1 + added]
+    # truth Dice before the round covers the old pool only; after, every image now in the pool
+    box_dice = dice(old_mask > 0, disk > 0)
+    assert stats["mean_dice_truth_before"] == pytest.approx(box_dice)
+    assert stats["mean_dice_truth_after"] == pytest.approx(1.0)
+    if not added:
+        assert by_key["E/1"]["reason"] == "low_score" and by_key["E/1"]["dice_truth"] is None

@@ -52,6 +52,16 @@ def _run_folder(tmp_path: Path, n: int = 8) -> tuple[RunFolder, Path]:
         truth.append({"image": name, "exam_id": exam, "polyp": 1, "mask": f"truth/{i}.png"})
     labels.append({"exam_id": "E9", "image": "E9/0.png", "mask": "prompt_seg/masks/none.png", "score": 0.5,
                    "source": "ellipse"})
+    # MIL selection: the labelled images, two positives without a pseudo mask and one negative
+    selection = [{"exam_id": r["exam_id"], "image": r["image"], "label": 1, "score": 0.9} for r in images]
+    for j, label in ((0, 1), (1, 1), (2, 0)):
+        exam, name = "U", f"U/{j}.png"
+        img, mask = disk_pair((64, 64), 100 + j)
+        (archive / exam).mkdir(exist_ok=True)
+        Image.fromarray(img).save(archive / name)
+        images.append({"exam_id": exam, "image": name, "path": str(archive / name), "width": 64, "height": 64})
+        selection.append({"exam_id": exam, "image": name, "label": label, "score": 0.9 if label else 0.1})
+    write_parquet(run.stage_dir("mil") / "selection.parquet", selection)
     with open(archive / "truth" / "images.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["image", "exam_id", "polyp", "mask"])
         writer.writeheader()
@@ -59,6 +69,7 @@ def _run_folder(tmp_path: Path, n: int = 8) -> tuple[RunFolder, Path]:
     write_parquet(run.stage_dir("ingest") / "images.parquet", images)
     write_parquet(run.stage_dir("prompt_seg") / "pseudo_labels.parquet", labels)
     _done(run, "ingest", {"images": "ingest/images.parquet"})
+    _done(run, "mil", {"selection": "mil/selection.parquet"})
     _done(run, "prompt_seg", {"pseudo_labels": "prompt_seg/pseudo_labels.parquet"})
     return run, archive
 
@@ -75,12 +86,16 @@ def test_stage_trains_refines_and_is_skipped_when_done(tmp_path: Path) -> None:
     errors = read_jsonl(run.root / "seg" / "errors.jsonl")
     assert errors[0]["key"] == "E9/E9/0.png" and "not in ingest" in errors[0]["reason"]
     stats = read_jsonl(run.output("seg", "pseudo_stats"))
-    assert [s["round"] for s in stats] == [1] and stats[0]["n_images"] == 8
+    # the round predicts the 8 labelled images and the 2 selected positives without a mask (not the negative)
+    assert [s["round"] for s in stats] == [1] and stats[0]["n_images"] == 10 and stats[0]["n_pool_before"] == 8
+    records = read_jsonl(run.root / "seg" / "round1" / "records.jsonl")
+    assert sorted(r["key"] for r in records if r["new"]) == ["U/U/0.png", "U/U/1.png"]
+    assert stats[0]["n_pool_after"] == 8 + stats[0]["n_added"]
     assert stats[0]["mean_dice_truth_before"] is not None  # box masks scored against the true disks
     metrics = json.loads(run.output("seg", "metrics").read_text())
     assert len(metrics["rounds"]) == 2 and "mean_dice" in metrics["final_val"]
     table = read_parquet(run.output("seg", "pseudo_labels")).to_pylist()
-    assert len(table) == 8 and {"exam_id", "image", "mask", "score", "source"} <= set(table[0])
+    assert len(table) == stats[0]["n_pool_after"] and {"exam_id", "image", "mask", "score", "source"} <= set(table[0])
     assert all(run.abs(r["mask"]).is_file() for r in table)
     assert all(0.0 <= r["score"] <= 1.0 for r in table) and {r["source"] for r in table} == {"seg_refine"}
     assert run_stage(run, config, STAGE, progress=False)[0] == "skipped"

@@ -110,6 +110,13 @@ class SegConfig(BaseModel):
     reject_border: bool = Field(default=True, description="Box filter: drop a component whose box touches the border.")
     min_component_area: float = Field(
         default=0.001, ge=0.0, lt=1.0, description="Ignore components smaller than this fraction of the image (noise).")
+    refine_expand: bool = Field(
+        default=True, description="Refinement rounds also predict the MIL-selected positive images that have no "
+        "pseudo mask yet and add those whose prediction passes the filters (the pool grows, as in EndoKED, where "
+        "the network labels every positive frame).")
+    refine_min_score_new: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="An image joining the pool needs at least this score: the mean "
+        "probability inside the predicted mask, or the segmenter's predicted IoU with refine_segmenter.")
     refine_keep_previous: bool = Field(
         default=True, description="An image whose prediction fails the filters keeps its previous pseudo mask "
         "(False: it leaves the training pool for the next round).")

@@ -1,9 +1,12 @@
 """Refinement rounds: the trained network's predictions become the next round's pseudo labels.
 
-One round: predict every image of the training pool at its own size -> threshold -> the CAM stage's box
+One round: predict every image of the training pool (and, optionally, the positive images that have no
+pseudo mask yet) at its own size -> threshold -> the CAM stage's box
 filters (:func:`endoked.cam.boxes.boxes_from_cam`: component count, box area 1-35 %, no border contact) ->
 optionally a box-prompted segmenter (:mod:`endoked.prompt_seg`) on the kept boxes -> new masks. Images whose
-prediction fails the filters keep their previous mask (or leave the pool, ``refine_keep_previous=False``).
+prediction fails the filters keep their previous mask (or leave the pool, ``refine_keep_previous=False``);
+an image without a mask joins the pool when its prediction passes the filters and scores at least
+``refine_min_score_new``.
 """
 
 from __future__ import annotations
@@ -87,8 +90,9 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, mask_dir: Path, *,
                 segmenter: BoxPromptSegmenter | None = None, truth: Mapping[str, Path] | None = None,
-                batch_size: int = 8, progress: bool = True) -> tuple[list[SegItem], list[dict[str, Any]],
-                                                                     dict[str, Any]]:
+                batch_size: int = 8, progress: bool = True,
+                unlabelled: Sequence[tuple[str, Path]] = ()) -> tuple[list[SegItem], list[dict[str, Any]],
+                                                                       dict[str, Any]]:
     """One refinement round over a pool.
 
     Args:
@@ -98,36 +102,46 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
         mask_dir: where the new masks are written (``<index>.png``, 0/255, image size).
         segmenter: optional box-prompted segmenter.
         truth: key -> true mask file, to measure pseudo-mask quality (e.g. synthetic archives).
+        batch_size: images per forward pass.
+        progress: show a progress bar.
+        unlabelled: ``(key, image)`` of positive images without a pseudo mask yet; one whose prediction passes
+            the filters and ``cfg.refine_min_score_new`` joins the pool (the pool grows round by round).
 
     Returns:
-        The next pool, one record per image (``key``, ``kept``, ``reason``, ``score``, ``dice_prev`` and,
-        with ``truth``, ``dice_truth``/``dice_truth_prev``), and round statistics.
+        The next pool, one record per image (``key``, ``kept``, ``new``, ``reason``, ``score``, ``dice_prev``
+        and, with ``truth``, ``dice_truth``/``dice_truth_prev``), and round statistics.
     """
     from endoked.progress import bar
 
     mask_dir.mkdir(parents=True, exist_ok=True)
     new_items: list[SegItem] = []
     records: list[dict[str, Any]] = []
-    with bar(len(items), desc="refine pseudo labels", unit="img", enabled=progress) as pbar:
-        for start in range(0, len(items), batch_size):
-            chunk = list(items[start:start + batch_size])
-            images = [read_rgb(it.image) for it in chunk]
-            for j, (it, img, prob) in enumerate(zip(chunk, images, predictor.predict(images), strict=True)):
+    work: list[tuple[str, Path, Path | None]] = [(it.key, it.image, it.mask) for it in items]
+    work += [(key, image, None) for key, image in unlabelled]
+    with bar(len(work), desc="refine pseudo labels", unit="img", enabled=progress) as pbar:
+        for start in range(0, len(work), batch_size):
+            chunk = work[start:start + batch_size]
+            images = [read_rgb(image) for _, image, _ in chunk]
+            for j, ((key, image, mask), img, prob) in enumerate(
+                    zip(chunk, images, predictor.predict(images), strict=True)):
                 res = refine_prediction(prob, cfg, img, segmenter)
-                prev = read_mask(it.mask) > 0
-                rec: dict[str, Any] = {"key": it.key, "kept": res.mask is not None, "reason": res.reason,
-                                       "score": res.score}
+                if mask is None and res.mask is not None and res.score < cfg.refine_min_score_new:
+                    res = RefinedMask(None, "low_score", res.score, res.boxes_xyxy)
+                prev = read_mask(mask) > 0 if mask is not None else None
+                rec: dict[str, Any] = {"key": key, "kept": res.mask is not None, "new": mask is None,
+                                       "reason": res.reason, "score": res.score}
                 if res.mask is not None:
                     path = save_map(res.mask.astype(np.float32), mask_dir / f"{start + j:06d}.png")
-                    new_items.append(SegItem(it.key, it.image, path))
-                    rec["dice_prev"] = dice(res.mask, prev)
+                    new_items.append(SegItem(key, image, path))
+                    rec["dice_prev"] = dice(res.mask, prev) if prev is not None else None
                     rec["area"] = float(res.mask.mean())
-                elif cfg.refine_keep_previous:
-                    new_items.append(it)
-                if truth and it.key in truth:
-                    gt = read_mask(truth[it.key]) > 0
-                    rec["dice_truth_prev"] = dice(prev, gt)
-                    rec["dice_truth"] = dice(res.mask, gt) if res.mask is not None else rec["dice_truth_prev"]
+                elif cfg.refine_keep_previous and mask is not None:
+                    new_items.append(SegItem(key, image, mask))
+                if truth and key in truth:
+                    gt = read_mask(truth[key]) > 0
+                    before = dice(prev, gt) if prev is not None else None
+                    rec["dice_truth_prev"] = before
+                    rec["dice_truth"] = dice(res.mask, gt) if res.mask is not None else before
                 records.append(rec)
             pbar.update(len(chunk))
     return new_items, records, round_stats(records)
@@ -145,8 +159,11 @@ def round_stats(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         vals = [float(r[key]) for r in rows if r.get(key) is not None]
         return float(np.mean(vals)) if vals else None
 
-    return {"n_images": len(records), "n_updated": len(kept), "n_dropped": len(records) - len(kept),
+    old = [r for r in records if not r.get("new")]
+    return {"n_images": len(records), "n_updated": sum(1 for r in kept if not r.get("new")),
+            "n_added": sum(1 for r in kept if r.get("new")), "n_dropped": len(records) - len(kept),
+            "n_pool_before": len(old),
             "drop_reasons": reasons, "mean_area": mean("area", kept), "mean_score": mean("score", kept),
             "mean_dice_vs_previous": mean("dice_prev", kept),
-            "mean_dice_truth_before": mean("dice_truth_prev", records),
-            "mean_dice_truth_after": mean("dice_truth", records)}
+            "mean_dice_truth_before": mean("dice_truth_prev", old),
+            "mean_dice_truth_after": mean("dice_truth", [r for r in records if r["kept"] or not r.get("new")])}

@@ -85,6 +85,22 @@ def pseudo_label_items(run: RunFolder) -> tuple[list[SegItem], list[dict[str, An
     return items, errors, scores
 
 
+def unlabelled_positives(run: RunFolder, items: Sequence[SegItem]) -> list[tuple[str, Path]]:
+    """``(key, image)`` of the MIL-selected positive images (``mil/selection``, label 1) not in ``items``."""
+    if (run.entry("mil") or {}).get("status") != "done":
+        return []
+    paths = {f"{r['exam_id']}/{r['image']}": Path(str(r["path"]))
+             for r in read_parquet(run.output("ingest", "images")).to_pylist()}
+    have = {it.key for it in items}
+    out: list[tuple[str, Path]] = []
+    for row in read_parquet(run.output("mil", "selection")).to_pylist():
+        key = f"{row['exam_id']}/{row['image']}"
+        if int(row["label"]) == 1 and key not in have and key in paths:
+            have.add(key)
+            out.append((key, paths[key]))
+    return out
+
+
 def truth_masks(ctx: StageContext) -> dict[str, Path]:
     """True masks of a synthetic archive (``<archive>/truth/images.csv``), keyed ``exam_id/image``; else {}."""
     archive = getattr(ctx.config.ingest, "archive", None)
@@ -189,8 +205,11 @@ def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], score
 
         segmenter = create_segmenter(cfg.refine_segmenter)
     predictor = Predictor.from_checkpoint(checkpoint, device, cfg.tta_flip)
+    unlabelled = unlabelled_positives(ctx.run, items) if cfg.refine_expand else []
     new_items, records, stats = refine_pool(items, predictor, cfg, rdir / "masks", segmenter=segmenter,
-                                            truth=truth, batch_size=cfg.predict_batch_size, progress=ctx.progress)
+                                            truth=truth, batch_size=cfg.predict_batch_size, progress=ctx.progress,
+                                            unlabelled=unlabelled)
+    stats["n_pool_after"] = len(new_items)
     logger.info("seg refinement round: %s", {k: v for k, v in stats.items() if k != "drop_reasons"})
     write_jsonl(rdir / "records.jsonl", records)
     write_jsonl(rdir / "stats.jsonl", [stats])
@@ -199,4 +218,4 @@ def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], score
                                        "score": new_scores.get(it.key, scores.get(it.key, 0.0))} for it in new_items])
 
 
-STAGE = StageSpec(name="seg", run=run_seg, depends=("ingest", "prompt_seg"))
+STAGE = StageSpec(name="seg", run=run_seg, depends=("ingest", "mil", "prompt_seg"))
