@@ -82,7 +82,7 @@ def test_cam_stage_outputs_and_resume(tmp_path: Path) -> None:
     for c in cams:
         with np.load(run.abs(c["file"])) as npz:
             arr = npz[c["key"]]
-        assert arr.dtype == np.uint8 and arr.shape == (8, 8)  # stride 8 at 64 px
+        assert arr.dtype == np.uint8 and arr.shape == (16, 16)  # stride 8 at 64 px, aggregated at the 2x scale
         assert arr.max() == 255 or reasons[c["image"]] == "no_foreground"  # max-normalised
     # Interrupted run: final tables gone, chunks and classifier kept -> nothing is recomputed.
     ledger_entry = run.entry("cam")

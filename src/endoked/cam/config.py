@@ -46,7 +46,10 @@ class CamConfig(BaseModel):
         "cam", description="Activation map: the head's location logits (cam) or a gradient method.")
     cam_layers: list[int] | None = Field(
         None, description="Encoder levels for the gradient methods; default: the head's levels.")
-    scales: list[float] = Field([1.0], min_length=1, description="Test-time scales of input_size (EndoKED: 0.5–1.75).")
+    scales: list[float] = Field(
+        [0.75, 1.0, 1.5, 2.0], min_length=1,
+        description="Test-time scales of input_size (EndoKED: 0.5–1.75); maps are averaged at the resolution of "
+                    "the largest scale, so larger scales give finer maps.")
     flip: bool = Field(True, description="Add horizontally flipped views at test time.")
     min_class_prob: float = Field(
         0.5, ge=0, le=1, description="Drop an image (reason low_class_prob) whose classifier probability is lower.")

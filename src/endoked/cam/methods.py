@@ -117,7 +117,8 @@ def tta_maps(net: CamNet, x: torch.Tensor, method: str = "cam", scales: Sequence
         method: CAM method.
         scales: resize factors of the base size (EndoKED: 0.5 … 1.75).
         flip: add the horizontally flipped view of every scale.
-        out_size: ``(h, w)`` of the aggregated map; default: the base view's map size.
+        out_size: ``(h, w)`` of the aggregated map; default: the map size of the largest scale (views at
+            larger scales see finer detail; aggregating at the base size would throw that away).
         layers: encoder levels for gradient methods.
 
     Returns:
@@ -126,6 +127,9 @@ def tta_maps(net: CamNet, x: torch.Tensor, method: str = "cam", scales: Sequence
     if not scales:
         raise ConfigError("cam.scales must hold at least one scale")
     h, w = x.shape[-2:]
+    if out_size is None:
+        top = max(scales)
+        out_size = (max(32, round(h * top)) // net.stride, max(32, round(w * top)) // net.stride)
     acc: torch.Tensor | None = None
     prob = torch.zeros(x.shape[0], device=x.device)
     n = 0
@@ -137,8 +141,6 @@ def tta_maps(net: CamNet, x: torch.Tensor, method: str = "cam", scales: Sequence
             maps, logits = activation_maps(net, view, method, layers)
             if flipped:
                 maps = torch.flip(maps, dims=[2])
-            if out_size is None:
-                out_size = (h // net.stride, w // net.stride)
             maps = F.interpolate(maps[:, None], size=out_size, mode="bilinear", align_corners=False)[:, 0]
             acc = maps if acc is None else acc + maps
             prob += torch.sigmoid(logits)
