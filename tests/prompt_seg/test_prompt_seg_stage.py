@@ -7,16 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from PIL import Image
 
-from endoked.cam.stage import BOXES_SCHEMA, CAMS_SCHEMA
+from endoked.cam.stage import BOXES_SCHEMA, CAMS_SCHEMA, DROPPED_SCHEMA
 from endoked.config import resolve_config
 from endoked.io import atomic_write_bytes, read_parquet, write_parquet
 from endoked.pipeline import available_stages, run_stage
 from endoked.prompt_seg.stage import PSEUDO_SCHEMA, STAGE, mask_relpaths
 from endoked.runfolder import RunFolder
 
-SET = ["prompt_seg.segmenter=ellipse", "prompt_seg.chunk_size=2", "prompt_seg.overlays=2", "prompt_seg.refine_iters=0",
+SET = ["prompt_seg.selection=box", "prompt_seg.segmenter=ellipse", "prompt_seg.chunk_size=2", "prompt_seg.overlays=2",
+       "prompt_seg.refine_iters=0",
        "prompt_seg.candidate_thresholds=[]", "prompt_seg.candidate_scales=[]", "prompt_seg.min_score=0.0",
        "prompt_seg.max_area_fraction=1.0"]
 
@@ -27,7 +29,7 @@ def make_run(tmp_path: Path) -> RunFolder:
     arch = tmp_path / "archive"
     specs = [("E0", "E0/a.jpg", [(10, 8, 30, 24)]), ("E1", "E1/b.png", [(4, 4, 14, 12), (30, 20, 50, 40)]),
              ("E1", "E1/sub/b.png", [(20, 10, 40, 30)])]
-    images, boxes, cams_idx, arrays = [], [], [], {}
+    images, boxes, cams_idx, arrays, dropped = [], [], [], {}, []
     for k, (exam, rel, bxs) in enumerate(specs):
         path = arch / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,11 +43,24 @@ def make_run(tmp_path: Path) -> RunFolder:
             cam[y0 // 4:y1 // 4, x0 // 4:x1 // 4] = 1.0
         arrays[f"c{k}"] = (cam * 255).astype(np.uint8)
         cams_idx.append({"exam_id": exam, "image": rel, "file": "cam/chunks/part-00000.npz", "key": f"c{k}"})
+    # Two images the cam stage dropped: one for a box filter (its CAM is a blob touching the left border;
+    # rescuable), one for a low classifier probability (not).
+    for k, (rel, reason) in enumerate((("E2/c.jpg", "touches_border"), ("E2/d.jpg", "low_class_prob")), start=3):
+        path = arch / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((48, 64, 3), 128, np.uint8)).save(path)
+        images.append({"exam_id": "E2", "image": rel, "path": str(path), "width": 64, "height": 48})
+        cam = np.zeros((12, 16), np.float32)
+        cam[3:9, 0:6] = 1.0
+        arrays[f"c{k}"] = (cam * 255).astype(np.uint8)
+        cams_idx.append({"exam_id": "E2", "image": rel, "file": "cam/chunks/part-00000.npz", "key": f"c{k}"})
+        dropped.append({"exam_id": "E2", "image": rel, "reason": reason, "class_prob": 0.9})
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(run.root / "cam/chunks/part-00000.npz", buf.getvalue())
     for stage, tables in (("ingest", {"images": (images, None)}),
-                          ("cam", {"boxes": (boxes, BOXES_SCHEMA), "cams": (cams_idx, CAMS_SCHEMA)})):
+                          ("cam", {"boxes": (boxes, BOXES_SCHEMA), "cams": (cams_idx, CAMS_SCHEMA),
+                                   "dropped": (dropped, DROPPED_SCHEMA)})):
         files = {}
         for name, (rows, schema) in tables.items():
             path = run.stage_dir(stage) / f"{name}.parquet"
@@ -115,3 +130,29 @@ def test_prompt_seg_filter_rejects_with_reason_and_resumes(tmp_path: Path) -> No
     (run.stage_dir("prompt_seg") / "pseudo_labels.parquet").unlink()
     status, again = run_stage(run, cfg, STAGE, progress=False)
     assert status == "resumed" and again is not None and again.counts["chunks_reused"] == 2
+
+
+def test_consensus_selection_one_mask_per_image_and_rescues_box_filter_drops(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    cfg = resolve_config("cpu-small", overrides=["prompt_seg.segmenter=ellipse", "prompt_seg.overlays=0",
+                                                 "prompt_seg.min_rank=1.2"])
+    assert cfg.prompt_seg.selection == "consensus"
+    _, result = run_stage(run, cfg, STAGE, progress=False)
+    assert result is not None
+    rows = {r["image"]: r for r in read_parquet(run.output("prompt_seg", "pseudo_labels")).to_pylist()}
+    # the rescued image (dropped for touching the border) gets a mask; the low-probability one is not tried
+    assert set(rows) == {"E0/a.jpg", "E1/b.png", "E1/sub/b.png", "E2/c.jpg"}
+    assert rows["E2/c.jpg"]["rescued"] and not rows["E0/a.jpg"]["rescued"]
+    assert result.counts["rescued_images"] == 1 and result.counts["rescued_labels"] == 1
+    for r in rows.values():
+        assert r["n_boxes"] == 1 and r["rank"] >= 1.2 and 0 < r["consensus"] <= 1
+        assert r["rank"] == pytest.approx(r["segmenter_score"] + r["consensus"])  # default weights 1, 1, 0
+        assert r["score"] == pytest.approx(min(r["rank"] / 2, 1.0))
+    rescued = np.asarray(Image.open(run.abs(rows["E2/c.jpg"]["mask"]))) > 0
+    assert rescued[24, 10] and not rescued[24, 40]  # on the CAM blob (x 0..24, y 12..36), not elsewhere
+    # a stricter rank threshold rejects with the reason
+    strict = resolve_config("cpu-small", overrides=["prompt_seg.segmenter=ellipse", "prompt_seg.min_rank=1.99"])
+    run2 = make_run(tmp_path / "strict")
+    _, result2 = run_stage(run2, strict, STAGE, progress=False)
+    assert result2 is not None and result2.counts["pseudo_labels"] == 0
+    assert {r["reason"] for r in read_parquet(run2.output("prompt_seg", "rejected")).to_pylist()} == {"low_rank"}

@@ -83,3 +83,73 @@ def test_pseudo_label_filter_reasons() -> None:
     assert passes_filter(empty) == "empty_mask"
     nan_agreement = MaskResult(mask, 0.9, r.box, float("nan"), 0.16, 1.0)
     assert passes_filter(nan_agreement, min_cam_agreement=0.3) == "low_cam_agreement"
+
+
+def test_cam_component_boxes_every_component_at_every_threshold_and_scale() -> None:
+    from endoked.prompt_seg.refine import cam_component_boxes
+
+    cam = np.zeros((100, 100), np.float32)
+    cam[10:30, 10:30] = 1.0  # strong blob
+    cam[60:80, 50:90] = 0.4  # weak blob: only below threshold 0.4
+    cam[95:97, 0:2] = 1.0  # a speck of 4 px < 0.3 % of the image
+    boxes = cam_component_boxes(cam, thresholds=[0.3, 0.5], scales=[1.0], min_area=0.003)
+    np.testing.assert_allclose(sorted(boxes.tolist()), [[10, 10, 30, 30], [50, 60, 90, 80]])
+    scaled = cam_component_boxes(cam, thresholds=[0.5], scales=[1.0, 2.0])
+    np.testing.assert_allclose(scaled, [[10, 10, 30, 30], [0, 0, 40, 40]])
+    assert cam_component_boxes(np.zeros((10, 10)), [0.5]).shape == (0, 4)
+
+
+def test_mask_consensus_hand_values() -> None:
+    from endoked.prompt_seg.refine import mask_consensus
+
+    a = np.zeros((64, 64), bool)
+    a[0:32, 0:32] = True
+    half = np.zeros((64, 64), bool)
+    half[0:32, 0:16] = True  # IoU with a: 0.5
+    b = np.zeros((64, 64), bool)
+    b[40:60, 40:60] = True  # disjoint from both
+    np.testing.assert_allclose(mask_consensus([a, a, half, b]), [(1 + 0.5 + 0) / 3, (1 + 0.5 + 0) / 3,
+                                                                 (0.5 + 0.5 + 0) / 3, 0.0], atol=1e-6)
+    assert mask_consensus([a]).tolist() == [0.0]
+
+
+class _ObjectSegmenter:
+    """A fake box-prompted segmenter: a prompt whose centre lies on the object returns the object's mask
+    (score 0.8); any other prompt returns its own box as the mask with a higher score (0.95)."""
+
+    def __init__(self, obj: np.ndarray) -> None:
+        self.obj = obj
+
+    def predict(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        masks, scores = [], []
+        for x0, y0, x1, y1 in boxes:
+            cy, cx = int((y0 + y1) / 2), int((x0 + x1) / 2)
+            if self.obj[cy, cx]:
+                masks.append(self.obj.copy())
+                scores.append(0.8)
+            else:
+                m = np.zeros_like(self.obj)
+                m[int(y0):int(y1), int(x0):int(x1)] = True
+                masks.append(m)
+                scores.append(0.95)
+        return np.stack(masks), np.array(scores, np.float32)
+
+
+def test_select_mask_prefers_the_region_the_candidates_agree_on() -> None:
+    from endoked.prompt_seg.refine import Selection, select_mask
+
+    obj = disk_cam(cy=60, cx=60, r=15) > 0
+    cam = 0.6 * disk_cam(cy=60, cx=60, r=18) + 0.35 * disk_cam(cy=60, cx=60, r=10)
+    cam[5:25, 5:25] = 1.0  # the CAM's peak is a distractor (a light reflex, say)
+    seg = _ObjectSegmenter(obj)
+    sel = Selection(thresholds=(0.3, 0.5, 0.8), scales=(0.8, 1.0, 1.25), w_score=1.0, w_consensus=1.0)
+    best = select_mask(seg, cam, sel=sel)  # type: ignore[arg-type]
+    assert best is not None
+    np.testing.assert_array_equal(best.mask, obj)  # 6 of 9 prompts agree on the object; the distractor's 3 differ
+    assert best.score == pytest.approx(0.8) and best.consensus == pytest.approx(5 / 8)
+    assert best.rank == pytest.approx(best.score + best.consensus)
+    by_score = select_mask(seg, cam, sel=Selection(thresholds=(0.3, 0.5, 0.8), w_consensus=0.0))  # type: ignore[arg-type]
+    assert by_score is not None and not by_score.mask[60, 60]  # the score alone picks the distractor
+    assert select_mask(seg, None, None, sel) is None  # type: ignore[arg-type]
+    assert passes_filter(best, min_rank=best.rank + 0.01) == "low_rank"
+    assert passes_filter(best, min_rank=best.rank - 0.01) is None

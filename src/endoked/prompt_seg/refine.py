@@ -1,5 +1,6 @@
-"""From CAM boxes to masks: candidate prompts, selection by mask–CAM agreement, box → mask → box refinement
-and mask quality measures (pure numpy; the segmenter is passed in)."""
+"""From CAMs to masks: candidate prompts, selection by consensus among candidates (default) or by mask–CAM
+agreement around the CAM box, box → mask → box refinement and mask quality measures (pure numpy; the
+segmenter is passed in)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ class MaskResult:
         cam_agreement: soft IoU of the mask with the max-normalised CAM (``nan`` without a CAM).
         area_fraction: mask area over image area.
         box_fill: mask area over the prompt box's area.
+        consensus: mean IoU of the mask with the masks of the other candidate prompts of its image (``nan``
+            when it was not selected among candidates).
+        rank: the selection score the mask won with (``nan`` without a selection).
     """
 
     mask: np.ndarray
@@ -33,6 +37,8 @@ class MaskResult:
     cam_agreement: float
     area_fraction: float
     box_fill: float
+    consensus: float = float("nan")
+    rank: float = float("nan")
 
 
 def clean_mask(mask: np.ndarray, keep_largest: bool = True, fill_holes: bool = True) -> np.ndarray:
@@ -151,12 +157,107 @@ def segment_box(seg: BoxPromptSegmenter, box: np.ndarray, cam: np.ndarray | None
     return best
 
 
+def cam_component_boxes(cam: np.ndarray, thresholds: Sequence[float], scales: Sequence[float] = (1.0,),
+                        min_area: float = 0.003) -> np.ndarray:
+    """Candidate prompts from a CAM alone: the box of every connected component of ``cam > t`` for each
+    threshold ``t`` (components smaller than ``min_area`` of the image ignored), each scaled about its centre
+    by every factor in ``scales``.
+
+    Returns:
+        ``(K, 4) float32`` xyxy boxes in the CAM's pixel frame, duplicates removed (possibly ``K = 0``).
+    """
+    h, w = cam.shape
+    out: list[np.ndarray] = []
+    for t in thresholds:
+        res = boxes_from_cam(cam, BoxFilter(threshold=t, min_area=0.0, max_area=1.0, drop_border=False,
+                                            max_components=None, min_component_area=min_area, multi_box=True))
+        for b in res.boxes:
+            for s in scales:
+                c = scale_box(b.as_array(), s, (h, w))
+                if c[2] - c[0] >= 1 and c[3] - c[1] >= 1 and all(np.abs(c - o).max() > 0.5 for o in out):
+                    out.append(c)
+    return np.stack(out).astype(np.float32) if out else np.zeros((0, 4), np.float32)
+
+
+def mask_consensus(masks: Sequence[np.ndarray], size: int = 64) -> np.ndarray:
+    """For each mask, its mean IoU with all the other masks (computed at ``size``×``size``).
+
+    A region that many different prompts converge to is the object the image shows; a mask only one
+    prompt produces (a fold, a patch of mucosa, half a polyp) agrees with few others.
+    """
+    n = len(masks)
+    if n < 2:
+        return np.zeros(n, np.float32)
+    small = np.stack([cv2.resize(np.asarray(m, np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+                      for m in masks]).reshape(n, -1).astype(np.float32)
+    inter = small @ small.T
+    area = small.sum(1)
+    union = area[:, None] + area[None, :] - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
+    np.fill_diagonal(iou, 0.0)
+    return (iou.sum(1) / (n - 1)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How :func:`select_mask` generates and ranks candidate prompts.
+
+    ``rank = w_score · segmenter score + w_consensus · consensus + w_cam · CAM agreement``.
+    """
+
+    thresholds: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.65, 0.8)
+    scales: tuple[float, ...] = (0.8, 1.0, 1.25)
+    min_component_area: float = 0.003
+    w_score: float = 1.0
+    w_consensus: float = 1.0
+    w_cam: float = 0.0
+    consensus_size: int = 64
+
+
+def select_mask(seg: BoxPromptSegmenter, cam: np.ndarray | None, boxes: np.ndarray | None = None,
+                sel: Selection | None = None, keep_largest: bool = True,
+                fill_holes: bool = True) -> MaskResult | None:
+    """The best mask of the image set in ``seg`` among many candidate prompts.
+
+    Candidates are ``boxes`` (e.g. the cam stage's boxes) plus :func:`cam_component_boxes` of the CAM; all
+    are decoded in one batch (the image embedding is computed once), cleaned, and ranked by
+    ``sel``'s weighted sum of the segmenter's score, the consensus among candidates (:func:`mask_consensus`)
+    and the CAM agreement. Returns ``None`` when there is no candidate.
+
+    Args:
+        seg: segmenter with the image set.
+        cam: ``(H, W)`` max-normalised CAM at image size, or ``None``.
+        boxes: ``(N, 4)`` extra xyxy prompts in image pixels.
+        sel: candidate generation and ranking.
+        keep_largest, fill_holes: mask clean-up.
+    """
+    sel = sel or Selection()
+    parts = [np.asarray(boxes, np.float32).reshape(-1, 4)] if boxes is not None else []
+    if cam is not None:
+        parts.append(cam_component_boxes(cam, sel.thresholds, sel.scales, sel.min_component_area))
+    cands = np.concatenate(parts) if parts else np.zeros((0, 4), np.float32)
+    cands = cands[(cands[:, 2] - cands[:, 0] >= 1) & (cands[:, 3] - cands[:, 1] >= 1)]
+    if len(cands) == 0:
+        return None
+    masks, scores = seg.predict(cands)
+    results = [_measure(clean_mask(m, keep_largest, fill_holes), s, b, cam)
+               for m, s, b in zip(masks, scores, cands, strict=True)]
+    cons = mask_consensus([r.mask for r in results], sel.consensus_size)
+    for r, c in zip(results, cons, strict=True):
+        r.consensus = float(c)
+        agree = 0.0 if np.isnan(r.cam_agreement) else r.cam_agreement
+        r.rank = sel.w_score * r.score + sel.w_consensus * r.consensus + sel.w_cam * agree
+    return max(results, key=lambda r: r.rank)
+
+
 def passes_filter(r: MaskResult, min_score: float = 0.0, min_cam_agreement: float = 0.0,
                   min_area_fraction: float = 0.0, max_area_fraction: float = 1.0,
-                  min_box_fill: float = 0.0) -> str | None:
+                  min_box_fill: float = 0.0, min_rank: float = 0.0) -> str | None:
     """``None`` when a mask passes the pseudo-label filter, else the reason it fails."""
     if not r.mask.any():
         return "empty_mask"
+    if min_rank > 0 and not (r.rank >= min_rank):
+        return "low_rank"
     if r.score < min_score:
         return "low_score"
     if min_cam_agreement > 0 and not (r.cam_agreement >= min_cam_agreement):

@@ -1,5 +1,8 @@
 """The prompt_seg stage: ``cam/boxes.parquet`` (+ the saved CAMs) -> pseudo masks.
 
+Images with CAM boxes, and (``rescue_dropped``) images the cam stage dropped for a box-filter reason, get one
+mask each: the best of many candidate prompts (``selection``), kept when it passes the pseudo-label filter.
+
 Outputs: ``prompt_seg/masks/<exam_id>/<stem>.png`` (0/255, image size; several boxes of an image are
 merged), ``prompt_seg/pseudo_labels.parquet`` ("pseudo_labels": exam_id, image, mask, score, source and the
 quality fields), ``prompt_seg/rejected.parquet`` ("rejected": images whose mask failed the filter, with the
@@ -30,7 +33,7 @@ from endoked.progress import bar
 from endoked.prompt_seg.base import create_segmenter
 from endoked.prompt_seg.config import PromptSegConfig
 from endoked.prompt_seg.overlay import overlay_png
-from endoked.prompt_seg.refine import MaskResult, passes_filter, segment_box
+from endoked.prompt_seg.refine import MaskResult, Selection, passes_filter, segment_box, select_mask
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,10 @@ PSEUDO_SCHEMA = pa.schema([
     ("source", pa.string()), ("segmenter_score", pa.float64()), ("cam_agreement", pa.float64()),
     ("area_fraction", pa.float64()), ("box_fill", pa.float64()), ("n_boxes", pa.int64()),
     ("box_x0", pa.float64()), ("box_y0", pa.float64()), ("box_x1", pa.float64()), ("box_y1", pa.float64()),
+    ("consensus", pa.float64()), ("rank", pa.float64()), ("rescued", pa.bool_()),
 ])
+# cam-stage drop reasons that come from the box filters (the CAM exists; its candidates may still hold the polyp)
+RESCUABLE = frozenset({"touches_border", "too_many_components", "box_too_large", "box_too_small"})
 REJECTED_SCHEMA = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("reason", pa.string())])
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -100,14 +106,32 @@ class _CamStore:
         return None if arr is None else arr.astype(np.float32) / 255.0
 
 
+def _selection(cfg: PromptSegConfig) -> Selection:
+    return Selection(thresholds=tuple(cfg.candidate_thresholds), scales=tuple(cfg.candidate_scales),
+                     min_component_area=cfg.candidate_min_area, w_score=cfg.select_weight_score,
+                     w_consensus=cfg.select_weight_consensus, w_cam=cfg.select_weight_agreement)
+
+
 def _segment_image(seg: Any, cfg: PromptSegConfig, img: np.ndarray, boxes: list[dict[str, Any]],
                    cam_small: np.ndarray | None) -> tuple[list[MaskResult], np.ndarray | None]:
     seg.set_image(img)
     cam = upsample_cam(cam_small, img.shape[:2]) if cam_small is not None else None
-    results = [segment_box(seg, np.array([b["x0"], b["y0"], b["x1"], b["y1"]], dtype=np.float32), cam,
-                           cfg.candidate_thresholds, cfg.candidate_scales, cfg.select_weight_cam,
-                           cfg.refine_iters, cfg.keep_largest_component, cfg.fill_holes) for b in boxes]
+    arr = np.array([[b["x0"], b["y0"], b["x1"], b["y1"]] for b in boxes], dtype=np.float32).reshape(-1, 4)
+    if cfg.selection == "consensus":
+        best = select_mask(seg, cam, arr, _selection(cfg), cfg.keep_largest_component, cfg.fill_holes)
+        return ([best] if best is not None else []), cam
+    results = [segment_box(seg, b, cam, cfg.candidate_thresholds, cfg.candidate_scales, cfg.select_weight_cam,
+                           cfg.refine_iters, cfg.keep_largest_component, cfg.fill_holes) for b in arr]
     return results, cam
+
+
+def _filter(r: MaskResult, cfg: PromptSegConfig) -> str | None:
+    return passes_filter(r, cfg.min_score, cfg.min_cam_agreement, cfg.min_area_fraction, cfg.max_area_fraction,
+                         cfg.min_box_fill, cfg.min_rank if cfg.selection == "consensus" else 0.0)
+
+
+def _nan_to_none(v: float) -> float | None:
+    return None if np.isnan(v) else float(v)
 
 
 def _process_chunk(ctx: StageContext, cfg: PromptSegConfig, seg: Any, items: list[tuple[tuple[str, str], list]],
@@ -124,11 +148,9 @@ def _process_chunk(ctx: StageContext, cfg: PromptSegConfig, seg: Any, items: lis
             rejected.append({**ident, "reason": "unreadable_image"})
             continue
         results, cam = _segment_image(seg, cfg, img, boxes, cams.get(exam_id, image))
-        kept = [r for r in results if passes_filter(r, cfg.min_score, cfg.min_cam_agreement, cfg.min_area_fraction,
-                                                    cfg.max_area_fraction, cfg.min_box_fill) is None]
+        kept = [r for r in results if _filter(r, cfg) is None]
         if not kept:
-            reason = passes_filter(results[0], cfg.min_score, cfg.min_cam_agreement, cfg.min_area_fraction,
-                                   cfg.max_area_fraction, cfg.min_box_fill) if results else "no_boxes"
+            reason = _filter(results[0], cfg) if results else "no_candidates"
             rejected.append({**ident, "reason": reason})
             continue
         mask = np.logical_or.reduce([r.mask for r in kept])
@@ -136,7 +158,13 @@ def _process_chunk(ctx: StageContext, cfg: PromptSegConfig, seg: Any, items: lis
         atomic_write_bytes(ctx.run.abs(rel), png_bytes(mask))
         best = max(kept, key=lambda r: r.score)
         agreement = float(np.nanmean([r.cam_agreement for r in kept])) if cam is not None else None
-        rows.append({**ident, "mask": rel, "score": float(np.mean([r.score for r in kept])),
+        if cfg.selection == "consensus":
+            total = cfg.select_weight_score + cfg.select_weight_consensus + cfg.select_weight_agreement
+            score = float(np.clip(best.rank / total, 0.0, 1.0)) if total > 0 else best.score
+        else:
+            score = float(np.mean([r.score for r in kept]))
+        rows.append({**ident, "mask": rel, "score": score, "consensus": _nan_to_none(best.consensus),
+                     "rank": _nan_to_none(best.rank), "rescued": not boxes,
                      "source": f"cam+{cfg.segmenter}", "segmenter_score": best.score, "cam_agreement": agreement,
                      "area_fraction": float(mask.mean()), "box_fill": best.box_fill, "n_boxes": len(kept),
                      "box_x0": float(best.box[0]), "box_y0": float(best.box[1]), "box_x1": float(best.box[2]),
@@ -160,8 +188,13 @@ def run(ctx: StageContext) -> StageResult:
     by_image: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for b in read_parquet(ctx.upstream("cam", "boxes")).to_pylist():
         by_image[(str(b["exam_id"]), str(b["image"]))].append(b)
-    items = sorted(by_image.items(), key=lambda kv: kv[0])
     cams = _CamStore(ctx)
+    if cfg.selection == "consensus" and cfg.rescue_dropped:
+        for d in read_parquet(ctx.upstream("cam", "dropped")).to_pylist():
+            key = (str(d["exam_id"]), str(d["image"]))
+            if d["reason"] in RESCUABLE and key in cams.index and key not in by_image:
+                by_image[key] = []
+    items = sorted(by_image.items(), key=lambda kv: kv[0])
     names = mask_relpaths([k for k, _ in items])
     seg = None
     chunk_dir = ctx.work_dir / "chunks"
@@ -189,7 +222,9 @@ def run(ctx: StageContext) -> StageResult:
     reasons: dict[str, int] = defaultdict(int)
     for r in all_rejected:
         reasons[r["reason"]] += 1
-    counts = {"images": len(items), "pseudo_labels": len(all_rows), "rejected": len(all_rejected),
+    counts = {"images": len(items), "rescued_images": sum(1 for _, b in items if not b),
+              "pseudo_labels": len(all_rows), "rescued_labels": sum(1 for r in all_rows if r.get("rescued")),
+              "rejected": len(all_rejected),
               "reject_reasons": dict(reasons), "chunks_reused": reused, "segmenter": cfg.segmenter}
     outputs = {"pseudo_labels": ctx.run.rel(ctx.work_dir / "pseudo_labels.parquet"),
                "rejected": ctx.run.rel(ctx.work_dir / "rejected.parquet")}
