@@ -133,13 +133,12 @@ def test_weighted_fmeasure_empty_mask_is_zero() -> None:
     assert weighted_fmeasure(np.full((5, 5), 0.3), np.zeros((5, 5), bool)) == 0.0
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", [0, 1, 2, 4, 5, 6])  # seed 3's centroid ties (x = 16.5): see the next test
 def test_smeasure_equals_pysodmetrics_without_centroid_ties(seed: int) -> None:
     raw, gt = blob_pair(seed)
     pred = mapminmax(raw / 255.0)
     centroid = np.argwhere(gt).mean(axis=0)
-    if np.any(np.abs(centroid % 1 - 0.5) < 1e-12):
-        pytest.skip("centroid tie")
+    assert not np.any(np.abs(centroid % 1 - 0.5) < 1e-12), "pick a seed whose centroid does not tie"
     assert_allclose(smeasure(pred, gt), Smeasure().cal_sm(pred, gt), rtol=1e-12)
 
 
