@@ -81,8 +81,10 @@ def run_demo(out: Path, exams: int = 60, seed: int = 0, overrides: Sequence[str]
     typer.echo(f"synthetic archive: {exams} exams in {archive}")
     generate_archive(archive, synth_cfg, overwrite=overwrite)  # reused when already there with these settings
     test_root = build_test_set(out / "testset", max(8, exams // 3), seed + 1000, synth_cfg.size)
+    # The synthetic frames are synth.size pixels: a CAM classifier input larger than that adds cost, not detail.
     config = resolve_config("cpu-small", None, overrides, extra={
-        "seed": seed, "ingest": {"archive": str(marker)}, "eval": {"data": str(test_root)}})
+        "seed": seed, "ingest": {"archive": str(marker)}, "eval": {"data": str(test_root)},
+        "cam": {"input_size": synth_cfg.size}})
     run = RunFolder(out / "run")
     status = execute(run, config, overwrite=overwrite)
     typer.echo(f"run folder: {run.root}")
