@@ -29,6 +29,7 @@ import torch
 
 from endoked.cam.boxes import mask_components_boxes
 from endoked.prompt_seg import create_segmenter
+from endoked.scoring import dice
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("endoked.benchmarks.prompt_seg")
@@ -51,12 +52,6 @@ def load_set(root: Path, limit: int | None = None) -> list[tuple[str, np.ndarray
             continue
         out.append((img_path.stem, cv2.cvtColor(img, cv2.COLOR_BGR2RGB), gt > 127))
     return out
-
-
-def dice(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Dice of two boolean masks (1.0 when both are empty)."""
-    den = pred.sum() + gt.sum()
-    return float(2 * np.logical_and(pred, gt).sum() / den) if den else 1.0
 
 
 def box_masks(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -32,6 +32,7 @@ from endoked.io import read_parquet
 from endoked.prompt_seg.litemedsam import LiteMedSamSegmenter
 from endoked.prompt_seg.refine import cam_component_boxes, clean_mask, mask_consensus, soft_iou
 from endoked.runfolder import RunFolder
+from endoked.scoring import dice
 
 Rule = Callable[[dict[str, float]], float]
 RULES: dict[str, Rule] = {
@@ -41,11 +42,6 @@ RULES: dict[str, Rule] = {
     "score + consensus (default)": lambda c: c["score"] + c["consensus"],
     "score + consensus + CAM agreement": lambda c: c["score"] + c["consensus"] + c["agree"],
 }
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = int(a.sum()) + int(b.sum())
-    return 1.0 if s == 0 else 2.0 * float((a & b).sum()) / s
 
 
 def candidates(run: RunFolder, archive: Path, thresholds: list[float], scales: list[float]) -> list[list[dict]]:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from endoked.prompt_seg.base import BoxPromptSegmenter
+from endoked.scoring import dice
 from endoked.seg.config import SegConfig
 from endoked.seg.data import SegItem, read_mask, read_rgb
 from endoked.seg.predict import Predictor, save_map
@@ -80,12 +81,6 @@ def refine_prediction(prob: np.ndarray, cfg: SegConfig, image: np.ndarray | None
     if not mask.any():
         return RefinedMask(None, "empty_mask", 0.0, boxes)
     return RefinedMask(mask, None, score, boxes)
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two boolean masks (1.0 when both are empty)."""
-    s = int(a.sum()) + int(b.sum())
-    return 1.0 if s == 0 else 2.0 * float(np.logical_and(a, b).sum()) / s
 
 
 def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, mask_dir: Path, *,
