@@ -24,6 +24,7 @@ import pyarrow as pa
 import torch
 from PIL import Image
 
+from endoked.cam.boxes import DROP_REASONS
 from endoked.cam.core import upsample_cam
 from endoked.cam.stage import read_rgb
 from endoked.errors import DataFormatError, StageError
@@ -44,8 +45,8 @@ PSEUDO_SCHEMA = pa.schema([
     ("box_x0", pa.float64()), ("box_y0", pa.float64()), ("box_x1", pa.float64()), ("box_y1", pa.float64()),
     ("consensus", pa.float64()), ("rank", pa.float64()), ("rescued", pa.bool_()),
 ])
-# cam-stage drop reasons that come from the box filters (the CAM exists; its candidates may still hold the polyp)
-RESCUABLE = frozenset({"touches_border", "too_many_components", "box_too_large", "box_too_small"})
+# cam-stage drops by a box filter on a CAM with foreground: its components may still hold the polyp
+RESCUABLE = frozenset(DROP_REASONS) - {"no_foreground"}
 REJECTED_SCHEMA = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("reason", pa.string())])
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
