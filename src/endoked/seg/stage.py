@@ -85,20 +85,16 @@ def pseudo_label_items(run: RunFolder) -> tuple[list[SegItem], list[dict[str, An
     return items, errors, scores
 
 
-def unlabelled_positives(run: RunFolder, items: Sequence[SegItem]) -> list[tuple[str, Path]]:
-    """``(key, image)`` of the MIL-selected positive images (``mil/selection``, label 1) not in ``items``."""
-    if (run.entry("mil") or {}).get("status") != "done":
-        return []
+def mil_positives(run: RunFolder) -> list[tuple[str, Path]]:
+    """``(key, image)`` of the MIL-selected positive images (``mil/selection``, label 1), once each."""
     paths = {f"{r['exam_id']}/{r['image']}": Path(str(r["path"]))
              for r in read_parquet(run.output("ingest", "images")).to_pylist()}
-    have = {it.key for it in items}
-    out: list[tuple[str, Path]] = []
+    out: dict[str, Path] = {}
     for row in read_parquet(run.output("mil", "selection")).to_pylist():
         key = f"{row['exam_id']}/{row['image']}"
-        if int(row["label"]) == 1 and key not in have and key in paths:
-            have.add(key)
-            out.append((key, paths[key]))
-    return out
+        if int(row["label"]) == 1 and key in paths:
+            out.setdefault(key, paths[key])
+    return list(out.items())
 
 
 def truth_masks(ctx: StageContext) -> dict[str, Path]:
@@ -144,12 +140,13 @@ def run_seg(ctx: StageContext) -> StageResult:
     round_stats: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     checkpoint: Path | None = None
+    positives = mil_positives(ctx.run) if cfg.refine_expand and cfg.refine_rounds else []
     for rnd in range(cfg.refine_rounds + 1):
         rdir = work / f"round{rnd}"
         pool_file = rdir / "pool.jsonl"
         if rnd > 0:
             if not pool_file.is_file():
-                _refine_round(ctx, cfg, items, scores, checkpoint, rdir, device, truth)
+                _refine_round(ctx, cfg, items, scores, checkpoint, rdir, device, truth, positives)
             saved = read_jsonl(pool_file)
             items = [SegItem(r["key"], Path(r["image"]), Path(r["mask"])) for r in saved]
             scores.update({r["key"]: float(r["score"]) for r in saved})
@@ -192,8 +189,10 @@ def read_jsonl_safe(path: Path) -> dict[str, Any]:
 
 
 def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], scores: dict[str, float],
-                  checkpoint: Path | None, rdir: Path, device: Any, truth: dict[str, Path]) -> None:
-    """Predict the pool, filter, write the new masks and ``pool.jsonl`` (written last: the round's marker)."""
+                  checkpoint: Path | None, rdir: Path, device: Any, truth: dict[str, Path],
+                  positives: Sequence[tuple[str, Path]]) -> None:
+    """Predict the pool and the ``positives`` outside it, filter, write the new masks and ``pool.jsonl``
+    (written last: the round's marker)."""
     from endoked.seg.predict import Predictor
     from endoked.seg.refine import refine_pool
 
@@ -205,7 +204,8 @@ def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], score
 
         segmenter = create_segmenter(cfg.refine_segmenter)
     predictor = Predictor.from_checkpoint(checkpoint, device, cfg.tta_flip)
-    unlabelled = unlabelled_positives(ctx.run, items) if cfg.refine_expand else []
+    have = {it.key for it in items}
+    unlabelled = [(key, image) for key, image in positives if key not in have]
     new_items, records, stats = refine_pool(items, predictor, cfg, rdir / "masks", segmenter=segmenter,
                                             truth=truth, batch_size=cfg.predict_batch_size, progress=ctx.progress,
                                             unlabelled=unlabelled)
