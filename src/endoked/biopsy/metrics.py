@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from endoked.io import atomic_path
+from endoked.mil.metrics import auroc as mann_whitney_auroc
 
 METRICS: tuple[str, ...] = ("auroc", "accuracy", "sensitivity", "specificity")
 
@@ -38,12 +38,7 @@ def auroc(labels: np.ndarray, probs: np.ndarray) -> float:
         probs: ``(N,)`` scores (higher = more likely neoplastic).
     """
     y, p = _check(labels, probs)
-    n1 = int(y.sum())
-    n0 = y.size - n1
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    ranks = rankdata(p)
-    return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    return mann_whitney_auroc(p, y)
 
 
 def roc_curve(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
