@@ -86,8 +86,14 @@ def test_stage_outputs_schema_and_checkpoint(tmp_path: Path, archive: Path) -> N
     for r in sel:
         src = next(x for x in rows if x["image"] == r["image"])
         assert r["label"] == src["bag_label"]
-        if r["label"] == 1:
+        if r["label"] == 1 and r["by"] == "score":
             assert r["score"] >= cfg.positive_threshold
+    # every positive exam with a scored image contributes at least its top-scored image
+    positive_exams = {r["exam_id"] for r in rows if r["bag_label"] == 1}
+    for exam in positive_exams:
+        top = max((x for x in rows if x["exam_id"] == exam), key=lambda x: x["score"])
+        if top["score"] >= cfg.top_min_score:
+            assert any(r["image"] == top["image"] and r["label"] == 1 for r in sel), exam
     metrics = json.loads(run.output("mil", "metrics").read_text())
     assert 0.0 <= metrics["val_bag_auroc"] <= 1.0 and metrics["counts"]["excluded:uncertain"] >= 1
     assert metrics["history"] and metrics["best_epoch"] >= 1
@@ -138,4 +144,27 @@ def test_selection_thresholds_and_lowest_negatives() -> None:
              for i, s in enumerate([0.7, 0.1, 0.3, 0.2, None])]
     rows += [{"exam_id": "u", "image": "u0", "score": 0.99, "bag_label": -1}]
     sel = select_images(rows, MilConfig(positive_threshold=0.8, negative_fraction=0.5))
-    assert [(r["image"], r["label"]) for r in sel] == [("p0", 1), ("p1", 1), ("n1", 0), ("n3", 0)]
+    assert [(r["image"], r["label"], r["by"]) for r in sel] == [("p0", 1, "score"), ("p1", 1, "score"),
+                                                                ("n1", 0, "score"), ("n3", 0, "score")]
+
+
+def test_selection_adds_the_top_k_of_each_positive_exam() -> None:
+    # exam a: nothing above the threshold, but its two best frames rank first; exam b: one frame above
+    rows = [{"exam_id": "a", "image": f"a{i}", "score": s, "bag_label": 1}
+            for i, s in enumerate([0.02, 0.3, 0.0001, 0.1])]
+    rows += [{"exam_id": "b", "image": f"b{i}", "score": s, "bag_label": 1} for i, s in enumerate([0.9, 0.2, None])]
+    rows += [{"exam_id": "n", "image": "n0", "score": 0.5, "bag_label": 0}]
+    cfg = MilConfig(positive_threshold=0.8, negative_fraction=0.0)
+    pick = [(r["image"], r["by"]) for r in select_images(rows, cfg)]
+    assert pick == [("a1", "rank"), ("b0", "score")]  # k = 1 without counts; b's top is above the threshold
+    counts = {"a": 3, "b": 2}
+    pick = [(r["image"], r["by"]) for r in select_images(rows, cfg, counts)]
+    # a: k = 3 -> a1, a3, a0 (a2 ranks 4th); b: k = 2 -> b0 (score) and b1 (rank); None scores never count
+    assert pick == [("a0", "rank"), ("a1", "rank"), ("a3", "rank"), ("b0", "score"), ("b1", "rank")]
+    capped = MilConfig(positive_threshold=0.8, negative_fraction=0.0, max_top_per_bag=2, top_min_score=0.05)
+    pick = [r["image"] for r in select_images(rows, capped, counts)]
+    assert pick == ["a1", "a3", "b0", "b1"]  # cap 2; a0 (0.02) would be third anyway
+    floor = MilConfig(positive_threshold=0.8, negative_fraction=0.0, top_min_score=0.5)
+    assert [r["image"] for r in select_images(rows, floor, counts)] == ["b0"]
+    off = MilConfig(positive_threshold=0.8, negative_fraction=0.0, top_per_bag=0, top_from_count=False)
+    assert [r["image"] for r in select_images(rows, off, counts)] == ["b0"]  # the old rule

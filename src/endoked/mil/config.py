@@ -62,3 +62,12 @@ class MilConfig(BaseModel):
                                       "above this are selected as positives.")
     negative_fraction: float = Field(0.3, ge=0, le=1, description="Lowest-scored fraction of the images of "
                                      "negative bags selected as negatives.")
+    top_per_bag: int = Field(1, ge=0, description="Every positive bag also contributes its top-k scored images "
+                             "(at least this many), whatever their score: a report that finds a polyp says at "
+                             "least one of the exam's frames shows it, and a polyp the model scores low in "
+                             "absolute terms (small, unusual device) still tends to rank first in its exam.")
+    top_from_count: bool = Field(True, description="Raise k to the report's polyp count (extract's polyp_count), "
+                                 "as every reported polyp is usually photographed.")
+    max_top_per_bag: int = Field(5, ge=1, description="Cap on k per bag (reports that count many polyps).")
+    top_min_score: float = Field(0.001, ge=0, le=1, description="A top-k image still needs at least this score "
+                                 "(drops frames the model is certain show no polyp).")

@@ -4,7 +4,8 @@ Reads ``ingest/images.parquet`` and ``extract/labels.parquet``; writes
 
 - ``mil/image_scores.parquet`` ("image_scores"): exam_id, image, score (float, null when the image could not
   be decoded), bag_label (1 positive, 0 negative, -1 excluded from training: uncertain/failed labels);
-- ``mil/selection.parquet`` ("selection"): exam_id, image, label (1 positive, 0 negative), score;
+- ``mil/selection.parquet`` ("selection"): exam_id, image, label (1 positive, 0 negative), score, by ("score":
+  above the threshold or among the lowest negatives; "rank": among the top-k of its positive exam);
 - ``mil/model.pt`` ("checkpoint"), ``mil/metrics.json`` ("metrics").
 
 Partial work (encoder cache chunks, ``train/last.pt``) stays in the stage folder, so an interrupted stage
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 SCORES_SCHEMA = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("score", pa.float32()),
                            ("bag_label", pa.int8())])
 SELECTION_SCHEMA = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("label", pa.int8()),
-                              ("score", pa.float32())])
+                              ("score", pa.float32()), ("by", pa.string())])
 
 
 def bag_labels(labels: Sequence[Mapping[str, Any]], cfg: MilConfig) -> tuple[dict[str, int], dict[str, int]]:
@@ -65,19 +66,44 @@ def bag_labels(labels: Sequence[Mapping[str, Any]], cfg: MilConfig) -> tuple[dic
     return out, counts
 
 
-def select_images(rows: Sequence[Mapping[str, Any]], cfg: MilConfig) -> list[dict[str, Any]]:
+def select_images(rows: Sequence[Mapping[str, Any]], cfg: MilConfig,
+                  polyp_counts: Mapping[str, int | None] | None = None) -> list[dict[str, Any]]:
     """Selection for the CAM stage from image score rows (exam_id, image, score, bag_label).
 
-    Positives: images of positive bags with score >= ``positive_threshold``. Negatives: the lowest-scored
-    ``negative_fraction`` of the (scored) images of negative bags (ties broken by exam_id, image).
+    Positives: images of positive bags with score >= ``positive_threshold`` (``by`` = "score"), plus the top-k
+    scored images of every positive bag with score >= ``top_min_score`` (``by`` = "rank"), where k is
+    ``top_per_bag``, raised to the exam's reported polyp count (``polyp_counts``) when ``top_from_count``, capped
+    at ``max_top_per_bag``. Negatives: the lowest-scored ``negative_fraction`` of the (scored) images of
+    negative bags (ties broken by exam_id, image). Rows come out positives first, in input order.
     """
-    pos = [r for r in rows if r["bag_label"] == 1 and r["score"] is not None
-           and r["score"] >= cfg.positive_threshold]
+    counts = polyp_counts or {}
+    ranked: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if r["bag_label"] == 1 and r["score"] is not None:
+            ranked.setdefault(str(r["exam_id"]), []).append(r)
+    by_rank: set[tuple[str, str]] = set()
+    for exam, members in ranked.items():
+        k = cfg.top_per_bag
+        if cfg.top_from_count and counts.get(exam):
+            k = max(k, int(counts[exam] or 0))
+        k = min(k, cfg.max_top_per_bag)
+        members.sort(key=lambda r: (-r["score"], r["image"]))
+        by_rank.update((exam, str(r["image"])) for r in members[:k] if r["score"] >= cfg.top_min_score)
+    pos = []
+    for r in rows:
+        if r["bag_label"] != 1 or r["score"] is None:
+            continue
+        if r["score"] >= cfg.positive_threshold:
+            pos.append((r, "score"))
+        elif (str(r["exam_id"]), str(r["image"])) in by_rank:
+            pos.append((r, "rank"))
     neg_pool = sorted((r for r in rows if r["bag_label"] == 0 and r["score"] is not None),
                       key=lambda r: (r["score"], r["exam_id"], r["image"]))
     neg = neg_pool[: math.floor(cfg.negative_fraction * len(neg_pool))]
-    return ([{"exam_id": r["exam_id"], "image": r["image"], "label": 1, "score": r["score"]} for r in pos] +
-            [{"exam_id": r["exam_id"], "image": r["image"], "label": 0, "score": r["score"]} for r in neg])
+    return ([{"exam_id": r["exam_id"], "image": r["image"], "label": 1, "score": r["score"], "by": by}
+             for r, by in pos] +
+            [{"exam_id": r["exam_id"], "image": r["image"], "label": 0, "score": r["score"], "by": "score"}
+             for r in neg])
 
 
 def run_mil(ctx: StageContext) -> StageResult:
@@ -121,7 +147,8 @@ def run_mil(ctx: StageContext) -> StageResult:
         score = float(scores[index[key]]) if key in index else None
         rows.append({"exam_id": str(row["exam_id"]), "image": str(row["image"]), "score": score,
                      "bag_label": exam_label.get(str(row["exam_id"]), -1)})
-    selection = select_images(rows, cfg)
+    polyp_counts = {str(r["exam_id"]): r.get("polyp_count") for r in labels}
+    selection = select_images(rows, cfg, polyp_counts)
     work = ctx.work_dir
     write_parquet(work / "image_scores.parquet", rows, schema=SCORES_SCHEMA)
     write_parquet(work / "selection.parquet", selection, schema=SELECTION_SCHEMA)
@@ -130,12 +157,15 @@ def run_mil(ctx: StageContext) -> StageResult:
             "weights_source": source.describe() if source is not None else "unknown"}
     save_model(work / "model.pt", heads, encoder, cfg, meta)
     n_sel_pos = sum(r["label"] == 1 for r in selection)
+    n_by_rank = sum(r["by"] == "rank" for r in selection)
     counts = {**label_counts, "images": len(rows), "unreadable_images": len(store.failed),
               "train_bags": len(train_bags), "val_bags": len(val_bags), "selected_positive": n_sel_pos,
+              "selected_by_rank": n_by_rank,
               "selected_negative": len(selection) - n_sel_pos, "best_epoch": state.best_epoch,
               "val_bag_auroc": round(state.best_auroc, 4)}
-    logger.info("mil: selected %d positive and %d negative images (threshold %.2f, lowest %.0f%% of negatives)",
-                n_sel_pos, len(selection) - n_sel_pos, cfg.positive_threshold, 100 * cfg.negative_fraction)
+    logger.info("mil: selected %d positive (%d by their rank in the exam) and %d negative images (threshold %.2f, "
+                "lowest %.0f%% of negatives)", n_sel_pos, n_by_rank, len(selection) - n_sel_pos,
+                cfg.positive_threshold, 100 * cfg.negative_fraction)
     metrics = {**meta, "counts": counts, "history": state.history, "stopped_early": state.stopped_early,
                "seconds": {"encode": round(t_encode, 2), "total": round(time.perf_counter() - t0, 2)},
                "unreadable": dict(list(store.failed.items())[:50]),
