@@ -138,3 +138,16 @@ def test_refine_pool_adds_unlabelled_positives_that_score_high_enough(tmp_path: 
     assert stats["mean_dice_truth_after"] == pytest.approx(1.0)
     if not added:
         assert by_key["E/1"]["reason"] == "low_score" and by_key["E/1"]["dice_truth"] is None
+
+
+def test_polyp_free_item_loads_an_empty_mask_and_fit_refuses_it_in_the_pool(tmp_path: Path) -> None:
+    from endoked.seg.api import fit
+    from endoked.seg.data import SegItem, load_pair
+    from tests.seg.conftest import disk_pair
+
+    img, _mask = disk_pair((40, 48), 3)
+    Image.fromarray(img).save(tmp_path / "n.png")
+    image, mask = load_pair(SegItem("n", tmp_path / "n.png", None), 32)
+    assert image.shape == (32, 32, 3) and mask.shape == (32, 32) and int(mask.max()) == 0
+    with pytest.raises(DataFormatError, match="negatives"):
+        fit([SegItem("n", tmp_path / "n.png", None)], tmp_path / "out", tiny_config(epochs=1), progress=False)

@@ -115,3 +115,41 @@ def test_stage_without_usable_labels_fails_clearly(tmp_path: Path) -> None:
     config = SegRunConfig(device="cpu", seg=tiny_config(epochs=1))
     with pytest.raises(StageError, match="no usable pseudo label"):
         run_stage(run, config, STAGE, progress=False)
+
+
+def test_stage_trains_on_mil_negatives_with_empty_masks(tmp_path: Path) -> None:
+    run, archive = _run_folder(tmp_path)
+    seg = tiny_config(epochs=1, negatives_ratio=1.0, val_fraction=0.25)
+    config = SegRunConfig(device="cpu", seg=seg, ingest={"archive": str(archive)})
+    status, result = run_stage(run, config, STAGE, progress=False)
+    assert status == "ran" and result is not None
+    assert result.counts["negatives"] == 1  # the selection holds one negative (U/2.png); ratio 1 would allow 8
+    summary = json.loads((run.root / "seg" / "round0" / "summary.json").read_text())
+    assert summary["n_negatives"] == 1 and summary["n_pool"] == 8
+    assert summary["n_val"] == 2 and summary["n_train"] == 6 + 1  # validation is drawn from the 8 pseudo labels only
+    assert "U/U/2.png" not in summary["val_keys"]
+    # the pool written out holds pseudo-labelled images only
+    table = read_parquet(run.output("seg", "pseudo_labels")).to_pylist()
+    assert len(table) == 8 and all(r["mask"] for r in table)
+
+
+def test_mil_negatives_draw_is_seeded_and_capped(tmp_path: Path) -> None:
+    from endoked.seg.stage import mil_negatives
+
+    run, _archive = _run_folder(tmp_path)
+    selection = read_parquet(run.output("mil", "selection")).to_pylist()
+    images = read_parquet(run.output("ingest", "images")).to_pylist()
+    # five more negatives
+    for j in range(5):
+        name = f"N/{j}.png"
+        images.append({"exam_id": "N", "image": name, "path": str(tmp_path / name), "width": 64, "height": 64})
+        selection.append({"exam_id": "N", "image": name, "label": 0, "score": 0.01})
+    write_parquet(run.stage_dir("mil") / "selection.parquet", selection)
+    write_parquet(run.stage_dir("ingest") / "images.parquet", images)
+    assert mil_negatives(run, 0, 0) == []
+    all_neg = mil_negatives(run, 100, 0)
+    assert [it.key for it in all_neg] == ["U/U/2.png"] + [f"N/N/{j}.png" for j in range(5)]
+    assert all(it.mask is None for it in all_neg)
+    three = mil_negatives(run, 3, 0)
+    assert len(three) == 3 and [it.key for it in three] == [it.key for it in mil_negatives(run, 3, 0)]
+    assert {it.key for it in three} <= {it.key for it in all_neg}

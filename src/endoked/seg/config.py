@@ -49,6 +49,12 @@ class SegConfig(BaseModel):
         default=0.1, ge=0.0, lt=1.0,
         description="Fraction of the training pool held out (seeded) to choose the checkpoint.")
     val_max: int = Field(default=500, ge=1, description="Cap on the number of validation images.")
+    negatives_ratio: float = Field(
+        default=0.0, ge=0.0,
+        description="Pseudo-label training (seg stage) also trains on polyp-free images with an empty mask: the "
+        "MIL-selected negatives (mil/selection, label 0: the lowest-scored frames of exams whose report finds no "
+        "polyp), up to this many per pseudo-labelled image (seeded draw). They teach the model what the polyp is "
+        "not (folds, reflections, stool) and never enter the validation split. 0 = off.")
     max_images: int | None = Field(default=None, ge=1, description="Use at most this many training images (seeded).")
     preload: bool = Field(default=True, description="Decode and resize every training image once, keep it in memory.")
     hflip: float = Field(default=0.5, ge=0.0, le=1.0, description="Probability of a horizontal flip.")

@@ -34,12 +34,13 @@ class SegItem:
     Attributes:
         key: unique identifier (file stem for folders, ``exam_id/image`` for pseudo labels).
         image: image file.
-        mask: mask file (0/255 or 0/1 grey PNG, same size as the image).
+        mask: mask file (0/255 or 0/1 grey PNG, same size as the image); None for a polyp-free image,
+            whose target is an empty mask.
     """
 
     key: str
     image: Path
-    mask: Path
+    mask: Path | None
 
 
 def list_image_files(folder: Path) -> list[Path]:
@@ -103,7 +104,7 @@ def load_pair(item: SegItem, size: int) -> tuple[np.ndarray, np.ndarray]:
         DataFormatError: unreadable file, or image and mask of different sizes.
     """
     img = read_rgb(item.image)
-    mask = read_mask(item.mask)
+    mask = read_mask(item.mask) if item.mask is not None else np.zeros(img.shape[:2], np.uint8)
     if img.shape[:2] != mask.shape:
         raise DataFormatError(f"{item.key}: image {item.image} is {img.shape[1]}x{img.shape[0]} but mask "
                               f"{item.mask} is {mask.shape[1]}x{mask.shape[0]}; masks must have the image's size")

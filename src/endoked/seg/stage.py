@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from endoked.config import RunConfig, parse_overrides, resolve_config
@@ -97,6 +98,22 @@ def mil_positives(run: RunFolder) -> list[tuple[str, Path]]:
     return list(out.items())
 
 
+def mil_negatives(run: RunFolder, n: int, seed: int) -> list[SegItem]:
+    """Up to ``n`` MIL-selected negative images (``mil/selection``, label 0) as polyp-free items (``mask=None``),
+    a seeded draw in selection order."""
+    if n <= 0:
+        return []
+    paths = {f"{r['exam_id']}/{r['image']}": Path(str(r["path"]))
+             for r in read_parquet(run.output("ingest", "images")).to_pylist()}
+    keys = list(dict.fromkeys(f"{r['exam_id']}/{r['image']}" for r in
+                              read_parquet(run.output("mil", "selection")).to_pylist()
+                              if int(r["label"]) == 0 and f"{r['exam_id']}/{r['image']}" in paths))
+    if len(keys) > n:
+        keep = sorted(np.random.default_rng(seed).permutation(len(keys))[:n].tolist())
+        keys = [keys[i] for i in keep]
+    return [SegItem(k, paths[k], None) for k in keys]
+
+
 def truth_masks(ctx: StageContext) -> dict[str, Path]:
     """True masks of a synthetic archive (``<archive>/truth/images.csv``), keyed ``exam_id/image``; else {}."""
     archive = getattr(ctx.config.ingest, "archive", None)
@@ -120,7 +137,7 @@ def _pool_rows(items: Sequence[SegItem], ctx: StageContext, scores: dict[str, fl
     rows = []
     for it in items:
         exam_id, image = it.key.split("/", 1)
-        rows.append({"exam_id": exam_id, "image": image, "mask": ctx.run.rel(it.mask),
+        rows.append({"exam_id": exam_id, "image": image, "mask": ctx.run.rel(it.mask) if it.mask else None,
                      "score": float(scores.get(it.key, 1.0)), "source": source})
     return rows
 
@@ -141,6 +158,9 @@ def run_seg(ctx: StageContext) -> StageResult:
     history: list[dict[str, Any]] = []
     checkpoint: Path | None = None
     positives = mil_positives(ctx.run) if cfg.refine_expand and cfg.refine_rounds else []
+    negatives = mil_negatives(ctx.run, round(cfg.negatives_ratio * len(items)), ctx.config.seed)
+    if cfg.negatives_ratio > 0:
+        logger.info("seg: %d polyp-free images (MIL-selected negatives) join the training split", len(negatives))
     for rnd in range(cfg.refine_rounds + 1):
         rdir = work / f"round{rnd}"
         pool_file = rdir / "pool.jsonl"
@@ -155,7 +175,7 @@ def run_seg(ctx: StageContext) -> StageResult:
         done = rdir / "summary.json"
         result = fit(items, rdir, cfg, seed=ctx.config.seed + rnd, device=device, workers=ctx.config.num_workers,
                      epochs=cfg.epochs if rnd == 0 else cfg.refine_epochs, init_checkpoint=checkpoint,
-                     progress=ctx.progress)
+                     progress=ctx.progress, negatives=negatives)
         checkpoint = result.checkpoint
         history.extend({**h, "round": rnd} for h in result.history)
         logger.info("seg round %d: %d images, best epoch %d, val %s (%s)", rnd, len(items), result.best_epoch,
@@ -177,7 +197,7 @@ def run_seg(ctx: StageContext) -> StageResult:
         ("pseudo_stats", "pseudo_stats.jsonl"), ("pseudo_labels", "pseudo_labels.parquet"))}
     final_val = metrics["final_val"]
     return StageResult(outputs=outputs, counts={
-        "images": len(items), "rounds": cfg.refine_rounds, "rejected_rows": len(errors),
+        "images": len(items), "negatives": len(negatives), "rounds": cfg.refine_rounds, "rejected_rows": len(errors),
         "val_mean_dice": round(float(final_val.get("mean_dice", float("nan"))), 4)})
 
 
