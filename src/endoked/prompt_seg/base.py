@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from endoked.errors import ConfigError, DataFormatError
 
@@ -25,6 +26,8 @@ class BoxPromptSegmenter(abc.ABC):
     """
 
     name: str = "base"
+    #: Boxes per :meth:`_predict` call; ``None`` decodes all boxes of a :meth:`predict` call at once.
+    decode_batch: int | None = None
 
     def __init__(self) -> None:
         self._image_size: tuple[int, int] | None = None
@@ -67,7 +70,8 @@ class BoxPromptSegmenter(abc.ABC):
 
         Returns:
             ``masks``: ``(N, H, W) bool`` in the original image frame; ``scores``: ``(N,) float32``, the
-            backend's confidence in each mask (predicted IoU for SAM-family models).
+            backend's confidence in each mask (predicted IoU for SAM-family models). Boxes are decoded
+            ``decode_batch`` at a time (all at once when it is ``None``); the result does not depend on it.
 
         Raises:
             RuntimeError: no image was set.
@@ -79,7 +83,10 @@ class BoxPromptSegmenter(abc.ABC):
         h, w = self._image_size
         if len(boxes) == 0:
             return np.zeros((0, h, w), dtype=bool), np.zeros((0,), dtype=np.float32)
-        masks, scores = self._predict(boxes)
+        step = self.decode_batch or len(boxes)
+        parts = [self._predict(boxes[i:i + step]) for i in range(0, len(boxes), step)]
+        masks = parts[0][0] if len(parts) == 1 else np.concatenate([m for m, _ in parts])
+        scores = parts[0][1] if len(parts) == 1 else np.concatenate([s for _, s in parts])
         return masks.astype(bool, copy=False), scores.astype(np.float32, copy=False)
 
     @abc.abstractmethod
@@ -92,6 +99,19 @@ class BoxPromptSegmenter(abc.ABC):
 
     def _reset(self) -> None:  # noqa: B027 - optional hook
         """Drop backend state held for the current image."""
+
+
+def resolve_decode_batch(decode_batch: int | None, device: torch.device) -> int | None:
+    """Boxes per mask-decoder call: ``decode_batch`` when given (0 = all at once); by default one at a time on
+    CPU and all at once elsewhere.
+
+    SAM's mask decoder repeats the image embedding (256×64×64) for every box of a batch; on a CPU the memory
+    traffic of a large batch costs more than the batching saves (24 boxes: 5.7 s in one call, 2.8 s one by
+    one, LiteMedSAM, one core), while an accelerator is fastest with one call.
+    """
+    if decode_batch is None:
+        return 1 if device.type == "cpu" else None
+    return decode_batch or None
 
 
 def check_image(image: np.ndarray) -> np.ndarray:

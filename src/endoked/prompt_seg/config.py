@@ -23,6 +23,10 @@ class PromptSegConfig(BaseModel):
                            "AMX/AVX-512-BF16 and on GPUs.")
     channels_last: bool = Field(True, description="Channels-last memory format for the encoder.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads for this stage (None: leave as is).")
+    decode_batch: int | None = Field(
+        None, ge=0, description="Prompts per mask-decoder call (0 = all of an image's at once). None: one at a time "
+                                "on CPU, where SAM's decoder copying the image embedding per prompt makes big "
+                                "batches slower, all at once on GPUs.")
     # From CAMs to prompts.
     selection: Literal["consensus", "box"] = Field(
         "consensus",

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from endoked.device import resolve_device
 from endoked.errors import BackendUnavailableError, DataFormatError, WeightsNotFoundError
 from endoked.io import sha256_file
-from endoked.prompt_seg.base import BoxPromptSegmenter
+from endoked.prompt_seg.base import BoxPromptSegmenter, resolve_decode_batch
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,8 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
         multimask: decode SAM's three candidate masks and keep the one with the highest predicted IoU
             (LiteMedSAM was trained single-mask; the default keeps its single output).
         cache_size: number of image embeddings kept (an image set again is not re-encoded).
+        decode_batch: boxes per mask-decoder call (0 = all at once; ``None``: one on CPU, all elsewhere;
+            see :func:`~endoked.prompt_seg.base.resolve_decode_batch`).
         model: an already built ``MedSAMLite`` module (weights are then not loaded; for tests).
     """
 
@@ -129,13 +131,15 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
 
     def __init__(self, weights: str | Path | None = None, expected_sha256: str | None = None,
                  device: str = "auto", bf16: bool = False, channels_last: bool = True,
-                 multimask: bool = False, cache_size: int = 2, model: torch.nn.Module | None = None) -> None:
+                 multimask: bool = False, cache_size: int = 2, decode_batch: int | None = None,
+                 model: torch.nn.Module | None = None) -> None:
         super().__init__()
         self.device = resolve_device(device)
         self.bf16 = bf16
         self.channels_last = channels_last
         self.multimask = multimask
         self.cache_size = max(1, cache_size)
+        self.decode_batch = resolve_decode_batch(decode_batch, self.device)
         self.weights_path: Path | None = None
         if model is None:
             pkg = _import_package()
@@ -151,6 +155,7 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
             self.model.image_encoder.to(memory_format=torch.channels_last)
         self._cache: OrderedDict[str, tuple[torch.Tensor, tuple[int, int], float]] = OrderedDict()
         self._current: tuple[torch.Tensor, tuple[int, int], float] | None = None
+        self._dense_pe: torch.Tensor | None = None
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -191,7 +196,9 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
         box_t = torch.as_tensor(np.asarray(boxes, dtype=np.float32) * scale, device=self.device)[:, None, :]
         pe = self.model.prompt_encoder
         sparse, dense = pe(points=None, boxes=box_t, masks=None)
-        logits, iou = self.model.mask_decoder(image_embeddings=emb, image_pe=pe.get_dense_pe(),
+        if self._dense_pe is None:  # the positional encoding of the embedding grid is the same for every call
+            self._dense_pe = pe.get_dense_pe()
+        logits, iou = self.model.mask_decoder(image_embeddings=emb, image_pe=self._dense_pe,
                                               sparse_prompt_embeddings=sparse,
                                               dense_prompt_embeddings=dense, multimask_output=self.multimask)
         if self.multimask:

@@ -17,7 +17,7 @@ import torch
 
 from endoked.device import resolve_device
 from endoked.errors import BackendUnavailableError, ConfigError, WeightsNotFoundError
-from endoked.prompt_seg.base import BoxPromptSegmenter
+from endoked.prompt_seg.base import BoxPromptSegmenter, resolve_decode_batch
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class SamSegmenter(BoxPromptSegmenter):
         model_type: ``vit_b``, ``vit_l`` or ``vit_h``.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
         multimask: decode three masks per box and keep the one with the highest predicted IoU.
+        decode_batch: boxes per mask-decoder call (0 = all at once; ``None``: one on CPU, all elsewhere).
         random_init: build the model with random weights (plumbing tests only; masks are meaningless).
         model: an already built ``Sam`` module (overrides ``weights``/``model_type``).
     """
@@ -52,12 +53,14 @@ class SamSegmenter(BoxPromptSegmenter):
     name = "sam"
 
     def __init__(self, weights: str | Path | None = None, model_type: str = "vit_b", device: str = "auto",
-                 multimask: bool = False, random_init: bool = False, model: torch.nn.Module | None = None,
+                 multimask: bool = False, decode_batch: int | None = None, random_init: bool = False,
+                 model: torch.nn.Module | None = None,
                  **_ignored: Any) -> None:
         super().__init__()
         sam_pkg = _import_sam()
         self.device = resolve_device(device)
         self.multimask = multimask
+        self.decode_batch = resolve_decode_batch(decode_batch, self.device)
         if model is None:
             if model_type not in MODEL_TYPES:
                 raise ConfigError(f"prompt_seg.sam_model_type {model_type!r} is not one of {', '.join(MODEL_TYPES)}")

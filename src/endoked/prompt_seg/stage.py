@@ -235,7 +235,8 @@ def run(ctx: StageContext) -> StageResult:
 def _segmenter_kwargs(cfg: PromptSegConfig, device: str) -> dict[str, Any]:
     if cfg.segmenter == "ellipse":
         return {}
-    kw: dict[str, Any] = {"weights": cfg.weights, "device": device, "multimask": cfg.multimask}
+    kw: dict[str, Any] = {"weights": cfg.weights, "device": device, "multimask": cfg.multimask,
+                          "decode_batch": cfg.decode_batch}
     if cfg.segmenter == "litemedsam":
         kw.update(bf16=cfg.bf16, channels_last=cfg.channels_last)
     else:
