@@ -57,7 +57,7 @@ def _disk(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
 
 
 def test_refine_filters_follow_the_box_rules() -> None:
-    cfg = tiny_config()
+    cfg = tiny_config(reject_border=True, max_box_area=0.35)  # the CAM stage's filters
     ok = refine_prediction(0.9 * _disk(100, 100, 50, 50, 15), cfg)
     assert ok.reason is None and ok.mask is not None
     assert dice(ok.mask, _disk(100, 100, 50, 50, 15) > 0) == pytest.approx(1.0)
@@ -71,6 +71,15 @@ def test_refine_filters_follow_the_box_rules() -> None:
     two = _disk(100, 100, 30, 30, 10) + _disk(100, 100, 70, 70, 10)
     kept = refine_prediction(two, cfg)
     assert kept.reason is None and kept.boxes_xyxy.shape == (2, 4)
+
+
+def test_refine_defaults_keep_large_and_border_touching_polyps() -> None:
+    cfg = tiny_config()
+    at_border = refine_prediction(_disk(100, 100, 5, 50, 15), cfg)
+    assert at_border.reason is None and at_border.mask is not None
+    large = refine_prediction(_disk(100, 100, 50, 50, 40), cfg)  # box 0.64 of the frame
+    assert large.reason is None and large.mask is not None
+    assert refine_prediction(_disk(100, 100, 50, 50, 48), cfg).reason == "box_too_large"  # box 0.92
 
 
 def test_refine_with_box_prompted_segmenter() -> None:
