@@ -160,3 +160,29 @@ def test_polyp_free_item_loads_an_empty_mask_and_fit_refuses_it_in_the_pool(tmp_
     assert image.shape == (32, 32, 3) and mask.shape == (32, 32) and int(mask.max()) == 0
     with pytest.raises(DataFormatError, match="negatives"):
         fit([SegItem("n", tmp_path / "n.png", None)], tmp_path / "out", tiny_config(epochs=1), progress=False)
+
+
+@pytest.mark.parametrize(("update", "min_agreement", "replaced"),
+                         [("always", 0.0, True), ("agree", 0.8, True), ("agree", 0.95, False), ("never", 0.0, False)])
+def test_refine_update_rule_decides_whether_a_pool_mask_is_replaced(tmp_path: Path, update: str,
+                                                                     min_agreement: float, replaced: bool) -> None:
+    from endoked.seg.data import SegItem
+    from endoked.seg.refine import refine_pool
+
+    img = np.zeros((100, 100, 3), np.uint8)
+    disk = _disk(100, 100, 50, 50, 15) > 0
+    old_mask = np.zeros((100, 100), np.uint8)
+    old_mask[35:65, 35:65] = 255
+    agreement = dice(disk, old_mask > 0)  # the predicted disk inside the old square: about 0.88
+    assert 0.8 < agreement < 0.95
+    item = SegItem("E/0", _png(tmp_path / "a.png", img), _png(tmp_path / "a_mask.png", old_mask))
+    cfg = tiny_config(refine_update=update, refine_min_agreement=min_agreement, refine_min_score_new=0.9)
+    pool, records, stats = refine_pool([item], _DiskPredictor(0.95), cfg, tmp_path / "out", progress=False,
+                                       unlabelled=[("E/1", _png(tmp_path / "b.png", img))])
+    assert [it.key for it in pool] == ["E/0", "E/1"]  # new images join under every rule
+    assert records[0]["dice_prev"] == pytest.approx(agreement)
+    assert (pool[0].mask != item.mask) is replaced
+    assert records[0]["kept"] is replaced and stats["n_updated"] == int(replaced)
+    if not replaced:
+        assert records[0]["reason"] == "kept_previous"
+        assert np.array_equal(np.asarray(Image.open(pool[0].mask)) > 0, old_mask > 0)

@@ -129,6 +129,14 @@ class SegConfig(BaseModel):
     refine_min_score_new: float = Field(
         default=0.9, ge=0.0, le=1.0, description="An image joining the pool needs at least this score: the mean "
         "probability inside the predicted mask, or the segmenter's predicted IoU with refine_segmenter.")
+    refine_update: Literal["always", "agree", "never"] = Field(
+        default="always", description="What a prediction that passes the filters does to an image already in "
+        "the pool: 'always' replaces its mask; 'agree' replaces it only when the two masks agree (Dice >= "
+        "refine_min_agreement), keeping the previous mask where the network contradicts it; 'never' keeps every "
+        "previous mask, so rounds only add new images.")
+    refine_min_agreement: float = Field(
+        default=0.7, ge=0.0, le=1.0, description="With refine_update='agree': the Dice with the previous mask a "
+        "prediction needs to replace it.")
     refine_keep_previous: bool = Field(
         default=True, description="An image whose prediction fails the filters keeps its previous pseudo mask "
         "(False: it leaves the training pool for the next round).")

@@ -123,14 +123,20 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
                 if mask is None and res.mask is not None and res.score < cfg.refine_min_score_new:
                     res = RefinedMask(None, "low_score", res.score, res.boxes_xyxy)
                 prev = read_mask(mask) > 0 if mask is not None else None
+                agreement = dice(res.mask, prev) if res.mask is not None and prev is not None else None
+                kept_prev = False
+                if prev is not None and res.mask is not None and (
+                        cfg.refine_update == "never"
+                        or (cfg.refine_update == "agree" and agreement is not None
+                            and agreement < cfg.refine_min_agreement)):
+                    res, kept_prev = RefinedMask(None, "kept_previous", res.score, res.boxes_xyxy), True
                 rec: dict[str, Any] = {"key": key, "kept": res.mask is not None, "new": mask is None,
-                                       "reason": res.reason, "score": res.score}
+                                       "reason": res.reason, "score": res.score, "dice_prev": agreement}
                 if res.mask is not None:
                     path = save_map(res.mask.astype(np.float32), mask_dir / f"{start + j:06d}.png")
                     new_items.append(SegItem(key, image, path))
-                    rec["dice_prev"] = dice(res.mask, prev) if prev is not None else None
                     rec["area"] = float(res.mask.mean())
-                elif cfg.refine_keep_previous and mask is not None:
+                elif (cfg.refine_keep_previous or kept_prev) and mask is not None:
                     new_items.append(SegItem(key, image, mask))
                 if truth and key in truth:
                     gt = read_mask(truth[key]) > 0
