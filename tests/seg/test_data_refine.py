@@ -147,6 +147,8 @@ def test_refine_pool_adds_unlabelled_positives_that_score_high_enough(tmp_path: 
     assert stats["mean_dice_truth_after"] == pytest.approx(1.0)
     if not added:
         assert by_key["E/1"]["reason"] == "low_score" and by_key["E/1"]["dice_truth"] is None
+    # the refused prediction is still measured, so a truth sample shows what a lower threshold would add
+    assert by_key["E/1"]["dice_truth_candidate"] == pytest.approx(1.0)
 
 
 def test_polyp_free_item_loads_an_empty_mask_and_fit_refuses_it_in_the_pool(tmp_path: Path) -> None:

@@ -120,6 +120,7 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
             for j, ((key, image, mask), img, prob) in enumerate(
                     zip(chunk, images, predictor.predict(images), strict=True)):
                 res = refine_prediction(prob, cfg, img, segmenter)
+                candidate = res.mask  # the filtered prediction, before the score and update rules
                 if mask is None and res.mask is not None and res.score < cfg.refine_min_score_new:
                     res = RefinedMask(None, "low_score", res.score, res.boxes_xyxy)
                 prev = read_mask(mask) > 0 if mask is not None else None
@@ -143,6 +144,7 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
                     before = dice(prev, gt) if prev is not None else None
                     rec["dice_truth_prev"] = before
                     rec["dice_truth"] = dice(res.mask, gt) if res.mask is not None else before
+                    rec["dice_truth_candidate"] = dice(candidate, gt) if candidate is not None else None
                 records.append(rec)
             pbar.update(len(chunk))
     return new_items, records, round_stats(records)
