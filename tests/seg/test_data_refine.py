@@ -188,3 +188,21 @@ def test_refine_update_rule_decides_whether_a_pool_mask_is_replaced(tmp_path: Pa
     if not replaced:
         assert records[0]["reason"] == "kept_previous"
         assert np.array_equal(np.asarray(Image.open(pool[0].mask)) > 0, old_mask > 0)
+
+
+def test_zoom_out_shrinks_the_sample_onto_a_black_canvas() -> None:
+    from endoked.seg.data import augment
+
+    s = 64
+    images = torch.full((4, 3, s, s), 0.5)
+    masks = torch.from_numpy(_disk(s, s, 32, 32, 20))[None, None].repeat(4, 1, 1, 1)
+    kw = {"hflip": 0.0, "vflip": 0.0, "rotate90": 0.0, "crop_scale": 1.0, "color_jitter": 0.0}
+    out_i, out_m = augment(images, masks.clone(), torch.Generator().manual_seed(3), zoom_out=1.0, zoom_min=0.5, **kw)
+    for img, msk in zip(out_i, out_m, strict=True):
+        content = img[0] > 0  # the shrunk frame; the canvas around it is black
+        side = int(content.any(0).sum())
+        assert 32 <= side <= 64 and int(content.any(1).sum()) == side
+        assert float(msk.sum()) == pytest.approx(float(masks[0].sum()) * (side / s) ** 2, rel=0.12)
+        assert not bool((msk[0] > 0)[~content].any())  # the mask moved with the image
+    same_i, same_m = augment(images, masks.clone(), torch.Generator().manual_seed(3), zoom_out=0.0, **kw)
+    assert torch.equal(same_i, images) and torch.equal(same_m, masks)  # off: nothing changes

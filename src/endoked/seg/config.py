@@ -62,6 +62,12 @@ class SegConfig(BaseModel):
     rotate90: float = Field(default=0.5, ge=0.0, le=1.0, description="Probability of a rotation by 90/180/270 degrees.")
     crop_scale: float = Field(
         default=0.8, gt=0.0, le=1.0, description="Random crop of this minimal side fraction (1 = no crop).")
+    zoom_out: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="Probability that a training sample is shrunk (to zoom_min..1 of its side, on a black canvas) "
+        "instead of cropped: polyps then also appear smaller than in the training frames. Pseudo labels come "
+        "from frames where CAMs found the polyp, which favours large polyps; zoom-outs show the small ones.")
+    zoom_min: float = Field(default=0.5, gt=0.0, le=1.0, description="Smallest zoom-out factor.")
     color_jitter: float = Field(
         default=0.2, ge=0.0, le=1.0, description="Maximal relative brightness and contrast change.")
     # --- optimisation ----------------------------------------------------------------------------------

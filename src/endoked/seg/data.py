@@ -186,13 +186,18 @@ def split_indices(n: int, val_fraction: float, val_max: int, seed: int) -> tuple
 
 
 def augment(images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator, *, hflip: float, vflip: float,
-            rotate90: float, crop_scale: float, color_jitter: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random flips, right-angle rotations, crops (resized back) and colour jitter, per sample.
+            rotate90: float, crop_scale: float, color_jitter: float, zoom_out: float = 0.0,
+            zoom_min: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random flips, right-angle rotations, crops (resized back) or zoom-outs, and colour jitter, per sample.
 
     Args:
         images: ``(B, 3, S, S)`` float in [0, 1].
         masks: ``(B, 1, S, S)`` float in [0, 1].
         gen: CPU generator every random draw comes from.
+        zoom_out: probability that a sample is shrunk instead of cropped: resized to a side of
+            ``S * f`` (``f`` uniform in ``[zoom_min, 1]``) and placed at a random position on a black canvas
+            (endoscopy frames have black margins), the mask alike; objects then appear smaller than in
+            the training frame. 0 draws nothing extra, so the other draws are those without it.
 
     Returns:
         Augmented copies, same shapes.
@@ -201,6 +206,7 @@ def augment(images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator, *, 
     out_i, out_m = [], []
     u = torch.rand(b, 8, generator=gen)
     k_rot = torch.randint(1, 4, (b,), generator=gen)
+    z = torch.rand(b, 4, generator=gen) if zoom_out > 0 else None
     for j in range(b):
         img, msk = images[j], masks[j]
         if u[j, 0] < hflip:
@@ -210,7 +216,18 @@ def augment(images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator, *, 
         if u[j, 2] < rotate90:
             k = int(k_rot[j])
             img, msk = torch.rot90(img, k, (-2, -1)), torch.rot90(msk, k, (-2, -1))
-        if crop_scale < 1.0:
+        if z is not None and float(z[j, 0]) < zoom_out:
+            side = max(1, round(s * (zoom_min + (1.0 - zoom_min) * float(z[j, 1]))))
+            if side < s:
+                y0, x0 = int(float(z[j, 2]) * (s - side)), int(float(z[j, 3]) * (s - side))
+                small_i = F.interpolate(img[None], size=(side, side), mode="bilinear", align_corners=False,
+                                        antialias=True)[0]
+                small_m = F.interpolate(msk[None], size=(side, side), mode="bilinear", align_corners=False,
+                                        antialias=True)[0]
+                img, msk = img.new_zeros(img.shape), msk.new_zeros(msk.shape)
+                img[:, y0:y0 + side, x0:x0 + side] = small_i
+                msk[:, y0:y0 + side, x0:x0 + side] = small_m
+        elif crop_scale < 1.0:
             side = round(s * (crop_scale + (1.0 - crop_scale) * float(u[j, 3])))
             if side < s:
                 y0 = int(float(u[j, 4]) * (s - side))

@@ -131,7 +131,8 @@ class FeatureCache:
                         vi, vm = imgs, masks
                     else:
                         vi, vm = augment(imgs, masks, gen, hflip=cfg.hflip, vflip=cfg.vflip, rotate90=cfg.rotate90,
-                                         crop_scale=cfg.crop_scale, color_jitter=cfg.color_jitter)
+                                         crop_scale=cfg.crop_scale, color_jitter=cfg.color_jitter,
+                                         zoom_out=cfg.zoom_out, zoom_min=cfg.zoom_min)
                     x = normalize_images(vi, enc.name).to(device)
                     with autocast_for(device, cfg.amp):
                         feats = enc.frozen_features(x)
@@ -281,7 +282,8 @@ def train_model(store: PairStore, train_idx: list[int], val_idx: list[int], out_
                     imgs_u8, masks_u8 = store.batch(idx)
                     imgs, masks = augment(imgs_u8.float() / 255.0, masks_u8.float() / 255.0, gen, hflip=cfg.hflip,
                                           vflip=cfg.vflip, rotate90=cfg.rotate90, crop_scale=cfg.crop_scale,
-                                          color_jitter=cfg.color_jitter)
+                                          color_jitter=cfg.color_jitter, zoom_out=cfg.zoom_out,
+                                          zoom_min=cfg.zoom_min)
                     inputs = normalize_images(imgs, cfg.encoder).to(device)
                     masks = masks.to(device)
                 use = scales if cfg.scale_mode == "all" else [scales[int(torch.randint(len(scales), (1,),
