@@ -106,8 +106,9 @@ def resolve_decode_batch(decode_batch: int | None, device: torch.device) -> int 
     CPU and all at once elsewhere.
 
     SAM's mask decoder repeats the image embedding (256×64×64) for every box of a batch; on a CPU the memory
-    traffic of a large batch costs more than the batching saves (24 boxes: 5.7 s in one call, 2.8 s one by
-    one, LiteMedSAM, one core), while an accelerator is fastest with one call.
+    traffic of a large batch costs more than the batching saves (LiteMedSAM, 24 boxes per image, two cores:
+    2.06 s in one call, 1.16 s one at a time; ``benchmarks/bench_decode.py``), while an accelerator is fastest
+    with one call.
     """
     if decode_batch is None:
         return 1 if device.type == "cpu" else None
