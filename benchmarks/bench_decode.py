@@ -26,15 +26,12 @@ import cv2
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from public_archive import shared_data_root
+
 from endoked.cam.boxes import box_of_mask
 from endoked.prompt_seg import create_segmenter
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_data_root() -> Path:
-    """``$ENDOKED_SHARED_DATA`` or ``<repo>/../shared/data``."""
-    return Path(os.environ.get("ENDOKED_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 def prompts_for(box: np.ndarray, n: int, size_hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -80,7 +77,7 @@ def main() -> int:
         seg.set_image(image)
         boxes = prompts_for(box, args.prompts, mask.shape, rng)
         seg.decode_batch = None
-        ref, _ = seg.predict(boxes)
+        ref, _ = seg.predict(boxes)  # the one-call masks every setting is compared with (and a warm-up)
         for b in args.batches:
             seg.decode_batch = b or None
             runs = []
