@@ -125,12 +125,12 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
                     res = RefinedMask(None, "low_score", res.score, res.boxes_xyxy)
                 prev = read_mask(mask) > 0 if mask is not None else None
                 agreement = dice(res.mask, prev) if res.mask is not None and prev is not None else None
-                kept_prev = False
-                if prev is not None and res.mask is not None and (
-                        cfg.refine_update == "never"
-                        or (cfg.refine_update == "agree" and agreement is not None
-                            and agreement < cfg.refine_min_agreement)):
-                    res, kept_prev = RefinedMask(None, "kept_previous", res.score, res.boxes_xyxy), True
+                # agreement exists exactly when a pool image got a prediction; the update rule may refuse it
+                kept_prev = agreement is not None and (
+                    cfg.refine_update == "never"
+                    or (cfg.refine_update == "agree" and agreement < cfg.refine_min_agreement))
+                if kept_prev:
+                    res = RefinedMask(None, "kept_previous", res.score, res.boxes_xyxy)
                 rec: dict[str, Any] = {"key": key, "kept": res.mask is not None, "new": mask is None,
                                        "reason": res.reason, "score": res.score, "dice_prev": agreement}
                 if res.mask is not None:
