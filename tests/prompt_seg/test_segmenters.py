@@ -164,7 +164,8 @@ def _tiny_sam() -> torch.nn.Module:
 @pytest.mark.parametrize("multimask", [False, True])
 def test_sam_plumbing_with_random_weights(multimask: bool) -> None:
     torch.manual_seed(0)
-    seg = create_segmenter("sam", model=_tiny_sam(), device="cpu", multimask=multimask)
+    seg = create_segmenter("sam", model=_tiny_sam(), device="cpu", multimask=multimask, decode_batch=0)
+    assert seg.decode_batch is None  # one decoder call for all boxes
     img = np.zeros((40, 60, 3), dtype=np.uint8)
     seg.set_image(img)
     boxes = np.array([[5, 5, 30, 30], [10, 10, 50, 35], [0, 2, 20, 39]])
