@@ -153,3 +153,29 @@ def test_mil_negatives_draw_is_seeded_and_capped(tmp_path: Path) -> None:
     three = mil_negatives(run, 3, 0)
     assert len(three) == 3 and [it.key for it in three] == [it.key for it in mil_negatives(run, 3, 0)]
     assert {it.key for it in three} <= {it.key for it in all_neg}
+
+
+@pytest.mark.parametrize(("warm", "round1_epochs"), [(True, 1), (False, 2)])
+def test_refinement_round_warm_start_or_fresh_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm: bool,
+                                                       round1_epochs: int) -> None:
+    import endoked.seg.stage as stage_mod
+
+    calls: list[dict[str, object]] = []
+    real_fit = stage_mod.fit
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(dict(kwargs))
+        return real_fit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stage_mod, "fit", spy)
+    run, archive = _run_folder(tmp_path)
+    seg = tiny_config(epochs=2, refine_rounds=1, refine_epochs=1, refine_threshold=0.3, max_box_area=0.9,
+                      refine_warm_start=warm)
+    config = SegRunConfig(device="cpu", seg=seg, ingest={"archive": str(archive)})
+    assert run_stage(run, config, STAGE, progress=False)[0] == "ran"
+    assert [c["epochs"] for c in calls] == [2, round1_epochs]
+    round0_model = run.root / "seg" / "round0" / "model.pt"
+    assert calls[0]["init_checkpoint"] is None
+    assert calls[1]["init_checkpoint"] == (round0_model if warm else None)
+    summary = json.loads((run.root / "seg" / "round1" / "summary.json").read_text())
+    assert summary["epochs_run"] == round1_epochs

@@ -109,6 +109,10 @@ class SegConfig(BaseModel):
     refine_rounds: int = Field(
         default=0, ge=0, description="Rounds of predict -> boxes -> filter -> new pseudo labels -> warm-start retrain.")
     refine_epochs: int = Field(default=10, ge=1, description="Training epochs of each refinement round.")
+    refine_warm_start: bool = Field(
+        default=True, description="A refinement round starts from the previous round's weights and trains "
+        "refine_epochs (fresh optimizer and schedule); False trains it from the pretrained encoder for epochs, "
+        "so nothing fitted to the previous round's masks carries over.")
     refine_segmenter: str | None = Field(
         default=None,
         description="Box-prompted segmenter (endoked.prompt_seg registry, e.g. litemedsam) run on the "

@@ -173,8 +173,9 @@ def run_seg(ctx: StageContext) -> StageResult:
             stats = read_jsonl(rdir / "stats.jsonl")[0]
             round_stats.append({"round": rnd, **stats})
         done = rdir / "summary.json"
+        warm = rnd > 0 and cfg.refine_warm_start
         result = fit(items, rdir, cfg, seed=ctx.config.seed + rnd, device=device, workers=ctx.config.num_workers,
-                     epochs=cfg.epochs if rnd == 0 else cfg.refine_epochs, init_checkpoint=checkpoint,
+                     epochs=cfg.refine_epochs if warm else cfg.epochs, init_checkpoint=checkpoint if warm else None,
                      progress=ctx.progress, negatives=negatives)
         checkpoint = result.checkpoint
         history.extend({**h, "round": rnd} for h in result.history)
