@@ -6,6 +6,7 @@ Usage::
         [--set seg.image_size=256 --set seg.epochs=12 ...] [--train DATA/polyp/TrainDataset] \
         [--test DATA/polyp/TestDataset] [--sets Kvasir CVC-ClinicDB] [--skip-train] [--tta]
     python benchmarks/bench_seg.py --out OUT --pseudo-run RUN [...]   # train on a run's pseudo labels
+    python benchmarks/bench_seg.py --out OUT --archive-truth ARCHIVE [...]  # the archive's frames, true masks
 
 ``DATA`` defaults to ``$ENDOKED_SHARED_DATA`` or ``<repo>/../shared/data``. Training resumes from
 ``OUT/train`` when interrupted. Prints and writes ``OUT/results.json``: the training summary (wall time,
@@ -16,6 +17,7 @@ PraNet-toolbox figures of every test set.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import time
@@ -25,12 +27,22 @@ from endoked.device import resolve_device
 from endoked.eval import EvalConfig, evaluate_sets
 from endoked.runfolder import RunFolder
 from endoked.seg.api import fit, train_folder
-from endoked.seg.data import list_image_files
+from endoked.seg.data import SegItem, list_image_files
 from endoked.seg.predict import Predictor, predict_files
 from endoked.seg.stage import pseudo_label_items, resolve_seg_config
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ENDOKED_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def archive_truth_items(archive: Path) -> list[SegItem]:
+    """The polyp frames of a benchmark archive with their true masks, keyed ``exam_id/image``."""
+    table = archive / "truth" / "images.csv"
+    if not table.is_file():
+        raise SystemExit(f"{table} not found: --archive-truth needs a benchmark archive with truth/")
+    with open(table, newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("mask")]
+    return [SegItem(f"{r['exam_id']}/{r['image']}", archive / r["image"], archive / r["mask"]) for r in rows]
 
 
 def main() -> None:
@@ -43,6 +55,9 @@ def main() -> None:
     ap.add_argument("--sets", nargs="*", default=["Kvasir", "CVC-ClinicDB"])
     ap.add_argument("--pseudo-run", type=Path, default=None,
                     help="Train on the pseudo labels of this run folder (prompt_seg done) instead of --train.")
+    ap.add_argument("--archive-truth", type=Path, default=None,
+                    help="Train on the polyp frames of this benchmark archive with their true masks "
+                    "(ARCHIVE/truth/images.csv): what perfect pseudo labels of that archive would give.")
     ap.add_argument("--skip-train", action="store_true", help="Reuse OUT/train/model.pt.")
     ap.add_argument("--tta", action="store_true", help="Flip test-time augmentation.")
     args = ap.parse_args()
@@ -54,7 +69,11 @@ def main() -> None:
                                   "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()}
     if not args.skip_train:
         t0 = time.perf_counter()
-        if args.pseudo_run is not None:
+        if args.archive_truth is not None:
+            items = archive_truth_items(args.archive_truth)
+            results["archive_truth"] = {"archive": str(args.archive_truth), "n": len(items)}
+            res = fit(items, train_dir, cfg, seed=run_cfg.seed, device=device, workers=2)
+        elif args.pseudo_run is not None:
             items, errors, _ = pseudo_label_items(RunFolder(args.pseudo_run))
             results["pseudo_labels"] = {"n": len(items), "unusable_rows": len(errors)}
             res = fit(items, train_dir, cfg, seed=run_cfg.seed, device=device, workers=2)
