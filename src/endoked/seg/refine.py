@@ -3,8 +3,9 @@
 One round: predict every image of the training pool (and, optionally, the positive images that have no
 pseudo mask yet) at its own size -> threshold -> box filters with the CAM stage's code
 (:func:`endoked.cam.boxes.boxes_from_cam`: component count, box area ``min_box_area``..``max_box_area``,
-border contact only with ``reject_border``) -> optionally a box-prompted segmenter (:mod:`endoked.prompt_seg`) on the kept boxes -> new masks. Images whose
-prediction fails the filters keep their previous mask (or leave the pool, ``refine_keep_previous=False``);
+border contact only with ``reject_border``) -> optionally a box-prompted segmenter (:mod:`endoked.prompt_seg`)
+on the kept boxes -> new masks. Images whose prediction fails the filters keep their previous mask (or leave
+the pool, ``refine_keep_previous=False``);
 an image without a mask joins the pool when its prediction passes the filters and scores at least
 ``refine_min_score_new``.
 """
