@@ -17,7 +17,6 @@ PraNet-toolbox figures of every test set.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from endoked.device import resolve_device
 from endoked.eval import EvalConfig, evaluate_sets
 from endoked.runfolder import RunFolder
+from endoked.scoring import load_truth
 from endoked.seg.api import fit, train_folder
 from endoked.seg.data import SegItem, list_image_files
 from endoked.seg.predict import Predictor, predict_files
@@ -37,12 +37,12 @@ DATA = Path(os.environ.get("ENDOKED_SHARED_DATA", REPO.parent / "shared" / "data
 
 def archive_truth_items(archive: Path) -> list[SegItem]:
     """The polyp frames of a benchmark archive with their true masks, keyed ``exam_id/image``."""
-    table = archive / "truth" / "images.csv"
-    if not table.is_file():
-        raise SystemExit(f"{table} not found: --archive-truth needs a benchmark archive with truth/")
-    with open(table, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("mask")]
-    return [SegItem(f"{r['exam_id']}/{r['image']}", archive / r["image"], archive / r["mask"]) for r in rows]
+    truth = load_truth(archive)
+    if truth is None:
+        raise SystemExit(f"{archive / 'truth' / 'images.csv'} not found: --archive-truth needs a benchmark archive "
+                         "with truth/")
+    return [SegItem(f"{exam_id}/{image}", truth.root / image, truth.root / mask)
+            for (exam_id, image), mask in truth.masks.items()]
 
 
 def main() -> None:

@@ -107,7 +107,7 @@ class SegConfig(BaseModel):
     predict_batch_size: int = Field(default=8, ge=1, description="Images per forward pass when predicting.")
     # --- refinement rounds -----------------------------------------------------------------------------
     refine_rounds: int = Field(
-        default=0, ge=0, description="Rounds of predict -> boxes -> filter -> new pseudo labels -> warm-start retrain.")
+        default=0, ge=0, description="Rounds of predict -> boxes -> filter -> new pseudo labels -> retrain.")
     refine_epochs: int = Field(default=10, ge=1, description="Training epochs of each refinement round.")
     refine_warm_start: bool = Field(
         default=True, description="A refinement round starts from the previous round's weights and trains "

@@ -9,7 +9,6 @@ skipped on re-run and an interrupted one resumes from its ``last.pt``.
 
 from __future__ import annotations
 
-import csv
 import logging
 import shutil
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from endoked.errors import ConfigError, StageError
 from endoked.io import atomic_write_json, read_jsonl, read_parquet, write_jsonl, write_parquet
 from endoked.pipeline import StageContext, StageResult, StageSpec
 from endoked.runfolder import RunFolder
+from endoked.scoring import load_truth
 from endoked.seg.api import fit
 from endoked.seg.config import SegConfig
 from endoked.seg.data import SegItem
@@ -115,21 +115,13 @@ def mil_negatives(run: RunFolder, n: int, seed: int) -> list[SegItem]:
 
 
 def truth_masks(ctx: StageContext) -> dict[str, Path]:
-    """True masks of a synthetic archive (``<archive>/truth/images.csv``), keyed ``exam_id/image``; else {}."""
+    """True masks of an archive that carries ``truth/images.csv`` (synthetic and benchmark archives), keyed
+    ``exam_id/image``; else {}."""
     archive = getattr(ctx.config.ingest, "archive", None)
-    if not archive:
+    truth = load_truth(str(archive)) if archive else None
+    if truth is None:
         return {}
-    root = Path(str(archive))
-    root = root.parent if root.is_file() else root
-    table = root / "truth" / "images.csv"
-    if not table.is_file():
-        return {}
-    out: dict[str, Path] = {}
-    with open(table, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if row.get("mask"):
-                out[f"{row['exam_id']}/{row['image']}"] = root / row["mask"]
-    return out
+    return {f"{exam_id}/{image}": truth.root / mask for (exam_id, image), mask in truth.masks.items()}
 
 
 def _pool_rows(items: Sequence[SegItem], ctx: StageContext, scores: dict[str, float], source: str) -> list[
