@@ -36,6 +36,37 @@ def _counting_stage(calls: list[str], name: str = "toy", depends: tuple[str, ...
     return StageSpec(name=name, run=run, depends=depends, config_sections=("ingest",))
 
 
+def test_each_stage_starts_from_its_own_seeded_global_generators(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    draws: dict[str, list[tuple[float, float, float]]] = {}
+
+    def spec(name: str) -> StageSpec:
+        def run(ctx: StageContext) -> StageResult:
+            draws.setdefault(name, []).append((random.random(), float(np.random.rand()),
+                                               float(torch.rand(1))))
+            out = ctx.work_dir / "out.txt"
+            atomic_write_text(out, "x")
+            return StageResult(outputs={"out": ctx.run.rel(out)})
+
+        return StageSpec(name=name, run=run, config_sections=("ingest",))
+
+    for k in range(2):
+        random.seed(k)
+        np.random.seed(k + 7)
+        torch.manual_seed(k + 11)
+        run = RunFolder(tmp_path / f"run{k}")
+        run_stage(run, RunConfig(seed=3), spec("a"))
+        run_stage(run, RunConfig(seed=3), spec("b"))
+    run_stage(RunFolder(tmp_path / "other-seed"), RunConfig(seed=4), spec("a"))
+    assert draws["a"][0] == draws["a"][1] and draws["b"][0] == draws["b"][1]  # the history before does not matter
+    assert draws["a"][0] != draws["b"][0]  # stages do not share one stream
+    assert draws["a"][2] != draws["a"][0]  # the run seed does matter
+
+
 def test_stage_skipped_when_inputs_unchanged_and_rerun_when_changed(tmp_path: Path) -> None:
     run = RunFolder(tmp_path / "run")
     calls: list[str] = []

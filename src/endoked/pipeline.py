@@ -6,19 +6,27 @@ callable receives a :class:`StageContext`, writes its outputs into ``ctx.work_di
 :class:`StageResult` naming them. Partial work that a re-run may reuse goes into ``ctx.work_dir`` too:
 the runner keeps that folder when the same stage is re-run with the same fingerprint after an
 interruption, and clears it when the inputs or config changed (or with ``overwrite``).
+
+Before each stage the runner seeds the global generators (Python's ``random``, NumPy's and torch's) from the
+run seed and the stage name, so a stage's result does not depend on what ran before it in the same process:
+a stage re-run after a skipped upstream stage gives what it gave when that stage ran first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import logging
+import random
 import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from endoked.config import RunConfig
 from endoked.errors import StageError
@@ -112,6 +120,25 @@ def stage_fingerprint(ctx: StageContext, spec: StageSpec) -> tuple[str, dict[str
     return sha256_json(inputs), inputs
 
 
+def seed_global_rngs(seed: int, stage: str) -> int:
+    """Seed Python's, NumPy's and (when installed) torch's global generators for one stage.
+
+    Stages draw from their own seeded generators where they can, but library code (layer initialisation,
+    dropout) draws from the global ones; seeding them per stage makes every stage reproducible on its own.
+
+    Returns:
+        The derived 32-bit seed (a hash of ``seed`` and ``stage``, so stages do not share one stream).
+    """
+    derived = int.from_bytes(hashlib.sha256(f"{seed}:{stage}".encode()).digest()[:4], "little")
+    random.seed(derived)
+    np.random.seed(derived)  # the legacy global generator, which library code draws from
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.manual_seed(derived)
+    return derived
+
+
 def run_stage(run: RunFolder, config: RunConfig, spec: StageSpec, overwrite: bool = False,
               progress: bool = True) -> tuple[str, StageResult | None]:
     """Run one stage unless it is already done with the same inputs.
@@ -131,6 +158,7 @@ def run_stage(run: RunFolder, config: RunConfig, spec: StageSpec, overwrite: boo
         shutil.rmtree(run.stage_dir(spec.name, create=False), ignore_errors=True)
     run.mark_running(spec.name, fingerprint, inputs)
     logger.info("stage %s: %s", spec.name, "resuming" if resuming else "running")
+    seed_global_rngs(config.seed, spec.name)
     t0 = time.perf_counter()
     try:
         result = spec.run(ctx)

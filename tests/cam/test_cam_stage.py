@@ -107,6 +107,28 @@ def test_cam_stage_loads_a_given_checkpoint(tmp_path: Path) -> None:
     assert read_parquet(run2.output("cam", "boxes")).equals(read_parquet(run.output("cam", "boxes")))
 
 
+def test_cam_stage_result_does_not_depend_on_the_global_rng_state(tmp_path: Path) -> None:
+    """The same stage in two processes' worth of history (e.g. mil run first vs mil skipped) gives one result."""
+    import torch
+
+    cfg = resolve_config("cpu-small", overrides=[*CAM_SET, "cam.feature_dropout=0.5"])
+    results = []
+    for k, state in enumerate((0, 12345)):
+        torch.manual_seed(state)
+        torch.rand(1000 * k + 1)  # leave the global generator somewhere else each time
+        np.random.seed(state)
+        run = make_run(tmp_path / str(k))
+        run_stage(run, cfg, STAGE, progress=False)
+        ckpt = torch.load(run.output("cam", "checkpoint"), map_location="cpu", weights_only=False)
+        results.append((read_parquet(run.output("cam", "boxes")), ckpt))
+    (boxes_a, ckpt_a), (boxes_b, ckpt_b) = results
+    assert boxes_a.equals(boxes_b)
+    for part in ("head", "encoder"):  # the untrained encoder is saved too (cam.pretrained=false)
+        state_a, state_b = ckpt_a[part], ckpt_b[part]
+        assert state_a.keys() == state_b.keys()
+        assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
 def test_cam_stage_rejects_selection_rows_missing_from_ingest(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     path = run.output("mil", "selection")
