@@ -1,0 +1,67 @@
+"""The run-folder table contract: stage writers' schemas match it; a wrong file fails naming file and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from endoked import tables
+from endoked.cam import stage as cam_stage
+from endoked.extract import stage as extract_stage
+from endoked.ingest import api as ingest_api
+from endoked.mil import stage as mil_stage
+from endoked.prompt_seg import stage as prompt_stage
+
+
+@pytest.mark.parametrize(("name", "schema"), [
+    ("ingest/exams", ingest_api.EXAMS_SCHEMA), ("ingest/images", ingest_api.IMAGES_SCHEMA),
+    ("extract/labels", extract_stage.LABELS_SCHEMA), ("mil/image_scores", mil_stage.SCORES_SCHEMA),
+    ("mil/selection", mil_stage.SELECTION_SCHEMA), ("cam/boxes", cam_stage.BOXES_SCHEMA),
+    ("cam/dropped", cam_stage.DROPPED_SCHEMA), ("cam/cams", cam_stage.CAMS_SCHEMA),
+    ("prompt_seg/pseudo_labels", prompt_stage.PSEUDO_SCHEMA), ("prompt_seg/rejected", prompt_stage.REJECTED_SCHEMA),
+])
+def test_writer_schema_matches_contract(name: str, schema: pa.Schema) -> None:
+    assert tables.spec(name).schema.equals(schema)
+
+
+def _write(path: Path, schema: pa.Schema, row: dict[str, object]) -> Path:
+    pq.write_table(pa.Table.from_pylist([row], schema=schema), path)
+    return path
+
+
+def test_good_table_reads(tmp_path: Path) -> None:
+    s = tables.spec("mil/selection").schema
+    path = _write(tmp_path / "s.parquet", tables.with_version(s, "mil/selection"),
+                  {"exam_id": "E1", "image": "a.jpg", "label": 1, "score": 0.9, "by": "mil"})
+    assert tables.read(path, "mil/selection").to_pylist()[0]["image"] == "a.jpg"
+
+
+def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
+    schema = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("label", pa.int8())])
+    path = _write(tmp_path / "sel.parquet", schema, {"exam_id": "E1", "image": "a.jpg", "label": 1})
+    with pytest.raises(tables.TableSchemaError, match=r"sel\.parquet.*'score'"):
+        tables.read(path, "mil/selection")
+
+
+def test_wrong_type_names_column(tmp_path: Path) -> None:
+    schema = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("label", pa.string()),
+                        ("score", pa.float32()), ("by", pa.string())])
+    path = _write(tmp_path / "sel.parquet", schema,
+                  {"exam_id": "E1", "image": "a.jpg", "label": "yes", "score": 0.5, "by": "mil"})
+    with pytest.raises(tables.TableSchemaError, match=r"sel\.parquet.*'label' is string, expected int8"):
+        tables.read(path, "mil/selection")
+
+
+def test_wrong_version_is_refused(tmp_path: Path) -> None:
+    s = tables.spec("cam/dropped").schema.with_metadata({tables.VERSION_KEY: b"0"})
+    path = _write(tmp_path / "d.parquet", s, {"exam_id": "E1", "image": "a", "reason": "r", "class_prob": 0.1})
+    with pytest.raises(tables.TableSchemaError, match=r"d\.parquet.*schema version 0"):
+        tables.read(path, "cam/dropped")
+
+
+def test_unknown_table_is_named() -> None:
+    with pytest.raises(KeyError, match="no table 'cam/nope'"):
+        tables.spec("cam/nope")
