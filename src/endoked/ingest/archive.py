@@ -95,8 +95,12 @@ def iter_archive(archive: Archive) -> Iterator[RawExam]:
 
 def _iter_jsonl(path: Path) -> Iterator[RawExam]:
     name = path.name
+    physical = 0
     with open(path, "rb") as fh:
         for i, raw in enumerate(fh, start=1):
+            physical = i
+            if i == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte-order mark is not part of the first record
             if not raw.strip():
                 continue
             src = f"{name}:{i}"
@@ -108,10 +112,15 @@ def _iter_jsonl(path: Path) -> Iterator[RawExam]:
             except json.JSONDecodeError as exc:
                 yield RawExam(i, src, None, f"invalid JSON ({exc.msg} at column {exc.colno})", "bad_json")
                 continue
+            except RecursionError:
+                yield RawExam(i, src, None, "invalid JSON (nested too deeply)", "bad_json")
+                continue
             if not isinstance(obj, dict):
                 yield RawExam(i, src, None, f"expected a JSON object, got {type(obj).__name__}")
                 continue
             yield RawExam(i, src, obj)
+    if physical == 0:
+        raise DataFormatError(f"{path}: manifest is empty (no rows)")
 
 
 def _split_images_cell(cell: str) -> Any:
@@ -121,42 +130,100 @@ def _split_images_cell(cell: str) -> Any:
     if cell.startswith("["):
         try:
             return json.loads(cell)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return cell  # left as a string: validation reports bad_images_field
     return [part.strip() for part in cell.split(";") if part.strip()]
 
 
+def _csv_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """Physical lines of ``path`` as ``(line number, text, is UTF-8)``; a line that is not UTF-8 is decoded
+    with ``surrogateescape`` so the CSV parser still sees its delimiters and the record can be rejected alone."""
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield n, raw.decode("utf-8"), True
+            except UnicodeDecodeError:
+                yield n, raw.decode("utf-8", errors="surrogateescape"), False
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, int, list[str] | None, str | None]]:
+    """Every CSV record as ``(first line, last line, fields, error)``; each physical line belongs to exactly one
+    record. A quote left open to the end of the file is reported on its own line and parsing restarts on the
+    line after it, so the rows it would have swallowed are still read."""
+    lines = list(_csv_lines(path))  # line texts only; records are parsed lazily below
+    pos = 0
+    while pos < len(lines):
+        consumed: list[int] = []
+
+        def feed(start: int = pos, used: list[int] = consumed) -> Iterator[str]:
+            for j in range(start, len(lines)):
+                used.append(j)
+                yield lines[j][1]
+
+        reader = csv.reader(feed(), strict=True)
+        while True:
+            mark = len(consumed)
+            try:
+                fields = next(reader)
+            except StopIteration:
+                pos = len(lines)
+                break
+            except csv.Error as exc:
+                first = consumed[mark] if mark < len(consumed) else len(lines) - 1
+                if "unexpected end of data" in str(exc) or "newline inside string" in str(exc):
+                    msg = "unclosed quote: the quoted field runs to the end of the file"
+                else:
+                    msg = f"unreadable CSV record ({exc})"
+                yield lines[first][0], lines[first][0], None, msg
+                pos = first + 1
+                break
+            span = consumed[mark:]
+            if not span:
+                continue
+            bad = [lines[j][0] for j in span if not lines[j][2]]
+            first_no, last_no = lines[span[0]][0], lines[span[-1]][0]
+            if bad:
+                yield first_no, last_no, None, f"line {bad[0]} is not UTF-8"
+            else:
+                yield first_no, last_no, fields, None
+
+
 def _iter_csv(path: Path) -> Iterator[RawExam]:
     csv.field_size_limit(sys.maxsize)
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        try:
-            header = reader.fieldnames
-        except UnicodeDecodeError as exc:
-            raise DataFormatError(f"{path}: CSV manifest must be UTF-8 ({exc})") from exc
-        if not header:
-            raise DataFormatError(f"{path}: CSV manifest has no header row")
-        i = 1
-        while True:
-            try:
-                rec = next(reader)
-            except StopIteration:
-                break
-            except (csv.Error, UnicodeDecodeError) as exc:
-                i += 1
-                yield RawExam(i, f"{path.name}:record {i}", None, f"unreadable CSV record ({exc})")
-                continue
-            i += 1
-            src = f"{path.name}:line {reader.line_num}"
-            if None in rec:
-                yield RawExam(i, src, None, "record has more fields than the header")
-                continue
-            data: dict[str, Any] = {k: v for k, v in rec.items() if v is not None}
-            if "images" in data:
-                data["images"] = _split_images_cell(str(data["images"]))
-            if data.get("pathology") == "":
-                data.pop("pathology")
-            yield RawExam(i, src, data)
+    records = _csv_records(path)
+    header: list[str] | None = None
+    for _first, _last, fields, err in records:
+        if err is not None:
+            raise DataFormatError(f"{path}: header row: {err}")
+        if fields:
+            header = fields
+            break
+    if header is None:
+        raise DataFormatError(f"{path}: manifest is empty (no header row)")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise DataFormatError(f"{path}: header names column(s) {dupes} more than once")
+    i = 1
+    for first, last, fields, err in records:
+        if fields == [] and err is None:
+            continue  # blank line
+        i += 1
+        src = f"{path.name}:line {first}" if first == last else f"{path.name}:lines {first}-{last}"
+        if err is not None:
+            yield RawExam(i, src, None, err)
+            continue
+        assert fields is not None
+        if len(fields) > len(header):
+            yield RawExam(i, src, None, "record has more fields than the header")
+            continue
+        data: dict[str, Any] = dict(zip(header, fields, strict=False))
+        if "images" in data:
+            data["images"] = _split_images_cell(str(data["images"]))
+        if data.get("pathology") == "":
+            data.pop("pathology")
+        yield RawExam(i, src, data)
 
 
 def _iter_parquet(path: Path) -> Iterator[RawExam]:
