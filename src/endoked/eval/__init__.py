@@ -7,10 +7,30 @@ Library API:
 * :func:`score_pair` -- every metric of one prepared (map, mask) pair.
 """
 
-from endoked.eval.config import EvalConfig
-from endoked.eval.folder import SetResult, evaluate_folder, evaluate_sets, find_sets
-from endoked.eval.metrics import THRESHOLDS, ImageScore, score_pair
-from endoked.eval.streaming import METRIC_KEYS, PolypMetrics
+import importlib
+from typing import Any
+
+# Names are imported on first use so that importing the package (e.g. by the CLI) stays light.
+_LAZY: dict[str, str] = {
+    "EvalConfig": "endoked.eval.config",
+    "ImageScore": "endoked.eval.metrics",
+    "METRIC_KEYS": "endoked.eval.streaming",
+    "PolypMetrics": "endoked.eval.streaming",
+    "SetResult": "endoked.eval.folder",
+    "THRESHOLDS": "endoked.eval.metrics",
+    "evaluate_folder": "endoked.eval.folder",
+    "evaluate_sets": "endoked.eval.folder",
+    "find_sets": "endoked.eval.folder",
+    "score_pair": "endoked.eval.metrics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "METRIC_KEYS",

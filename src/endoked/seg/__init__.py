@@ -10,15 +10,35 @@ Library API:
 * :func:`refine_prediction`, :func:`refine_pool` -- predictions -> filtered boxes -> new pseudo labels.
 """
 
-from endoked.seg.api import fit, train_folder
-from endoked.seg.checkpoint import build_model, load_model
-from endoked.seg.config import SegConfig
-from endoked.seg.data import SegItem, list_pranet_folder
-from endoked.seg.loss import structure_loss
-from endoked.seg.model import PolypPVT
-from endoked.seg.predict import Predictor, predict_folder
-from endoked.seg.refine import refine_pool, refine_prediction
-from endoked.seg.train import TrainResult, lr_factor
+import importlib
+from typing import Any
+
+# Names are imported on first use so that importing the package (e.g. by the CLI) stays light.
+_LAZY: dict[str, str] = {
+    "PolypPVT": "endoked.seg.model",
+    "Predictor": "endoked.seg.predict",
+    "SegConfig": "endoked.seg.config",
+    "SegItem": "endoked.seg.data",
+    "TrainResult": "endoked.seg.train",
+    "build_model": "endoked.seg.checkpoint",
+    "fit": "endoked.seg.api",
+    "list_pranet_folder": "endoked.seg.data",
+    "load_model": "endoked.seg.checkpoint",
+    "lr_factor": "endoked.seg.train",
+    "predict_folder": "endoked.seg.predict",
+    "refine_pool": "endoked.seg.refine",
+    "refine_prediction": "endoked.seg.refine",
+    "structure_loss": "endoked.seg.loss",
+    "train_folder": "endoked.seg.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "PolypPVT",
