@@ -68,7 +68,7 @@ def test_bom_in_jsonl_first_row_is_kept(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["m.jsonl", "m.csv"])
 def test_empty_manifest_is_a_data_error(tmp_path: Path, name: str) -> None:
     (tmp_path / name).write_bytes(b"")
-    with pytest.raises(DataFormatError, match="empty"):
+    with pytest.raises(DataFormatError, match=r"manifest is empty \(no (rows|header row)\)"):
         ingest_archive(tmp_path / name, tmp_path / "out", SERIAL)
 
 
