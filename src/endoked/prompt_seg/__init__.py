@@ -4,8 +4,7 @@ Public API: :func:`create_segmenter` builds a registered :class:`BoxPromptSegmen
 ``sam``, ``ellipse``) with the segment-anything predictor interface (``set_image``, ``predict``).
 """
 
-import importlib
-from typing import Any
+from endoked.lazy import lazy_attributes
 
 # Names are imported on first use so that importing the package (e.g. by the CLI) stays light.
 _LAZY: dict[str, str] = {
@@ -15,11 +14,6 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = ["SEGMENTERS", "BoxPromptSegmenter", "create_segmenter"]
