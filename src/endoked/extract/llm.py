@@ -111,8 +111,12 @@ class OpenAIChat:
         check_endpoint(cfg.url, cfg.allow_remote, cfg.deidentify)
         self._openai = openai
         self.cfg = cfg
+        # A loopback endpoint is reached directly: HTTP(S)_PROXY / ALL_PROXY from the environment would otherwise
+        # route the reports through a proxy and off the machine.
+        host = urlparse(cfg.url).hostname or ""
+        http_client = openai.DefaultHttpxClient(trust_env=False) if _host_is_loopback(host) else None
         self.client = openai.OpenAI(base_url=cfg.url, api_key=os.environ.get(cfg.api_key_env) or "not-needed",
-                                    timeout=cfg.timeout_s, max_retries=0)
+                                    timeout=cfg.timeout_s, max_retries=0, http_client=http_client)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
