@@ -146,6 +146,11 @@ def predict_folder(model: str | Path, images: str | Path, out: str | Path, *, de
         DataFormatError: missing checkpoint or image folder, or no image in the folder.
     """
     images, out = Path(images), Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataFormatError(f"--out {out} is an existing file, not a folder; give a folder for the maps")
+    if images.is_dir() and out.is_dir() and out.resolve() == images.resolve():
+        raise DataFormatError(f"--out {out} is the image folder itself: the maps would overwrite the images "
+                              "(same stems, .png); give another folder")
     files = list_image_files(images)
     if not files:
         raise DataFormatError(f"no image (.jpg/.png/.bmp/.tif) in {images}")
