@@ -115,31 +115,6 @@ def resolve_decode_batch(decode_batch: int | None, device: torch.device) -> int 
     return decode_batch or None
 
 
-def native_low_precision(device: torch.device, cpu_flags: str | None = None) -> torch.dtype | None:
-    """The reduced-precision dtype ``device`` computes natively, or ``None`` where it has none.
-
-    CPU: bfloat16 when the CPU has AVX512-BF16 or AMX-BF16 (read from ``cpu_flags``, by default the flags
-    of ``/proc/cpuinfo``, falling back to torch's reported CPU capability); CUDA: bfloat16 from compute
-    capability 8.0, float16 below it; anything else: ``None``.
-    """
-    if device.type == "cuda":
-        major, _ = torch.cuda.get_device_capability(device)
-        return torch.bfloat16 if major >= 8 else torch.float16
-    if device.type != "cpu":
-        return None
-    if cpu_flags is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as fh:
-                cpu_flags = fh.read()
-        except OSError:
-            cpu_flags = ""
-        if not cpu_flags:
-            capability = str(torch.backends.cpu.get_cpu_capability()).lower()
-            return torch.bfloat16 if "amx" in capability else None
-    flags = set(cpu_flags.split())
-    return torch.bfloat16 if flags & {"avx512_bf16", "amx_bf16"} else None
-
-
 def check_image(image: np.ndarray) -> np.ndarray:
     """Validate an ``(H, W, 3) uint8`` RGB image (a grey ``(H, W)`` image is expanded to RGB)."""
     arr = np.asarray(image)

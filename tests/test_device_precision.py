@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from endoked.prompt_seg.base import native_low_precision
+from endoked.device import native_low_precision
 
 CPU = torch.device("cpu")
 
