@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from PIL import Image
 
+from endoked import tables
 from endoked.cam.config import CamConfig
 from endoked.cam.core import ImageCam, build_net, cams_for_images, load_classifier, save_classifier
 from endoked.cam.train import cache_features, fit_head, to_input
@@ -31,15 +31,9 @@ from endoked.progress import bar
 
 logger = logging.getLogger(__name__)
 
-BOXES_SCHEMA = pa.schema([
-    ("exam_id", pa.string()), ("image", pa.string()), ("box_id", pa.int64()), ("x0", pa.float64()),
-    ("y0", pa.float64()), ("x1", pa.float64()), ("y1", pa.float64()), ("cam_score", pa.float64()),
-    ("class_prob", pa.float64()), ("area_fraction", pa.float64()),
-])
-DROPPED_SCHEMA = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("reason", pa.string()),
-                            ("class_prob", pa.float64())])
-CAMS_SCHEMA = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("file", pa.string()),
-                         ("key", pa.string())])
+BOXES_SCHEMA = tables.spec("cam/boxes").schema
+DROPPED_SCHEMA = tables.spec("cam/dropped").schema
+CAMS_SCHEMA = tables.spec("cam/cams").schema
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

@@ -12,8 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
+from endoked import tables
 from endoked.errors import StageError
 from endoked.extract.api import create_extractor, process_batch
 from endoked.extract.batch import summarize
@@ -21,10 +20,7 @@ from endoked.io import read_jsonl, read_parquet, write_jsonl, write_parquet
 from endoked.pipeline import StageContext, StageResult, StageSpec
 from endoked.progress import bar
 
-LABELS_SCHEMA = pa.schema([
-    ("exam_id", pa.string()), ("polyp", pa.string()), ("polyp_count", pa.int64()), ("polyps", pa.string()),
-    ("malignancy_suspected", pa.bool_()), ("pathology", pa.string()), ("error", pa.string()),
-])
+LABELS_SCHEMA = tables.spec("extract/labels").schema
 
 
 def _table_row(row: dict[str, Any]) -> dict[str, Any]:

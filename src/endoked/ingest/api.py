@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from endoked import tables
 from endoked.ingest.archive import Archive, RawExam, iter_archive, locate_archive
 from endoked.ingest.config import IngestConfig
 from endoked.ingest.images import ImageCheck, check_image
@@ -34,15 +35,8 @@ from endoked.progress import bar
 
 logger = logging.getLogger(__name__)
 
-EXAMS_SCHEMA = pa.schema([
-    ("exam_id", pa.string()), ("report", pa.string()), ("pathology", pa.string()), ("n_images", pa.int32()),
-    ("n_valid_images", pa.int32()), ("report_encoding", pa.string()), ("report_truncated", pa.bool_()),
-    ("meta", pa.string()), ("row", pa.int64()), ("source", pa.string()),
-])
-IMAGES_SCHEMA = pa.schema([
-    ("exam_id", pa.string()), ("image", pa.string()), ("path", pa.string()), ("width", pa.int32()),
-    ("height", pa.int32()), ("format", pa.string()), ("sha256", pa.string()), ("bytes", pa.int64()),
-])
+EXAMS_SCHEMA = tables.spec("ingest/exams").schema
+IMAGES_SCHEMA = tables.spec("ingest/images").schema
 
 
 @dataclass

@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import torch
 
+from endoked import tables
 from endoked.device import resolve_device
 from endoked.errors import StageError
 from endoked.io import atomic_write_json, read_parquet, write_parquet
@@ -37,10 +37,8 @@ from endoked.pipeline import StageContext, StageResult, StageSpec
 
 logger = logging.getLogger(__name__)
 
-SCORES_SCHEMA = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("score", pa.float32()),
-                           ("bag_label", pa.int8())])
-SELECTION_SCHEMA = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("label", pa.int8()),
-                              ("score", pa.float32()), ("by", pa.string())])
+SCORES_SCHEMA = tables.spec("mil/image_scores").schema
+SELECTION_SCHEMA = tables.spec("mil/selection").schema
 
 
 def bag_labels(labels: Sequence[Mapping[str, Any]], cfg: MilConfig) -> tuple[dict[str, int], dict[str, int]]:

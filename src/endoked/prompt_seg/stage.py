@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import torch
 from PIL import Image
 
+from endoked import tables
 from endoked.cam.boxes import DROP_REASONS
 from endoked.cam.core import upsample_cam
 from endoked.cam.stage import read_rgb
@@ -38,16 +38,10 @@ from endoked.prompt_seg.refine import MaskResult, Selection, passes_filter, segm
 
 logger = logging.getLogger(__name__)
 
-PSEUDO_SCHEMA = pa.schema([
-    ("exam_id", pa.string()), ("image", pa.string()), ("mask", pa.string()), ("score", pa.float64()),
-    ("source", pa.string()), ("segmenter_score", pa.float64()), ("cam_agreement", pa.float64()),
-    ("area_fraction", pa.float64()), ("box_fill", pa.float64()), ("n_boxes", pa.int64()),
-    ("box_x0", pa.float64()), ("box_y0", pa.float64()), ("box_x1", pa.float64()), ("box_y1", pa.float64()),
-    ("consensus", pa.float64()), ("rank", pa.float64()), ("rescued", pa.bool_()),
-])
+PSEUDO_SCHEMA = tables.spec("prompt_seg/pseudo_labels").schema
 # cam-stage drops by a box filter on a CAM with foreground: its components may still hold the polyp
 RESCUABLE = frozenset(DROP_REASONS) - {"no_foreground"}
-REJECTED_SCHEMA = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("reason", pa.string())])
+REJECTED_SCHEMA = tables.spec("prompt_seg/rejected").schema
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
