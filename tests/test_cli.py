@@ -89,3 +89,32 @@ def test_run_without_archive_explains(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "--archive" in capsys.readouterr().err
     assert main(["run", "--out", str(tmp_path / "r2"), "--to", "nonexistent"]) == 1
     assert "available" in capsys.readouterr().err
+
+
+def test_every_pipeline_stage_has_a_run_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from endoked.pipeline import STAGE_ORDER
+
+    for stage in STAGE_ORDER:
+        if stage == "eval":  # `endoked eval` scores folders; the eval stage runs with `endoked run --from eval`
+            continue
+        assert main([stage.replace("_", "-"), "run", "--help"]) == 0, stage
+        assert "--out" in capsys.readouterr().out
+    assert main(["prompt-seg", "segmenters"]) == 0
+    assert capsys.readouterr().out.split() == ["litemedsam", "sam", "ellipse"]
+    assert main(["cam", "methods"]) == 0
+    assert "gradcam" in capsys.readouterr().out.split()
+
+
+def test_a_broken_stage_module_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from endoked.errors import StageError
+    from endoked.pipeline import available_stages, load_stage
+
+    assert list(available_stages()) == ["ingest", "extract", "mil", "cam", "prompt_seg", "seg", "eval"]
+    monkeypatch.setitem(sys.modules, "endoked.cam.stage", types.ModuleType("endoked.cam.stage"))
+    with pytest.raises(StageError, match=r"endoked\.cam\.stage does not export"):
+        available_stages()
+    with pytest.raises(StageError, match="not a pipeline stage"):
+        load_stage("biopsy")

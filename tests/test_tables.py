@@ -66,3 +66,23 @@ def test_wrong_version_is_refused(tmp_path: Path) -> None:
 def test_unknown_table_is_named() -> None:
     with pytest.raises(KeyError, match="no table 'cam/nope'"):
         tables.spec("cam/nope")
+
+
+def test_write_fills_missing_columns_tags_version_and_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "sel.parquet"
+    tables.write(path, "mil/selection", [{"exam_id": "E1", "image": "a.png", "label": 1, "extra": "x"},
+                                         {"exam_id": "E2", "image": "b.png", "label": 0, "score": 0.25}])
+    meta = pq.read_schema(path).metadata
+    assert meta[tables.VERSION_KEY] == tables.SCHEMA_VERSION.encode() and meta[tables.TABLE_KEY] == b"mil/selection"
+    got = tables.read(path, "mil/selection")
+    assert got.schema.names[:5] == ["exam_id", "image", "label", "score", "by"] and got.schema.names[5:] == ["extra"]
+    assert got.schema.field("label").type == pa.int8()
+    assert got.to_pylist() == [
+        {"exam_id": "E1", "image": "a.png", "label": 1, "score": None, "by": None, "extra": "x"},
+        {"exam_id": "E2", "image": "b.png", "label": 0, "score": 0.25, "by": None, "extra": None}]
+
+
+def test_write_refuses_a_value_of_the_wrong_type(tmp_path: Path) -> None:
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        tables.write(tmp_path / "x.parquet", "mil/selection", [{"exam_id": "E1", "image": "a", "label": "yes"}])
+    assert not (tmp_path / "x.parquet").exists()

@@ -1,14 +1,13 @@
 """Command-line interface: ``endoked <command>``. Every command is a thin shim over a library function.
 
-Stage packages add their own sub-commands: a package ``endoked.<name>`` whose ``cli`` module defines
-``register(app: typer.Typer) -> None`` is wired in automatically (see :data:`STAGE_CLI_MODULES`), so
-``endoked --help`` lists only commands that exist.
+Stage packages add their own sub-commands: each package listed in :data:`STAGE_CLI_MODULES` has a ``cli``
+module defining ``register(app: typer.Typer) -> None``; a missing or broken one is an import error, never a
+command that silently disappears.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -99,11 +98,7 @@ def demo_cmd(
 
 def _register_stage_commands() -> None:
     for name in STAGE_CLI_MODULES:
-        modname = f"endoked.{name}.cli"
-        if importlib.util.find_spec(f"endoked.{name}") is None or importlib.util.find_spec(modname) is None:
-            continue
-        module = importlib.import_module(modname)
-        module.register(app)
+        importlib.import_module(f"endoked.{name}.cli").register(app)
 
 
 _register_stage_commands()

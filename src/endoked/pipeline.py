@@ -1,7 +1,9 @@
 """Stage runner: runs registered stages in order against a run folder, skipping finished ones and
 resuming interrupted ones (see :mod:`endoked.runfolder`).
 
-A stage is a :class:`StageSpec` exported as ``STAGE`` from ``endoked.<package>.stage``. Its ``run``
+A stage is a :class:`StageSpec` exported as ``STAGE`` from ``endoked.<package>.stage``; :data:`STAGE_ORDER` lists
+every pipeline stage explicitly, and a stage module that fails to import fails the run loudly (it never
+silently drops out of the pipeline). Its ``run``
 callable receives a :class:`StageContext`, writes its outputs into ``ctx.work_dir`` and returns a
 :class:`StageResult` naming them. Partial work that a re-run may reuse goes into ``ctx.work_dir`` too:
 the runner keeps that folder when the same stage is re-run with the same fingerprint after an
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
+import importlib.util  # seed_global_rngs: torch is optional
 import logging
 import random
 import shutil
@@ -35,7 +37,7 @@ from endoked.runfolder import RunFolder
 
 logger = logging.getLogger(__name__)
 
-# Pipeline order. A package whose ``stage`` module is missing is simply not part of the pipeline yet.
+# The pipeline's stages, in order; each is ``endoked.<name>.stage.STAGE``.
 STAGE_ORDER: tuple[str, ...] = ("ingest", "extract", "mil", "cam", "prompt_seg", "seg", "eval")
 
 
@@ -89,17 +91,25 @@ class StageSpec:
     config_sections: tuple[str, ...] | None = None
 
 
+def load_stage(name: str) -> StageSpec:
+    """The :class:`StageSpec` of pipeline stage ``name`` (imports ``endoked.<name>.stage``).
+
+    Raises:
+        StageError: ``name`` is not a pipeline stage, or its module does not export a ``STAGE`` spec. An
+            import error inside the stage module propagates unchanged (a broken stage is a bug to see).
+    """
+    if name not in STAGE_ORDER:
+        raise StageError(f"{name!r} is not a pipeline stage; stages: {', '.join(STAGE_ORDER)}")
+    module = importlib.import_module(f"endoked.{name}.stage")
+    spec = getattr(module, "STAGE", None)
+    if not isinstance(spec, StageSpec) or spec.name != name:
+        raise StageError(f"endoked.{name}.stage does not export a StageSpec named {name!r} as STAGE")
+    return spec
+
+
 def available_stages() -> dict[str, StageSpec]:
-    """The stages that exist in this installation, in pipeline order."""
-    out: dict[str, StageSpec] = {}
-    for name in STAGE_ORDER:
-        modname = f"endoked.{name}.stage"
-        if importlib.util.find_spec(f"endoked.{name}") is None or importlib.util.find_spec(modname) is None:
-            continue
-        spec = getattr(importlib.import_module(modname), "STAGE", None)
-        if isinstance(spec, StageSpec):
-            out[name] = spec
-    return out
+    """Every pipeline stage, in pipeline order."""
+    return {name: load_stage(name) for name in STAGE_ORDER}
 
 
 def stage_fingerprint(ctx: StageContext, spec: StageSpec) -> tuple[str, dict[str, Any]]:

@@ -125,6 +125,29 @@ def read(path: str | os.PathLike[str], name: str) -> pa.Table:
     return pq.read_table(path)
 
 
+def to_table(rows: list[dict[str, Any]] | pa.Table, name: str) -> pa.Table:
+    """Rows (dicts; a missing contract column is null) or a table as table ``name``: the contract's columns
+    first, in its order and types, then any extra columns, with the schema version in the metadata."""
+    want = spec(name).schema
+    if isinstance(rows, pa.Table):
+        table = rows
+    else:
+        extra = [k for k in dict.fromkeys(k for r in rows for k in r) if want.get_field_index(k) < 0]
+        cols = {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in want}
+        for k in extra:
+            cols[k] = pa.array([r.get(k) for r in rows])
+        table = pa.table(cols)
+    check(table, name, f"<table {name} being written>")
+    return table.replace_schema_metadata(with_version(table.schema, name).metadata)
+
+
+def write(path: str | os.PathLike[str], name: str, rows: list[dict[str, Any]] | pa.Table) -> Path:
+    """Write table ``name`` to ``path`` atomically, checked against and tagged with its contract."""
+    from endoked.io import write_parquet
+
+    return write_parquet(path, to_table(rows, name))
+
+
 def read_run(run: RunFolder, name: str) -> pa.Table:
     """Table ``name`` (``<stage>/<output>``) of a run folder, checked against its contract."""
     s = spec(name)

@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 from pydantic import Field
 
+from endoked import tables
 from endoked.config import RunConfig
 from endoked.errors import StageError
-from endoked.io import read_jsonl, read_parquet, sha256_file, write_parquet
+from endoked.io import read_jsonl, read_parquet, sha256_file
 from endoked.pipeline import run_stage
 from endoked.runfolder import RunFolder
 from endoked.seg.config import SegConfig
@@ -61,13 +62,13 @@ def _run_folder(tmp_path: Path, n: int = 8) -> tuple[RunFolder, Path]:
         Image.fromarray(img).save(archive / name)
         images.append({"exam_id": exam, "image": name, "path": str(archive / name), "width": 64, "height": 64})
         selection.append({"exam_id": exam, "image": name, "label": label, "score": 0.9 if label else 0.1})
-    write_parquet(run.stage_dir("mil") / "selection.parquet", selection)
+    tables.write(run.stage_dir("mil") / "selection.parquet", "mil/selection", selection)
     with open(archive / "truth" / "images.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["image", "exam_id", "polyp", "mask"])
         writer.writeheader()
         writer.writerows(truth)
-    write_parquet(run.stage_dir("ingest") / "images.parquet", images)
-    write_parquet(run.stage_dir("prompt_seg") / "pseudo_labels.parquet", labels)
+    tables.write(run.stage_dir("ingest") / "images.parquet", "ingest/images", images)
+    tables.write(run.stage_dir("prompt_seg") / "pseudo_labels.parquet", "prompt_seg/pseudo_labels", labels)
     _done(run, "ingest", {"images": "ingest/images.parquet"})
     _done(run, "mil", {"selection": "mil/selection.parquet"})
     _done(run, "prompt_seg", {"pseudo_labels": "prompt_seg/pseudo_labels.parquet"})
@@ -144,8 +145,8 @@ def test_mil_negatives_draw_is_seeded_and_capped(tmp_path: Path) -> None:
         name = f"N/{j}.png"
         images.append({"exam_id": "N", "image": name, "path": str(tmp_path / name), "width": 64, "height": 64})
         selection.append({"exam_id": "N", "image": name, "label": 0, "score": 0.01})
-    write_parquet(run.stage_dir("mil") / "selection.parquet", selection)
-    write_parquet(run.stage_dir("ingest") / "images.parquet", images)
+    tables.write(run.stage_dir("mil") / "selection.parquet", "mil/selection", selection)
+    tables.write(run.stage_dir("ingest") / "images.parquet", "ingest/images", images)
     assert mil_negatives(run, 0, 0) == []
     all_neg = mil_negatives(run, 100, 0)
     assert [it.key for it in all_neg] == ["U/U/2.png"] + [f"N/N/{j}.png" for j in range(5)]

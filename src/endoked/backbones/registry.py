@@ -8,7 +8,7 @@ with its sha256). The registry is a plain dict so that users can add entries
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from endoked.errors import ConfigError
 
@@ -155,7 +155,3 @@ def backbone_info(name: str) -> BackboneInfo:
             return info
     raise ConfigError(f"unknown backbone {name!r}; valid names: {', '.join(list_backbones())}")
 
-
-def with_overrides(info: BackboneInfo, **changes: object) -> BackboneInfo:
-    """A copy of ``info`` with some fields changed (e.g. a different ``input_size``)."""
-    return replace(info, **changes)  # type: ignore[arg-type]

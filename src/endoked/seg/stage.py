@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
-from endoked.config import RunConfig, parse_overrides, resolve_config
+from endoked import tables
+from endoked.config import RunConfig, resolve_config
 from endoked.device import resolve_device
-from endoked.errors import ConfigError, StageError
-from endoked.io import atomic_write_json, read_jsonl, read_parquet, write_jsonl, write_parquet
+from endoked.errors import StageError
+from endoked.io import atomic_write_json, read_jsonl, write_jsonl, write_parquet
 from endoked.pipeline import StageContext, StageResult, StageSpec
 from endoked.runfolder import RunFolder
 from endoked.scoring import load_truth
@@ -36,21 +36,13 @@ logger = logging.getLogger(__name__)
 def resolve_seg_config(profile: str | None, config_file: str | Path | None,
                        overrides: Sequence[str]) -> tuple[SegConfig, RunConfig]:
     """The ``seg`` section and the run config, from a profile, a YAML file and ``--set`` overrides."""
-    if "seg" in RunConfig.model_fields:
-        run_cfg = resolve_config(profile, config_file, overrides)
-        return getattr(run_cfg, "seg"), run_cfg  # noqa: B009 - the field is added by the run config
-    seg_over = [o.split(".", 1)[1] for o in overrides if o.startswith("seg.")]
-    run_cfg = resolve_config(profile, config_file, [o for o in overrides if not o.startswith("seg.")])
-    try:
-        return SegConfig.model_validate(parse_overrides(seg_over)), run_cfg
-    except ValidationError as exc:
-        raise ConfigError(f"invalid seg settings: {exc}") from exc
+    run_cfg = resolve_config(profile, config_file, overrides)
+    return run_cfg.seg, run_cfg
 
 
 def seg_config(ctx: StageContext) -> SegConfig:
-    """The stage's config section (``SegConfig()`` defaults when the run config has none)."""
-    cfg = getattr(ctx.config, "seg", None)
-    return cfg if isinstance(cfg, SegConfig) else SegConfig()
+    """The stage's config section."""
+    return ctx.config.seg
 
 
 def pseudo_label_items(run: RunFolder) -> tuple[list[SegItem], list[dict[str, Any]], dict[str, float]]:
@@ -59,9 +51,8 @@ def pseudo_label_items(run: RunFolder) -> tuple[list[SegItem], list[dict[str, An
     Returns:
         Items (key ``exam_id/image``), error records for rows that cannot be used, and each item's score.
     """
-    labels = read_parquet(run.output("prompt_seg", "pseudo_labels")).to_pylist()
-    images = read_parquet(run.output("ingest", "images")).to_pylist()
-    paths = {(str(r["exam_id"]), str(r["image"])): str(r["path"]) for r in images}
+    labels = tables.pseudo_labels(run)
+    paths = tables.image_paths(run)
     items: list[SegItem] = []
     errors: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -82,19 +73,18 @@ def pseudo_label_items(run: RunFolder) -> tuple[list[SegItem], list[dict[str, An
             continue
         seen.add(key)
         scores[key] = float(row.get("score") or 0.0)
-        items.append(SegItem(key, Path(str(path)), mask))  # type: ignore[arg-type]
+        items.append(SegItem(key, path, mask))
     return items, errors, scores
 
 
 def mil_positives(run: RunFolder) -> list[tuple[str, Path]]:
     """``(key, image)`` of the MIL-selected positive images (``mil/selection``, label 1), once each."""
-    paths = {f"{r['exam_id']}/{r['image']}": Path(str(r["path"]))
-             for r in read_parquet(run.output("ingest", "images")).to_pylist()}
+    paths = tables.image_paths(run)
     out: dict[str, Path] = {}
-    for row in read_parquet(run.output("mil", "selection")).to_pylist():
-        key = f"{row['exam_id']}/{row['image']}"
-        if int(row["label"]) == 1 and key in paths:
-            out.setdefault(key, paths[key])
+    for row in tables.selection(run):
+        ref = (str(row["exam_id"]), str(row["image"]))
+        if int(row["label"]) == 1 and ref in paths:
+            out.setdefault(f"{ref[0]}/{ref[1]}", paths[ref])
     return list(out.items())
 
 
@@ -103,15 +93,13 @@ def mil_negatives(run: RunFolder, n: int, seed: int) -> list[SegItem]:
     a seeded draw in selection order."""
     if n <= 0:
         return []
-    paths = {f"{r['exam_id']}/{r['image']}": Path(str(r["path"]))
-             for r in read_parquet(run.output("ingest", "images")).to_pylist()}
-    keys = list(dict.fromkeys(f"{r['exam_id']}/{r['image']}" for r in
-                              read_parquet(run.output("mil", "selection")).to_pylist()
-                              if int(r["label"]) == 0 and f"{r['exam_id']}/{r['image']}" in paths))
-    if len(keys) > n:
-        keep = sorted(np.random.default_rng(seed).permutation(len(keys))[:n].tolist())
-        keys = [keys[i] for i in keep]
-    return [SegItem(k, paths[k], None) for k in keys]
+    paths = tables.image_paths(run)
+    refs = list(dict.fromkeys((str(r["exam_id"]), str(r["image"])) for r in tables.selection(run)
+                              if int(r["label"]) == 0 and (str(r["exam_id"]), str(r["image"])) in paths))
+    if len(refs) > n:
+        keep = sorted(np.random.default_rng(seed).permutation(len(refs))[:n].tolist())
+        refs = [refs[i] for i in keep]
+    return [SegItem(f"{e}/{i}", paths[(e, i)], None) for e, i in refs]
 
 
 def truth_masks(ctx: StageContext) -> dict[str, Path]:
