@@ -1,0 +1,139 @@
+"""Batch cores and the one local driver that runs them in resumable chunks.
+
+A batch stage is split into two pure-ish parts:
+
+- ``setup() -> state``: builds what every batch needs (models on their device, lookup tables). It is called
+  once, and only when some chunk has work left, so a fully resumed stage loads no model.
+- ``process_batch(rows, state) -> BatchOutput``: turns a list of input rows into output rows for one or more
+  contract tables (:mod:`endoked.tables`) plus files (run-relative path -> bytes). It writes nothing itself,
+  so the same function can run in this process, in a worker pool or on a cluster.
+
+:func:`run_batches` is the local driver: it cuts the input into chunks of ``chunk_size`` rows, skips chunks
+whose parts are already on disk (a resumed stage redoes nothing that finished), writes each chunk's files and
+then its table parts atomically (the parts are the chunk's completion marker, so a chunk interrupted between
+files and parts is simply recomputed), recomputes a chunk whose part cannot be read (truncated by a crash),
+shows progress (items/s, ETA) and returns the concatenated rows in input order.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from endoked import tables
+from endoked.io import atomic_write_bytes
+from endoked.progress import bar
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S")
+Row = dict[str, Any]
+
+
+@dataclass
+class BatchOutput:
+    """What one batch produced: rows per output table (contract name, e.g. ``cam/boxes``) and files."""
+
+    tables: dict[str, list[Row]] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class BatchRun:
+    """The result of :func:`run_batches`: every output table's rows in input order, and chunk counts."""
+
+    tables: dict[str, list[Row]]
+    chunks: int
+    chunks_reused: int
+    chunks_recomputed: int = 0
+
+
+class _LazyState(Generic[S]):
+    def __init__(self, setup: Callable[[], S]) -> None:
+        self._setup = setup
+        self._state: S | None = None
+        self.built = False
+
+    def get(self) -> S:
+        if not self.built:
+            self._state = self._setup()
+            self.built = True
+        return self._state  # type: ignore[return-value]
+
+
+def _part_name(table: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", table.split("/", 1)[-1])
+
+
+def chunk_parts(chunk_dir: Path, index: int, outputs: Sequence[str]) -> dict[str, Path]:
+    """The part files of chunk ``index``: one Parquet file per output table."""
+    return {name: chunk_dir / f"part-{index:05d}.{_part_name(name)}.parquet" for name in outputs}
+
+
+def _read_parts(parts: Mapping[str, Path]) -> dict[str, list[Row]] | None:
+    """The rows of a finished chunk, or None when a part is missing or unreadable (then it is recomputed)."""
+    if not all(p.is_file() for p in parts.values()):
+        return None
+    out: dict[str, list[Row]] = {}
+    for name, path in parts.items():
+        try:
+            out[name] = tables.read(path, name).to_pylist()
+        except tables.TableSchemaError as exc:
+            logger.warning("chunk part %s is unreadable (%s); recomputing the chunk", path, exc)
+            return None
+    return out
+
+
+def run_batches(rows: Sequence[Row], *, setup: Callable[[], S], process_batch: Callable[[list[Row], S], BatchOutput],
+                outputs: Sequence[str], chunk_dir: Path, run_root: Path, chunk_size: int, desc: str,
+                progress: bool = True, unit: str = "img") -> BatchRun:
+    """Run ``process_batch`` over ``rows`` in resumable chunks (see the module docstring).
+
+    Args:
+        rows: the input rows, in the order the outputs should keep.
+        setup: builds the state (called at most once, only if a chunk has work left).
+        process_batch: the batch core.
+        outputs: contract names of the tables ``process_batch`` returns (a table it leaves out is empty).
+        chunk_dir: folder for the chunk parts (inside the stage's work folder).
+        run_root: the run folder; :attr:`BatchOutput.files` paths are relative to it.
+        chunk_size: rows per chunk (> 0).
+        desc: progress-bar label.
+
+    Raises:
+        ValueError: ``chunk_size`` < 1, or ``process_batch`` returned a table not in ``outputs``.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    state = _LazyState(setup)
+    collected: dict[str, list[Row]] = {name: [] for name in outputs}
+    n_chunks = reused = recomputed = 0
+    with bar(len(rows), desc=desc, unit=unit, enabled=progress) as pb:
+        for n, start in enumerate(range(0, len(rows), chunk_size)):
+            n_chunks += 1
+            chunk = list(rows[start:start + chunk_size])
+            parts = chunk_parts(chunk_dir, n, outputs)
+            done = _read_parts(parts)
+            if done is not None:
+                reused += 1
+            else:
+                recomputed += any(p.exists() for p in parts.values())
+                result = process_batch(chunk, state.get())
+                unknown = set(result.tables) - set(outputs)
+                if unknown:
+                    raise ValueError(f"process_batch returned tables {sorted(unknown)} not in outputs {list(outputs)}")
+                for rel, data in result.files.items():
+                    atomic_write_bytes(run_root / rel, data)
+                done = {}
+                for name, path in parts.items():
+                    table = tables.to_table(result.tables.get(name, []), name)
+                    tables.write(path, name, table)
+                    done[name] = result.tables.get(name, [])
+                done = _read_parts(parts) or done
+            for name in outputs:
+                collected[name].extend(done[name])
+            pb.update(len(chunk))
+    return BatchRun(tables=collected, chunks=n_chunks, chunks_reused=reused, chunks_recomputed=recomputed)
