@@ -78,6 +78,17 @@ def test_interrupted_and_truncated_chunks_are_recomputed(tmp_path: Path) -> None
     assert res.tables == first.tables
 
 
+def test_a_chunk_cut_from_other_inputs_is_recomputed(tmp_path: Path) -> None:
+    _run(Core(), tmp_path)
+    rows = _rows(7)
+    rows[4] = {"exam_id": "E8", "image": "8.png"}
+    core = Core()
+    res = run_batches(rows, setup=core.setup, process_batch=core.process, outputs=OUTPUTS,
+                      chunk_dir=tmp_path / "chunks", run_root=tmp_path, chunk_size=3, desc="t", progress=False)
+    assert core.batches == [["E3", "E8", "E5"]]
+    assert [r["exam_id"] for r in res.tables["mil/selection"]] == ["E0", "E2", "E8", "E6"]
+
+
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="chunk_size"):
         _run(Core(), tmp_path, chunk_size=0)

@@ -5,18 +5,20 @@ A batch stage is split into two pure-ish parts:
 - ``setup() -> state``: builds what every batch needs (models on their device, lookup tables). It is called
   once, and only when some chunk has work left, so a fully resumed stage loads no model.
 - ``process_batch(rows, state) -> BatchOutput``: turns a list of input rows into output rows for one or more
-  contract tables (:mod:`endoked.tables`) plus files (run-relative path -> bytes). It writes nothing itself,
+  contract tables (:mod:`endoked.tables`; any other output name is a JSON record stream, such as extract's
+  full records) plus files (run-relative path -> bytes). It writes nothing itself,
   so the same function can run in this process, in a worker pool or on a cluster.
 
 :func:`run_batches` is the local driver: it cuts the input into chunks of ``chunk_size`` rows, skips chunks
-whose parts are already on disk (a resumed stage redoes nothing that finished), writes each chunk's files and
-then its table parts atomically (the parts are the chunk's completion marker, so a chunk interrupted between
-files and parts is simply recomputed), recomputes a chunk whose part cannot be read (truncated by a crash),
-shows progress (items/s, ETA) and returns the concatenated rows in input order.
+that finished before (a resumed stage redoes nothing that finished), writes each chunk's files, then its parts,
+then a marker naming the digest of the chunk's input rows, all atomically; a chunk is reused only when its
+marker matches its inputs and every part reads back (a chunk interrupted half-way, truncated by a crash or cut
+from other inputs is recomputed). It shows progress (items/s, ETA) and returns the rows in input order.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from endoked import tables
-from endoked.io import atomic_write_bytes
+from endoked.io import atomic_write_bytes, atomic_write_json, read_jsonl, sha256_json, write_jsonl
 from endoked.progress import bar
 
 logger = logging.getLogger(__name__)
@@ -70,19 +72,43 @@ def _part_name(table: str) -> str:
 
 
 def chunk_parts(chunk_dir: Path, index: int, outputs: Sequence[str]) -> dict[str, Path]:
-    """The part files of chunk ``index``: one Parquet file per output table."""
-    return {name: chunk_dir / f"part-{index:05d}.{_part_name(name)}.parquet" for name in outputs}
+    """The part files of chunk ``index``: one Parquet file per contract table, one JSONL file per record stream."""
+    return {name: chunk_dir / f"part-{index:05d}.{_part_name(name)}.{'parquet' if name in tables.TABLES else 'jsonl'}"
+            for name in outputs}
 
 
-def _read_parts(parts: Mapping[str, Path]) -> dict[str, list[Row]] | None:
-    """The rows of a finished chunk, or None when a part is missing or unreadable (then it is recomputed)."""
+def _read_part(path: Path, name: str) -> list[Row]:
+    if name in tables.TABLES:
+        return tables.read(path, name).to_pylist()
+    return read_jsonl(path)
+
+
+def _write_part(path: Path, name: str, rows: list[Row]) -> None:
+    if name in tables.TABLES:
+        tables.write(path, name, rows)
+    else:
+        write_jsonl(path, rows)
+
+
+def _marker(chunk_dir: Path, index: int) -> Path:
+    return chunk_dir / f"part-{index:05d}.done.json"
+
+
+def _read_parts(parts: Mapping[str, Path], marker: Path, digest: str) -> dict[str, list[Row]] | None:
+    """The rows of a finished chunk, or None when it is not finished, was cut from other inputs or a part is
+    unreadable (then it is recomputed)."""
+    try:
+        if json.loads(marker.read_text(encoding="utf-8")).get("inputs") != digest:
+            return None
+    except (OSError, ValueError, AttributeError):
+        return None
     if not all(p.is_file() for p in parts.values()):
         return None
     out: dict[str, list[Row]] = {}
     for name, path in parts.items():
         try:
-            out[name] = tables.read(path, name).to_pylist()
-        except tables.TableSchemaError as exc:
+            out[name] = _read_part(path, name)
+        except (tables.TableSchemaError, OSError, ValueError) as exc:
             logger.warning("chunk part %s is unreadable (%s); recomputing the chunk", path, exc)
             return None
     return out
@@ -90,7 +116,7 @@ def _read_parts(parts: Mapping[str, Path]) -> dict[str, list[Row]] | None:
 
 def run_batches(rows: Sequence[Row], *, setup: Callable[[], S], process_batch: Callable[[list[Row], S], BatchOutput],
                 outputs: Sequence[str], chunk_dir: Path, run_root: Path, chunk_size: int, desc: str,
-                progress: bool = True, unit: str = "img") -> BatchRun:
+                progress: bool = True, unit: str = "img", teardown: Callable[[S], None] | None = None) -> BatchRun:
     """Run ``process_batch`` over ``rows`` in resumable chunks (see the module docstring).
 
     Args:
@@ -102,6 +128,7 @@ def run_batches(rows: Sequence[Row], *, setup: Callable[[], S], process_batch: C
         run_root: the run folder; :attr:`BatchOutput.files` paths are relative to it.
         chunk_size: rows per chunk (> 0).
         desc: progress-bar label.
+        teardown: releases the state (closes clients) when it was built, also after an error.
 
     Raises:
         ValueError: ``chunk_size`` < 1, or ``process_batch`` returned a table not in ``outputs``.
@@ -109,31 +136,41 @@ def run_batches(rows: Sequence[Row], *, setup: Callable[[], S], process_batch: C
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     state = _LazyState(setup)
-    collected: dict[str, list[Row]] = {name: [] for name in outputs}
-    n_chunks = reused = recomputed = 0
+    try:
+        return _drive(rows, state, process_batch, outputs, chunk_dir, run_root, chunk_size, desc, progress, unit)
+    finally:
+        if teardown is not None and state.built:
+            teardown(state.get())
+
+
+def _drive(rows: Sequence[Row], state: _LazyState[S], process_batch: Callable[[list[Row], S], BatchOutput],
+           outputs: Sequence[str], chunk_dir: Path, run_root: Path, chunk_size: int, desc: str, progress: bool,
+           unit: str) -> BatchRun:
+    out = BatchRun(tables={name: [] for name in outputs}, chunks=0, chunks_reused=0)
     with bar(len(rows), desc=desc, unit=unit, enabled=progress) as pb:
         for n, start in enumerate(range(0, len(rows), chunk_size)):
-            n_chunks += 1
+            out.chunks += 1
             chunk = list(rows[start:start + chunk_size])
-            parts = chunk_parts(chunk_dir, n, outputs)
-            done = _read_parts(parts)
+            parts, marker = chunk_parts(chunk_dir, n, outputs), _marker(chunk_dir, n)
+            digest = sha256_json(chunk)
+            done = _read_parts(parts, marker, digest)
             if done is not None:
-                reused += 1
+                out.chunks_reused += 1
             else:
-                recomputed += any(p.exists() for p in parts.values())
+                out.chunks_recomputed += marker.exists() or any(p.exists() for p in parts.values())
                 result = process_batch(chunk, state.get())
                 unknown = set(result.tables) - set(outputs)
                 if unknown:
                     raise ValueError(f"process_batch returned tables {sorted(unknown)} not in outputs {list(outputs)}")
                 for rel, data in result.files.items():
                     atomic_write_bytes(run_root / rel, data)
-                done = {}
                 for name, path in parts.items():
-                    table = tables.to_table(result.tables.get(name, []), name)
-                    tables.write(path, name, table)
-                    done[name] = result.tables.get(name, [])
-                done = _read_parts(parts) or done
+                    _write_part(path, name, result.tables.get(name, []))
+                atomic_write_json(marker, {"inputs": digest, "rows": len(chunk)})
+                done = _read_parts(parts, marker, digest)  # read back: typed as a resumed chunk
+                if done is None:
+                    raise OSError(f"chunk {n} of {desc} could not be read back from {chunk_dir}")
             for name in outputs:
-                collected[name].extend(done[name])
+                out.tables[name].extend(done[name])
             pb.update(len(chunk))
-    return BatchRun(tables=collected, chunks=n_chunks, chunks_reused=reused, chunks_recomputed=recomputed)
+    return out

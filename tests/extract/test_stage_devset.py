@@ -71,9 +71,9 @@ def test_stage_resumes_from_finished_chunks(tmp_path: Path, monkeypatch: pytest.
     first = STAGE.run(ctx)
     assert first.counts["chunks_reused"] == 0
     first_labels = read_jsonl(ctx.work_dir / "labels.jsonl")
-    parts = sorted((ctx.work_dir / "chunks").glob("part-*.jsonl"))
+    parts = sorted((ctx.work_dir / "chunks").glob("part-*.records.jsonl"))
     assert len(parts) == 3
-    parts[1].write_text("{\"id\": \"other\"}\n", encoding="utf-8")  # a chunk that does not match is redone
+    parts[1].write_text("{\"id\": \"other\"", encoding="utf-8")  # a truncated chunk is redone
     calls: list[int] = []
     import endoked.extract.stage as stage_mod
 
