@@ -119,7 +119,8 @@ def _extract_section(run: RunFolder) -> list[Block]:
         rich = read_jsonl(run.output("extract", "labels_jsonl"))
     except Exception:  # an older run without the JSONL output
         rich = []
-    picked, seen_status = [], Counter()
+    picked: list[dict[str, Any]] = []
+    seen_status: Counter[str | None] = Counter()
     for rec in rich:
         st = rec.get("polyp")
         if seen_status[st] >= 2 or rec.get("error"):

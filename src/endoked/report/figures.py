@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -35,7 +35,7 @@ def figure_uri(fig: object) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def score_histogram(scores_by_label: dict[str, Sequence[float]], title: str) -> str:
+def score_histogram(scores_by_label: Mapping[str, Sequence[float]], title: str) -> str:
     """Overlaid histograms of scores, one per group (e.g. bag label)."""
     import matplotlib
 
@@ -43,7 +43,7 @@ def score_histogram(scores_by_label: dict[str, Sequence[float]], title: str) -> 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    bins = np.linspace(0, 1, 26)
+    bins = [float(b) for b in np.linspace(0, 1, 26)]
     for name, values in scores_by_label.items():
         if len(values):
             ax.hist(values, bins=bins, alpha=0.55, label=f"{name} (n={len(values)})")
@@ -66,10 +66,10 @@ def overlay(image_path: Path, mask: np.ndarray | None = None, boxes: Sequence[Se
         colour = cv2.applyColorMap(hm, cv2.COLORMAP_JET)[..., ::-1]
         img = (0.6 * img + 0.4 * colour).astype(np.uint8)
     thick = max(1, round(max(h, w) / 200))
-    for m, colour in ((truth, (255, 40, 40)), (mask, (40, 255, 40))):
+    for m, edge in ((truth, (255, 40, 40)), (mask, (40, 255, 40))):
         if m is not None and m.shape == (h, w):
             contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(img, contours, -1, colour, thick)
+            cv2.drawContours(img, contours, -1, edge, thick)
     for x0, y0, x1, y1 in boxes:
         cv2.rectangle(img, (int(x0), int(y0)), (int(x1), int(y1)), (255, 220, 0), thick)
     scale = side / max(h, w)

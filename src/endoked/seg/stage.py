@@ -68,7 +68,7 @@ def pseudo_label_items(run: RunFolder) -> tuple[list[SegItem], list[dict[str, An
             reason = f"mask file missing: {row.get('mask')}"
         elif key in seen:
             reason = "duplicate (exam_id, image) row"
-        if reason:
+        if reason or path is None:
             errors.append({"row": row_no, "key": key, "reason": reason})
             continue
         seen.add(key)
