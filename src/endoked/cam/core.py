@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from endoked.cam.boxes import Box, BoxFilter, boxes_from_cam
+from endoked.boxes import Box, BoxFilter, boxes_from_cam
 from endoked.cam.config import CamConfig
 from endoked.cam.methods import tta_maps
 from endoked.cam.model import CamNet

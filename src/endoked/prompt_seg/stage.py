@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from endoked import tables
-from endoked.cam.boxes import DROP_REASONS
+from endoked.boxes import DROP_REASONS
 from endoked.cam.core import upsample_cam
 from endoked.cam.stage import read_rgb
 from endoked.errors import DataFormatError, StageError

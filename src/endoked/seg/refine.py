@@ -2,7 +2,7 @@
 
 One round: predict every image of the training pool (and, optionally, the positive images that have no
 pseudo mask yet) at its own size -> threshold -> box filters with the CAM stage's code
-(:func:`endoked.cam.boxes.boxes_from_cam`: component count, box area ``min_box_area``..``max_box_area``,
+(:func:`endoked.boxes.boxes_from_cam`: component count, box area ``min_box_area``..``max_box_area``,
 border contact only with ``reject_border``) -> optionally a box-prompted segmenter (:mod:`endoked.prompt_seg`)
 on the kept boxes -> new masks. Images whose prediction fails the filters keep their previous mask (or leave
 the pool, ``refine_keep_previous=False``);
@@ -56,7 +56,7 @@ def refine_prediction(prob: np.ndarray, cfg: SegConfig, image: np.ndarray | None
         image: ``(H, W, 3) uint8`` RGB, needed with a segmenter.
         segmenter: box-prompted segmenter run on the kept boxes; None keeps the thresholded components.
     """
-    from endoked.cam.boxes import BoxFilter, boxes_from_cam
+    from endoked.boxes import BoxFilter, boxes_from_cam
 
     binary = (prob >= cfg.refine_threshold).astype(np.float32)
     params = BoxFilter(threshold=0.5, min_area=cfg.min_box_area, max_area=cfg.max_box_area,
