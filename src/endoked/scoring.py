@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from PIL import Image
 
+from endoked.imaging import read_mask
 from endoked.mil.metrics import auroc as roc_auc
 from endoked.mil.metrics import average_precision
 from endoked.runfolder import RunFolder
@@ -39,7 +39,7 @@ class Truth:
         rel = self.masks.get((exam_id, image))
         if not rel:
             return None
-        return np.asarray(Image.open(self.root / rel).convert("L")) > 127
+        return read_mask(self.root / rel)
 
 
 def load_truth(archive: str | Path) -> Truth | None:
@@ -113,7 +113,7 @@ def score_pseudo_masks(truth: Truth, run: RunFolder, table_path: Path) -> dict[s
         got.add(key)
         if truth.polyp.get(key) == 1:
             gt = truth.mask(*key)
-            pred = np.asarray(Image.open(run.abs(r["mask"])).convert("L")) > 127
+            pred = read_mask(run.abs(r["mask"]))
             if gt is not None and gt.shape == pred.shape:
                 dices.append(dice(pred, gt))
         elif truth.polyp.get(key) == 0:
