@@ -34,7 +34,7 @@ from endoked.biopsy.data import (
     split_indices,
 )
 from endoked.biopsy.features import VIEWS, Features, encode_items
-from endoked.biopsy.metrics import auroc, evaluate, plot_roc, point_metrics
+from endoked.biopsy.metrics import evaluate, plot_roc, point_metrics
 from endoked.biopsy.model import BiopsyModel, build_model, load_model, mil_encoder_state, save_model
 from endoked.biopsy.train import calibrate, probabilities, train_steps
 from endoked.device import resolve_device
@@ -42,6 +42,7 @@ from endoked.errors import ConfigError, DataFormatError, StageError
 from endoked.imaging import read_mask
 from endoked.io import atomic_write_json, atomic_write_text, read_parquet, sha256_file, sha256_json
 from endoked.runfolder import RunFolder
+from endoked.stats import auroc
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Decoding, cropping and flipping images, and caching the frozen encoder part's outputs.
 
-The encoder is split as in :class:`endoked.mil.encoder.SplitEncoder`: the frozen prefix runs once per image
+The encoder is split as in :class:`endoked.backbones.split.SplitEncoder`: the frozen prefix runs once per image
 and view, the trainable suffix (nothing, the last block stages, or everything) runs in every step.
 """
 
