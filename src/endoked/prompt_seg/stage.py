@@ -24,7 +24,7 @@ import torch
 from endoked import tables
 from endoked.boxes import DROP_REASONS
 from endoked.errors import DataFormatError, StageError
-from endoked.imaging import encode_png, mask_to_u8, read_rgb, resize_map
+from endoked.imaging import mask_to_u8, read_rgb, resize_map, write_png
 from endoked.io import atomic_write_bytes, read_parquet, sha256_bytes, write_parquet
 from endoked.pipeline import StageContext, StageResult, StageSpec
 from endoked.progress import bar
@@ -140,7 +140,7 @@ def _process_chunk(ctx: StageContext, cfg: PromptSegConfig, seg: Any, items: lis
             continue
         mask = np.logical_or.reduce([r.mask for r in kept])
         rel = names[(exam_id, image)]
-        atomic_write_bytes(ctx.run.abs(rel), encode_png(mask_to_u8(mask)))
+        write_png(ctx.run.abs(rel), mask_to_u8(mask))
         best = max(kept, key=lambda r: r.score)
         agreement = float(np.nanmean([r.cam_agreement for r in kept])) if cam is not None else None
         if cfg.selection == "consensus":
