@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import torch
 
-from endoked.cam.boxes import box_iou, mask_components_boxes
+from endoked.boxes import box_iou, mask_components_boxes
 from endoked.cam.stage import STAGE as CAM_STAGE
 from endoked.config import resolve_config
 from endoked.io import read_parquet, write_parquet

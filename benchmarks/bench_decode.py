@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from public_archive import shared_data_root
 
-from endoked.cam.boxes import box_of_mask
+from endoked.boxes import box_of_mask
 from endoked.prompt_seg import create_segmenter
 
 

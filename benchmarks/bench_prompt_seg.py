@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-from endoked.cam.boxes import mask_components_boxes
+from endoked.boxes import mask_components_boxes
 from endoked.prompt_seg import create_segmenter
 from endoked.scoring import dice
 

@@ -26,8 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from endoked.cam.core import upsample_cam
-from endoked.cam.stage import read_rgb
+from endoked.imaging import read_rgb, resize_map
 from endoked.io import read_parquet
 from endoked.prompt_seg.litemedsam import LiteMedSamSegmenter
 from endoked.prompt_seg.refine import cam_component_boxes, clean_mask, mask_consensus, soft_iou
@@ -64,7 +63,7 @@ def candidates(run: RunFolder, archive: Path, thresholds: list[float], scales: l
             npz_cache[row["file"]] = dict(np.load(run.abs(row["file"])))
         img = read_rgb(paths[key])
         gt = cv2.imread(str(archive / t["mask"]), cv2.IMREAD_GRAYSCALE) > 127
-        cam = upsample_cam(npz_cache[row["file"]][row["key"]].astype(np.float32) / 255.0, img.shape[:2])
+        cam = resize_map(npz_cache[row["file"]][row["key"]].astype(np.float32) / 255.0, img.shape[:2])
         cands = np.concatenate([np.asarray(boxes.get(key, []), np.float32).reshape(-1, 4),
                                 cam_component_boxes(cam, thresholds, scales)])
         if len(cands) == 0:

@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from PIL import Image
 
-from endoked.mil.metrics import auroc as roc_auc
-from endoked.mil.metrics import average_precision
+from endoked.imaging import read_mask
 from endoked.runfolder import RunFolder
+from endoked.stats import auroc, average_precision
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ class Truth:
         rel = self.masks.get((exam_id, image))
         if not rel:
             return None
-        return np.asarray(Image.open(self.root / rel).convert("L")) > 127
+        return read_mask(self.root / rel)
 
 
 def load_truth(archive: str | Path) -> Truth | None:
@@ -97,8 +96,8 @@ def score_mil(truth: Truth, scores_path: Path) -> dict[str, Any]:
     s = np.array([k[0] for k in keyed], dtype=float)
     y = np.array([k[1] for k in keyed], dtype=int)
     pos = np.array([k[2] == 1 for k in keyed], dtype=bool)
-    return {"n": len(keyed), "instance_auroc": roc_auc(s, y), "instance_ap": average_precision(s, y),
-            "instance_auroc_positive_bags": roc_auc(s[pos], y[pos]) if pos.any() else float("nan")}
+    return {"n": len(keyed), "instance_auroc": auroc(y, s), "instance_ap": average_precision(y, s),
+            "instance_auroc_positive_bags": auroc(y[pos], s[pos]) if pos.any() else float("nan")}
 
 
 def score_pseudo_masks(truth: Truth, run: RunFolder, table_path: Path) -> dict[str, Any]:
@@ -113,7 +112,7 @@ def score_pseudo_masks(truth: Truth, run: RunFolder, table_path: Path) -> dict[s
         got.add(key)
         if truth.polyp.get(key) == 1:
             gt = truth.mask(*key)
-            pred = np.asarray(Image.open(run.abs(r["mask"])).convert("L")) > 127
+            pred = read_mask(run.abs(r["mask"]))
             if gt is not None and gt.shape == pred.shape:
                 dices.append(dice(pred, gt))
         elif truth.polyp.get(key) == 0:

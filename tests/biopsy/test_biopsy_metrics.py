@@ -10,7 +10,6 @@ from scipy.stats import binom
 
 from endoked.biopsy.config import BiopsyConfig
 from endoked.biopsy.metrics import (
-    auroc,
     bootstrap_ci,
     evaluate,
     plot_roc,
@@ -20,14 +19,6 @@ from endoked.biopsy.metrics import (
     threshold_youden,
 )
 from endoked.biopsy.train import choose_threshold, fit_temperature
-
-
-def test_auroc_golden() -> None:
-    # scikit-learn's documented example: 0.75
-    assert auroc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
-    # ties count one half: pairs (pos, neg) = (0.5, 0.5) tie, (0.5, 0.2) win, (0.9, *) wins -> 3.5 / 4
-    assert auroc(np.array([1, 1, 0, 0]), np.array([0.5, 0.9, 0.5, 0.2])) == pytest.approx(0.875)
-    assert np.isnan(auroc(np.array([1, 1]), np.array([0.1, 0.2])))
 
 
 def test_roc_curve_points() -> None:

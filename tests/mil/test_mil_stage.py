@@ -12,10 +12,10 @@ import torch
 
 from endoked.config import resolve_config
 from endoked.errors import StageError
+from endoked.imaging import load_image
 from endoked.io import read_parquet, write_parquet
 from endoked.mil.checkpoint import load_model, score_images
 from endoked.mil.config import MilConfig
-from endoked.mil.data import load_image
 from endoked.mil.metrics import instance_metrics
 from endoked.mil.stage import STAGE, bag_labels, select_images
 from endoked.pipeline import available_stages, run_stage

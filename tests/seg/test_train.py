@@ -8,9 +8,10 @@ import pytest
 import torch
 
 import endoked.seg.train as train_mod
+from endoked.imaging import read_mask_u8, read_rgb
 from endoked.seg.api import train_folder
 from endoked.seg.checkpoint import read_checkpoint
-from endoked.seg.data import list_image_files, read_mask, read_rgb
+from endoked.seg.data import list_image_files
 from endoked.seg.predict import Predictor
 from tests.seg.conftest import tiny_config
 
@@ -29,7 +30,7 @@ def test_tiny_run_overfits_its_training_images(disks: Path, tmp_path: Path) -> N
     predictor = Predictor.from_checkpoint(result.checkpoint, "cpu")
     images = list_image_files(disks / "images")
     probs = predictor.predict([read_rgb(p) for p in images])
-    dices = [_dice(p >= 0.5, read_mask(disks / "masks" / p_img.name) > 0) for p, p_img in zip(probs, images,
+    dices = [_dice(p >= 0.5, read_mask_u8(disks / "masks" / p_img.name) > 0) for p, p_img in zip(probs, images,
                                                                                                strict=True)]
     assert float(np.mean(dices)) > 0.9, dices
     for name in ("model.pt", "last.pt", "history.json", "curve.png", "summary.json"):

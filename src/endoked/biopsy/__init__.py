@@ -8,8 +8,8 @@ Public API:
   (``endoked.biopsy.api``);
 - :func:`pathology_class`, :func:`pretrain_items`, :func:`read_labelled_set`, :func:`split_indices`
   (``endoked.biopsy.data``);
-- :func:`evaluate`, :func:`bootstrap_ci`, :func:`auroc`, :func:`roc_curve`, :func:`plot_roc`
-  (``endoked.biopsy.metrics``);
+- :func:`evaluate`, :func:`bootstrap_ci`, :func:`roc_curve`, :func:`plot_roc` (``endoked.biopsy.metrics``;
+  AUROC is :func:`endoked.stats.auroc`);
 - :func:`data_efficiency` (``endoked.biopsy.curve``).
 """
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from endoked.biopsy.config import BiopsyConfig
 from endoked.biopsy.data import (
@@ -35,13 +34,15 @@ from endoked.biopsy.data import (
     split_indices,
 )
 from endoked.biopsy.features import VIEWS, Features, encode_items
-from endoked.biopsy.metrics import auroc, evaluate, plot_roc, point_metrics
+from endoked.biopsy.metrics import evaluate, plot_roc, point_metrics
 from endoked.biopsy.model import BiopsyModel, build_model, load_model, mil_encoder_state, save_model
 from endoked.biopsy.train import calibrate, probabilities, train_steps
 from endoked.device import resolve_device
 from endoked.errors import ConfigError, DataFormatError, StageError
+from endoked.imaging import read_mask
 from endoked.io import atomic_write_json, atomic_write_text, read_parquet, sha256_file, sha256_json
 from endoked.runfolder import RunFolder
+from endoked.stats import auroc
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +85,7 @@ def pretrain_set_from_run(run_dir: Path, cfg: BiopsyConfig) -> tuple[list[Labell
         else:
             for row in read_parquet(path).to_pylist():
                 try:
-                    with Image.open(run.abs(str(row["mask"]))) as im:
-                        box = mask_box(np.asarray(im.convert("L")) > 127, cfg.crop_margin)
+                    box = mask_box(read_mask(run.abs(str(row["mask"]))), cfg.crop_margin)
                 except (OSError, ValueError) as exc:
                     logger.warning("biopsy: pseudo mask %s unreadable (%s); image kept whole", row["mask"], exc)
                     continue

@@ -25,9 +25,10 @@ import torch
 from endoked.biopsy.config import BiopsyConfig
 from endoked.biopsy.data import split_indices, subset_indices
 from endoked.biopsy.features import Features
-from endoked.biopsy.metrics import METRICS, auroc, bootstrap, bootstrap_ci, point_metrics
+from endoked.biopsy.metrics import METRICS, bootstrap, bootstrap_ci, point_metrics
 from endoked.biopsy.model import BiopsyModel
 from endoked.biopsy.train import calibrate, probabilities, train_steps
+from endoked.stats import auroc
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Decoding, cropping and flipping images, and caching the frozen encoder part's outputs.
 
-The encoder is split as in :class:`endoked.mil.encoder.SplitEncoder`: the frozen prefix runs once per image
+The encoder is split as in :class:`endoked.backbones.split.SplitEncoder`: the frozen prefix runs once per image
 and view, the trainable suffix (nothing, the last block stages, or everything) runs in every step.
 """
 
@@ -16,35 +16,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from endoked.biopsy.data import Box, LabelledImage
+from endoked.biopsy.data import LabelledImage
+from endoked.imaging import load_image
 from endoked.io import atomic_path
 from endoked.progress import bar
 
 logger = logging.getLogger(__name__)
 
 VIEWS: tuple[str, ...] = ("orig", "hflip", "vflip")
-
-
-def load_image(path: str | Path, size: int, box: Box | None = None) -> np.ndarray:
-    """Decode an image, crop it to ``box`` and resize it to ``size x size``.
-
-    Args:
-        box: ``(x0, y0, x1, y1)`` pixels in the original frame, or None for the whole image.
-
-    Returns:
-        ``(3, size, size)`` uint8 RGB.
-
-    Raises:
-        OSError / ValueError: unreadable image (callers record it).
-    """
-    with Image.open(path) as im:
-        if box is None:
-            im.draft("RGB", (size, size))
-        rgb = im.convert("RGB")
-        if box is not None:
-            rgb = rgb.crop(box)
-        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1))
 
 
 def make_views(images: torch.Tensor, n_views: int) -> torch.Tensor:

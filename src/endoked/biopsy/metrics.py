@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from endoked.io import atomic_path
-from endoked.mil.metrics import auroc as mann_whitney_auroc
+from endoked.stats import auroc
 
 METRICS: tuple[str, ...] = ("auroc", "accuracy", "sensitivity", "specificity")
 
@@ -28,17 +28,6 @@ def _check(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarra
     if y.size and not np.isin(y, (0, 1)).all():
         raise ValueError("labels must be 0/1")
     return y, p
-
-
-def auroc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Area under the ROC curve; NaN when a class is absent.
-
-    Args:
-        labels: ``(N,)`` 0/1.
-        probs: ``(N,)`` scores (higher = more likely neoplastic).
-    """
-    y, p = _check(labels, probs)
-    return mann_whitney_auroc(p, y)
 
 
 def roc_curve(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from endoked.backbones import create_backbone
+from endoked.backbones.split import SplitEncoder
 from endoked.biopsy.config import BiopsyConfig
 from endoked.errors import ConfigError, DataFormatError
 from endoked.io import atomic_path
-from endoked.mil.encoder import SplitEncoder
 
 FORMAT = "endoked.biopsy/1"
 MIL_FORMAT = "endoked.mil/1"
@@ -39,7 +39,7 @@ class BiopsyModel(nn.Module):
     """Encoder (frozen prefix, trainable suffix) + head, with a calibration temperature and a threshold.
 
     Attributes:
-        encoder: :class:`~endoked.mil.encoder.SplitEncoder`.
+        encoder: :class:`~endoked.backbones.split.SplitEncoder`.
         head: :class:`BiopsyHead`.
         temperature: the logit is divided by it before the sigmoid (1 = uncalibrated).
         threshold: operating point on the calibrated probability of the neoplastic class.
@@ -80,10 +80,7 @@ def build_model(cfg: BiopsyConfig, encoder_state: dict[str, torch.Tensor] | None
             net.load_state_dict(encoder_state)
         except RuntimeError as exc:
             raise DataFormatError(f"encoder weights do not fit backbone {cfg.backbone!r}: {exc}") from exc
-    try:
-        encoder = SplitEncoder(net, cfg.backbone, cfg.trainable_blocks, cfg.freeze_bn)
-    except ConfigError as exc:
-        raise ConfigError(str(exc).replace("mil.", "biopsy.")) from exc
+    encoder = SplitEncoder(net, cfg.backbone, cfg.trainable_blocks, cfg.freeze_bn, section="biopsy")
     in_dim = int(getattr(net, "num_features", 0))
     return BiopsyModel(encoder, BiopsyHead(in_dim, cfg.hidden_dim, cfg.dropout), cfg.threshold)
 

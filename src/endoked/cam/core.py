@@ -9,16 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-from endoked.cam.boxes import Box, BoxFilter, boxes_from_cam
+from endoked.boxes import Box, BoxFilter, boxes_from_cam
 from endoked.cam.config import CamConfig
 from endoked.cam.methods import tta_maps
 from endoked.cam.model import CamNet
 from endoked.cam.train import Normalizer, to_input
 from endoked.errors import DataFormatError, WeightsNotFoundError
+from endoked.imaging import resize_map
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +99,6 @@ class ImageCam:
     reason: str | None = None
 
 
-def upsample_cam(cam: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a ``(h, w)`` map to ``(H, W)`` (the classifier input is a stretched square)."""
-    return cv2.resize(np.asarray(cam, dtype=np.float32), (size_hw[1], size_hw[0]), interpolation=cv2.INTER_LINEAR)
-
-
 @torch.no_grad()
 def cams_for_images(net: CamNet, normalize: Normalizer, images: Sequence[np.ndarray], cfg: CamConfig,
                     device: torch.device | None = None) -> list[ImageCam]:
@@ -134,6 +129,6 @@ def cams_for_images(net: CamNet, normalize: Normalizer, images: Sequence[np.ndar
             out.append(ImageCam(cam, prob, reason="low_class_prob"))
             continue
         h, w = img.shape[:2]
-        res = boxes_from_cam(upsample_cam(cam, (h, w)), params)
+        res = boxes_from_cam(resize_map(cam, (h, w)), params)
         out.append(ImageCam(cam, prob, boxes=res.boxes, reason=res.reason))
     return out

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import io
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from endoked import tables
 from endoked.cam.config import CamConfig
@@ -25,6 +23,7 @@ from endoked.cam.core import ImageCam, build_net, cams_for_images, load_classifi
 from endoked.cam.train import cache_features, fit_head, to_input
 from endoked.device import resolve_device
 from endoked.errors import DataFormatError, StageError
+from endoked.imaging import read_rgb
 from endoked.io import atomic_write_bytes, read_parquet, write_parquet
 from endoked.pipeline import StageContext, StageResult, StageSpec
 from endoked.progress import bar
@@ -34,15 +33,6 @@ logger = logging.getLogger(__name__)
 BOXES_SCHEMA = tables.spec("cam/boxes").schema
 DROPPED_SCHEMA = tables.spec("cam/dropped").schema
 CAMS_SCHEMA = tables.spec("cam/cams").schema
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """``(H, W, 3) uint8`` RGB pixels of an image file (EXIF orientation not applied, as in ingest)."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise DataFormatError(f"cannot read image {path}: {exc}") from exc
 
 
 def _selection_rows(ctx: StageContext) -> tuple[list[dict[str, Any]], dict[tuple[str, str], str]]:

@@ -16,22 +16,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from endoked.errors import DataFormatError
 from endoked.eval.config import EvalConfig
 from endoked.eval.metrics import mapminmax
+from endoked.imaging import open_image
 
 logger = logging.getLogger(__name__)
-
-
-def _open(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im.copy()
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DataFormatError(f"cannot read image {path}: {exc}; replace or remove the file") from exc
 
 
 def read_map(path: str | Path) -> np.ndarray:
@@ -44,7 +36,7 @@ def read_map(path: str | Path) -> np.ndarray:
         DataFormatError: the file cannot be decoded (the message names it).
     """
     path = Path(path)
-    im = _open(path)
+    im = open_image(path)
     if im.mode == "P":
         im = im.convert("RGB")
     arr = np.asarray(im)
@@ -70,7 +62,7 @@ def read_mask(path: str | Path, gt_threshold: int = 128) -> np.ndarray:
         DataFormatError: the file cannot be decoded (the message names it).
     """
     path = Path(path)
-    im = _open(path)
+    im = open_image(path)
     if im.mode == "1":
         return np.asarray(im, dtype=bool)
     if im.mode in ("P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LA"):

@@ -26,7 +26,7 @@ def _data_fingerprint(ctx: StageContext) -> Any:
 
 def run_eval(ctx: StageContext) -> StageResult:
     """Predict and score every configured test set (see the module docstring)."""
-    from endoked.seg.predict import predict_folder
+    from endoked.seg import predict_folder
 
     cfg = ctx.config.eval
     out = ctx.work_dir

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from PIL import Image
 
 from endoked.errors import StageError
+from endoked.imaging import read_mask
 from endoked.runfolder import RunFolder
 
 # Latest first: refined labels of the seg stage when present, else the prompt-seg pseudo labels.
@@ -40,7 +40,7 @@ class ExportItem:
 
     def load_mask(self) -> np.ndarray:
         """The mask as (H, W) bool."""
-        return np.asarray(Image.open(self.mask_path).convert("L")) > 127
+        return read_mask(self.mask_path)
 
 
 def pick_source(run: RunFolder, source: str = "auto") -> tuple[str, Path]:

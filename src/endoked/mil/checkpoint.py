@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from endoked.backbones import create_backbone
+from endoked.backbones.split import SplitEncoder
 from endoked.errors import DataFormatError
 from endoked.io import atomic_path
 from endoked.mil.config import MilConfig
-from endoked.mil.encoder import SplitEncoder
 from endoked.mil.model import MilHeads
 
 FORMAT = "endoked.mil/1"

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from endoked.imaging import load_image
 from endoked.progress import bar
 
 logger = logging.getLogger(__name__)
@@ -48,21 +49,6 @@ def split_bags(bags: Sequence[Bag], val_fraction: float, seed: int) -> tuple[lis
         n_val = min(len(ids) - 1, max(1, round(val_fraction * len(ids))))
         val_ids.update(ids[i] for i in rng.permutation(len(ids))[:n_val])
     return [b for b in bags if b.exam_id not in val_ids], [b for b in bags if b.exam_id in val_ids]
-
-
-def load_image(path: str | Path, size: int) -> np.ndarray:
-    """Decode an image and resize it to ``size x size``.
-
-    Returns:
-        ``(3, size, size)`` uint8 RGB.
-
-    Raises:
-        OSError / ValueError: unreadable image (the caller records it).
-    """
-    with Image.open(path) as im:
-        im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when much larger than needed
-        rgb = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1))
 
 
 @dataclass

@@ -17,15 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from endoked.backbones.split import SplitEncoder
 from endoked.device import autocast_for
 from endoked.io import atomic_path
 from endoked.mil.config import MilConfig
 from endoked.mil.data import Bag
-from endoked.mil.encoder import SplitEncoder
 from endoked.mil.losses import bag_loss, dsmil_loss, pseudo_labels, student_loss
-from endoked.mil.metrics import auroc
 from endoked.mil.model import MilHeads
 from endoked.progress import bar
+from endoked.stats import auroc
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def evaluate_bags(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, ba
             losses.append(float(_step_loss(out, cfg, student_on)) * len(chunk))
     labels = [b.label for b in bags]
     mean_loss = sum(losses) / len(bags) if bags else math.nan
-    return {"val_bag_auroc": auroc(scores, labels), "val_loss": mean_loss}
+    return {"val_bag_auroc": auroc(labels, scores), "val_loss": mean_loss}
 
 
 def _save(path: Path, obj: dict[str, Any]) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from endoked.imaging import encode_png
+
 CAM_BOX_RGB = (255, 220, 0)
 PROMPT_BOX_RGB = (0, 200, 255)
 MASK_RGB = (0, 255, 80)
@@ -48,7 +50,4 @@ def overlay_image(image: np.ndarray, cam: np.ndarray | None, cam_boxes: np.ndarr
 def overlay_png(image: np.ndarray, cam: np.ndarray | None, cam_boxes: np.ndarray, prompt_boxes: np.ndarray,
                 mask: np.ndarray | None) -> bytes:
     """:func:`overlay_image` encoded as PNG bytes."""
-    ok, buf = cv2.imencode(".png", overlay_image(image, cam, cam_boxes, prompt_boxes, mask)[..., ::-1])
-    if not ok:
-        raise RuntimeError("PNG encoding of an overlay failed")
-    return buf.tobytes()
+    return encode_png(overlay_image(image, cam, cam_boxes, prompt_boxes, mask), library="opencv")

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from endoked.cam.boxes import BoxFilter, box_iou, box_of_mask, boxes_from_cam
+from endoked.boxes import BoxFilter, box_iou, box_of_mask, boxes_from_cam
 from endoked.prompt_seg.base import BoxPromptSegmenter
 
 

@@ -12,7 +12,6 @@ images (``prompt_seg/chunks/part-NNNNN.parquet``), reused when an interrupted ru
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 from collections import defaultdict
@@ -21,13 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from endoked import tables
-from endoked.cam.boxes import DROP_REASONS
-from endoked.cam.core import upsample_cam
-from endoked.cam.stage import read_rgb
+from endoked.boxes import DROP_REASONS
 from endoked.errors import DataFormatError, StageError
+from endoked.imaging import mask_to_u8, read_rgb, resize_map, write_png
 from endoked.io import atomic_write_bytes, read_parquet, sha256_bytes, write_parquet
 from endoked.pipeline import StageContext, StageResult, StageSpec
 from endoked.progress import bar
@@ -63,13 +60,6 @@ def mask_relpaths(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         taken.add(rel)
         out[(exam_id, image)] = rel + ".png"
     return out
-
-
-def png_bytes(mask: np.ndarray) -> bytes:
-    """A 0/255 single-channel PNG of an ``(H, W) bool`` mask."""
-    buf = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
 
 
 class _CamStore:
@@ -110,7 +100,7 @@ def _selection(cfg: PromptSegConfig) -> Selection:
 def _segment_image(seg: Any, cfg: PromptSegConfig, img: np.ndarray, boxes: list[dict[str, Any]],
                    cam_small: np.ndarray | None) -> tuple[list[MaskResult], np.ndarray | None]:
     seg.set_image(img)
-    cam = upsample_cam(cam_small, img.shape[:2]) if cam_small is not None else None
+    cam = resize_map(cam_small, img.shape[:2]) if cam_small is not None else None
     arr = np.array([[b["x0"], b["y0"], b["x1"], b["y1"]] for b in boxes], dtype=np.float32).reshape(-1, 4)
     if cfg.selection == "consensus":
         best = select_mask(seg, cam, arr, _selection(cfg), cfg.keep_largest_component, cfg.fill_holes)
@@ -150,7 +140,7 @@ def _process_chunk(ctx: StageContext, cfg: PromptSegConfig, seg: Any, items: lis
             continue
         mask = np.logical_or.reduce([r.mask for r in kept])
         rel = names[(exam_id, image)]
-        atomic_write_bytes(ctx.run.abs(rel), png_bytes(mask))
+        write_png(ctx.run.abs(rel), mask_to_u8(mask))
         best = max(kept, key=lambda r: r.score)
         agreement = float(np.nanmean([r.cam_agreement for r in kept])) if cam is not None else None
         if cfg.selection == "consensus":

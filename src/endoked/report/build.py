@@ -15,13 +15,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
-from PIL import Image
 
 from endoked import __version__
+from endoked.imaging import read_mask
 from endoked.io import atomic_write_text, read_jsonl
 from endoked.report.figures import file_data_uri, overlay, png_data_uri, score_histogram
 from endoked.runfolder import RunFolder
@@ -182,7 +181,7 @@ def _pseudo_section(run: RunFolder, truth: Truth | None, max_figures: int) -> li
     figures = []
     for r in rows[:max_figures]:
         key = (r["exam_id"], r["image"])
-        mask = np.asarray(Image.open(run.abs(r["mask"])).convert("L")) > 127
+        mask = read_mask(run.abs(r["mask"]))
         gt = truth.mask(*key) if truth else None
         img = overlay(paths[key], mask=mask, boxes=boxes.get(key, []), truth=gt)
         cap = f"{r['exam_id']}/{r['image']}"

@@ -11,13 +11,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from endoked.imaging import encode_png, read_rgb, resize_map
+
 
 def png_data_uri(image: np.ndarray | Image.Image) -> str:
     """``data:image/png;base64,...`` of an (H, W[, 3]) uint8 array or a PIL image."""
-    pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(encode_png(image, optimize=True)).decode("ascii")
 
 
 def file_data_uri(path: Path) -> str:
@@ -58,10 +57,10 @@ def overlay(image_path: Path, mask: np.ndarray | None = None, boxes: Sequence[Se
             truth: np.ndarray | None = None, heat: np.ndarray | None = None, side: int = 224) -> np.ndarray:
     """Image with an optional heat map (jet, 40 %), pseudo-mask contour (green), boxes (yellow) and true-mask
     contour (red), resized to ``side`` on the longest edge. Returns (h, w, 3) uint8 RGB."""
-    img = np.asarray(Image.open(image_path).convert("RGB")).copy()
+    img = read_rgb(image_path).copy()
     h, w = img.shape[:2]
     if heat is not None:
-        hm = cv2.resize(heat.astype(np.float32), (w, h))
+        hm = resize_map(heat, (h, w))
         hm = (255 * np.clip(hm, 0, 1)).astype(np.uint8)
         colour = cv2.applyColorMap(hm, cv2.COLORMAP_JET)[..., ::-1]
         img = (0.6 * img + 0.4 * colour).astype(np.uint8)

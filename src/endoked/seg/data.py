@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 
 from endoked.errors import DataFormatError
+from endoked.imaging import read_mask_u8, read_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -77,26 +77,6 @@ def list_pranet_folder(root: Path) -> tuple[list[SegItem], list[dict[str, str]]]
     return items, errors
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """``(H, W, 3) uint8`` RGB of an image file (DataFormatError when unreadable)."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DataFormatError(f"cannot read image {path}: {exc}") from exc
-
-
-def read_mask(path: Path) -> np.ndarray:
-    """``(H, W) uint8`` mask with foreground 255 (grey > 127 or a 0/1 mask) from a file."""
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("L"))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DataFormatError(f"cannot read mask {path}: {exc}") from exc
-    thr = 0 if arr.max(initial=0) <= 1 else 127
-    return np.where(arr > thr, 255, 0).astype(np.uint8)
-
-
 def load_pair(item: SegItem, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Image ``(size, size, 3) uint8`` and soft mask ``(size, size) uint8`` (bilinear), both resized.
 
@@ -104,7 +84,7 @@ def load_pair(item: SegItem, size: int) -> tuple[np.ndarray, np.ndarray]:
         DataFormatError: unreadable file, or image and mask of different sizes.
     """
     img = read_rgb(item.image)
-    mask = read_mask(item.mask) if item.mask is not None else np.zeros(img.shape[:2], np.uint8)
+    mask = read_mask_u8(item.mask) if item.mask is not None else np.zeros(img.shape[:2], np.uint8)
     if img.shape[:2] != mask.shape:
         raise DataFormatError(f"{item.key}: image {item.image} is {img.shape[1]}x{img.shape[0]} but mask "
                               f"{item.mask} is {mask.shape[1]}x{mask.shape[0]}; masks must have the image's size")

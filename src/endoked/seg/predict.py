@@ -17,14 +17,14 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from endoked.device import autocast_for, resolve_device
 from endoked.errors import DataFormatError
-from endoked.io import atomic_path, write_jsonl
+from endoked.imaging import read_rgb, write_png
+from endoked.io import write_jsonl
 from endoked.progress import bar
 from endoked.seg.checkpoint import load_model
-from endoked.seg.data import list_image_files, read_rgb
+from endoked.seg.data import list_image_files
 from endoked.seg.model import PolypPVT
 
 logger = logging.getLogger(__name__)
@@ -94,8 +94,7 @@ def to_png_bytes(prob: np.ndarray) -> np.ndarray:
 
 def save_map(prob: np.ndarray, path: Path) -> Path:
     """Write a probability map as an 8-bit grey PNG, atomically."""
-    with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(to_png_bytes(prob), mode="L").save(tmp, format="PNG")
+    write_png(path, to_png_bytes(prob))
     return path
 
 

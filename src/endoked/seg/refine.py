@@ -2,7 +2,7 @@
 
 One round: predict every image of the training pool (and, optionally, the positive images that have no
 pseudo mask yet) at its own size -> threshold -> box filters with the CAM stage's code
-(:func:`endoked.cam.boxes.boxes_from_cam`: component count, box area ``min_box_area``..``max_box_area``,
+(:func:`endoked.boxes.boxes_from_cam`: component count, box area ``min_box_area``..``max_box_area``,
 border contact only with ``reject_border``) -> optionally a box-prompted segmenter (:mod:`endoked.prompt_seg`)
 on the kept boxes -> new masks. Images whose prediction fails the filters keep their previous mask (or leave
 the pool, ``refine_keep_previous=False``);
@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from endoked.prompt_seg.base import BoxPromptSegmenter
+from endoked.imaging import read_mask_u8, read_rgb
+from endoked.prompt_seg import BoxPromptSegmenter
 from endoked.scoring import dice
 from endoked.seg.config import SegConfig
-from endoked.seg.data import SegItem, read_mask, read_rgb
+from endoked.seg.data import SegItem
 from endoked.seg.predict import Predictor, save_map
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def refine_prediction(prob: np.ndarray, cfg: SegConfig, image: np.ndarray | None
         image: ``(H, W, 3) uint8`` RGB, needed with a segmenter.
         segmenter: box-prompted segmenter run on the kept boxes; None keeps the thresholded components.
     """
-    from endoked.cam.boxes import BoxFilter, boxes_from_cam
+    from endoked.boxes import BoxFilter, boxes_from_cam
 
     binary = (prob >= cfg.refine_threshold).astype(np.float32)
     params = BoxFilter(threshold=0.5, min_area=cfg.min_box_area, max_area=cfg.max_box_area,
@@ -124,7 +125,7 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
                 candidate = res.mask  # the filtered prediction, before the score and update rules
                 if mask is None and res.mask is not None and res.score < cfg.refine_min_score_new:
                     res = RefinedMask(None, "low_score", res.score, res.boxes_xyxy)
-                prev = read_mask(mask) > 0 if mask is not None else None
+                prev = read_mask_u8(mask) > 0 if mask is not None else None
                 agreement = dice(res.mask, prev) if res.mask is not None and prev is not None else None
                 # agreement exists exactly when a pool image got a prediction; the update rule may refuse it
                 kept_prev = agreement is not None and (
@@ -141,7 +142,7 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
                 elif (cfg.refine_keep_previous or kept_prev) and mask is not None:
                     new_items.append(SegItem(key, image, mask))
                 if truth and key in truth:
-                    gt = read_mask(truth[key]) > 0
+                    gt = read_mask_u8(truth[key]) > 0
                     before = dice(prev, gt) if prev is not None else None
                     rec["dice_truth_prev"] = before
                     rec["dice_truth"] = dice(res.mask, gt) if res.mask is not None else before

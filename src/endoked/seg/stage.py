@@ -201,7 +201,7 @@ def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], score
         raise StageError("seg: a refinement round needs the previous round's checkpoint")
     segmenter = None
     if cfg.refine_segmenter:
-        from endoked.prompt_seg.base import create_segmenter
+        from endoked.prompt_seg import create_segmenter
 
         segmenter = create_segmenter(cfg.refine_segmenter)
     predictor = Predictor.from_checkpoint(checkpoint, device, cfg.tta_flip)

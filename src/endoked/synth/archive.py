@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 
 from endoked.errors import ConfigError
+from endoked.imaging import encode_png
 from endoked.io import atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 from endoked.progress import bar
 from endoked.synth.config import SynthConfig
 from endoked.synth.findings import CATEGORIES, Findings, plan_categories
-from endoked.synth.frames import FrameSpec, PolypSpec, encode_jpeg, encode_png, render_frame, texture_bank
+from endoked.synth.frames import FrameSpec, PolypSpec, encode_jpeg, render_frame, texture_bank
 from endoked.synth.reports import choose_lang, exam_rng, render_exam_report
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def make_exam(index: int, category: str, cfg: SynthConfig, out_dir: Path, width:
         is_polyp = bool(mask.any())
         mask_rel = ""
         if is_polyp:
-            masks[f"{name}.png"] = encode_png(mask)
+            masks[f"{name}.png"] = encode_png(mask, library="opencv")
             mask_rel = f"{TRUTH_DIR}/masks/{exam_id}/{name}.png"
         is_mass = any(p.kind == "mass" for p in spec.polyps)
         image_rows.append({"image": f"{exam_id}/{name}.jpg", "exam_id": exam_id, "polyp": int(is_polyp),

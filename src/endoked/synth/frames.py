@@ -462,11 +462,3 @@ def encode_jpeg(image: Array, quality: int) -> bytes:
     if not ok:
         raise RuntimeError("OpenCV failed to encode a JPEG")
     return buf.tobytes()
-
-
-def encode_png(mask: Array) -> bytes:
-    """Encode ``mask: (H, W) uint8`` as PNG bytes."""
-    ok, buf = cv2.imencode(".png", mask)
-    if not ok:
-        raise RuntimeError("OpenCV failed to encode a PNG")
-    return buf.tobytes()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from endoked.cam.boxes import (
+from endoked.boxes import (
     BoxFilter,
     box_iou,
     box_of_mask,

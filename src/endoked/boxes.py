@@ -1,4 +1,4 @@
-"""From a class activation map to boxes, with EndoKED's filters (pure numpy/OpenCV).
+"""Box geometry and EndoKED's box filters, shared by the cam, prompt_seg and seg stages (pure numpy/OpenCV).
 
 The map is normalised by its maximum, thresholded (foreground = CAM > ``threshold``), split into
 8-connected components, and the box of the largest component is kept unless a filter drops the image:

@@ -1,0 +1,159 @@
+"""Image and mask I/O shared by every stage: decoding images to RGB arrays, reading binary masks, encoding and
+writing PNGs, and resizing maps to an image's size.
+
+Conventions:
+
+* images are ``(H, W, 3) uint8`` RGB (Pillow ``convert("RGB")``; EXIF orientation is not applied, as in
+  ingest), or ``(3, S, S) uint8`` when decoded at a model's input size (:func:`load_image`);
+* a mask file is a grey PNG, 0/255 as the stages write it; a pixel is foreground when its grey value
+  (Pillow ``convert("L")``) is greater than :data:`MASK_THRESHOLD`;
+* an unreadable file raises :class:`~endoked.errors.DataFormatError` naming the file, except in
+  :func:`load_image`, whose callers record the decoder's own error per image.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from endoked.errors import DataFormatError
+from endoked.io import atomic_write_bytes
+
+MASK_THRESHOLD = 127
+"""A mask pixel is foreground when its 8-bit grey value is greater than this."""
+
+Box = tuple[int, int, int, int]
+"""``(x0, y0, x1, y1)`` pixels, as :meth:`PIL.Image.Image.crop` takes them."""
+
+
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
+    """A fully decoded copy of an image file, in the file's own mode (the file is closed on return).
+
+    Raises:
+        DataFormatError: the file cannot be decoded (the message names it).
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"cannot read image {path}: {exc}; replace or remove the file") from exc
+
+
+def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
+    """``(H, W, 3) uint8`` RGB pixels of an image file.
+
+    Raises:
+        DataFormatError: the file cannot be decoded (the message names it).
+    """
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"cannot read image {path}: {exc}") from exc
+
+
+def load_image(path: str | os.PathLike[str], size: int, box: Box | None = None) -> np.ndarray:
+    """Decode an image, crop it to ``box`` and resize it (bilinear) to ``size x size``.
+
+    Without a box a JPEG is decoded at a reduced scale when it is much larger than needed (``draft``).
+
+    Args:
+        box: ``(x0, y0, x1, y1)`` pixels in the original frame, or None for the whole image.
+
+    Returns:
+        ``(3, size, size)`` uint8 RGB.
+
+    Raises:
+        OSError / ValueError: unreadable image (callers record it per image).
+    """
+    with Image.open(path) as im:
+        if box is None:
+            im.draft("RGB", (size, size))
+        rgb = im.convert("RGB")
+        if box is not None:
+            rgb = rgb.crop(box)
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1))
+
+
+def read_grey(path: str | os.PathLike[str]) -> np.ndarray:
+    """``(H, W) uint8`` grey values (Pillow ``convert("L")``) of a mask file.
+
+    Raises:
+        DataFormatError: the file cannot be decoded (the message names it).
+    """
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L"))
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(f"cannot read mask {path}: {exc}") from exc
+
+
+def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
+    """``(H, W) bool`` mask of a file: grey value > :data:`MASK_THRESHOLD`.
+
+    Raises:
+        DataFormatError: the file cannot be decoded (the message names it).
+    """
+    return read_grey(path) > MASK_THRESHOLD
+
+
+def read_mask_u8(path: str | os.PathLike[str]) -> np.ndarray:
+    """``(H, W) uint8`` mask with foreground 255 from a 0/255 mask (grey > :data:`MASK_THRESHOLD`) or a 0/1
+    mask (a file whose largest value is at most 1: grey > 0).
+
+    Raises:
+        DataFormatError: the file cannot be decoded (the message names it).
+    """
+    arr = read_grey(path)
+    thr = 0 if arr.max(initial=0) <= 1 else MASK_THRESHOLD
+    return np.where(arr > thr, 255, 0).astype(np.uint8)
+
+
+def mask_to_u8(mask: np.ndarray) -> np.ndarray:
+    """``(H, W) bool`` (or 0/1) mask -> ``(H, W) uint8`` 0/255, as mask files store it."""
+    return mask.astype(np.uint8) * 255
+
+
+def encode_png(image: np.ndarray | Image.Image, optimize: bool = False,
+               library: Literal["pillow", "opencv"] = "pillow") -> bytes:
+    """PNG bytes of an ``(H, W)`` grey or ``(H, W, 3)`` RGB ``uint8`` array (or a PIL image).
+
+    Args:
+        optimize: Pillow's extra compression pass (smaller file, same pixels).
+        library: the encoder. Both give the same pixels but not the same bytes; a writer keeps the one it
+            has always used, so that the files (and their hashes) stay the same.
+
+    Raises:
+        RuntimeError: OpenCV could not encode the array.
+    """
+    if library == "opencv":
+        arr = np.asarray(image)
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr)
+        if not ok:
+            raise RuntimeError("OpenCV failed to encode a PNG")
+        return buf.tobytes()
+    pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    out = io.BytesIO()
+    pil.save(out, format="PNG", optimize=optimize)
+    return out.getvalue()
+
+
+def write_png(path: str | os.PathLike[str], image: np.ndarray | Image.Image, optimize: bool = False) -> Path:
+    """Write :func:`encode_png` (Pillow) of ``image`` to ``path`` atomically and return the path."""
+    return atomic_write_bytes(path, encode_png(image, optimize=optimize))
+
+
+def resize_map(values: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a ``(h, w)`` map (a CAM, a heat map) to ``(H, W)`` float32.
+
+    The map is stretched to the new size (the classifier input is a stretched square), not letterboxed.
+    """
+    return cv2.resize(np.asarray(values, dtype=np.float32), (size_hw[1], size_hw[0]), interpolation=cv2.INTER_LINEAR)
