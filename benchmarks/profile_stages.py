@@ -133,6 +133,7 @@ def simulated_cam(mask_path: Path, size_hw: tuple[int, int]) -> np.ndarray:
 
 
 def profile_prompt_seg(pairs: list[tuple[Path, Path]], timers: Timers, bf16: bool) -> dict[str, Any]:
+    from endoked.imaging import encode_png, mask_to_u8
     from endoked.prompt_seg import litemedsam, refine
     from endoked.prompt_seg import stage as ps_stage
     from endoked.prompt_seg.config import PromptSegConfig
@@ -172,7 +173,7 @@ def profile_prompt_seg(pairs: list[tuple[Path, Path]], timers: Timers, bf16: boo
         best = refine.select_mask(seg, cam, box[None], sel, cfg.keep_largest_component, cfg.fill_holes)
         if best is not None:
             with timers.step("png"):
-                ps_stage.png_bytes(best.mask)
+                encode_png(mask_to_u8(best.mask))
     wall = time.perf_counter() - t0
     prompts = n_prompts[0]
     x = torch.zeros(1, 3, litemedsam.INPUT_SIZE, litemedsam.INPUT_SIZE)
