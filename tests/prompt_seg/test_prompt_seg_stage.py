@@ -6,13 +6,12 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image
 
-from endoked.cam.stage import BOXES_SCHEMA, CAMS_SCHEMA, DROPPED_SCHEMA
+from endoked import tables
 from endoked.config import resolve_config
-from endoked.io import atomic_write_bytes, read_parquet, write_parquet
+from endoked.io import atomic_write_bytes, read_parquet
 from endoked.pipeline import available_stages, run_stage
 from endoked.prompt_seg.stage import PSEUDO_SCHEMA, STAGE, mask_relpaths
 from endoked.runfolder import RunFolder
@@ -58,13 +57,12 @@ def make_run(tmp_path: Path) -> RunFolder:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(run.root / "cam/chunks/part-00000.npz", buf.getvalue())
-    for stage, tables in (("ingest", {"images": (images, None)}),
-                          ("cam", {"boxes": (boxes, BOXES_SCHEMA), "cams": (cams_idx, CAMS_SCHEMA),
-                                   "dropped": (dropped, DROPPED_SCHEMA)})):
+    for stage, outputs in (("ingest", {"images": images}),
+                           ("cam", {"boxes": boxes, "cams": cams_idx, "dropped": dropped})):
         files = {}
-        for name, (rows, schema) in tables.items():
+        for name, rows in outputs.items():
             path = run.stage_dir(stage) / f"{name}.parquet"
-            write_parquet(path, pa.Table.from_pylist(rows, schema=schema))
+            tables.write(path, f"{stage}/{name}", rows)
             files[name] = run.rel(path)
         run.mark_running(stage, "fp", {})
         run.mark_done(stage, files, {}, 0.0)

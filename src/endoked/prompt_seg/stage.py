@@ -6,8 +6,11 @@ mask each: the best of many candidate prompts (``selection``), kept when it pass
 Outputs: ``prompt_seg/masks/<exam_id>/<stem>.png`` (0/255, image size; several boxes of an image are
 merged), ``prompt_seg/pseudo_labels.parquet`` ("pseudo_labels": exam_id, image, mask, score, source and the
 quality fields), ``prompt_seg/rejected.parquet`` ("rejected": images whose mask failed the filter, with the
-reason) and ``prompt_seg/overlays/*.png`` for a sample. Work goes in chunks of ``prompt_seg.chunk_size``
-images (``prompt_seg/chunks/part-NNNNN.parquet``), reused when an interrupted run resumes.
+reason) and ``prompt_seg/overlays/*.png`` for the first ``overlays`` images (kept or rejected).
+
+The work is a batch core, :func:`setup` (the segmenter, loaded once) and :func:`process_batch` (rows of
+:func:`batch_rows` -> table rows + PNG files), run by the generic driver in chunks of ``prompt_seg.chunk_size``
+images (``prompt_seg/chunks/part-NNNNN.*``), reused when an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +26,12 @@ import numpy as np
 import torch
 
 from endoked import tables
+from endoked.batching import BatchOutput, run_batches
 from endoked.boxes import DROP_REASONS
 from endoked.errors import DataFormatError, StageError
-from endoked.imaging import mask_to_u8, read_rgb, resize_map, write_png
-from endoked.io import atomic_write_bytes, read_parquet, sha256_bytes, write_parquet
+from endoked.imaging import encode_png, mask_to_u8, read_rgb, resize_map
+from endoked.io import sha256_bytes
 from endoked.pipeline import StageContext, StageResult, StageSpec
-from endoked.progress import bar
 from endoked.prompt_seg.base import create_segmenter
 from endoked.prompt_seg.config import PromptSegConfig
 from endoked.prompt_seg.overlay import overlay_png
@@ -35,10 +39,12 @@ from endoked.prompt_seg.refine import MaskResult, Selection, passes_filter, segm
 
 logger = logging.getLogger(__name__)
 
-PSEUDO_SCHEMA = tables.spec("prompt_seg/pseudo_labels").schema
+PSEUDO = "prompt_seg/pseudo_labels"
+REJECTED = "prompt_seg/rejected"
+PSEUDO_SCHEMA = tables.spec(PSEUDO).schema
 # cam-stage drops by a box filter on a CAM with foreground: its components may still hold the polyp
 RESCUABLE = frozenset(DROP_REASONS) - {"no_foreground"}
-REJECTED_SCHEMA = tables.spec("prompt_seg/rejected").schema
+REJECTED_SCHEMA = tables.spec(REJECTED).schema
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -68,15 +74,15 @@ class _CamStore:
     def __init__(self, ctx: StageContext) -> None:
         self.run = ctx.run
         self.index: dict[tuple[str, str], tuple[str, str]] = {}
-        try:
-            table = read_parquet(ctx.upstream("cam", "cams"))
-        except StageError:
-            return
-        for r in table.to_pylist():
-            if r["file"]:
-                self.index[(str(r["exam_id"]), str(r["image"]))] = (str(r["file"]), str(r["key"]))
         self._file: str | None = None
         self._npz: dict[str, np.ndarray] = {}
+        try:
+            cams = tables.rows(ctx.run, "cam/cams")
+        except StageError:
+            return
+        for r in cams:
+            if r["file"]:
+                self.index[(str(r["exam_id"]), str(r["image"]))] = (str(r["file"]), str(r["key"]))
 
     def get(self, exam_id: str, image: str) -> np.ndarray | None:
         hit = self.index.get((exam_id, image))
@@ -119,28 +125,58 @@ def _nan_to_none(v: float) -> float | None:
     return None if np.isnan(v) else float(v)
 
 
-def _process_chunk(ctx: StageContext, cfg: PromptSegConfig, seg: Any, items: list[tuple[tuple[str, str], list]],
-                   paths: dict[tuple[str, str], str], names: dict[tuple[str, str], str], cams: _CamStore,
-                   overlay_budget: list[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    rows: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    for (exam_id, image), boxes in items:
+@dataclass
+class PromptSegState:
+    """What every batch needs: the config, the segmenter (built once) and the cam stage's saved CAMs."""
+
+    cfg: PromptSegConfig
+    segmenter: Any
+    cams: _CamStore
+
+
+def setup(ctx: StageContext) -> PromptSegState:
+    """Build the batch core's state (the segmenter loads its weights here, once)."""
+    cfg: PromptSegConfig = ctx.config.prompt_seg
+    seg = create_segmenter(cfg.segmenter, **_segmenter_kwargs(cfg, ctx.config.device))
+    return PromptSegState(cfg, seg, _CamStore(ctx))
+
+
+def _overlay_name(exam_id: str, image: str) -> str:
+    return f"prompt_seg/overlays/{safe_name(exam_id)}__{safe_name(Path(image).stem)}.png"
+
+
+def process_batch(rows: list[dict[str, Any]], state: PromptSegState) -> BatchOutput:
+    """Pseudo masks for a batch of images.
+
+    Each row holds ``exam_id``, ``image``, ``path`` (None when the image is not in ingest), ``mask`` (the
+    run-relative PNG path its mask gets), ``boxes`` (the cam stage's boxes, ``x0..y1``; empty for a rescued
+    image) and ``overlay`` (write an inspection overlay). Returns ``prompt_seg/pseudo_labels`` and
+    ``prompt_seg/rejected`` rows and the mask and overlay PNGs.
+    """
+    cfg, seg = state.cfg, state.segmenter
+    out = BatchOutput(tables={PSEUDO: [], REJECTED: []})
+    for row in rows:
+        exam_id, image, boxes = str(row["exam_id"]), str(row["image"]), row["boxes"]
         ident: dict[str, Any] = {"exam_id": exam_id, "image": image}
         try:
-            img = read_rgb(paths[(exam_id, image)])
-        except (DataFormatError, KeyError) as exc:
+            if row["path"] is None:
+                raise DataFormatError("not in ingest/images")
+            img = read_rgb(row["path"])
+        except DataFormatError as exc:
             logger.warning("prompt_seg: %s/%s unreadable: %s", exam_id, image, exc)
-            rejected.append({**ident, "reason": "unreadable_image"})
+            out.tables[REJECTED].append({**ident, "reason": "unreadable_image"})
             continue
-        results, cam = _segment_image(seg, cfg, img, boxes, cams.get(exam_id, image))
+        results, cam = _segment_image(seg, cfg, img, boxes, state.cams.get(exam_id, image))
         kept = [r for r in results if _filter(r, cfg) is None]
+        cam_boxes = np.array([[b["x0"], b["y0"], b["x1"], b["y1"]] for b in boxes], dtype=np.float32).reshape(-1, 4)
         if not kept:
             reason = _filter(results[0], cfg) if results else "no_candidates"
-            rejected.append({**ident, "reason": reason})
+            out.tables[REJECTED].append({**ident, "reason": reason})
+            if row["overlay"]:
+                out.files[_overlay_name(exam_id, image)] = overlay_png(img, cam, cam_boxes, np.zeros((0, 4)), None)
             continue
         mask = np.logical_or.reduce([r.mask for r in kept])
-        rel = names[(exam_id, image)]
-        write_png(ctx.run.abs(rel), mask_to_u8(mask))
+        out.files[row["mask"]] = encode_png(mask_to_u8(mask))
         best = max(kept, key=lambda r: r.score)
         agreement = float(np.nanmean([r.cam_agreement for r in kept])) if cam is not None else None
         if cfg.selection == "consensus":
@@ -148,69 +184,58 @@ def _process_chunk(ctx: StageContext, cfg: PromptSegConfig, seg: Any, items: lis
             score = float(np.clip(best.rank / total, 0.0, 1.0)) if total > 0 else best.score
         else:
             score = float(np.mean([r.score for r in kept]))
-        rows.append({**ident, "mask": rel, "score": score, "consensus": _nan_to_none(best.consensus),
-                     "rank": _nan_to_none(best.rank), "rescued": not boxes,
-                     "source": f"cam+{cfg.segmenter}", "segmenter_score": best.score, "cam_agreement": agreement,
-                     "area_fraction": float(mask.mean()), "box_fill": best.box_fill, "n_boxes": len(kept),
-                     "box_x0": float(best.box[0]), "box_y0": float(best.box[1]), "box_x1": float(best.box[2]),
-                     "box_y1": float(best.box[3])})
-        if overlay_budget[0] > 0:
-            overlay_budget[0] -= 1
-            boxes_xyxy = np.array([[b["x0"], b["y0"], b["x1"], b["y1"]] for b in boxes], dtype=np.float32)
-            name = f"{safe_name(exam_id)}__{safe_name(Path(image).stem)}.png"
-            atomic_write_bytes(ctx.work_dir / "overlays" / name,
-                               overlay_png(img, cam, boxes_xyxy, np.stack([r.box for r in kept]), mask))
-    return rows, rejected
+        out.tables[PSEUDO].append({
+            **ident, "mask": row["mask"], "score": score, "source": f"cam+{cfg.segmenter}",
+            "segmenter_score": best.score, "cam_agreement": agreement, "area_fraction": float(mask.mean()),
+            "box_fill": best.box_fill, "n_boxes": len(kept), "box_x0": float(best.box[0]),
+            "box_y0": float(best.box[1]), "box_x1": float(best.box[2]), "box_y1": float(best.box[3]),
+            "consensus": _nan_to_none(best.consensus), "rank": _nan_to_none(best.rank), "rescued": not boxes})
+        if row["overlay"]:
+            out.files[_overlay_name(exam_id, image)] = overlay_png(img, cam, cam_boxes, np.stack([r.box for r in kept]),
+                                                                   mask)
+    return out
 
 
-def run(ctx: StageContext) -> StageResult:
-    """Masks for every image with CAM boxes, filtered, in resumable chunks."""
-    cfg: PromptSegConfig = ctx.config.prompt_seg
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    images = read_parquet(ctx.upstream("ingest", "images")).to_pylist()
-    paths = {(str(r["exam_id"]), str(r["image"])): str(r["path"]) for r in images}
+def batch_rows(ctx: StageContext, cfg: PromptSegConfig) -> list[dict[str, Any]]:
+    """The batch core's input: every image with CAM boxes (and, with ``rescue_dropped``, every image the cam
+    stage dropped by a box filter although its CAM has foreground), sorted by ``(exam_id, image)``."""
+    paths = tables.image_paths(ctx.run)
     by_image: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for b in read_parquet(ctx.upstream("cam", "boxes")).to_pylist():
-        by_image[(str(b["exam_id"]), str(b["image"]))].append(b)
-    cams = _CamStore(ctx)
+    for b in tables.boxes(ctx.run):
+        by_image[(str(b["exam_id"]), str(b["image"]))].append(
+            {k: float(b[k]) for k in ("x0", "y0", "x1", "y1")})
     if cfg.selection == "consensus" and cfg.rescue_dropped:
-        for d in read_parquet(ctx.upstream("cam", "dropped")).to_pylist():
+        cams = _CamStore(ctx)
+        for d in tables.rows(ctx.run, "cam/dropped"):
             key = (str(d["exam_id"]), str(d["image"]))
             if d["reason"] in RESCUABLE and key in cams.index and key not in by_image:
                 by_image[key] = []
-    items = sorted(by_image.items(), key=lambda kv: kv[0])
-    names = mask_relpaths([k for k, _ in items])
-    seg = None
-    chunk_dir = ctx.work_dir / "chunks"
-    all_rows: list[dict[str, Any]] = []
-    all_rejected: list[dict[str, Any]] = []
-    overlay_budget = [cfg.overlays]
-    reused = 0
-    with bar(len(items), desc="prompt_seg", unit="img", enabled=ctx.progress) as pb:
-        for n, start in enumerate(range(0, len(items), cfg.chunk_size)):
-            chunk = items[start:start + cfg.chunk_size]
-            part, rej = chunk_dir / f"part-{n:05d}.parquet", chunk_dir / f"part-{n:05d}.rejected.parquet"
-            if part.is_file() and rej.is_file():
-                reused += 1
-            else:
-                if seg is None:
-                    seg = create_segmenter(cfg.segmenter, **_segmenter_kwargs(cfg, ctx.config.device))
-                rows, rejected = _process_chunk(ctx, cfg, seg, chunk, paths, names, cams, overlay_budget)
-                write_parquet(rej, rejected, schema=REJECTED_SCHEMA)
-                write_parquet(part, rows, schema=PSEUDO_SCHEMA)
-            all_rows.extend(read_parquet(part).to_pylist())
-            all_rejected.extend(read_parquet(rej).to_pylist())
-            pb.update(len(chunk))
-    write_parquet(ctx.work_dir / "pseudo_labels.parquet", all_rows, schema=PSEUDO_SCHEMA)
-    write_parquet(ctx.work_dir / "rejected.parquet", all_rejected, schema=REJECTED_SCHEMA)
+    keys = sorted(by_image)
+    names = mask_relpaths(keys)
+    return [{"exam_id": e, "image": i, "path": str(paths[(e, i)]) if (e, i) in paths else None,
+             "mask": names[(e, i)], "boxes": by_image[(e, i)], "overlay": n < cfg.overlays}
+            for n, (e, i) in enumerate(keys)]
+
+
+def run(ctx: StageContext) -> StageResult:
+    """Masks for every image with CAM boxes, filtered, in resumable chunks (:func:`endoked.batching.run_batches`)."""
+    cfg: PromptSegConfig = ctx.config.prompt_seg
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    items = batch_rows(ctx, cfg)
+    done = run_batches(items, setup=lambda: setup(ctx), process_batch=process_batch, outputs=(PSEUDO, REJECTED),
+                       chunk_dir=ctx.work_dir / "chunks", run_root=ctx.run.root, chunk_size=cfg.chunk_size,
+                       desc="prompt_seg", progress=ctx.progress)
+    all_rows, all_rejected = done.tables[PSEUDO], done.tables[REJECTED]
+    tables.write(ctx.work_dir / "pseudo_labels.parquet", PSEUDO, all_rows)
+    tables.write(ctx.work_dir / "rejected.parquet", REJECTED, all_rejected)
     reasons: dict[str, int] = defaultdict(int)
     for r in all_rejected:
         reasons[r["reason"]] += 1
-    counts = {"images": len(items), "rescued_images": sum(1 for _, b in items if not b),
+    counts = {"images": len(items), "rescued_images": sum(1 for r in items if not r["boxes"]),
               "pseudo_labels": len(all_rows), "rescued_labels": sum(1 for r in all_rows if r.get("rescued")),
               "rejected": len(all_rejected),
-              "reject_reasons": dict(reasons), "chunks_reused": reused, "segmenter": cfg.segmenter}
+              "reject_reasons": dict(reasons), "chunks_reused": done.chunks_reused, "segmenter": cfg.segmenter}
     outputs = {"pseudo_labels": ctx.run.rel(ctx.work_dir / "pseudo_labels.parquet"),
                "rejected": ctx.run.rel(ctx.work_dir / "rejected.parquet")}
     return StageResult(outputs=outputs, counts=counts)
