@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image
 
+from endoked import tables
 from endoked.cam.stage import BOXES_SCHEMA, DROPPED_SCHEMA, STAGE
 from endoked.config import resolve_config
 from endoked.errors import StageError
-from endoked.io import read_parquet, write_parquet
+from endoked.io import read_parquet
 from endoked.pipeline import available_stages, run_stage
 from endoked.runfolder import RunFolder
 
@@ -47,7 +47,7 @@ def make_run(tmp_path: Path, broken: bool = False) -> RunFolder:
         selection.append({"exam_id": "E9", "image": "E9/bad.jpg", "label": 1, "score": 0.95})
     for stage, name, rows in (("ingest", "images", images), ("mil", "selection", selection)):
         path = run.stage_dir(stage) / f"{name}.parquet"
-        write_parquet(path, pa.Table.from_pylist(rows))
+        tables.write(path, f"{stage}/{name}", rows)
         run.mark_running(stage, "fp", {})
         run.mark_done(stage, {name: run.rel(path)}, {}, 0.0)
     return run
@@ -134,7 +134,7 @@ def test_cam_stage_rejects_selection_rows_missing_from_ingest(tmp_path: Path) ->
     path = run.output("mil", "selection")
     rows = read_parquet(path).to_pylist()
     rows.append({"exam_id": "X", "image": "X/1.jpg", "label": 1, "score": 0.9})
-    write_parquet(path, rows)
+    tables.write(path, "mil/selection", rows)
     run.mark_running("mil", "fp2", {})
     run.mark_done("mil", {"selection": run.rel(path)}, {}, 0.0)
     with pytest.raises(StageError, match=r"X/1\.jpg"):

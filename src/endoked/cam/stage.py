@@ -4,8 +4,10 @@
 1. The classifier is trained on the MIL selection (label 1 vs 0) with a frozen encoder and cached
    features, or loaded from ``cam.checkpoint``; the trained head is written first, so a resumed run
    does not train again.
-2. Every selected positive image gets a CAM and boxes; work goes in chunks of ``cam.chunk_size``
-   images (``cam/chunks/part-NNNNN.*``), each written atomically and reused on resume.
+2. Every selected positive image gets a CAM and boxes: the batch core :func:`process_batch` (state: the
+   classifier, built once) run by the generic driver (:mod:`endoked.batching`) in chunks of ``cam.chunk_size``
+   images (``cam/chunks/part-NNNNN.*``, the CAMs in ``cam/chunks/cams-<digest>.npz``), each written
+   atomically and reused on resume.
 3. Unreadable images and images that fail a filter are listed in ``dropped`` with the reason.
 """
 
@@ -13,32 +15,34 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from endoked import tables
+from endoked.batching import BatchOutput, run_batches
 from endoked.cam.config import CamConfig
 from endoked.cam.core import ImageCam, build_net, cams_for_images, load_classifier, save_classifier
 from endoked.cam.train import cache_features, fit_head, to_input
 from endoked.device import resolve_device
 from endoked.errors import DataFormatError, StageError
 from endoked.imaging import read_rgb
-from endoked.io import atomic_write_bytes, read_parquet, write_parquet
+from endoked.io import sha256_json
 from endoked.pipeline import StageContext, StageResult, StageSpec
 from endoked.progress import bar
 
 logger = logging.getLogger(__name__)
 
-BOXES_SCHEMA = tables.spec("cam/boxes").schema
-DROPPED_SCHEMA = tables.spec("cam/dropped").schema
-CAMS_SCHEMA = tables.spec("cam/cams").schema
+BOXES, DROPPED, CAMS = "cam/boxes", "cam/dropped", "cam/cams"
+BOXES_SCHEMA = tables.spec(BOXES).schema
+DROPPED_SCHEMA = tables.spec(DROPPED).schema
+CAMS_SCHEMA = tables.spec(CAMS).schema
 
 
 def _selection_rows(ctx: StageContext) -> tuple[list[dict[str, Any]], dict[tuple[str, str], str]]:
-    images = read_parquet(ctx.upstream("ingest", "images")).to_pylist()
-    paths = {(str(r["exam_id"]), str(r["image"])): str(r["path"]) for r in images}
-    selection = read_parquet(ctx.upstream("mil", "selection")).to_pylist()
+    paths = {k: str(v) for k, v in tables.image_paths(ctx.run).items()}
+    selection = tables.selection(ctx.run)
     for i, row in enumerate(selection):
         if (str(row["exam_id"]), str(row["image"])) not in paths:
             raise StageError(f"mil selection row {i} ({row['exam_id']}/{row['image']}) is not in ingest/images")
@@ -89,27 +93,61 @@ def _train(ctx: StageContext, cfg: CamConfig, selection: list[dict[str, Any]], p
     return net, normalize, cfg, info
 
 
-def _chunk_rows(rows: list[dict[str, Any]], results: list[ImageCam | str], cam_file: str
-                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, np.ndarray]]:
-    boxes: list[dict[str, Any]] = []
-    dropped: list[dict[str, Any]] = []
-    cams_idx: list[dict[str, Any]] = []
+@dataclass
+class CamState:
+    """What every batch needs: the trained classifier on its device, its normalisation, the inference config."""
+
+    net: Any
+    normalize: Any
+    cfg: CamConfig
+    device: Any
+
+
+def process_batch(rows: list[dict[str, Any]], state: CamState) -> BatchOutput:
+    """CAMs and boxes for a batch of selected images (rows: ``exam_id``, ``image``, ``path``).
+
+    Returns ``cam/boxes``, ``cam/dropped`` and ``cam/cams`` rows, and (``save_cams``) one compressed npz of the
+    batch's CAMs (uint8), named by the digest of its input rows.
+    """
+    cfg = state.cfg
+    results: list[ImageCam | str] = []
+    for b0 in range(0, len(rows), cfg.encode_batch_size):
+        imgs: list[np.ndarray] = []
+        slots: list[int] = []
+        batch_results: list[ImageCam | str] = []
+        for r in rows[b0:b0 + cfg.encode_batch_size]:
+            try:
+                imgs.append(read_rgb(r["path"]))
+                slots.append(len(batch_results))
+                batch_results.append("")
+            except DataFormatError:
+                batch_results.append("unreadable_image")
+        for slot, image_cam in zip(slots, cams_for_images(state.net, state.normalize, imgs, cfg, state.device),
+                                   strict=True):
+            batch_results[slot] = image_cam
+        results.extend(batch_results)
+    cam_file = f"cam/chunks/cams-{sha256_json(rows)[:16]}.npz" if cfg.save_cams else ""
+    out = BatchOutput(tables={BOXES: [], DROPPED: [], CAMS: []})
     arrays: dict[str, np.ndarray] = {}
     for k, (row, res) in enumerate(zip(rows, results, strict=True)):
         ident: dict[str, Any] = {"exam_id": str(row["exam_id"]), "image": str(row["image"])}
         if isinstance(res, str):
-            dropped.append({**ident, "reason": res, "class_prob": None})
+            out.tables[DROPPED].append({**ident, "reason": res, "class_prob": None})
             continue
-        key = f"c{k}"
-        arrays[key] = np.round(res.cam * 255).astype(np.uint8)
-        cams_idx.append({**ident, "file": cam_file, "key": key})
+        if cfg.save_cams:
+            arrays[f"c{k}"] = np.round(res.cam * 255).astype(np.uint8)
+            out.tables[CAMS].append({**ident, "file": cam_file, "key": f"c{k}"})
         if res.reason is not None:
-            dropped.append({**ident, "reason": res.reason, "class_prob": res.prob})
+            out.tables[DROPPED].append({**ident, "reason": res.reason, "class_prob": res.prob})
             continue
         for j, b in enumerate(res.boxes):
-            boxes.append({**ident, "box_id": j, "x0": b.x0, "y0": b.y0, "x1": b.x1, "y1": b.y1,
-                          "cam_score": b.score, "class_prob": res.prob, "area_fraction": b.area_fraction})
-    return boxes, dropped, cams_idx, arrays
+            out.tables[BOXES].append({**ident, "box_id": j, "x0": b.x0, "y0": b.y0, "x1": b.x1, "y1": b.y1,
+                                      "cam_score": b.score, "class_prob": res.prob, "area_fraction": b.area_fraction})
+    if cfg.save_cams:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+        out.files[cam_file] = buf.getvalue()
+    return out
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -119,60 +157,22 @@ def run(ctx: StageContext) -> StageResult:
     selection, paths = _selection_rows(ctx)
     net, normalize, arch, info = _train(ctx, cfg, selection, paths, device)
     infer_cfg = cfg.model_copy(update={k: getattr(arch, k) for k in ("levels", "head", "pool", "input_size")})
-    targets = [r for r in selection if int(r["label"]) == 1]
-    chunk_dir = ctx.work_dir / "chunks"
-    all_boxes: list[dict[str, Any]] = []
-    all_dropped: list[dict[str, Any]] = []
-    all_cams: list[dict[str, Any]] = []
-    reused = 0
-    with bar(len(targets), desc="cam", unit="img", enabled=ctx.progress) as pb:
-        for n, start in enumerate(range(0, len(targets), cfg.chunk_size)):
-            rows = targets[start:start + cfg.chunk_size]
-            stem = chunk_dir / f"part-{n:05d}"
-            names = {"boxes": stem.with_suffix(".boxes.parquet"), "dropped": stem.with_suffix(".dropped.parquet"),
-                     "cams": stem.with_suffix(".cams.parquet"), "npz": stem.with_suffix(".npz")}
-            if all(p.is_file() for p in names.values()):
-                reused += 1
-                pb.update(len(rows))
-            else:
-                results: list[ImageCam | str] = []
-                for b0 in range(0, len(rows), cfg.encode_batch_size):
-                    batch = rows[b0:b0 + cfg.encode_batch_size]
-                    imgs: list[np.ndarray] = []
-                    slots: list[int] = []
-                    results_batch: list[ImageCam | str] = []
-                    for r in batch:
-                        try:
-                            imgs.append(read_rgb(paths[(str(r["exam_id"]), str(r["image"]))]))
-                            slots.append(len(results_batch))
-                            results_batch.append("")
-                        except DataFormatError:
-                            results_batch.append("unreadable_image")
-                    for slot, res in zip(slots, cams_for_images(net, normalize, imgs, infer_cfg, device), strict=True):
-                        results_batch[slot] = res
-                    results.extend(results_batch)
-                    pb.update(len(batch))
-                rel_npz = ctx.run.rel(names["npz"]) if cfg.save_cams else ""
-                boxes, dropped, cams_idx, arrays = _chunk_rows(rows, results, rel_npz)
-                buf = io.BytesIO()
-                np.savez_compressed(buf, **(arrays if cfg.save_cams else {}))  # type: ignore[arg-type]
-                atomic_write_bytes(names["npz"], buf.getvalue())
-                write_parquet(names["boxes"], boxes, schema=BOXES_SCHEMA)
-                write_parquet(names["dropped"], dropped, schema=DROPPED_SCHEMA)
-                write_parquet(names["cams"], cams_idx if cfg.save_cams else [], schema=CAMS_SCHEMA)
-            all_boxes.extend(read_parquet(names["boxes"]).to_pylist())
-            all_dropped.extend(read_parquet(names["dropped"]).to_pylist())
-            all_cams.extend(read_parquet(names["cams"]).to_pylist())
+    targets = [{"exam_id": str(r["exam_id"]), "image": str(r["image"]),
+                "path": paths[(str(r["exam_id"]), str(r["image"]))]} for r in selection if int(r["label"]) == 1]
+    done = run_batches(targets, setup=lambda: CamState(net, normalize, infer_cfg, device), process_batch=process_batch,
+                       outputs=(BOXES, DROPPED, CAMS), chunk_dir=ctx.work_dir / "chunks", run_root=ctx.run.root,
+                       chunk_size=cfg.chunk_size, desc="cam", progress=ctx.progress)
+    all_boxes, all_dropped, all_cams = (done.tables[n] for n in (BOXES, DROPPED, CAMS))
     out = ctx.work_dir
-    write_parquet(out / "boxes.parquet", all_boxes, schema=BOXES_SCHEMA)
-    write_parquet(out / "dropped.parquet", all_dropped, schema=DROPPED_SCHEMA)
-    write_parquet(out / "cams.parquet", all_cams, schema=CAMS_SCHEMA)
+    tables.write(out / "boxes.parquet", BOXES, all_boxes)
+    tables.write(out / "dropped.parquet", DROPPED, all_dropped)
+    tables.write(out / "cams.parquet", CAMS, all_cams)
     reasons: dict[str, int] = {}
     for r in all_dropped:
         reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
     images_with_boxes = len({(r["exam_id"], r["image"]) for r in all_boxes})
     counts: dict[str, Any] = {"images": len(targets), "images_with_boxes": images_with_boxes,
-                              "boxes": len(all_boxes), "dropped": len(all_dropped), "chunks_reused": reused,
+                              "boxes": len(all_boxes), "dropped": len(all_dropped), "chunks_reused": done.chunks_reused,
                               "drop_reasons": reasons, **info}
     outputs = {"boxes": ctx.run.rel(out / "boxes.parquet"), "dropped": ctx.run.rel(out / "dropped.parquet"),
                "cams": ctx.run.rel(out / "cams.parquet"), "checkpoint": ctx.run.rel(out / "classifier.pt")}
