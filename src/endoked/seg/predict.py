@@ -18,16 +18,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from endoked.batching import BatchOutput
 from endoked.device import autocast_for, resolve_device
 from endoked.errors import DataFormatError
-from endoked.imaging import read_rgb, write_png
-from endoked.io import write_jsonl
+from endoked.imaging import encode_png, read_rgb, write_png
+from endoked.io import atomic_write_bytes, write_jsonl
 from endoked.progress import bar
 from endoked.seg.checkpoint import load_model
 from endoked.seg.data import list_image_files
 from endoked.seg.model import PolypPVT
 
 logger = logging.getLogger(__name__)
+
+ERRORS = "predict/errors"  # a JSON record stream (not a run-folder table)
 
 
 class Predictor:
@@ -106,31 +109,43 @@ class PredictSummary:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
+def process_batch(rows: list[dict[str, Any]], predictor: Predictor) -> BatchOutput:
+    """The batch core of prediction: rows ``name``, ``image`` (a file) -> PNG maps (files ``<name>.png``) and
+    ``predict/errors`` records (``name``, ``image``, ``reason``) for images that cannot be read."""
+    out = BatchOutput(tables={ERRORS: []})
+    names: list[str] = []
+    images: list[np.ndarray] = []
+    for row in rows:
+        try:
+            images.append(read_rgb(row["image"]))
+            names.append(str(row["name"]))
+        except DataFormatError as exc:
+            out.tables[ERRORS].append({"name": row["name"], "image": str(row["image"]), "reason": str(exc)})
+            logger.warning("skipping %s: %s", row["image"], exc)
+    for name, prob in zip(names, predictor.predict(images), strict=True):
+        out.files[f"{name}.png"] = encode_png(to_png_bytes(prob))
+    return out
+
+
 def predict_files(predictor: Predictor, files: Sequence[tuple[str, Path]], out_dir: Path, batch_size: int = 8,
                   progress: bool = True, skip_existing: bool = False) -> PredictSummary:
-    """Predict ``(name, image file)`` pairs into ``out_dir/<name>.png``; unreadable images become error records."""
+    """Predict ``(name, image file)`` pairs into ``out_dir/<name>.png`` with :func:`process_batch`; unreadable
+    images become error records. With ``skip_existing`` a map already written counts as done (resume)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = PredictSummary()
-    todo: list[tuple[str, Path]] = []
+    todo: list[dict[str, Any]] = []
     for name, path in files:
         if skip_existing and (out_dir / f"{name}.png").is_file():
             summary.written.append(out_dir / f"{name}.png")
         else:
-            todo.append((name, path))
+            todo.append({"name": name, "image": str(path)})
     with bar(len(todo), desc="predict", unit="img", enabled=progress) as pbar:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
-            names: list[str] = []
-            images: list[np.ndarray] = []
-            for name, path in chunk:
-                try:
-                    images.append(read_rgb(path))
-                    names.append(name)
-                except DataFormatError as exc:
-                    summary.errors.append({"name": name, "image": str(path), "reason": str(exc)})
-                    logger.warning("skipping %s: %s", path, exc)
-            for name, prob in zip(names, predictor.predict(images), strict=True):
-                summary.written.append(save_map(prob, out_dir / f"{name}.png"))
+            result = process_batch(chunk, predictor)
+            for rel, data in result.files.items():
+                summary.written.append(atomic_write_bytes(out_dir / rel, data))
+            summary.errors.extend(result.tables[ERRORS])
             pbar.update(len(chunk))
     return summary
 
