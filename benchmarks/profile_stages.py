@@ -209,7 +209,7 @@ def profile_cam(pairs: list[tuple[Path, Path]], timers: Timers, batch: int) -> d
         core.cams_for_images(net, normalize, imgs, cfg, torch.device("cpu"))
     wall = time.perf_counter() - t0
     flops = 0
-    side = cfg.input_size
+    side = cfg.image_size
     for s in cfg.scales:
         size = max(32, round(side * s / 32) * 32)
         x = torch.zeros(1, 3, size, size)

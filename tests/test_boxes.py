@@ -129,3 +129,13 @@ def test_mask_boxes_and_iou() -> None:
     assert mask_components_boxes(mask, min_area=19).shape == (1, 4)
     iou = box_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]]))
     np.testing.assert_allclose(iou, [[1.0, 50 / 150, 0.0]])
+
+
+def test_box_filter_config_is_the_filter_shape() -> None:
+    from dataclasses import asdict
+
+    from endoked.boxes import BoxFilter, BoxFilterConfig
+
+    assert asdict(BoxFilterConfig().to_filter()) == asdict(BoxFilter())  # same fields, EndoKED's defaults
+    f = BoxFilterConfig(min_area=0.02, drop_border=False).to_filter(multi_box=True)
+    assert (f.min_area, f.drop_border, f.multi_box, f.max_area) == (0.02, False, True, 0.35)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as ConfigField
 
 from endoked.errors import DataFormatError
 
@@ -52,6 +54,27 @@ class BoxFilter:
     max_components: int | None = 3
     min_component_area: float = 0.0
     multi_box: bool = False
+
+
+class BoxFilterConfig(BaseModel):
+    """The box filter as a config section, one shape wherever boxes are cut from a map (``cam.boxes``,
+    ``seg.refine.boxes``); defaults are EndoKED's CAM filter. :meth:`to_filter` gives the :class:`BoxFilter`."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    threshold: float = ConfigField(0.65, gt=0, lt=1, description="Foreground = max-normalised map > threshold.")
+    min_area: float = ConfigField(0.01, ge=0, le=1, description="Drop boxes smaller than this fraction of the image.")
+    max_area: float = ConfigField(0.35, gt=0, le=1, description="Drop boxes larger than this fraction of the image.")
+    drop_border: bool = ConfigField(True, description="Drop a foreground region that touches the image border.")
+    border_margin: int = ConfigField(0, ge=0, description="Pixels from the image edge that count as border.")
+    max_components: int | None = ConfigField(3, ge=1, description="Drop images with this many components or more.")
+    min_component_area: float = ConfigField(
+        0.0, ge=0, lt=1, description="Ignore smaller components (image fraction).")
+    multi_box: bool = ConfigField(False, description="One box per passing component instead of the largest only.")
+
+    def to_filter(self, **changes: object) -> BoxFilter:
+        """The filter these settings describe (``changes`` override single fields)."""
+        return BoxFilter(**{**self.model_dump(), **changes})  # type: ignore[arg-type]
 
 
 @dataclass

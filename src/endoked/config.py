@@ -29,6 +29,36 @@ from endoked.synth.config import SynthConfig
 
 PROFILE_NAMES = ("cpu-small", "gpu-paper")
 
+# Keys that were renamed or moved into a nested section: old dotted key -> new dotted key. A config (profile,
+# file, --set) that still uses an old key fails with a message naming the new one (never silently ignored).
+RENAMED_KEYS: dict[str, str] = {
+    "num_workers": "workers",
+    "cam.input_size": "cam.image_size",
+    "cam.backbone_weights": "cam.weights",
+    **{f"cam.{k}": f"cam.boxes.{k}" for k in ("threshold", "min_area", "max_area", "drop_border", "border_margin",
+                                                "max_components", "min_component_area", "multi_box")},
+}
+
+
+def renamed_keys(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """``(old, new)`` for every key of ``data`` (nested mapping) that :data:`RENAMED_KEYS` lists."""
+    out: list[tuple[str, str]] = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if dotted in RENAMED_KEYS:
+            out.append((dotted, RENAMED_KEYS[dotted]))
+        elif isinstance(value, Mapping):
+            out.extend(renamed_keys(value, dotted + "."))
+    return out
+
+
+def check_renamed(data: Mapping[str, Any], source: str) -> None:
+    """Raise :class:`ConfigError` when ``data`` (from ``source``) uses a renamed key, naming the new key."""
+    found = renamed_keys(data)
+    if found:
+        lines = "\n".join(f"  {old} is now {new}" for old, new in found)
+        raise ConfigError(f"{source} uses renamed config keys:\n{lines}")
+
 
 class RunConfig(BaseModel):
     """Everything a run needs. Stage sections are documented on their own models."""
@@ -39,7 +69,7 @@ class RunConfig(BaseModel):
     seed: int = Field(0, description="Global seed; every stage derives its own generators from it.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto", description="Compute device; 'auto' picks cuda > mps > cpu.")
-    num_workers: int = Field(2, ge=0, description="Worker processes/threads for parallel I/O.")
+    workers: int = Field(2, ge=0, description="Worker processes/threads for parallel I/O (data loading).")
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
@@ -139,17 +169,22 @@ def resolve_config(profile: str | None = None, config_file: str | Path | None = 
     data: dict[str, Any] = {}
     sources = ["defaults"]
     if profile:
-        data = deep_merge(data, load_profile(profile))
+        profile_data = load_profile(profile)
+        check_renamed(profile_data, f"profile {profile}")
+        data = deep_merge(data, profile_data)
         sources.append(f"profile {profile}")
     if config_file:
         file_data = load_yaml_file(config_file)
+        check_renamed(file_data, f"config file {config_file}")
         data = deep_merge(data, file_data)
         sources.append(f"file {config_file}")
     if extra:
         data = deep_merge(data, extra)
         sources.append("command-line flags")
     if overrides:
-        data = deep_merge(data, parse_overrides(overrides))
+        override_data = parse_overrides(overrides)
+        check_renamed(override_data, "--set")
+        data = deep_merge(data, override_data)
         sources.append("--set overrides")
     try:
         return RunConfig.model_validate(data)

@@ -16,7 +16,7 @@ from endoked.io import read_parquet
 from endoked.pipeline import available_stages, run_stage
 from endoked.runfolder import RunFolder
 
-CAM_SET = ["cam.backbone=test_efficientnet", "cam.pretrained=false", "cam.input_size=64", "cam.epochs=3",
+CAM_SET = ["cam.backbone=test_efficientnet", "cam.pretrained=false", "cam.image_size=64", "cam.epochs=3",
            "cam.levels=[2, 3]", "cam.chunk_size=3", "cam.encode_batch_size=2", "cam.min_class_prob=0.0",
            "cam.hidden=8"]
 
@@ -139,3 +139,21 @@ def test_cam_stage_rejects_selection_rows_missing_from_ingest(tmp_path: Path) ->
     run.mark_done("mil", {"selection": run.rel(path)}, {}, 0.0)
     with pytest.raises(StageError, match=r"X/1\.jpg"):
         run_stage(run, resolve_config("cpu-small", overrides=CAM_SET), STAGE, progress=False)
+
+
+def test_classifier_checkpoint_of_the_old_arch_keys_loads(tmp_path: Path) -> None:
+    import torch
+
+    from endoked.cam.core import build_net, load_classifier, save_classifier
+
+    cfg = resolve_config(None, overrides=[*CAM_SET]).cam
+    net, _ = build_net(cfg)
+    path = tmp_path / "classifier.pt"
+    save_classifier(net, cfg, path)
+    payload = torch.load(path, weights_only=True)
+    payload["arch"]["input_size"] = payload["arch"].pop("image_size")  # as written before the rename
+    torch.save(payload, path)
+    loaded, _, arch = load_classifier(path, cfg.model_copy(update={"image_size": 352}))
+    assert arch.image_size == 64
+    for a, b in zip(loaded.head.state_dict().values(), net.head.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from endoked.boxes import BoxFilterConfig
+
 
 class CamConfig(BaseModel):
     """Tunables of the cam stage: the CAM classifier, the activation maps and the box filters."""
@@ -14,11 +16,11 @@ class CamConfig(BaseModel):
 
     # Classifier.
     backbone: str = Field("tf_efficientnet_lite0", description="Encoder from the backbone registry.")
-    backbone_weights: str | None = Field(
+    weights: str | None = Field(
         None, description="Local ImageNet weight file for the encoder; default: its installed weight package.")
     pretrained: bool = Field(True, description="ImageNet encoder weights (False: random encoder, for tests only).")
     allow_download: bool = Field(False, description="Let the backbone registry download weights when none is local.")
-    input_size: int = Field(352, ge=64, description="Side of the square classifier input (images are stretched).")
+    image_size: int = Field(352, ge=64, description="Side of the square classifier input (images are stretched).")
     levels: list[int] = Field(
         [4], min_length=1,
         description="Encoder levels the head reads (0 = stride 2 … 4 = stride 32 for EfficientNet); the CAM has "
@@ -48,20 +50,13 @@ class CamConfig(BaseModel):
         None, description="Encoder levels for the gradient methods; default: the head's levels.")
     scales: list[float] = Field(
         [0.75, 1.0, 1.5, 2.0], min_length=1,
-        description="Test-time scales of input_size (EndoKED: 0.5–1.75); maps are averaged at the resolution of "
+        description="Test-time scales of image_size (EndoKED: 0.5–1.75); maps are averaged at the resolution of "
                     "the largest scale, so larger scales give finer maps.")
     flip: bool = Field(True, description="Add horizontally flipped views at test time.")
     min_class_prob: float = Field(
         0.5, ge=0, le=1, description="Drop an image (reason low_class_prob) whose classifier probability is lower.")
     save_cams: bool = Field(True, description="Keep the CAMs (uint8) for prompt_seg's box refinement and overlays.")
     # Boxes.
-    threshold: float = Field(0.65, gt=0, lt=1, description="Foreground = max-normalised CAM > threshold.")
-    min_area: float = Field(0.01, ge=0, le=1, description="Drop boxes smaller than this fraction of the image.")
-    max_area: float = Field(0.35, gt=0, le=1, description="Drop boxes larger than this fraction of the image.")
-    drop_border: bool = Field(True, description="Drop a foreground region that touches the image border.")
-    border_margin: int = Field(0, ge=0, description="Pixels from the image edge that count as border.")
-    max_components: int | None = Field(3, ge=1, description="Drop images with this many components or more.")
-    min_component_area: float = Field(0.0, ge=0, lt=1, description="Ignore smaller components (image fraction).")
-    multi_box: bool = Field(False, description="One box per passing component instead of the largest only.")
+    boxes: BoxFilterConfig = Field(default_factory=BoxFilterConfig, description="The box filter (EndoKED's).")
     # Run.
     chunk_size: int = Field(64, ge=1, description="Images per resumable chunk.")

@@ -23,7 +23,9 @@ from endoked.imaging import resize_map
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "endoked.cam/1"
-ARCH_KEYS = ("backbone", "pretrained", "levels", "head", "hidden", "pool", "lse_r", "topk", "input_size")
+ARCH_KEYS = ("backbone", "pretrained", "levels", "head", "hidden", "pool", "lse_r", "topk", "image_size")
+# arch keys of checkpoints written before a rename: old -> new
+LEGACY_ARCH_KEYS = {"input_size": "image_size"}
 
 
 def build_net(cfg: CamConfig) -> tuple[CamNet, Normalizer]:
@@ -32,7 +34,7 @@ def build_net(cfg: CamConfig) -> tuple[CamNet, Normalizer]:
     from endoked.backbones import create_backbone, normalize_images
 
     encoder = create_backbone(cfg.backbone, pretrained=cfg.pretrained,
-                              weights=cfg.backbone_weights if cfg.pretrained else None,
+                              weights=cfg.weights if cfg.pretrained else None,
                               allow_download=cfg.allow_download, features_only=True)
     info: Any = encoder.feature_info
     net = CamNet(encoder, info.channels(), info.reduction(), levels=cfg.levels, head=cfg.head, hidden=cfg.hidden,
@@ -66,7 +68,8 @@ def load_classifier(path: str | Path, cfg: CamConfig) -> tuple[CamNet, Normalize
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise DataFormatError(f"{path} is not a CAM classifier checkpoint ({CHECKPOINT_FORMAT})")
-    arch_cfg = cfg.model_copy(update=payload["arch"])
+    arch = {LEGACY_ARCH_KEYS.get(k, k): v for k, v in payload["arch"].items()}
+    arch_cfg = cfg.model_copy(update=arch)
     net, normalize = build_net(arch_cfg)
     net.head.load_state_dict(payload["head"])
     if "encoder" in payload:
@@ -76,10 +79,7 @@ def load_classifier(path: str | Path, cfg: CamConfig) -> tuple[CamNet, Normalize
 
 def box_filter(cfg: CamConfig) -> BoxFilter:
     """The box filter settings of a config."""
-    return BoxFilter(threshold=cfg.threshold, min_area=cfg.min_area, max_area=cfg.max_area,
-                     drop_border=cfg.drop_border, border_margin=cfg.border_margin,
-                     max_components=cfg.max_components, min_component_area=cfg.min_component_area,
-                     multi_box=cfg.multi_box)
+    return cfg.boxes.to_filter()
 
 
 @dataclass
@@ -117,7 +117,7 @@ def cams_for_images(net: CamNet, normalize: Normalizer, images: Sequence[np.ndar
     if not images:
         return []
     device = device or torch.device("cpu")
-    x = normalize(torch.stack([to_input(img, cfg.input_size) for img in images]).to(device))
+    x = normalize(torch.stack([to_input(img, cfg.image_size) for img in images]).to(device))
     maps, probs = tta_maps(net, x, cfg.method, cfg.scales, cfg.flip, layers=cfg.cam_layers)
     params = box_filter(cfg)
     out: list[ImageCam] = []

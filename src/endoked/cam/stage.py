@@ -80,7 +80,7 @@ def _train(ctx: StageContext, cfg: CamConfig, selection: list[dict[str, Any]], p
                 logger.warning("cam training: skipping %s/%s: %s", r["exam_id"], r["image"], exc)
                 skipped += 1
                 continue
-            yield to_input(img, cfg.input_size), float(r["label"])
+            yield to_input(img, cfg.image_size), float(r["label"])
 
     with bar(len(train_rows), desc="cam features", unit="img", enabled=ctx.progress) as pb:
         cache = cache_features(net, pairs(), normalize, batch_size=cfg.encode_batch_size, flip=cfg.train_flip,
@@ -156,7 +156,7 @@ def run(ctx: StageContext) -> StageResult:
     device = resolve_device(ctx.config.device)
     selection, paths = _selection_rows(ctx)
     net, normalize, arch, info = _train(ctx, cfg, selection, paths, device)
-    infer_cfg = cfg.model_copy(update={k: getattr(arch, k) for k in ("levels", "head", "pool", "input_size")})
+    infer_cfg = cfg.model_copy(update={k: getattr(arch, k) for k in ("levels", "head", "pool", "image_size")})
     targets = [{"exam_id": str(r["exam_id"]), "image": str(r["image"]),
                 "path": paths[(str(r["exam_id"]), str(r["image"]))]} for r in selection if int(r["label"]) == 1]
     done = run_batches(targets, setup=lambda: CamState(net, normalize, infer_cfg, device), process_batch=process_batch,

@@ -122,7 +122,7 @@ def run_mil(ctx: StageContext) -> StageResult:
     keys = [str(r.get("sha256") or r["path"]) for r in images]
     store_dtype = torch.float16 if (cfg.cache_dtype == "float16" and cfg.trainable_blocks > 0) else None
     store = encode_images(list(zip(keys, (str(r["path"]) for r in images), strict=True)), encoder.prefix,
-                          cfg.image_size, device, cfg.feature_batch_size, ctx.config.num_workers,
+                          cfg.image_size, device, cfg.feature_batch_size, ctx.config.workers,
                           cache_dir=ctx.work_dir / "cache", store_dtype=store_dtype, progress=ctx.progress)
     t_encode = time.perf_counter() - t0
     index = store.index()

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(yaml.safe_dump({"seg": cfg.model_dump(mode="json")}, sort_keys=False), nl=False)
             return
         dev = resolve_device(device or cfg.device or run_cfg.device)
-        result = train_folder(data, out, cfg, seed=run_cfg.seed, device=dev, workers=run_cfg.num_workers,
+        result = train_folder(data, out, cfg, seed=run_cfg.seed, device=dev, workers=run_cfg.workers,
                               progress=progress_enabled())
         val = result.best_val.get("mean_dice")
         if dist_info()[1] != 0:  # other torchrun processes stay quiet

@@ -154,7 +154,7 @@ def run_seg(ctx: StageContext) -> StageResult:
             round_stats.append({"round": rnd, **stats})
         done = rdir / "summary.json"
         warm = rnd > 0 and cfg.refine_warm_start
-        result = fit(items, rdir, cfg, seed=ctx.config.seed + rnd, device=device, workers=ctx.config.num_workers,
+        result = fit(items, rdir, cfg, seed=ctx.config.seed + rnd, device=device, workers=ctx.config.workers,
                      epochs=cfg.refine_epochs if warm else cfg.epochs, init_checkpoint=checkpoint if warm else None,
                      progress=ctx.progress, negatives=negatives)
         checkpoint = result.checkpoint
