@@ -39,21 +39,29 @@ from dataclasses import dataclass
 
 _SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
              "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
-             "常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴"
-             "霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑"
-             "景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝")
+             "温康施牛樊葛邢乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿兰焦俞左柳甘祝包符舒阮柯纪梅童凌毕季裴"
+             "霍涂苗谷盛曲翁冉骆蓝辛靳柴蒙鲍喻祁蒲房滕屈饶牟艾尤阳穆农司卓古吉缪简项芦麦褚娄窦戚岑"
+             "党宫费卜冷晏席卫米柏瞿桂佟臧闵苟邬边卞姬仇栾隋刁沙荣巫寇桑郎甄丛仲虞敖巩佘池麻苑迟邝")
 _SURNAMES2 = ("欧阳|司马|诸葛|上官|东方|皇甫|令狐|慕容|尉迟|长孙|宇文|司徒|夏侯|端木|公孙|轩辕|独孤|南宫|西门|"
               "百里|呼延|万俟|闻人|澹台|公冶|宗政|濮阳|太史|申屠")
 _HAN = r"[\u4e00-\u9fff]"
+
+
+def _words(block: str) -> list[str]:
+    """The white-space separated words of ``block``."""
+    return block.split()
+
+
 # a Chinese given name ends at punctuation, a space, a digit, the sex, or the next field of a header line
-_ZH_END = (r"(?=$|[\s\d,，;；。、.:：()（）\[\]【】/|]|[男女]|性别|年龄|科室|病[历区案床理]|住院|门诊|床|检查|日期|电话|"
-           r"手机|联系|身份|医保|地址|住址|送检|申请|报告|审核|签名|ID|No)")
+_ZH_END = (r"(?=$|[\s\d,，;；。、.:：()（）\[\]【】/|]|[男女]|性别|年龄|科室|病[历区案床理]|住院|门诊|床|"
+           r"检查|日期|电话|手机|联系|身份|医保|地址|住址|送检|申请|报告|审核|签名|ID|No)")
 _ZH_NAME = (rf"(?:(?:{_SURNAMES2}){_HAN}{{1,2}}?|[{_SURNAMES}]{_HAN}{{1,2}}?|{_HAN}{{2,3}}?){_ZH_END}"
             rf"|{_HAN}{{1,4}}·{_HAN}{{1,6}}")
-_ZH_NAME_S = rf"(?:(?:{_SURNAMES2}){_HAN}{{1,2}}?|[{_SURNAMES}]{_HAN}{{1,2}}?){_ZH_END}"
+_ZH_NAME_S = (rf"(?:(?:{_SURNAMES2}){_HAN}{{1,2}}?|[{_SURNAMES}]{_HAN}{{1,2}}?){_ZH_END}"
+              rf"|{_HAN}{{1,4}}·{_HAN}{{1,6}}")
 
 # Words that end a name (function words, report verbs, clinical vocabulary, field labels), matched in any case.
-_STOP = sorted(set("""
+_STOP = sorted(set(_words("""
 a an the and or but nor of in on at to for from with without by as is are was were be been being has have had
 do does did not no yes this that these those it its he she his her him they them their we our you your i me my
 who whom which what when where while after before during since until then than there here also only very
@@ -77,7 +85,7 @@ another more most less few many much several multiple same new prior previous ne
 just now later soon ago about approximately around over under into onto out off up down through via per
 because so if though although however therefore please thank thanks ok okay primary care family general
 gi gastroenterology surgery medicine internal oncology emergency outpatient inpatient referral self
-""".split()))
+""")))
 _STOP_RX = "(?:" + "|".join(_STOP) + ")"
 _PARTICLE = r"(?i:de|la|le|del|della|delle|der|den|di|da|das|dos|du|van|von|ten|ter|bin|ibn|al|el|st\.?|y)"
 # a name word: letters with inner apostrophes/hyphens (O'Brien, McDonald, Smith-Jones), not a stop word
@@ -97,7 +105,7 @@ _NAME_ANY = _name(_WORD_ANY)
 _NAME_CAP = _name(_WORD_CAP)
 # Common English given names that are not also common words ("will", "may", "grace" are left out) and
 # common surnames; "john smith" in lower case is found through them.
-_GIVEN = sorted(set("""
+_GIVEN = sorted(set(_words("""
 james john robert michael william david richard joseph thomas charles christopher daniel matthew anthony donald
 steven paul andrew joshua kenneth kevin brian george timothy ronald edward jason jeffrey ryan jacob gary
 nicholas eric jonathan stephen larry justin scott brandon benjamin samuel gregory alexander patrick raymond
@@ -112,8 +120,8 @@ christina joan evelyn judith megan andrea cheryl hannah jacqueline martha gloria
 frances kathryn janice jean abigail alice judy sophia denise beverly danielle marilyn amber theresa diana
 natalie brittany charlotte marie kayla alexis lori jane
 wei li ming hua jing ying hui yan xin lei jun hong ping fang xiaoming jianguo
-""".split()))
-_SURNAMES_EN = sorted(set("""
+""")))
+_SURNAMES_EN = sorted(set(_words("""
 smith johnson williams jones garcia miller davis rodriguez martinez hernandez lopez gonzalez wilson anderson
 thomas taylor moore jackson martin thompson harris sanchez clark ramirez lewis robinson walker allen
 wright scott torres nguyen flores adams nelson baker hall rivera campbell mitchell carter roberts gomez
@@ -128,7 +136,7 @@ burns crawford olson simpson porter hunter gordon mendez silva shaw snyder mason
 holmes palmer wagner black robertson boyd rose stone salazar fox warren mills meyer rice schmidt garza
 daniels ferguson nichols stephens soto weaver ryan gardner payne grant dunn kelley spencer hawkins
 wang zhang liu yang huang zhao zhou wu xu sun zhu ma hu guo lin luo zheng liang xie song tang
-""".split()) - {"gardner", "rose", "stone", "black", "gray", "hunt", "ward", "price", "cook", "bell", "wood",
+""")) - {"gardner", "rose", "stone", "black", "gray", "hunt", "ward", "price", "cook", "bell", "wood",
                 "woods", "hall", "hunter", "fox", "mason", "payne", "grant", "rice", "west", "james", "thomas",
                 "henry", "jordan", "kelly", "russell", "alexander", "ryan", "ma", "hu", "wu", "xu", "song", "lin",
                 "dixon", "turner", "wilson", "miller", "parker", "hamilton"})
@@ -147,13 +155,17 @@ _UNIT = r"(?!\s*(?:mm|cm|毫米|厘米|mg|ml|mL|%|x|×|\*))"
 _ZH_NUM = "〇零一二三四五六七八九"
 _ZH_DIG = "一二三四五六七八九十"
 
+_STREET = (r"Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Ter|"
+           r"Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl|Crescent|Close|Row|Alley")
+
 # (kind, pattern); the group "v", when present, is the part replaced.
 _RULES: list[tuple[str, str]] = [
-    ("EMAIL", r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
-    ("URL", r"(?i:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"'，。；）)]+(?<![.,;:!?])"),
-    ("IP", r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]|\s*(?:mm|cm))"),
-    ("IP", r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}(?![\w:])|(?<![\w:])(?:[0-9a-f]{1,4}:){1,6}:"
-           r"(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,5})?(?![\w:])(?<=[0-9a-f:]{4})"),
+    ("EMAIL", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"),
+    ("URL", r"(?<![A-Za-z0-9])(?i:(?:https?|ftp)://|www\.)[^\s<>\"'，。；）)]+(?<![.,;:!?])"),
+    ("IP", r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d|\s*(?:mm|cm))"),
+    ("IP", r"(?i)(?<![A-Za-z0-9:])(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}(?![A-Za-z0-9:])|"
+           r"(?<![A-Za-z0-9:])(?:[0-9a-f]{1,4}:){1,6}:"
+           r"(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,5})?(?![A-Za-z0-9:])(?<=[0-9a-f:]{4})"),
     # identifiers
     ("ID", r"(?<![\dA-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
            r"(?![\dA-Za-z])"),
@@ -171,17 +183,18 @@ _RULES: list[tuple[str, str]] = [
            r"(?P<v>\d{3}[ ]\d{2}[ ]\d{4}(?!\d)|(?=[A-Za-z\-/]*\d)[A-Za-z0-9][A-Za-z0-9\-/]*)"),
     ("PHONE", r"(?<![\d])(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)"),
     ("PHONE", r"(?<![\d])(?:\(0\d{2,3}\)\s?|0\d{2,3}[- ])\d{7,8}(?!\d)"),
-    ("PHONE", r"(?<![\d\w])(?:\+?1[-. ]?)?(?:\(\d{3}\)\s?|\d{3}[-. ])\d{3}[-. ]\d{4}(?:\s*(?i:x|ext\.?)\s*\d{1,5})?"
-              r"(?![\d])"),
-    ("PHONE", r"(?<![\w+])\+\d{1,3}(?:[-. ]?\(?\d{1,4}\)?){2,5}(?!\d)"),
+    ("PHONE", r"(?<![A-Za-z0-9])(?:\+?1[-. ]?)?(?:\(\d{3}\)\s?|\d{3}[-. ])\d{3}[-. ]\d{4}"
+              r"(?:\s*(?i:x|ext\.?)\s*\d{1,5})?(?![\d])"),
+    ("PHONE", r"(?<![A-Za-z0-9+])\+\d{1,3}(?:[-. ]?\(?\d{1,4}\)?){2,5}(?!\d)"),
     ("PHONE", r"(?<![A-Za-z])(?i:tel|telephone|phone|ph|mobile|cell|fax|pager|contact(?:\s+number)?)\.?\s*"
               r"(?:(?i:no\.?|number|#)\s*)?[:：]?\s*(?P<v>\+?\(?\d[\d ().-]{4,}\d)|"
-              r"(?:电话|手机|联系电话|联系方式|手机号(?:码)?|座机|传真|家属电话)\s*[:：]?\s*(?P<v2>\+?\(?\d[\d ().-]{4,}\d)"),
+              r"(?:电话|手机|联系电话|联系方式|手机号(?:码)?|座机|传真|家属电话)\s*[:：]?\s*"
+              r"(?P<v2>\+?\(?\d[\d ().-]{4,}\d)"),
     # dates
-    ("DATE", rf"(?<![\d.])(?:1[89]|20)\d{{2}}\s*([-/.])\s*{_M}\s*\1\s*{_D}{_TIME}(?![\d.])"),
+    ("DATE", rf"(?<![\d.])(?:1[89]|20)\d{{2}}\s*([-/.])\s*{_M}\s*\1\s*{_D}{_TIME}(?!\d|\.\d)"),
     ("DATE", rf"(?<![\d.])(?:1[89]|20)\d{{2}}\s*年\s*{_M}\s*月(?:\s*{_D}\s*[日号])?"),
-    ("DATE", rf"(?<![\d/.-])(?:{_D}([/.-]){_M}\1(?:{_Y4}|\d{{2}})|{_M}([/.-]){_D}\2(?:{_Y4}|\d{{2}}))(?![\d/.-]){_UNIT}"
-             rf"{_TIME}"),
+    ("DATE", rf"(?<![\d/.-])(?:{_D}([/.-]){_M}\1(?:{_Y4}|\d{{2}})|{_M}([/.-]){_D}\2(?:{_Y4}|\d{{2}}))"
+             rf"(?![\d/-]|\.\d){_UNIT}{_TIME}"),
     ("DATE", rf"(?<!\d)(?:{_M}\s*月\s*{_D}\s*[日号])"),
     ("DATE", rf"[{_ZH_NUM}]{{4}}\s*年\s*[{_ZH_DIG}]{{1,2}}\s*月(?:\s*[{_ZH_DIG}]{{1,3}}\s*[日号])?"),
     ("DATE", rf"(?<![A-Za-z\d]){_D}(?:st|nd|rd|th)?[-\s./]*(?:of\s+)?{_MON}[-\s./,]*(?:{_Y4}|'?\d{{2}})(?![\d])"),
@@ -196,35 +209,45 @@ _RULES: list[tuple[str, str]] = [
              r"(?P<v>(?=[^\s,;，；]*\d)[^\s,;，；]{4,20}(?:\s\d{1,2}:\d{2}(?::\d{2})?)?)"),
     # ages over 89
     ("AGE", r"(?<![\d.])(?:9\d|1[0-4]\d)(?=\s*(?:-|\s)?(?i:years?|yrs?|y\.?o\.?\b|y/o|-?year-old|岁|周岁))"),
-    ("AGE", r"(?<![A-Za-z])(?i:age[ds]?|年龄)\s*[:：]?\s*(?P<v>9\d|1[0-4]\d)(?![\d.])"),
+    ("AGE", r"(?<![A-Za-z])(?i:age[ds]?|年龄)\s*[:：]?\s*(?P<v>9\d|1[0-4]\d)(?!\d|\.\d)"),
     ("AGE", r"(?<![\d.])(?P<v>9\d|1[0-4]\d)\s*/\s*(?:[MF]|男|女)\b"),
     # addresses
     ("ADDRESS", r"(?<![A-Za-z])(?i:(?:home\s+|mailing\s+|street\s+)?address|addr\.?)\s*[:：]\s*(?P<v>[^\n;]{3,120}?)"
                 r"(?=\s*(?:$|\n|;|\.\s|(?i:tel|phone|mrn|dob|email)\b))"),
     ("ADDRESS", r"(?:住址|地址|家庭住址|现住址|户籍地址|联系地址|通讯地址)\s*[:：]?\s*(?P<v>[^\n;；。，,]{2,80})"),
-    ("ADDRESS", r"(?<![\w])\d{1,6}[A-Za-z]?(?:-\d{1,4})?\s+(?:[NSEW]\.?\s+|(?:North|South|East|West)\s+)?"
+    ("ADDRESS", r"(?<![A-Za-z0-9])\d{1,6}[A-Za-z]?(?:-\d{1,4})?\s+(?:[NSEW]\.?\s+|(?:North|South|East|West)\s+)?"
                 r"(?:[A-Z][A-Za-z'\-]*\.?\s+){1,4}"
-                r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Ter|"
-                r"Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl|Crescent|Close|Row|Alley)\b\.?"
+                r"(?:" + _STREET + r")\b\.?"
                 r"(?:,?\s*(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|#)\.?\s*#?\w+)?"
                 r"(?:,\s*[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2})?(?:,?\s*[A-Z]{2}\b)?(?:,?\s*\d{5}(?:-\d{4})?)?"),
-    ("ADDRESS", r"(?<![\w])\d{1,6}[A-Za-z]?\s+(?:[A-Za-z][a-z'\-]*\s+){1,4}"
-                r"(?i:street|avenue|road|boulevard|lane|drive|court|terrace|parkway|highway)\b"
-                r"(?:,?\s*(?i:apt|apartment|suite|unit)\.?\s*#?\w+)?"),
+    ("ADDRESS", r"(?<![A-Za-z0-9])\d{1,6}[A-Za-z]?\s+(?:[A-Za-z][a-z'\-]*\s+){1,4}"
+                r"(?:(?i:street|avenue|road|boulevard|lane|drive|court|terrace|parkway|highway)\b|"
+                r"(?i:st|ave|rd|blvd|ln|dr)\.)"
+                r"(?:,?\s*(?i:apt|apartment|suite|unit)\.?\s*#?\w+)?"
+                r"(?:,\s*[A-Za-z]+(?:\s[A-Za-z]+){0,2},?\s*[A-Za-z]{2}\s+\d{5}(?:-\d{4})?(?!\d))?"),
     ("ADDRESS", r"(?i:p\.?\s?o\.?\s+box)\s+\d+"),
-    ("ADDRESS", rf"(?:(?:(?![住在于居家址患者的为])[\u4e00-\u9fff]){{2,6}}?(?:省|自治区))?"
-                rf"(?:(?:(?![住在于居家址患者的为省])[\u4e00-\u9fff]){{2,6}}?市)?"
-                rf"(?:(?:(?![住在于居家址患者的为省市])[\u4e00-\u9fff]){{1,6}}?(?:区|县))?"
-                rf"(?:(?:(?![住在于居家址患者的为省市区县])[\u4e00-\u9fff]){{1,6}}?(?:镇|乡|街道))?"
-                rf"(?:(?![住在于居家址患者的为省市区县镇乡])[\u4e00-\u9fff\d]){{1,10}}?(?:路|街|大道|巷|弄|胡同)"
+    # after a residence cue, or with a city/state/ZIP tail, any street suffix in any case
+    ("ADDRESS", r"(?<![A-Za-z])(?i:(?:lives?|living|resides?|residing|home)\s+at|moved\s+to)\s+"
+                r"(?P<v>\d{1,6}[A-Za-z]?\s+"
+                r"(?:[A-Za-z][A-Za-z'\-]*\.?\s+){1,4}(?i:" + _STREET + r")\b\.?"
+                r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|floor|fl|#)\.?\s*#?\w+)?"
+                r"(?:,\s*[A-Za-z]+(?:\s[A-Za-z]+){0,2},?\s*[A-Za-z]{2}\s+\d{5}(?:-\d{4})?(?!\d))?)"),
+    ("ADDRESS", r"(?<![A-Za-z0-9])\d{1,6}[A-Za-z]?\s+(?:[A-Za-z][A-Za-z'\-]*\.?\s+){1,4}(?i:" + _STREET + r")\b\.?"
+                r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|floor|fl|#)\.?\s*#?\w+)?"
+                r",\s*[A-Za-z]+(?:\s[A-Za-z]+){0,2},?\s*[A-Za-z]{2}\s+\d{5}(?:-\d{4})?(?!\d)"),
+    ("ADDRESS", r"(?:(?:(?![住在于居家址患者的为])[\u4e00-\u9fff]){2,6}?(?:省|自治区))?"
+                r"(?:(?:(?![住在于居家址患者的为省])[\u4e00-\u9fff]){2,6}?市)?"
+                r"(?:(?:(?![住在于居家址患者的为省市])[\u4e00-\u9fff]){1,6}?(?:区|县))?"
+                r"(?:(?:(?![住在于居家址患者的为省市区县])[\u4e00-\u9fff]){1,6}?(?:镇|乡|街道))?"
+                r"(?:(?![住在于居家址患者的为省市区县镇乡])[\u4e00-\u9fff\d]){1,10}?(?:路|街|大道|巷|弄|胡同)"
                 r"\s*[\d一二三四五六七八九十百零〇\-]+\s*号(?:院)?"
                 r"(?:\s*[\d一二三四五六七八九十]+\s*(?:栋|幢|号楼|楼))?(?:\s*[\d一二三四五六七八九十]+\s*单元)?"
                 r"(?:\s*\d+\s*(?:室|号))?"),
-    ("ADDRESS", rf"(?:(?![住在于居家址患者的为])[\u4e00-\u9fff]){{2,6}}?(?:省|自治区)"
-                rf"(?:(?![住在于居家址患者的为省])[\u4e00-\u9fff]){{2,6}}?市"
-                rf"(?:(?:(?![住在于居家址患者的为省市])[\u4e00-\u9fff]){{1,6}}?(?:区|县))?"),
-    ("ADDRESS", rf"(?:(?![住在于居家址患者的为省])[\u4e00-\u9fff]){{2,6}}?市"
-                rf"(?:(?![住在于居家址患者的为省市])[\u4e00-\u9fff]){{1,6}}?(?:区|县)"),
+    ("ADDRESS", r"(?:(?![住在于居家址患者的为])[\u4e00-\u9fff]){2,6}?(?:省|自治区)"
+                r"(?:(?![住在于居家址患者的为省])[\u4e00-\u9fff]){2,6}?市"
+                r"(?:(?:(?![住在于居家址患者的为省市])[\u4e00-\u9fff]){1,6}?(?:区|县))?"),
+    ("ADDRESS", r"(?:(?![住在于居家址患者的为省])[\u4e00-\u9fff]){2,6}?市"
+                r"(?:(?![住在于居家址患者的为省市])[\u4e00-\u9fff]){1,6}?(?:区|县)"),
     ("ADDRESS", r"(?<![A-Za-z])(?i:zip(?:\s+code)?|postal\s+code|post\s*code|邮编|邮政编码)\s*[:：]?\s*(?P<v>\d{5,6}"
                 r"(?:-\d{4})?)"),
     # names, English
@@ -248,14 +271,14 @@ _RULES: list[tuple[str, str]] = [
              + r")(?![A-Za-z'’\-]))?(?:\s+(?:" + _PARTICLE + r"\s+){0,2}" + _WORD_ANY + r")?)(?![A-Za-z'’\-])"),
     ("NAME", r"(?<![A-Za-z0-9'’\-])(?:(?i:" + _SURNAME_EN_RX + r"))(?![A-Za-z0-9'’\-])"),
     # names, Chinese
-    ("NAME", r"(?:姓名|患者姓名|病人姓名|受检者|检查者|检查医[师生]|报告医[师生]|审核医[师生]|操作医[师生]|记录者|记录员|"
-             r"报告者|审核者|操作者|术者|助手|签名|主治医[师生]|送检医[师生]|申请医[师生]|病理医[师生]|麻醉医[师生]|"
+    ("NAME", r"(?:姓名|患者姓名|病人姓名|受检者|检查者|检查医[师生]|报告医[师生]|审核医[师生]|操作医[师生]|"
+             r"记录者|记录员|报告者|审核者|操作者|术者|助手|签名|主治医[师生]|送检医[师生]|申请医[师生]|病理医[师生]|麻醉医[师生]|"
              r"麻醉师|医[师生]|护士|家属|联系人|患者|病人|病员)\s*[:：]\s*(?P<v>" + _ZH_NAME + ")"),
     ("NAME", r"(?:患者|病人|病员|受检者|家属|医[师生]|护士|主任|教授)\s*(?P<v>" + _ZH_NAME_S + ")"),
     ("NAME", r"(?<![检主责副])(?P<v>(?:" + _SURNAMES2 + r"|[" + _SURNAMES + r"])" + _HAN + r"{0,2}?)"
              r"(?:先生|女士|小姐|医生|医师|主任|教授|护士|护师|老师|同志|大夫|阿姨|师傅)"),
     # unlabelled ids
-    ("ID", r"(?<![\d.])\d{6,}(?![\d.])"),
+    ("ID", r"(?<![\d.])\d{6,}(?!\d|\.\d)"),
     ("ID", r"(?<![A-Za-z0-9])[A-Z]{1,3}-?\d{5,}(?![A-Za-z0-9])"),
 ]
 _COMPILED = [(kind, re.compile(pat)) for kind, pat in _RULES]
