@@ -314,9 +314,9 @@ def run(n: int, seed: int) -> dict[str, Any]:
     n_chars = 0
     for r in rows:
         text, spans = phi_report(rng, r["text"], r["lang"])
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         d = deidentify(text)
-        t_deid += time.perf_counter() - t0
+        t_deid += time.process_time() - t0
         n_chars += len(text)
         covered = np.zeros(len(text) + 1, bool)
         kinds = [""] * (len(text) + 1)
@@ -374,7 +374,7 @@ def run(n: int, seed: int) -> dict[str, Any]:
         "labels_changed_by_deid": len(changed), "changed_ids": changed[:20],
         "accuracy_plain": acc(pred_plain, rows), "accuracy_phi": acc(pred_orig, orig_rows),
         "accuracy_deid": acc(pred_deid, deid_rows),
-        "deid_reports_per_s": round(n / t_deid, 1), "mean_chars": round(n_chars / n, 1),
+        "deid_reports_per_s_cpu": round(n / t_deid, 1), "mean_chars": round(n_chars / n, 1),
     }
 
 

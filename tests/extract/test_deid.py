@@ -137,7 +137,7 @@ def test_the_reported_leaks_are_closed() -> None:
     "polyps x3, 4-6 mm", "LST-G 25 mm", "Boston bowel preparation scale 6", "withdrawal time 8 min",
     "tubular adenoma with low-grade dysplasia", "the patient tolerated the procedure well",
     "乙状结肠见一枚0.6cm亚蒂息肉，予圈套器切除", "直肠距肛门5cm见2枚息肉", "山田II型", "退镜时间：11min",
-    "病理：管状腺瘤伴低级别上皮内瘤变", "患者高血压病史10年", "检查医师建议1年后复查",
+    "病理：管状腺瘤伴低级别上皮内瘤变", "患者高血压病史10年", "患者高龄，既往体健", "检查医师建议1年后复查",
 ])
 def test_clinical_phrases_are_kept(keep: str) -> None:
     assert deidentify(f"Findings: {keep}.").text == f"Findings: {keep}."

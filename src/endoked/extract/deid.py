@@ -57,7 +57,10 @@ _ZH_END = (r"(?=$|[\s\d,，;；。、.:：()（）\[\]【】/|]|[男女]|性别|
            r"检查|日期|电话|手机|联系|身份|医保|地址|住址|送检|申请|报告|审核|签名|ID|No)")
 _ZH_NAME = (rf"(?:(?:{_SURNAMES2}){_HAN}{{1,2}}?|[{_SURNAMES}]{_HAN}{{1,2}}?|{_HAN}{{2,3}}?){_ZH_END}"
             rf"|{_HAN}{{1,4}}·{_HAN}{{1,6}}")
-_ZH_NAME_S = (rf"(?:(?:{_SURNAMES2}){_HAN}{{1,2}}?|[{_SURNAMES}]{_HAN}{{1,2}}?){_ZH_END}"
+# words after 患者/医生 that start with a surname character but are not names
+_ZH_NOT_NAME = (r"(?!高龄|高血压|高脂|高热|高危|白细胞|苏醒|[左右][侧上下]|包括|严重|余[肠处]|史|平素|平时|毛发|金属|"
+                r"于[今本我外当昨前此上下近去\d])")
+_ZH_NAME_S = (rf"{_ZH_NOT_NAME}(?:(?:{_SURNAMES2}){_HAN}{{1,2}}?|[{_SURNAMES}]{_HAN}{{1,2}}?){_ZH_END}"
               rf"|{_HAN}{{1,4}}·{_HAN}{{1,6}}")
 
 # Words that end a name (function words, report verbs, clinical vocabulary, field labels), matched in any case.
@@ -267,9 +270,6 @@ _RULES: list[tuple[str, str]] = [
              + ")"),
     ("NAME", r"(?<![A-Za-z])(?P<v>" + _NAME_CAP + r")(?=" + _CRED + r")(?:,?\s+(?:MD|M\.D\.|DO|D\.O\.|RN|PhD|"
              r"Ph\.D\.|NP|PA-C|MBBS)\b)"),
-    ("NAME", r"(?<![A-Za-z0-9'’\-])(?P<v>(?i:" + _GIVEN_RX + r")(?:\s+" + _INITIAL + r"|\s+(?i:" + _GIVEN_RX
-             + r")(?![A-Za-z'’\-]))?(?:\s+(?:" + _PARTICLE + r"\s+){0,2}" + _WORD_ANY + r")?)(?![A-Za-z'’\-])"),
-    ("NAME", r"(?<![A-Za-z0-9'’\-])(?:(?i:" + _SURNAME_EN_RX + r"))(?![A-Za-z0-9'’\-])"),
     # names, Chinese
     ("NAME", r"(?:姓名|患者姓名|病人姓名|受检者|检查者|检查医[师生]|报告医[师生]|审核医[师生]|操作医[师生]|"
              r"记录者|记录员|报告者|审核者|操作者|术者|助手|签名|主治医[师生]|送检医[师生]|申请医[师生]|病理医[师生]|麻醉医[师生]|"
@@ -281,7 +281,20 @@ _RULES: list[tuple[str, str]] = [
     ("ID", r"(?<![\d.])\d{6,}(?!\d|\.\d)"),
     ("ID", r"(?<![A-Za-z0-9])[A-Z]{1,3}-?\d{5,}(?![A-Za-z0-9])"),
 ]
-_COMPILED = [(kind, re.compile(pat)) for kind, pat in _RULES]
+# Rules tried only where a word of their list starts (an alternation of hundreds of names, tried at every
+# position, would cost most of the time): (kind, pattern, words).
+_WORD_RULES: list[tuple[str, str, frozenset[str]]] = [
+    ("NAME", r"(?<![A-Za-z0-9'’\-])(?P<v>(?i:" + _GIVEN_RX + r")(?:\s+" + _INITIAL + r"|\s+(?i:" + _GIVEN_RX
+             + r")(?![A-Za-z'’\-]))?(?:\s+(?:" + _PARTICLE + r"\s+){0,2}" + _WORD_ANY + r")?)(?![A-Za-z'’\-])",
+     frozenset(_GIVEN)),
+    ("NAME", r"(?<![A-Za-z0-9'’\-])(?:(?i:" + _SURNAME_EN_RX + r"))(?![A-Za-z0-9'’\-])", frozenset(_SURNAMES_EN)),
+]
+# Rules tried only when a cheap search finds what they need (a credential, a Chinese street word).
+_GATES = {r")(?:,?\s+(?:MD|M\.D\.|DO|": re.compile(r"\b(?:MD|M\.D\.|DO|D\.O\.|RN|PhD|Ph\.D\.|NP|PA-C|MBBS)\b"),
+          "(?:路|街|大道|巷|弄|胡同)": re.compile("[路街巷弄]|大道|胡同")}
+_COMPILED = [(kind, re.compile(pat), next((g for k, g in _GATES.items() if k in pat), None)) for kind, pat in _RULES]
+_COMPILED_WORDS = [(kind, re.compile(pat), words) for kind, pat, words in _WORD_RULES]
+_ASCII_WORD = re.compile(r"[A-Za-z]+")
 
 
 @dataclass(frozen=True)
@@ -324,15 +337,19 @@ def deidentify(text: str) -> Deidentified:
     """Replace identifiers in ``text`` with ``[NAME]``, ``[DATE]``, ``[PHONE]``, ``[ID]``, ``[EMAIL]``,
     ``[URL]``, ``[IP]``, ``[ADDRESS]`` and ``[AGE]`` (overlapping finds merge into one placeholder)."""
     spans: list[tuple[int, int, str]] = []
-    for kind, rx in _COMPILED:
-        for m in rx.finditer(text):
-            s, e = m.span()
-            for g in ("v", "v2"):
-                if g in rx.groupindex and m.group(g) is not None:
-                    s, e = m.span(g)
-                    break
-            if e > s and (kind != "PHONE" or sum(c.isdigit() for c in text[s:e]) >= 7):
-                spans.append((s, e, kind))
+    words = [(w.start(), w.group().lower()) for w in _ASCII_WORD.finditer(text)]
+    matches = [(kind, rx, m) for kind, rx, gate in _COMPILED if gate is None or gate.search(text)
+               for m in rx.finditer(text)]
+    for kind, rx, names in _COMPILED_WORDS:
+        matches += [(kind, rx, m) for pos, w in words if w in names and (m := rx.match(text, pos)) is not None]
+    for kind, rx, m in matches:
+        s, e = m.span()
+        for g in ("v", "v2"):
+            if g in rx.groupindex and m.group(g) is not None:
+                s, e = m.span(g)
+                break
+        if e > s and (kind != "PHONE" or sum(c.isdigit() for c in text[s:e]) >= 7):
+            spans.append((s, e, kind))
     spans.sort(key=lambda t: (t[0], -(t[1] - t[0])))
     kept: list[tuple[int, int, str]] = []
     for s, e, kind in spans:
