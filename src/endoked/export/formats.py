@@ -1,4 +1,7 @@
-"""Writers of the export formats. Each writes into an empty or new folder and returns what it wrote."""
+"""Writers of the export formats. Each writes into an empty or new folder and returns what it wrote.
+
+File stems are the items' collision-free ``case_id`` (:func:`endoked.export.source.with_case_ids`), so every
+exported image gets files of its own; ``cases.json`` maps each stem back to its exam and image."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from endoked.export.source import ExportItem
+from endoked.export.source import ExportItem, with_case_ids
 from endoked.io import atomic_path, atomic_write_json
 from endoked.progress import track
 
@@ -24,6 +27,7 @@ def _save_png(path: Path, array: np.ndarray) -> None:
 
 def export_pranet(items: Sequence[ExportItem], out: Path) -> dict[str, Any]:
     """PraNet layout: ``out/images/<case>.<ext>`` (original file) and ``out/masks/<case>.png`` (0/255)."""
+    items = with_case_ids(items)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     for it in track(items, total=len(items), desc="export pranet", unit="img"):
@@ -45,6 +49,7 @@ def export_coco(items: Sequence[ExportItem], out: Path, copy_images: bool = True
     exam's report fields ride along as image attributes. Images are copied to ``out/images/``."""
     from pycocotools import mask as mask_utils
 
+    items = with_case_ids(items)
     images, annotations = [], []
     ann_id = 1
     if copy_images:
@@ -75,6 +80,7 @@ def export_nnunet(items: Sequence[ExportItem], out: Path, dataset_id: int = 501,
                   name: str = "EndokedPolyp") -> dict[str, Any]:
     """nnU-Net v2 raw dataset ``out/DatasetXXX_Name/`` for 2D natural images: ``imagesTr/<case>_0000.png``
     (RGB), ``labelsTr/<case>.png`` (0 background / 1 polyp) and ``dataset.json``."""
+    items = with_case_ids(items)
     root = out / f"Dataset{dataset_id:03d}_{name}"
     (root / "imagesTr").mkdir(parents=True, exist_ok=True)
     (root / "labelsTr").mkdir(parents=True, exist_ok=True)
@@ -102,6 +108,9 @@ def write_export(fmt: str, items: Sequence[ExportItem], out: Path) -> dict[str, 
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"export folder {out} is not empty; choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
+    items = with_case_ids(items)
     summary = WRITERS[fmt](items, out)
+    atomic_write_json(out / "cases.json", [{"case_id": it.case_id, "exam_id": it.exam_id, "image": it.image}
+                                           for it in items])
     (out / "export.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,9 @@ from endoked.runfolder import RunFolder
 
 # Latest first: refined labels of the seg stage when present, else the prompt-seg pseudo labels.
 LABEL_SOURCES: tuple[tuple[str, str], ...] = (("seg", "pseudo_labels"), ("prompt_seg", "pseudo_labels"))
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_BENIGN = re.compile(r"[\s/\\]+")  # whitespace and path separators: replaced by "_" without losing the id
+MAX_STEM = 120  # longer base names are cut (and hashed) so "<stem>_0000.png" fits any file system
 REPORT_FIELDS = ("polyp", "polyp_count", "malignancy_suspected", "pathology", "polyps")
 
 
@@ -32,15 +38,62 @@ class ExportItem:
     height: int
     report: dict[str, Any]
 
+    case_id: str = ""  # the exported file stem, set by :func:`with_case_ids` (``load_items`` does)
+
     @property
-    def case_id(self) -> str:
-        """A file-name-safe unique id: ``<exam_id>__<image path with separators replaced>`` without suffix."""
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(Path(self.image).with_suffix("")))
-        return f"{re.sub(r'[^A-Za-z0-9._-]+', '_', self.exam_id)}__{stem}"
+    def base_name(self) -> str:
+        """``<exam_id>__<image path without suffix>`` with every run of characters outside ``A-Za-z0-9._-``
+        replaced by ``_`` (not unique on its own: see :func:`with_case_ids`)."""
+        return f"{_SAFE.sub('_', self.exam_id)}__{_SAFE.sub('_', str(Path(self.image).with_suffix('')))}"
+
+    @property
+    def key_hash(self) -> str:
+        """The first 8 hex digits of sha256 over ``exam_id NUL image``: identifies the original ids."""
+        return hashlib.sha256(f"{self.exam_id}\0{self.image}".encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
     def load_mask(self) -> np.ndarray:
         """The mask as (H, W) bool."""
         return read_mask(self.mask_path)
+
+
+def _lossy(item: ExportItem) -> bool:
+    """Whether sanitising dropped characters other than whitespace and path separators (non-ASCII letters,
+    punctuation): then the base name alone does not say which exam it was."""
+    raw = f"{item.exam_id}__{Path(item.image).with_suffix('')}"
+    return _SAFE.sub("_", _BENIGN.sub("_", raw)) != _BENIGN.sub("_", raw)
+
+
+def with_case_ids(items: Sequence[ExportItem]) -> list[ExportItem]:
+    """The items with collision-free, stable file stems in ``case_id``.
+
+    The stem is :attr:`ExportItem.base_name` as is when that is unique among ``items`` (ignoring case, for
+    case-insensitive file systems), at most :data:`MAX_STEM` characters, and sanitising only replaced
+    whitespace or path separators; otherwise it is the base name (cut to fit) plus ``-`` and
+    :attr:`ExportItem.key_hash`. The same items always get the same stems, in any order.
+
+    Raises:
+        StageError: the same (exam_id, image) is listed twice.
+    """
+    dup = [k for k, n in Counter((it.exam_id, it.image) for it in items).items() if n > 1]
+    if dup:
+        raise StageError(f"image {dup[0][0]}/{dup[0][1]} is listed twice in the pseudo labels; cannot export it "
+                         "to one file")
+    base = [it.base_name for it in items]
+    counts = Counter(b.casefold() for b in base)
+    names = []
+    for it, b in zip(items, base, strict=True):
+        if counts[b.casefold()] > 1 or len(b) > MAX_STEM or _lossy(it):
+            b = f"{b[:MAX_STEM]}-{it.key_hash}"
+        names.append(b)
+    # a hashed stem could (in principle) equal another's plain one, or two 8-digit hashes could collide
+    taken = Counter(n.casefold() for n in names)
+    for i, it in enumerate(items):
+        if taken[names[i].casefold()] > 1:
+            full = hashlib.sha256(f"{it.exam_id}\0{it.image}".encode("utf-8", "surrogatepass")).hexdigest()
+            names[i] = f"{base[i][:MAX_STEM]}-{full}"
+    if len({n.casefold() for n in names}) != len(names):  # pragma: no cover - a sha256 collision
+        raise StageError("export file names collide even with full hashes")
+    return [replace(it, case_id=n) for it, n in zip(items, names, strict=True)]
 
 
 def pick_source(run: RunFolder, source: str = "auto") -> tuple[str, Path]:
@@ -77,4 +130,4 @@ def load_items(run: RunFolder, source: str = "auto") -> tuple[str, list[ExportIt
         items.append(ExportItem(r["exam_id"], r["image"], Path(img["path"]), run.abs(r["mask"]), int(img["width"]),
                                 int(img["height"]), reports.get(r["exam_id"], {})))
     items.sort(key=lambda it: (it.exam_id, it.image))
-    return stage, items
+    return stage, with_case_ids(items)
