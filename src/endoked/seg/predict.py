@@ -21,7 +21,7 @@ from PIL import Image
 
 from endoked.device import autocast_for, resolve_device
 from endoked.errors import DataFormatError
-from endoked.io import atomic_path, write_jsonl
+from endoked.io import atomic_path, ensure_writable_dir, write_jsonl
 from endoked.progress import bar
 from endoked.seg.checkpoint import load_model
 from endoked.seg.data import list_image_files, read_rgb
@@ -127,7 +127,7 @@ def predict_files(predictor: Predictor, files: Sequence[tuple[str, Path]], out_d
                 try:
                     images.append(read_rgb(path))
                     names.append(name)
-                except DataFormatError as exc:
+                except (DataFormatError, Image.DecompressionBombError) as exc:  # one bad image, not the folder
                     summary.errors.append({"name": name, "image": str(path), "reason": str(exc)})
                     logger.warning("skipping %s: %s", path, exc)
             for name, prob in zip(names, predictor.predict(images), strict=True):
@@ -154,6 +154,7 @@ def predict_folder(model: str | Path, images: str | Path, out: str | Path, *, de
     files = list_image_files(images)
     if not files:
         raise DataFormatError(f"no image (.jpg/.png/.bmp/.tif) in {images}")
+    ensure_writable_dir(out)
     seen: set[str] = set()
     pairs: list[tuple[str, Path]] = []
     dup: list[dict[str, Any]] = []
