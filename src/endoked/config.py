@@ -178,8 +178,10 @@ _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 120, 120, 60
 
 
 def _short_repr(value: Any) -> str:
-    """A bounded repr: a value shared many times through YAML aliases is never expanded in a message."""
-    return _REPR.repr(value)
+    """A bounded repr (at most 200 characters): a value shared many times through YAML aliases is never
+    expanded in a message."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _format_validation_error(exc: ValidationError, sources: str) -> str:

@@ -142,5 +142,7 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_json(obj: Any) -> str:
-    """Hex sha256 of the canonical (sorted-keys) JSON of ``obj``."""
-    return sha256_bytes(json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8"))
+    """Hex sha256 of the canonical (sorted-keys) JSON of ``obj``; lone surrogates (file names that are not
+    UTF-8) are hashed as their code points instead of failing."""
+    text = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False)
+    return sha256_bytes(text.encode("utf-8", errors="surrogatepass"))
