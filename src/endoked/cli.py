@@ -104,6 +104,17 @@ def _register_stage_commands() -> None:
 _register_stage_commands()
 
 
+_USER_OS_ERRORS = (PermissionError, FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def _os_error_message(exc: OSError) -> str:
+    """One line naming the file and the OS's reason, e.g. ``cannot write /x/y: Permission denied``."""
+    from endoked.safe_read import display_name
+
+    where = f" {display_name(exc.filename)}" if exc.filename is not None else ""
+    return f"file system error at{where}: {exc.strerror or exc}" if where else f"file system error: {exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); returns the exit code instead of exiting."""
     command = typer.main.get_command(app)
@@ -128,6 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted; re-run the same command to resume", err=True)
         return 130
+    except OSError as exc:  # the file system refused something no check of the package caught first
+        typer.echo(f"error: {_os_error_message(exc)}", err=True)
+        return 2 if isinstance(exc, _USER_OS_ERRORS) else 1
+    except Exception as exc:  # a stage failed on something unforeseen: its cause, not a traceback
+        logging.getLogger("endoked").debug("unexpected error", exc_info=True)
+        typer.echo(f"error: {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
+        return 1
     return rv if isinstance(rv, int) else 0
 
 

@@ -8,6 +8,7 @@ run folder as ``config.yaml``.
 from __future__ import annotations
 
 import copy
+import reprlib
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -114,19 +115,67 @@ def load_profile(name: str) -> dict[str, Any]:
     return dict(data)
 
 
+MAX_CONFIG_BYTES = 10_000_000
+MAX_CONFIG_VALUES = 100_000
+
+
+def _expanded_size(obj: Any, limit: int) -> int:
+    """How many values ``obj`` holds once YAML aliases are expanded (shared sub-trees counted every time they
+    appear), computed without expanding them; stops counting past ``limit``."""
+    memo: dict[int, int] = {}
+
+    def size(node: Any, depth: int) -> int:
+        if not isinstance(node, dict | list) or depth > 200:
+            return 1
+        key = id(node)
+        if key not in memo:
+            memo[key] = 0  # a cycle (possible with aliases of an enclosing node) counts once
+            items = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+            total = 1
+            for item in items:
+                total += size(item, depth + 1)
+                if total > limit:
+                    break
+            memo[key] = total
+        return memo[key]
+
+    return size(obj, 0)
+
+
 def load_yaml_file(path: str | Path) -> dict[str, Any]:
-    """Read a user YAML config file; errors name the file."""
+    """Read a user YAML config file; errors name the file.
+
+    The file is read through :func:`endoked.safe_read.read_regular_file` (a regular file of at most
+    :data:`MAX_CONFIG_BYTES`), must be UTF-8, and may not expand (through YAML aliases) to more than
+    :data:`MAX_CONFIG_VALUES` values: an "alias bomb" is refused before anything walks the expanded tree.
+    """
+    from endoked.safe_read import UnsafeFileError, read_regular_file
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_regular_file(path, max_bytes=MAX_CONFIG_BYTES, what="config file")
+    except UnsafeFileError as exc:
+        if exc.code == "missing_file":
+            raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(str(exc)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 ({exc.reason} at byte {exc.start}); save it as "
+                          "UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level, got {type(data).__name__}")
+    if _expanded_size(data, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
+        raise ConfigError(f"config file {path} expands to more than {MAX_CONFIG_VALUES} values through YAML "
+                          "aliases (an alias bomb?); write the values out")
     return data
 
 
@@ -153,12 +202,24 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 6, 6, 6
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 120, 120, 60
+
+
+def _short_repr(value: Any) -> str:
+    """A bounded repr (at most 200 characters): a value shared many times through YAML aliases is never
+    expanded in a message."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _format_validation_error(exc: ValidationError, sources: str) -> str:
     lines = [f"invalid configuration (from {sources}):"]
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         given = err.get("input")
-        given_txt = f" (given: {given!r})" if not isinstance(given, dict) else ""
+        given_txt = f" (given: {_short_repr(given)})" if not isinstance(given, dict) else ""
         lines.append(f"  {loc}: {err['msg']}{given_txt}")
     return "\n".join(lines)
 

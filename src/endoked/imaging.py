@@ -42,7 +42,7 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         with Image.open(path) as im:
             im.load()
             return im.copy()
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataFormatError(f"cannot read image {path}: {exc}; replace or remove the file") from exc
 
 
@@ -55,7 +55,7 @@ def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataFormatError(f"cannot read image {path}: {exc}") from exc
 
 
@@ -92,7 +92,7 @@ def read_grey(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("L"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataFormatError(f"cannot read mask {path}: {exc}") from exc
 
 

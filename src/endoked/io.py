@@ -50,6 +50,33 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         raise
 
 
+def ensure_writable_dir(path: str | os.PathLike[str], what: str = "--out", create: bool = True) -> Path:
+    """Check that folder ``path`` can take new files, creating it when ``create`` (otherwise its nearest
+    existing parent folder must be writable).
+
+    Raises:
+        DataFormatError: ``path`` is an existing file, cannot be created, or is not writable; the message
+            names the folder (a user error, exit code 2, instead of a PermissionError traceback later).
+    """
+    from endoked.errors import DataFormatError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataFormatError(f"{what} {path} is an existing file, not a folder; give a folder")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataFormatError(f"{what} {path}: cannot create the folder ({exc.strerror or exc})") from None
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise DataFormatError(f"{what} {path} is not writable (permission denied at {probe}); give a writable "
+                              "folder")
+    return path
+
+
 def atomic_write_bytes(dest: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``dest`` atomically and return the destination path."""
     with atomic_path(dest) as tmp:
@@ -115,5 +142,7 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_json(obj: Any) -> str:
-    """Hex sha256 of the canonical (sorted-keys) JSON of ``obj``."""
-    return sha256_bytes(json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8"))
+    """Hex sha256 of the canonical (sorted-keys) JSON of ``obj``; lone surrogates (file names that are not
+    UTF-8) are hashed as their code points instead of failing."""
+    text = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False)
+    return sha256_bytes(text.encode("utf-8", errors="surrogatepass"))

@@ -124,6 +124,7 @@ def stage_fingerprint(ctx: StageContext, spec: StageSpec) -> tuple[str, dict[str
         entry = ctx.run.entry(dep)
         if not entry or entry.get("status") != "done":
             raise StageError(f"stage {spec.name!r} needs {dep!r}, which has not finished in {ctx.run.root}")
+        ctx.run.verify_outputs(dep)
         inputs["upstream"][dep] = {k: v["sha256"] for k, v in sorted(entry["outputs"].items())}
     if spec.external_inputs is not None:
         inputs["external"] = spec.external_inputs(ctx)

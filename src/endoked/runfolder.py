@@ -10,20 +10,38 @@ that stage afresh.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import json
+import logging
+import os
 import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from endoked import __version__
-from endoked.errors import StageError
+from endoked.errors import EndokedError, StageError
 from endoked.io import atomic_write_json, atomic_write_text, sha256_file
 
 LEDGER = "ledger.json"
+LOCK = ".lock"
+
+logger = logging.getLogger(__name__)
+
+
+class RunLockedError(EndokedError):
+    """Another process holds the run folder's lock."""
+
+    exit_code = 2
+
+
+class CorruptLedgerError(StageError):
+    """``ledger.json`` cannot be parsed or does not hold a ledger."""
 
 
 def _now() -> str:
@@ -113,17 +131,98 @@ class RunFolder:
         atomic_write_text(self.config_path, config_yaml)
         atomic_write_json(self.root / "env.json", environment_info(seed, device))
 
+    # -- lock ---------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on the run folder (``RUN/.lock``, holding the holder's PID) for the block.
+
+        A second process asking for it fails at once with :class:`RunLockedError` naming the holder's PID.
+        The lock is an ``flock`` on the open file: the kernel drops it when the holder exits, however it
+        exits, so a lock file left by a dead process never blocks a later run.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode("ascii", errors="replace").strip() or "unknown"
+                raise RunLockedError(f"run folder {self.root} is in use by another endoked process (PID {holder}); "
+                                     "wait for it to finish, or use another --out") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
     # -- ledger -------------------------------------------------------------------------------------
+    def _read_ledger(self) -> dict[str, Any]:
+        try:
+            text = self.ledger_path.read_text(encoding="utf-8")
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CorruptLedgerError(f"run ledger {self.ledger_path} is corrupt ({exc}); re-run with --overwrite "
+                                     "to set it aside and run the stages again") from None
+        except OSError as exc:
+            raise StageError(f"cannot read run ledger {self.ledger_path}: {exc.strerror or exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.setdefault("stages", {}), dict) or not all(
+                isinstance(v, dict) for v in data["stages"].values()):
+            raise CorruptLedgerError(f"run ledger {self.ledger_path} does not hold a ledger (expected an object "
+                                     "with a 'stages' object); re-run with --overwrite to set it aside and run the "
+                                     "stages again")
+        return dict(data)
+
     def ledger(self) -> dict[str, Any]:
-        """The ledger as a dict (``{"stages": {...}}``); empty when the run is new."""
+        """The ledger as a dict (``{"stages": {...}}``); empty when the run is new.
+
+        Raises:
+            CorruptLedgerError: the file is truncated, not JSON, or not a ledger (see :meth:`recover_ledger`).
+        """
         if not self.ledger_path.exists():
             return {"stages": {}}
+        return self._read_ledger()
+
+    def recover_ledger(self) -> Path | None:
+        """Set a corrupt ledger aside as ``ledger.json.corrupt-<timestamp>`` (with a warning), so every stage
+        counts as not done and the ledger is rebuilt as the stages run again.
+
+        Returns:
+            Where the corrupt ledger went, or None when the ledger was fine (or absent).
+        """
+        if not self.ledger_path.exists():
+            return None
         try:
-            data = json.loads(self.ledger_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise StageError(f"run ledger {self.ledger_path} is corrupt ({exc}); re-run with --overwrite") from exc
-        data.setdefault("stages", {})
-        return dict(data)
+            self._read_ledger()
+            return None
+        except CorruptLedgerError as exc:
+            stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            aside = self.ledger_path.with_name(f"{LEDGER}.corrupt-{stamp}")
+            os.replace(self.ledger_path, aside)
+            logger.warning("%s; it was moved to %s and every stage will run again", exc, aside.name)
+            return aside
+
+    def verify_outputs(self, stage: str) -> None:
+        """Check that a finished stage's recorded outputs exist with their recorded sha256.
+
+        Raises:
+            StageError: naming the damaged file and the stage to re-run.
+        """
+        entry = self.entry(stage) or {}
+        for name, out in sorted(entry.get("outputs", {}).items()):
+            path = self.abs(out["path"])
+            if not path.is_file():
+                why = "is missing"
+            elif sha256_file(path) != out["sha256"]:
+                why = "does not match the sha256 recorded in the ledger (damaged or edited)"
+            else:
+                continue
+            raise StageError(f"output {name!r} of stage {stage!r} ({path}) {why}; re-run that stage: "
+                             f"endoked run --out {self.root} --from {stage}")
 
     def entry(self, stage: str) -> dict[str, Any] | None:
         """The ledger entry of one stage, if any."""

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from endoked.config import RunConfig, resolve_config
+from endoked.io import ensure_writable_dir
 from endoked.logs import attach_run_log, detach
 from endoked.pipeline import run_pipeline
 from endoked.progress import progress_enabled
@@ -35,20 +36,28 @@ def build_config(run: RunFolder, archive: Path | None = None, profile: str | Non
 
 def execute(run: RunFolder, config: RunConfig, start: str | None = None, stop: str | None = None,
             overwrite: bool = False) -> dict[str, str]:
-    """Write config/env, run the selected stages with ``log.txt`` attached, return per-stage status."""
+    """Take the run folder's lock, write config/env, run the selected stages with ``log.txt`` attached, return
+    per-stage status. With ``overwrite`` a corrupt ledger is set aside first (see
+    :meth:`RunFolder.recover_ledger`); without it a corrupt ledger stops the run with a message."""
     from endoked.device import resolve_device
 
-    run.init(config.to_yaml(), config.seed, str(resolve_device(config.device)))
-    handler = attach_run_log(run.log_path)
-    t0 = time.perf_counter()
-    try:
-        logger.info("run %s (profile %s)", run.root, config.profile)
-        status = run_pipeline(run, config, start=start, stop=stop, overwrite=overwrite,
-                              progress=progress_enabled())
-        logger.info("run finished in %.1fs", time.perf_counter() - t0)
-        return status
-    finally:
-        detach(handler)
+    ensure_writable_dir(run.root)
+    with run.lock():
+        handler = attach_run_log(run.log_path)
+        try:
+            if overwrite:
+                run.recover_ledger()
+            else:
+                run.ledger()  # a corrupt ledger is reported before anything is written
+            run.init(config.to_yaml(), config.seed, str(resolve_device(config.device)))
+            t0 = time.perf_counter()
+            logger.info("run %s (profile %s)", run.root, config.profile)
+            status = run_pipeline(run, config, start=start, stop=stop, overwrite=overwrite,
+                                  progress=progress_enabled())
+            logger.info("run finished in %.1fs", time.perf_counter() - t0)
+            return status
+        finally:
+            detach(handler)
 
 
 def summary_lines(run: RunFolder, status: dict[str, str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from endoked.boxes import BoxFilterConfig
 
@@ -48,7 +48,7 @@ class CamConfig(BaseModel):
         "cam", description="Activation map: the head's location logits (cam) or a gradient method.")
     cam_layers: list[int] | None = Field(
         None, description="Encoder levels for the gradient methods; default: the head's levels.")
-    scales: list[float] = Field(
+    scales: list[PositiveFloat] = Field(
         [0.75, 1.0, 1.5, 2.0], min_length=1,
         description="Test-time scales of image_size (EndoKED: 0.5–1.75); maps are averaged at the resolution of "
                     "the largest scale, so larger scales give finer maps.")

@@ -8,20 +8,27 @@ from typing import Annotated, Any
 
 import typer
 
-from endoked.errors import DataFormatError
+from endoked.errors import ConfigError, DataFormatError
 
 
 def _config(profile: str | None, config: Path | None, set_: list[str] | None, backend: str | None,
             llm_url: str | None, llm_model: str | None, allow_remote_llm: bool) -> Any:
+    from pydantic import ValidationError
+
     from endoked.config import resolve_config
 
     cfg = resolve_config(profile, config, set_ or ()).extract
-    if backend:
-        cfg.backend = backend  # type: ignore[assignment]
-    if llm_url:
-        cfg.llm.url = llm_url
-    if llm_model:
-        cfg.llm.model = llm_model
+    try:
+        if backend:
+            cfg.backend = backend  # type: ignore[assignment]
+        if llm_url:
+            cfg.llm.url = llm_url
+        if llm_model:
+            cfg.llm.model = llm_model
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = {"backend": "--backend", "url": "--llm-url", "model": "--llm-model"}.get(str(err["loc"][-1]), "flag")
+        raise ConfigError(f"{flag} {str(err.get('input'))[:200]!r}: {err['msg']}") from None
     if allow_remote_llm:
         cfg.llm.allow_remote = True
     return cfg

@@ -94,13 +94,35 @@ def _finish_exams(drafts: list[ExamDraft], checks: dict[str, ImageCheck],
     return exams, images
 
 
+def _chunk_intact(parts: Path, k: int) -> bool:
+    """True when every part file of finished chunk ``k`` reads back (a crash or a full disk can leave a
+    truncated file beside its ``.done`` marker)."""
+    try:
+        for kind in ("exams", "images"):
+            pq.read_metadata(_part(parts, kind, k, "parquet"))
+        for kind in ("rejects", "ids"):
+            read_jsonl(_part(parts, kind, k, "jsonl"))
+    except (OSError, ValueError, pa.ArrowException):  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return False
+    return True
+
+
 def _load_finished(parts: Path, seen_ids: dict[str, int]) -> set[int]:
-    """Chunks with a .done marker; their exam ids (kept and rejected) are re-added to ``seen_ids``."""
+    """Chunks with a .done marker whose part files are intact; their exam ids (kept and rejected) are re-added
+    to ``seen_ids``. From the first damaged chunk on, chunks are dropped and recomputed (in order, so
+    duplicate exam ids are still resolved in favour of the first row)."""
     done: set[int] = set()
-    for marker in sorted(parts.glob("chunk-*.done")):
+    markers = sorted(parts.glob("chunk-*.done"))
+    for pos, marker in enumerate(markers):
         k = int(marker.stem.split("-")[1])
-        ids = read_jsonl(_part(parts, "ids", k, "jsonl"))
-        for rec in ids:
+        if not _chunk_intact(parts, k):
+            dropped = [int(m.stem.split("-")[1]) for m in markers[pos:]]
+            logger.warning("ingest: part files of chunk %d are damaged; recomputing chunk(s) %s", k,
+                           ", ".join(map(str, dropped)))
+            for j in dropped:
+                _part(parts, "chunk", j, "done").unlink(missing_ok=True)
+            break
+        for rec in read_jsonl(_part(parts, "ids", k, "jsonl")):
             seen_ids.setdefault(rec["exam_id"], rec["row"])
         done.add(k)
     return done
@@ -135,11 +157,11 @@ def ingest_archive(archive: str | os.PathLike[str], out_dir: str | os.PathLike[s
     own_pool = executor is None and workers > 1
     pool: Executor | None = ProcessPoolExecutor(max_workers=workers) if own_pool else executor
     check = partial(check_image, allowed_formats=tuple(cfg.allowed_formats), decode=cfg.verify == "decode",
-                    min_side=cfg.min_side)
+                    min_side=cfg.min_side, max_bytes=cfg.max_image_bytes)
     logger.info("ingest: reading %s", arch.describe())
     try:
         with bar(None, desc="ingest", unit="exam", enabled=progress) as pbar:
-            for k, batch in enumerate(_chunks(iter_archive(arch), cfg.chunk_size)):
+            for k, batch in enumerate(_chunks(iter_archive(arch, cfg.max_report_file_bytes), cfg.chunk_size)):
                 if k in finished:
                     pbar.update(len(batch))
                     continue

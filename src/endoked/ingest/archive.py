@@ -22,10 +22,12 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from endoked.errors import DataFormatError
+from endoked.safe_read import UnsafeFileError, display_name, open_regular_file, read_regular_file
 
 MANIFEST_NAMES = ("manifest.jsonl", "manifest.ndjson", "manifest.csv", "manifest.parquet")
 REPORT_FILE = "report.txt"
 PATHOLOGY_FILE = "pathology.txt"
+DEFAULT_MAX_REPORT_FILE_BYTES = 16_000_000
 
 
 @dataclass
@@ -38,6 +40,8 @@ class RawExam:
         data: the row's fields; ``None`` when the row could not be parsed (see ``parse_error``).
         report_bytes: folder layout only: raw bytes of report.txt (decoded during validation).
         pathology_bytes: folder layout only: raw bytes of pathology.txt.
+        read_reject: folder layout only: ``(code, message)`` when report.txt or pathology.txt was refused
+            by the safe reader (a symlink out of the archive, a FIFO, a device, a directory, too large).
     """
 
     row: int
@@ -48,6 +52,7 @@ class RawExam:
     report_bytes: bytes | None = None
     pathology_bytes: bytes | None = None
     folder: bool = False
+    read_reject: tuple[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,6 +73,8 @@ def locate_archive(path: str | os.PathLike[str]) -> Archive:
     p = Path(path).expanduser()
     if not p.exists():
         raise DataFormatError(f"archive not found: {p}")
+    if not p.is_file() and not p.is_dir():
+        raise DataFormatError(f"archive {display_name(p)} is neither a regular file nor a folder")
     if p.is_file():
         suffix = p.suffix.lower()
         kind = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(
@@ -81,8 +88,10 @@ def locate_archive(path: str | os.PathLike[str]) -> Archive:
     return Archive(root=p.resolve(), kind="folder", manifest=None)
 
 
-def iter_archive(archive: Archive) -> Iterator[RawExam]:
-    """Yield the archive's rows in order."""
+def iter_archive(archive: Archive,
+                 max_report_file_bytes: int = DEFAULT_MAX_REPORT_FILE_BYTES) -> Iterator[RawExam]:
+    """Yield the archive's rows in order; folder-layout report files above ``max_report_file_bytes`` are
+    refused unread (the row carries a ``read_reject``)."""
     if archive.kind == "jsonl":
         yield from _iter_jsonl(archive.manifest)  # type: ignore[arg-type]
     elif archive.kind == "csv":
@@ -90,13 +99,20 @@ def iter_archive(archive: Archive) -> Iterator[RawExam]:
     elif archive.kind == "parquet":
         yield from _iter_parquet(archive.manifest)  # type: ignore[arg-type]
     else:
-        yield from _iter_folder(archive.root)
+        yield from _iter_folder(archive.root, max_report_file_bytes)
+
+
+def _open_manifest(path: Path) -> Any:
+    try:
+        return open_regular_file(path, what="manifest")
+    except UnsafeFileError as exc:
+        raise DataFormatError(str(exc)) from None
 
 
 def _iter_jsonl(path: Path) -> Iterator[RawExam]:
     name = path.name
     physical = 0
-    with open(path, "rb") as fh:
+    with _open_manifest(path) as fh:
         for i, raw in enumerate(fh, start=1):
             physical = i
             if i == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -138,7 +154,7 @@ def _split_images_cell(cell: str) -> Any:
 def _csv_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
     """Physical lines of ``path`` as ``(line number, text, is UTF-8)``; a line that is not UTF-8 is decoded
     with ``surrogateescape`` so the CSV parser still sees its delimiters and the record can be rejected alone."""
-    with open(path, "rb") as fh:
+    with _open_manifest(path) as fh:
         for n, raw in enumerate(fh, start=1):
             if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
@@ -238,19 +254,40 @@ def _iter_parquet(path: Path) -> Iterator[RawExam]:
             yield RawExam(i, f"{path.name}:row {i}", {k: v for k, v in rec.items() if v is not None})
 
 
-def _iter_folder(root: Path) -> Iterator[RawExam]:
+def _read_member(path: Path, root: Path, max_bytes: int, what: str) -> tuple[bytes | None, tuple[str, str] | None]:
+    try:
+        return read_regular_file(path, root=root, max_bytes=max_bytes, what=what), None
+    except UnsafeFileError as exc:
+        code = {"file_too_large": "report_too_large", "missing_file": "missing_report"}.get(exc.code,
+                                                                                            "report_unreadable")
+        return None, (code, str(exc))
+
+
+def _iter_folder(root: Path, max_report_file_bytes: int = DEFAULT_MAX_REPORT_FILE_BYTES) -> Iterator[RawExam]:
     try:
         entries = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     except OSError as exc:
         raise DataFormatError(f"cannot list archive folder {root}: {exc}") from exc
     for i, name in enumerate(entries, start=1):
         exam_dir = root / name
-        files = sorted(f.name for f in os.scandir(exam_dir) if not f.name.startswith("."))
-        report_bytes = (exam_dir / REPORT_FILE).read_bytes() if REPORT_FILE in files else None
-        pathology_bytes = (exam_dir / PATHOLOGY_FILE).read_bytes() if PATHOLOGY_FILE in files else None
+        try:
+            files = sorted(f.name for f in os.scandir(exam_dir) if not f.name.startswith("."))
+        except OSError as exc:
+            yield RawExam(i, f"{display_name(name)}/", {"exam_id": name, "images": []}, folder=True,
+                          read_reject=("report_unreadable", f"cannot list exam folder {display_name(exam_dir)}: "
+                                       f"{exc.strerror or exc}"))
+            continue
+        report_bytes = pathology_bytes = None
+        read_reject: tuple[str, str] | None = None
+        if REPORT_FILE in files:
+            report_bytes, read_reject = _read_member(exam_dir / REPORT_FILE, root, max_report_file_bytes,
+                                                     "report file")
+        if PATHOLOGY_FILE in files and read_reject is None:
+            pathology_bytes, read_reject = _read_member(exam_dir / PATHOLOGY_FILE, root, max_report_file_bytes,
+                                                        "pathology file")
         images = [f"{name}/{f}" for f in files if f not in (REPORT_FILE, PATHOLOGY_FILE)]
-        yield RawExam(i, f"{name}/", {"exam_id": name, "images": images}, report_bytes=report_bytes,
-                      pathology_bytes=pathology_bytes, folder=True)
+        yield RawExam(i, f"{display_name(name)}/", {"exam_id": name, "images": images}, report_bytes=report_bytes,
+                      pathology_bytes=pathology_bytes, folder=True, read_reject=read_reject)
 
 
 def decode_report(data: bytes) -> tuple[str | None, str]:

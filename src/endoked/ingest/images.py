@@ -13,6 +13,9 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from endoked.safe_read import UnsafeFileError, display_name, read_regular_file
+
+DEFAULT_MAX_IMAGE_BYTES = 256_000_000
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".jp2"})
 
 
@@ -30,7 +33,8 @@ class ImageCheck:
     bytes: int = 0
 
 
-def check_image(path: str, allowed_formats: tuple[str, ...], decode: bool, min_side: int) -> ImageCheck:
+def check_image(path: str, allowed_formats: tuple[str, ...], decode: bool, min_side: int,
+                max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> ImageCheck:
     """Validate one image file.
 
     Args:
@@ -38,19 +42,17 @@ def check_image(path: str, allowed_formats: tuple[str, ...], decode: bool, min_s
         allowed_formats: Pillow format names accepted (e.g. ``("JPEG", "PNG")``).
         decode: fully decode the pixels (finds truncated files) instead of reading the header only.
         min_side: minimum width and height in pixels.
+        max_bytes: larger files are refused unread (``file_too_large``).
 
     Returns:
         An :class:`ImageCheck`; on failure ``code`` is a reason code of :mod:`endoked.ingest.reasons`.
     """
     p = Path(path)
     try:
-        if not p.exists():
-            return ImageCheck(path, "missing_file", f"image file not found: {path}")
-        if not p.is_file():
-            return ImageCheck(path, "not_a_file", f"not a regular file: {path}")
-        data = p.read_bytes()
-    except OSError as exc:
-        return ImageCheck(path, "unreadable_file", f"cannot read {path}: {exc.strerror or exc}")
+        data = read_regular_file(path, max_bytes=max_bytes, what="image file")
+    except UnsafeFileError as exc:
+        code = "bad_image_entry" if exc.code == "bad_path" else exc.code
+        return ImageCheck(display_name(path), code, str(exc))
     if not data:
         return ImageCheck(path, "empty_file", f"zero-byte file: {path}")
     digest = hashlib.sha256(data).hexdigest()

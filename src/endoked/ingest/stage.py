@@ -23,7 +23,7 @@ def _archive_path(ctx: StageContext) -> Path:
 def _stat(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path (the row is rejected by validation)
         return None
     return st.st_size, st.st_mtime_ns
 

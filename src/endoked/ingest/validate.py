@@ -12,6 +12,7 @@ from typing import Any
 from endoked.ingest.archive import RawExam, decode_report
 from endoked.ingest.config import IngestConfig
 from endoked.ingest.reasons import Reject
+from endoked.safe_read import display_name
 
 CORE_KEYS = ("exam_id", "report", "pathology", "images")
 ID_KEYS = ("exam_id", "id")
@@ -50,6 +51,16 @@ def _is_binary(text: str) -> bool:
     return bad > max(8, 0.05 * len(sample))
 
 
+def _not_utf8(text: str) -> bool:
+    """True when ``text`` cannot be stored as UTF-8 (lone surrogates: from JSON ``\\ud800`` escapes or from
+    file names that are not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _clip_report(text: str, limit: int) -> tuple[str, bool]:
     raw = text.encode("utf-8")
     if len(raw) <= limit:
@@ -63,6 +74,10 @@ def _check_text(text: Any, what: str, raw: RawExam, exam_id: str, cfg: IngestCon
     if not isinstance(text, str):
         rejects.append(Reject("missing_key", f"{raw.source}: '{what}' must be a string, got "
                               f"{type(text).__name__}", raw.source, raw.row, exam_id))
+        return None, False
+    if _not_utf8(text):
+        rejects.append(Reject("bad_text", f"{raw.source}: {what} of exam {exam_id} holds characters that are not "
+                              "valid Unicode (lone surrogates)", raw.source, raw.row, exam_id))
         return None, False
     if _is_binary(text):
         rejects.append(Reject("report_binary", f"{raw.source}: {what} of exam {exam_id} contains binary data",
@@ -100,6 +115,14 @@ def _exam_id(raw: RawExam, rejects: list[Reject]) -> str | None:
                               raw.source, raw.row))
         return None
     value = str(value).strip()
+    if _not_utf8(value):
+        rejects.append(Reject("bad_text", f"{raw.source}: exam_id {display_name(value)} is not valid Unicode (a "
+                              "lone surrogate, or a folder name that is not UTF-8)", raw.source, raw.row))
+        return None
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        rejects.append(Reject("bad_exam_id", f"{raw.source}: exam_id {display_name(value)} contains a NUL or "
+                              "another control character", raw.source, raw.row))
+        return None
     if not value or "/" in value or "\\" in value or value in (".", ".."):
         rejects.append(Reject("bad_exam_id", f"{raw.source}: exam_id {value!r} is empty or contains a path "
                               "separator", raw.source, raw.row, value or None))
@@ -108,16 +131,26 @@ def _exam_id(raw: RawExam, rejects: list[Reject]) -> str | None:
 
 
 def _resolve_image(entry: Any, raw: RawExam, exam_id: str, root: Path, cfg: IngestConfig,
-                   seen: set[str], rejects: list[Reject]) -> ImageTask | None:
+                   seen: dict[str, str], rejects: list[Reject]) -> ImageTask | None:
+    """Check one image entry's path; ``seen`` maps the normalised path of each earlier entry to its spelling."""
     if not isinstance(entry, str) or not entry.strip():
         rejects.append(Reject("bad_image_entry", f"{raw.source}: exam {exam_id}: image entry {entry!r} is not a "
                               "path string", raw.source, raw.row, exam_id, None, "image"))
         return None
-    if entry in seen:
-        rejects.append(Reject("duplicate_image_in_exam", f"{raw.source}: exam {exam_id} lists {entry} twice",
-                              raw.source, raw.row, exam_id, entry, "image"))
+    if "\x00" in entry or _not_utf8(entry):
+        why = "contains a NUL byte" if "\x00" in entry else "is not valid UTF-8"
+        rejects.append(Reject("bad_image_entry", f"{raw.source}: exam {exam_id}: image path "
+                              f"{display_name(entry)} {why}", raw.source, raw.row, exam_id, display_name(entry),
+                              "image"))
         return None
-    seen.add(entry)
+    key = os.path.normpath(entry)
+    if key in seen:
+        first = seen[key]
+        how = "twice" if first == entry else f"twice (as {first} and {entry})"
+        rejects.append(Reject("duplicate_image_in_exam", f"{raw.source}: exam {exam_id} lists {entry} {how}; the "
+                              "first is kept", raw.source, raw.row, exam_id, entry, "image"))
+        return None
+    seen[key] = entry
     p = Path(entry)
     if p.is_absolute():
         if not cfg.allow_absolute_paths:
@@ -156,6 +189,9 @@ def validate_row(raw: RawExam, root: Path, cfg: IngestConfig,
     data = raw.data
     encoding = "utf-8"
     if raw.folder:
+        if raw.read_reject is not None:
+            code, why = raw.read_reject
+            return None, [Reject(code, f"{raw.source}: {why}", raw.source, raw.row, exam_id)]
         if raw.report_bytes is None:
             return None, [Reject("missing_report", f"{raw.source}: {exam_id}/report.txt not found", raw.source,
                                  raw.row, exam_id)]
@@ -197,9 +233,13 @@ def validate_row(raw: RawExam, root: Path, cfg: IngestConfig,
                               exam_id))
         return None, rejects
     meta = {k: v for k, v in data.items() if k not in CORE_KEYS + ID_KEYS + REPORT_KEYS}
+    if _not_utf8(meta_json(meta)):
+        rejects.append(Reject("bad_text", f"{raw.source}: exam {exam_id}: an extra field holds characters that are "
+                              "not valid Unicode (lone surrogates)", raw.source, raw.row, exam_id))
+        return None, rejects
     draft = ExamDraft(raw.row, raw.source, exam_id, text, path_text, encoding, truncated, meta,
                       n_listed=len(images))
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for entry in images:
         task = _resolve_image(entry, raw, exam_id, root, cfg, seen, rejects)
         if task is not None:

@@ -22,7 +22,7 @@ from endoked.batching import BatchOutput
 from endoked.device import autocast_for, resolve_device
 from endoked.errors import DataFormatError
 from endoked.imaging import encode_png, read_rgb, write_png
-from endoked.io import atomic_write_bytes, write_jsonl
+from endoked.io import atomic_write_bytes, ensure_writable_dir, write_jsonl
 from endoked.progress import bar
 from endoked.seg.checkpoint import load_model
 from endoked.seg.data import list_image_files
@@ -168,6 +168,7 @@ def predict_folder(model: str | Path, images: str | Path, out: str | Path, *, de
     files = list_image_files(images)
     if not files:
         raise DataFormatError(f"no image (.jpg/.png/.bmp/.tif) in {images}")
+    ensure_writable_dir(out)
     seen: set[str] = set()
     pairs: list[tuple[str, Path]] = []
     dup: list[dict[str, Any]] = []
