@@ -240,6 +240,7 @@ def resolve_config(profile: str | None = None, config_file: str | Path | None = 
         data = deep_merge(data, file_data)
         sources.append(f"file {config_file}")
     if extra:
+        check_renamed(extra, "command-line flags")
         data = deep_merge(data, extra)
         sources.append("command-line flags")
     if overrides:

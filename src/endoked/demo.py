@@ -84,7 +84,7 @@ def run_demo(out: Path, exams: int = 60, seed: int = 0, overrides: Sequence[str]
     # The synthetic frames are synth.size pixels: a CAM classifier input larger than that adds cost, not detail.
     config = resolve_config("cpu-small", None, overrides, extra={
         "seed": seed, "ingest": {"archive": str(marker)}, "eval": {"data": str(test_root)},
-        "cam": {"input_size": synth_cfg.size}})
+        "cam": {"image_size": synth_cfg.size}})
     run = RunFolder(out / "run")
     status = execute(run, config, overwrite=overwrite)
     typer.echo(f"run folder: {run.root}")
