@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from endoked.cam.model import CamNet
 from endoked.errors import DataFormatError
+from endoked.features import frozen_forward
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def cache_features(net: CamNet, images: Iterable[tuple[torch.Tensor, float]], no
         x = normalize(torch.stack(batch).to(device))
         views = [x, torch.flip(x, dims=[3])] if flip else [x]
         for view in views:
-            fused.append(net.fuse(net.encode(view)).half().cpu())
+            fused.append(frozen_forward(lambda v: net.fuse(net.encode(v)), view, torch.float16))
             labels.extend(batch_labels)
         if on_batch is not None:
             on_batch(len(batch))

@@ -27,6 +27,7 @@ from torch import nn
 from endoked.backbones import normalize_images
 from endoked.device import autocast_for
 from endoked.errors import ConfigError
+from endoked.features import frozen_forward, progress_bar
 from endoked.io import atomic_write_json, sha256_json
 from endoked.progress import bar
 from endoked.seg.checkpoint import build_model, checkpoint_dict, read_checkpoint, save_checkpoint, unwrap
@@ -120,8 +121,12 @@ class FeatureCache:
         chunks: list[list[torch.Tensor]] = []
         mask_chunks: list[torch.Tensor] = []
         bs = max(1, cfg.predict_batch_size)
-        with bar(len(indices) * self.views, desc="caching frozen encoder features", unit="view",
-                 enabled=progress) as pbar:
+
+        def frozen(x: torch.Tensor) -> list[torch.Tensor]:
+            with autocast_for(device, cfg.amp):
+                return list(enc.frozen_features(x))
+
+        with progress_bar(len(indices) * self.views, "caching frozen encoder features", progress, unit="view") as pbar:
             for start in range(0, len(indices), bs):
                 idx = indices[start:start + bs]
                 imgs_u8, masks_u8 = store.batch(idx)
@@ -134,9 +139,7 @@ class FeatureCache:
                                          crop_scale=cfg.crop_scale, color_jitter=cfg.color_jitter,
                                          zoom_out=cfg.zoom_out, zoom_min=cfg.zoom_min)
                     x = normalize_images(vi, enc.name).to(device)
-                    with autocast_for(device, cfg.amp):
-                        feats = enc.frozen_features(x)
-                    chunks.append([f.to("cpu", torch.float16) for f in feats])
+                    chunks.append(frozen_forward(frozen, x, torch.float16))
                     mask_chunks.append((vm * 255).round().to(torch.uint8))
                     pbar.update(len(idx))
         # rows are ordered (chunk, view, image); keep a map from (position in indices, view) to row
