@@ -455,7 +455,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, step: StepFn, data: 
     """Train ``model`` on ``data`` with ``step(model, batch) -> loss`` (see :class:`ModelTask`, :class:`TrainLoop`).
 
     Args:
-        model: on ``device`` already; wrapped in DistributedDataParallel under ``torchrun``.
+        model: trained in place; under ``torchrun`` this process joins the process group (see
+            :func:`init_distributed`), the model moves to its device and is wrapped in DistributedDataParallel.
         optimizer: over ``model``'s parameters.
         step: loss of one collated batch (called under autocast when mixed precision is on).
         data: samples; each epoch visits them in a permutation seeded by ``(seed, epoch)``.
@@ -474,7 +475,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, step: StepFn, data: 
     """
     if validate is not None and not metric:
         raise ValueError("fit: a validate callback needs the metric to select the best epoch by")
-    device = device or next(model.parameters()).device
+    device = init_distributed(device or next(model.parameters()).device)
+    model.to(device)
     task = ModelTask(model, optimizer, step, data, batch_size=batch_size,
                      collate=collate or torch.utils.data.default_collate, seed=seed, device=device, amp=amp,
                      validate=validate, metric=metric, scheduler=scheduler, grad_clip=grad_clip)
