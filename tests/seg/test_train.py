@@ -77,3 +77,12 @@ def test_changed_config_starts_afresh(disks: Path, tmp_path: Path) -> None:
     # same config again: nothing left to train, history kept
     same = train_folder(disks, tmp_path / "o", tiny_config(epochs=2), seed=0, progress=False)
     assert [h["epoch"] for h in same.history] == [1, 2]
+
+
+def test_time_budget_stops_after_the_first_epoch_and_validates_it(disks: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(epochs=3, val_every=5, max_minutes=1e-9)
+    result = train_folder(disks, tmp_path / "o", cfg, seed=0, progress=False)
+    assert result.stopped_early and [h["epoch"] for h in result.history] == [1]
+    assert "val_mean_dice" in result.history[0]  # the stopping epoch is validated even off the val_every grid
+    assert result.best_epoch == 1 and read_checkpoint(result.checkpoint)["epoch"] == 1
+    assert torch.load(tmp_path / "o" / "last.pt", weights_only=True)["epoch"] == 1

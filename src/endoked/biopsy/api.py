@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import logging
@@ -287,7 +286,3 @@ def evaluate_model(model_path: Path, labels: Path, out_dir: Path | None = None, 
                  points={f"threshold {model.threshold:.2f}": (1 - pm["specificity"], pm["sensitivity"])})
     return result
 
-
-def clone_model(model: BiopsyModel) -> BiopsyModel:
-    """An independent copy (weights, temperature, threshold)."""
-    return copy.deepcopy(model)

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from endoked.biopsy.data import LabelledImage
+from endoked.features import encode_batches, progress_bar, read_cache, write_cache
 from endoked.imaging import load_image
-from endoked.io import atomic_path
-from endoked.progress import bar
 
 logger = logging.getLogger(__name__)
 
@@ -73,38 +70,23 @@ def encode_items(items: Sequence[LabelledImage], prefix: Callable[[torch.Tensor]
         :class:`Features` in the order of ``items``.
     """
     keys = [it.key for it in items]
-    if cache_file is not None and Path(cache_file).is_file():
-        saved = torch.load(cache_file, map_location="cpu", weights_only=True)
-        if saved.get("keys") == keys and saved.get("signature") == signature and saved.get("views") == n_views:
-            logger.info("%s: %d images from cache %s", desc, len(keys), cache_file)
-            return Features(saved["data"], np.asarray(saved["ok"], dtype=bool),
-                            {int(k): str(v) for k, v in zip(saved["failed_rows"], saved["failed_msgs"], strict=True)})
-
-    def _load(i: int) -> tuple[int, np.ndarray | None, str]:
-        it = items[i]
-        try:
-            return i, load_image(it.path, size, it.box), ""
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            return i, None, f"{it.path}: {type(exc).__name__}: {exc}"
+    saved = read_cache(cache_file, keys=keys, signature=signature, views=n_views)
+    if saved is not None:
+        logger.info("%s: %d images from cache %s", desc, len(keys), cache_file)
+        return Features(saved["data"], np.asarray(saved["ok"], dtype=bool),
+                        {int(k): str(v) for k, v in zip(saved["failed_rows"], saved["failed_msgs"], strict=True)})
 
     outs: list[torch.Tensor | None] = [None] * len(items)
     failed: dict[int, str] = {}
-    with bar(len(items), desc=desc, unit="img", enabled=progress) as pbar, \
-            ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(0, len(items), batch_size):
-            loaded = list(pool.map(_load, range(start, min(len(items), start + batch_size))))
-            good = [(i, a) for i, a, _ in loaded if a is not None]
-            failed.update({i: msg for i, a, msg in loaded if a is None})
-            if good:
-                batch = torch.from_numpy(np.stack([a for _, a in good])).to(device)
-                with torch.inference_mode():
-                    out = prefix(make_views(batch, n_views)).cpu()
-                if store_dtype is not None and out.is_floating_point():
-                    out = out.to(store_dtype)
-                out = out.view(len(good), n_views, *out.shape[1:]).clone()
-                for k, (i, _) in enumerate(good):
+    with progress_bar(len(items), desc, progress) as pbar:
+        for batch in encode_batches(len(items), lambda i: load_image(items[i].path, size, items[i].box),
+                                    lambda i: str(items[i].path), lambda x: prefix(make_views(x, n_views)), device,
+                                    batch_size=batch_size, workers=workers, store_dtype=store_dtype, pbar=pbar):
+            failed.update(batch.failed)
+            if batch.data is not None:
+                out = batch.data.view(len(batch.index), n_views, *batch.data.shape[1:])
+                for k, i in enumerate(batch.index):
                     outs[i] = out[k]
-            pbar.update(len(loaded))
     template = next((o for o in outs if o is not None), None)
     if template is None:
         data = torch.empty(0)
@@ -115,7 +97,6 @@ def encode_items(items: Sequence[LabelledImage], prefix: Callable[[torch.Tensor]
         logger.warning("%s: %d image(s) could not be decoded (first: %s)", desc, len(failed),
                        next(iter(failed.values())))
     if cache_file is not None:
-        with atomic_path(cache_file) as tmp:
-            torch.save({"keys": keys, "signature": signature, "views": n_views, "data": data, "ok": ok.tolist(),
-                        "failed_rows": list(failed), "failed_msgs": list(failed.values())}, tmp)
+        write_cache(cache_file, {"keys": keys, "signature": signature, "views": n_views, "data": data,
+                                 "ok": ok.tolist(), "failed_rows": list(failed), "failed_msgs": list(failed.values())})
     return Features(data, ok, failed)

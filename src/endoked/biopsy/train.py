@@ -25,7 +25,7 @@ from endoked.biopsy.metrics import threshold_for_sensitivity, threshold_youden
 from endoked.biopsy.model import BiopsyModel
 from endoked.device import autocast_for
 from endoked.errors import DataFormatError
-from endoked.progress import bar
+from endoked.training import TrainLoop, TrainTask
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,55 @@ def _batch_indices(labels: np.ndarray, batch_size: int, balanced: bool, rng: np.
     return out
 
 
+class StepsTask(TrainTask):
+    """A step budget as a :class:`endoked.training.TrainTask`: each "epoch" is one tenth of the budget
+    (``max(1, steps // 10)`` steps, the last one possibly shorter) and records its mean loss."""
+
+    def __init__(self, model: BiopsyModel, feats: Features, labels: np.ndarray, cfg: BiopsyConfig, steps: int,
+                 lr: float, label_smoothing: float, seed: int, device: torch.device) -> None:
+        self.ok = np.flatnonzero(feats.ok)
+        if self.ok.size == 0:
+            raise DataFormatError("no readable training image")
+        self.y = np.asarray(labels, dtype=np.int64)[self.ok]
+        self.model, self.data, self.cfg, self.steps, self.device = model, feats.data, cfg, steps, device
+        self.label_smoothing = label_smoothing
+        params = [{"params": list(model.head.parameters()), "lr": lr}]
+        enc_params = model.encoder.trainable_parameters()
+        if enc_params:
+            params.append({"params": enc_params, "lr": cfg.encoder_lr})
+        self.opt = torch.optim.AdamW(params, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+        y = self.y
+        self.pos_weight = None
+        if cfg.class_balance == "loss" and 0 < y.sum() < y.size:
+            self.pos_weight = torch.tensor((y.size - y.sum()) / y.sum(), device=device)
+        self.rng = np.random.default_rng(seed)
+        self.chunk = max(1, steps // 10)
+        self.items_per_epoch = self.chunk
+        self.epochs = math.ceil(steps / self.chunk)
+
+    def train_epoch(self, epoch: int, progress: Any) -> dict[str, Any]:
+        cfg, y = self.cfg, self.y
+        running: list[float] = []
+        for _ in range(epoch * self.chunk, min(self.steps, (epoch + 1) * self.chunk)):
+            rows = _batch_indices(y, cfg.batch_size, cfg.class_balance == "sampler", self.rng)
+            views = self.rng.integers(0, int(self.data.shape[1]), size=rows.size)
+            x = self.data[torch.as_tensor(self.ok[rows]), torch.as_tensor(views)].to(self.device)
+            target = torch.as_tensor(y[rows], dtype=torch.float32, device=self.device)
+            target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+            with autocast_for(self.device):
+                logits = self.model.logits_from_cached(x)
+            loss = F.binary_cross_entropy_with_logits(logits.float(), target, pos_weight=self.pos_weight)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            running.append(float(loss.detach()))
+            progress.update(1)
+        return {"loss": round(float(np.mean(running)), 5)}
+
+
 def train_steps(model: BiopsyModel, feats: Features, labels: np.ndarray, cfg: BiopsyConfig, *, steps: int,
                 lr: float, label_smoothing: float, seed: int, device: torch.device, progress: bool | None = None,
                 desc: str = "biopsy train") -> FitLog:
@@ -63,50 +112,14 @@ def train_steps(model: BiopsyModel, feats: Features, labels: np.ndarray, cfg: Bi
     Raises:
         DataFormatError: no usable row.
     """
-    ok = np.flatnonzero(feats.ok)
-    y_all = np.asarray(labels, dtype=np.int64)
-    if ok.size == 0:
-        raise DataFormatError("no readable training image")
-    y = y_all[ok]
-    data = feats.data
-    n_views = int(data.shape[1])
-    params = [{"params": list(model.head.parameters()), "lr": lr}]
-    enc_params = model.encoder.trainable_parameters()
-    if enc_params:
-        params.append({"params": enc_params, "lr": cfg.encoder_lr})
-    opt = torch.optim.AdamW(params, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    pos_weight = None
-    if cfg.class_balance == "loss" and 0 < y.sum() < y.size:
-        pos_weight = torch.tensor((y.size - y.sum()) / y.sum(), device=device)
-    rng = np.random.default_rng(seed)
+    task = StepsTask(model, feats, labels, cfg, steps, lr, label_smoothing, seed, device)
     torch.manual_seed(seed)
     model.train()
     t0 = time.perf_counter()
-    losses: list[float] = []
-    chunk = max(1, steps // 10)
-    running: list[float] = []
-    with bar(steps, desc=desc, unit="step", enabled=progress) as pbar:
-        for step in range(steps):
-            rows = _batch_indices(y, cfg.batch_size, cfg.class_balance == "sampler", rng)
-            views = rng.integers(0, n_views, size=rows.size)
-            x = data[torch.as_tensor(ok[rows]), torch.as_tensor(views)].to(device)
-            target = torch.as_tensor(y[rows], dtype=torch.float32, device=device)
-            target = target * (1 - label_smoothing) + 0.5 * label_smoothing
-            with autocast_for(device):
-                logits = model.logits_from_cached(x)
-            loss = F.binary_cross_entropy_with_logits(logits.float(), target, pos_weight=pos_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            running.append(float(loss.detach()))
-            if (step + 1) % chunk == 0 or step + 1 == steps:
-                losses.append(round(float(np.mean(running)), 5))
-                running = []
-            pbar.update(1)
+    result = TrainLoop(task, task.epochs, progress=progress, desc=desc, unit="step").run()
     model.eval()
-    return FitLog(steps=steps, seconds=round(time.perf_counter() - t0, 3), n_train=int(ok.size), losses=losses)
+    return FitLog(steps=steps, seconds=round(time.perf_counter() - t0, 3), n_train=int(task.ok.size),
+                  losses=[float(r["loss"]) for r in result.state.history])
 
 
 def predict_logits(model: BiopsyModel, feats: Features, device: torch.device, batch_size: int = 256,

@@ -86,7 +86,8 @@ def _train(ctx: StageContext, cfg: CamConfig, selection: list[dict[str, Any]], p
         cache = cache_features(net, pairs(), normalize, batch_size=cfg.encode_batch_size, flip=cfg.train_flip,
                                device=device, on_batch=pb.update)
     history = fit_head(net, cache, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                       batch_size=cfg.batch_size, seed=ctx.config.seed, feature_dropout=cfg.feature_dropout)
+                       batch_size=cfg.batch_size, seed=ctx.config.seed, feature_dropout=cfg.feature_dropout,
+                       progress=ctx.progress)
     info = {"classifier": "trained", "train_images": len(train_rows) - skipped, "train_skipped": skipped,
             "final_loss": round(history[-1], 5)}
     save_classifier(net, cfg, ckpt, extra=info)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,6 +19,8 @@ import torch.nn.functional as F
 
 from endoked.cam.model import CamNet
 from endoked.errors import DataFormatError
+from endoked.features import frozen_forward
+from endoked.training import TrainLoop, TrainTask
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ def cache_features(net: CamNet, images: Iterable[tuple[torch.Tensor, float]], no
         x = normalize(torch.stack(batch).to(device))
         views = [x, torch.flip(x, dims=[3])] if flip else [x]
         for view in views:
-            fused.append(net.fuse(net.encode(view)).half().cpu())
+            fused.append(frozen_forward(lambda v: net.fuse(net.encode(v)), view, torch.float16))
             labels.extend(batch_labels)
         if on_batch is not None:
             on_batch(len(batch))
@@ -95,8 +98,53 @@ def cache_features(net: CamNet, images: Iterable[tuple[torch.Tensor, float]], no
     return FeatureCache(torch.cat(fused), torch.tensor(labels, dtype=torch.float32))
 
 
+class HeadTask(TrainTask):
+    """Training the CAM head on cached features as a :class:`endoked.training.TrainTask` (no validation,
+    no checkpoint: the stage saves the classifier)."""
+
+    def __init__(self, net: CamNet, cache: FeatureCache, epochs: int, lr: float, weight_decay: float,
+                 batch_size: int, seed: int, feature_dropout: float) -> None:
+        labels = cache.labels
+        n_pos = float(labels.sum())
+        n_neg = float(len(labels) - n_pos)
+        if n_pos == 0 or n_neg == 0:
+            raise DataFormatError(f"the CAM classifier needs both classes; got {int(n_pos)} positives and "
+                                  f"{int(n_neg)} negatives (check the mil selection)")
+        self.net, self.cache, self.batch_size, self.feature_dropout = net, cache, batch_size, feature_dropout
+        self.pos_weight = torch.tensor(n_neg / n_pos)
+        self.gen = torch.Generator().manual_seed(seed)
+        params = [p for p in net.head.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        steps = max(1, epochs * ((len(labels) + batch_size - 1) // batch_size))
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=steps)
+        self.device = next(net.head.parameters()).device
+        self.items_per_epoch = len(labels)
+
+    def train_epoch(self, epoch: int, progress: Any) -> dict[str, Any]:
+        net, labels = self.net, self.cache.labels
+        order = torch.randperm(len(labels), generator=self.gen)
+        total, count = 0.0, 0
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            fused = self.cache.fused[idx].to(self.device).float()
+            if self.feature_dropout > 0:
+                fused = F.dropout2d(fused, p=self.feature_dropout, training=True)
+            logits = net.pooled(net.head(fused))
+            y = labels[idx].to(self.device)
+            loss = F.binary_cross_entropy_with_logits(logits, y, pos_weight=self.pos_weight.to(self.device))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+            progress.update(len(idx))
+        return {"epoch": epoch + 1, "loss": total / max(count, 1)}
+
+
 def fit_head(net: CamNet, cache: FeatureCache, epochs: int = 30, lr: float = 3e-3, weight_decay: float = 1e-4,
-             batch_size: int = 64, seed: int = 0, feature_dropout: float = 0.1) -> list[float]:
+             batch_size: int = 64, seed: int = 0, feature_dropout: float = 0.1,
+             progress: bool | None = False) -> list[float]:
     """Train the head on cached features with class-balanced BCE.
 
     Args:
@@ -108,43 +156,15 @@ def fit_head(net: CamNet, cache: FeatureCache, epochs: int = 30, lr: float = 3e-
         batch_size: cached samples per step.
         seed: shuffling seed.
         feature_dropout: channel dropout on the fused features during training.
+        progress: progress bar (``None``: the process-wide setting).
 
     Returns:
         The mean training loss of every epoch.
     """
-    labels = cache.labels
-    n_pos = float(labels.sum())
-    n_neg = float(len(labels) - n_pos)
-    if n_pos == 0 or n_neg == 0:
-        raise DataFormatError(f"the CAM classifier needs both classes; got {int(n_pos)} positives and "
-                              f"{int(n_neg)} negatives (check the mil selection)")
-    pos_weight = torch.tensor(n_neg / n_pos)
-    gen = torch.Generator().manual_seed(seed)
-    params = [p for p in net.head.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    steps = max(1, epochs * ((len(labels) + batch_size - 1) // batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    device = next(net.head.parameters()).device
+    task = HeadTask(net, cache, epochs, lr, weight_decay, batch_size, seed, feature_dropout)
     net.head.train()
-    history: list[float] = []
-    for _ in range(epochs):
-        order = torch.randperm(len(labels), generator=gen)
-        total, count = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            fused = cache.fused[idx].to(device).float()
-            if feature_dropout > 0:
-                fused = F.dropout2d(fused, p=feature_dropout, training=True)
-            logits = net.pooled(net.head(fused))
-            y = labels[idx].to(device)
-            loss = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        history.append(total / max(count, 1))
+    result = TrainLoop(task, epochs, progress=progress, desc="cam head", unit="sample").run()
+    history = [float(r["loss"]) for r in result.state.history]
     net.head.eval()
-    logger.info("CAM head trained: %d samples, loss %.4f -> %.4f", len(labels), history[0], history[-1])
+    logger.info("CAM head trained: %d samples, loss %.4f -> %.4f", len(cache), history[0], history[-1])
     return history

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from endoked.features import encode_batches, progress_bar, read_cache, write_cache
 from endoked.imaging import load_image
-from endoked.progress import bar
 
 logger = logging.getLogger(__name__)
 
@@ -99,25 +97,20 @@ def encode_images(items: Sequence[tuple[str, str]], prefix: Callable[[torch.Tens
     out_keys: list[str] = []
     tensors: list[torch.Tensor] = []
     failed: dict[str, str] = {}
-    with bar(len(keys), desc="mil encode", unit="img", enabled=progress) as pbar, \
-            ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with progress_bar(len(keys), "mil encode", progress) as pbar:
         for c, chunk in enumerate(chunks):
             cfile = cache_dir / f"chunk_{c:05d}.pt" if cache_dir is not None else None
-            if cfile is not None and cfile.is_file():
-                saved = torch.load(cfile, map_location="cpu", weights_only=True)
-                if list(saved["all_keys"]) == chunk:
-                    out_keys.extend(saved["keys"])
-                    tensors.append(saved["data"])
-                    failed.update(dict(zip(saved["failed_keys"], saved["failed_msgs"], strict=True)))
-                    pbar.update(len(chunk))
-                    continue
-            ck, cd, cf = _encode_chunk(chunk, unique, prefix, size, device, batch_size, pool, store_dtype, pbar)
+            saved = read_cache(cfile, all_keys=chunk)
+            if saved is not None:
+                out_keys.extend(saved["keys"])
+                tensors.append(saved["data"])
+                failed.update(dict(zip(saved["failed_keys"], saved["failed_msgs"], strict=True)))
+                pbar.update(len(chunk))
+                continue
+            ck, cd, cf = _encode_chunk(chunk, unique, prefix, size, device, batch_size, workers, store_dtype, pbar)
             if cfile is not None:
-                from endoked.io import atomic_path
-
-                with atomic_path(cfile) as tmp:
-                    torch.save({"all_keys": chunk, "keys": ck, "data": cd, "failed_keys": list(cf),
-                                "failed_msgs": list(cf.values())}, tmp)
+                write_cache(cfile, {"all_keys": chunk, "keys": ck, "data": cd, "failed_keys": list(cf),
+                                    "failed_msgs": list(cf.values())})
             out_keys.extend(ck)
             tensors.append(cd)
             failed.update(cf)
@@ -129,28 +122,16 @@ def encode_images(items: Sequence[tuple[str, str]], prefix: Callable[[torch.Tens
 
 
 def _encode_chunk(chunk: Sequence[str], paths: dict[str, str], prefix: Callable[[torch.Tensor], torch.Tensor],
-                  size: int, device: torch.device, batch_size: int, pool: ThreadPoolExecutor,
+                  size: int, device: torch.device, batch_size: int, workers: int,
                   store_dtype: torch.dtype | None, pbar: object) -> tuple[list[str], torch.Tensor, dict[str, str]]:
-    def _load(key: str) -> tuple[str, np.ndarray | None, str]:
-        try:
-            return key, load_image(paths[key], size), ""
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            return key, None, f"{paths[key]}: {type(exc).__name__}: {exc}"
-
     keys: list[str] = []
     outs: list[torch.Tensor] = []
     failed: dict[str, str] = {}
-    for start in range(0, len(chunk), batch_size):
-        loaded = list(pool.map(_load, chunk[start:start + batch_size]))
-        good = [(k, a) for k, a, _ in loaded if a is not None]
-        failed.update({k: msg for k, a, msg in loaded if a is None})
-        if good:
-            batch = torch.from_numpy(np.stack([a for _, a in good])).to(device)
-            with torch.inference_mode():
-                out = prefix(batch).cpu()
-            if store_dtype is not None and out.is_floating_point():
-                out = out.to(store_dtype)
-            keys.extend(k for k, _ in good)
-            outs.append(out.clone())
-        pbar.update(len(loaded))  # type: ignore[attr-defined]
+    for batch in encode_batches(len(chunk), lambda i: load_image(paths[chunk[i]], size), lambda i: paths[chunk[i]],
+                                prefix, device, batch_size=batch_size, workers=workers, store_dtype=store_dtype,
+                                pbar=pbar):
+        failed.update({chunk[i]: msg for i, msg in batch.failed.items()})
+        if batch.data is not None:
+            keys.extend(chunk[i] for i in batch.index)
+            outs.append(batch.data)
     return keys, (torch.cat(outs) if outs else torch.empty(0)), failed

@@ -19,13 +19,12 @@ import torch
 
 from endoked.backbones.split import SplitEncoder
 from endoked.device import autocast_for
-from endoked.io import atomic_path
 from endoked.mil.config import MilConfig
 from endoked.mil.data import Bag
 from endoked.mil.losses import bag_loss, dsmil_loss, pseudo_labels, student_loss
 from endoked.mil.model import MilHeads
-from endoked.progress import bar
 from endoked.stats import auroc
+from endoked.training import LoopState, TrainLoop, TrainTask, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -125,13 +124,87 @@ def evaluate_bags(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, ba
     return {"val_bag_auroc": auroc(labels, scores), "val_loss": mean_loss}
 
 
-def _save(path: Path, obj: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def _encoder_state(encoder: SplitEncoder) -> dict[str, torch.Tensor]:
     return {} if encoder.frozen else {k: v.detach().clone() for k, v in encoder.model.state_dict().items()}
+
+
+class MilTask(TrainTask):
+    """Bag distillation as a :class:`endoked.training.TrainTask` (``last.pt``/``best.pt`` keep their layout:
+    ``heads``, ``encoder``, ``optim``, ``scaler``, ``state``; and ``heads``, ``encoder``, ``epoch``,
+    ``val_bag_auroc``, ``val_loss``)."""
+
+    validates = True
+
+    def __init__(self, heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, train_bags: Sequence[Bag],
+                 val_bags: Sequence[Bag], cfg: MilConfig, seed: int, device: torch.device) -> None:
+        self.heads, self.encoder, self.data, self.cfg = heads, encoder, data, cfg
+        self.seed, self.device = seed, device
+        self.train_bags, self.val_bags = train_bags, val_bags
+        groups = [{"params": list(heads.parameters()), "lr": cfg.lr}]
+        enc_params = encoder.trainable_parameters()
+        if enc_params:
+            groups.append({"params": enc_params, "lr": cfg.encoder_lr})
+        self.optim = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
+        self.items_per_epoch = len(train_bags)
+        self.best_loss, self.bad_epochs = math.inf, 0
+
+    def student_on(self, epoch: int) -> bool:
+        return epoch >= self.cfg.student_warmup_epochs and self.cfg.student_weight > 0
+
+    def train_epoch(self, epoch: int, progress: Any) -> dict[str, Any]:
+        gen = _epoch_generator(self.seed, epoch)
+        torch.manual_seed(self.seed * 1_000_003 + epoch + 17)
+        loss = _train_epoch(self.heads, self.encoder, self.data, self.train_bags, self.cfg, self.device, gen,
+                            self.optim, self.scaler, self.student_on(epoch), progress)
+        return {"epoch": epoch, "train_loss": loss}
+
+    def validate(self, epoch: int, final: bool) -> dict[str, Any]:
+        return evaluate_bags(self.heads, self.encoder, self.data, self.val_bags, self.cfg, self.device,
+                             self.student_on(epoch))
+
+    def judge(self, state: LoopState, epoch: int, val: dict[str, Any] | None) -> Verdict:
+        """Best validation bag AUROC (ties: lower loss) once the student is on; patience-based early stop."""
+        assert val is not None
+        auc, vloss = val["val_bag_auroc"], val["val_loss"]
+        auc_cmp = -math.inf if math.isnan(auc) else auc
+        best = state.best_metric
+        eligible = epoch >= self.cfg.student_warmup_epochs or self.cfg.student_weight == 0
+        improved = eligible and (auc_cmp > best + 1e-9 or
+                                 (abs(auc_cmp - best) <= 1e-9 and vloss < self.best_loss - 1e-4))
+        if improved:
+            self.best_loss, self.bad_epochs = vloss, 0
+        elif eligible:
+            self.bad_epochs += 1
+        return Verdict(improved, auc_cmp, stop=not improved and eligible and self.bad_epochs >= self.cfg.patience)
+
+    def best_checkpoint(self, state: LoopState, epoch: int, val: dict[str, Any] | None) -> dict[str, Any]:
+        assert val is not None
+        return {"heads": {k: v.detach().clone() for k, v in self.heads.state_dict().items()},
+                "encoder": _encoder_state(self.encoder), "epoch": epoch, "val_bag_auroc": val["val_bag_auroc"],
+                "val_loss": val["val_loss"]}
+
+    def train_state(self, state: LoopState) -> TrainState:
+        """The loop state in the stage's early-stopping form (0-based epochs, -1 for none)."""
+        return TrainState(epoch=state.epoch - 1, best_epoch=state.best_epoch - 1, best_auroc=state.best_metric,
+                          best_loss=self.best_loss, bad_epochs=self.bad_epochs,
+                          stopped_early=state.stopped == "early", history=state.history)
+
+    def state_dict(self, state: LoopState) -> dict[str, Any]:
+        return {"heads": self.heads.state_dict(), "encoder": _encoder_state(self.encoder),
+                "optim": self.optim.state_dict(), "scaler": self.scaler.state_dict(),
+                "state": asdict(self.train_state(state))}
+
+    def load_state_dict(self, content: dict[str, Any]) -> LoopState:
+        self.heads.load_state_dict(content["heads"])
+        if content["encoder"]:
+            self.encoder.model.load_state_dict(content["encoder"])
+        self.optim.load_state_dict(content["optim"])
+        self.scaler.load_state_dict(content["scaler"])
+        ts = TrainState(**content["state"])
+        self.best_loss, self.bad_epochs = ts.best_loss, ts.bad_epochs
+        return LoopState(epoch=ts.epoch + 1, best_epoch=ts.best_epoch + 1, best_metric=ts.best_auroc,
+                         history=list(ts.history), stopped="early" if ts.stopped_early else "")
 
 
 def train_mil(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, train_bags: Sequence[Bag],
@@ -157,72 +230,15 @@ def train_mil(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, train_
     """
     heads.to(device)
     encoder.to(device)
-    groups = [{"params": list(heads.parameters()), "lr": cfg.lr}]
-    enc_params = encoder.trainable_parameters()
-    if enc_params:
-        groups.append({"params": enc_params, "lr": cfg.encoder_lr})
-    optim = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
-    state = TrainState()
-    best: dict[str, Any] | None = None
-    last_path = checkpoint_dir / "last.pt" if checkpoint_dir else None
-    best_path = checkpoint_dir / "best.pt" if checkpoint_dir else None
-    if last_path is not None and last_path.is_file():
-        ck = torch.load(last_path, map_location="cpu", weights_only=True)
-        heads.load_state_dict(ck["heads"])
-        if ck["encoder"]:
-            encoder.model.load_state_dict(ck["encoder"])
-        optim.load_state_dict(ck["optim"])
-        scaler.load_state_dict(ck["scaler"])
-        state = TrainState(**ck["state"])
-        logger.info("mil: resuming after epoch %d (best val bag AUROC %.4f at epoch %d)", state.epoch,
-                    state.best_auroc, state.best_epoch)
-    n_steps = cfg.epochs * len(train_bags)
-    with bar(n_steps, desc="mil train", unit="bag", enabled=progress) as pbar:
-        pbar.update((state.epoch + 1) * len(train_bags))
-        for epoch in range(state.epoch + 1, cfg.epochs):
-            if state.stopped_early:
-                break
-            gen = _epoch_generator(seed, epoch)
-            torch.manual_seed(seed * 1_000_003 + epoch + 17)
-            student_on = epoch >= cfg.student_warmup_epochs and cfg.student_weight > 0
-            train_loss = _train_epoch(heads, encoder, data, train_bags, cfg, device, gen, optim, scaler,
-                                      student_on, pbar)
-            metrics = evaluate_bags(heads, encoder, data, val_bags, cfg, device, student_on)
-            state.epoch = epoch
-            state.history.append({"epoch": epoch, "train_loss": train_loss, **metrics})
-            auc, vloss = metrics["val_bag_auroc"], metrics["val_loss"]
-            auc_cmp = -math.inf if math.isnan(auc) else auc
-            eligible = epoch >= cfg.student_warmup_epochs or cfg.student_weight == 0
-            improved = eligible and (auc_cmp > state.best_auroc + 1e-9 or
-                                     (abs(auc_cmp - state.best_auroc) <= 1e-9 and vloss < state.best_loss - 1e-4))
-            if improved:
-                state.best_epoch, state.best_auroc, state.best_loss, state.bad_epochs = epoch, auc_cmp, vloss, 0
-                best = {"heads": {k: v.detach().clone() for k, v in heads.state_dict().items()},
-                        "encoder": _encoder_state(encoder), "epoch": epoch, "val_bag_auroc": auc, "val_loss": vloss}
-                if best_path is not None:
-                    _save(best_path, best)
-            elif eligible:
-                state.bad_epochs += 1
-                state.stopped_early = state.bad_epochs >= cfg.patience
-            logger.info("mil epoch %d: train loss %.4f, val bag AUROC %.4f, val loss %.4f%s", epoch, train_loss,
-                        auc, vloss, " (best)" if improved else "")
-            if last_path is not None:
-                _save(last_path, {"heads": heads.state_dict(), "encoder": _encoder_state(encoder),
-                                  "optim": optim.state_dict(), "scaler": scaler.state_dict(),
-                                  "state": asdict(state)})
-            if on_epoch_end is not None:
-                on_epoch_end(state)
-            if state.stopped_early:
-                logger.info("mil: early stop after epoch %d (best epoch %d)", epoch, state.best_epoch)
-                break
-    if best is None and best_path is not None and best_path.is_file():
-        best = torch.load(best_path, map_location="cpu", weights_only=True)
-    if best is not None:
-        heads.load_state_dict(best["heads"])
-        if best["encoder"]:
-            encoder.model.load_state_dict(best["encoder"])
-    return state
+    task = MilTask(heads, encoder, data, train_bags, val_bags, cfg, seed, device)
+    hook = (lambda state: on_epoch_end(task.train_state(state))) if on_epoch_end is not None else None
+    result = TrainLoop(task, cfg.epochs, checkpoint_dir, progress=progress, desc="mil train", unit="bag",
+                       on_epoch_end=hook).run()
+    if result.best is not None:
+        heads.load_state_dict(result.best["heads"])
+        if result.best["encoder"]:
+            encoder.model.load_state_dict(result.best["encoder"])
+    return task.train_state(result.state)
 
 
 def _train_epoch(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, bags: Sequence[Bag],

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,25 @@ from torch import nn
 from endoked.backbones import normalize_images
 from endoked.device import autocast_for
 from endoked.errors import ConfigError
+from endoked.features import frozen_forward, progress_bar
 from endoked.io import atomic_write_json, sha256_json
-from endoked.progress import bar
-from endoked.seg.checkpoint import build_model, checkpoint_dict, read_checkpoint, save_checkpoint, unwrap
+from endoked.seg.checkpoint import build_model, checkpoint_dict, read_checkpoint, unwrap
 from endoked.seg.config import SegConfig
 from endoked.seg.data import PairStore, augment, scaled_size
 from endoked.seg.loss import structure_loss
 from endoked.seg.model import PolypPVT
 from endoked.seg.plots import write_curve
 from endoked.seg.validate import validate
+from endoked.training import (
+    LoopState,
+    TrainLoop,
+    TrainTask,
+    dist_info,
+    epoch_generator,
+    init_distributed,
+    optimizer_step,
+    wrap_distributed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +70,6 @@ class TrainResult:
     n_val: int
     stopped_early: bool = False
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, steps_per_epoch: int, cfg: SegConfig) -> float:
@@ -82,14 +90,13 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, steps_per_epoch: i
     return floor + (1.0 - floor) * (1.0 - t) ** cfg.poly_power
 
 
-def dist_info() -> tuple[int, int, int]:
-    """``(world_size, rank, local_rank)`` from the ``torchrun`` environment (1, 0, 0 otherwise)."""
-    return (int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
-            int(os.environ.get("LOCAL_RANK", "0")))
-
-
 def _epoch_generator(seed: int, epoch: int, salt: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed((seed * 1_000_003 + epoch * 7_919 + salt) % (2**63))
+    return epoch_generator(seed, epoch, salt)
+
+
+def _augment_args(cfg: SegConfig) -> dict[str, Any]:
+    return {"hflip": cfg.hflip, "vflip": cfg.vflip, "rotate90": cfg.rotate90, "crop_scale": cfg.crop_scale,
+            "color_jitter": cfg.color_jitter, "zoom_out": cfg.zoom_out, "zoom_min": cfg.zoom_min}
 
 
 class _CachedForward(nn.Module):
@@ -120,8 +127,12 @@ class FeatureCache:
         chunks: list[list[torch.Tensor]] = []
         mask_chunks: list[torch.Tensor] = []
         bs = max(1, cfg.predict_batch_size)
-        with bar(len(indices) * self.views, desc="caching frozen encoder features", unit="view",
-                 enabled=progress) as pbar:
+
+        def frozen(x: torch.Tensor) -> list[torch.Tensor]:
+            with autocast_for(device, cfg.amp):
+                return list(enc.frozen_features(x))
+
+        with progress_bar(len(indices) * self.views, "caching frozen encoder features", progress, unit="view") as pbar:
             for start in range(0, len(indices), bs):
                 idx = indices[start:start + bs]
                 imgs_u8, masks_u8 = store.batch(idx)
@@ -130,13 +141,9 @@ class FeatureCache:
                     if v == 0:
                         vi, vm = imgs, masks
                     else:
-                        vi, vm = augment(imgs, masks, gen, hflip=cfg.hflip, vflip=cfg.vflip, rotate90=cfg.rotate90,
-                                         crop_scale=cfg.crop_scale, color_jitter=cfg.color_jitter,
-                                         zoom_out=cfg.zoom_out, zoom_min=cfg.zoom_min)
+                        vi, vm = augment(imgs, masks, gen, **_augment_args(cfg))
                     x = normalize_images(vi, enc.name).to(device)
-                    with autocast_for(device, cfg.amp):
-                        feats = enc.frozen_features(x)
-                    chunks.append([f.to("cpu", torch.float16) for f in feats])
+                    chunks.append(frozen_forward(frozen, x, torch.float16))
                     mask_chunks.append((vm * 255).round().to(torch.uint8))
                     pbar.update(len(idx))
         # rows are ordered (chunk, view, image); keep a map from (position in indices, view) to row
@@ -179,6 +186,142 @@ def _param_groups(model: PolypPVT, cfg: SegConfig) -> list[dict[str, Any]]:
     return groups
 
 
+class SegTask(TrainTask):
+    """Training Polyp-PVT as a :class:`endoked.training.TrainTask`.
+
+    ``last.pt`` keeps its layout (``fingerprint``, ``epoch``, ``model``, ``optimizer``, ``scaler``, ``history``,
+    ``best_metric``, ``best_epoch``, ``best_val``, ``elapsed``); the best checkpoint is ``model.pt`` as
+    :func:`endoked.seg.checkpoint.checkpoint_dict` writes it.
+    """
+
+    def __init__(self, store: PairStore, train_idx: list[int], val_idx: list[int], cfg: SegConfig, *, seed: int,
+                 device: torch.device, epochs: int, init_checkpoint: Path | None, progress: bool) -> None:
+        self.store, self.train_idx, self.val_idx, self.cfg = store, train_idx, val_idx, cfg
+        self.seed, self.device, self.epochs, self.progress = seed, device, epochs, progress
+        keys = [store.items[i].key for i in train_idx] + ["|val|"] + [store.items[i].key for i in val_idx]
+        self.fingerprint = _fingerprint(cfg, keys, seed, epochs, str(init_checkpoint) if init_checkpoint else None)
+        self.model = _build(cfg, seed, init_checkpoint).to(device)
+        groups = _param_groups(self.model, cfg)
+        self.params = [p for g in groups for p in g["params"]]
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
+        self.world, self.rank, _ = dist_info()
+        self.cached = cfg.freeze_stages > 0 and cfg.cache_views > 0
+        self.scales = [1.0] if self.cached else list(cfg.scales)
+        self.usable = len(train_idx) // self.world * self.world if self.world > 1 else len(train_idx)
+        self.batches = max(1, math.ceil(self.usable // self.world / cfg.batch_size))
+        self.items_per_epoch = self.batches * (len(self.scales) if cfg.scale_mode == "all" else 1)
+        self.total_steps = self.items_per_epoch * epochs
+        self.warmup = round(cfg.warmup_epochs * self.items_per_epoch)
+        self.validates = bool(val_idx)
+        self.cache: FeatureCache | None = None
+        self.net: nn.Module = self.model
+        self.best_val: dict[str, float] = {}
+        self.last_val: dict[str, float] = {}
+
+    def begin(self, state: LoopState) -> None:
+        if self.cached and state.epoch < self.epochs:
+            self.cache = FeatureCache(self.model, self.store, self.train_idx, self.cfg, self.seed, self.device,
+                                      self.progress)
+        self.net = wrap_distributed(_CachedForward(self.model) if self.cached else self.model, self.device)
+
+    def train_epoch(self, epoch: int, progress: Any) -> dict[str, Any]:
+        t_epoch = time.perf_counter()
+        torch.manual_seed(self.seed * 1_000_003 + epoch)
+        gen = _epoch_generator(self.seed, epoch + 1)
+        order = [self.train_idx[int(i)] for i in torch.randperm(len(self.train_idx), generator=gen)]
+        order = order[:self.usable][self.rank::self.world]
+        self.net.train()
+        losses: list[float] = []
+        step, bs, scales = epoch * self.items_per_epoch, self.cfg.batch_size, self.scales
+        for b in range(self.batches):
+            inputs, masks = self._batch(order[b * bs:(b + 1) * bs], gen)
+            use = scales if self.cfg.scale_mode == "all" else [
+                scales[int(torch.randint(len(scales), (1,), generator=gen))]]
+            for scale in use:
+                losses.append(self._step(inputs, masks, scale, step))
+                step += 1
+                progress.update(1)
+                progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+                if step % self.cfg.log_every == 0:
+                    logger.debug("step %d loss %.4f lr %.2e", step, np.mean(losses[-self.cfg.log_every:]),
+                                 self.optimizer.param_groups[0]["lr"])
+        return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "loss": float(np.mean(losses)),
+                "seconds": time.perf_counter() - t_epoch}
+
+    def _batch(self, idx: list[int], gen: torch.Generator) -> tuple[Any, torch.Tensor]:
+        """Inputs (cached features of a random view, or augmented normalised images) and masks on the device."""
+        if self.cache is not None:
+            views = torch.randint(0, self.cache.views, (len(idx),), generator=gen).tolist()
+            return self.cache.batch(idx, views, self.device)
+        imgs_u8, masks_u8 = self.store.batch(idx)
+        imgs, masks = augment(imgs_u8.float() / 255.0, masks_u8.float() / 255.0, gen, **_augment_args(self.cfg))
+        return normalize_images(imgs, self.cfg.encoder).to(self.device), masks.to(self.device)
+
+    def _step(self, inputs: Any, masks: torch.Tensor, scale: float, step: int) -> float:
+        """One optimiser step at ``scale`` with the LR of global step ``step``; returns the loss."""
+        cfg, size = self.cfg, self.cfg.image_size
+        factor = lr_factor(step, self.total_steps, self.warmup, self.items_per_epoch, cfg)
+        for g in self.optimizer.param_groups:
+            g["lr"] = g["base_lr"] * factor
+        s = scaled_size(size, scale)
+        x, m = inputs, masks
+        if s != size and self.cache is None:
+            x = F.interpolate(inputs, size=(s, s), mode="bilinear", align_corners=True)
+            m = F.interpolate(masks, size=(s, s), mode="bilinear", align_corners=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast_for(self.device, cfg.amp):
+            p1, p2 = self.net(x, (s, s)) if self.cache is not None else self.net(x)
+        loss = (structure_loss(p1, m, cfg.boundary_kernel, cfg.legacy_loss)
+                + structure_loss(p2, m, cfg.boundary_kernel, cfg.legacy_loss))
+        optimizer_step(loss, self.optimizer, self.scaler, cfg.grad_clip, self.params, cfg.clip_mode)
+        return float(loss.detach())
+
+    def validate(self, epoch: int, final: bool) -> dict[str, Any] | None:
+        self.last_val = {}
+        if not self.val_idx or not ((epoch + 1) % self.cfg.val_every == 0 or final):
+            return None
+        self.last_val = validate(self.model, self.store, self.val_idx, self.cfg, self.device)
+        return {f"val_{k}": v for k, v in self.last_val.items()}
+
+    def score(self, val: dict[str, Any]) -> float:
+        return float(val.get("val_mean_dice", -math.inf))
+
+    def best_checkpoint(self, state: LoopState, epoch: int, val: dict[str, Any] | None) -> dict[str, Any]:
+        self.best_val = self.last_val
+        return checkpoint_dict(self.model, self.cfg.image_size, {
+            "epoch": epoch + 1, "val": self.last_val, "config": self.cfg.model_dump(mode="json"), "seed": self.seed})
+
+    def state_dict(self, state: LoopState) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "epoch": state.epoch, "model": unwrap(self.model).state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                "history": state.history, "best_metric": state.best_metric, "best_epoch": state.best_epoch,
+                "best_val": self.best_val, "elapsed": state.elapsed}
+
+    def load_state_dict(self, content: dict[str, Any]) -> LoopState | None:
+        if content.get("fingerprint") != self.fingerprint:
+            return None
+        self.model.load_state_dict(content["model"])
+        self.optimizer.load_state_dict(content["optimizer"])
+        self.scaler.load_state_dict(content["scaler"])
+        self.best_val = dict(content["best_val"])
+        return LoopState(epoch=int(content["epoch"]), best_epoch=int(content["best_epoch"]),
+                         best_metric=float(content["best_metric"]), history=list(content["history"]),
+                         elapsed=float(content["elapsed"]))
+
+
+def _build(cfg: SegConfig, seed: int, init_checkpoint: Path | None) -> PolypPVT:
+    """The network seeded by ``seed`` (or warm-started from ``init_checkpoint``), frozen stages frozen."""
+    torch.manual_seed(seed)
+    model = build_model(cfg.encoder, cfg.channel, pretrained=cfg.pretrained and init_checkpoint is None,
+                        weights=cfg.encoder_weights if init_checkpoint is None else None,
+                        allow_download=cfg.allow_download)
+    if init_checkpoint is not None:
+        model.load_state_dict(read_checkpoint(init_checkpoint)["state_dict"])
+    model.encoder.freeze(cfg.freeze_stages)
+    return model
+
+
 def train_model(store: PairStore, train_idx: list[int], val_idx: list[int], out_dir: Path, cfg: SegConfig, *,
                 seed: int = 0, device: torch.device | None = None, epochs: int | None = None,
                 init_checkpoint: Path | None = None, progress: bool = True) -> TrainResult:
@@ -193,167 +336,25 @@ def train_model(store: PairStore, train_idx: list[int], val_idx: list[int], out_
         device: compute device (default CPU; under torchrun, ``cuda:LOCAL_RANK`` when CUDA is used).
         epochs: overrides ``cfg.epochs`` (refinement rounds).
         init_checkpoint: warm start from this checkpoint's weights (fresh optimizer and schedule).
-        progress: show per-epoch progress bars.
+        progress: show a progress bar.
 
     Returns:
         :class:`TrainResult`.
     """
-    world, rank, local_rank = dist_info()
-    device = device or torch.device("cpu")
-    if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
+    device = init_distributed(device or torch.device("cpu"))
     n_epochs = epochs or cfg.epochs
     if not train_idx:
         raise ConfigError("no training image left after the validation split; add images or lower val_fraction")
-    cached = cfg.freeze_stages > 0 and cfg.cache_views > 0
     out_dir.mkdir(parents=True, exist_ok=True)
-    keys = [store.items[i].key for i in train_idx] + ["|val|"] + [store.items[i].key for i in val_idx]
-    fp = _fingerprint(cfg, keys, seed, n_epochs, str(init_checkpoint) if init_checkpoint else None)
-
-    torch.manual_seed(seed)
-    model = build_model(cfg.encoder, cfg.channel, pretrained=cfg.pretrained and init_checkpoint is None,
-                        weights=cfg.encoder_weights if init_checkpoint is None else None,
-                        allow_download=cfg.allow_download)
-    if init_checkpoint is not None:
-        model.load_state_dict(read_checkpoint(init_checkpoint)["state_dict"])
-    model.encoder.freeze(cfg.freeze_stages)
-    model.to(device)
-    groups = _param_groups(model, cfg)
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
-
-    state_path, best_path = out_dir / "last.pt", out_dir / "model.pt"
-    history: list[dict[str, Any]] = []
-    start_epoch, best_metric, best_epoch, best_val, elapsed = 0, -math.inf, 0, {}, 0.0
-    if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state.get("fingerprint") == fp:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-            start_epoch, history = int(state["epoch"]), list(state["history"])
-            best_metric, best_epoch = float(state["best_metric"]), int(state["best_epoch"])
-            best_val, elapsed = dict(state["best_val"]), float(state["elapsed"])
-            logger.info("resuming training from epoch %d (%s)", start_epoch + 1, state_path)
-        else:
-            logger.warning("%s belongs to another configuration or pool; starting afresh", state_path)
-
-    cache = FeatureCache(model, store, train_idx, cfg, seed, device, progress) if cached and \
-        start_epoch < n_epochs else None
-    net: nn.Module = _CachedForward(model) if cached else model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
-    scales = [1.0] if cached else list(cfg.scales)
-    n_scale_steps = len(scales) if cfg.scale_mode == "all" else 1
-    usable = len(train_idx) // world * world if world > 1 else len(train_idx)
-    shard = usable // world
-    batches = max(1, math.ceil(shard / cfg.batch_size))
-    steps_per_epoch = batches * n_scale_steps
-    total_steps = steps_per_epoch * n_epochs
-    warmup = round(cfg.warmup_epochs * steps_per_epoch)
-    params = [p for g in groups for p in g["params"]]
-    size = cfg.image_size
-    stopped_early = False
-    t_start = time.perf_counter() - elapsed
-
-    for epoch in range(start_epoch, n_epochs):
-        t_epoch = time.perf_counter()
-        torch.manual_seed(seed * 1_000_003 + epoch)
-        gen = _epoch_generator(seed, epoch + 1)
-        order = [train_idx[int(i)] for i in torch.randperm(len(train_idx), generator=gen)][:usable][rank::world]
-        net.train()
-        losses: list[float] = []
-        step = epoch * steps_per_epoch
-        with bar(steps_per_epoch, desc=f"seg epoch {epoch + 1}/{n_epochs}", unit="step",
-                 enabled=progress and rank == 0) as pbar:
-            for b in range(batches):
-                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                if cache is not None:
-                    views = torch.randint(0, cache.views, (len(idx),), generator=gen).tolist()
-                    feats, masks = cache.batch(idx, views, device)
-                    inputs: Any = feats
-                else:
-                    imgs_u8, masks_u8 = store.batch(idx)
-                    imgs, masks = augment(imgs_u8.float() / 255.0, masks_u8.float() / 255.0, gen, hflip=cfg.hflip,
-                                          vflip=cfg.vflip, rotate90=cfg.rotate90, crop_scale=cfg.crop_scale,
-                                          color_jitter=cfg.color_jitter, zoom_out=cfg.zoom_out,
-                                          zoom_min=cfg.zoom_min)
-                    inputs = normalize_images(imgs, cfg.encoder).to(device)
-                    masks = masks.to(device)
-                use = scales if cfg.scale_mode == "all" else [scales[int(torch.randint(len(scales), (1,),
-                                                                                         generator=gen))]]
-                for scale in use:
-                    factor = lr_factor(step, total_steps, warmup, steps_per_epoch, cfg)
-                    for g in optimizer.param_groups:
-                        g["lr"] = g["base_lr"] * factor
-                    s = scaled_size(size, scale)
-                    x, m = inputs, masks
-                    if s != size and cache is None:
-                        x = F.interpolate(inputs, size=(s, s), mode="bilinear", align_corners=True)
-                        m = F.interpolate(masks, size=(s, s), mode="bilinear", align_corners=True)
-                    optimizer.zero_grad(set_to_none=True)
-                    with autocast_for(device, cfg.amp):
-                        p1, p2 = net(x, (s, s)) if cache is not None else net(x)
-                    loss = (structure_loss(p1, m, cfg.boundary_kernel, cfg.legacy_loss)
-                            + structure_loss(p2, m, cfg.boundary_kernel, cfg.legacy_loss))
-                    scaler.scale(loss).backward()
-                    if cfg.grad_clip is not None:
-                        scaler.unscale_(optimizer)
-                        if cfg.clip_mode == "norm":
-                            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                        else:
-                            torch.nn.utils.clip_grad_value_(params, cfg.grad_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    step += 1
-                    losses.append(float(loss.detach()))
-                    pbar.update(1)
-                    pbar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-                    if step % cfg.log_every == 0:
-                        logger.debug("step %d loss %.4f lr %.2e", step, np.mean(losses[-cfg.log_every:]),
-                                     optimizer.param_groups[0]["lr"])
-        record: dict[str, Any] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-                                  "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t_epoch}
-        last = epoch + 1 == n_epochs
-        over_budget = cfg.max_minutes is not None and (time.perf_counter() - t_start) / 60.0 > cfg.max_minutes
-        if rank == 0:
-            val: dict[str, float] = {}
-            if val_idx and ((epoch + 1) % cfg.val_every == 0 or last or over_budget):
-                val = validate(model, store, val_idx, cfg, device)
-                record.update({f"val_{k}": v for k, v in val.items()})
-            metric = val.get("mean_dice", -math.inf) if val_idx else float(epoch)
-            if (val or not val_idx) and metric > best_metric:
-                best_metric, best_epoch, best_val = metric, epoch + 1, val
-                save_checkpoint(best_path, checkpoint_dict(model, size, {
-                    "epoch": epoch + 1, "val": val, "config": cfg.model_dump(mode="json"), "seed": seed}))
-            history.append(record)
-            elapsed = time.perf_counter() - t_start
-            save_checkpoint(state_path, {
-                "fingerprint": fp, "epoch": epoch + 1, "model": unwrap(model).state_dict(),
-                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "history": history,
-                "best_metric": best_metric, "best_epoch": best_epoch, "best_val": best_val, "elapsed": elapsed})
-            eta = elapsed / (epoch + 1 - start_epoch) * (n_epochs - epoch - 1) if epoch + 1 > start_epoch else 0
-            logger.info("epoch %d/%d loss %.4f%s lr %.2e %.0fs (ETA %.0fs)", epoch + 1, n_epochs, record["loss"],
-                        f" val mDice {val['mean_dice']:.4f}" if val else "", record["lr"], record["seconds"], eta)
-        if world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
-        if over_budget and not last:
-            logger.warning("time budget of %.1f min reached after epoch %d of %d; stopping", cfg.max_minutes or 0,
-                           epoch + 1, n_epochs)
-            stopped_early = True
-            break
-
-    if rank == 0:
+    task = SegTask(store, train_idx, val_idx, cfg, seed=seed, device=device, epochs=n_epochs,
+                   init_checkpoint=init_checkpoint, progress=progress)
+    budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
+    result = TrainLoop(task, n_epochs, out_dir, best_name="model.pt", time_budget_s=budget, progress=progress,
+                       desc="seg train", unit="step").run()
+    history = result.state.history
+    if dist_info()[1] == 0:
         atomic_write_json(out_dir / "history.json", history)
         write_curve(history, out_dir / "curve.png")
-    return TrainResult(checkpoint=best_path, history=history, best_epoch=best_epoch, best_val=best_val,
-                       n_train=len(train_idx), n_val=len(val_idx), stopped_early=stopped_early,
-                       seconds=time.perf_counter() - t_start)
+    return TrainResult(checkpoint=out_dir / "model.pt", history=history, best_epoch=result.state.best_epoch,
+                       best_val=task.best_val, n_train=len(train_idx), n_val=len(val_idx),
+                       stopped_early=result.state.stopped == "budget", seconds=result.seconds)
