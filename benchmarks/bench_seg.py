@@ -88,7 +88,7 @@ def main() -> None:
     for name in args.sets:
         files = [(p.stem, p) for p in list_image_files(args.test / name / "images")]
         t0 = time.perf_counter()
-        predict_files(predictor, files, pred_root / name, batch_size=cfg.predict_batch_size)
+        predict_files(predictor, files, pred_root / name, batch_size=cfg.predict.batch_size)
         timing[name] = round((time.perf_counter() - t0) / max(1, len(files)), 4)
     results["predict_seconds_per_image"] = timing
     scores = evaluate_sets({"seg": pred_root}, args.test, EvalConfig(), sets=args.sets)

@@ -80,7 +80,8 @@ def test_parse_overrides_and_merge() -> None:
 
 @pytest.mark.parametrize(("source", "old", "new"), [
     ("set", "num_workers=3", "workers"), ("set", "cam.input_size=256", "cam.image_size"),
-    ("set", "cam.min_area=0.02", "cam.boxes.min_area"),
+    ("set", "cam.min_area=0.02", "cam.boxes.min_area"), ("set", "seg.refine_rounds=2", "seg.refine.rounds"),
+    ("set", "seg.min_box_area=0.1", "seg.refine.boxes.min_area"), ("set", "seg.encoder=x", "seg.model.backbone"),
     ("file", "cam:\n  drop_border: false\n", "cam.boxes.drop_border"),
 ])
 def test_a_renamed_key_fails_naming_the_new_key(tmp_path: Path, source: str, old: str, new: str) -> None:

@@ -25,6 +25,7 @@ from endoked.extract.config import ExtractConfig
 from endoked.ingest.config import IngestConfig
 from endoked.mil.config import MilConfig
 from endoked.prompt_seg.config import PromptSegConfig
+from endoked.seg.config import RENAMED as SEG_RENAMED
 from endoked.seg.config import SegConfig
 from endoked.synth.config import SynthConfig
 
@@ -36,6 +37,7 @@ RENAMED_KEYS: dict[str, str] = {
     "num_workers": "workers",
     "cam.input_size": "cam.image_size",
     "cam.backbone_weights": "cam.weights",
+    **{f"seg.{old}": f"seg.{new}" for old, new in SEG_RENAMED.items()},
     **{f"cam.{k}": f"cam.boxes.{k}" for k in ("threshold", "min_area", "max_area", "drop_border", "border_margin",
                                                 "max_components", "min_component_area", "multi_box")},
 }

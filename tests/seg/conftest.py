@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,13 +39,32 @@ def write_pranet(root: Path, n: int, size: tuple[int, int] = (64, 64), seed: int
 
 
 def tiny_config(**changes: object) -> SegConfig:
-    """Small, fast settings: tiny random-init encoder, 64 px, no augmentation."""
-    base: dict[str, object] = dict(
-        encoder="test_efficientnet", pretrained=False, channel=8, image_size=64, scales=[1.0], epochs=2,
-        batch_size=4, lr=3e-3, warmup_epochs=0.0, hflip=0.0, vflip=0.0, rotate90=0.0, crop_scale=1.0,
-        color_jitter=0.0, val_fraction=0.25, predict_batch_size=4, grad_clip=None)
-    base.update(changes)
-    return SegConfig(**base)  # type: ignore[arg-type]
+    """Small, fast settings: tiny random-init encoder, 64 px, no augmentation.
+
+    ``changes`` use the config's section paths with ``__`` for the dot: ``optim__epochs=3``,
+    ``refine__boxes__max_area=0.9``, ``val_fraction=0.0``."""
+    base: dict[str, Any] = {
+        "image_size": 64,
+        "val_fraction": 0.25,
+        "model": {"backbone": "test_efficientnet", "pretrained": False, "channel": 8},
+        "augment": {
+            "scales": [1.0],
+            "hflip": 0.0,
+            "vflip": 0.0,
+            "rotate90": 0.0,
+            "crop_scale": 1.0,
+            "color_jitter": 0.0,
+        },
+        "optim": {"epochs": 2, "batch_size": 4, "lr": 3e-3, "warmup_epochs": 0.0, "grad_clip": None},
+        "predict": {"batch_size": 4},
+    }
+    for key, value in changes.items():
+        node = base
+        *parents, leaf = key.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return SegConfig.model_validate(base)
 
 
 @pytest.fixture(autouse=True)

@@ -41,13 +41,22 @@ def test_augment_keeps_image_and_mask_aligned() -> None:
     gen = torch.Generator().manual_seed(0)
     base = torch.rand(6, 1, 32, 32)
     images = base.repeat(1, 3, 1, 1)
-    out_i, out_m = augment(images, base.clone(), gen, hflip=0.5, vflip=0.5, rotate90=0.5, crop_scale=0.7,
-                           color_jitter=0.0)
+    out_i, out_m = augment(
+        images, base.clone(), gen, hflip=0.5, vflip=0.5, rotate90=0.5, crop_scale=0.7, color_jitter=0.0
+    )
     assert out_i.shape == images.shape and out_m.shape == base.shape
     assert torch.allclose(out_i[:, :1], out_m, atol=1e-6)
     assert not torch.allclose(out_m, base)
-    again = augment(images, base.clone(), torch.Generator().manual_seed(0), hflip=0.5, vflip=0.5, rotate90=0.5,
-                    crop_scale=0.7, color_jitter=0.0)
+    again = augment(
+        images,
+        base.clone(),
+        torch.Generator().manual_seed(0),
+        hflip=0.5,
+        vflip=0.5,
+        rotate90=0.5,
+        crop_scale=0.7,
+        color_jitter=0.0,
+    )
     assert torch.equal(again[1], out_m)
 
 
@@ -57,7 +66,7 @@ def _disk(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
 
 
 def test_refine_filters_follow_the_box_rules() -> None:
-    cfg = tiny_config(reject_border=True, max_box_area=0.35)  # the CAM stage's filters
+    cfg = tiny_config(refine__boxes__drop_border=True, refine__boxes__max_area=0.35)  # the CAM stage's filters
     ok = refine_prediction(0.9 * _disk(100, 100, 50, 50, 15), cfg)
     assert ok.reason is None and ok.mask is not None
     assert dice(ok.mask, _disk(100, 100, 50, 50, 15) > 0) == pytest.approx(1.0)
@@ -94,10 +103,26 @@ def test_refine_with_box_prompted_segmenter() -> None:
 
 
 def test_round_stats_counts_and_means() -> None:
-    records = [{"key": "a", "kept": True, "reason": None, "score": 0.8, "dice_prev": 0.5, "area": 0.1,
-                "dice_truth": 0.9, "dice_truth_prev": 0.7},
-               {"key": "b", "kept": False, "reason": "touches_border", "score": 0.0, "dice_truth": 0.6,
-                "dice_truth_prev": 0.6}]
+    records = [
+        {
+            "key": "a",
+            "kept": True,
+            "reason": None,
+            "score": 0.8,
+            "dice_prev": 0.5,
+            "area": 0.1,
+            "dice_truth": 0.9,
+            "dice_truth_prev": 0.7,
+        },
+        {
+            "key": "b",
+            "kept": False,
+            "reason": "touches_border",
+            "score": 0.0,
+            "dice_truth": 0.6,
+            "dice_truth_prev": 0.6,
+        },
+    ]
     stats = round_stats(records)
     assert stats["n_updated"] == 1 and stats["n_dropped"] == 1 and stats["drop_reasons"] == {"touches_border": 1}
     assert stats["mean_dice_truth_after"] == pytest.approx(0.75)
@@ -112,8 +137,7 @@ class _DiskPredictor:
         self.prob = prob
 
     def predict(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        return [self.prob * _disk(im.shape[0], im.shape[1], im.shape[0] // 2, im.shape[1] // 2, 15)
-                for im in images]
+        return [self.prob * _disk(im.shape[0], im.shape[1], im.shape[0] // 2, im.shape[1] // 2, 15) for im in images]
 
 
 def _png(path: Path, arr: np.ndarray) -> Path:
@@ -122,8 +146,7 @@ def _png(path: Path, arr: np.ndarray) -> Path:
 
 
 @pytest.mark.parametrize(("prob", "added"), [(0.95, 1), (0.6, 0)])
-def test_refine_pool_adds_unlabelled_positives_that_score_high_enough(tmp_path: Path, prob: float,
-                                                                     added: int) -> None:
+def test_refine_pool_adds_unlabelled_positives_that_score_high_enough(tmp_path: Path, prob: float, added: int) -> None:
     from endoked.seg.data import SegItem
     from endoked.seg.refine import refine_pool
 
@@ -133,14 +156,21 @@ def test_refine_pool_adds_unlabelled_positives_that_score_high_enough(tmp_path: 
     old_mask[35:65, 35:65] = 255  # a box-shaped previous pseudo mask
     item = SegItem("E/0", _png(tmp_path / "a.png", img), _png(tmp_path / "a_mask.png", old_mask))
     truth = {"E/0": _png(tmp_path / "t0.png", disk), "E/1": _png(tmp_path / "t1.png", disk)}
-    cfg = tiny_config(refine_min_score_new=0.9, refine_threshold=0.5)
-    pool, records, stats = refine_pool([item], _DiskPredictor(prob), cfg, tmp_path / "out", truth=truth,
-                                       progress=False, unlabelled=[("E/1", _png(tmp_path / "b.png", img))])
+    cfg = tiny_config(refine__min_score_new=0.9, refine__boxes__threshold=0.5)
+    pool, records, stats = refine_pool(
+        [item],
+        _DiskPredictor(prob),
+        cfg,
+        tmp_path / "out",
+        truth=truth,
+        progress=False,
+        unlabelled=[("E/1", _png(tmp_path / "b.png", img))],
+    )
     by_key = {r["key"]: r for r in records}
     assert by_key["E/0"]["new"] is False and by_key["E/0"]["kept"]  # the pool's image is always updated
     assert by_key["E/1"]["new"] is True and by_key["E/1"]["kept"] == bool(added)
     assert stats["n_added"] == added and stats["n_updated"] == 1 and len(pool) == 1 + added
-    assert [it.key for it in pool] == ["E/0", "E/1"][:1 + added]
+    assert [it.key for it in pool] == ["E/0", "E/1"][: 1 + added]
     # truth Dice before the round covers the old pool only; after, every image now in the pool
     box_dice = dice(old_mask > 0, disk > 0)
     assert stats["mean_dice_truth_before"] == pytest.approx(box_dice)
@@ -161,13 +191,16 @@ def test_polyp_free_item_loads_an_empty_mask_and_fit_refuses_it_in_the_pool(tmp_
     image, mask = load_pair(SegItem("n", tmp_path / "n.png", None), 32)
     assert image.shape == (32, 32, 3) and mask.shape == (32, 32) and int(mask.max()) == 0
     with pytest.raises(DataFormatError, match="negatives"):
-        fit([SegItem("n", tmp_path / "n.png", None)], tmp_path / "out", tiny_config(epochs=1), progress=False)
+        fit([SegItem("n", tmp_path / "n.png", None)], tmp_path / "out", tiny_config(optim__epochs=1), progress=False)
 
 
-@pytest.mark.parametrize(("update", "min_agreement", "replaced"),
-                         [("always", 0.0, True), ("agree", 0.8, True), ("agree", 0.95, False), ("never", 0.0, False)])
-def test_refine_update_rule_decides_whether_a_pool_mask_is_replaced(tmp_path: Path, update: str,
-                                                                     min_agreement: float, replaced: bool) -> None:
+@pytest.mark.parametrize(
+    ("update", "min_agreement", "replaced"),
+    [("always", 0.0, True), ("agree", 0.8, True), ("agree", 0.95, False), ("never", 0.0, False)],
+)
+def test_refine_update_rule_decides_whether_a_pool_mask_is_replaced(
+    tmp_path: Path, update: str, min_agreement: float, replaced: bool
+) -> None:
     from endoked.seg.data import SegItem
     from endoked.seg.refine import refine_pool
 
@@ -178,9 +211,15 @@ def test_refine_update_rule_decides_whether_a_pool_mask_is_replaced(tmp_path: Pa
     agreement = dice(disk, old_mask > 0)  # the predicted disk inside the old square: about 0.88
     assert 0.8 < agreement < 0.95
     item = SegItem("E/0", _png(tmp_path / "a.png", img), _png(tmp_path / "a_mask.png", old_mask))
-    cfg = tiny_config(refine_update=update, refine_min_agreement=min_agreement, refine_min_score_new=0.9)
-    pool, records, stats = refine_pool([item], _DiskPredictor(0.95), cfg, tmp_path / "out", progress=False,
-                                       unlabelled=[("E/1", _png(tmp_path / "b.png", img))])
+    cfg = tiny_config(refine__update=update, refine__min_agreement=min_agreement, refine__min_score_new=0.9)
+    pool, records, stats = refine_pool(
+        [item],
+        _DiskPredictor(0.95),
+        cfg,
+        tmp_path / "out",
+        progress=False,
+        unlabelled=[("E/1", _png(tmp_path / "b.png", img))],
+    )
     assert [it.key for it in pool] == ["E/0", "E/1"]  # new images join under every rule
     assert records[0]["dice_prev"] == pytest.approx(agreement)
     assert (pool[0].mask != item.mask) is replaced

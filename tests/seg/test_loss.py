@@ -14,11 +14,11 @@ def _weights_numpy(mask: np.ndarray, k: int) -> np.ndarray:
     h, w = mask.shape
     pad = k // 2
     padded = np.zeros((h + 2 * pad, w + 2 * pad))
-    padded[pad:pad + h, pad:pad + w] = mask
+    padded[pad : pad + h, pad : pad + w] = mask
     out = np.empty((h, w))
     for y in range(h):
         for x in range(w):
-            out[y, x] = 1 + 5 * abs(padded[y:y + k, x:x + k].sum() / (k * k) - mask[y, x])
+            out[y, x] = 1 + 5 * abs(padded[y : y + k, x : x + k].sum() / (k * k) - mask[y, x])
     return out
 
 
@@ -58,8 +58,9 @@ def test_golden_values_against_independent_numpy() -> None:
     masks[0, 1:4, 2:6] = 1
     masks[1, 3:6, 0:3] = 1
     want = np.mean([_loss_numpy(logits[i], masks[i], 5) for i in range(2)])
-    got = structure_loss(torch.tensor(logits[:, None], dtype=torch.float32),
-                         torch.tensor(masks[:, None], dtype=torch.float32), kernel=5).item()
+    got = structure_loss(
+        torch.tensor(logits[:, None], dtype=torch.float32), torch.tensor(masks[:, None], dtype=torch.float32), kernel=5
+    ).item()
     assert got == pytest.approx(want, rel=1e-5)
 
 

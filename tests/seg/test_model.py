@@ -24,8 +24,9 @@ def test_forward_shapes_per_encoder(name: str) -> None:
     x = torch.randn(2, 3, 64, 96)
     feats = model.encoder(x)
     assert model.encoder.channels == ENCODERS[name]
-    assert [tuple(f.shape) for f in feats] == [(2, c, 64 // r, 96 // r) for c, r in zip(ENCODERS[name], (4, 8, 16, 32),
-                                                                                        strict=True)]
+    assert [tuple(f.shape) for f in feats] == [
+        (2, c, 64 // r, 96 // r) for c, r in zip(ENCODERS[name], (4, 8, 16, 32), strict=True)
+    ]
     with torch.no_grad():
         p1, p2 = model(x)
         assert p1.shape == p2.shape == (2, 1, 64, 96)

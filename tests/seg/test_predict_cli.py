@@ -33,8 +33,9 @@ def _images(folder: Path) -> dict[str, tuple[int, int]]:
 @pytest.mark.parametrize("tta", [False, True])
 def test_predict_writes_maps_at_input_size(checkpoint: Path, tmp_path: Path, tta: bool) -> None:
     sizes = _images(tmp_path / "imgs")
-    summary = predict_folder(checkpoint, tmp_path / "imgs", tmp_path / "pred", device="cpu", tta_flip=tta,
-                             batch_size=2, progress=False)
+    summary = predict_folder(
+        checkpoint, tmp_path / "imgs", tmp_path / "pred", device="cpu", tta_flip=tta, batch_size=2, progress=False
+    )
     assert not summary.errors and len(summary.written) == 3
     for stem, (h, w) in sizes.items():
         with Image.open(tmp_path / "pred" / f"{stem}.png") as im:
@@ -57,8 +58,20 @@ def test_predict_batches_agree_and_tta_is_flip_symmetric(checkpoint: Path) -> No
 def test_unreadable_image_is_reported_not_fatal(checkpoint: Path, tmp_path: Path) -> None:
     _images(tmp_path / "imgs")
     (tmp_path / "imgs" / "broken.png").write_bytes(b"not a png")
-    code = main(["--no-progress", "predict", "--model", str(checkpoint), "--images", str(tmp_path / "imgs"),
-                 "--out", str(tmp_path / "pred"), "--device", "cpu"])
+    code = main(
+        [
+            "--no-progress",
+            "predict",
+            "--model",
+            str(checkpoint),
+            "--images",
+            str(tmp_path / "imgs"),
+            "--out",
+            str(tmp_path / "pred"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     errors = [json.loads(line) for line in (tmp_path / "pred" / "errors.jsonl").read_text().splitlines()]
     assert [e["name"] for e in errors] == ["broken"]
@@ -77,7 +90,7 @@ def test_cli_exit_codes_for_bad_input(checkpoint: Path, tmp_path: Path, capsys: 
         ["predict", "--model", str(checkpoint), "--images", str(tmp_path / "empty"), "--out", "x"],
         ["predict", "--model", str(checkpoint), "--images", str(tmp_path / "nowhere"), "--out", "x"],
         ["seg", "train", "--data", str(tmp_path / "imgs"), "--out", str(tmp_path / "o")],
-        ["seg", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "seg.epochs=0"],
+        ["seg", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "seg.optim.epochs=0"],
         ["seg", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "seg.nonsense=1"],
         ["seg", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--device", "quantum"],
     ]
@@ -88,15 +101,56 @@ def test_cli_exit_codes_for_bad_input(checkpoint: Path, tmp_path: Path, capsys: 
 
 
 def test_seg_train_cli_end_to_end_and_dry_run(disks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    common = ["--set", "seg.encoder=test_efficientnet", "--set", "seg.pretrained=false", "--set", "seg.channel=8",
-              "--set", "seg.image_size=64", "--set", "seg.scales=[1.0]", "--set", "seg.epochs=1",
-              "--set", "seg.batch_size=4"]
+    common = [
+        "--set",
+        "seg.model.backbone=test_efficientnet",
+        "--set",
+        "seg.model.pretrained=false",
+        "--set",
+        "seg.model.channel=8",
+        "--set",
+        "seg.image_size=64",
+        "--set",
+        "seg.augment.scales=[1.0]",
+        "--set",
+        "seg.optim.epochs=1",
+        "--set",
+        "seg.optim.batch_size=4",
+    ]
     assert main(["seg", "train", "--data", str(disks), "--out", str(tmp_path / "o"), "--dry-run", *common]) == 0
     assert "image_size: 64" in capsys.readouterr().out
     assert not (tmp_path / "o").exists()
-    assert main(["--no-progress", "seg", "train", "--data", str(disks), "--out", str(tmp_path / "o"),
-                 "--device", "cpu", *common]) == 0
+    assert (
+        main(
+            [
+                "--no-progress",
+                "seg",
+                "train",
+                "--data",
+                str(disks),
+                "--out",
+                str(tmp_path / "o"),
+                "--device",
+                "cpu",
+                *common,
+            ]
+        )
+        == 0
+    )
     assert "checkpoint:" in capsys.readouterr().out
-    assert main(["--no-progress", "predict", "--model", str(tmp_path / "o" / "model.pt"), "--images",
-                 str(disks / "images"), "--out", str(tmp_path / "p")]) == 0
+    assert (
+        main(
+            [
+                "--no-progress",
+                "predict",
+                "--model",
+                str(tmp_path / "o" / "model.pt"),
+                "--images",
+                str(disks / "images"),
+                "--out",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 0
+    )
     assert len(list((tmp_path / "p").glob("*.png"))) == 8

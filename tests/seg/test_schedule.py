@@ -11,10 +11,13 @@ from tests.seg.conftest import tiny_config
 
 
 def test_warmup_is_linear_then_cosine_reaches_floor() -> None:
-    cfg = tiny_config(schedule="cosine", min_lr_ratio=0.1)
+    cfg = tiny_config(optim__schedule="cosine", optim__min_lr_ratio=0.1)
     total, warm, spe = 100, 10, 10
-    assert [round(lr_factor(s, total, warm, spe, cfg), 6) for s in range(3)] == [round(1 / 11, 6), round(2 / 11, 6),
-                                                                                    round(3 / 11, 6)]
+    assert [round(lr_factor(s, total, warm, spe, cfg), 6) for s in range(3)] == [
+        round(1 / 11, 6),
+        round(2 / 11, 6),
+        round(3 / 11, 6),
+    ]
     assert lr_factor(10, total, warm, spe, cfg) == pytest.approx(1.0)
     mid = 10 + 45
     assert lr_factor(mid, total, warm, spe, cfg) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 2)))
@@ -22,17 +25,17 @@ def test_warmup_is_linear_then_cosine_reaches_floor() -> None:
 
 
 def test_poly_is_monotone_to_floor() -> None:
-    cfg = tiny_config(schedule="poly", min_lr_ratio=0.0, poly_power=0.9)
+    cfg = tiny_config(optim__schedule="poly", optim__min_lr_ratio=0.0, optim__poly_power=0.9)
     vals = [lr_factor(s, 50, 0, 5, cfg) for s in range(51)]
     assert vals[0] == pytest.approx(1.0)
     assert all(a >= b for a, b in itertools.pairwise(vals))
-    assert vals[25] == pytest.approx(0.5 ** 0.9)
+    assert vals[25] == pytest.approx(0.5**0.9)
     assert vals[50] == pytest.approx(0.0)
 
 
 def test_step_schedule_does_not_compound() -> None:
     # Polyp-PVT intends lr * 0.1 ** (epoch // 50); its code multiplies the current lr every epoch instead
-    cfg = tiny_config(schedule="step", step_epochs=50, step_rate=0.1)
+    cfg = tiny_config(optim__schedule="step", optim__step_epochs=50, optim__step_rate=0.1)
     spe = 4
     assert lr_factor(49 * spe, 400, 0, spe, cfg) == pytest.approx(1.0)
     for epoch in (50, 51, 75, 99):

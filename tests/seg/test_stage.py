@@ -45,14 +45,16 @@ def _run_folder(tmp_path: Path, n: int = 8) -> tuple[RunFolder, Path]:
         Image.fromarray(mask).save(archive / "truth" / f"{i}.png")
         ys, xs = np.nonzero(mask)
         box = np.zeros_like(mask)
-        box[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = 255  # box-shaped pseudo mask
+        box[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = 255  # box-shaped pseudo mask
         Image.fromarray(box).save(ps_dir / f"{i}.png")
         images.append({"exam_id": exam, "image": name, "path": str(archive / name), "width": 64, "height": 64})
-        labels.append({"exam_id": exam, "image": name, "mask": f"prompt_seg/masks/{i}.png", "score": 0.9,
-                       "source": "ellipse"})
+        labels.append(
+            {"exam_id": exam, "image": name, "mask": f"prompt_seg/masks/{i}.png", "score": 0.9, "source": "ellipse"}
+        )
         truth.append({"image": name, "exam_id": exam, "polyp": 1, "mask": f"truth/{i}.png"})
-    labels.append({"exam_id": "E9", "image": "E9/0.png", "mask": "prompt_seg/masks/none.png", "score": 0.5,
-                   "source": "ellipse"})
+    labels.append(
+        {"exam_id": "E9", "image": "E9/0.png", "mask": "prompt_seg/masks/none.png", "score": 0.5, "source": "ellipse"}
+    )
     # MIL selection: the labelled images, two positives without a pseudo mask and one negative
     selection = [{"exam_id": r["exam_id"], "image": r["image"], "label": 1, "score": 0.9} for r in images]
     for j, label in ((0, 1), (1, 1), (2, 0)):
@@ -77,7 +79,9 @@ def _run_folder(tmp_path: Path, n: int = 8) -> tuple[RunFolder, Path]:
 
 def test_stage_trains_refines_and_is_skipped_when_done(tmp_path: Path) -> None:
     run, archive = _run_folder(tmp_path)
-    seg = tiny_config(epochs=2, refine_rounds=1, refine_epochs=1, refine_threshold=0.3, max_box_area=0.9)
+    seg = tiny_config(
+        optim__epochs=2, refine__rounds=1, refine__epochs=1, refine__boxes__threshold=0.3, refine__boxes__max_area=0.9
+    )
     config = SegRunConfig(device="cpu", seg=seg, ingest={"archive": str(archive)})
     status, result = run_stage(run, config, STAGE, progress=False)
     assert status == "ran" and result is not None
@@ -113,14 +117,14 @@ def test_stage_without_usable_labels_fails_clearly(tmp_path: Path) -> None:
     run, _archive = _run_folder(tmp_path, n=2)
     for p in (run.root / "prompt_seg" / "masks").glob("*.png"):
         p.unlink()
-    config = SegRunConfig(device="cpu", seg=tiny_config(epochs=1))
+    config = SegRunConfig(device="cpu", seg=tiny_config(optim__epochs=1))
     with pytest.raises(StageError, match="no usable pseudo label"):
         run_stage(run, config, STAGE, progress=False)
 
 
 def test_stage_trains_on_mil_negatives_with_empty_masks(tmp_path: Path) -> None:
     run, archive = _run_folder(tmp_path)
-    seg = tiny_config(epochs=1, negatives_ratio=1.0, val_fraction=0.25)
+    seg = tiny_config(optim__epochs=1, negatives_ratio=1.0, val_fraction=0.25)
     config = SegRunConfig(device="cpu", seg=seg, ingest={"archive": str(archive)})
     status, result = run_stage(run, config, STAGE, progress=False)
     assert status == "ran" and result is not None
@@ -157,8 +161,9 @@ def test_mil_negatives_draw_is_seeded_and_capped(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("warm", "round1_epochs"), [(True, 1), (False, 2)])
-def test_refinement_round_warm_start_or_fresh_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm: bool,
-                                                       round1_epochs: int) -> None:
+def test_refinement_round_warm_start_or_fresh_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm: bool, round1_epochs: int
+) -> None:
     import endoked.seg.stage as stage_mod
 
     calls: list[dict[str, object]] = []
@@ -170,8 +175,14 @@ def test_refinement_round_warm_start_or_fresh_training(tmp_path: Path, monkeypat
 
     monkeypatch.setattr(stage_mod, "fit", spy)
     run, archive = _run_folder(tmp_path)
-    seg = tiny_config(epochs=2, refine_rounds=1, refine_epochs=1, refine_threshold=0.3, max_box_area=0.9,
-                      refine_warm_start=warm)
+    seg = tiny_config(
+        optim__epochs=2,
+        refine__rounds=1,
+        refine__epochs=1,
+        refine__boxes__threshold=0.3,
+        refine__boxes__max_area=0.9,
+        refine__warm_start=warm,
+    )
     config = SegRunConfig(device="cpu", seg=seg, ingest={"archive": str(archive)})
     assert run_stage(run, config, STAGE, progress=False)[0] == "ran"
     assert [c["epochs"] for c in calls] == [2, round1_epochs]

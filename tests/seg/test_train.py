@@ -21,7 +21,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_tiny_run_overfits_its_training_images(disks: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(epochs=25, val_fraction=0.0, lr=1e-2, batch_size=4, channel=16)
+    cfg = tiny_config(optim__epochs=25, val_fraction=0.0, optim__lr=1e-2, optim__batch_size=4, model__channel=16)
     t0 = time.perf_counter()
     result = train_folder(disks, tmp_path / "out", cfg, seed=0, progress=False)
     assert time.perf_counter() - t0 < 90  # about 35 s on a loaded 2-core CPU
@@ -30,19 +30,31 @@ def test_tiny_run_overfits_its_training_images(disks: Path, tmp_path: Path) -> N
     predictor = Predictor.from_checkpoint(result.checkpoint, "cpu")
     images = list_image_files(disks / "images")
     probs = predictor.predict([read_rgb(p) for p in images])
-    dices = [_dice(p >= 0.5, read_mask_u8(disks / "masks" / p_img.name) > 0) for p, p_img in zip(probs, images,
-                                                                                               strict=True)]
+    dices = [
+        _dice(p >= 0.5, read_mask_u8(disks / "masks" / p_img.name) > 0) for p, p_img in zip(probs, images, strict=True)
+    ]
     assert float(np.mean(dices)) > 0.9, dices
     for name in ("model.pt", "last.pt", "history.json", "curve.png", "summary.json"):
         assert (tmp_path / "out" / name).is_file()
 
 
-@pytest.mark.parametrize("changes", [{}, {"freeze_stages": 2, "cache_views": 2, "hflip": 0.5}],
-                         ids=["end-to-end", "frozen-cached"])
-def test_resume_reproduces_the_same_checkpoint(disks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               changes: dict[str, object]) -> None:
-    cfg = tiny_config(epochs=3, val_fraction=0.25, scales=[0.5, 1.0], scale_mode="random", rotate90=0.5,
-                      crop_scale=0.8, color_jitter=0.2, grad_clip=0.5, **changes)
+@pytest.mark.parametrize(
+    "changes", [{}, {"model__freeze_stages": 2, "model__cache_views": 2, "augment__hflip": 0.5}], ids=["end-to-end", "frozen-cached"]
+)
+def test_resume_reproduces_the_same_checkpoint(
+    disks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict[str, object]
+) -> None:
+    cfg = tiny_config(
+        optim__epochs=3,
+        val_fraction=0.25,
+        augment__scales=[0.5, 1.0],
+        augment__scale_mode="random",
+        augment__rotate90=0.5,
+        augment__crop_scale=0.8,
+        augment__color_jitter=0.2,
+        optim__grad_clip=0.5,
+        **changes,
+    )
     straight = train_folder(disks, tmp_path / "a", cfg, seed=3, progress=False)
 
     real = train_mod._epoch_generator
@@ -70,17 +82,17 @@ def test_resume_reproduces_the_same_checkpoint(disks: Path, tmp_path: Path, monk
 
 
 def test_changed_config_starts_afresh(disks: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(epochs=1)
+    cfg = tiny_config(optim__epochs=1)
     train_folder(disks, tmp_path / "o", cfg, seed=0, progress=False)
-    again = train_folder(disks, tmp_path / "o", tiny_config(epochs=2), seed=0, progress=False)
+    again = train_folder(disks, tmp_path / "o", tiny_config(optim__epochs=2), seed=0, progress=False)
     assert [h["epoch"] for h in again.history] == [1, 2]
     # same config again: nothing left to train, history kept
-    same = train_folder(disks, tmp_path / "o", tiny_config(epochs=2), seed=0, progress=False)
+    same = train_folder(disks, tmp_path / "o", tiny_config(optim__epochs=2), seed=0, progress=False)
     assert [h["epoch"] for h in same.history] == [1, 2]
 
 
 def test_time_budget_stops_after_the_first_epoch_and_validates_it(disks: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(epochs=3, val_every=5, max_minutes=1e-9)
+    cfg = tiny_config(optim__epochs=3, optim__val_every=5, optim__max_minutes=1e-9)
     result = train_folder(disks, tmp_path / "o", cfg, seed=0, progress=False)
     assert result.stopped_early and [h["epoch"] for h in result.history] == [1]
     assert "val_mean_dice" in result.history[0]  # the stopping epoch is validated even off the val_every grid

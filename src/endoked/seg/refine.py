@@ -59,10 +59,10 @@ def refine_prediction(prob: np.ndarray, cfg: SegConfig, image: np.ndarray | None
     """
     from endoked.boxes import BoxFilter, boxes_from_cam
 
-    binary = (prob >= cfg.refine_threshold).astype(np.float32)
-    params = BoxFilter(threshold=0.5, min_area=cfg.min_box_area, max_area=cfg.max_box_area,
-                       drop_border=cfg.reject_border, max_components=cfg.max_components,
-                       min_component_area=cfg.min_component_area, multi_box=True)
+    binary = (prob >= cfg.refine.boxes.threshold).astype(np.float32)
+    params = BoxFilter(threshold=0.5, min_area=cfg.refine.boxes.min_area, max_area=cfg.refine.boxes.max_area,
+                       drop_border=cfg.refine.boxes.drop_border, max_components=cfg.refine.boxes.max_components,
+                       min_component_area=cfg.refine.boxes.min_component_area, multi_box=True)
     result = boxes_from_cam(binary, params)
     if result.reason is not None:
         return RefinedMask(None, result.reason, 0.0, np.zeros((0, 4), np.float32))
@@ -102,7 +102,7 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
         batch_size: images per forward pass.
         progress: show a progress bar.
         unlabelled: ``(key, image)`` of positive images without a pseudo mask yet; one whose prediction passes
-            the filters and ``cfg.refine_min_score_new`` joins the pool (the pool grows round by round).
+            the filters and ``cfg.refine.min_score_new`` joins the pool (the pool grows round by round).
 
     Returns:
         The next pool, one record per image (``key``, ``kept``, ``new``, ``reason``, ``score``, ``dice_prev``
@@ -123,14 +123,14 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
                     zip(chunk, images, predictor.predict(images), strict=True)):
                 res = refine_prediction(prob, cfg, img, segmenter)
                 candidate = res.mask  # the filtered prediction, before the score and update rules
-                if mask is None and res.mask is not None and res.score < cfg.refine_min_score_new:
+                if mask is None and res.mask is not None and res.score < cfg.refine.min_score_new:
                     res = RefinedMask(None, "low_score", res.score, res.boxes_xyxy)
                 prev = read_mask_u8(mask) > 0 if mask is not None else None
                 agreement = dice(res.mask, prev) if res.mask is not None and prev is not None else None
                 # agreement exists exactly when a pool image got a prediction; the update rule may refuse it
                 kept_prev = agreement is not None and (
-                    cfg.refine_update == "never"
-                    or (cfg.refine_update == "agree" and agreement < cfg.refine_min_agreement))
+                    cfg.refine.update == "never"
+                    or (cfg.refine.update == "agree" and agreement < cfg.refine.min_agreement))
                 if kept_prev:
                     res = RefinedMask(None, "kept_previous", res.score, res.boxes_xyxy)
                 rec: dict[str, Any] = {"key": key, "kept": res.mask is not None, "new": mask is None,
@@ -139,7 +139,7 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
                     path = save_map(res.mask.astype(np.float32), mask_dir / f"{start + j:06d}.png")
                     new_items.append(SegItem(key, image, path))
                     rec["area"] = float(res.mask.mean())
-                elif (cfg.refine_keep_previous or kept_prev) and mask is not None:
+                elif (cfg.refine.keep_previous or kept_prev) and mask is not None:
                     new_items.append(SegItem(key, image, mask))
                 if truth and key in truth:
                     gt = read_mask_u8(truth[key]) > 0

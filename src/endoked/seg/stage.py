@@ -137,11 +137,11 @@ def run_seg(ctx: StageContext) -> StageResult:
     round_stats: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     checkpoint: Path | None = None
-    positives = mil_positives(ctx.run) if cfg.refine_expand and cfg.refine_rounds else []
+    positives = mil_positives(ctx.run) if cfg.refine.expand and cfg.refine.rounds else []
     negatives = mil_negatives(ctx.run, round(cfg.negatives_ratio * len(items)), ctx.config.seed)
     if cfg.negatives_ratio > 0:
         logger.info("seg: %d polyp-free images (MIL-selected negatives) join the training split", len(negatives))
-    for rnd in range(cfg.refine_rounds + 1):
+    for rnd in range(cfg.refine.rounds + 1):
         rdir = work / f"round{rnd}"
         pool_file = rdir / "pool.jsonl"
         if rnd > 0:
@@ -153,10 +153,10 @@ def run_seg(ctx: StageContext) -> StageResult:
             stats = read_jsonl(rdir / "stats.jsonl")[0]
             round_stats.append({"round": rnd, **stats})
         done = rdir / "summary.json"
-        warm = rnd > 0 and cfg.refine_warm_start
+        warm = rnd > 0 and cfg.refine.warm_start
         result = fit(items, rdir, cfg, seed=ctx.config.seed + rnd, device=device, workers=ctx.config.workers,
-                     epochs=cfg.refine_epochs if warm else cfg.epochs, init_checkpoint=checkpoint if warm else None,
-                     progress=ctx.progress, negatives=negatives)
+                     epochs=cfg.refine.epochs if warm else cfg.optim.epochs,
+                     init_checkpoint=checkpoint if warm else None, progress=ctx.progress, negatives=negatives)
         checkpoint = result.checkpoint
         history.extend({**h, "round": rnd} for h in result.history)
         logger.info("seg round %d: %d images, best epoch %d, val %s (%s)", rnd, len(items), result.best_epoch,
@@ -166,10 +166,10 @@ def run_seg(ctx: StageContext) -> StageResult:
     shutil.copyfile(checkpoint, work / "model.pt")
     write_jsonl(work / "pseudo_stats.jsonl", round_stats)
     write_parquet(work / "pseudo_labels.parquet",
-                  _pool_rows(items, ctx, scores, "seg_refine" if cfg.refine_rounds else "prompt_seg"))
+                  _pool_rows(items, ctx, scores, "seg_refine" if cfg.refine.rounds else "prompt_seg"))
     curve_rows = [{**h, "epoch": i + 1} for i, h in enumerate(history)]
     write_curve(curve_rows, work / "curve.png", title="seg training (all rounds, epochs in sequence)")
-    summaries = [read_jsonl_safe(work / f"round{r}" / "summary.json") for r in range(cfg.refine_rounds + 1)]
+    summaries = [read_jsonl_safe(work / f"round{r}" / "summary.json") for r in range(cfg.refine.rounds + 1)]
     metrics = {"rounds": summaries, "pseudo_label_rounds": round_stats, "n_errors": len(errors),
                "final_val": summaries[-1].get("best_val", {}) if summaries else {}}
     atomic_write_json(work / "metrics.json", metrics)
@@ -178,7 +178,7 @@ def run_seg(ctx: StageContext) -> StageResult:
         ("pseudo_stats", "pseudo_stats.jsonl"), ("pseudo_labels", "pseudo_labels.parquet"))}
     final_val = metrics["final_val"]
     return StageResult(outputs=outputs, counts={
-        "images": len(items), "negatives": len(negatives), "rounds": cfg.refine_rounds, "rejected_rows": len(errors),
+        "images": len(items), "negatives": len(negatives), "rounds": cfg.refine.rounds, "rejected_rows": len(errors),
         "val_mean_dice": round(float(final_val.get("mean_dice", float("nan"))), 4)})
 
 
@@ -200,15 +200,15 @@ def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], score
     if checkpoint is None:
         raise StageError("seg: a refinement round needs the previous round's checkpoint")
     segmenter = None
-    if cfg.refine_segmenter:
+    if cfg.refine.segmenter:
         from endoked.prompt_seg import create_segmenter
 
-        segmenter = create_segmenter(cfg.refine_segmenter)
-    predictor = Predictor.from_checkpoint(checkpoint, device, cfg.tta_flip)
+        segmenter = create_segmenter(cfg.refine.segmenter)
+    predictor = Predictor.from_checkpoint(checkpoint, device, cfg.predict.tta_flip)
     have = {it.key for it in items}
     unlabelled = [(key, image) for key, image in positives if key not in have]
     new_items, records, stats = refine_pool(items, predictor, cfg, rdir / "masks", segmenter=segmenter,
-                                            truth=truth, batch_size=cfg.predict_batch_size, progress=ctx.progress,
+                                            truth=truth, batch_size=cfg.predict.batch_size, progress=ctx.progress,
                                             unlabelled=unlabelled)
     stats["n_pool_after"] = len(new_items)
     logger.info("seg refinement round: %s", {k: v for k, v in stats.items() if k != "drop_reasons"})

@@ -80,14 +80,14 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, steps_per_epoch: i
     """
     if step < warmup_steps:
         return (step + 1) / (warmup_steps + 1)
-    if cfg.schedule == "step":
-        return float(cfg.step_rate ** ((step // max(1, steps_per_epoch)) // cfg.step_epochs))
+    if cfg.optim.schedule == "step":
+        return float(cfg.optim.step_rate ** ((step // max(1, steps_per_epoch)) // cfg.optim.step_epochs))
     span = max(1, total_steps - warmup_steps)
     t = min(1.0, (step - warmup_steps) / span)
-    floor = cfg.min_lr_ratio
-    if cfg.schedule == "cosine":
+    floor = cfg.optim.min_lr_ratio
+    if cfg.optim.schedule == "cosine":
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
-    return floor + (1.0 - floor) * (1.0 - t) ** cfg.poly_power
+    return floor + (1.0 - floor) * (1.0 - t) ** cfg.optim.poly_power
 
 
 def _epoch_generator(seed: int, epoch: int, salt: int = 0) -> torch.Generator:
@@ -95,8 +95,9 @@ def _epoch_generator(seed: int, epoch: int, salt: int = 0) -> torch.Generator:
 
 
 def _augment_args(cfg: SegConfig) -> dict[str, Any]:
-    return {"hflip": cfg.hflip, "vflip": cfg.vflip, "rotate90": cfg.rotate90, "crop_scale": cfg.crop_scale,
-            "color_jitter": cfg.color_jitter, "zoom_out": cfg.zoom_out, "zoom_min": cfg.zoom_min}
+    aug = cfg.augment
+    return {"hflip": aug.hflip, "vflip": aug.vflip, "rotate90": aug.rotate90, "crop_scale": aug.crop_scale,
+            "color_jitter": aug.color_jitter, "zoom_out": aug.zoom_out, "zoom_min": aug.zoom_min}
 
 
 class _CachedForward(nn.Module):
@@ -119,17 +120,17 @@ class FeatureCache:
 
     def __init__(self, model: PolypPVT, store: PairStore, indices: list[int], cfg: SegConfig, seed: int,
                  device: torch.device, progress: bool = True) -> None:
-        self.views = cfg.cache_views
+        self.views = cfg.model.cache_views
         self.levels: list[torch.Tensor] = []
         self.masks = torch.empty(0)
         gen = _epoch_generator(seed, 0, salt=17)
         enc = model.encoder
         chunks: list[list[torch.Tensor]] = []
         mask_chunks: list[torch.Tensor] = []
-        bs = max(1, cfg.predict_batch_size)
+        bs = max(1, cfg.predict.batch_size)
 
         def frozen(x: torch.Tensor) -> list[torch.Tensor]:
-            with autocast_for(device, cfg.amp):
+            with autocast_for(device, cfg.optim.amp):
                 return list(enc.frozen_features(x))
 
         with progress_bar(len(indices) * self.views, "caching frozen encoder features", progress, unit="view") as pbar:
@@ -175,9 +176,9 @@ def _param_groups(model: PolypPVT, cfg: SegConfig) -> list[dict[str, Any]]:
     enc = [p for p in model.encoder.parameters() if p.requires_grad]
     enc_ids = {id(p) for p in model.encoder.parameters()}
     dec = [p for p in model.parameters() if id(p) not in enc_ids]
-    groups = [{"params": dec, "base_lr": cfg.lr}]
-    if enc and cfg.encoder_lr_scale > 0:
-        groups.append({"params": enc, "base_lr": cfg.lr * cfg.encoder_lr_scale})
+    groups = [{"params": dec, "base_lr": cfg.optim.lr}]
+    if enc and cfg.optim.encoder_lr_scale > 0:
+        groups.append({"params": enc, "base_lr": cfg.optim.lr * cfg.optim.encoder_lr_scale})
     elif enc:
         for p in enc:
             p.requires_grad_(False)
@@ -203,16 +204,16 @@ class SegTask(TrainTask):
         self.model = _build(cfg, seed, init_checkpoint).to(device)
         groups = _param_groups(self.model, cfg)
         self.params = [p for g in groups for p in g["params"]]
-        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.amp)
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.optim.amp)
         self.world, self.rank, _ = dist_info()
-        self.cached = cfg.freeze_stages > 0 and cfg.cache_views > 0
-        self.scales = [1.0] if self.cached else list(cfg.scales)
+        self.cached = cfg.model.freeze_stages > 0 and cfg.model.cache_views > 0
+        self.scales = [1.0] if self.cached else list(cfg.augment.scales)
         self.usable = len(train_idx) // self.world * self.world if self.world > 1 else len(train_idx)
-        self.batches = max(1, math.ceil(self.usable // self.world / cfg.batch_size))
-        self.items_per_epoch = self.batches * (len(self.scales) if cfg.scale_mode == "all" else 1)
+        self.batches = max(1, math.ceil(self.usable // self.world / cfg.optim.batch_size))
+        self.items_per_epoch = self.batches * (len(self.scales) if cfg.augment.scale_mode == "all" else 1)
         self.total_steps = self.items_per_epoch * epochs
-        self.warmup = round(cfg.warmup_epochs * self.items_per_epoch)
+        self.warmup = round(cfg.optim.warmup_epochs * self.items_per_epoch)
         self.validates = bool(val_idx)
         self.cache: FeatureCache | None = None
         self.net: nn.Module = self.model
@@ -233,18 +234,18 @@ class SegTask(TrainTask):
         order = order[:self.usable][self.rank::self.world]
         self.net.train()
         losses: list[float] = []
-        step, bs, scales = epoch * self.items_per_epoch, self.cfg.batch_size, self.scales
+        step, bs, scales = epoch * self.items_per_epoch, self.cfg.optim.batch_size, self.scales
         for b in range(self.batches):
             inputs, masks = self._batch(order[b * bs:(b + 1) * bs], gen)
-            use = scales if self.cfg.scale_mode == "all" else [
+            use = scales if self.cfg.augment.scale_mode == "all" else [
                 scales[int(torch.randint(len(scales), (1,), generator=gen))]]
             for scale in use:
                 losses.append(self._step(inputs, masks, scale, step))
                 step += 1
                 progress.update(1)
                 progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-                if step % self.cfg.log_every == 0:
-                    logger.debug("step %d loss %.4f lr %.2e", step, np.mean(losses[-self.cfg.log_every:]),
+                if step % self.cfg.optim.log_every == 0:
+                    logger.debug("step %d loss %.4f lr %.2e", step, np.mean(losses[-self.cfg.optim.log_every:]),
                                  self.optimizer.param_groups[0]["lr"])
         return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "loss": float(np.mean(losses)),
                 "seconds": time.perf_counter() - t_epoch}
@@ -256,7 +257,7 @@ class SegTask(TrainTask):
             return self.cache.batch(idx, views, self.device)
         imgs_u8, masks_u8 = self.store.batch(idx)
         imgs, masks = augment(imgs_u8.float() / 255.0, masks_u8.float() / 255.0, gen, **_augment_args(self.cfg))
-        return normalize_images(imgs, self.cfg.encoder).to(self.device), masks.to(self.device)
+        return normalize_images(imgs, self.cfg.model.backbone).to(self.device), masks.to(self.device)
 
     def _step(self, inputs: Any, masks: torch.Tensor, scale: float, step: int) -> float:
         """One optimiser step at ``scale`` with the LR of global step ``step``; returns the loss."""
@@ -270,16 +271,16 @@ class SegTask(TrainTask):
             x = F.interpolate(inputs, size=(s, s), mode="bilinear", align_corners=True)
             m = F.interpolate(masks, size=(s, s), mode="bilinear", align_corners=True)
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast_for(self.device, cfg.amp):
+        with autocast_for(self.device, cfg.optim.amp):
             p1, p2 = self.net(x, (s, s)) if self.cache is not None else self.net(x)
-        loss = (structure_loss(p1, m, cfg.boundary_kernel, cfg.legacy_loss)
-                + structure_loss(p2, m, cfg.boundary_kernel, cfg.legacy_loss))
-        optimizer_step(loss, self.optimizer, self.scaler, cfg.grad_clip, self.params, cfg.clip_mode)
+        loss = (structure_loss(p1, m, cfg.optim.boundary_kernel, cfg.optim.legacy_loss)
+                + structure_loss(p2, m, cfg.optim.boundary_kernel, cfg.optim.legacy_loss))
+        optimizer_step(loss, self.optimizer, self.scaler, cfg.optim.grad_clip, self.params, cfg.optim.clip_mode)
         return float(loss.detach())
 
     def validate(self, epoch: int, final: bool) -> dict[str, Any] | None:
         self.last_val = {}
-        if not self.val_idx or not ((epoch + 1) % self.cfg.val_every == 0 or final):
+        if not self.val_idx or not ((epoch + 1) % self.cfg.optim.val_every == 0 or final):
             return None
         self.last_val = validate(self.model, self.store, self.val_idx, self.cfg, self.device)
         return {f"val_{k}": v for k, v in self.last_val.items()}
@@ -313,12 +314,13 @@ class SegTask(TrainTask):
 def _build(cfg: SegConfig, seed: int, init_checkpoint: Path | None) -> PolypPVT:
     """The network seeded by ``seed`` (or warm-started from ``init_checkpoint``), frozen stages frozen."""
     torch.manual_seed(seed)
-    model = build_model(cfg.encoder, cfg.channel, pretrained=cfg.pretrained and init_checkpoint is None,
-                        weights=cfg.encoder_weights if init_checkpoint is None else None,
-                        allow_download=cfg.allow_download)
+    model = build_model(cfg.model.backbone, cfg.model.channel,
+                        pretrained=cfg.model.pretrained and init_checkpoint is None,
+                        weights=cfg.model.weights if init_checkpoint is None else None,
+                        allow_download=cfg.model.allow_download)
     if init_checkpoint is not None:
         model.load_state_dict(read_checkpoint(init_checkpoint)["state_dict"])
-    model.encoder.freeze(cfg.freeze_stages)
+    model.encoder.freeze(cfg.model.freeze_stages)
     return model
 
 
@@ -334,7 +336,7 @@ def train_model(store: PairStore, train_idx: list[int], val_idx: list[int], out_
         cfg: settings.
         seed: seeds model init, batch order, augmentation.
         device: compute device (default CPU; under torchrun, ``cuda:LOCAL_RANK`` when CUDA is used).
-        epochs: overrides ``cfg.epochs`` (refinement rounds).
+        epochs: overrides ``cfg.optim.epochs`` (refinement rounds).
         init_checkpoint: warm start from this checkpoint's weights (fresh optimizer and schedule).
         progress: show a progress bar.
 
@@ -342,13 +344,13 @@ def train_model(store: PairStore, train_idx: list[int], val_idx: list[int], out_
         :class:`TrainResult`.
     """
     device = init_distributed(device or torch.device("cpu"))
-    n_epochs = epochs or cfg.epochs
+    n_epochs = epochs or cfg.optim.epochs
     if not train_idx:
         raise ConfigError("no training image left after the validation split; add images or lower val_fraction")
     out_dir.mkdir(parents=True, exist_ok=True)
     task = SegTask(store, train_idx, val_idx, cfg, seed=seed, device=device, epochs=n_epochs,
                    init_checkpoint=init_checkpoint, progress=progress)
-    budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
+    budget = cfg.optim.max_minutes * 60.0 if cfg.optim.max_minutes is not None else None
     result = TrainLoop(task, n_epochs, out_dir, best_name="model.pt", time_budget_s=budget, progress=progress,
                        desc="seg train", unit="step").run()
     history = result.state.history

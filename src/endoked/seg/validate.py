@@ -26,11 +26,11 @@ def validate(model: PolypPVT, store: PairStore, indices: list[int], cfg: SegConf
     was_training = model.training
     model.eval()
     metric = PolypMetrics(keep_per_image=False)
-    bs = max(1, cfg.predict_batch_size)
+    bs = max(1, cfg.predict.batch_size)
     for start in range(0, len(indices), bs):
         imgs, masks = store.batch(indices[start:start + bs])
         x = normalize_images(imgs, model.encoder.name).to(device)
-        with autocast_for(device, cfg.amp):
+        with autocast_for(device, cfg.optim.amp):
             prob = torch.sigmoid(model.predict_logits(x).float()).cpu().numpy()
         for p, m in zip(prob[:, 0], masks[:, 0].numpy(), strict=True):
             metric.update(p, m > 127)
