@@ -23,8 +23,16 @@ from endoked.runfolder import RunFolder
 
 synth = pytest.importorskip("endoked.synth.archive")
 
-MIL_SET = ["mil.backbone=test_efficientnet", "mil.pretrained=false", "mil.image_size=64", "mil.epochs=6",
-           "mil.hidden_dim=32", "mil.attention_dim=16", "mil.bags_per_step=4", "mil.lr=0.003"]
+MIL_SET = [
+    "mil.backbone=test_efficientnet",
+    "mil.pretrained=false",
+    "mil.image_size=64",
+    "mil.epochs=6",
+    "mil.hidden_dim=32",
+    "mil.attention_dim=16",
+    "mil.bags_per_step=4",
+    "mil.lr=0.003",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +50,17 @@ def _labels_from_truth(archive: Path, override: dict[str, str] | None = None) ->
     truth = load_truth(archive)
     rows = []
     for exam_id, lab in truth.exams.items():
-        rows.append({"exam_id": exam_id, "polyp": (override or {}).get(exam_id, lab["polyp"]),
-                     "polyp_count": lab["polyp_count"], "polyps": json.dumps(lab["polyps"]),
-                     "malignancy_suspected": lab["malignancy_suspected"], "pathology": lab["pathology"],
-                     "error": None})
+        rows.append(
+            {
+                "exam_id": exam_id,
+                "polyp": (override or {}).get(exam_id, lab["polyp"]),
+                "polyp_count": lab["polyp_count"],
+                "polyps": json.dumps(lab["polyps"]),
+                "malignancy_suspected": lab["malignancy_suspected"],
+                "pathology": lab["pathology"],
+                "error": None,
+            }
+        )
     return rows
 
 
@@ -109,13 +124,37 @@ def test_stage_outputs_schema_and_checkpoint(tmp_path: Path, archive: Path) -> N
 
     exam_dir = Path(first[0]["path"]).parent
     csv_out = tmp_path / "scores.csv"
-    assert main(["--no-progress", "mil", "score", "--model", str(run.output("mil", "checkpoint")),
-                 "--images", str(exam_dir), "--out", str(csv_out)]) == 0
+    assert (
+        main(
+            [
+                "--no-progress",
+                "mil",
+                "score",
+                "--model",
+                str(run.output("mil", "checkpoint")),
+                "--images",
+                str(exam_dir),
+                "--out",
+                str(csv_out),
+            ]
+        )
+        == 0
+    )
     lines = csv_out.read_text().splitlines()
     assert lines[0] == "image,score" and len(lines) == 1 + len(list(exam_dir.glob("*.jpg")))
     by_path = {str(exam_dir / line.split(",")[0]): float(line.split(",")[1]) for line in lines[1:]}
     assert by_path[first[0]["path"]] == pytest.approx(rows[0]["score"], abs=1e-5)
     assert main(["mil", "backbones"]) == 0
+    # the batch core: a row per input, an undecodable image scored None, the bag label carried through
+    from endoked.mil.api import process_batch, setup
+
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    out = process_batch(
+        [{**first[0], "bag_label": 1}, {"exam_id": "X", "image": "b", "path": str(tmp_path / "broken.jpg")}],
+        setup(run.output("mil", "checkpoint")),
+    ).tables["mil/image_scores"]
+    assert out[0]["score"] == pytest.approx(rows[0]["score"], abs=1e-5) and out[0]["bag_label"] == 1
+    assert out[1] == {"exam_id": "X", "image": "b", "score": None, "bag_label": -1}
     # image-level metrics against the truth are computable from the outputs
     flags = [int(truth.image_polyp[r["image"]]) for r in rows]
     m = instance_metrics([r["score"] for r in rows], flags)
@@ -129,8 +168,12 @@ def test_stage_without_positive_bags_is_a_stage_error(tmp_path: Path, archive: P
 
 
 def test_bag_labels_follow_the_config() -> None:
-    rows = [{"exam_id": "a", "polyp": "present"}, {"exam_id": "b", "polyp": "absent"},
-            {"exam_id": "c", "polyp": "uncertain"}, {"exam_id": "d", "polyp": None}]
+    rows = [
+        {"exam_id": "a", "polyp": "present"},
+        {"exam_id": "b", "polyp": "absent"},
+        {"exam_id": "c", "polyp": "uncertain"},
+        {"exam_id": "d", "polyp": None},
+    ]
     labels, counts = bag_labels(rows, MilConfig())
     assert labels == {"a": 1, "b": 0, "c": -1, "d": -1}
     assert counts == {"positive": 1, "negative": 1, "excluded:uncertain": 1, "excluded:missing": 1}
@@ -140,18 +183,24 @@ def test_bag_labels_follow_the_config() -> None:
 
 def test_selection_thresholds_and_lowest_negatives() -> None:
     rows = [{"exam_id": "p", "image": f"p{i}", "score": s, "bag_label": 1} for i, s in enumerate([0.9, 0.8, 0.5])]
-    rows += [{"exam_id": "n", "image": f"n{i}", "score": s, "bag_label": 0}
-             for i, s in enumerate([0.7, 0.1, 0.3, 0.2, None])]
+    rows += [
+        {"exam_id": "n", "image": f"n{i}", "score": s, "bag_label": 0} for i, s in enumerate([0.7, 0.1, 0.3, 0.2, None])
+    ]
     rows += [{"exam_id": "u", "image": "u0", "score": 0.99, "bag_label": -1}]
     sel = select_images(rows, MilConfig(positive_threshold=0.8, negative_fraction=0.5))
-    assert [(r["image"], r["label"], r["by"]) for r in sel] == [("p0", 1, "score"), ("p1", 1, "score"),
-                                                                ("n1", 0, "score"), ("n3", 0, "score")]
+    assert [(r["image"], r["label"], r["by"]) for r in sel] == [
+        ("p0", 1, "score"),
+        ("p1", 1, "score"),
+        ("n1", 0, "score"),
+        ("n3", 0, "score"),
+    ]
 
 
 def test_selection_adds_the_top_k_of_each_positive_exam() -> None:
     # exam a: nothing above the threshold, but its two best frames rank first; exam b: one frame above
-    rows = [{"exam_id": "a", "image": f"a{i}", "score": s, "bag_label": 1}
-            for i, s in enumerate([0.02, 0.3, 0.0001, 0.1])]
+    rows = [
+        {"exam_id": "a", "image": f"a{i}", "score": s, "bag_label": 1} for i, s in enumerate([0.02, 0.3, 0.0001, 0.1])
+    ]
     rows += [{"exam_id": "b", "image": f"b{i}", "score": s, "bag_label": 1} for i, s in enumerate([0.9, 0.2, None])]
     rows += [{"exam_id": "n", "image": "n0", "score": 0.5, "bag_label": 0}]
     cfg = MilConfig(positive_threshold=0.8, negative_fraction=0.0)

@@ -39,7 +39,9 @@ def test_tiny_run_overfits_its_training_images(disks: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    "changes", [{}, {"model__freeze_stages": 2, "model__cache_views": 2, "augment__hflip": 0.5}], ids=["end-to-end", "frozen-cached"]
+    "changes",
+    [{}, {"model__freeze_stages": 2, "model__cache_views": 2, "augment__hflip": 0.5}],
+    ids=["end-to-end", "frozen-cached"],
 )
 def test_resume_reproduces_the_same_checkpoint(
     disks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict[str, object]
