@@ -46,17 +46,21 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise DataFormatError(f"cannot read image {path}: {exc}; replace or remove the file") from exc
 
 
+def _read_as(path: str | os.PathLike[str], mode: str, what: str) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert(mode))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataFormatError(f"cannot read {what} {path}: {exc}") from exc
+
+
 def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     """``(H, W, 3) uint8`` RGB pixels of an image file.
 
     Raises:
         DataFormatError: the file cannot be decoded (the message names it).
     """
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataFormatError(f"cannot read image {path}: {exc}") from exc
+    return _read_as(path, "RGB", "image")
 
 
 def load_image(path: str | os.PathLike[str], size: int, box: Box | None = None) -> np.ndarray:
@@ -89,11 +93,7 @@ def read_grey(path: str | os.PathLike[str]) -> np.ndarray:
     Raises:
         DataFormatError: the file cannot be decoded (the message names it).
     """
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L"))
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataFormatError(f"cannot read mask {path}: {exc}") from exc
+    return _read_as(path, "L", "mask")
 
 
 def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
