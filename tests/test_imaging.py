@@ -131,3 +131,19 @@ def test_resize_map_bilinear_shape_and_values() -> None:
     assert big.min() >= 0.0 and big.max() <= 1.0
     np.testing.assert_allclose(resize_map(np.full((3, 3), 0.25), (5, 7)), 0.25)
     np.testing.assert_array_equal(resize_map(small, (2, 2)), small.astype(np.float32))
+
+
+def test_16_bit_and_float_images_are_scaled_not_clipped(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from endoked.imaging import load_image, read_rgb
+
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    Image.fromarray(ramp).save(tmp_path / "a16.png")
+    rgb = read_rgb(tmp_path / "a16.png")
+    assert rgb.shape == (64, 64, 3) and np.array_equal(rgb[..., 0], (ramp >> 8).astype(np.uint8))
+    frac = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    Image.fromarray(frac).save(tmp_path / "f.tif")
+    grey = read_rgb(tmp_path / "f.tif")[..., 0]
+    assert grey[0, 0] == 0 and grey[-1, -1] == 255 and abs(float(grey.mean()) - 127.5) < 1.0
+    assert load_image(tmp_path / "a16.png", 32).max() > 200  # the model input sees the range too

@@ -46,10 +46,28 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise DataFormatError(f"cannot read image {path}: {exc}; replace or remove the file") from exc
 
 
+def to_8bit(im: Image.Image) -> Image.Image:
+    """An image of 16-bit integer or float samples scaled to 8 bits (Pillow's ``convert`` would clip them to
+    near-white or near-black): 16-bit by its type's range (>> 8); 32-bit integers and floats by their range,
+    floats within [0, 1] as fractions of white. 8-bit images are returned unchanged."""
+    if im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return im
+    a = np.asarray(im)
+    if im.mode.startswith("I;16"):
+        out = (a.astype(np.uint32) >> 8).astype(np.uint8)
+    else:
+        f = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(f.min()), float(f.max())
+        if im.mode == "F" and lo >= 0.0 and hi <= 1.0:
+            lo, hi = 0.0, 1.0
+        out = np.round((f - lo) / (hi - lo) * 255.0).astype(np.uint8) if hi > lo else np.zeros(a.shape, np.uint8)
+    return Image.fromarray(out, mode="L")
+
+
 def _read_as(path: str | os.PathLike[str], mode: str, what: str) -> np.ndarray:
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert(mode))
+            return np.asarray(to_8bit(im).convert(mode))
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataFormatError(f"cannot read {what} {path}: {exc}") from exc
 
@@ -80,7 +98,7 @@ def load_image(path: str | os.PathLike[str], size: int, box: Box | None = None) 
     with Image.open(path) as im:
         if box is None:
             im.draft("RGB", (size, size))
-        rgb = im.convert("RGB")
+        rgb = to_8bit(im).convert("RGB")
         if box is not None:
             rgb = rgb.crop(box)
         rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
