@@ -12,9 +12,9 @@ import logging
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from endoked import tables
+from endoked.batching import BatchOutput
 from endoked.ingest.archive import Archive, RawExam, iter_archive, locate_archive
 from endoked.ingest.config import IngestConfig
 from endoked.ingest.images import ImageCheck, check_image
@@ -128,6 +129,19 @@ def _load_finished(parts: Path, seen_ids: dict[str, int]) -> set[int]:
     return done
 
 
+def image_checker(cfg: IngestConfig) -> Callable[[str], ImageCheck]:
+    """The batch core's state: :func:`check_image` bound to ``cfg``'s rules (picklable, for worker pools)."""
+    return partial(check_image, allowed_formats=tuple(cfg.allowed_formats), decode=cfg.verify == "decode",
+                   min_side=cfg.min_side, max_bytes=cfg.max_image_bytes)
+
+
+def process_batch(rows: list[dict[str, Any]], check: Callable[[str], ImageCheck]) -> BatchOutput:
+    """The batch core of ingest's image checks: rows ``path`` -> ``ingest/image_checks`` records (the
+    :class:`ImageCheck` fields: ``code`` None for a valid image, else the reject reason). The per-exam rules
+    (ids, duplicates across the archive) stay in the driver, which holds the archive-wide state."""
+    return BatchOutput(tables={"ingest/image_checks": [asdict(check(str(r["path"]))) for r in rows]})
+
+
 def ingest_archive(archive: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                    config: IngestConfig | None = None, progress: bool | None = None,
                    executor: Executor | None = None) -> IngestSummary:
@@ -156,8 +170,7 @@ def ingest_archive(archive: str | os.PathLike[str], out_dir: str | os.PathLike[s
     workers = cfg.workers or os.cpu_count() or 1
     own_pool = executor is None and workers > 1
     pool: Executor | None = ProcessPoolExecutor(max_workers=workers) if own_pool else executor
-    check = partial(check_image, allowed_formats=tuple(cfg.allowed_formats), decode=cfg.verify == "decode",
-                    min_side=cfg.min_side, max_bytes=cfg.max_image_bytes)
+    check = image_checker(cfg)
     logger.info("ingest: reading %s", arch.describe())
     try:
         with bar(None, desc="ingest", unit="exam", enabled=progress) as pbar:
@@ -190,7 +203,8 @@ def _process_chunk(k: int, batch: list[RawExam], arch: Archive, cfg: IngestConfi
     if pool is not None and len(paths) > 8:
         results = list(pool.map(check, paths, chunksize=max(1, len(paths) // 32)))
     else:
-        results = [check(p) for p in paths]
+        results = [ImageCheck(**r) for r in process_batch([{"path": p} for p in paths], check).tables[
+            "ingest/image_checks"]]
     checks = dict(zip(paths, results, strict=True))
     exams, images = _finish_exams(drafts, checks, rejects)
     write_parquet(_part(parts, "exams", k, "parquet"), exams, schema=EXAMS_SCHEMA)
