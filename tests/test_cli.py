@@ -95,8 +95,6 @@ def test_every_pipeline_stage_has_a_run_command(capsys: pytest.CaptureFixture[st
     from endoked.pipeline import STAGE_ORDER
 
     for stage in STAGE_ORDER:
-        if stage == "eval":  # `endoked eval` scores folders; the eval stage runs with `endoked run --from eval`
-            continue
         assert main([stage.replace("_", "-"), "run", "--help"]) == 0, stage
         assert "--out" in capsys.readouterr().out
     assert main(["prompt-seg", "segmenters"]) == 0

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from endoked.cli_options import add_stage_run_command
 from endoked.errors import ConfigError
 
 
@@ -32,13 +33,19 @@ def parse_preds(values: list[str]) -> dict[str, Path]:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``eval`` command to the CLI."""
+    """Add ``eval`` to the CLI: ``endoked eval --pred ...`` scores folders, ``endoked eval run`` runs the stage."""
+    eval_app = typer.Typer(invoke_without_command=True, no_args_is_help=True,
+                           help="Score prediction maps (endoked eval --pred ...), or run the eval stage (eval run).")
+    app.add_typer(eval_app, name="eval")
+    add_stage_run_command(eval_app, "eval", "Score the run's seg model on the PraNet-layout test sets of eval.data "
+                          "and write eval/metrics.json, metrics.md and plots/.", "Run folder (seg done).")
 
-    @app.command("eval")
+    @eval_app.callback()
     def eval_cmd(
-        pred: Annotated[list[str], typer.Option(
+        ctx: typer.Context,
+        pred: Annotated[list[str] | None, typer.Option(
             "--pred", "-p", help="Prediction folder, or NAME=FOLDER (repeat to compare methods). With --data: "
-            "a root holding <set>/<stem>.png.")],
+            "a root holding <set>/<stem>.png.")] = None,
         gt: Annotated[Path | None, typer.Option("--gt", help="Mask folder (one set).")] = None,
         data: Annotated[Path | None, typer.Option(
             "--data", help="PraNet-layout root: <set>/masks (and <set>/images) for several sets.")] = None,
@@ -62,6 +69,8 @@ def register(app: typer.Typer) -> None:
         from endoked.eval.folder import evaluate_folder, evaluate_sets
         from endoked.eval.report import format_table, write_csv, write_json
 
+        if ctx.invoked_subcommand is not None:
+            return
         if (gt is None) == (data is None):
             raise ConfigError("give exactly one of --gt DIR (one set) or --data ROOT (PraNet layout)")
         if sets and data is None:
@@ -71,7 +80,7 @@ def register(app: typer.Typer) -> None:
             cfg.allow_missing = True
         if workers is not None:
             cfg.workers = workers
-        methods = parse_preds(pred)
+        methods = parse_preds(pred or [])
         if gt is not None:
             results = [evaluate_folder(folder, gt, cfg, method=name) for name, folder in methods.items()]
         elif data is not None:
