@@ -7,7 +7,7 @@ ledger's per-stage counts (the stage figures) are compared too; timings are igno
 
 Usage::
 
-    python benchmarks/compare_runs.py RUN_BEFORE RUN_AFTER [--atol 1e-6]
+    python benchmarks/compare_runs.py RUN_BEFORE RUN_AFTER [--atol 1e-6] [--ignore TABLE:COLUMN ...]
 
 Exit status 0 when everything matches, 1 otherwise (each difference is printed).
 """
@@ -46,15 +46,20 @@ def _values_equal(a: Any, b: Any, atol: float) -> bool:
 
 
 def _path_independent(v: Any, root: Path) -> Any:
-    """Absolute paths inside a run folder compare by their part below the run folder."""
-    if isinstance(v, str) and v.startswith(str(root)):
-        return v[len(str(root)):]
+    """Absolute paths inside a run folder, or beside it (an archive written next to it, as the demo does),
+    compare by their part below the run folder's parent."""
+    if isinstance(v, str) and v.startswith(str(root.parent)):
+        return v[len(str(root.parent)):]
     return v
 
 
-def compare_table(a: Path, b: Path, root_a: Path, root_b: Path, atol: float) -> list[str]:
+def compare_table(a: Path, b: Path, root_a: Path, root_b: Path, atol: float,
+                  ignore: frozenset[str] = frozenset()) -> list[str]:
     ta, tb = pq.read_table(a), pq.read_table(b)
     name = str(a.relative_to(root_a))
+    drop = [c.split(":", 1)[1] for c in ignore if c.split(":", 1)[0] == name]
+    ta, tb = ta.drop_columns([c for c in drop if c in ta.schema.names]), tb.drop_columns(
+        [c for c in drop if c in tb.schema.names])
     if ta.schema.names != tb.schema.names:
         return [f"{name}: columns differ: {ta.schema.names} vs {tb.schema.names}"]
     if ta.num_rows != tb.num_rows:
@@ -107,14 +112,15 @@ def compare_counts(root_a: Path, root_b: Path, atol: float) -> list[str]:
     return out
 
 
-def compare_runs(root_a: Path, root_b: Path, atol: float = 1e-6) -> tuple[int, list[str]]:
+def compare_runs(root_a: Path, root_b: Path, atol: float = 1e-6,
+                 ignore: frozenset[str] = frozenset()) -> tuple[int, list[str]]:
     """``(number of tables compared, differences)`` between run folders ``root_a`` and ``root_b``."""
     tables_a = sorted(p.relative_to(root_a) for p in root_a.glob("*/*.parquet"))
     tables_b = sorted(p.relative_to(root_b) for p in root_b.glob("*/*.parquet"))
     diffs = [f"{t}: only in {root_a if t in tables_a else root_b}" for t in sorted(set(tables_a) ^ set(tables_b))]
     common = sorted(set(tables_a) & set(tables_b))
     for t in common:
-        diffs += compare_table(root_a / t, root_b / t, root_a, root_b, atol)
+        diffs += compare_table(root_a / t, root_b / t, root_a, root_b, atol, ignore)
     diffs += compare_files(root_a, root_b, "prompt_seg/masks/**/*.png")
     diffs += compare_counts(root_a, root_b, atol)
     return len(common), diffs
@@ -125,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("before", type=Path)
     ap.add_argument("after", type=Path)
     ap.add_argument("--atol", type=float, default=1e-6)
+    ap.add_argument("--ignore", action="append", default=[], metavar="TABLE:COLUMN",
+                    help="leave a column out, e.g. cam/cams.parquet:file (repeatable)")
     args = ap.parse_args(argv)
-    n, diffs = compare_runs(args.before.resolve(), args.after.resolve(), args.atol)
+    n, diffs = compare_runs(args.before.resolve(), args.after.resolve(), args.atol, frozenset(args.ignore))
     for d in diffs:
         print(d)
     print(f"{n} tables compared, {len(diffs)} differences")
