@@ -293,7 +293,8 @@ def select_mask(seg: BoxPromptSegmenter, cam: np.ndarray | None, boxes: np.ndarr
     if len(cands) == 0:
         return None
     reps, _, counts = merge_boxes(cands, sel.merge_iou)
-    if sel.lowres_consensus and not (cam is not None and sel.w_cam != 0):
+    lowres = sel.lowres_consensus and not (cam is not None and sel.w_cam != 0) and hasattr(seg, "predict_lowres")
+    if lowres:
         logits, scores = seg.predict_lowres(reps)
         small = [clean_mask(lg > 0, keep_largest, fill_holes) for lg in logits]
         cons = mask_consensus(small, sel.consensus_size, counts)
