@@ -8,8 +8,8 @@ a detached checkout of commit 22bd02f at ``/tmp/old22``, made with ``git worktre
   ``polyp/TrainDataset``, prompted by the frame's simulated CAM (a blurred copy of its true mask, as in
   ``benchmarks/profile_stages.py``) and that CAM's box; checks: mean Dice of old vs new masks;
 - cam: the cpu-small classifier (tf_efficientnet_lite0, scales 0.75/1/1.5/2 + flips) with one fixed random head
-  (saved by the first run, loaded by all), checks: share of frames boxed by both or neither, mean IoU of each old
-  box with its best new box.
+  (saved by the first run, loaded by all; classifier gate off, so the box filters decide), checks: share of
+  frames boxed by both or neither, mean IoU of each old box with its best new box.
 
 Runs alternate old/new ``--repeats`` times (the machine may be shared: alternating spreads other load over both);
 images/s is the median. Usage::
@@ -111,7 +111,8 @@ def worker_cam(pairs: list[tuple[Path, Path]], out: Path, head: Path, batch: int
 
     # each tree's own profile (an older tree spells some keys differently)
     profile = yaml.safe_load((Path(endoked.__file__).parent / "profiles/cpu-small.yaml").read_text())["cam"]
-    cfg = CamConfig.model_validate(profile)
+    # the head is random: let every frame through the classifier gate so that the box filters decide
+    cfg = CamConfig.model_validate({**profile, "min_class_prob": 0.0})
     torch.manual_seed(0)
     net, normalize = core.build_net(cfg)
     if head.is_file():
@@ -128,6 +129,42 @@ def worker_cam(pairs: list[tuple[Path, Path]], out: Path, head: Path, batch: int
     wall = time.perf_counter() - t0
     np.savez_compressed(out, **boxes)
     return {"wall_s": wall, "images": len(imgs)}
+
+
+def encoder_int8_check(pairs: list[tuple[Path, Path]]) -> dict[str, Any]:
+    """LiteMedSAM's image encoder in fp32 against torch int8 dynamic quantisation of its Linear layers: encoder
+    seconds per image (alternating, median) and the Dice between the masks selected with either embedding."""
+    import torch
+
+    from endoked.prompt_seg import refine
+    from endoked.prompt_seg.litemedsam import LiteMedSamSegmenter
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    seg = LiteMedSamSegmenter(device="cpu", bf16=False, cache_size=1)
+    fp32 = seg.model.image_encoder
+    int8 = torch.ao.quantization.quantize_dynamic(fp32, {torch.nn.Linear}, dtype=torch.qint8)
+    times: dict[str, list[float]] = {"fp32": [], "int8": []}
+    dices = []
+    for image_path, mask_path in pairs:
+        img = read(image_path)
+        cam = simulated_cam(mask_path, img.shape[:2])
+        box = refine.box_of_mask(cam > 0.5)
+        if box is None:
+            continue
+        masks = {}
+        for name, enc in (("fp32", fp32), ("int8", int8)):
+            seg.model.image_encoder = enc
+            seg.reset_image()
+            seg._cache.clear()
+            t0 = time.perf_counter()
+            seg.set_image(img)
+            times[name].append(time.perf_counter() - t0)
+            best = refine.select_mask(seg, cam, box[None])
+            masks[name] = best.mask if best is not None else np.zeros(img.shape[:2], bool)
+        dices.append(dice(masks["fp32"], masks["int8"]))
+    seg.model.image_encoder = fp32
+    return {"frames": len(dices), "encoder_s": {k: statistics.median(v) for k, v in times.items()},
+            "mean_dice_int8_vs_fp32": float(np.mean(dices)), "min_dice": float(np.min(dices))}
 
 
 def run_worker(src: Path, stage: str, n: int, out: Path, head: Path, batch: int) -> dict[str, Any]:
@@ -174,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new-src", type=Path, default=REPO_ROOT / "src")
     ap.add_argument("--cam-batch", type=int, default=8)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--encoder-int8", action="store_true",
+                    help="only compare the fp32 and int8-dynamic LiteMedSAM encoders (new tree, in process)")
     ap.add_argument("--worker", choices=("prompt_seg", "cam"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--head", type=Path, help=argparse.SUPPRESS)
@@ -183,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
         res = worker_prompt_seg(pairs, args.out) if args.worker == "prompt_seg" else \
             worker_cam(pairs, args.out, args.head, args.cam_batch)
         print(json.dumps(res))
+        return 0
+    if args.encoder_int8:
+        res = encoder_int8_check(pairs)
+        print(json.dumps(res, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
         return 0
     if not args.old_src.is_dir():
         raise SystemExit(f"{args.old_src} not found: git worktree add --detach /tmp/old22 22bd02f")
