@@ -144,6 +144,8 @@ def profile_prompt_seg(pairs: list[tuple[Path, Path]], timers: Timers, bf16: boo
     timers.wrap(litemedsam, "preprocess", "preprocess")
     timers.wrap(LiteMedSamSegmenter, "_encode", "encoder")
     timers.wrap(LiteMedSamSegmenter, "_predict", "decode+upsample")
+    if hasattr(LiteMedSamSegmenter, "upsample_logits"):  # low-res ranking: only the winner is upsampled
+        timers.wrap(LiteMedSamSegmenter, "upsample_logits", "upsample")
     timers.wrap(refine, "cam_component_boxes", "candidates")
     timers.wrap(refine, "clean_mask", "clean-up")
     timers.wrap(refine, "_measure", "measures")
@@ -226,7 +228,9 @@ def report(name: str, res: dict[str, Any], timers: Timers, steps: list[str], rat
              "", "| step | s/image | share | calls/image |", "|---|---|---|---|"]
     children = {"decode+upsample": ["prompt decoding"], "measures": []}
     for step in steps:
-        t = timers.total.get(step, 0.0) - sum(timers.total.get(c, 0.0) for c in children.get(step, []))
+        t = timers.total.get(step, 0.0)
+        if step in timers.calls:  # a parent's self time (not called at all: nothing to subtract from)
+            t -= sum(timers.total.get(c, 0.0) for c in children.get(step, []))
         label = "upsample (logits -> masks)" if step == "decode+upsample" else step
         lines.append(f"| {label} | {t / n:.4f} | {t / res['wall_s']:.1%} | {timers.calls.get(step, 0) / n:.1f} |")
     for what, flops in res["flops"].items():
@@ -253,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage in ("prompt_seg", "both"):
         timers = Timers()
         res = profile_prompt_seg(pairs, timers, args.bf16)
-        steps = ["decode", "preprocess", "encoder", "prompt decoding", "decode+upsample", "candidates", "clean-up",
-                 "measures", "consensus", "png"]
+        steps = ["decode", "preprocess", "encoder", "prompt decoding", "decode+upsample", "upsample", "candidates",
+                 "clean-up", "measures", "consensus", "png"]
         lines += report("prompt_seg", res, timers, steps, rates["fp32"])
         out["prompt_seg"] = {**res, "steps": dict(timers.total), "calls": dict(timers.calls)}
     if args.stage in ("cam", "both"):

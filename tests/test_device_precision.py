@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from endoked.device import native_low_precision
@@ -25,3 +26,32 @@ def test_cpu_without_bf16_gets_none() -> None:
 
 def test_other_devices_get_none() -> None:
     assert native_low_precision(torch.device("meta")) is None
+
+
+def test_use_low_precision_auto_follows_native_support() -> None:
+    from endoked.device import use_low_precision
+
+    assert use_low_precision(None, CPU, "fpu avx2 avx512f avx512_bf16") is True
+    assert use_low_precision(None, CPU, "fpu avx2 amx_tile amx_bf16") is True
+    assert use_low_precision(None, CPU, "fpu avx avx2 fma") is False  # AVX2 only: fp32
+    # an explicit choice wins over detection both ways
+    assert use_low_precision(True, CPU, "fpu avx2") is True
+    assert use_low_precision(False, CPU, "avx512_bf16") is False
+    assert use_low_precision(None, torch.device("meta")) is False
+
+
+def test_litemedsam_bf16_auto_resolves_from_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    from endoked.prompt_seg import litemedsam
+
+    calls: list[object] = []
+
+    def fake(requested: bool | None, device: torch.device, cpu_flags: str | None = None) -> bool:
+        calls.append(requested)
+        return requested is None
+
+    monkeypatch.setattr(litemedsam, "use_low_precision", fake)
+    model = torch.nn.Module()
+    model.image_encoder = torch.nn.Conv2d(3, 4, 1)  # type: ignore[assignment]
+    assert litemedsam.LiteMedSamSegmenter(device="cpu", model=model).bf16 is True
+    assert litemedsam.LiteMedSamSegmenter(device="cpu", bf16=False, model=model).bf16 is False
+    assert calls == [None, False]

@@ -61,3 +61,12 @@ def native_low_precision(device: torch.device, cpu_flags: str | None = None) -> 
             return torch.bfloat16 if "amx" in capability else None
     flags = set(cpu_flags.split())
     return torch.bfloat16 if flags & {"avx512_bf16", "amx_bf16"} else None
+
+
+def use_low_precision(requested: bool | None, device: torch.device, cpu_flags: str | None = None) -> bool:
+    """Whether to run a model under reduced-precision autocast: ``requested`` when it is a bool; ``None`` (auto):
+    only where ``device`` computes a reduced precision natively (:func:`native_low_precision`), so a CPU
+    without AVX512-BF16/AMX stays in fp32, where emulated bf16 is slower and less exact."""
+    if requested is not None:
+        return bool(requested)
+    return native_low_precision(device, cpu_flags) is not None

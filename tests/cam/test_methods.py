@@ -169,3 +169,38 @@ def test_frozen_encoder_stays_frozen_and_in_eval() -> None:
     net.train()
     assert not enc.training and all(not p.requires_grad for p in enc.parameters())
     assert net.stride == 1
+
+
+class ConvEncoder(nn.Module):
+    """Two random conv levels with batch norm (eval statistics), strides 1 and 2, for batching checks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(
+            nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()),
+            nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6), nn.ReLU()))
+        self.feature_info = _Info(["blocks.0", "blocks.1"])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        f0 = self.blocks[0](x)
+        return [f0, self.blocks[1](f0)]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_batched_flips_equal_two_passes(method: str) -> None:
+    torch.manual_seed(0)
+    enc = ConvEncoder()
+    for bn in (enc.blocks[0][1], enc.blocks[1][1]):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    net = CamNet(enc, [4, 6], [1, 2], levels=(0, 1), head="linear").eval()
+    x = torch.randn(3, 3, 20, 28)
+    one, p_one = tta_maps(net, x, method, scales=(0.75, 1.0, 1.5), flip=True, batch_flips=True)
+    two, p_two = tta_maps(net, x, method, scales=(0.75, 1.0, 1.5), flip=True, batch_flips=False)
+    assert one.shape == two.shape and one.shape[0] == 3
+    assert float(one.abs().max()) > 0
+    torch.testing.assert_close(one, two, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(p_one, p_two, atol=1e-5, rtol=1e-5)
+    # flipping matters: the flip-aggregated map differs from the map of the originals alone
+    plain, _ = tta_maps(net, x, method, scales=(0.75, 1.0, 1.5), flip=False)
+    assert float((plain - one).abs().max()) > 1e-3

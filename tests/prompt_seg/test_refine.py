@@ -153,3 +153,114 @@ def test_select_mask_prefers_the_region_the_candidates_agree_on() -> None:
     assert select_mask(seg, None, None, sel) is None  # type: ignore[arg-type]
     assert passes_filter(best, min_rank=best.rank + 0.01) == "low_rank"
     assert passes_filter(best, min_rank=best.rank - 0.01) is None
+
+
+def test_merge_boxes_groups_near_identical_prompts_in_order() -> None:
+    from endoked.prompt_seg.refine import merge_boxes
+
+    boxes = np.array([[10, 10, 60, 60], [30, 30, 90, 90], [10, 10, 60, 60.2], [10.1, 10, 60, 60],
+                      [30, 30, 90, 90], [10, 10, 50, 50]], np.float32)
+    reps, group, counts = merge_boxes(boxes, 0.98)
+    np.testing.assert_array_equal(reps, boxes[[0, 1, 5]])
+    assert group.tolist() == [0, 1, 0, 0, 1, 2] and counts.tolist() == [3, 2, 1]
+    reps, group, counts = merge_boxes(boxes, 1.0)  # IoU never exceeds 1: nothing merged
+    assert len(reps) == 6 and counts.tolist() == [1] * 6
+    assert merge_boxes(np.zeros((0, 4)), 0.98)[0].shape == (0, 4)
+
+
+def test_weighted_consensus_equals_the_unmerged_list() -> None:
+    from endoked.prompt_seg.refine import mask_consensus
+
+    rng = np.random.default_rng(3)
+    masks = [rng.random((40, 52)) > t for t in (0.3, 0.5, 0.7)] + [np.zeros((40, 52), bool)]
+    counts = np.array([3, 1, 2, 2])
+    expanded = [m for m, c in zip(masks, counts, strict=True) for _ in range(c)]
+    full = mask_consensus(expanded, 16)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    np.testing.assert_allclose(mask_consensus(masks, 16, counts), full[first], atol=1e-6)
+    assert mask_consensus([masks[0]], 16, np.array([2])).tolist() == [1.0]  # two copies agree fully
+    assert mask_consensus([masks[3]], 16, np.array([2])).tolist() == [0.0]  # empty masks do not
+
+
+def test_consensus_grid_is_cv2_nearest() -> None:
+    import cv2
+
+    from endoked.prompt_seg.refine import _nearest_grid
+
+    rng = np.random.default_rng(0)
+    for h, w in ((288, 384), (530, 622), (64, 64), (37, 90)):
+        m = rng.random((2, h, w)) > 0.5
+        ref = np.stack([cv2.resize(x.astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST) for x in m])
+        np.testing.assert_array_equal(_nearest_grid(m, 64), ref.astype(bool))
+
+
+class _DupSegmenter:
+    """A deterministic fake: the mask of a box is its inscribed ellipse at a quarter of the image resolution
+    (``predict_lowres``) upsampled (``predict``), the score a fixed function of the rounded box; boxes that
+    round alike give identical masks and scores, so merged and unmerged decoding must select alike."""
+
+    def __init__(self, size_hw: tuple[int, int]) -> None:
+        self.image_size = size_hw
+        self.decoded = 0
+
+    def predict_lowres(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from endoked.prompt_seg.ellipse import ellipse_masks
+
+        self.decoded += len(boxes)
+        h, w = self.image_size
+        r = np.round(np.asarray(boxes, np.float64))
+        small = ellipse_masks(r / 4, (h // 4, w // 4))
+        scores = (0.7 + 0.25 * np.cos(r.sum(1) * 0.37) ** 2).astype(np.float32)
+        return np.where(small, 1.0, -1.0).astype(np.float32), scores
+
+    def upsample_logits(self, logits: np.ndarray) -> np.ndarray:
+        return np.repeat(np.repeat(logits > 0, 4, axis=1), 4, axis=2)
+
+    def predict(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, scores = self.predict_lowres(boxes)
+        return self.upsample_logits(logits), scores
+
+
+def test_merged_prompts_select_like_unmerged_golden() -> None:
+    from endoked.prompt_seg.refine import Selection, select_mask
+
+    obj = disk_cam(size=120, cy=64, cx=56, r=22)
+    cam = 0.7 * obj + 0.3 * disk_cam(size=120, cy=64, cx=56, r=12)
+    cam[8:20, 90:110] = 0.9  # a distractor component
+    extra = np.array([[34, 42, 78, 86], [34.2, 42, 78, 86.1], [90, 8, 110, 20]], np.float32)
+    merged_seg, plain_seg = _DupSegmenter((120, 120)), _DupSegmenter((120, 120))
+    base = dict(thresholds=(0.2, 0.3, 0.5, 0.65, 0.8), scales=(0.8, 1.0, 1.25), w_score=1.0, w_consensus=1.0)
+    merged = select_mask(merged_seg, cam, extra, Selection(**base, merge_iou=0.98))  # type: ignore[arg-type]
+    plain = select_mask(plain_seg, cam, extra, Selection(**base, merge_iou=1.0))  # type: ignore[arg-type]
+    assert merged is not None and plain is not None
+    assert merged_seg.decoded < plain_seg.decoded  # fewer prompts decoded ...
+    np.testing.assert_array_equal(merged.mask, plain.mask)  # ... the same winner, consensus and rank
+    np.testing.assert_array_equal(merged.box, plain.box)
+    assert merged.consensus == pytest.approx(plain.consensus, abs=1e-6)
+    assert merged.rank == pytest.approx(plain.rank, abs=1e-6)
+    assert merged.mask[64, 56] and not merged.mask[14, 100]
+
+
+def test_lowres_consensus_agrees_with_full_resolution() -> None:
+    from endoked.prompt_seg.refine import Selection, select_mask
+
+    obj = disk_cam(size=160, cy=80, cx=70, r=30)
+    cam = 0.6 * obj + 0.4 * disk_cam(size=160, cy=80, cx=70, r=14)
+    cam[10:30, 110:150] = 0.95
+    sel = dict(thresholds=(0.2, 0.3, 0.5, 0.65, 0.8), scales=(0.8, 1.0, 1.25))
+    low = select_mask(_DupSegmenter((160, 160)), cam, None, Selection(**sel, lowres_consensus=True))  # type: ignore[arg-type]
+    full = select_mask(_DupSegmenter((160, 160)), cam, None, Selection(**sel, lowres_consensus=False))  # type: ignore[arg-type]
+    assert low is not None and full is not None
+    np.testing.assert_array_equal(low.box, full.box)
+    np.testing.assert_array_equal(low.mask, full.mask)
+    assert low.consensus == pytest.approx(full.consensus, abs=0.02)
+    assert low.area_fraction == pytest.approx(full.area_fraction) and low.box_fill == pytest.approx(full.box_fill)
+    # the per-candidate consensus values themselves, low-res vs full-res masks
+    from endoked.prompt_seg.refine import cam_component_boxes, clean_mask, mask_consensus
+
+    seg = _DupSegmenter((160, 160))
+    boxes = cam_component_boxes(cam, sel["thresholds"], sel["scales"])
+    logits, _ = seg.predict_lowres(boxes)
+    c_low = mask_consensus([clean_mask(lg > 0) for lg in logits])
+    c_full = mask_consensus([clean_mask(m) for m in seg.upsample_logits(logits)])
+    np.testing.assert_allclose(c_low, c_full, atol=0.03)

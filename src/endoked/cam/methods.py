@@ -108,7 +108,7 @@ def activation_maps(net: CamNet, x: torch.Tensor, method: str = "cam",
 
 def tta_maps(net: CamNet, x: torch.Tensor, method: str = "cam", scales: Sequence[float] = (1.0,),
              flip: bool = False, out_size: tuple[int, int] | None = None,
-             layers: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+             layers: Sequence[int] | None = None, batch_flips: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Maps aggregated over scales and horizontal flips (mean of the per-view maps).
 
     Args:
@@ -120,6 +120,8 @@ def tta_maps(net: CamNet, x: torch.Tensor, method: str = "cam", scales: Sequence
         out_size: ``(h, w)`` of the aggregated map; default: the map size of the largest scale (views at
             larger scales see finer detail; aggregating at the base size would throw that away).
         layers: encoder levels for gradient methods.
+        batch_flips: run each scale's flipped views in the same forward pass as the originals (one batch of
+            ``2B``; the classifier is in eval mode, so every image's result is that of its own pass).
 
     Returns:
         ``maps``: ``(B, h, w) float32 >= 0``; ``probs``: ``(B,)`` mean sigmoid of the views' image logits.
@@ -136,11 +138,17 @@ def tta_maps(net: CamNet, x: torch.Tensor, method: str = "cam", scales: Sequence
     for s in scales:
         size = (max(32, round(h * s)), max(32, round(w * s)))
         xs = x if size == (h, w) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        for flipped in (False, True) if flip else (False,):
-            view = torch.flip(xs, dims=[3]) if flipped else xs
-            maps, logits = activation_maps(net, view, method, layers)
-            if flipped:
-                maps = torch.flip(maps, dims=[2])
+        views: list[tuple[torch.Tensor, torch.Tensor]]
+        if flip and batch_flips:
+            b = xs.shape[0]
+            maps2, logits2 = activation_maps(net, torch.cat([xs, torch.flip(xs, dims=[3])]), method, layers)
+            views = [(maps2[:b], logits2[:b]), (torch.flip(maps2[b:], dims=[2]), logits2[b:])]
+        else:
+            views = []
+            for flipped in (False, True) if flip else (False,):
+                maps, logits = activation_maps(net, torch.flip(xs, dims=[3]) if flipped else xs, method, layers)
+                views.append((torch.flip(maps, dims=[2]) if flipped else maps, logits))
+        for maps, logits in views:
             maps = F.interpolate(maps[:, None], size=out_size, mode="bilinear", align_corners=False)[:, 0]
             acc = maps if acc is None else acc + maps
             prob += torch.sigmoid(logits)

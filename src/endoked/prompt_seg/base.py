@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from endoked.errors import ConfigError, DataFormatError
 
@@ -88,6 +89,38 @@ class BoxPromptSegmenter(abc.ABC):
         masks = parts[0][0] if len(parts) == 1 else np.concatenate([m for m, _ in parts])
         scores = parts[0][1] if len(parts) == 1 else np.concatenate([s for _, s in parts])
         return masks.astype(bool, copy=False), scores.astype(np.float32, copy=False)
+
+    def predict_lowres(self, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mask logits for boxes at the backend's native (low) resolution, for ranking many candidates cheaply.
+
+        Args:
+            boxes_xyxy: ``(N, 4) float`` boxes in the original image frame, as for :meth:`predict`.
+
+        Returns:
+            ``logits``: ``(N, h, w) float32`` (``> 0`` is inside the mask) covering the whole image at the
+            backend's own resolution; ``scores``: ``(N,) float32`` as from :meth:`predict`.
+            :meth:`upsample_logits` turns them into exactly the masks :meth:`predict` returns. The default
+            (backends without a low-resolution output) is the image-size masks as ``±1``.
+        """
+        masks, scores = self.predict(boxes_xyxy)
+        return np.where(masks, np.float32(1.0), np.float32(-1.0)), scores
+
+    def upsample_logits(self, logits: np.ndarray) -> np.ndarray:
+        """``(N, H, W) bool`` masks in the image frame from :meth:`predict_lowres` logits."""
+        h, w = self.image_size
+        arr = np.asarray(logits, dtype=np.float32)
+        if arr.shape[-2:] == (h, w):
+            return arr > 0
+        t = torch.from_numpy(np.ascontiguousarray(arr))[:, None]
+        return (F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[:, 0] > 0).numpy()
+
+    def _check_and_split(self, boxes_xyxy: np.ndarray) -> list[np.ndarray]:
+        """Checked, clipped boxes in chunks of ``decode_batch``."""
+        if self._image_size is None:
+            raise RuntimeError("An image must be set with .set_image(...) before mask prediction.")
+        boxes = check_boxes(boxes_xyxy, self._image_size)
+        step = self.decode_batch or max(len(boxes), 1)
+        return [boxes[i:i + step] for i in range(0, len(boxes), step)]
 
     @abc.abstractmethod
     def _embed(self, image: np.ndarray) -> None:

