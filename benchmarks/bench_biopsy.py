@@ -66,15 +66,24 @@ def _standin_extract_stage() -> Any:
 
     def run(ctx: Any) -> Any:
         exams = read_parquet(ctx.upstream("ingest", "exams")).to_pylist()
-        rows = process_batch([{"id": e["exam_id"], "text": e["report"], "pathology": e["pathology"]}
-                              for e in exams])
-        table = [{"exam_id": str(r["id"]), "polyp": r.get("polyp"), "polyp_count": r.get("polyp_count"),
-                  "polyps": json.dumps(r.get("polyps") or [], ensure_ascii=False),
-                  "malignancy_suspected": bool(r.get("malignancy_suspected")), "pathology": r.get("pathology"),
-                  "error": r.get("error")} for r in rows]
+        rows = process_batch([{"id": e["exam_id"], "text": e["report"], "pathology": e["pathology"]} for e in exams])
+        table = [
+            {
+                "exam_id": str(r["id"]),
+                "polyp": r.get("polyp"),
+                "polyp_count": r.get("polyp_count"),
+                "polyps": json.dumps(r.get("polyps") or [], ensure_ascii=False),
+                "malignancy_suspected": bool(r.get("malignancy_suspected")),
+                "pathology": r.get("pathology"),
+                "error": r.get("error"),
+            }
+            for r in rows
+        ]
         write_parquet(ctx.work_dir / "labels.parquet", table)
-        return StageResult(outputs={"labels": ctx.run.rel(ctx.work_dir / "labels.parquet")},
-                           counts={"exams": len(table), "errors": sum(r["error"] is not None for r in table)})
+        return StageResult(
+            outputs={"labels": ctx.run.rel(ctx.work_dir / "labels.parquet")},
+            counts={"exams": len(table), "errors": sum(r["error"] is not None for r in table)},
+        )
 
     return StageSpec(name="extract", run=run, depends=("ingest",))
 
@@ -85,8 +94,9 @@ def run_pipeline(archive: Path, run_dir: Path, seed: int) -> dict[str, Any]:
     from endoked.pipeline import available_stages, run_stage
     from endoked.runfolder import RunFolder
 
-    cfg = resolve_config("cpu-small", overrides=[f"seed={seed}"],
-                         extra={"ingest": {"archive": str(Path(archive).resolve())}})
+    cfg = resolve_config(
+        "cpu-small", overrides=[f"seed={seed}"], extra={"ingest": {"archive": str(Path(archive).resolve())}}
+    )
     run = RunFolder(run_dir)
     run.init(cfg.to_yaml(), cfg.seed, "cpu")
     stages = available_stages()
@@ -98,8 +108,10 @@ def run_pipeline(archive: Path, run_dir: Path, seed: int) -> dict[str, Any]:
         status, _ = run_stage(run, cfg, spec, progress=False)
         times[spec.name] = round(time.perf_counter() - t0, 1)
         logger.info("stage %s: %s in %.1fs", spec.name, status, times[spec.name])
-    return {"extract": "endoked.extract stage" if real_extract else "rules extractor library (stand-in stage)",
-            "stage_seconds": times}
+    return {
+        "extract": "endoked.extract stage" if real_extract else "rules extractor library (stand-in stage)",
+        "stage_seconds": times,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- curve
@@ -123,7 +135,8 @@ def bench(work: Path, out: Path, cfg: BiopsyConfig, seed: int, threads: int) -> 
     label_quality = {
         "images": len(pre_items),
         "polyp_of_stated_class": sum(t == str(it.label) for t, it in zip(pre_truth, pre_items, strict=True)),
-        "polyp_free": sum(t == "" for t in pre_truth)}
+        "polyp_free": sum(t == "" for t in pre_truth),
+    }
     torch.manual_seed(cfg.seed)
     base = build_model(cfg).eval()
     imagenet_model = copy.deepcopy(base)
@@ -132,9 +145,18 @@ def bench(work: Path, out: Path, cfg: BiopsyConfig, seed: int, threads: int) -> 
 
     def encode(items: list[Any], views: int, name: str) -> Any:
         t0 = time.perf_counter()
-        feats = encode_items(items, base.encoder.prefix, cfg.image_size, views, dev, cfg.feature_batch_size, 2,
-                             cache_file=work / "cache" / f"{name}.pt", signature=f"{cfg.backbone}-{cfg.image_size}",
-                             desc=name)
+        feats = encode_items(
+            items,
+            base.encoder.prefix,
+            cfg.image_size,
+            views,
+            dev,
+            cfg.feature_batch_size,
+            2,
+            cache_file=work / "cache" / f"{name}.pt",
+            signature=f"{cfg.backbone}-{cfg.image_size}",
+            desc=name,
+        )
         timings[f"encode_{name}_s"] = round(time.perf_counter() - t0, 1)
         timings[f"encode_{name}_images"] = len(items) * views
         return feats
@@ -144,8 +166,17 @@ def bench(work: Path, out: Path, cfg: BiopsyConfig, seed: int, threads: int) -> 
     pre_tr = encode([pre_items[i] for i in tr], n_views, "pretrain_train")
     pre_va = encode([pre_items[i] for i in va], 1, "pretrain_val")
     pretrained = copy.deepcopy(base)
-    log = train_steps(pretrained, pre_tr, y_pre[tr], cfg, steps=cfg.pretrain_steps, lr=cfg.lr,
-                      label_smoothing=cfg.pretrain_label_smoothing, seed=cfg.seed, device=dev)
+    log = train_steps(
+        pretrained,
+        pre_tr,
+        y_pre[tr],
+        cfg,
+        steps=cfg.pretrain_steps,
+        lr=cfg.lr,
+        label_smoothing=cfg.pretrain_label_smoothing,
+        seed=cfg.seed,
+        device=dev,
+    )
     timings["pretrain_s"] = log.seconds
     pool_items, _ = read_labelled_set(work / "finetune.csv", cfg)
     test_items, _ = read_labelled_set(work / "test.csv", cfg)
@@ -161,23 +192,45 @@ def bench(work: Path, out: Path, cfg: BiopsyConfig, seed: int, threads: int) -> 
     pre_val_auroc = evaluate(y_pre[va], probabilities(zero, pre_va, dev), 0.5, 0)["auroc"]
     t0 = time.perf_counter()
     arms = {"report-pretrained": (pretrained, True), "imagenet": (imagenet_model, False)}
-    rows = data_efficiency(arms, {"report-pretrained": pool, "imagenet": pool}, y_pool,
-                           [it.group for it in pool_items], {"report-pretrained": test, "imagenet": test}, y_test,
-                           cfg, dev)
+    rows = data_efficiency(
+        arms,
+        {"report-pretrained": pool, "imagenet": pool},
+        y_pool,
+        [it.group for it in pool_items],
+        {"report-pretrained": test, "imagenet": test},
+        y_test,
+        cfg,
+        dev,
+    )
     timings["curve_s"] = round(time.perf_counter() - t0, 1)
     timings["total_s"] = round(time.perf_counter() - t_all, 1)
-    result = {"machine": f"{platform.machine()} CPU, {os.cpu_count()} cores visible, torch threads {threads}, "
-                         "shared with other jobs", "config": cfg.model_dump(mode="json"), "split": split,
-              "pipeline": pipeline, "pretrain_counts": pre_counts, "pretrain_label_quality": label_quality,
-              "pretrain": {"n_train": len(tr), "n_val": len(va), "losses": log.losses,
-                           "val_auroc_vs_report_labels": pre_val_auroc, "calibration": cal0},
-              "zero_label": zero_row, "curve": rows, "timings": timings}
+    result = {
+        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores visible, torch threads {threads}, "
+        "shared with other jobs",
+        "config": cfg.model_dump(mode="json"),
+        "split": split,
+        "pipeline": pipeline,
+        "pretrain_counts": pre_counts,
+        "pretrain_label_quality": label_quality,
+        "pretrain": {
+            "n_train": len(tr),
+            "n_val": len(va),
+            "losses": log.losses,
+            "val_auroc_vs_report_labels": pre_val_auroc,
+            "calibration": cal0,
+        },
+        "zero_label": zero_row,
+        "curve": rows,
+        "timings": timings,
+    }
     out.mkdir(parents=True, exist_ok=True)
     curves = {"0 %, report-pretrained": (y_test, p_zero)}
     for r in rows:
         if r["fraction"] in (min(cfg.curve_fractions), max(cfg.curve_fractions)):
-            curves[f"{100 * r['fraction']:g} %, {r['arm']} (mean of repeats)"] = (y_test,
-                                                                                 np.array(r["test_probs_mean"]))
+            curves[f"{100 * r['fraction']:g} %, {r['arm']} (mean of repeats)"] = (
+                y_test,
+                np.array(r["test_probs_mean"]),
+            )
     plot_roc(out / "roc.png", curves, title="BKAI-IGH test: neoplastic vs non-neoplastic")
     for r in rows:
         r.pop("test_probs_mean")
@@ -194,17 +247,27 @@ def _ci(row: dict[str, Any], m: str) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     """The curve as a Markdown table."""
-    lines = ["| labelled share | train / val images | model | AUROC [95% CI] | AUROC gain [95% CI] | accuracy | "
-             "sensitivity | specificity |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| labelled share | train / val images | model | AUROC [95% CI] | AUROC gain [95% CI] | accuracy | "
+        "sensitivity | specificity |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     z = result["zero_label"]
-    lines.append(f"| 0 % | 0 / 0 | report-pretrained, no fine-tuning | {_ci(z, 'auroc')} | | {_ci(z, 'accuracy')} | "
-                 f"{_ci(z, 'sensitivity')} | {_ci(z, 'specificity')} |")
+    lines.append(
+        f"| 0 % | 0 / 0 | report-pretrained, no fine-tuning | {_ci(z, 'auroc')} | | {_ci(z, 'accuracy')} | "
+        f"{_ci(z, 'sensitivity')} | {_ci(z, 'specificity')} |"
+    )
     for r in result["curve"]:
-        gain = f"{r['auroc_gain']:+.3f} [{r['auroc_gain_ci'][0]:+.3f}, {r['auroc_gain_ci'][1]:+.3f}]" \
-            if "auroc_gain" in r else ""
-        lines.append(f"| {100 * r['fraction']:g} % | {r['n_train']:.0f} / {r['n_val']:.0f} | {r['arm']} | "
-                     f"{_ci(r, 'auroc')} | {gain} | {_ci(r, 'accuracy')} | {_ci(r, 'sensitivity')} | "
-                     f"{_ci(r, 'specificity')} |")
+        gain = (
+            f"{r['auroc_gain']:+.3f} [{r['auroc_gain_ci'][0]:+.3f}, {r['auroc_gain_ci'][1]:+.3f}]"
+            if "auroc_gain" in r
+            else ""
+        )
+        lines.append(
+            f"| {100 * r['fraction']:g} % | {r['n_train']:.0f} / {r['n_val']:.0f} | {r['arm']} | "
+            f"{_ci(r, 'auroc')} | {gain} | {_ci(r, 'accuracy')} | {_ci(r, 'sensitivity')} | "
+            f"{_ci(r, 'specificity')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -245,8 +308,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = build_config(None, args.overrides)
     result = bench(args.work, args.out, cfg, args.seed, args.threads)
     print(markdown(result))
-    print(json.dumps({"timings": result["timings"], "pretrain_label_quality": result["pretrain_label_quality"],
-                      "pipeline": result["pipeline"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "timings": result["timings"],
+                "pretrain_label_quality": result["pretrain_label_quality"],
+                "pipeline": result["pipeline"],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

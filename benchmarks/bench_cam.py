@@ -117,27 +117,38 @@ def score_variant(archive: Path, run: RunFolder, sweep: list[float]) -> dict[str
     for t in sweep:
         kept = [d for a, d in per_mask if a >= t]
         kd = [d for d in kept if d is not None]
-        sweep_rows.append({"min_cam_agreement": t, "pseudo_on_polyp_frames": len(kd),
-                           "mean_dice": float(np.mean(kd)) if kd else None,
-                           "coverage_of_all_polyp_frames": len(kd) / n_polyp if n_polyp else None,
-                           "false_mask_rate": (len(kept) - len(kd)) / n_free if n_free else None})
+        sweep_rows.append(
+            {
+                "min_cam_agreement": t,
+                "pseudo_on_polyp_frames": len(kd),
+                "mean_dice": float(np.mean(kd)) if kd else None,
+                "coverage_of_all_polyp_frames": len(kd) / n_polyp if n_polyp else None,
+                "false_mask_rate": (len(kept) - len(kd)) / n_free if n_free else None,
+            }
+        )
     return {
         "agreement_sweep": sweep_rows,
-        "selected_positive": len(sel_pos), "selected_positive_polyp_frames": n_sel_polyp,
-        "images_with_boxes": len(first_box), "box_iou_mean": float(np.mean(ious)) if ious else None,
+        "selected_positive": len(sel_pos),
+        "selected_positive_polyp_frames": n_sel_polyp,
+        "images_with_boxes": len(first_box),
+        "box_iou_mean": float(np.mean(ious)) if ious else None,
         "box_iou_ge_0.5": float(np.mean(np.array(ious) >= 0.5)) if ious else None,
-        "cam_drop_reasons": reasons, "boxes_on_polyp_free_frames": boxed_free,
-        "pseudo_masks": len(pseudo), "pseudo_on_polyp_frames": len(dices),
+        "cam_drop_reasons": reasons,
+        "boxes_on_polyp_free_frames": boxed_free,
+        "pseudo_masks": len(pseudo),
+        "pseudo_on_polyp_frames": len(dices),
         "mean_dice": float(np.mean(dices)) if dices else None,
         "dice_ge_0.8": float(np.mean(np.array(dices) >= 0.8)) if dices else None,
         "coverage_of_selected": len(dices) / n_sel_polyp if n_sel_polyp else None,
         "coverage_of_all_polyp_frames": len(dices) / n_polyp if n_polyp else None,
-        "pseudo_on_polyp_free_frames": on_free, "false_mask_rate": on_free / n_free if n_free else None,
+        "pseudo_on_polyp_free_frames": on_free,
+        "false_mask_rate": on_free / n_free if n_free else None,
     }
 
 
-def run_variant(archive: Path, base: Path, out: Path, overrides: list[str], profile: str,
-                sweep: list[float]) -> dict[str, Any]:
+def run_variant(
+    archive: Path, base: Path, out: Path, overrides: list[str], profile: str, sweep: list[float]
+) -> dict[str, Any]:
     """Copy the run folder's ingest + mil, run cam and prompt_seg with ``overrides``, score."""
     if out.exists():
         shutil.rmtree(out)
@@ -154,10 +165,15 @@ def run_variant(archive: Path, base: Path, out: Path, overrides: list[str], prof
     figures = score_variant(archive, run, sweep)
     n_cam = cam_res.counts["images"] if cam_res else 0
     n_seg = seg_res.counts["images"] if seg_res else 0
-    figures.update({"cam_seconds": round(t1 - t0, 1), "prompt_seg_seconds": round(t2 - t1, 1),
-                    "cam_counts": cam_res.counts if cam_res else None,
-                    "prompt_seg_images_per_s": n_seg / (t2 - t1) if n_seg else None,
-                    "cam_images_per_s_incl_training": n_cam / (t1 - t0) if n_cam else None})
+    figures.update(
+        {
+            "cam_seconds": round(t1 - t0, 1),
+            "prompt_seg_seconds": round(t2 - t1, 1),
+            "cam_counts": cam_res.counts if cam_res else None,
+            "prompt_seg_images_per_s": n_seg / (t2 - t1) if n_seg else None,
+            "cam_images_per_s_incl_training": n_cam / (t1 - t0) if n_cam else None,
+        }
+    )
     return figures
 
 

@@ -42,8 +42,14 @@ def prompts_for(box: np.ndarray, n: int, size_hw: tuple[int, int], rng: np.rando
     out = []
     for s in np.linspace(0.7, 1.4, n):
         dx, dy = rng.normal(0, 0.05 * bw), rng.normal(0, 0.05 * bh)
-        out.append([max(0, cx + dx - s * bw / 2), max(0, cy + dy - s * bh / 2),
-                    min(w, cx + dx + s * bw / 2), min(h, cy + dy + s * bh / 2)])
+        out.append(
+            [
+                max(0, cx + dx - s * bw / 2),
+                max(0, cy + dy - s * bh / 2),
+                min(w, cx + dx + s * bw / 2),
+                min(h, cy + dy + s * bh / 2),
+            ]
+        )
     return np.asarray(out, np.float32)
 
 
@@ -68,7 +74,7 @@ def main() -> int:
     seg = create_segmenter(args.segmenter, device="cpu", decode_batch=0)
     times: dict[int, list[float]] = {b: [] for b in args.batches}
     worst_diff = {b: 0.0 for b in args.batches}
-    for img_path in sorted((root / "images").iterdir())[:args.images]:
+    for img_path in sorted((root / "images").iterdir())[: args.images]:
         mask = cv2.imread(str(root / "masks" / f"{img_path.stem}.png"), cv2.IMREAD_GRAYSCALE) > 127
         box = box_of_mask(mask)
         if box is None:
@@ -89,9 +95,11 @@ def main() -> int:
             worst_diff[b] = max(worst_diff[b], float((masks != ref).mean()))
         seg.reset_image()
     base = statistics.median(times[0]) if times.get(0) else None
-    print(f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, torch threads "
-          f"{torch.get_num_threads()}; {args.segmenter}, {len(times[args.batches[0]])} {args.set} images, "
-          f"{args.prompts} prompts each, median of {args.repeats} runs per image, then median over images\n")
+    print(
+        f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, torch threads "
+        f"{torch.get_num_threads()}; {args.segmenter}, {len(times[args.batches[0]])} {args.set} images, "
+        f"{args.prompts} prompts each, median of {args.repeats} runs per image, then median over images\n"
+    )
     print("| decode_batch | s per image (decoding) | vs one call | max share of mask pixels differing |")
     print("|---|---|---|---|")
     for b in args.batches:

@@ -48,8 +48,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="number of image pairs")
     parser.add_argument("--runs", type=int, default=3, help="timed runs")
     parser.add_argument("--workers", type=int, default=0, help="scoring processes (0 = CPU cores)")
-    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "endoked-bench-eval",
-                        help="where the synthetic pairs are written")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "endoked-bench-eval",
+        help="where the synthetic pairs are written",
+    )
     args = parser.parse_args()
     pred_dir, gt_dir = make_pairs(args.dir, args.n)
     config = EvalConfig(workers=args.workers)
@@ -59,10 +63,14 @@ def main() -> None:
         res = evaluate_folder(pred_dir, gt_dir, config)
         times.append(time.perf_counter() - t0)
         cpu = time.process_time() - c0  # this process only: meaningful with --workers 1
-        print(f"run {run + 1}: {times[-1]:.1f} s wall, {cpu:.1f} s cpu in this process "
-              f"({res.metrics['n']} images, mDice {res.metrics['mean_dice']:.3f})")
-    print(f"median {statistics.median(times):.1f} s for {args.n} images of 500x500, workers={args.workers} "
-          f"(cpu_count={os.cpu_count()})")
+        print(
+            f"run {run + 1}: {times[-1]:.1f} s wall, {cpu:.1f} s cpu in this process "
+            f"({res.metrics['n']} images, mDice {res.metrics['mean_dice']:.3f})"
+        )
+    print(
+        f"median {statistics.median(times):.1f} s for {args.n} images of 500x500, workers={args.workers} "
+        f"(cpu_count={os.cpu_count()})"
+    )
 
 
 if __name__ == "__main__":

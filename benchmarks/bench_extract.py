@@ -27,8 +27,7 @@ def _reports(n: int, seed: int, langs: tuple[str, ...]) -> list[dict[str, Any]]:
     try:
         from endoked.synth.reports import synth_reports
     except ImportError as exc:  # pragma: no cover - depends on the installed package
-        sys.exit(f"endoked.synth.reports is not available ({exc}); install the full package to run this "
-                 "benchmark")
+        sys.exit(f"endoked.synth.reports is not available ({exc}); install the full package to run this benchmark")
     return synth_reports(n, seed, langs=langs)
 
 
@@ -57,22 +56,29 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate(rows, out)["by_lang"]
     result: dict[str, Any] = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "cpus_visible": os.cpu_count(), "loadavg": os.getloadavg(),
-        "n_reports": len(rows), "mean_chars": round(chars / len(rows), 1), "repeats": args.repeats,
+        "cpus_visible": os.cpu_count(),
+        "loadavg": os.getloadavg(),
+        "n_reports": len(rows),
+        "mean_chars": round(chars / len(rows), 1),
+        "repeats": args.repeats,
         "reports_per_s_wall_median": round(statistics.median(wall), 1),
         "reports_per_s_cpu_median": round(statistics.median(cpu), 1),
-        "wall_runs": [round(x, 1) for x in wall], "cpu_runs": [round(x, 1) for x in cpu],
-        "synthetic_accuracy": {lang: {k: (round(v, 4) if isinstance(v, float) else v)
-                                      for k, v in figs.items() if k != "polyp_confusion"}
-                               for lang, figs in report.items()},
+        "wall_runs": [round(x, 1) for x in wall],
+        "cpu_runs": [round(x, 1) for x in cpu],
+        "synthetic_accuracy": {
+            lang: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figs.items() if k != "polyp_confusion"}
+            for lang, figs in report.items()
+        },
     }
     if args.dev is not None:
         from endoked.io import read_jsonl
 
         gold = read_jsonl(args.dev)
         dev = evaluate(gold, process_batch(gold, ex))["by_lang"]
-        result["dev"] = {lang: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figs.items()
-                                if k != "polyp_confusion"} for lang, figs in dev.items()}
+        result["dev"] = {
+            lang: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figs.items() if k != "polyp_confusion"}
+            for lang, figs in dev.items()
+        }
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
 

@@ -51,8 +51,12 @@ def build_archive(workdir: Path, n_images: int, seed: int = 0) -> Path:
 
 
 def run_once(archive: Path, out: Path, workers: int, verify: str) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(archive), str(out), str(workers), verify],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(archive), str(out), str(workers), verify],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
@@ -70,8 +74,17 @@ def main() -> None:
         runs = [run_once(archive, args.workdir / "ingest-out", workers, verify) for _ in range(args.repeats)]
         secs = statistics.median(r["seconds"] for r in runs)
         n = runs[0]["images"]
-        rows.append((workers, verify, n, secs, n / secs, max(r["peak_rss_mb"] for r in runs),
-                     max(r["children_peak_rss_mb"] for r in runs)))
+        rows.append(
+            (
+                workers,
+                verify,
+                n,
+                secs,
+                n / secs,
+                max(r["peak_rss_mb"] for r in runs),
+                max(r["children_peak_rss_mb"] for r in runs),
+            )
+        )
     base = rows[0][4]
     print("| workers | verify | images | median s | images/s | vs 1 worker | peak RSS MB (main / worker) |")
     print("|---|---|---|---|---|---|---|")

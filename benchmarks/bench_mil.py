@@ -36,9 +36,18 @@ from endoked.synth.truth import load_truth
 
 def _truth_labels(archive: Path) -> list[dict[str, Any]]:
     truth = load_truth(archive)
-    return [{"exam_id": e, "polyp": lab["polyp"], "polyp_count": lab["polyp_count"],
-             "polyps": json.dumps(lab["polyps"]), "malignancy_suspected": bool(lab["malignancy_suspected"]),
-             "pathology": lab["pathology"], "error": None} for e, lab in truth.exams.items()]
+    return [
+        {
+            "exam_id": e,
+            "polyp": lab["polyp"],
+            "polyp_count": lab["polyp_count"],
+            "polyps": json.dumps(lab["polyps"]),
+            "malignancy_suspected": bool(lab["malignancy_suspected"]),
+            "pathology": lab["pathology"],
+            "error": None,
+        }
+        for e, lab in truth.exams.items()
+    ]
 
 
 def run_one(archive: Path, out: Path, profile: str, overrides: Sequence[str]) -> dict[str, Any]:
@@ -65,12 +74,16 @@ def run_one(archive: Path, out: Path, profile: str, overrides: Sequence[str]) ->
     metrics = json.loads(run.output("mil", "metrics").read_text(encoding="utf-8"))
     return {
         "overrides": list(overrides),
-        "instance_positive_exams": instance_metrics([r["score"] for r in in_pos],
-                                                    [int(truth.image_polyp[r["image"]]) for r in in_pos]),
-        "instance_all": instance_metrics([r["score"] for r in scored],
-                                         [int(truth.image_polyp[r["image"]]) for r in scored]),
-        "val_bag_auroc": metrics["val_bag_auroc"], "best_epoch": metrics["best_epoch"],
-        "epochs_run": metrics["epochs_run"], "counts": metrics["counts"],
+        "instance_positive_exams": instance_metrics(
+            [r["score"] for r in in_pos], [int(truth.image_polyp[r["image"]]) for r in in_pos]
+        ),
+        "instance_all": instance_metrics(
+            [r["score"] for r in scored], [int(truth.image_polyp[r["image"]]) for r in scored]
+        ),
+        "val_bag_auroc": metrics["val_bag_auroc"],
+        "best_epoch": metrics["best_epoch"],
+        "epochs_run": metrics["epochs_run"],
+        "counts": metrics["counts"],
         "seconds": {"ingest": round(t_ingest, 1), "mil": round(t_mil, 1), **metrics["seconds"]},
     }
 
@@ -84,13 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compare-random", action="store_true", help="also run with a random encoder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    results: dict[str, Any] = {"machine": f"{platform.machine()} {torch.get_num_threads()} threads, "
-                               f"cuda={torch.cuda.is_available()}", "profile": args.profile,
-                               "archive": str(args.archive)}
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()} {torch.get_num_threads()} threads, cuda={torch.cuda.is_available()}",
+        "profile": args.profile,
+        "archive": str(args.archive),
+    }
     results["pretrained"] = run_one(args.archive, args.out / "pretrained", args.profile, args.overrides)
     if args.compare_random:
-        results["random_init"] = run_one(args.archive, args.out / "random", args.profile,
-                                         [*args.overrides, "mil.pretrained=false"])
+        results["random_init"] = run_one(
+            args.archive, args.out / "random", args.profile, [*args.overrides, "mil.pretrained=false"]
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))

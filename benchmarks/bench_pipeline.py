@@ -50,9 +50,23 @@ def main() -> int:
         build_archive(archive, ArchiveSpec(exams=args.exams, seed=args.seed))
     build_s = time.perf_counter() - t0
     run = args.out / f"run-{args.profile}"
-    cmd = [sys.executable, "-m", "endoked", "--no-progress", "run", "--archive", str(archive / "manifest.jsonl"),
-           "--out", str(run), "--profile", args.profile, "--set", f"seed={args.seed}",
-           "--set", f"eval.data={data / 'polyp' / 'TestDataset'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "endoked",
+        "--no-progress",
+        "run",
+        "--archive",
+        str(archive / "manifest.jsonl"),
+        "--out",
+        str(run),
+        "--profile",
+        args.profile,
+        "--set",
+        f"seed={args.seed}",
+        "--set",
+        f"eval.data={data / 'polyp' / 'TestDataset'}",
+    ]
     for o in args.overrides:
         cmd += ["--set", o]
     t1 = time.perf_counter()
@@ -64,9 +78,11 @@ def main() -> int:
         return proc.returncode
     rf = RunFolder(run)
     ledger = rf.ledger()["stages"]
-    print(f"Machine: {platform.machine()} {platform.processor() or ''}, profile {args.profile}, "
-          f"{args.exams} exams, seed {args.seed}; archive built in {build_s:.0f}s; pipeline wall time {wall:.0f}s; "
-          f"peak RSS {peak_mb:.0f} MB\n")
+    print(
+        f"Machine: {platform.machine()} {platform.processor() or ''}, profile {args.profile}, "
+        f"{args.exams} exams, seed {args.seed}; archive built in {build_s:.0f}s; pipeline wall time {wall:.0f}s; "
+        f"peak RSS {peak_mb:.0f} MB\n"
+    )
     print("| stage | seconds | counts |\n|---|---|---|")
     for name, e in ledger.items():
         counts = ", ".join(f"{k}={v}" for k, v in e.get("counts", {}).items() if not isinstance(v, dict | list))
@@ -79,9 +95,12 @@ def main() -> int:
     if metrics.is_file():
         print("\nTest sets (segmentation model trained on pseudo masks only):\n")
         print(metrics.read_text())
-    (args.out / f"summary-{args.profile}.json").write_text(json.dumps(
-        {"wall_s": wall, "peak_rss_mb": peak_mb, "stages": {k: v.get("seconds") for k, v in ledger.items()}},
-        indent=2))
+    (args.out / f"summary-{args.profile}.json").write_text(
+        json.dumps(
+            {"wall_s": wall, "peak_rss_mb": peak_mb, "stages": {k: v.get("seconds") for k, v in ledger.items()}},
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -62,8 +62,9 @@ def box_masks(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def run_segmenter(name: str, data: list[tuple[str, np.ndarray, np.ndarray]], min_area: int,
-                  **kwargs: Any) -> dict[str, Any]:
+def run_segmenter(
+    name: str, data: list[tuple[str, np.ndarray, np.ndarray]], min_area: int, **kwargs: Any
+) -> dict[str, Any]:
     """Mean Dice and timing of one segmenter over a set."""
     seg = None if name == "box" else create_segmenter(name, **kwargs)
     dices, t_embed, t_dec = [], [], []

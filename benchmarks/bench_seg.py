@@ -39,10 +39,13 @@ def archive_truth_items(archive: Path) -> list[SegItem]:
     """The polyp frames of a benchmark archive with their true masks, keyed ``exam_id/image``."""
     truth = load_truth(archive)
     if truth is None:
-        raise SystemExit(f"{archive / 'truth' / 'images.csv'} not found: --archive-truth needs a benchmark archive "
-                         "with truth/")
-    return [SegItem(f"{exam_id}/{image}", truth.root / image, truth.root / mask)
-            for (exam_id, image), mask in truth.masks.items()]
+        raise SystemExit(
+            f"{archive / 'truth' / 'images.csv'} not found: --archive-truth needs a benchmark archive with truth/"
+        )
+    return [
+        SegItem(f"{exam_id}/{image}", truth.root / image, truth.root / mask)
+        for (exam_id, image), mask in truth.masks.items()
+    ]
 
 
 def main() -> None:
@@ -53,11 +56,19 @@ def main() -> None:
     ap.add_argument("--train", type=Path, default=DATA / "polyp" / "TrainDataset")
     ap.add_argument("--test", type=Path, default=DATA / "polyp" / "TestDataset")
     ap.add_argument("--sets", nargs="*", default=["Kvasir", "CVC-ClinicDB"])
-    ap.add_argument("--pseudo-run", type=Path, default=None,
-                    help="Train on the pseudo labels of this run folder (prompt_seg done) instead of --train.")
-    ap.add_argument("--archive-truth", type=Path, default=None,
-                    help="Train on the polyp frames of this benchmark archive with their true masks "
-                    "(ARCHIVE/truth/images.csv): what perfect pseudo labels of that archive would give.")
+    ap.add_argument(
+        "--pseudo-run",
+        type=Path,
+        default=None,
+        help="Train on the pseudo labels of this run folder (prompt_seg done) instead of --train.",
+    )
+    ap.add_argument(
+        "--archive-truth",
+        type=Path,
+        default=None,
+        help="Train on the polyp frames of this benchmark archive with their true masks "
+        "(ARCHIVE/truth/images.csv): what perfect pseudo labels of that archive would give.",
+    )
     ap.add_argument("--skip-train", action="store_true", help="Reuse OUT/train/model.pt.")
     ap.add_argument("--tta", action="store_true", help="Flip test-time augmentation.")
     args = ap.parse_args()
@@ -65,8 +76,12 @@ def main() -> None:
     cfg, run_cfg = resolve_seg_config(args.profile, None, args.overrides)
     device = resolve_device(cfg.device or run_cfg.device)
     train_dir = args.out / "train"
-    results: dict[str, object] = {"config": cfg.model_dump(mode="json"), "device": str(device),
-                                  "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()}
+    results: dict[str, object] = {
+        "config": cfg.model_dump(mode="json"),
+        "device": str(device),
+        "cpu_count": os.cpu_count(),
+        "load_avg_start": os.getloadavg(),
+    }
     if not args.skip_train:
         t0 = time.perf_counter()
         if args.archive_truth is not None:
@@ -79,9 +94,16 @@ def main() -> None:
             res = fit(items, train_dir, cfg, seed=run_cfg.seed, device=device, workers=2)
         else:
             res = train_folder(args.train, train_dir, cfg, seed=run_cfg.seed, device=device, workers=2)
-        results["train"] = {"seconds_this_call": round(time.perf_counter() - t0, 1), "seconds_total": round(
-            res.seconds, 1), "best_epoch": res.best_epoch, "best_val": res.best_val, "epochs_run": len(res.history),
-            "n_train": res.n_train, "n_val": res.n_val, "stopped_early": res.stopped_early}
+        results["train"] = {
+            "seconds_this_call": round(time.perf_counter() - t0, 1),
+            "seconds_total": round(res.seconds, 1),
+            "best_epoch": res.best_epoch,
+            "best_val": res.best_val,
+            "epochs_run": len(res.history),
+            "n_train": res.n_train,
+            "n_val": res.n_val,
+            "stopped_early": res.stopped_early,
+        }
     predictor = Predictor.from_checkpoint(train_dir / "model.pt", device, tta_flip=args.tta)
     pred_root = args.out / ("pred_tta" if args.tta else "pred")
     timing: dict[str, float] = {}
@@ -95,8 +117,18 @@ def main() -> None:
     results["test"] = {r.set: r.metrics for r in scores}
     results["load_avg_end"] = os.getloadavg()
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    print(json.dumps({"train": results.get("train"), "test": {k: {m: round(v, 4) for m, v in d.items()
-          if m in ("mean_dice", "mean_iou", "dice_05", "n")} for k, d in results["test"].items()}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "train": results.get("train"),
+                "test": {
+                    k: {m: round(v, 4) for m, v in d.items() if m in ("mean_dice", "mean_iou", "dice_05", "n")}
+                    for k, d in results["test"].items()
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,9 @@ def candidates(run: RunFolder, archive: Path, thresholds: list[float], scales: l
         img = read_rgb(paths[key])
         gt = cv2.imread(str(archive / t["mask"]), cv2.IMREAD_GRAYSCALE) > 127
         cam = resize_map(npz_cache[row["file"]][row["key"]].astype(np.float32) / 255.0, img.shape[:2])
-        cands = np.concatenate([np.asarray(boxes.get(key, []), np.float32).reshape(-1, 4),
-                                cam_component_boxes(cam, thresholds, scales)])
+        cands = np.concatenate(
+            [np.asarray(boxes.get(key, []), np.float32).reshape(-1, 4), cam_component_boxes(cam, thresholds, scales)]
+        )
         if len(cands) == 0:
             out.append([])
             continue
@@ -73,8 +74,18 @@ def candidates(run: RunFolder, archive: Path, thresholds: list[float], scales: l
         masks, scores = seg.predict(cands)
         masks = [clean_mask(m) for m in masks]
         cons = mask_consensus(masks)
-        out.append([{"score": float(s), "consensus": float(c), "agree": soft_iou(cam, m), "area": float(m.mean()),
-                     "dice": dice(m, gt)} for m, s, c in zip(masks, scores, cons, strict=True)])
+        out.append(
+            [
+                {
+                    "score": float(s),
+                    "consensus": float(c),
+                    "agree": soft_iou(cam, m),
+                    "area": float(m.mean()),
+                    "dice": dice(m, gt),
+                }
+                for m, s, c in zip(masks, scores, cons, strict=True)
+            ]
+        )
         print(f"\r{len(out)} images", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return out
@@ -89,19 +100,25 @@ def main() -> int:
     ap.add_argument("--scales", default="0.8,1.0,1.25")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    per_image = candidates(RunFolder(args.run), args.archive, [float(v) for v in args.thresholds.split(",")],
-                           [float(v) for v in args.scales.split(",")])
+    per_image = candidates(
+        RunFolder(args.run),
+        args.archive,
+        [float(v) for v in args.thresholds.split(",")],
+        [float(v) for v in args.scales.split(",")],
+    )
     n = len(per_image)
     with_cands = [c for c in per_image if c]
-    print(f"{n} polyp images with a CAM, {len(with_cands)} with candidates, "
-          f"{np.mean([len(c) for c in with_cands]):.1f} candidates per image\n")
+    print(
+        f"{n} polyp images with a CAM, {len(with_cands)} with candidates, "
+        f"{np.mean([len(c) for c in with_cands]):.1f} candidates per image\n"
+    )
     print("| selection | mean Dice, all images | most confident half |\n|---|---|---|")
     print(f"| oracle (best candidate) | {np.sum([max(x['dice'] for x in c) for c in with_cands]) / n:.3f} | |")
     for name, rule in RULES.items():
         best = [max(c, key=rule) for c in with_cands]
         d = np.array([b["dice"] for b in best])
         order = np.argsort([-rule(b) for b in best])
-        print(f"| {name} | {d.sum() / n:.3f} | {d[order[:len(order) // 2]].mean():.3f} |")
+        print(f"| {name} | {d.sum() / n:.3f} | {d[order[: len(order) // 2]].mean():.3f} |")
     rule = RULES["score + consensus (default)"]
     best = [max(c, key=rule) for c in with_cands]
     d = np.array([b["dice"] for b in best])
@@ -111,8 +128,10 @@ def main() -> int:
     for t in (1.1, 1.15, 1.2, 1.3):
         for a in (0.3, 0.5, 1.0):
             keep = (rank >= t) & (area <= a)
-            print(f"| {t} | {a} | {keep.sum()} | {keep.sum() / n:.0%} | "
-                  f"{d[keep].mean() if keep.any() else float('nan'):.3f} |")
+            print(
+                f"| {t} | {a} | {keep.sum()} | {keep.sum() / n:.0%} | "
+                f"{d[keep].mean() if keep.any() else float('nan'):.3f} |"
+            )
     return 0
 
 

@@ -44,7 +44,7 @@ def frames(n: int) -> list[tuple[Path, Path]]:
     images = sorted((root / "images").iterdir())
     if not images:
         raise SystemExit(f"no frames under {root}")
-    picked = images[::max(1, len(images) // n)][:n]  # spread over the set, as the profiler picks them
+    picked = images[:: max(1, len(images) // n)][:n]  # spread over the set, as the profiler picks them
     return [(p, root / "masks" / (p.stem + ".png")) for p in picked]
 
 
@@ -77,9 +77,14 @@ def worker_prompt_seg(pairs: list[tuple[Path, Path]], out: Path) -> dict[str, An
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     cfg = PromptSegConfig()
     seg = LiteMedSamSegmenter(device="cpu", bf16=False, channels_last=cfg.channels_last, multimask=cfg.multimask)
-    sel = refine.Selection(thresholds=tuple(cfg.candidate_thresholds), scales=tuple(cfg.candidate_scales),
-                           min_component_area=cfg.candidate_min_area, w_score=cfg.select_weight_score,
-                           w_consensus=cfg.select_weight_consensus, w_cam=cfg.select_weight_agreement)
+    sel = refine.Selection(
+        thresholds=tuple(cfg.candidate_thresholds),
+        scales=tuple(cfg.candidate_scales),
+        min_component_area=cfg.candidate_min_area,
+        w_score=cfg.select_weight_score,
+        w_consensus=cfg.select_weight_consensus,
+        w_cam=cfg.select_weight_agreement,
+    )
     inputs = []
     for image_path, mask_path in pairs:
         img = read(image_path)
@@ -124,7 +129,7 @@ def worker_cam(pairs: list[tuple[Path, Path]], out: Path, head: Path, batch: int
     boxes: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
     for i in range(0, len(imgs), batch):
-        for j, res in enumerate(core.cams_for_images(net, normalize, imgs[i:i + batch], cfg, torch.device("cpu"))):
+        for j, res in enumerate(core.cams_for_images(net, normalize, imgs[i : i + batch], cfg, torch.device("cpu"))):
             boxes[str(i + j)] = np.array([b.as_array() for b in res.boxes], np.float32).reshape(-1, 4)
     wall = time.perf_counter() - t0
     np.savez_compressed(out, **boxes)
@@ -163,14 +168,30 @@ def encoder_int8_check(pairs: list[tuple[Path, Path]]) -> dict[str, Any]:
             masks[name] = best.mask if best is not None else np.zeros(img.shape[:2], bool)
         dices.append(dice(masks["fp32"], masks["int8"]))
     seg.model.image_encoder = fp32
-    return {"frames": len(dices), "encoder_s": {k: statistics.median(v) for k, v in times.items()},
-            "mean_dice_int8_vs_fp32": float(np.mean(dices)), "min_dice": float(np.min(dices))}
+    return {
+        "frames": len(dices),
+        "encoder_s": {k: statistics.median(v) for k, v in times.items()},
+        "mean_dice_int8_vs_fp32": float(np.mean(dices)),
+        "min_dice": float(np.min(dices)),
+    }
 
 
 def run_worker(src: Path, stage: str, n: int, out: Path, head: Path, batch: int) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    cmd = [sys.executable, __file__, "--worker", stage, "--images", str(n), "--out", str(out), "--head", str(head),
-           "--cam-batch", str(batch)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        stage,
+        "--images",
+        str(n),
+        "--out",
+        str(out),
+        "--head",
+        str(head),
+        "--cam-batch",
+        str(batch),
+    ]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise RuntimeError(f"worker {stage} ({src}) failed:\n{res.stderr[-3000:]}")
@@ -186,8 +207,12 @@ def compare_masks(old: Path, new: Path) -> dict[str, Any]:
     with np.load(old) as o, np.load(new) as n:
         keys = sorted(set(o.files) | set(n.files), key=int)
         dices = [dice(o[k], n[k]) if k in o.files and k in n.files else 0.0 for k in keys]
-    return {"frames": len(keys), "mean_dice": float(np.mean(dices)), "min_dice": float(np.min(dices)),
-            "identical": int(sum(d == 1.0 for d in dices))}
+    return {
+        "frames": len(keys),
+        "mean_dice": float(np.mean(dices)),
+        "min_dice": float(np.min(dices)),
+        "identical": int(sum(d == 1.0 for d in dices)),
+    }
 
 
 def compare_boxes(old: Path, new: Path) -> dict[str, Any]:
@@ -198,8 +223,12 @@ def compare_boxes(old: Path, new: Path) -> dict[str, Any]:
         same = sum((len(o[k]) > 0) == (len(n[k]) > 0) for k in keys)
         ious = [float(box_iou(o[k], n[k]).max(1).mean()) for k in keys if len(o[k]) and len(n[k])]
         boxed = sum(len(o[k]) > 0 for k in keys)
-    return {"frames": len(keys), "boxed_old": boxed, "same_boxed": same / max(len(keys), 1),
-            "mean_box_iou": float(np.mean(ious)) if ious else float("nan")}
+    return {
+        "frames": len(keys),
+        "boxed_old": boxed,
+        "same_boxed": same / max(len(keys), 1),
+        "mean_box_iou": float(np.mean(ious)) if ious else float("nan"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,16 +240,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new-src", type=Path, default=REPO_ROOT / "src")
     ap.add_argument("--cam-batch", type=int, default=8)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--encoder-int8", action="store_true",
-                    help="only compare the fp32 and int8-dynamic LiteMedSAM encoders (new tree, in process)")
+    ap.add_argument(
+        "--encoder-int8",
+        action="store_true",
+        help="only compare the fp32 and int8-dynamic LiteMedSAM encoders (new tree, in process)",
+    )
     ap.add_argument("--worker", choices=("prompt_seg", "cam"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--head", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     pairs = frames(args.images)
     if args.worker:
-        res = worker_prompt_seg(pairs, args.out) if args.worker == "prompt_seg" else \
-            worker_cam(pairs, args.out, args.head, args.cam_batch)
+        res = (
+            worker_prompt_seg(pairs, args.out)
+            if args.worker == "prompt_seg"
+            else worker_cam(pairs, args.out, args.head, args.cam_batch)
+        )
         print(json.dumps(res))
         return 0
     if args.encoder_int8:
@@ -232,8 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.old_src.is_dir():
         raise SystemExit(f"{args.old_src} not found: git worktree add --detach /tmp/old22 22bd02f")
     stages = ("prompt_seg", "cam") if args.stage == "both" else (args.stage,)
-    report: dict[str, Any] = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                              "old_src": str(args.old_src), "new_src": str(args.new_src), "images": len(pairs)}
+    report: dict[str, Any] = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "old_src": str(args.old_src),
+        "new_src": str(args.new_src),
+        "images": len(pairs),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         head = Path(tmp) / "head.pt"
         for stage in stages:
@@ -244,8 +283,11 @@ def main(argv: list[str] | None = None) -> int:
                     res = run_worker(src, stage, len(pairs), outs[which], head, args.cam_batch)
                     times[which].append(res["images"] / res["wall_s"])
                     print(f"{stage} {which}: {times[which][-1]:.3f} images/s", flush=True)
-            check = compare_masks(outs["old"], outs["new"]) if stage == "prompt_seg" else \
-                compare_boxes(outs["old"], outs["new"])
+            check = (
+                compare_masks(outs["old"], outs["new"])
+                if stage == "prompt_seg"
+                else compare_boxes(outs["old"], outs["new"])
+            )
             med = {k: statistics.median(v) for k, v in times.items()}
             report[stage] = {"images_per_s": times, "median": med, "speedup": med["new"] / med["old"], **check}
             print(json.dumps({stage: report[stage]}, indent=1), flush=True)

@@ -43,14 +43,22 @@ def main() -> None:
             for cmd in COMMANDS:
                 # a fresh measuring process per run, so RUSAGE_CHILDREN's maximum belongs to this run alone
                 out = subprocess.run(
-                    [sys.executable, "-c",
-                     "import sys; sys.path.insert(0, 'benchmarks'); import bench_startup as b; "
-                     f"w, m = b.run_once({tree!r}, {cmd!r}); print(w, m)"],
-                    check=True, capture_output=True, text=True).stdout.split()
+                    [
+                        sys.executable,
+                        "-c",
+                        "import sys; sys.path.insert(0, 'benchmarks'); import bench_startup as b; "
+                        f"w, m = b.run_once({tree!r}, {cmd!r}); print(w, m)",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()
                 results.setdefault((tree, " ".join(cmd)), []).append((float(out[0]), float(out[1])))
     for (tree, cmd), runs in results.items():
-        print(f"{tree}\tendoked {cmd}\t{statistics.median(r[0] for r in runs):.2f}\t"
-              f"{statistics.median(r[1] for r in runs):.0f}")
+        print(
+            f"{tree}\tendoked {cmd}\t{statistics.median(r[0] for r in runs):.2f}\t"
+            f"{statistics.median(r[1] for r in runs):.0f}"
+        )
 
 
 if __name__ == "__main__":

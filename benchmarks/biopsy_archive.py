@@ -62,8 +62,15 @@ def read_labels(root: Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"{path} not found; set ENDOKED_SHARED_DATA to the public data folder")
     with open(path, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return [{"image": r["image"], "path": str(root / "biopsy" / r["image"]), "label": r["label"],
-             "cls": int(r["label"] == "neoplastic")} for r in sorted(rows, key=lambda r: r["image"])]
+    return [
+        {
+            "image": r["image"],
+            "path": str(root / "biopsy" / r["image"]),
+            "label": r["label"],
+            "cls": int(r["label"] == "neoplastic"),
+        }
+        for r in sorted(rows, key=lambda r: r["image"])
+    ]
 
 
 def split_rows(rows: Sequence[dict[str, Any]], seed: int) -> dict[str, list[dict[str, Any]]]:
@@ -76,8 +83,8 @@ def split_rows(rows: Sequence[dict[str, Any]], seed: int) -> dict[str, list[dict
         n_arch = round(SHARES["archive"] * len(members))
         n_fine = round(SHARES["finetune"] * len(members))
         out["archive"] += [members[i] for i in order[:n_arch]]
-        out["finetune"] += [members[i] for i in order[n_arch:n_arch + n_fine]]
-        out["test"] += [members[i] for i in order[n_arch + n_fine:]]
+        out["finetune"] += [members[i] for i in order[n_arch : n_arch + n_fine]]
+        out["test"] += [members[i] for i in order[n_arch + n_fine :]]
     return {k: sorted(v, key=lambda r: r["image"]) for k, v in out.items()}
 
 
@@ -100,8 +107,13 @@ def _negative_sequences(root: Path) -> dict[str, list[Path]]:
     return {k: sorted(v) for k, v in sorted(frames.items())}
 
 
-def build(out: Path, seed: int = 0, data_root: Path | None = None, pathology_rate: float = 0.85,
-          normal_exam_ratio: float = 0.4) -> dict[str, Any]:
+def build(
+    out: Path,
+    seed: int = 0,
+    data_root: Path | None = None,
+    pathology_rate: float = 0.85,
+    normal_exam_ratio: float = 0.4,
+) -> dict[str, Any]:
     """Write the benchmark folders into ``out`` (see the module docstring); returns counts."""
     root = data_root or shared_data_root()
     rng = np.random.default_rng(seed + 17)
@@ -120,8 +132,9 @@ def build(out: Path, seed: int = 0, data_root: Path | None = None, pathology_rat
 
     exams: list[tuple[int | None, list[dict[str, Any]]]] = []
     for cls in (0, 1):
-        members = [split["archive"][i] for i in rng.permutation(len(split["archive"]))
-                   if split["archive"][i]["cls"] == cls]
+        members = [
+            split["archive"][i] for i in rng.permutation(len(split["archive"])) if split["archive"][i]["cls"] == cls
+        ]
         while members:
             k = min(len(members), int(rng.integers(1, 4)))
             exams.append((cls, members[:k]))
@@ -130,8 +143,16 @@ def build(out: Path, seed: int = 0, data_root: Path | None = None, pathology_rat
     exams += [(None, []) for _ in range(n_normal)]
     exams = [exams[i] for i in rng.permutation(len(exams))]
     manifest, truth_exams, truth_images = [], [], []
-    counts = {"exams": 0, "polyp_exams": 0, "normal_exams": 0, "with_pathology": 0, "polyp_images": 0,
-              "free_images": 0, "neoplastic_exams": 0, "non_neoplastic_exams": 0}
+    counts = {
+        "exams": 0,
+        "polyp_exams": 0,
+        "normal_exams": 0,
+        "with_pathology": 0,
+        "polyp_images": 0,
+        "free_images": 0,
+        "neoplastic_exams": 0,
+        "non_neoplastic_exams": 0,
+    }
     for e, (cls, polyps) in enumerate(exams):
         exam_id = f"B{e:04d}"
         lang = "zh" if rng.random() < 0.5 else "en"
@@ -161,8 +182,15 @@ def build(out: Path, seed: int = 0, data_root: Path | None = None, pathology_rat
             rel = f"{exam_id}/{k:02d}{src.suffix.lower()}"
             shutil.copyfile(src, arch / rel)
             images.append(rel)
-            truth_images.append({"image": rel, "exam_id": exam_id, "polyp": int(kind == "polyp"),
-                                 "cls": "" if kind == "free" else cls, "source": src.name})
+            truth_images.append(
+                {
+                    "image": rel,
+                    "exam_id": exam_id,
+                    "polyp": int(kind == "polyp"),
+                    "cls": "" if kind == "free" else cls,
+                    "source": src.name,
+                }
+            )
             counts["polyp_images" if kind == "polyp" else "free_images"] += 1
         manifest.append({"exam_id": exam_id, "report": text, "pathology": pathology, "images": images})
         truth_exams.append({"id": exam_id, **findings.labels()})
@@ -175,10 +203,16 @@ def build(out: Path, seed: int = 0, data_root: Path | None = None, pathology_rat
     _lines(arch / "truth" / "exams.jsonl", truth_exams)
     _csv(arch / "truth" / "images.csv", truth_images, ["image", "exam_id", "polyp", "cls", "source"])
     for name in ("finetune", "test"):
-        _csv(out / f"{name}.csv", [{"image": r["path"], "label": r["label"], "group": Path(r["image"]).stem}
-                                   for r in split[name]], ["image", "label", "group"])
-    summary = {"seed": seed, "counts": counts,
-               "split": {k: {"images": len(v), "neoplastic": sum(r["cls"] for r in v)} for k, v in split.items()}}
+        _csv(
+            out / f"{name}.csv",
+            [{"image": r["path"], "label": r["label"], "group": Path(r["image"]).stem} for r in split[name]],
+            ["image", "label", "group"],
+        )
+    summary = {
+        "seed": seed,
+        "counts": counts,
+        "split": {k: {"images": len(v), "neoplastic": sum(r["cls"] for r in v)} for k, v in split.items()},
+    }
     (out / "split.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 

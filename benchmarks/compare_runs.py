@@ -49,17 +49,20 @@ def _path_independent(v: Any, root: Path) -> Any:
     """Absolute paths inside a run folder, or beside it (an archive written next to it, as the demo does),
     compare by their part below the run folder's parent."""
     if isinstance(v, str) and v.startswith(str(root.parent)):
-        return v[len(str(root.parent)):]
+        return v[len(str(root.parent)) :]
     return v
 
 
-def compare_table(a: Path, b: Path, root_a: Path, root_b: Path, atol: float,
-                  ignore: frozenset[str] = frozenset()) -> list[str]:
+def compare_table(
+    a: Path, b: Path, root_a: Path, root_b: Path, atol: float, ignore: frozenset[str] = frozenset()
+) -> list[str]:
     ta, tb = pq.read_table(a), pq.read_table(b)
     name = str(a.relative_to(root_a))
     drop = [c.split(":", 1)[1] for c in ignore if c.split(":", 1)[0] == name]
-    ta, tb = ta.drop_columns([c for c in drop if c in ta.schema.names]), tb.drop_columns(
-        [c for c in drop if c in tb.schema.names])
+    ta, tb = (
+        ta.drop_columns([c for c in drop if c in ta.schema.names]),
+        tb.drop_columns([c for c in drop if c in tb.schema.names]),
+    )
     if ta.schema.names != tb.schema.names:
         return [f"{name}: columns differ: {ta.schema.names} vs {tb.schema.names}"]
     if ta.num_rows != tb.num_rows:
@@ -112,8 +115,9 @@ def compare_counts(root_a: Path, root_b: Path, atol: float) -> list[str]:
     return out
 
 
-def compare_runs(root_a: Path, root_b: Path, atol: float = 1e-6,
-                 ignore: frozenset[str] = frozenset()) -> tuple[int, list[str]]:
+def compare_runs(
+    root_a: Path, root_b: Path, atol: float = 1e-6, ignore: frozenset[str] = frozenset()
+) -> tuple[int, list[str]]:
     """``(number of tables compared, differences)`` between run folders ``root_a`` and ``root_b``."""
     tables_a = sorted(p.relative_to(root_a) for p in root_a.glob("*/*.parquet"))
     tables_b = sorted(p.relative_to(root_b) for p in root_b.glob("*/*.parquet"))
@@ -131,8 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("before", type=Path)
     ap.add_argument("after", type=Path)
     ap.add_argument("--atol", type=float, default=1e-6)
-    ap.add_argument("--ignore", action="append", default=[], metavar="TABLE:COLUMN",
-                    help="leave a column out, e.g. cam/cams.parquet:file (repeatable)")
+    ap.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="TABLE:COLUMN",
+        help="leave a column out, e.g. cam/cams.parquet:file (repeatable)",
+    )
     args = ap.parse_args(argv)
     n, diffs = compare_runs(args.before.resolve(), args.after.resolve(), args.atol, frozenset(args.ignore))
     for d in diffs:

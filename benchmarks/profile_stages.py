@@ -60,8 +60,13 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     feats = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags.split()]
-    return {"cpu": model, "features": feats, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+    return {
+        "cpu": model,
+        "features": feats,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
 def matmul_rate(dtype: torch.dtype, n: int = 1024, seconds: float = 1.5) -> float:
@@ -182,8 +187,12 @@ def profile_prompt_seg(pairs: list[tuple[Path, Path]], timers: Timers, bf16: boo
     enc_flops = count_flops(lambda: seg.model.image_encoder(x))
     seg.set_image(np.zeros((288, 384, 3), np.uint8))
     dec_flops = count_flops(lambda: real_predict_logits(seg, np.array([[10, 10, 200, 200]], np.float32)))
-    return {"images": len(pairs), "wall_s": wall, "prompts_per_image": prompts / max(len(pairs), 1),
-            "flops": {"image encoder (per image)": enc_flops, "mask decoder (per prompt)": dec_flops}}
+    return {
+        "images": len(pairs),
+        "wall_s": wall,
+        "prompts_per_image": prompts / max(len(pairs), 1),
+        "flops": {"image encoder (per image)": enc_flops, "mask decoder (per prompt)": dec_flops},
+    }
 
 
 def profile_cam(pairs: list[tuple[Path, Path]], timers: Timers, batch: int) -> dict[str, Any]:
@@ -202,7 +211,7 @@ def profile_cam(pairs: list[tuple[Path, Path]], timers: Timers, batch: int) -> d
     t0 = time.perf_counter()
     for i in range(0, len(pairs), batch):
         imgs = []
-        for image_path, _ in pairs[i:i + batch]:
+        for image_path, _ in pairs[i : i + batch]:
             with timers.step("decode"):
                 from PIL import Image
 
@@ -215,17 +224,28 @@ def profile_cam(pairs: list[tuple[Path, Path]], timers: Timers, batch: int) -> d
     for s in cfg.scales:
         size = max(32, round(side * s / 32) * 32)
         x = torch.zeros(1, 3, size, size)
-        per = count_flops(lambda x=x: methods.activation_maps(net, x, cfg.method)) if cfg.method == "cam" else \
-            count_flops(lambda x=x: net(x))
+        per = (
+            count_flops(lambda x=x: methods.activation_maps(net, x, cfg.method))
+            if cfg.method == "cam"
+            else count_flops(lambda x=x: net(x))
+        )
         flops += per * (2 if cfg.flip else 1)
-    return {"images": len(pairs), "wall_s": wall, "views_per_image": len(cfg.scales) * (2 if cfg.flip else 1),
-            "flops": {"classifier, all views (per image)": flops}}
+    return {
+        "images": len(pairs),
+        "wall_s": wall,
+        "views_per_image": len(cfg.scales) * (2 if cfg.flip else 1),
+        "flops": {"classifier, all views (per image)": flops},
+    }
 
 
 def report(name: str, res: dict[str, Any], timers: Timers, steps: list[str], rate_fp32: float) -> list[str]:
     n = max(res["images"], 1)
-    lines = [f"## {name}: {res['images']} images, {res['wall_s'] / n:.3f} s/image ({n / res['wall_s']:.2f} images/s)",
-             "", "| step | s/image | share | calls/image |", "|---|---|---|---|"]
+    lines = [
+        f"## {name}: {res['images']} images, {res['wall_s'] / n:.3f} s/image ({n / res['wall_s']:.2f} images/s)",
+        "",
+        "| step | s/image | share | calls/image |",
+        "|---|---|---|---|",
+    ]
     children = {"decode+upsample": ["prompt decoding"], "measures": []}
     for step in steps:
         t = timers.total.get(step, 0.0)
@@ -257,8 +277,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage in ("prompt_seg", "both"):
         timers = Timers()
         res = profile_prompt_seg(pairs, timers, args.bf16)
-        steps = ["decode", "preprocess", "encoder", "prompt decoding", "decode+upsample", "upsample", "candidates",
-                 "clean-up", "measures", "consensus", "png"]
+        steps = [
+            "decode",
+            "preprocess",
+            "encoder",
+            "prompt decoding",
+            "decode+upsample",
+            "upsample",
+            "candidates",
+            "clean-up",
+            "measures",
+            "consensus",
+            "png",
+        ]
         lines += report("prompt_seg", res, timers, steps, rates["fp32"])
         out["prompt_seg"] = {**res, "steps": dict(timers.total), "calls": dict(timers.calls)}
     if args.stage in ("cam", "both"):

@@ -44,17 +44,34 @@ from PIL import Image
 logger = logging.getLogger("endoked.benchmarks.public_archive")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-LOCATIONS_EN = {"cecum": "cecum", "ascending": "ascending colon", "hepatic_flexure": "hepatic flexure",
-                "transverse": "transverse colon", "splenic_flexure": "splenic flexure",
-                "descending": "descending colon", "sigmoid": "sigmoid colon", "rectum": "rectum"}
-LOCATIONS_ZH = {"cecum": "回盲部", "ascending": "升结肠", "hepatic_flexure": "肝曲", "transverse": "横结肠",
-                "splenic_flexure": "脾曲", "descending": "降结肠", "sigmoid": "乙状结肠", "rectum": "直肠"}
+LOCATIONS_EN = {
+    "cecum": "cecum",
+    "ascending": "ascending colon",
+    "hepatic_flexure": "hepatic flexure",
+    "transverse": "transverse colon",
+    "splenic_flexure": "splenic flexure",
+    "descending": "descending colon",
+    "sigmoid": "sigmoid colon",
+    "rectum": "rectum",
+}
+LOCATIONS_ZH = {
+    "cecum": "回盲部",
+    "ascending": "升结肠",
+    "hepatic_flexure": "肝曲",
+    "transverse": "横结肠",
+    "splenic_flexure": "脾曲",
+    "descending": "降结肠",
+    "sigmoid": "乙状结肠",
+    "rectum": "直肠",
+}
 MORPH_EN = {"sessile": "sessile", "pedunculated": "pedunculated", "flat": "flat"}
 MORPH_ZH = {"sessile": "无蒂", "pedunculated": "有蒂", "flat": "平坦型"}
-PATHOLOGY_TEXT = {"adenoma": ("tubular adenoma, low-grade dysplasia", "管状腺瘤，低级别上皮内瘤变"),
-                  "hyperplastic": ("hyperplastic polyp", "增生性息肉"),
-                  "sessile_serrated": ("sessile serrated lesion", "无蒂锯齿状病变"),
-                  "inflammatory": ("inflammatory polyp", "炎性息肉")}
+PATHOLOGY_TEXT = {
+    "adenoma": ("tubular adenoma, low-grade dysplasia", "管状腺瘤，低级别上皮内瘤变"),
+    "hyperplastic": ("hyperplastic polyp", "增生性息肉"),
+    "sessile_serrated": ("sessile serrated lesion", "无蒂锯齿状病变"),
+    "inflammatory": ("inflammatory polyp", "炎性息肉"),
+}
 NUM_EN = {1: "one", 2: "two", 3: "three"}
 NUM_ZH = {1: "一枚", 2: "两枚", 3: "三枚"}
 
@@ -97,8 +114,10 @@ class Sources:
         train = root / "polyp" / "TrainDataset"
         neg_csv = root / "negatives" / "frames.csv"
         if not (train / "images").is_dir() or not neg_csv.is_file():
-            raise FileNotFoundError(f"public data not found under {root}: need polyp/TrainDataset/{{images,masks}} "
-                                    "and negatives/frames.csv; set ENDOKED_SHARED_DATA")
+            raise FileNotFoundError(
+                f"public data not found under {root}: need polyp/TrainDataset/{{images,masks}} "
+                "and negatives/frames.csv; set ENDOKED_SHARED_DATA"
+            )
         pairs = []
         for img in sorted((train / "images").iterdir()):
             mask = train / "masks" / f"{img.stem}.png"
@@ -126,8 +145,9 @@ def window_sums(mask: np.ndarray, h: int, w: int) -> np.ndarray:
     return ii[h:, w:] - ii[:-h, w:] - ii[h:, :-w] + ii[:-h, :-w]
 
 
-def free_crop_box(mask: np.ndarray, scale: float, rng: np.random.Generator, spec: ArchiveSpec
-                  ) -> tuple[int, int, int, int] | None:
+def free_crop_box(
+    mask: np.ndarray, scale: float, rng: np.random.Generator, spec: ArchiveSpec
+) -> tuple[int, int, int, int] | None:
     """A crop ``(x0, y0, x1, y1)`` of the image's aspect that avoids the dilated polyp mask, or None.
 
     Tries ``scale`` first and shrinks it (x0.85) down to ``spec.min_free_scale``.
@@ -146,8 +166,9 @@ def free_crop_box(mask: np.ndarray, scale: float, rng: np.random.Generator, spec
     return None
 
 
-def polyp_crop_box(mask: np.ndarray, scale: float, rng: np.random.Generator, spec: ArchiveSpec
-                   ) -> tuple[int, int, int, int] | None:
+def polyp_crop_box(
+    mask: np.ndarray, scale: float, rng: np.random.Generator, spec: ArchiveSpec
+) -> tuple[int, int, int, int] | None:
     """A crop of the image's aspect holding the polyp's bounding box (grown if needed), or None if no polyp."""
     height, width = mask.shape
     ys, xs = np.nonzero(mask)
@@ -158,7 +179,7 @@ def polyp_crop_box(mask: np.ndarray, scale: float, rng: np.random.Generator, spe
     w, h = min(width, round(s * width)), min(height, round(s * height))
     x0 = int(rng.integers(max(0, bx1 - w), min(bx0, width - w) + 1)) if w < width else 0
     y0 = int(rng.integers(max(0, by1 - h), min(by0, height - h) + 1)) if h < height else 0
-    kept = mask[y0:y0 + h, x0:x0 + w].sum() / mask.sum()
+    kept = mask[y0 : y0 + h, x0 : x0 + w].sum() / mask.sum()
     if kept < spec.min_polyp_fraction:
         return None
     return x0, y0, x0 + w, y0 + h
@@ -172,33 +193,48 @@ class Finding:
     morphology: str
 
 
-def render_report(findings: Sequence[Finding], pathology: str | None, lang: str, rng: np.random.Generator
-                  ) -> tuple[str, str | None]:
+def render_report(
+    findings: Sequence[Finding], pathology: str | None, lang: str, rng: np.random.Generator
+) -> tuple[str, str | None]:
     """Report text and pathology text for an exam's findings (empty ``findings``: a normal exam)."""
-    prep_en = rng.choice(["Bowel preparation was good.", "Prep adequate (BBPS 7).", "Preparation: fair.",
-                          "Boston bowel prep score 8."])
+    prep_en = rng.choice(
+        ["Bowel preparation was good.", "Prep adequate (BBPS 7).", "Preparation: fair.", "Boston bowel prep score 8."]
+    )
     prep_zh = rng.choice(["肠道准备良好。", "肠道准备尚可（BBPS 7分）。", "肠道清洁度良好。"])
-    reach_en = rng.choice(["The scope was advanced to the cecum.", "Cecal intubation achieved.",
-                           "Advanced to the terminal ileum without difficulty."])
+    reach_en = rng.choice(
+        [
+            "The scope was advanced to the cecum.",
+            "Cecal intubation achieved.",
+            "Advanced to the terminal ileum without difficulty.",
+        ]
+    )
     reach_zh = rng.choice(["循腔进镜至回盲部。", "进镜至回肠末端。", "顺利插镜至回盲部，见阑尾开口。"])
     if lang == "en":
         if not findings:
-            body = rng.choice([
-                "The colonic mucosa appeared normal throughout. No polyps or masses were seen.",
-                "No polyps identified. Normal vascular pattern.",
-                "Examined mucosa unremarkable; no mass, polyp or ulcer.",
-                "Findings: normal colonoscopy, no polyp."])
+            body = rng.choice(
+                [
+                    "The colonic mucosa appeared normal throughout. No polyps or masses were seen.",
+                    "No polyps identified. Normal vascular pattern.",
+                    "Examined mucosa unremarkable; no mass, polyp or ulcer.",
+                    "Findings: normal colonoscopy, no polyp.",
+                ]
+            )
             impression = rng.choice(["IMPRESSION: Normal colonoscopy.", "Impression: no polyps.", ""])
         else:
             parts = []
             for f in findings:
-                parts.append(rng.choice([
-                    f"A {f.size_mm:g} mm {MORPH_EN[f.morphology]} polyp was found in the {LOCATIONS_EN[f.location]}"
-                    " and removed with a cold snare.",
-                    f"In the {LOCATIONS_EN[f.location]} there was a {MORPH_EN[f.morphology]} polyp measuring "
-                    f"{f.size_mm:g} mm; polypectomy performed.",
-                    f"{LOCATIONS_EN[f.location].capitalize()}: {f.size_mm:g}mm {MORPH_EN[f.morphology]} polyp, "
-                    "resected."]))
+                parts.append(
+                    rng.choice(
+                        [
+                            f"A {f.size_mm:g} mm {MORPH_EN[f.morphology]} polyp was found in the "
+                            f"{LOCATIONS_EN[f.location]} and removed with a cold snare.",
+                            f"In the {LOCATIONS_EN[f.location]} there was a {MORPH_EN[f.morphology]} polyp measuring "
+                            f"{f.size_mm:g} mm; polypectomy performed.",
+                            f"{LOCATIONS_EN[f.location].capitalize()}: {f.size_mm:g}mm {MORPH_EN[f.morphology]} polyp, "
+                            "resected.",
+                        ]
+                    )
+                )
             n = len(findings)
             body = " ".join(parts)
             impression = f"IMPRESSION: {NUM_EN[n]} polyp{'s' if n > 1 else ''}, removed."
@@ -206,19 +242,32 @@ def render_report(findings: Sequence[Finding], pathology: str | None, lang: str,
         path_text = PATHOLOGY_TEXT[pathology][0] if pathology else None
     else:
         if not findings:
-            body = rng.choice(["所见结直肠黏膜光滑，血管纹理清晰，未见息肉及新生物。", "全结肠未见息肉。",
-                               "各段结肠黏膜未见明显异常，未见隆起性病变。"])
+            body = rng.choice(
+                [
+                    "所见结直肠黏膜光滑，血管纹理清晰，未见息肉及新生物。",
+                    "全结肠未见息肉。",
+                    "各段结肠黏膜未见明显异常，未见隆起性病变。",
+                ]
+            )
             impression = rng.choice(["诊断：结肠镜检查未见异常。", "诊断：未见息肉。", ""])
         else:
             parts = []
             for f in findings:
                 size = f"{f.size_mm / 10:g}cm" if f.size_mm >= 10 and rng.random() < 0.5 else f"{f.size_mm:g}mm"
-                parts.append(rng.choice([
-                    f"{LOCATIONS_ZH[f.location]}见一{MORPH_ZH[f.morphology]}息肉，大小约{size}，予圈套器切除。",
-                    f"于{LOCATIONS_ZH[f.location]}可见大小约{size}的{MORPH_ZH[f.morphology]}息肉，已行内镜下切除。"]))
+                parts.append(
+                    rng.choice(
+                        [
+                            f"{LOCATIONS_ZH[f.location]}见一{MORPH_ZH[f.morphology]}息肉，大小约{size}，予圈套器切除。",
+                            f"于{LOCATIONS_ZH[f.location]}可见大小约{size}的{MORPH_ZH[f.morphology]}息肉，已行内镜下切除。",
+                        ]
+                    )
+                )
             body = "".join(parts)
-            impression = f"诊断：结肠多发息肉（{NUM_ZH[len(findings)]}），已切除。" if len(findings) > 1 else \
-                f"诊断：{LOCATIONS_ZH[findings[0].location]}息肉，已切除。"
+            impression = (
+                f"诊断：结肠多发息肉（{NUM_ZH[len(findings)]}），已切除。"
+                if len(findings) > 1
+                else f"诊断：{LOCATIONS_ZH[findings[0].location]}息肉，已切除。"
+            )
         text = "".join(str(t) for t in (prep_zh, reach_zh, body, impression))
         path_text = PATHOLOGY_TEXT[pathology][1] if pathology else None
     return text, path_text
@@ -226,10 +275,16 @@ def render_report(findings: Sequence[Finding], pathology: str | None, lang: str,
 
 def exam_labels(findings: Sequence[Finding], pathology: str | None) -> dict[str, Any]:
     """Gold report labels (report-label contract) for an exam."""
-    return {"polyp": "present" if findings else "absent", "polyp_count": len(findings),
-            "polyps": [{"location": f.location, "size_mm": f.size_mm, "morphology": f.morphology, "removed": True}
-                       for f in findings],
-            "malignancy_suspected": False, "pathology": pathology}
+    return {
+        "polyp": "present" if findings else "absent",
+        "polyp_count": len(findings),
+        "polyps": [
+            {"location": f.location, "size_mm": f.size_mm, "morphology": f.morphology, "removed": True}
+            for f in findings
+        ],
+        "malignancy_suspected": False,
+        "pathology": pathology,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- plan
@@ -307,16 +362,23 @@ def plan_archive(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
         plan.frames = [plan.frames[i] for i in order_f]
         plans.append(plan)
     if polyp_pool.cycles > 1 or crop_pool.cycles > 1:
-        logger.warning("source images were reused (polyp frames: %d passes, crops: %d passes)",
-                       polyp_pool.cycles, crop_pool.cycles)
+        logger.warning(
+            "source images were reused (polyp frames: %d passes, crops: %d passes)", polyp_pool.cycles, crop_pool.cycles
+        )
     return plans
 
 
 # ----------------------------------------------------------------------------------------------- write
 def _findings(n: int, rng: np.random.Generator) -> list[Finding]:
     locs = list(LOCATIONS_EN)
-    return [Finding(str(rng.choice(locs)), float(rng.choice([3, 4, 5, 6, 8, 10, 12, 15, 20, 25])),
-                    str(rng.choice(["sessile", "sessile", "pedunculated", "flat"]))) for _ in range(n)]
+    return [
+        Finding(
+            str(rng.choice(locs)),
+            float(rng.choice([3, 4, 5, 6, 8, 10, 12, 15, 20, 25])),
+            str(rng.choice(["sessile", "sessile", "pedunculated", "flat"])),
+        )
+        for _ in range(n)
+    ]
 
 
 def _fit(image: Image.Image, max_side: int, resample: Image.Resampling) -> Image.Image:
@@ -341,15 +403,23 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
     truth_exams: list[dict[str, Any]] = []
     truth_images: list[dict[str, Any]] = []
     truth_meta: list[dict[str, Any]] = []
-    counts = {"exams": 0, "positive_exams": 0, "negative_exams": 0, "images": 0, "polyp_images": 0,
-              "crop_images": 0, "negative_source_images": 0}
+    counts = {
+        "exams": 0,
+        "positive_exams": 0,
+        "negative_exams": 0,
+        "images": 0,
+        "polyp_images": 0,
+        "crop_images": 0,
+        "negative_source_images": 0,
+    }
     for plan in plans:
         n_polyp = sum(f.kind == "polyp" for f in plan.frames)
         findings = _findings(n_polyp, rng)
         pathology = None
         if findings and rng.random() < 0.8:
-            pathology = str(rng.choice(["adenoma", "adenoma", "adenoma", "hyperplastic", "sessile_serrated",
-                                        "inflammatory"]))
+            pathology = str(
+                rng.choice(["adenoma", "adenoma", "adenoma", "hyperplastic", "sessile_serrated", "inflammatory"])
+            )
         report, path_text = render_report(findings, pathology, plan.lang, rng)
         images: list[str] = []
         for k, frame in enumerate(plan.frames):
@@ -362,22 +432,28 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
             (out / plan.exam_id).mkdir(parents=True, exist_ok=True)
             (out / rel).write_bytes(_encode_jpeg(image, spec.jpeg_quality))
             if frame.kind == "polyp" and frame.mask is not None and frame.box is not None:
-                mask = Image.open(frame.mask).convert("L").crop(frame.box).resize(image.size,
-                                                                                  Image.Resampling.NEAREST)
+                mask = Image.open(frame.mask).convert("L").crop(frame.box).resize(image.size, Image.Resampling.NEAREST)
                 mask = Image.fromarray(np.where(np.asarray(mask) > 127, 255, 0).astype(np.uint8))
                 mask_rel = f"truth/masks/{plan.exam_id}/{k:02d}.png"
                 (out / mask_rel).parent.mkdir(parents=True, exist_ok=True)
                 mask.save(out / mask_rel)
             images.append(rel)
-            truth_images.append({"image": rel, "exam_id": plan.exam_id, "polyp": int(frame.kind == "polyp"),
-                                 "mask": mask_rel, "source": f"{frame.kind}:{frame.source.name}"})
+            truth_images.append(
+                {
+                    "image": rel,
+                    "exam_id": plan.exam_id,
+                    "polyp": int(frame.kind == "polyp"),
+                    "mask": mask_rel,
+                    "source": f"{frame.kind}:{frame.source.name}",
+                }
+            )
             counts["images"] += 1
-            counts[{"polyp": "polyp_images", "crop": "crop_images",
-                    "negative": "negative_source_images"}[frame.kind]] += 1
+            counts[
+                {"polyp": "polyp_images", "crop": "crop_images", "negative": "negative_source_images"}[frame.kind]
+            ] += 1
         manifest.append({"exam_id": plan.exam_id, "report": report, "pathology": path_text, "images": images})
         truth_exams.append({"id": plan.exam_id, **exam_labels(findings, pathology)})
-        truth_meta.append({"exam_id": plan.exam_id, "category": "present" if findings else "absent",
-                           "lang": plan.lang})
+        truth_meta.append({"exam_id": plan.exam_id, "category": "present" if findings else "absent", "lang": plan.lang})
         counts["exams"] += 1
         counts["positive_exams" if findings else "negative_exams"] += 1
     (out / "truth").mkdir(exist_ok=True)
@@ -389,8 +465,9 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
         writer.writeheader()
         writer.writerows(truth_images)
     spec_json = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
-    (out / "truth" / "spec.json").write_text(json.dumps({"spec": spec_json, "counts": counts}, indent=2) + "\n",
-                                             encoding="utf-8")
+    (out / "truth" / "spec.json").write_text(
+        json.dumps({"spec": spec_json, "counts": counts}, indent=2) + "\n", encoding="utf-8"
+    )
     return counts
 
 

@@ -35,21 +35,55 @@ def fake_run(tmp_path: Path) -> tuple[RunFolder, dict[str, np.ndarray]]:
             (run.root / mrel).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray((m * 255).astype(np.uint8)).save(run.root / mrel)
             pseudo.append({"exam_id": f"E{e}", "image": rel, "mask": mrel, "score": 0.9, "source": "litemedsam"})
-        labels.append({"exam_id": f"E{e}", "polyp": "present", "polyp_count": 2,
-                       "polyps": json.dumps([{"location": "sigmoid", "size_mm": 6.0, "morphology": "sessile",
-                                              "removed": True}]),
-                       "malignancy_suspected": False, "pathology": "adenoma" if e == 0 else None})
+        labels.append(
+            {
+                "exam_id": f"E{e}",
+                "polyp": "present",
+                "polyp_count": 2,
+                "polyps": json.dumps(
+                    [{"location": "sigmoid", "size_mm": 6.0, "morphology": "sessile", "removed": True}]
+                ),
+                "malignancy_suspected": False,
+                "pathology": "adenoma" if e == 0 else None,
+            }
+        )
     report = "Findings: a 6 mm sessile polyp in the sigmoid colon, removed by cold snare. No other polyps."
     exams = [{"exam_id": f"E{e}", "report": report} for e in range(2)]
-    rich = [{"id": f"E{e}", "polyp": "present", "polyp_count": 1, "pathology": None,
-             "evidence": {k: [[report.index(w), report.index(w) + len(w)]] for k, w in
-                          (("polyp", "sessile polyp"), ("size", "6 mm"), ("location", "sigmoid colon"),
-                           ("negated", "No other polyps"))}}
-            for e in range(2)]
-    scores = [{"exam_id": r["exam_id"], "image": r["image"], "score": 0.2 + 0.3 * i, "bag_label": 1}
-              for i, r in enumerate(images)]
-    boxes = [{"exam_id": p["exam_id"], "image": p["image"], "box_id": 0, "x0": 4.0, "y0": 5.0, "x1": 15.0,
-              "y1": 12.0, "cam_score": 0.8} for p in pseudo]
+    rich = [
+        {
+            "id": f"E{e}",
+            "polyp": "present",
+            "polyp_count": 1,
+            "pathology": None,
+            "evidence": {
+                k: [[report.index(w), report.index(w) + len(w)]]
+                for k, w in (
+                    ("polyp", "sessile polyp"),
+                    ("size", "6 mm"),
+                    ("location", "sigmoid colon"),
+                    ("negated", "No other polyps"),
+                )
+            },
+        }
+        for e in range(2)
+    ]
+    scores = [
+        {"exam_id": r["exam_id"], "image": r["image"], "score": 0.2 + 0.3 * i, "bag_label": 1}
+        for i, r in enumerate(images)
+    ]
+    boxes = [
+        {
+            "exam_id": p["exam_id"],
+            "image": p["image"],
+            "box_id": 0,
+            "x0": 4.0,
+            "y0": 5.0,
+            "x1": 15.0,
+            "y1": 12.0,
+            "cam_score": 0.8,
+        }
+        for p in pseudo
+    ]
     outputs: dict[str, dict[str, list[dict]]] = {
         "ingest": {"images": images, "exams": exams},
         "extract": {"labels": labels},
@@ -64,10 +98,21 @@ def fake_run(tmp_path: Path) -> tuple[RunFolder, dict[str, np.ndarray]]:
             write_parquet(path, pa.Table.from_pylist(rows))
             files[name] = run.rel(path)
         if stage == "ingest":
-            write_jsonl(run.stage_dir(stage) / "rejects.jsonl", [
-                {"code": "missing_file", "message": "manifest.jsonl:3: exam E2: image file not found: E2/1.jpg",
-                 "source": "manifest.jsonl:3", "row": 3, "exam_id": "E2", "image": "E2/1.jpg", "level": "image",
-                 "severity": "error"}])
+            write_jsonl(
+                run.stage_dir(stage) / "rejects.jsonl",
+                [
+                    {
+                        "code": "missing_file",
+                        "message": "manifest.jsonl:3: exam E2: image file not found: E2/1.jpg",
+                        "source": "manifest.jsonl:3",
+                        "row": 3,
+                        "exam_id": "E2",
+                        "image": "E2/1.jpg",
+                        "level": "image",
+                        "severity": "error",
+                    }
+                ],
+            )
             files["rejects"] = run.rel(run.stage_dir(stage) / "rejects.jsonl")
         if stage == "extract":
             write_jsonl(run.stage_dir(stage) / "labels.jsonl", rich)
@@ -75,5 +120,3 @@ def fake_run(tmp_path: Path) -> tuple[RunFolder, dict[str, np.ndarray]]:
         run.mark_running(stage, "fp", {})
         run.mark_done(stage, files, {"n": len(next(iter(tables.values())))}, 0.5)
     return run, masks
-
-

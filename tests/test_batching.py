@@ -41,9 +41,17 @@ class Core:
 
 
 def _run(core: Core, tmp_path: Path, n: int = 7, chunk_size: int = 3) -> Any:
-    return run_batches(_rows(n), setup=core.setup, process_batch=core.process, outputs=OUTPUTS,
-                       chunk_dir=tmp_path / "chunks", run_root=tmp_path, chunk_size=chunk_size, desc="t",
-                       progress=False)
+    return run_batches(
+        _rows(n),
+        setup=core.setup,
+        process_batch=core.process,
+        outputs=OUTPUTS,
+        chunk_dir=tmp_path / "chunks",
+        run_root=tmp_path,
+        chunk_size=chunk_size,
+        desc="t",
+        progress=False,
+    )
 
 
 def test_rows_files_and_order(tmp_path: Path) -> None:
@@ -83,8 +91,17 @@ def test_a_chunk_cut_from_other_inputs_is_recomputed(tmp_path: Path) -> None:
     rows = _rows(7)
     rows[4] = {"exam_id": "E8", "image": "8.png"}
     core = Core()
-    res = run_batches(rows, setup=core.setup, process_batch=core.process, outputs=OUTPUTS,
-                      chunk_dir=tmp_path / "chunks", run_root=tmp_path, chunk_size=3, desc="t", progress=False)
+    res = run_batches(
+        rows,
+        setup=core.setup,
+        process_batch=core.process,
+        outputs=OUTPUTS,
+        chunk_dir=tmp_path / "chunks",
+        run_root=tmp_path,
+        chunk_size=3,
+        desc="t",
+        progress=False,
+    )
     assert core.batches == [["E3", "E8", "E5"]]
     assert [r["exam_id"] for r in res.tables["mil/selection"]] == ["E0", "E2", "E8", "E6"]
 
@@ -97,5 +114,14 @@ def test_bad_arguments(tmp_path: Path) -> None:
         return BatchOutput(tables={"cam/boxes": []})
 
     with pytest.raises(ValueError, match="cam/boxes"):
-        run_batches(_rows(2), setup=lambda: 0.0, process_batch=rogue, outputs=OUTPUTS, chunk_dir=tmp_path / "c",
-                    run_root=tmp_path, chunk_size=2, desc="t", progress=False)
+        run_batches(
+            _rows(2),
+            setup=lambda: 0.0,
+            process_batch=rogue,
+            outputs=OUTPUTS,
+            chunk_dir=tmp_path / "c",
+            run_root=tmp_path,
+            chunk_size=2,
+            desc="t",
+            progress=False,
+        )

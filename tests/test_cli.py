@@ -13,8 +13,9 @@ from tests.conftest import image_bytes
 def _archive(root: Path) -> Path:
     (root / "E1").mkdir(parents=True)
     (root / "E1" / "1.jpg").write_bytes(image_bytes())
-    (root / "manifest.jsonl").write_text(json.dumps({"exam_id": "E1", "report": "No polyps.",
-                                                     "images": ["E1/1.jpg"]}) + "\n")
+    (root / "manifest.jsonl").write_text(
+        json.dumps({"exam_id": "E1", "report": "No polyps.", "images": ["E1/1.jpg"]}) + "\n"
+    )
     return root / "manifest.jsonl"
 
 
@@ -35,8 +36,9 @@ def test_unknown_command_and_bad_options_exit_nonzero(capsys: pytest.CaptureFixt
     assert "archive" in err
 
 
-def test_ingest_missing_archive_is_a_message_not_a_traceback(tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_ingest_missing_archive_is_a_message_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["ingest", "--archive", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2
@@ -51,12 +53,15 @@ def test_bad_config_values_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "ingest.workers" in capsys.readouterr().err
 
 
-def test_dry_run_prints_resolved_config_and_writes_nothing(tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_prints_resolved_config_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     man = _archive(tmp_path / "a")
     run = tmp_path / "r"
-    assert main(["run", "--archive", str(man), "--out", str(run), "--profile", "cpu-small", "--set", "seed=7",
-                 "--dry-run"]) == 0
+    assert (
+        main(
+            ["run", "--archive", str(man), "--out", str(run), "--profile", "cpu-small", "--set", "seed=7", "--dry-run"]
+        )
+        == 0
+    )
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["seed"] == 7 and cfg["profile"] == "cpu-small" and cfg["ingest"]["archive"] == str(man.resolve())
     assert not run.exists()
@@ -68,8 +73,7 @@ def test_config_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert cfg["profile"] == "gpu-paper" and cfg["ingest"]["chunk_size"] == 3
 
 
-def test_ingest_then_rerun_is_skipped_and_config_is_saved(tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_ingest_then_rerun_is_skipped_and_config_is_saved(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     man = _archive(tmp_path / "a")
     run = tmp_path / "r"
     assert main(["--no-progress", "ingest", "--archive", str(man), "--out", str(run)]) == 0

@@ -78,12 +78,18 @@ def test_parse_overrides_and_merge() -> None:
     assert deep_merge({"a": {"b": 1, "c": 2}, "x": 1}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "x": 1}
 
 
-@pytest.mark.parametrize(("source", "old", "new"), [
-    ("set", "num_workers=3", "workers"), ("set", "cam.input_size=256", "cam.image_size"),
-    ("set", "cam.min_area=0.02", "cam.boxes.min_area"), ("set", "seg.refine_rounds=2", "seg.refine.rounds"),
-    ("set", "seg.min_box_area=0.1", "seg.refine.boxes.min_area"), ("set", "seg.encoder=x", "seg.model.backbone"),
-    ("file", "cam:\n  drop_border: false\n", "cam.boxes.drop_border"),
-])
+@pytest.mark.parametrize(
+    ("source", "old", "new"),
+    [
+        ("set", "num_workers=3", "workers"),
+        ("set", "cam.input_size=256", "cam.image_size"),
+        ("set", "cam.min_area=0.02", "cam.boxes.min_area"),
+        ("set", "seg.refine_rounds=2", "seg.refine.rounds"),
+        ("set", "seg.min_box_area=0.1", "seg.refine.boxes.min_area"),
+        ("set", "seg.encoder=x", "seg.model.backbone"),
+        ("file", "cam:\n  drop_border: false\n", "cam.boxes.drop_border"),
+    ],
+)
 def test_a_renamed_key_fails_naming_the_new_key(tmp_path: Path, source: str, old: str, new: str) -> None:
     if source == "set":
         with pytest.raises(ConfigError, match=rf"--set uses renamed config keys:\n  .* is now {re.escape(new)}"):
@@ -91,8 +97,9 @@ def test_a_renamed_key_fails_naming_the_new_key(tmp_path: Path, source: str, old
     else:
         cfg_file = tmp_path / "old.yaml"
         cfg_file.write_text(old)
-        with pytest.raises(ConfigError, match=rf"old\.yaml uses renamed .*\n  cam\.drop_border is now {re.escape(new)}"
-                           ):
+        with pytest.raises(
+            ConfigError, match=rf"old\.yaml uses renamed .*\n  cam\.drop_border is now {re.escape(new)}"
+        ):
             resolve_config(None, cfg_file)
 
 

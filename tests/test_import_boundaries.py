@@ -46,8 +46,14 @@ def _imported_names(tree: ast.AST, package: str) -> list[tuple[int, str]]:
                 module = node.module or ""
             found.extend((node.lineno, f"{module}.{alias.name}") for alias in node.names if alias.name != "*")
             found.append((node.lineno, module))
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             found.append((node.lineno, node.args[0].value))
     return found
 
@@ -71,8 +77,10 @@ def boundary_violations(source: str, filename: str, package: str, stages: dict[s
         target = ".".join(parts[:3])
         if (line, target) not in seen:
             seen.add((line, target))
-            out.append(f"{filename}:{line}: imports {target}, an internal module of stage {parts[1]!r}; "
-                       f"import from endoked.{parts[1]} (export the name in its __init__) or a shared root module")
+            out.append(
+                f"{filename}:{line}: imports {target}, an internal module of stage {parts[1]!r}; "
+                f"import from endoked.{parts[1]} (export the name in its __init__) or a shared root module"
+            )
     return out
 
 
@@ -91,10 +99,13 @@ def test_no_stage_imports_a_sibling_stages_internals() -> None:
     assert not problems, "sibling-stage internals imported:\n" + "\n".join(problems)
 
 
-STAGES = {"cam": frozenset({"core", "stage", "config"}), "seg": frozenset({"predict", "data", "refine"}),
-          "mil": frozenset({"encoder", "metrics"})}
+STAGES = {
+    "cam": frozenset({"core", "stage", "config"}),
+    "seg": frozenset({"predict", "data", "refine"}),
+    "mil": frozenset({"encoder", "metrics"}),
+}
 
-BAD = '''\
+BAD = """\
 import numpy as np
 from endoked.cam.core import upsample_cam
 import endoked.mil.encoder as enc
@@ -107,9 +118,9 @@ def later():
 
 
 from ..cam.config import CamConfig
-'''
+"""
 
-GOOD = '''\
+GOOD = """\
 from endoked import tables
 from endoked.imaging import read_rgb
 from endoked.boxes import BoxFilter
@@ -124,7 +135,7 @@ from .predict import Predictor
 def later():
     from endoked.mil import build_encoder
     return build_encoder
-'''
+"""
 
 
 def test_checker_flags_every_form_of_a_bad_import() -> None:

@@ -24,8 +24,15 @@ def test_no_store_leaves_the_pool_unchanged(tmp_path: Path) -> None:
 
 def test_rejected_mask_leaves_the_pool_and_fixed_one_replaces_it(tmp_path: Path) -> None:
     reviewed.record(tmp_path, exam_id="E1", image="E1/a.png", action="reject", reviewer="r1")
-    reviewed.record(tmp_path, exam_id="E1", image="E1/b.png", action="fix", reviewer="r1",
-                    mask_before="prompt_seg/masks/b.png", mask_after="review/masks/b.png")
+    reviewed.record(
+        tmp_path,
+        exam_id="E1",
+        image="E1/b.png",
+        action="fix",
+        reviewer="r1",
+        mask_before="prompt_seg/masks/b.png",
+        mask_after="review/masks/b.png",
+    )
     out = reviewed.apply_decisions(tmp_path, POOL)
     assert [r["image"] for r in out] == ["E1/b.png", "E2/c.png"]
     assert out[0]["mask"] == "review/masks/b.png" and out[0]["source"] == "reviewed" and out[0]["score"] == 1.0

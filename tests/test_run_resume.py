@@ -24,9 +24,14 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _tables(run: Path) -> dict[str, list[dict]]:
-    return {name: pq.read_table(run / rel).to_pylist() for name, rel in
-            (("exams", "ingest/exams.parquet"), ("images", "ingest/images.parquet"),
-             ("labels", "extract/labels.parquet"))}
+    return {
+        name: pq.read_table(run / rel).to_pylist()
+        for name, rel in (
+            ("exams", "ingest/exams.parquet"),
+            ("images", "ingest/images.parquet"),
+            ("labels", "extract/labels.parquet"),
+        )
+    }
 
 
 ARGS = ["--no-progress", "run", "--to", "extract", "--set", "extract.chunk_size=5", "--set", "ingest.workers=1"]
@@ -50,8 +55,9 @@ def test_killed_run_resumes_to_identical_outputs(archive: Path, tmp_path: Path) 
         from endoked.cli import main
         sys.exit(main({[*ARGS, "--archive", str(archive), "--out", str(run)]!r}))
     """)
-    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, env={**os.environ},
-                          check=False, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, env={**os.environ}, check=False, timeout=300
+    )
     assert proc.returncode == -9, proc.stderr
     ledger = json.loads((run / "ledger.json").read_text())["stages"]
     assert ledger["ingest"]["status"] == "done" and ledger["extract"]["status"] == "running"

@@ -46,8 +46,7 @@ def test_each_stage_starts_from_its_own_seeded_global_generators(tmp_path: Path)
 
     def spec(name: str) -> StageSpec:
         def run(ctx: StageContext) -> StageResult:
-            draws.setdefault(name, []).append((random.random(), float(np.random.rand()),
-                                               float(torch.rand(1))))
+            draws.setdefault(name, []).append((random.random(), float(np.random.rand()), float(torch.rand(1))))
             out = ctx.work_dir / "out.txt"
             atomic_write_text(out, "x")
             return StageResult(outputs={"out": ctx.run.rel(out)})

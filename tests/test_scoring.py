@@ -29,8 +29,17 @@ def _truth(archive: Path, masks: dict[str, np.ndarray], polyp_free: str) -> None
         w = csv.DictWriter(fh, fieldnames=["image", "exam_id", "polyp", "mask"])
         w.writeheader()
         w.writerows(rows)
-    gold = [{"id": f"E{e}", "polyp": "present", "polyp_count": 1 if e == 0 else 2, "polyps": [],
-             "malignancy_suspected": False, "pathology": "adenoma"} for e in range(2)]
+    gold = [
+        {
+            "id": f"E{e}",
+            "polyp": "present",
+            "polyp_count": 1 if e == 0 else 2,
+            "polyps": [],
+            "malignancy_suspected": False,
+            "pathology": "adenoma",
+        }
+        for e in range(2)
+    ]
     (archive / "truth" / "exams.jsonl").write_text("\n".join(json.dumps(g) for g in gold) + "\n")
 
 

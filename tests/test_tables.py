@@ -16,13 +16,21 @@ from endoked.mil import stage as mil_stage
 from endoked.prompt_seg import stage as prompt_stage
 
 
-@pytest.mark.parametrize(("name", "schema"), [
-    ("ingest/exams", ingest_api.EXAMS_SCHEMA), ("ingest/images", ingest_api.IMAGES_SCHEMA),
-    ("extract/labels", extract_stage.LABELS_SCHEMA), ("mil/image_scores", mil_stage.SCORES_SCHEMA),
-    ("mil/selection", mil_stage.SELECTION_SCHEMA), ("cam/boxes", cam_stage.BOXES_SCHEMA),
-    ("cam/dropped", cam_stage.DROPPED_SCHEMA), ("cam/cams", cam_stage.CAMS_SCHEMA),
-    ("prompt_seg/pseudo_labels", prompt_stage.PSEUDO_SCHEMA), ("prompt_seg/rejected", prompt_stage.REJECTED_SCHEMA),
-])
+@pytest.mark.parametrize(
+    ("name", "schema"),
+    [
+        ("ingest/exams", ingest_api.EXAMS_SCHEMA),
+        ("ingest/images", ingest_api.IMAGES_SCHEMA),
+        ("extract/labels", extract_stage.LABELS_SCHEMA),
+        ("mil/image_scores", mil_stage.SCORES_SCHEMA),
+        ("mil/selection", mil_stage.SELECTION_SCHEMA),
+        ("cam/boxes", cam_stage.BOXES_SCHEMA),
+        ("cam/dropped", cam_stage.DROPPED_SCHEMA),
+        ("cam/cams", cam_stage.CAMS_SCHEMA),
+        ("prompt_seg/pseudo_labels", prompt_stage.PSEUDO_SCHEMA),
+        ("prompt_seg/rejected", prompt_stage.REJECTED_SCHEMA),
+    ],
+)
 def test_writer_schema_is_the_contract(name: str, schema: pa.Schema) -> None:
     # Stages write with the contract's own schema object, not a copy that could drift from it.
     assert schema is tables.spec(name).schema
@@ -35,8 +43,11 @@ def _write(path: Path, schema: pa.Schema, row: dict[str, object]) -> Path:
 
 def test_good_table_reads(tmp_path: Path) -> None:
     s = tables.spec("mil/selection").schema
-    path = _write(tmp_path / "s.parquet", tables.with_version(s, "mil/selection"),
-                  {"exam_id": "E1", "image": "a.jpg", "label": 1, "score": 0.9, "by": "mil"})
+    path = _write(
+        tmp_path / "s.parquet",
+        tables.with_version(s, "mil/selection"),
+        {"exam_id": "E1", "image": "a.jpg", "label": 1, "score": 0.9, "by": "mil"},
+    )
     assert tables.read(path, "mil/selection").to_pylist()[0]["image"] == "a.jpg"
 
 
@@ -48,10 +59,18 @@ def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
 
 
 def test_wrong_type_names_column(tmp_path: Path) -> None:
-    schema = pa.schema([("exam_id", pa.string()), ("image", pa.string()), ("label", pa.string()),
-                        ("score", pa.float32()), ("by", pa.string())])
-    path = _write(tmp_path / "sel.parquet", schema,
-                  {"exam_id": "E1", "image": "a.jpg", "label": "yes", "score": 0.5, "by": "mil"})
+    schema = pa.schema(
+        [
+            ("exam_id", pa.string()),
+            ("image", pa.string()),
+            ("label", pa.string()),
+            ("score", pa.float32()),
+            ("by", pa.string()),
+        ]
+    )
+    path = _write(
+        tmp_path / "sel.parquet", schema, {"exam_id": "E1", "image": "a.jpg", "label": "yes", "score": 0.5, "by": "mil"}
+    )
     with pytest.raises(tables.TableSchemaError, match=r"sel\.parquet.*'label' is string, expected int8"):
         tables.read(path, "mil/selection")
 
@@ -70,8 +89,14 @@ def test_unknown_table_is_named() -> None:
 
 def test_write_fills_missing_columns_tags_version_and_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "sel.parquet"
-    tables.write(path, "mil/selection", [{"exam_id": "E1", "image": "a.png", "label": 1, "extra": "x"},
-                                         {"exam_id": "E2", "image": "b.png", "label": 0, "score": 0.25}])
+    tables.write(
+        path,
+        "mil/selection",
+        [
+            {"exam_id": "E1", "image": "a.png", "label": 1, "extra": "x"},
+            {"exam_id": "E2", "image": "b.png", "label": 0, "score": 0.25},
+        ],
+    )
     meta = pq.read_schema(path).metadata
     assert meta[tables.VERSION_KEY] == tables.SCHEMA_VERSION.encode() and meta[tables.TABLE_KEY] == b"mil/selection"
     got = tables.read(path, "mil/selection")
@@ -79,7 +104,8 @@ def test_write_fills_missing_columns_tags_version_and_round_trips(tmp_path: Path
     assert got.schema.field("label").type == pa.int8()
     assert got.to_pylist() == [
         {"exam_id": "E1", "image": "a.png", "label": 1, "score": None, "by": None, "extra": "x"},
-        {"exam_id": "E2", "image": "b.png", "label": 0, "score": 0.25, "by": None, "extra": None}]
+        {"exam_id": "E2", "image": "b.png", "label": 0, "score": 0.25, "by": None, "extra": None},
+    ]
 
 
 def test_write_refuses_a_value_of_the_wrong_type(tmp_path: Path) -> None:

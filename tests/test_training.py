@@ -37,8 +37,18 @@ def mse(net: nn.Module, batch: Any) -> torch.Tensor:
 
 def train(net: nn.Module, **kw: Any) -> Any:
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
-    return fit(net, opt, mse, dataset(), epochs=kw.pop("epochs", 4), batch_size=kw.pop("batch_size", 4), seed=3,
-               device=torch.device("cpu"), progress=False, **kw)
+    return fit(
+        net,
+        opt,
+        mse,
+        dataset(),
+        epochs=kw.pop("epochs", 4),
+        batch_size=kw.pop("batch_size", 4),
+        seed=3,
+        device=torch.device("cpu"),
+        progress=False,
+        **kw,
+    )
 
 
 def weights(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -55,7 +65,7 @@ def test_fit_matches_a_plain_loop_written_out_by_hand() -> None:
         order = torch.randperm(N, generator=epoch_generator(3, epoch + 1)).tolist()
         ref.train()
         for s in range(0, N, 4):
-            idx = order[s:s + 4]
+            idx = order[s : s + 4]
             x = torch.stack([data[i][0] for i in idx])
             y = torch.stack([data[i][1] for i in idx])
             loss = mse(ref, (x, y))
@@ -82,13 +92,23 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path: Path) -> Non
             raise SimulatedInterruptError
 
     with pytest.raises(SimulatedInterruptError):
-        train(model(0, dropout=0.3), checkpoint_dir=tmp_path / "b", on_epoch_end=stop_after_two,
-              validate=lambda m: {"neg_mse": -1.0}, metric="neg_mse")
+        train(
+            model(0, dropout=0.3),
+            checkpoint_dir=tmp_path / "b",
+            on_epoch_end=stop_after_two,
+            validate=lambda m: {"neg_mse": -1.0},
+            metric="neg_mse",
+        )
     assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["epoch"] == 2
     finished: list[int] = []
     resumed_net = model(99, dropout=0.3)  # different init: everything must come from last.pt
-    resumed = train(resumed_net, checkpoint_dir=tmp_path / "b", validate=lambda m: {"neg_mse": -1.0},
-                    metric="neg_mse", on_epoch_end=lambda s: finished.append(s.epoch))
+    resumed = train(
+        resumed_net,
+        checkpoint_dir=tmp_path / "b",
+        validate=lambda m: {"neg_mse": -1.0},
+        metric="neg_mse",
+        on_epoch_end=lambda s: finished.append(s.epoch),
+    )
     assert finished == [3, 4]  # the two finished epochs are not redone
     assert resumed.state.history == full.state.history
     for k, v in weights(straight).items():
@@ -102,11 +122,16 @@ def test_best_checkpoint_is_the_best_metric_epoch(tmp_path: Path) -> None:
     scripted = iter([0.2, 0.9, float("nan"), 0.5, 0.9])  # epoch 2 best; a tie later does not replace it
     snapshots: dict[int, dict[str, torch.Tensor]] = {}
     net = model(0)
-    result = train(net, epochs=5, checkpoint_dir=tmp_path, validate=lambda m: {"acc": next(scripted)}, metric="acc",
-                   on_epoch_end=lambda s: snapshots.__setitem__(s.epoch, weights(net)))
+    result = train(
+        net,
+        epochs=5,
+        checkpoint_dir=tmp_path,
+        validate=lambda m: {"acc": next(scripted)},
+        metric="acc",
+        on_epoch_end=lambda s: snapshots.__setitem__(s.epoch, weights(net)),
+    )
     best = torch.load(tmp_path / "best.pt", weights_only=True)
-    assert result.state.best_epoch == 2 and best["epoch"] == 2 and best["metric"] == 0.9 and best["val"] == {
-        "acc": 0.9}
+    assert result.state.best_epoch == 2 and best["epoch"] == 2 and best["metric"] == 0.9 and best["val"] == {"acc": 0.9}
     for k, v in snapshots[2].items():
         assert torch.equal(best["model"][k], v), k
     assert not torch.equal(best["model"]["1.weight"], snapshots[5]["1.weight"])
@@ -134,8 +159,7 @@ def test_seeded_runs_are_identical_and_seeds_matter() -> None:
     train(b)
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
     c = model(0, dropout=0.3)
-    fit(c, torch.optim.SGD(c.parameters(), lr=0.05), mse, dataset(), epochs=4, batch_size=4, seed=4,
-        progress=False)
+    fit(c, torch.optim.SGD(c.parameters(), lr=0.05), mse, dataset(), epochs=4, batch_size=4, seed=4, progress=False)
     assert not torch.equal(a.state_dict()["1.weight"], c.state_dict()["1.weight"])
 
 
@@ -160,15 +184,23 @@ def _free_port() -> int:
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
-    os.environ.update({"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    os.environ.update(
+        {
+            "WORLD_SIZE": str(world),
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
     torch.set_num_threads(1)
     try:  # fit joins the process group itself, from the torchrun-style environment
         net = model(0)
-        result = train(net, checkpoint_dir=Path(out) / f"rank{rank}", validate=lambda m: {"neg": -1.0},
-                       metric="neg")
-        torch.save({"weights": weights(net), "epoch": result.state.epoch, "history": result.state.history},
-                   Path(out) / f"result{rank}.pt")
+        result = train(net, checkpoint_dir=Path(out) / f"rank{rank}", validate=lambda m: {"neg": -1.0}, metric="neg")
+        torch.save(
+            {"weights": weights(net), "epoch": result.state.epoch, "history": result.state.history},
+            Path(out) / f"result{rank}.pt",
+        )
         assert dist.is_initialized() and dist.get_backend() == "gloo"
     finally:
         if dist.is_initialized():

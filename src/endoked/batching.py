@@ -73,8 +73,10 @@ def _part_name(table: str) -> str:
 
 def chunk_parts(chunk_dir: Path, index: int, outputs: Sequence[str]) -> dict[str, Path]:
     """The part files of chunk ``index``: one Parquet file per contract table, one JSONL file per record stream."""
-    return {name: chunk_dir / f"part-{index:05d}.{_part_name(name)}.{'parquet' if name in tables.TABLES else 'jsonl'}"
-            for name in outputs}
+    return {
+        name: chunk_dir / f"part-{index:05d}.{_part_name(name)}.{'parquet' if name in tables.TABLES else 'jsonl'}"
+        for name in outputs
+    }
 
 
 def _read_part(path: Path, name: str) -> list[Row]:
@@ -114,9 +116,20 @@ def _read_parts(parts: Mapping[str, Path], marker: Path, digest: str) -> dict[st
     return out
 
 
-def run_batches(rows: Sequence[Row], *, setup: Callable[[], S], process_batch: Callable[[list[Row], S], BatchOutput],
-                outputs: Sequence[str], chunk_dir: Path, run_root: Path, chunk_size: int, desc: str,
-                progress: bool = True, unit: str = "img", teardown: Callable[[S], None] | None = None) -> BatchRun:
+def run_batches(
+    rows: Sequence[Row],
+    *,
+    setup: Callable[[], S],
+    process_batch: Callable[[list[Row], S], BatchOutput],
+    outputs: Sequence[str],
+    chunk_dir: Path,
+    run_root: Path,
+    chunk_size: int,
+    desc: str,
+    progress: bool = True,
+    unit: str = "img",
+    teardown: Callable[[S], None] | None = None,
+) -> BatchRun:
     """Run ``process_batch`` over ``rows`` in resumable chunks (see the module docstring).
 
     Args:
@@ -143,14 +156,23 @@ def run_batches(rows: Sequence[Row], *, setup: Callable[[], S], process_batch: C
             teardown(state.get())
 
 
-def _drive(rows: Sequence[Row], state: _LazyState[S], process_batch: Callable[[list[Row], S], BatchOutput],
-           outputs: Sequence[str], chunk_dir: Path, run_root: Path, chunk_size: int, desc: str, progress: bool,
-           unit: str) -> BatchRun:
+def _drive(
+    rows: Sequence[Row],
+    state: _LazyState[S],
+    process_batch: Callable[[list[Row], S], BatchOutput],
+    outputs: Sequence[str],
+    chunk_dir: Path,
+    run_root: Path,
+    chunk_size: int,
+    desc: str,
+    progress: bool,
+    unit: str,
+) -> BatchRun:
     out = BatchRun(tables={name: [] for name in outputs}, chunks=0, chunks_reused=0)
     with bar(len(rows), desc=desc, unit=unit, enabled=progress) as pb:
         for n, start in enumerate(range(0, len(rows), chunk_size)):
             out.chunks += 1
-            chunk = list(rows[start:start + chunk_size])
+            chunk = list(rows[start : start + chunk_size])
             parts, marker = chunk_parts(chunk_dir, n, outputs), _marker(chunk_dir, n)
             digest = sha256_json(chunk)
             done = _read_parts(parts, marker, digest)

@@ -68,8 +68,7 @@ class BoxFilterConfig(BaseModel):
     drop_border: bool = ConfigField(True, description="Drop a foreground region that touches the image border.")
     border_margin: int = ConfigField(0, ge=0, description="Pixels from the image edge that count as border.")
     max_components: int | None = ConfigField(3, ge=1, description="Drop images with this many components or more.")
-    min_component_area: float = ConfigField(
-        0.0, ge=0, lt=1, description="Ignore smaller components (image fraction).")
+    min_component_area: float = ConfigField(0.0, ge=0, lt=1, description="Ignore smaller components (image fraction).")
     multi_box: bool = ConfigField(False, description="One box per passing component instead of the largest only.")
 
     def to_filter(self, **changes: object) -> BoxFilter:

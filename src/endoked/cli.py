@@ -22,7 +22,17 @@ from endoked.logs import setup_console
 from endoked.progress import set_progress
 
 STAGE_CLI_MODULES: tuple[str, ...] = (
-    "ingest", "synth", "extract", "mil", "cam", "prompt_seg", "seg", "eval", "biopsy", "export", "report",
+    "ingest",
+    "synth",
+    "extract",
+    "mil",
+    "cam",
+    "prompt_seg",
+    "seg",
+    "eval",
+    "biopsy",
+    "export",
+    "report",
 )
 
 app = typer.Typer(
@@ -36,6 +46,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"endoked {__version__}")
@@ -47,8 +58,9 @@ def _root(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging on the console.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on the console.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     set_progress(not no_progress)
     setup_console(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
@@ -77,14 +89,24 @@ def run_cmd(
     """Run the pipeline's available stages in order (resumable; finished stages are skipped)."""
     from endoked.runner import run_from_cli
 
-    run_from_cli(out=out, archive=archive, profile=profile, config_file=config, overrides=set_ or (),
-                 start=start, stop=stop, overwrite=overwrite, dry_run=dry_run)
+    run_from_cli(
+        out=out,
+        archive=archive,
+        profile=profile,
+        config_file=config,
+        overrides=set_ or (),
+        start=start,
+        stop=stop,
+        overwrite=overwrite,
+        dry_run=dry_run,
+    )
 
 
 @app.command("demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the synthetic archive and the run.")] = Path(
-        "endoked-demo"),
+        "endoked-demo"
+    ),
     exams: Annotated[int, typer.Option("--exams", help="Number of synthetic exams.")] = 60,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic archive and the run.")] = 0,
     set_: SetOpt = None,
@@ -119,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); returns the exit code instead of exiting."""
     command = typer.main.get_command(app)
     try:
-        rv = command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="endoked",
-                          standalone_mode=False)
+        rv = command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="endoked", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:

@@ -9,8 +9,9 @@ import typer
 
 ProfileOpt = Annotated[str | None, typer.Option("--profile", help="Named profile: cpu-small or gpu-paper.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
-SetOpt = Annotated[list[str] | None,
-                   typer.Option("--set", "-s", help="Override, e.g. --set mil.epochs=3 (repeatable).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="Override, e.g. --set mil.epochs=3 (repeatable).")
+]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Re-run stages even when up to date.")]
 
@@ -28,8 +29,17 @@ def add_stage_run_command(app: typer.Typer, stage: str, doc: str, out_help: str)
     ) -> None:
         from endoked.runner import run_from_cli
 
-        run_from_cli(out=out, archive=None, profile=profile, config_file=config, overrides=set_ or (),
-                     start=stage, stop=stage, overwrite=overwrite, dry_run=dry_run)
+        run_from_cli(
+            out=out,
+            archive=None,
+            profile=profile,
+            config_file=config,
+            overrides=set_ or (),
+            start=stage,
+            stop=stage,
+            overwrite=overwrite,
+            dry_run=dry_run,
+        )
 
     run_cmd.__doc__ = doc
     # a real object, not a string: the help text is a local, invisible to typer's evaluation of annotations

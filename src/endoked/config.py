@@ -38,8 +38,19 @@ RENAMED_KEYS: dict[str, str] = {
     "cam.input_size": "cam.image_size",
     "cam.backbone_weights": "cam.weights",
     **{f"seg.{old}": f"seg.{new}" for old, new in SEG_RENAMED.items()},
-    **{f"cam.{k}": f"cam.boxes.{k}" for k in ("threshold", "min_area", "max_area", "drop_border", "border_margin",
-                                                "max_components", "min_component_area", "multi_box")},
+    **{
+        f"cam.{k}": f"cam.boxes.{k}"
+        for k in (
+            "threshold",
+            "min_area",
+            "max_area",
+            "drop_border",
+            "border_margin",
+            "max_components",
+            "min_component_area",
+            "multi_box",
+        )
+    },
 }
 
 
@@ -71,7 +82,8 @@ class RunConfig(BaseModel):
     profile: str = Field("default", description="Name of the profile the config was built from.")
     seed: int = Field(0, description="Global seed; every stage derives its own generators from it.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
-        "auto", description="Compute device; 'auto' picks cuda > mps > cpu.")
+        "auto", description="Compute device; 'auto' picks cuda > mps > cpu."
+    )
     workers: int = Field(2, ge=0, description="Worker processes/threads for parallel I/O (data loading).")
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     synth: SynthConfig = Field(default_factory=SynthConfig)
@@ -163,8 +175,9 @@ def load_yaml_file(path: str | Path) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 ({exc.reason} at byte {exc.start}); save it as "
-                          "UTF-8") from None
+        raise ConfigError(
+            f"config file {path} is not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -176,8 +189,10 @@ def load_yaml_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level, got {type(data).__name__}")
     if _expanded_size(data, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
-        raise ConfigError(f"config file {path} expands to more than {MAX_CONFIG_VALUES} values through YAML "
-                          "aliases (an alias bomb?); write the values out")
+        raise ConfigError(
+            f"config file {path} expands to more than {MAX_CONFIG_VALUES} values through YAML "
+            "aliases (an alias bomb?); write the values out"
+        )
     return data
 
 
@@ -226,8 +241,12 @@ def _format_validation_error(exc: ValidationError, sources: str) -> str:
     return "\n".join(lines)
 
 
-def resolve_config(profile: str | None = None, config_file: str | Path | None = None,
-                   overrides: Sequence[str] = (), extra: Mapping[str, Any] | None = None) -> RunConfig:
+def resolve_config(
+    profile: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> RunConfig:
     """Build the run config: defaults < profile < YAML file < ``extra`` (CLI flags) < overrides."""
     data: dict[str, Any] = {}
     sources = ["defaults"]

@@ -66,8 +66,9 @@ def build_test_set(root: Path, exams: int, seed: int, size: int) -> Path:
     return root
 
 
-def run_demo(out: Path, exams: int = 60, seed: int = 0, overrides: Sequence[str] = (),
-             overwrite: bool = False) -> dict[str, dict[str, Any]]:
+def run_demo(
+    out: Path, exams: int = 60, seed: int = 0, overrides: Sequence[str] = (), overwrite: bool = False
+) -> dict[str, dict[str, Any]]:
     """Build ``out/archive`` (synthetic, skipped when present), run ``out/run`` with cpu-small, score it."""
     from endoked.synth.api import generate_archive
     from endoked.synth.config import SynthConfig
@@ -82,9 +83,17 @@ def run_demo(out: Path, exams: int = 60, seed: int = 0, overrides: Sequence[str]
     generate_archive(archive, synth_cfg, overwrite=overwrite)  # reused when already there with these settings
     test_root = build_test_set(out / "testset", max(8, exams // 3), seed + 1000, synth_cfg.size)
     # The synthetic frames are synth.size pixels: a CAM classifier input larger than that adds cost, not detail.
-    config = resolve_config("cpu-small", None, overrides, extra={
-        "seed": seed, "ingest": {"archive": str(marker)}, "eval": {"data": str(test_root)},
-        "cam": {"image_size": synth_cfg.size}})
+    config = resolve_config(
+        "cpu-small",
+        None,
+        overrides,
+        extra={
+            "seed": seed,
+            "ingest": {"archive": str(marker)},
+            "eval": {"data": str(test_root)},
+            "cam": {"image_size": synth_cfg.size},
+        },
+    )
     run = RunFolder(out / "run")
     status = execute(run, config, overwrite=overwrite)
     typer.echo(f"run folder: {run.root}")
@@ -94,8 +103,11 @@ def run_demo(out: Path, exams: int = 60, seed: int = 0, overrides: Sequence[str]
     scores = score_run(run, archive)
     eval_entry = run.entry("eval") or {}
     if eval_entry.get("status") == "done":
-        scores["seg"] = {k.removesuffix("_meanDice") + " meanDice": v for k, v in eval_entry.get("counts", {}).items()
-                         if k.endswith("_meanDice")}
+        scores["seg"] = {
+            k.removesuffix("_meanDice") + " meanDice": v
+            for k, v in eval_entry.get("counts", {}).items()
+            if k.endswith("_meanDice")
+        }
     for line in format_scores(scores):
         typer.echo(line)
     typer.echo(f"demo finished in {time.perf_counter() - t0:.0f}s")

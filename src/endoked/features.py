@@ -63,9 +63,18 @@ class EncodedBatch:
     failed: dict[int, str] = field(default_factory=dict)
 
 
-def encode_batches(n: int, load: Callable[[int], np.ndarray], describe: Callable[[int], str], forward: Forward,
-                  device: torch.device, *, batch_size: int = 32, workers: int = 2,
-                  store_dtype: torch.dtype | None = None, pbar: Any = None) -> Iterator[EncodedBatch]:
+def encode_batches(
+    n: int,
+    load: Callable[[int], np.ndarray],
+    describe: Callable[[int], str],
+    forward: Forward,
+    device: torch.device,
+    *,
+    batch_size: int = 32,
+    workers: int = 2,
+    store_dtype: torch.dtype | None = None,
+    pbar: Any = None,
+) -> Iterator[EncodedBatch]:
     """Decode images ``0 .. n-1`` in batches (``workers`` threads) and run the frozen ``forward`` on each batch.
 
     Args:
@@ -80,6 +89,7 @@ def encode_batches(n: int, load: Callable[[int], np.ndarray], describe: Callable
     Yields:
         One :class:`EncodedBatch` per ``batch_size`` images, in order.
     """
+
     def _load(i: int) -> tuple[int, np.ndarray | None, str]:
         try:
             return i, load(i), ""

@@ -140,8 +140,9 @@ def mask_to_u8(mask: np.ndarray) -> np.ndarray:
     return mask.astype(np.uint8) * 255
 
 
-def encode_png(image: np.ndarray | Image.Image, optimize: bool = False,
-               library: Literal["pillow", "opencv"] = "pillow") -> bytes:
+def encode_png(
+    image: np.ndarray | Image.Image, optimize: bool = False, library: Literal["pillow", "opencv"] = "pillow"
+) -> bytes:
     """PNG bytes of an ``(H, W)`` grey or ``(H, W, 3)`` RGB ``uint8`` array (or a PIL image).
 
     Args:

@@ -72,8 +72,7 @@ def ensure_writable_dir(path: str | os.PathLike[str], what: str = "--out", creat
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise DataFormatError(f"{what} {path} is not writable (permission denied at {probe}); give a writable "
-                              "folder")
+        raise DataFormatError(f"{what} {path} is not writable (permission denied at {probe}); give a writable folder")
     return path
 
 
@@ -112,8 +111,9 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return out
 
 
-def write_parquet(dest: str | os.PathLike[str], table: pa.Table | list[dict[str, Any]],
-                  schema: pa.Schema | None = None) -> Path:
+def write_parquet(
+    dest: str | os.PathLike[str], table: pa.Table | list[dict[str, Any]], schema: pa.Schema | None = None
+) -> Path:
     """Write a pyarrow table (or a list of row dicts with an optional schema) to Parquet atomically."""
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pylist(table, schema=schema)

@@ -150,8 +150,9 @@ def seed_global_rngs(seed: int, stage: str) -> int:
     return derived
 
 
-def run_stage(run: RunFolder, config: RunConfig, spec: StageSpec, overwrite: bool = False,
-              progress: bool = True) -> tuple[str, StageResult | None]:
+def run_stage(
+    run: RunFolder, config: RunConfig, spec: StageSpec, overwrite: bool = False, progress: bool = True
+) -> tuple[str, StageResult | None]:
     """Run one stage unless it is already done with the same inputs.
 
     Returns:
@@ -163,8 +164,12 @@ def run_stage(run: RunFolder, config: RunConfig, spec: StageSpec, overwrite: boo
     if not overwrite and entry and entry.get("fingerprint") == fingerprint and run.outputs_intact(spec.name):
         logger.info("stage %s: up to date, skipped", spec.name)
         return "skipped", None
-    resuming = (not overwrite and entry is not None and entry.get("fingerprint") == fingerprint
-                and entry.get("status") in ("running", "failed"))
+    resuming = (
+        not overwrite
+        and entry is not None
+        and entry.get("fingerprint") == fingerprint
+        and entry.get("status") in ("running", "failed")
+    )
     if not resuming:
         shutil.rmtree(run.stage_dir(spec.name, create=False), ignore_errors=True)
     run.mark_running(spec.name, fingerprint, inputs)
@@ -197,11 +202,17 @@ def select_stages(stages: Mapping[str, StageSpec], start: str | None, stop: str 
     j = names.index(norm[stop]) if stop else len(names) - 1
     if i > j:
         raise StageError(f"--from {start} comes after --to {stop}")
-    return [stages[n] for n in names[i:j + 1]]
+    return [stages[n] for n in names[i : j + 1]]
 
 
-def run_pipeline(run: RunFolder, config: RunConfig, start: str | None = None, stop: str | None = None,
-                 overwrite: bool = False, progress: bool = True) -> dict[str, str]:
+def run_pipeline(
+    run: RunFolder,
+    config: RunConfig,
+    start: str | None = None,
+    stop: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, str]:
     """Run the selected stages in order; returns ``{stage: "ran"|"resumed"|"skipped"}``.
 
     ``overwrite`` forces the selected stages to run again; later stages then re-run too because their

@@ -25,14 +25,30 @@ def progress_enabled(override: bool | None = None) -> bool:
     return _ENABLED if override is None else override
 
 
-def track(items: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it",
-          enabled: bool | None = None) -> Iterator[T]:
+def track(
+    items: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it", enabled: bool | None = None
+) -> Iterator[T]:
     """Iterate ``items`` with a progress bar showing rate and ETA (to stderr)."""
-    yield from tqdm(items, total=total, desc=desc, unit=unit, disable=not progress_enabled(enabled),
-                    file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    yield from tqdm(
+        items,
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not progress_enabled(enabled),
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
 
 
 def bar(total: int | None, desc: str = "", unit: str = "it", enabled: bool | None = None) -> tqdm:
     """A manually updated progress bar (``bar.update(n)``; use as a context manager)."""
-    return tqdm(total=total, desc=desc, unit=unit, disable=not progress_enabled(enabled), file=sys.stderr,
-                dynamic_ncols=True, mininterval=0.5)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not progress_enabled(enabled),
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )

@@ -42,8 +42,18 @@ def connect(run_root: Path) -> sqlite3.Connection:
     return con
 
 
-def record(run_root: Path, *, exam_id: str, image: str, action: str, reviewer: str, mask_before: str | None = None,
-           mask_after: str | None = None, field: str | None = None, value: Any = None) -> int:
+def record(
+    run_root: Path,
+    *,
+    exam_id: str,
+    image: str,
+    action: str,
+    reviewer: str,
+    mask_before: str | None = None,
+    mask_after: str | None = None,
+    field: str | None = None,
+    value: Any = None,
+) -> int:
     """Append one decision; returns its id. Raises ValueError on an unknown action."""
     if action not in ACTIONS:
         raise ValueError(f"unknown review action {action!r}; choose one of {', '.join(ACTIONS)}")
@@ -54,8 +64,18 @@ def record(run_root: Path, *, exam_id: str, image: str, action: str, reviewer: s
         cur = con.execute(
             "INSERT INTO decisions (exam_id, image, action, reviewer, at, mask_before, mask_after, field, value) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (exam_id, image, action, reviewer, datetime.now(UTC).isoformat(timespec="seconds"), mask_before,
-             mask_after, field, None if value is None else json.dumps(value)))
+            (
+                exam_id,
+                image,
+                action,
+                reviewer,
+                datetime.now(UTC).isoformat(timespec="seconds"),
+                mask_before,
+                mask_after,
+                field,
+                None if value is None else json.dumps(value),
+            ),
+        )
         return int(cur.lastrowid or 0)
     finally:
         con.close()
@@ -129,8 +149,10 @@ def export_table(run_root: Path) -> Path:
 
     rows = all_decisions(run_root)
     cols = ("id", "exam_id", "image", "action", "reviewer", "at", "mask_before", "mask_after", "field", "value")
-    table = pa.table({c: [r[c] for r in rows] for c in cols},
-                     schema=pa.schema([("id", pa.int64())] + [(c, pa.string()) for c in cols[1:]]))
+    table = pa.table(
+        {c: [r[c] for r in rows] for c in cols},
+        schema=pa.schema([("id", pa.int64())] + [(c, pa.string()) for c in cols[1:]]),
+    )
     path = Path(run_root) / "review" / "decisions.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".parquet.tmp")

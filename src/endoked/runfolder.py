@@ -52,8 +52,9 @@ def git_sha(path: Path | None = None) -> str | None:
     """The git commit of the installed source tree, when it is a checkout."""
     here = path or Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -74,8 +75,17 @@ def environment_info(seed: int, device: str) -> dict[str, Any]:
     }
     from importlib import metadata
 
-    for pkg in ("numpy", "torch", "torchvision", "timm", "pyarrow", "pydantic", "pillow",
-                "opencv-python-headless", "pysodmetrics"):
+    for pkg in (
+        "numpy",
+        "torch",
+        "torchvision",
+        "timm",
+        "pyarrow",
+        "pydantic",
+        "pillow",
+        "opencv-python-headless",
+        "pysodmetrics",
+    ):
         try:
             info["packages"][pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -148,8 +158,10 @@ class RunFolder:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 64, 0).decode("ascii", errors="replace").strip() or "unknown"
-                raise RunLockedError(f"run folder {self.root} is in use by another endoked process (PID {holder}); "
-                                     "wait for it to finish, or use another --out") from None
+                raise RunLockedError(
+                    f"run folder {self.root} is in use by another endoked process (PID {holder}); "
+                    "wait for it to finish, or use another --out"
+                ) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
             try:
@@ -166,15 +178,22 @@ class RunFolder:
             text = self.ledger_path.read_text(encoding="utf-8")
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CorruptLedgerError(f"run ledger {self.ledger_path} is corrupt ({exc}); re-run with --overwrite "
-                                     "to set it aside and run the stages again") from None
+            raise CorruptLedgerError(
+                f"run ledger {self.ledger_path} is corrupt ({exc}); re-run with --overwrite "
+                "to set it aside and run the stages again"
+            ) from None
         except OSError as exc:
             raise StageError(f"cannot read run ledger {self.ledger_path}: {exc.strerror or exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.setdefault("stages", {}), dict) or not all(
-                isinstance(v, dict) for v in data["stages"].values()):
-            raise CorruptLedgerError(f"run ledger {self.ledger_path} does not hold a ledger (expected an object "
-                                     "with a 'stages' object); re-run with --overwrite to set it aside and run the "
-                                     "stages again")
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.setdefault("stages", {}), dict)
+            or not all(isinstance(v, dict) for v in data["stages"].values())
+        ):
+            raise CorruptLedgerError(
+                f"run ledger {self.ledger_path} does not hold a ledger (expected an object "
+                "with a 'stages' object); re-run with --overwrite to set it aside and run the "
+                "stages again"
+            )
         return dict(data)
 
     def ledger(self) -> dict[str, Any]:
@@ -221,8 +240,10 @@ class RunFolder:
                 why = "does not match the sha256 recorded in the ledger (damaged or edited)"
             else:
                 continue
-            raise StageError(f"output {name!r} of stage {stage!r} ({path}) {why}; re-run that stage: "
-                             f"endoked run --out {self.root} --from {stage}")
+            raise StageError(
+                f"output {name!r} of stage {stage!r} ({path}) {why}; re-run that stage: "
+                f"endoked run --out {self.root} --from {stage}"
+            )
 
     def entry(self, stage: str) -> dict[str, Any] | None:
         """The ledger entry of one stage, if any."""
@@ -239,21 +260,30 @@ class RunFolder:
 
     def mark_running(self, stage: str, fingerprint: str, inputs: dict[str, Any]) -> None:
         prev = self.entry(stage) or {}
-        self._update(stage, {"status": "running", "fingerprint": fingerprint, "inputs": inputs,
-                             "started": _now(), "attempts": int(prev.get("attempts", 0)) + 1})
+        self._update(
+            stage,
+            {
+                "status": "running",
+                "fingerprint": fingerprint,
+                "inputs": inputs,
+                "started": _now(),
+                "attempts": int(prev.get("attempts", 0)) + 1,
+            },
+        )
 
     def mark_done(self, stage: str, outputs: dict[str, str], counts: dict[str, Any], seconds: float) -> None:
         entry = self.entry(stage)
         if entry is None:
             raise StageError(f"stage {stage} finished but was never marked running")
-        entry.update({
-            "status": "done",
-            "finished": _now(),
-            "seconds": round(seconds, 3),
-            "outputs": {name: {"path": rel, "sha256": sha256_file(self.abs(rel))}
-                        for name, rel in outputs.items()},
-            "counts": counts,
-        })
+        entry.update(
+            {
+                "status": "done",
+                "finished": _now(),
+                "seconds": round(seconds, 3),
+                "outputs": {name: {"path": rel, "sha256": sha256_file(self.abs(rel))} for name, rel in outputs.items()},
+                "counts": counts,
+            }
+        )
         self._update(stage, entry)
 
     def mark_failed(self, stage: str, error: str) -> None:
@@ -282,8 +312,9 @@ class RunFolder:
         """Absolute path of a finished stage's named output, or a StageError saying what to run."""
         entry = self.entry(stage)
         if not entry or entry.get("status") != "done":
-            raise StageError(f"stage {stage!r} has not finished in run {self.root}; run it first "
-                             f"(endoked run --to {stage})")
+            raise StageError(
+                f"stage {stage!r} has not finished in run {self.root}; run it first (endoked run --to {stage})"
+            )
         try:
             return self.abs(entry["outputs"][name]["path"])
         except KeyError as exc:

@@ -20,8 +20,13 @@ from endoked.runfolder import RunFolder
 logger = logging.getLogger(__name__)
 
 
-def build_config(run: RunFolder, archive: Path | None = None, profile: str | None = None,
-                 config_file: Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+def build_config(
+    run: RunFolder,
+    archive: Path | None = None,
+    profile: str | None = None,
+    config_file: Path | None = None,
+    overrides: Sequence[str] = (),
+) -> RunConfig:
     """Resolve the config of a run.
 
     A run folder that already holds ``config.yaml`` reuses it when neither ``profile`` nor ``config_file``
@@ -34,8 +39,9 @@ def build_config(run: RunFolder, archive: Path | None = None, profile: str | Non
     return resolve_config(profile, config_file, overrides, extra=extra)
 
 
-def execute(run: RunFolder, config: RunConfig, start: str | None = None, stop: str | None = None,
-            overwrite: bool = False) -> dict[str, str]:
+def execute(
+    run: RunFolder, config: RunConfig, start: str | None = None, stop: str | None = None, overwrite: bool = False
+) -> dict[str, str]:
     """Take the run folder's lock, write config/env, run the selected stages with ``log.txt`` attached, return
     per-stage status. With ``overwrite`` a corrupt ledger is set aside first (see
     :meth:`RunFolder.recover_ledger`); without it a corrupt ledger stops the run with a message."""
@@ -52,8 +58,7 @@ def execute(run: RunFolder, config: RunConfig, start: str | None = None, stop: s
             run.init(config.to_yaml(), config.seed, str(resolve_device(config.device)))
             t0 = time.perf_counter()
             logger.info("run %s (profile %s)", run.root, config.profile)
-            status = run_pipeline(run, config, start=start, stop=stop, overwrite=overwrite,
-                                  progress=progress_enabled())
+            status = run_pipeline(run, config, start=start, stop=stop, overwrite=overwrite, progress=progress_enabled())
             logger.info("run finished in %.1fs", time.perf_counter() - t0)
             return status
         finally:
@@ -71,9 +76,17 @@ def summary_lines(run: RunFolder, status: dict[str, str]) -> list[str]:
     return lines
 
 
-def run_from_cli(out: Path, archive: Path | None, profile: str | None, config_file: Path | None,
-                 overrides: Sequence[str], start: str | None, stop: str | None, overwrite: bool,
-                 dry_run: bool) -> dict[str, str]:
+def run_from_cli(
+    out: Path,
+    archive: Path | None,
+    profile: str | None,
+    config_file: Path | None,
+    overrides: Sequence[str],
+    start: str | None,
+    stop: str | None,
+    overwrite: bool,
+    dry_run: bool,
+) -> dict[str, str]:
     """``endoked run`` / ``endoked ingest``: resolve, optionally print (dry run), execute, summarise."""
     run = RunFolder(out)
     config = build_config(run, archive, profile, config_file, overrides)

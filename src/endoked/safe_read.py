@@ -20,8 +20,13 @@ from typing import BinaryIO
 
 from endoked.errors import DataFormatError
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 class UnsafeFileError(DataFormatError):
@@ -49,8 +54,12 @@ def _within(path: str, root: str | os.PathLike[str]) -> bool:
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
-def open_regular_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
-                      max_bytes: int | None = None, what: str = "file") -> BinaryIO:
+def open_regular_file(
+    path: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    max_bytes: int | None = None,
+    what: str = "file",
+) -> BinaryIO:
     """Open ``path`` for binary reading after the checks in the module docstring.
 
     Args:
@@ -71,8 +80,9 @@ def open_regular_file(path: str | os.PathLike[str], root: str | os.PathLike[str]
     if "\x00" in name:
         raise UnsafeFileError("bad_path", f"{what} path {shown} contains a NUL byte")
     if root is not None and not _within(name, root):
-        raise UnsafeFileError("path_escapes_root",
-                              f"{what} {shown} resolves to {os.path.realpath(name)}, outside the archive root {root}")
+        raise UnsafeFileError(
+            "path_escapes_root", f"{what} {shown} resolves to {os.path.realpath(name)}, outside the archive root {root}"
+        )
     try:
         st = os.stat(name)
     except FileNotFoundError:
@@ -90,8 +100,9 @@ def open_regular_file(path: str | os.PathLike[str], root: str | os.PathLike[str]
         if not stat.S_ISREG(st.st_mode):
             raise UnsafeFileError("not_a_file", f"{what} {shown} is {_kind(st.st_mode)}, not a regular file")
         if max_bytes is not None and st.st_size > max_bytes:
-            raise UnsafeFileError("file_too_large", f"{what} {shown} is {st.st_size} bytes, over the cap of "
-                                  f"{max_bytes} bytes")
+            raise UnsafeFileError(
+                "file_too_large", f"{what} {shown} is {st.st_size} bytes, over the cap of {max_bytes} bytes"
+            )
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -99,16 +110,22 @@ def open_regular_file(path: str | os.PathLike[str], root: str | os.PathLike[str]
         raise
 
 
-def read_regular_file(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
-                      max_bytes: int | None = None, what: str = "file") -> bytes:
+def read_regular_file(
+    path: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    max_bytes: int | None = None,
+    what: str = "file",
+) -> bytes:
     """All bytes of ``path``, read through :func:`open_regular_file` (same checks, same errors)."""
     with open_regular_file(path, root, max_bytes, what) as fh:
         try:
             data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
         except OSError as exc:
-            raise UnsafeFileError("unreadable_file", f"cannot read {what} {display_name(path)}: "
-                                  f"{exc.strerror or exc}") from None
+            raise UnsafeFileError(
+                "unreadable_file", f"cannot read {what} {display_name(path)}: {exc.strerror or exc}"
+            ) from None
     if max_bytes is not None and len(data) > max_bytes:
-        raise UnsafeFileError("file_too_large", f"{what} {display_name(path)} grew past the cap of {max_bytes} bytes "
-                              "while being read")
+        raise UnsafeFileError(
+            "file_too_large", f"{what} {display_name(path)} grew past the cap of {max_bytes} bytes while being read"
+        )
     return data

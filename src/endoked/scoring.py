@@ -96,8 +96,12 @@ def score_mil(truth: Truth, scores_path: Path) -> dict[str, Any]:
     s = np.array([k[0] for k in keyed], dtype=float)
     y = np.array([k[1] for k in keyed], dtype=int)
     pos = np.array([k[2] == 1 for k in keyed], dtype=bool)
-    return {"n": len(keyed), "instance_auroc": auroc(y, s), "instance_ap": average_precision(y, s),
-            "instance_auroc_positive_bags": auroc(y[pos], s[pos]) if pos.any() else float("nan")}
+    return {
+        "n": len(keyed),
+        "instance_auroc": auroc(y, s),
+        "instance_ap": average_precision(y, s),
+        "instance_auroc_positive_bags": auroc(y[pos], s[pos]) if pos.any() else float("nan"),
+    }
 
 
 def score_pseudo_masks(truth: Truth, run: RunFolder, table_path: Path) -> dict[str, Any]:
@@ -120,9 +124,12 @@ def score_pseudo_masks(truth: Truth, run: RunFolder, table_path: Path) -> dict[s
     n_true = sum(1 for v in truth.polyp.values() if v == 1)
     n_free = sum(1 for v in truth.polyp.values() if v == 0)
     covered = sum(1 for k, v in truth.polyp.items() if v == 1 and k in got)
-    return {"n_masks": len(rows), "dice": float(np.mean(dices)) if dices else float("nan"),
-            "coverage": covered / n_true if n_true else float("nan"),
-            "masks_on_polyp_free": false_pos / n_free if n_free else float("nan")}
+    return {
+        "n_masks": len(rows),
+        "dice": float(np.mean(dices)) if dices else float("nan"),
+        "coverage": covered / n_true if n_true else float("nan"),
+        "masks_on_polyp_free": false_pos / n_free if n_free else float("nan"),
+    }
 
 
 def score_run(run: RunFolder, archive: str | Path) -> dict[str, dict[str, Any]]:
@@ -138,8 +145,11 @@ def score_run(run: RunFolder, archive: str | Path) -> dict[str, dict[str, Any]]:
 
     if done("ingest"):
         exams = pq.read_table(run.output("ingest", "exams"), columns=["exam_id"]).num_rows
-        out["ingest"] = {"exams": exams, "exams_in_truth": len(truth.exams),
-                         "images": pq.read_table(run.output("ingest", "images"), columns=["exam_id"]).num_rows}
+        out["ingest"] = {
+            "exams": exams,
+            "exams_in_truth": len(truth.exams),
+            "images": pq.read_table(run.output("ingest", "images"), columns=["exam_id"]).num_rows,
+        }
     if done("extract"):
         out["extract"] = score_labels(truth, run.output("extract", "labels"))
     if done("mil"):

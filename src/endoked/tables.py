@@ -48,40 +48,132 @@ def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
     return pa.schema(list(fields))
 
 
-_S, _I32, _I64, _I8, _F32, _F64, _B = (pa.string(), pa.int32(), pa.int64(), pa.int8(), pa.float32(),
-                                       pa.float64(), pa.bool_())
+_S, _I32, _I64, _I8, _F32, _F64, _B = (
+    pa.string(),
+    pa.int32(),
+    pa.int64(),
+    pa.int8(),
+    pa.float32(),
+    pa.float64(),
+    pa.bool_(),
+)
 
-TABLES: dict[str, TableSpec] = {t.name: t for t in [
-    TableSpec("ingest", "exams", _schema(
-        ("exam_id", _S), ("report", _S), ("pathology", _S), ("n_images", _I32), ("n_valid_images", _I32),
-        ("report_encoding", _S), ("report_truncated", _B), ("meta", _S), ("row", _I64), ("source", _S)),
-        ("exam_id",)),
-    TableSpec("ingest", "images", _schema(
-        ("exam_id", _S), ("image", _S), ("path", _S), ("width", _I32), ("height", _I32), ("format", _S),
-        ("sha256", _S), ("bytes", _I64)), ("exam_id", "image")),
-    TableSpec("extract", "labels", _schema(
-        ("exam_id", _S), ("polyp", _S), ("polyp_count", _I64), ("polyps", _S), ("malignancy_suspected", _B),
-        ("pathology", _S), ("error", _S)), ("exam_id",)),
-    TableSpec("mil", "image_scores", _schema(
-        ("exam_id", _S), ("image", _S), ("score", _F32), ("bag_label", _I8)), ("exam_id", "image")),
-    TableSpec("mil", "selection", _schema(
-        ("exam_id", _S), ("image", _S), ("label", _I8), ("score", _F32), ("by", _S)), ("exam_id", "image")),
-    TableSpec("cam", "boxes", _schema(
-        ("exam_id", _S), ("image", _S), ("box_id", _I64), ("x0", _F64), ("y0", _F64), ("x1", _F64),
-        ("y1", _F64), ("cam_score", _F64), ("class_prob", _F64), ("area_fraction", _F64)),
-        ("exam_id", "image", "box_id")),
-    TableSpec("cam", "dropped", _schema(
-        ("exam_id", _S), ("image", _S), ("reason", _S), ("class_prob", _F64)), ("exam_id", "image")),
-    TableSpec("cam", "cams", _schema(
-        ("exam_id", _S), ("image", _S), ("file", _S), ("key", _S)), ("exam_id", "image")),
-    TableSpec("prompt_seg", "pseudo_labels", _schema(
-        ("exam_id", _S), ("image", _S), ("mask", _S), ("score", _F64), ("source", _S),
-        ("segmenter_score", _F64), ("cam_agreement", _F64), ("area_fraction", _F64), ("box_fill", _F64),
-        ("n_boxes", _I64), ("box_x0", _F64), ("box_y0", _F64), ("box_x1", _F64), ("box_y1", _F64),
-        ("consensus", _F64), ("rank", _F64), ("rescued", _B)), ("exam_id", "image")),
-    TableSpec("prompt_seg", "rejected", _schema(
-        ("exam_id", _S), ("image", _S), ("reason", _S)), ("exam_id", "image")),
-]}
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in [
+        TableSpec(
+            "ingest",
+            "exams",
+            _schema(
+                ("exam_id", _S),
+                ("report", _S),
+                ("pathology", _S),
+                ("n_images", _I32),
+                ("n_valid_images", _I32),
+                ("report_encoding", _S),
+                ("report_truncated", _B),
+                ("meta", _S),
+                ("row", _I64),
+                ("source", _S),
+            ),
+            ("exam_id",),
+        ),
+        TableSpec(
+            "ingest",
+            "images",
+            _schema(
+                ("exam_id", _S),
+                ("image", _S),
+                ("path", _S),
+                ("width", _I32),
+                ("height", _I32),
+                ("format", _S),
+                ("sha256", _S),
+                ("bytes", _I64),
+            ),
+            ("exam_id", "image"),
+        ),
+        TableSpec(
+            "extract",
+            "labels",
+            _schema(
+                ("exam_id", _S),
+                ("polyp", _S),
+                ("polyp_count", _I64),
+                ("polyps", _S),
+                ("malignancy_suspected", _B),
+                ("pathology", _S),
+                ("error", _S),
+            ),
+            ("exam_id",),
+        ),
+        TableSpec(
+            "mil",
+            "image_scores",
+            _schema(("exam_id", _S), ("image", _S), ("score", _F32), ("bag_label", _I8)),
+            ("exam_id", "image"),
+        ),
+        TableSpec(
+            "mil",
+            "selection",
+            _schema(("exam_id", _S), ("image", _S), ("label", _I8), ("score", _F32), ("by", _S)),
+            ("exam_id", "image"),
+        ),
+        TableSpec(
+            "cam",
+            "boxes",
+            _schema(
+                ("exam_id", _S),
+                ("image", _S),
+                ("box_id", _I64),
+                ("x0", _F64),
+                ("y0", _F64),
+                ("x1", _F64),
+                ("y1", _F64),
+                ("cam_score", _F64),
+                ("class_prob", _F64),
+                ("area_fraction", _F64),
+            ),
+            ("exam_id", "image", "box_id"),
+        ),
+        TableSpec(
+            "cam",
+            "dropped",
+            _schema(("exam_id", _S), ("image", _S), ("reason", _S), ("class_prob", _F64)),
+            ("exam_id", "image"),
+        ),
+        TableSpec(
+            "cam", "cams", _schema(("exam_id", _S), ("image", _S), ("file", _S), ("key", _S)), ("exam_id", "image")
+        ),
+        TableSpec(
+            "prompt_seg",
+            "pseudo_labels",
+            _schema(
+                ("exam_id", _S),
+                ("image", _S),
+                ("mask", _S),
+                ("score", _F64),
+                ("source", _S),
+                ("segmenter_score", _F64),
+                ("cam_agreement", _F64),
+                ("area_fraction", _F64),
+                ("box_fill", _F64),
+                ("n_boxes", _I64),
+                ("box_x0", _F64),
+                ("box_y0", _F64),
+                ("box_x1", _F64),
+                ("box_y1", _F64),
+                ("consensus", _F64),
+                ("rank", _F64),
+                ("rescued", _B),
+            ),
+            ("exam_id", "image"),
+        ),
+        TableSpec(
+            "prompt_seg", "rejected", _schema(("exam_id", _S), ("image", _S), ("reason", _S)), ("exam_id", "image")
+        ),
+    ]
+}
 
 
 def spec(name: str) -> TableSpec:
@@ -94,8 +186,9 @@ def spec(name: str) -> TableSpec:
 
 def with_version(schema: pa.Schema, name: str) -> pa.Schema:
     """``schema`` with the contract's version and table name in its metadata (as writers store it)."""
-    return schema.with_metadata({**(schema.metadata or {}), VERSION_KEY: SCHEMA_VERSION.encode(),
-                                 TABLE_KEY: name.encode()})
+    return schema.with_metadata(
+        {**(schema.metadata or {}), VERSION_KEY: SCHEMA_VERSION.encode(), TABLE_KEY: name.encode()}
+    )
 
 
 def check(table: pa.Table | pa.Schema, name: str, path: str | os.PathLike[str]) -> None:
@@ -104,8 +197,10 @@ def check(table: pa.Table | pa.Schema, name: str, path: str | os.PathLike[str]) 
     got = table if isinstance(table, pa.Schema) else table.schema
     version = (got.metadata or {}).get(VERSION_KEY)
     if version is not None and version.decode() != SCHEMA_VERSION:
-        raise TableSchemaError(f"{path}: table {name} has schema version {version.decode()}, "
-                               f"this endoked reads version {SCHEMA_VERSION}; re-run stage {spec(name).stage}")
+        raise TableSchemaError(
+            f"{path}: table {name} has schema version {version.decode()}, "
+            f"this endoked reads version {SCHEMA_VERSION}; re-run stage {spec(name).stage}"
+        )
     for field in want:
         idx = got.get_field_index(field.name)
         if idx < 0:

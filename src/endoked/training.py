@@ -42,8 +42,11 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------- distribution
 def dist_info() -> tuple[int, int, int]:
     """``(world_size, rank, local_rank)`` from the ``torchrun`` environment (1, 0, 0 otherwise)."""
-    return (int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
-            int(os.environ.get("LOCAL_RANK", "0")))
+    return (
+        int(os.environ.get("WORLD_SIZE", "1")),
+        int(os.environ.get("RANK", "0")),
+        int(os.environ.get("LOCAL_RANK", "0")),
+    )
 
 
 def init_distributed(device: torch.device) -> torch.device:
@@ -120,9 +123,14 @@ def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.Gr
     return torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and dtype == torch.float16)
 
 
-def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                   clip: float | None = None, params: Sequence[torch.Tensor] | None = None,
-                   clip_mode: str = "norm") -> None:
+def optimizer_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    clip: float | None = None,
+    params: Sequence[torch.Tensor] | None = None,
+    clip_mode: str = "norm",
+) -> None:
     """Backward pass and optimiser step through ``scaler``, with optional gradient clipping."""
     scaler.scale(loss).backward()
     if clip is not None:
@@ -301,8 +309,9 @@ class TrainLoop:
         t_start = time.perf_counter() - state.elapsed
         best: dict[str, Any] | None = None
         per_epoch = max(1, self.task.items_per_epoch)
-        with bar(self.epochs * per_epoch, desc=self.desc, unit=self.unit,
-                 enabled=self.progress if rank == 0 else False) as pbar:
+        with bar(
+            self.epochs * per_epoch, desc=self.desc, unit=self.unit, enabled=self.progress if rank == 0 else False
+        ) as pbar:
             pbar.update(min(state.epoch, self.epochs) * per_epoch)
             while state.epoch < self.epochs and not state.stopped:
                 epoch = state.epoch
@@ -317,15 +326,21 @@ class TrainLoop:
                     self.on_epoch_end(state)
                 over, state.stopped = _from_rank0(over, state.stopped)
                 if over and not last and not state.stopped:
-                    logger.warning("%s: time budget of %.0f s reached after epoch %d of %d; stopping", self.desc,
-                                   self.time_budget_s or 0.0, epoch + 1, self.epochs)
+                    logger.warning(
+                        "%s: time budget of %.0f s reached after epoch %d of %d; stopping",
+                        self.desc,
+                        self.time_budget_s or 0.0,
+                        epoch + 1,
+                        self.epochs,
+                    )
                     state.stopped = "budget"
         if best is None and self.best_path is not None and self.best_path.is_file():
             best = torch.load(self.best_path, map_location="cpu", weights_only=True)
         return FitResult(state, best, self.last_path, self.best_path, time.perf_counter() - t_start)
 
-    def _finish_epoch(self, state: LoopState, epoch: int, record: dict[str, Any], final: bool,
-                      t_start: float) -> dict[str, Any] | None:
+    def _finish_epoch(
+        self, state: LoopState, epoch: int, record: dict[str, Any], final: bool, t_start: float
+    ) -> dict[str, Any] | None:
         """Validate, judge, write the best checkpoint and ``last.pt``; returns a new best's content."""
         val = self.task.validate(epoch, final)
         if val:
@@ -352,8 +367,16 @@ class TrainLoop:
         done = epoch + 1
         figures = " ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
         rate = state.elapsed / done
-        logger.info("%s epoch %d/%d: %s%s (%.0f s, ETA %.0f s)", self.desc, done, self.epochs, figures,
-                    " (best)" if improved else "", state.elapsed, rate * (self.epochs - done))
+        logger.info(
+            "%s epoch %d/%d: %s%s (%.0f s, ETA %.0f s)",
+            self.desc,
+            done,
+            self.epochs,
+            figures,
+            " (best)" if improved else "",
+            state.elapsed,
+            rate * (self.epochs - done),
+        )
         if state.stopped == "early":
             logger.info("%s: early stop after epoch %d (best epoch %d)", self.desc, done, state.best_epoch)
 
@@ -369,10 +392,23 @@ class ModelTask(TrainTask):
     :class:`LoopState`); the best checkpoint ``epoch``, ``model``, ``metric`` and ``val``.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: StepFn, data: Sequence[Any], *,
-                 batch_size: int, collate: Callable[[list[Any]], Any], seed: int, device: torch.device,
-                 amp: bool | None, validate: Callable[[nn.Module], dict[str, float]] | None, metric: str,
-                 scheduler: Any = None, grad_clip: float | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        step: StepFn,
+        data: Sequence[Any],
+        *,
+        batch_size: int,
+        collate: Callable[[list[Any]], Any],
+        seed: int,
+        device: torch.device,
+        amp: bool | None,
+        validate: Callable[[nn.Module], dict[str, float]] | None,
+        metric: str,
+        scheduler: Any = None,
+        grad_clip: float | None = None,
+    ) -> None:
         self.model, self.optimizer, self.step, self.data = model, optimizer, step, data
         self.batch_size, self.collate, self.seed, self.device = batch_size, collate, seed, device
         self.dtype = amp_dtype(device, amp)
@@ -388,7 +424,7 @@ class ModelTask(TrainTask):
         """This rank's batches of ``epoch``: a seeded permutation cut in ``batch_size`` slices, each slice
         rank-strided (so the ranks' gradients average to the single-process batch gradient)."""
         order = torch.randperm(len(self.data), generator=epoch_generator(self.seed, epoch + 1)).tolist()
-        cuts = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        cuts = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if self.world > 1:
             cuts = [c for c in cuts if len(c) >= self.world]  # every rank needs a share of every batch
         return [[self.data[i] for i in rank_slice(c, self.world, self.rank)] for c in cuts]
@@ -421,14 +457,22 @@ class ModelTask(TrainTask):
         return -math.inf if math.isnan(value) else value
 
     def best_checkpoint(self, state: LoopState, epoch: int, val: dict[str, Any] | None) -> dict[str, Any]:
-        return {"epoch": epoch + 1, "model": _cpu_state(self.model), "metric": state.best_metric,
-                "val": dict(val or {})}
+        return {
+            "epoch": epoch + 1,
+            "model": _cpu_state(self.model),
+            "metric": state.best_metric,
+            "val": dict(val or {}),
+        }
 
     def state_dict(self, state: LoopState) -> dict[str, Any]:
-        return {"epoch": state.epoch, "model": _cpu_state(self.model), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                "loop": asdict(state)}
+        return {
+            "epoch": state.epoch,
+            "model": _cpu_state(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "loop": asdict(state),
+        }
 
     def load_state_dict(self, content: dict[str, Any]) -> LoopState | None:
         if "loop" not in content or "model" not in content:
@@ -445,13 +489,28 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def fit(model: nn.Module, optimizer: torch.optim.Optimizer, step: StepFn, data: Sequence[Any], *, epochs: int,
-        batch_size: int, collate: Callable[[list[Any]], Any] | None = None,
-        validate: Callable[[nn.Module], dict[str, float]] | None = None, metric: str = "",
-        checkpoint_dir: Path | None = None, seed: int = 0, device: torch.device | None = None,
-        amp: bool | None = None, scheduler: Any = None, grad_clip: float | None = None,
-        time_budget_s: float | None = None, progress: bool | None = None, desc: str = "train",
-        on_epoch_end: Callable[[LoopState], None] | None = None) -> FitResult:
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: StepFn,
+    data: Sequence[Any],
+    *,
+    epochs: int,
+    batch_size: int,
+    collate: Callable[[list[Any]], Any] | None = None,
+    validate: Callable[[nn.Module], dict[str, float]] | None = None,
+    metric: str = "",
+    checkpoint_dir: Path | None = None,
+    seed: int = 0,
+    device: torch.device | None = None,
+    amp: bool | None = None,
+    scheduler: Any = None,
+    grad_clip: float | None = None,
+    time_budget_s: float | None = None,
+    progress: bool | None = None,
+    desc: str = "train",
+    on_epoch_end: Callable[[LoopState], None] | None = None,
+) -> FitResult:
     """Train ``model`` on ``data`` with ``step(model, batch) -> loss`` (see :class:`ModelTask`, :class:`TrainLoop`).
 
     Args:
@@ -477,9 +536,29 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, step: StepFn, data: 
         raise ValueError("fit: a validate callback needs the metric to select the best epoch by")
     device = init_distributed(device or next(model.parameters()).device)
     model.to(device)
-    task = ModelTask(model, optimizer, step, data, batch_size=batch_size,
-                     collate=collate or torch.utils.data.default_collate, seed=seed, device=device, amp=amp,
-                     validate=validate, metric=metric, scheduler=scheduler, grad_clip=grad_clip)
-    loop = TrainLoop(task, epochs, checkpoint_dir, time_budget_s=time_budget_s, progress=progress, desc=desc,
-                     unit="sample", on_epoch_end=on_epoch_end)
+    task = ModelTask(
+        model,
+        optimizer,
+        step,
+        data,
+        batch_size=batch_size,
+        collate=collate or torch.utils.data.default_collate,
+        seed=seed,
+        device=device,
+        amp=amp,
+        validate=validate,
+        metric=metric,
+        scheduler=scheduler,
+        grad_clip=grad_clip,
+    )
+    loop = TrainLoop(
+        task,
+        epochs,
+        checkpoint_dir,
+        time_budget_s=time_budget_s,
+        progress=progress,
+        desc=desc,
+        unit="sample",
+        on_epoch_end=on_epoch_end,
+    )
     return loop.run()

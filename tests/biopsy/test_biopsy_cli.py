@@ -44,8 +44,21 @@ def test_bad_inputs_exit_non_zero(tmp_path: Path, capsys: pytest.CaptureFixture[
     # model file missing or not a checkpoint
     assert main(["biopsy", "eval", "--model", str(tmp_path / "none.pt"), "--labels", str(tmp_path / "bad.csv")]) == 2
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    assert main(["biopsy", "predict", "--model", str(tmp_path / "junk.pt"), "--images", str(tmp_path),
-                 "--out", str(tmp_path / "p.csv")]) == 2
+    assert (
+        main(
+            [
+                "biopsy",
+                "predict",
+                "--model",
+                str(tmp_path / "junk.pt"),
+                "--images",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 2
+    )
     assert "cannot read biopsy checkpoint" in capsys.readouterr().err
     # missing required option: usage error
     assert main(["biopsy", "predict", "--model", "m.pt"]) == 2

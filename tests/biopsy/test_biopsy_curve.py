@@ -22,8 +22,17 @@ def _feats(n: int, dim: int, seed: int, views: int = 1) -> tuple[Features, np.nd
 
 
 def test_curve_rows_and_pretraining_effect() -> None:
-    cfg = BiopsyConfig(backbone="test_efficientnet", pretrained=False, curve_fractions=[0.1, 1.0], curve_repeats=2,
-                       finetune_steps=5, pretrain_steps=60, batch_size=16, bootstrap=100, dropout=0.0)
+    cfg = BiopsyConfig(
+        backbone="test_efficientnet",
+        pretrained=False,
+        curve_fractions=[0.1, 1.0],
+        curve_repeats=2,
+        finetune_steps=5,
+        pretrain_steps=60,
+        batch_size=16,
+        bootstrap=100,
+        dropout=0.0,
+    )
     torch.manual_seed(0)
     base = build_model(cfg)
     dim = base.head.net[-1].in_features
@@ -31,14 +40,35 @@ def test_curve_rows_and_pretraining_effect() -> None:
     pool, y_pool = _feats(60, dim, 2, views=3)
     test, y_test = _feats(90, dim, 3)
     pretrained = copy.deepcopy(base)
-    train_steps(pretrained, pre, y_pre, cfg, steps=cfg.pretrain_steps, lr=1e-2, label_smoothing=0.0, seed=0,
-                device=torch.device("cpu"))
+    train_steps(
+        pretrained,
+        pre,
+        y_pre,
+        cfg,
+        steps=cfg.pretrain_steps,
+        lr=1e-2,
+        label_smoothing=0.0,
+        seed=0,
+        device=torch.device("cpu"),
+    )
     arms = {"pretrained": (pretrained, True), "scratch": (base, False)}
     groups = [f"g{i}" for i in range(60)]
-    rows = data_efficiency(arms, {"pretrained": pool, "scratch": pool}, y_pool, groups,
-                           {"pretrained": test, "scratch": test}, y_test, cfg, torch.device("cpu"))
-    assert [(r["fraction"], r["arm"]) for r in rows] == [(0.1, "pretrained"), (0.1, "scratch"),
-                                                        (1.0, "pretrained"), (1.0, "scratch")]
+    rows = data_efficiency(
+        arms,
+        {"pretrained": pool, "scratch": pool},
+        y_pool,
+        groups,
+        {"pretrained": test, "scratch": test},
+        y_test,
+        cfg,
+        torch.device("cpu"),
+    )
+    assert [(r["fraction"], r["arm"]) for r in rows] == [
+        (0.1, "pretrained"),
+        (0.1, "scratch"),
+        (1.0, "pretrained"),
+        (1.0, "scratch"),
+    ]
     # 10 % of 20 non-neoplastic -> 2, of 40 neoplastic -> 4; the validation split takes one image of each class
     assert rows[0]["n_train"] + rows[0]["n_val"] == 6 and rows[0]["n_val"] == 2
     assert rows[2]["n_train"] + rows[2]["n_val"] == 60
@@ -49,6 +79,14 @@ def test_curve_rows_and_pretraining_effect() -> None:
     assert rows[0]["auroc"] > 0.9 and rows[0]["auroc"] - rows[1]["auroc"] > 0.1
     assert abs(rows[0]["auroc_gain"] - (rows[0]["auroc"] - rows[1]["auroc"])) < 1e-9
     assert rows[0]["auroc_gain_ci"][0] > 0
-    again = data_efficiency(arms, {"pretrained": pool, "scratch": pool}, y_pool, groups,
-                            {"pretrained": test, "scratch": test}, y_test, cfg, torch.device("cpu"))
+    again = data_efficiency(
+        arms,
+        {"pretrained": pool, "scratch": pool},
+        y_pool,
+        groups,
+        {"pretrained": test, "scratch": test},
+        y_test,
+        cfg,
+        torch.device("cpu"),
+    )
     assert [r["auroc"] for r in again] == [r["auroc"] for r in rows]

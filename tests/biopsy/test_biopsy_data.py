@@ -21,10 +21,19 @@ from endoked.biopsy.data import (
 from endoked.errors import DataFormatError
 
 
-@pytest.mark.parametrize(("pathology", "expected"), [
-    ("adenoma", 1), ("sessile_serrated", 1), ("adenocarcinoma", 1), ("hyperplastic", 0), ("inflammatory", 0),
-    ("other", None), (None, None), ("Adenoma ", 1),
-])
+@pytest.mark.parametrize(
+    ("pathology", "expected"),
+    [
+        ("adenoma", 1),
+        ("sessile_serrated", 1),
+        ("adenocarcinoma", 1),
+        ("hyperplastic", 0),
+        ("inflammatory", 0),
+        ("other", None),
+        (None, None),
+        ("Adenoma ", 1),
+    ],
+)
 def test_pathology_class_maps_report_fields(pathology: str | None, expected: int | None) -> None:
     assert pathology_class(pathology, BiopsyConfig()) == expected
 
@@ -37,10 +46,20 @@ def test_pathology_class_follows_config() -> None:
         BiopsyConfig(neoplastic=["adenoma"], non_neoplastic=["adenoma"])
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("neoplastic", 1), ("non_neoplastic", 0), ("Non-neoplastic", 0), ("1", 1), ("0", 0), ("hyperplastic", 0),
-    ("sessile serrated", 1), ("polyp", None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("neoplastic", 1),
+        ("non_neoplastic", 0),
+        ("Non-neoplastic", 0),
+        ("1", 1),
+        ("0", 0),
+        ("hyperplastic", 0),
+        ("sessile serrated", 1),
+        ("polyp", None),
+        ("", None),
+    ],
+)
 def test_label_class(value: str, expected: int | None) -> None:
     assert label_class(value, BiopsyConfig()) == expected
 
@@ -49,18 +68,22 @@ def _tables() -> tuple[list[dict], list[dict], list[dict]]:
     labels = [
         {"exam_id": "E1", "pathology": "adenoma", "error": None},
         {"exam_id": "E2", "pathology": "hyperplastic", "error": None},
-        {"exam_id": "E3", "pathology": None, "error": None},          # no pathology: not used
-        {"exam_id": "E4", "pathology": "other", "error": None},       # other: not used
+        {"exam_id": "E3", "pathology": None, "error": None},  # no pathology: not used
+        {"exam_id": "E4", "pathology": "other", "error": None},  # other: not used
         {"exam_id": "E5", "pathology": "adenoma", "error": "timeout"},  # failed extraction: not used
         {"exam_id": "E6", "pathology": "inflammatory", "error": None},  # no scored image
     ]
-    scores = [{"exam_id": "E1", "image": f"E1/{i}.jpg", "score": s, "bag_label": 1}
-              for i, s in enumerate([0.2, 0.9, 0.5, 0.95, 0.9])]
-    scores += [{"exam_id": "E2", "image": "E2/0.jpg", "score": 0.7, "bag_label": 1},
-               {"exam_id": "E2", "image": "E2/1.jpg", "score": None, "bag_label": 1},
-               {"exam_id": "E2", "image": "E2/2.jpg", "score": 0.1, "bag_label": 1},
-               {"exam_id": "E3", "image": "E3/0.jpg", "score": 0.9, "bag_label": 1},
-               {"exam_id": "E5", "image": "E5/0.jpg", "score": 0.9, "bag_label": 1}]
+    scores = [
+        {"exam_id": "E1", "image": f"E1/{i}.jpg", "score": s, "bag_label": 1}
+        for i, s in enumerate([0.2, 0.9, 0.5, 0.95, 0.9])
+    ]
+    scores += [
+        {"exam_id": "E2", "image": "E2/0.jpg", "score": 0.7, "bag_label": 1},
+        {"exam_id": "E2", "image": "E2/1.jpg", "score": None, "bag_label": 1},
+        {"exam_id": "E2", "image": "E2/2.jpg", "score": 0.1, "bag_label": 1},
+        {"exam_id": "E3", "image": "E3/0.jpg", "score": 0.9, "bag_label": 1},
+        {"exam_id": "E5", "image": "E5/0.jpg", "score": 0.9, "bag_label": 1},
+    ]
     images = [{"exam_id": r["exam_id"], "image": r["image"], "path": f"/a/{r['image']}"} for r in scores]
     return labels, scores, images
 
@@ -70,20 +93,34 @@ def test_pretrain_items_take_top_k_of_known_pathology() -> None:
     items, counts = pretrain_items(labels, scores, images, BiopsyConfig(top_k=3))
     got = [(it.group, it.image, it.label) for it in items]
     # E1: scores 0.95 (3), 0.9 (1), 0.9 (4) -> ties broken by name; E2: 0.7, 0.1 (null skipped)
-    assert got == [("E1", "E1/3.jpg", 1), ("E1", "E1/1.jpg", 1), ("E1", "E1/4.jpg", 1),
-                   ("E2", "E2/0.jpg", 0), ("E2", "E2/2.jpg", 0)]
+    assert got == [
+        ("E1", "E1/3.jpg", 1),
+        ("E1", "E1/1.jpg", 1),
+        ("E1", "E1/4.jpg", 1),
+        ("E2", "E2/0.jpg", 0),
+        ("E2", "E2/2.jpg", 0),
+    ]
     assert items[0].path == "/a/E1/3.jpg"
-    assert counts == {"exams_neoplastic": 1, "exams_non_neoplastic": 1, "exams_unknown": 3,
-                      "exams_without_images": 1, "images_neoplastic": 3, "images_non_neoplastic": 2,
-                      "images_cropped": 0}
+    assert counts == {
+        "exams_neoplastic": 1,
+        "exams_non_neoplastic": 1,
+        "exams_unknown": 3,
+        "exams_without_images": 1,
+        "images_neoplastic": 3,
+        "images_non_neoplastic": 2,
+        "images_cropped": 0,
+    }
 
 
 def test_pretrain_items_min_score_and_boxes() -> None:
     labels, scores, images = _tables()
     boxes = {("E1", "E1/3.jpg"): (1, 2, 10, 12)}
     items, counts = pretrain_items(labels, scores, images, BiopsyConfig(top_k=2, min_mil_score=0.5), boxes)
-    assert [(it.image, it.box) for it in items] == [("E1/3.jpg", (1, 2, 10, 12)), ("E1/1.jpg", None),
-                                                    ("E2/0.jpg", None)]
+    assert [(it.image, it.box) for it in items] == [
+        ("E1/3.jpg", (1, 2, 10, 12)),
+        ("E1/1.jpg", None),
+        ("E2/0.jpg", None),
+    ]
     assert counts["images_cropped"] == 1
 
 
@@ -104,8 +141,10 @@ def _img(path: Path) -> None:
 def test_read_labelled_csv_records_bad_rows(tmp_path: Path) -> None:
     _img(tmp_path / "a.png")
     _img(tmp_path / "b.png")
-    (tmp_path / "set.csv").write_text("image,label,group\na.png,neoplastic,P1\nb.png,hyperplastic,\n"
-                                      "c.png,neoplastic,P2\na.png,polyp,P1\n", encoding="utf-8")
+    (tmp_path / "set.csv").write_text(
+        "image,label,group\na.png,neoplastic,P1\nb.png,hyperplastic,\nc.png,neoplastic,P2\na.png,polyp,P1\n",
+        encoding="utf-8",
+    )
     items, errors = read_labelled_set(tmp_path / "set.csv", BiopsyConfig())
     assert [(it.image, it.label, it.group) for it in items] == [("a.png", 1, "P1"), ("b.png", 0, "image:b.png")]
     assert items[0].path == str(tmp_path / "a.png")

@@ -16,8 +16,17 @@ from endoked.biopsy.model import load_model
 from endoked.cli import main
 from endoked.io import write_parquet
 
-TINY = {"backbone": "test_efficientnet", "pretrained": False, "image_size": 32, "pretrain_steps": 40,
-        "finetune_steps": 40, "bootstrap": 50, "batch_size": 8, "feature_batch_size": 8, "dropout": 0.0}
+TINY = {
+    "backbone": "test_efficientnet",
+    "pretrained": False,
+    "image_size": 32,
+    "pretrain_steps": 40,
+    "finetune_steps": 40,
+    "bootstrap": 50,
+    "batch_size": 8,
+    "feature_batch_size": 8,
+    "dropout": 0.0,
+}
 
 
 def _image(path: Path, cls: int, seed: int) -> None:
@@ -51,8 +60,9 @@ def _run_folder(root: Path) -> Path:
     for e in range(8):
         exam = f"E{e}"
         cls = e % 2
-        labels.append({"exam_id": exam, "polyp": "present", "pathology": "adenoma" if cls else "hyperplastic",
-                       "error": None})
+        labels.append(
+            {"exam_id": exam, "polyp": "present", "pathology": "adenoma" if cls else "hyperplastic", "error": None}
+        )
         for i in range(4):
             img = f"{exam}/{i}.png"
             path = root / "archive" / img
@@ -60,8 +70,11 @@ def _run_folder(root: Path) -> Path:
             images.append({"exam_id": exam, "image": img, "path": str(path)})
             scores.append({"exam_id": exam, "image": img, "score": 0.9 - 0.2 * i, "bag_label": 1})
     labels.append({"exam_id": "E9", "polyp": "absent", "pathology": None, "error": None})
-    for stage, name, rows in (("extract", "labels", labels), ("mil", "image_scores", scores),
-                              ("ingest", "images", images)):
+    for stage, name, rows in (
+        ("extract", "labels", labels),
+        ("mil", "image_scores", scores),
+        ("ingest", "images", images),
+    ):
         write_parquet(run / stage / f"{name}.parquet", rows)
     return run
 
@@ -81,8 +94,7 @@ def test_train_writes_model_and_summary(trained: dict) -> None:
     out = trained["root"] / "model"
     summary = trained["summary"]
     assert (out / "model.pt").is_file() and (out / "splits.csv").is_file()
-    assert json.loads((out / "train.json").read_text(encoding="utf-8"))["pretrain_counts"] == \
-        summary["pretrain_counts"]
+    assert json.loads((out / "train.json").read_text(encoding="utf-8"))["pretrain_counts"] == summary["pretrain_counts"]
     # top-3 of 8 exams with known pathology
     assert summary["pretrain_counts"]["images_neoplastic"] == 12
     assert summary["pretrain_counts"]["images_non_neoplastic"] == 12
@@ -106,12 +118,14 @@ def test_eval_separates_classes_and_checkpoint_round_trips(trained: dict) -> Non
     assert (out / "roc.png").read_bytes()[:4] == b"\x89PNG"
     model, cfg, _meta = load_model(trained["root"] / "model" / "model.pt")
     assert cfg.backbone == "test_efficientnet" and model.threshold == pytest.approx(
-        trained["summary"]["calibration"]["threshold"])
+        trained["summary"]["calibration"]["threshold"]
+    )
     rows = predict_images(trained["root"] / "model" / "model.pt", trained["test"], device="cpu", workers=1)
     with open(out / "predictions.csv", encoding="utf-8") as fh:
         saved = list(csv.DictReader(fh))
-    np.testing.assert_allclose([float(r["prob_neoplastic"]) for r in saved],
-                               [r["prob_neoplastic"] for r in rows], rtol=1e-6)
+    np.testing.assert_allclose(
+        [float(r["prob_neoplastic"]) for r in saved], [r["prob_neoplastic"] for r in rows], rtol=1e-6
+    )
 
 
 def test_cli_predict_on_image_folder(trained: dict, tmp_path: Path) -> None:
@@ -119,8 +133,21 @@ def test_cli_predict_on_image_folder(trained: dict, tmp_path: Path) -> None:
     _image(folder / "a.png", 1, 7)
     _image(folder / "b.png", 0, 8)
     (folder / "c.png").write_bytes(b"not an image")
-    code = main(["--no-progress", "biopsy", "predict", "--model", str(trained["root"] / "model" / "model.pt"),
-                 "--images", str(folder), "--out", str(tmp_path / "p.csv"), "--device", "cpu"])
+    code = main(
+        [
+            "--no-progress",
+            "biopsy",
+            "predict",
+            "--model",
+            str(trained["root"] / "model" / "model.pt"),
+            "--images",
+            str(folder),
+            "--out",
+            str(tmp_path / "p.csv"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     with open(tmp_path / "p.csv", encoding="utf-8") as fh:
         rows = {r["image"]: r for r in csv.DictReader(fh)}
@@ -147,9 +174,15 @@ def test_partly_and_fully_trainable_encoder(trained: dict, tmp_path: Path, block
     torch.manual_seed(cfg.seed)
     fresh = build_model(cfg)
     last = model.encoder.model.blocks[-1]
-    changed = any(not torch.equal(a, b) for a, b in zip(last.parameters(), fresh.encoder.model.blocks[-1].parameters(),
-                                                         strict=True))
-    first = all(torch.equal(a, b) for a, b in zip(model.encoder.model.conv_stem.parameters(),
-                                                  fresh.encoder.model.conv_stem.parameters(), strict=True))
+    changed = any(
+        not torch.equal(a, b)
+        for a, b in zip(last.parameters(), fresh.encoder.model.blocks[-1].parameters(), strict=True)
+    )
+    first = all(
+        torch.equal(a, b)
+        for a, b in zip(
+            model.encoder.model.conv_stem.parameters(), fresh.encoder.model.conv_stem.parameters(), strict=True
+        )
+    )
     assert changed and first == (blocks > 0)
     assert summary["finetune"]["steps"] == 3

@@ -16,9 +16,17 @@ from endoked.io import read_parquet
 from endoked.pipeline import available_stages, run_stage
 from endoked.runfolder import RunFolder
 
-CAM_SET = ["cam.backbone=test_efficientnet", "cam.pretrained=false", "cam.image_size=64", "cam.epochs=3",
-           "cam.levels=[2, 3]", "cam.chunk_size=3", "cam.encode_batch_size=2", "cam.min_class_prob=0.0",
-           "cam.hidden=8"]
+CAM_SET = [
+    "cam.backbone=test_efficientnet",
+    "cam.pretrained=false",
+    "cam.image_size=64",
+    "cam.epochs=3",
+    "cam.levels=[2, 3]",
+    "cam.chunk_size=3",
+    "cam.encode_batch_size=2",
+    "cam.min_class_prob=0.0",
+    "cam.hidden=8",
+]
 
 
 def make_run(tmp_path: Path, broken: bool = False) -> RunFolder:

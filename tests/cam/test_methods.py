@@ -49,9 +49,9 @@ def tiny_net(levels: tuple[int, ...] = (1,), pool: str = "gap") -> CamNet:
 def spot_image(y: int, x: int, size: int = 16) -> torch.Tensor:
     """Channel 0 high on a 4×4 square at (y, x); channel 1 high elsewhere (a distractor)."""
     img = torch.zeros(1, 3, size, size)
-    img[0, 0, y:y + 4, x:x + 4] = 1.0
+    img[0, 0, y : y + 4, x : x + 4] = 1.0
     img[0, 1] = 1.0
-    img[0, 1, y:y + 4, x:x + 4] = 0.0
+    img[0, 1, y : y + 4, x : x + 4] = 0.0
     return img
 
 
@@ -178,7 +178,8 @@ class ConvEncoder(nn.Module):
         super().__init__()
         self.blocks = nn.Sequential(
             nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()),
-            nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6), nn.ReLU()))
+            nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6), nn.ReLU()),
+        )
         self.feature_info = _Info(["blocks.0", "blocks.1"])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

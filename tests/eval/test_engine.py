@@ -157,8 +157,12 @@ def test_smeasure_centroid_tie_rounds_like_matlab() -> None:
             h, w = g.shape
             cy = cx = 4  # MATLAB round(3.5)
             ws = (cx * cy / (h * w), cy * (w - cx) / (h * w), (h - cy) * cx / (h * w))
-            parts = [self.ssim(p[:cy, :cx], g[:cy, :cx]), self.ssim(p[:cy, cx:], g[:cy, cx:]),
-                     self.ssim(p[cy:, :cx], g[cy:, :cx]), self.ssim(p[cy:, cx:], g[cy:, cx:])]
+            parts = [
+                self.ssim(p[:cy, :cx], g[:cy, :cx]),
+                self.ssim(p[:cy, cx:], g[:cy, cx:]),
+                self.ssim(p[cy:, :cx], g[cy:, :cx]),
+                self.ssim(p[cy:, cx:], g[cy:, cx:]),
+            ]
             return float(sum(wi * q for wi, q in zip((*ws, 1 - sum(ws)), parts, strict=True)))
 
     assert_allclose(ours, MatlabSplit().cal_sm(pred, gt), rtol=1e-12)

@@ -21,8 +21,9 @@ def disk(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
     return (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
 
 
-def make_set(root: Path, n: int = 5, seed: int = 0, shift: int = 2) -> tuple[Path, Path, list[np.ndarray],
-                                                                            list[np.ndarray]]:
+def make_set(
+    root: Path, n: int = 5, seed: int = 0, shift: int = 2
+) -> tuple[Path, Path, list[np.ndarray], list[np.ndarray]]:
     """Masks (0/255 PNG) and blurred, shifted probability maps (PNG) of n small disks."""
     rng = np.random.default_rng(seed)
     gt_dir, pred_dir = root / "masks", root / "pred"
@@ -139,7 +140,11 @@ def test_evaluate_sets_pranet_layout(tmp_path: Path) -> None:
     data, good = pranet_layout(tmp_path)
     results = evaluate_sets({"m1": good, "m2": good}, data, EvalConfig(workers=1))
     assert [(r.set, r.method, r.metrics["n"]) for r in results] == [
-        ("SetA", "m1", 3), ("SetA", "m2", 3), ("SetB", "m1", 4), ("SetB", "m2", 4)]
+        ("SetA", "m1", 3),
+        ("SetA", "m2", 3),
+        ("SetB", "m1", 4),
+        ("SetB", "m2", 4),
+    ]
     assert_allclose(list(results[0].metrics.values()), list(results[1].metrics.values()), rtol=1e-9)
     only_a = evaluate_sets({"m": good}, data, EvalConfig(workers=1), sets=["SetA"])
     assert [r.set for r in only_a] == ["SetA"]
@@ -153,8 +158,23 @@ def test_evaluate_sets_pranet_layout(tmp_path: Path) -> None:
 def test_cli_single_set_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pred_dir, gt_dir, _, _ = make_set(tmp_path)
     out = tmp_path / "out"
-    rc = main(["eval", "--pred", str(pred_dir), "--gt", str(gt_dir), "--json", str(out / "m.json"),
-               "--csv", str(out / "m.csv"), "--plots", str(out / "plots"), "--workers", "1"])
+    rc = main(
+        [
+            "eval",
+            "--pred",
+            str(pred_dir),
+            "--gt",
+            str(gt_dir),
+            "--json",
+            str(out / "m.json"),
+            "--csv",
+            str(out / "m.csv"),
+            "--plots",
+            str(out / "plots"),
+            "--workers",
+            "1",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     doc = json.loads((out / "m.json").read_text())
@@ -171,13 +191,18 @@ def test_cli_single_set_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_cli_methods_side_by_side_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data, good = pranet_layout(tmp_path)
-    rc = main(["eval", "--pred", f"A={good}", "--pred", f"B={good}", "--data", str(data), "--markdown",
-               "--workers", "1"])
+    rc = main(
+        ["eval", "--pred", f"A={good}", "--pred", f"B={good}", "--data", str(data), "--markdown", "--workers", "1"]
+    )
     assert rc == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("|")]
     assert lines[0].startswith("| set | method | n | mDice | mIoU |")
     assert [ln.split("|")[1:3] for ln in lines[2:]] == [
-        [" SetA ", " A "], [" SetA ", " B "], [" SetB ", " A "], [" SetB ", " B "]]
+        [" SetA ", " A "],
+        [" SetA ", " B "],
+        [" SetB ", " A "],
+        [" SetB ", " B "],
+    ]
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

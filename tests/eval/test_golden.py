@@ -96,11 +96,15 @@ def constant_map_expectations() -> dict[str, float]:
     return {
         "mae": (16 * (1 - c) + 48 * c) / 64,
         # thresholds 0, 1/255, ..., 128/255 (129 of them) cover every pixel: Dice 0.4, IoU 0.25.
-        "mean_dice": 129 * 0.4 / 256, "mean_iou": 129 * 0.25 / 256, "max_dice": 0.4, "dice_05": 0.4,
+        "mean_dice": 129 * 0.4 / 256,
+        "mean_iou": 129 * 0.25 / 256,
+        "max_dice": 0.4,
+        "dice_05": 0.4,
         # S_region: every quadrant mixes mask classes while the map has no variance -> 0.
         "s_alpha": 0.5 * (0.25 * o_fg + 0.75 * o_bg),
         # E: a binarised constant map is all-on or all-off, alignment 0 -> 64 * 0.25 / 63.
-        "mean_e": 16 / 63, "max_e": 16 / 63,
+        "mean_e": 16 / 63,
+        "max_e": 16 / 63,
     }
 
 

@@ -32,17 +32,20 @@ def test_extract_one_report() -> None:
     assert (out.polyp, out.polyp_count, out.polyps[0].location) == ("present", 1, "sigmoid")
 
 
-@pytest.mark.parametrize(("row", "message"), [
-    ({"id": "a", "text": ""}, "empty"),
-    ({"id": "b", "text": "   \n "}, "empty"),
-    ({"id": "c", "text": "\x00\x01\x02\x03binary\x04\x05\x06\x07\x08" * 20}, "binary"),
-    ({"id": "d", "text": "polyp " * 200_000}, "max_chars"),
-    ({"id": "e", "text": 42}, "string"),
-    ({"id": "f", "text": "\ufffd\ufffd\ufffd abc \ufffd\ufffd"}, "binary"),
-    ({"id": "g"}, "no report text"),
-    ({"text": GOOD_TEXT}, "no id"),
-    ({"id": "h", "text": GOOD_TEXT, "pathology": ["x"]}, "pathology"),
-])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"id": "a", "text": ""}, "empty"),
+        ({"id": "b", "text": "   \n "}, "empty"),
+        ({"id": "c", "text": "\x00\x01\x02\x03binary\x04\x05\x06\x07\x08" * 20}, "binary"),
+        ({"id": "d", "text": "polyp " * 200_000}, "max_chars"),
+        ({"id": "e", "text": 42}, "string"),
+        ({"id": "f", "text": "\ufffd\ufffd\ufffd abc \ufffd\ufffd"}, "binary"),
+        ({"id": "g"}, "no report text"),
+        ({"text": GOOD_TEXT}, "no id"),
+        ({"id": "h", "text": GOOD_TEXT, "pathology": ["x"]}, "pathology"),
+    ],
+)
 def test_bad_rows_become_error_rows(row: dict[str, Any], message: str) -> None:
     rows = [{"id": "ok1", "text": GOOD_TEXT}, row, {"exam_id": "ok2", "report": GOOD_TEXT}]
     out = process_batch(rows)
@@ -80,16 +83,19 @@ def _write_lines(path: Path, lines: list[bytes]) -> None:
 
 def test_cli_extract_handles_mixed_encodings_and_junk(tmp_path: Path, check_tool: Path) -> None:
     inp = tmp_path / "reports.jsonl"
-    _write_lines(inp, [
-        json.dumps({"id": "u8", "text": "直肠见一枚0.5cm息肉，予钳除。"}, ensure_ascii=False).encode("utf-8"),
-        json.dumps({"id": "gb", "text": "乙状结肠见两枚息肉。"}, ensure_ascii=False).encode("gb18030"),
-        b"\xff\xfe\x00\x00 not json \x81",
-        b"{\"id\": \"trunc\", \"text\": \"abc",
-        json.dumps({"id": "en", "text": GOOD_TEXT, "pathology": "tubular adenoma"}).encode(),
-        json.dumps({"id": "empty", "text": ""}).encode(),
-        b"[1, 2, 3]",
-        json.dumps({"text": "no id here"}).encode(),
-    ])
+    _write_lines(
+        inp,
+        [
+            json.dumps({"id": "u8", "text": "直肠见一枚0.5cm息肉，予钳除。"}, ensure_ascii=False).encode("utf-8"),
+            json.dumps({"id": "gb", "text": "乙状结肠见两枚息肉。"}, ensure_ascii=False).encode("gb18030"),
+            b"\xff\xfe\x00\x00 not json \x81",
+            b'{"id": "trunc", "text": "abc',
+            json.dumps({"id": "en", "text": GOOD_TEXT, "pathology": "tubular adenoma"}).encode(),
+            json.dumps({"id": "empty", "text": ""}).encode(),
+            b"[1, 2, 3]",
+            json.dumps({"text": "no id here"}).encode(),
+        ],
+    )
     out = tmp_path / "labels.jsonl"
     assert main(["--no-progress", "extract", "--in", str(inp), "--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -114,17 +120,32 @@ def test_cli_extract_missing_input_is_a_clean_error(tmp_path: Path, capsys: pyte
 def test_cli_refuses_public_llm_endpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     inp = tmp_path / "r.jsonl"
     inp.write_text(json.dumps({"id": "1", "text": GOOD_TEXT}) + "\n", encoding="utf-8")
-    rc = main(["extract", "--in", str(inp), "--out", str(tmp_path / "o.jsonl"), "--backend", "llm",
-               "--llm-url", "http://8.8.8.8/v1"])
+    rc = main(
+        [
+            "extract",
+            "--in",
+            str(inp),
+            "--out",
+            str(tmp_path / "o.jsonl"),
+            "--backend",
+            "llm",
+            "--llm-url",
+            "http://8.8.8.8/v1",
+        ]
+    )
     assert rc == 2
     assert "--allow-remote-llm" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()
 
 
 def _labels(**kw: Any) -> dict[str, Any]:
-    base = {"polyp": "present", "polyp_count": 1,
-            "polyps": [{"location": "sigmoid", "size_mm": 6, "morphology": "sessile", "removed": True}],
-            "malignancy_suspected": False, "pathology": "adenoma"}
+    base = {
+        "polyp": "present",
+        "polyp_count": 1,
+        "polyps": [{"location": "sigmoid", "size_mm": 6, "morphology": "sessile", "removed": True}],
+        "malignancy_suspected": False,
+        "pathology": "adenoma",
+    }
     return {**base, **kw}
 
 
@@ -132,18 +153,35 @@ def test_evaluation_metrics_by_hand() -> None:
     gold = [
         {"id": "1", "lang": "en", "gold": _labels()},
         {"id": "2", "lang": "en", "gold": _labels(polyp="absent", polyp_count=0, polyps=[], pathology=None)},
-        {"id": "3", "lang": "zh", "gold": _labels(polyp_count=2, polyps=[
-            {"location": "rectum", "size_mm": 3, "morphology": "unspecified", "removed": True},
-            {"location": "cecum", "size_mm": 10, "morphology": "flat", "removed": True}])},
+        {
+            "id": "3",
+            "lang": "zh",
+            "gold": _labels(
+                polyp_count=2,
+                polyps=[
+                    {"location": "rectum", "size_mm": 3, "morphology": "unspecified", "removed": True},
+                    {"location": "cecum", "size_mm": 10, "morphology": "flat", "removed": True},
+                ],
+            ),
+        },
         {"id": "4", "lang": "zh", "gold": _labels()},
     ]
     pred = [
-        {"id": "1", **_labels(polyps=[{"location": "sigmoid", "size_mm": 7.5, "morphology": "sessile",
-                                       "removed": True}])},
+        {
+            "id": "1",
+            **_labels(polyps=[{"location": "sigmoid", "size_mm": 7.5, "morphology": "sessile", "removed": True}]),
+        },
         {"id": "2", **_labels(polyp="uncertain", polyp_count=None, polyps=[], pathology=None)},
-        {"id": "3", **_labels(polyp_count=2, polyps=[
-            {"location": "rectum", "size_mm": 3, "morphology": "unspecified", "removed": True},
-            {"location": "ascending", "size_mm": 9.5, "morphology": "flat", "removed": True}])},
+        {
+            "id": "3",
+            **_labels(
+                polyp_count=2,
+                polyps=[
+                    {"location": "rectum", "size_mm": 3, "morphology": "unspecified", "removed": True},
+                    {"location": "ascending", "size_mm": 9.5, "morphology": "flat", "removed": True},
+                ],
+            ),
+        },
         {"id": "4", "polyp": None, "error": "boom"},
     ]
     rep = evaluate(gold, pred)
@@ -168,8 +206,9 @@ def test_cli_extract_eval_writes_json(tmp_path: Path, capsys: pytest.CaptureFixt
     pred = tmp_path / "pred.jsonl"
     gold.write_text(json.dumps({"id": "1", "lang": "en", **_labels()}) + "\n", encoding="utf-8")
     pred.write_text(json.dumps({"id": "1", **_labels()}) + "\n", encoding="utf-8")
-    rc = main(["extract-eval", "--gold", str(gold), "--pred", str(pred), "--json", str(tmp_path / "r.json"),
-               "--markdown"])
+    rc = main(
+        ["extract-eval", "--gold", str(gold), "--pred", str(pred), "--json", str(tmp_path / "r.json"), "--markdown"]
+    )
     assert rc == 0
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert report["by_lang"]["en"]["polyp"] == 1.0
@@ -185,7 +224,7 @@ class _FakeLLM:
         self.answers = answers
 
     def extract_many(self, items: list[tuple[str, str | None]]) -> list[ReportLabels]:
-        return self.answers[:len(items)]
+        return self.answers[: len(items)]
 
     def close(self) -> None:
         pass

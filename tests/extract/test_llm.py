@@ -19,17 +19,28 @@ from endoked.extract.llm_prompt import PROMPT_VERSION, LLMAnswer
 
 from .conftest import CannedServer, chat_reply
 
-GOOD = {"polyp": "present", "polyp_count": 1,
-        "polyps": [{"location": "sigmoid", "size_mm": 6, "morphology": "sessile", "removed": True}],
-        "malignancy_suspected": False, "pathology": "adenoma",
-        "evidence": {"polyp": ["6 mm sessile polyp"], "pathology": ["tubular adenoma"]}}
+GOOD = {
+    "polyp": "present",
+    "polyp_count": 1,
+    "polyps": [{"location": "sigmoid", "size_mm": 6, "morphology": "sessile", "removed": True}],
+    "malignancy_suspected": False,
+    "pathology": "adenoma",
+    "evidence": {"polyp": ["6 mm sessile polyp"], "pathology": ["tubular adenoma"]},
+}
 REPORT = "Findings: a 6 mm sessile polyp in the sigmoid colon, cold snare.\nPathology: tubular adenoma."
 
 
 def make(server: CannedServer, tmp_path: Path | None = None, **llm: Any) -> LLMExtractor:
-    settings: dict[str, Any] = {"url": server.url, "model": "test-model", "backoff_s": 0.01,
-                                "backoff_max_s": 0.02, "timeout_s": 2.0, "concurrency": 1,
-                                "cache_dir": str(tmp_path / "cache") if tmp_path else None, **llm}
+    settings: dict[str, Any] = {
+        "url": server.url,
+        "model": "test-model",
+        "backoff_s": 0.01,
+        "backoff_max_s": 0.02,
+        "timeout_s": 2.0,
+        "concurrency": 1,
+        "cache_dir": str(tmp_path / "cache") if tmp_path else None,
+        **llm,
+    }
     cfg = ExtractConfig(backend="llm", llm=LLMConfig(**settings))
     return LLMExtractor(cfg)
 
@@ -49,7 +60,7 @@ def test_structured_answer_becomes_labels_with_spans(llm_server: CannedServer) -
     assert (out.polyp, out.polyp_count, out.pathology) == ("present", 1, "adenoma")
     assert out.polyps[0].location == "sigmoid" and out.polyps[0].size_mm == 6
     span = out.evidence["polyp"][0]
-    assert REPORT[span.start:span.end] == "6 mm sessile polyp"
+    assert REPORT[span.start : span.end] == "6 mm sessile polyp"
     req = llm_server.requests[0]
     assert req["model"] == "test-model"
     assert req["temperature"] == 0
@@ -98,15 +109,19 @@ def test_json_schema_rejected_falls_back_to_json_mode(llm_server: CannedServer) 
     assert [r["response_format"]["type"] for r in llm_server.requests] == ["json_schema", "json_object"]
 
 
-def test_timeouts_and_server_errors_are_retried_with_backoff(llm_server: CannedServer,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timeouts_and_server_errors_are_retried_with_backoff(
+    llm_server: CannedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import endoked.extract.llm as llm_mod
 
     sleeps: list[float] = []
     monkeypatch.setattr(llm_mod, "time", types.SimpleNamespace(sleep=sleeps.append))
-    llm_server.queue((200, chat_reply(json.dumps(GOOD)), 1.5),  # slower than the 0.3 s timeout
-                     (503, {"error": {"message": "overloaded"}}, 0.0),
-                     (429, {"error": {"message": "slow down"}}, 0.0), ok())
+    llm_server.queue(
+        (200, chat_reply(json.dumps(GOOD)), 1.5),  # slower than the 0.3 s timeout
+        (503, {"error": {"message": "overloaded"}}, 0.0),
+        (429, {"error": {"message": "slow down"}}, 0.0),
+        ok(),
+    )
     ex = make(llm_server, timeout_s=0.3, max_retries=3)
     try:
         out = ex.extract(REPORT)
@@ -154,9 +169,24 @@ def test_cache_hit_sends_nothing(llm_server: CannedServer, tmp_path: Path) -> No
     assert len(llm_server.requests) == 2
 
 
-IDENTIFIERS = ["John Smith", "Alice Wong", "12345678", "(555) 123-4567", "13812345678", "010-87654321",
-               "2024-03-12", "03/14/2023", "March 14, 2023", "110105198001011234", "张三", "王五", "赵六",
-               "2024年3月12日", "A00123456", "jsmith@example.org"]
+IDENTIFIERS = [
+    "John Smith",
+    "Alice Wong",
+    "12345678",
+    "(555) 123-4567",
+    "13812345678",
+    "010-87654321",
+    "2024-03-12",
+    "03/14/2023",
+    "March 14, 2023",
+    "110105198001011234",
+    "张三",
+    "王五",
+    "赵六",
+    "2024年3月12日",
+    "A00123456",
+    "jsmith@example.org",
+]
 PHI_REPORT = (
     "Patient: John Smith  MRN: 12345678\nReferring physician: Dr. Alice Wong, phone (555) 123-4567.\n"
     "Colonoscopy on 2024-03-12 (prior exam 03/14/2023, addendum March 14, 2023): a 6 mm sessile polyp in "
@@ -190,8 +220,16 @@ def test_public_endpoints_are_refused(url: str) -> None:
         check_endpoint(url, allow_remote=False)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://localhost:11434/v1", "http://10.1.2.3/v1",
-                                 "http://192.168.0.5:8080/v1", "http://[::1]:8000/v1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/v1",
+        "http://localhost:11434/v1",
+        "http://10.1.2.3/v1",
+        "http://192.168.0.5:8080/v1",
+        "http://[::1]:8000/v1",
+    ],
+)
 def test_local_and_private_endpoints_are_allowed(url: str) -> None:
     check_endpoint(url, allow_remote=False)
 
@@ -242,8 +280,7 @@ def test_embedded_engine_needs_a_model_file(tmp_path: Path) -> None:
         LLMExtractor(ExtractConfig(llm=LLMConfig(engine="embedded")))
 
 
-def test_embedded_engine_without_xllamacpp_gives_install_hint(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embedded_engine_without_xllamacpp_gives_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF")
     monkeypatch.setitem(sys.modules, "xllamacpp", None)

@@ -8,9 +8,42 @@ from hypothesis import strategies as st
 from endoked.extract.rules import extract_rules
 from endoked.extract.schema import LOCATIONS, MORPHOLOGIES, PATHOLOGY_ORDER
 
-_WORDS = ["polyp", "polyps", "no", "possible", "5 mm", "0.4×0.6cm", "sigmoid", "息肉", "未见", "可疑", "无蒂",
-          "两枚", "各", "Findings:", "Impression:", "病理：", "诊断：", "adenoma", "mass", "癌", "s/p", "x3", ",",
-          "。", "\n", " ", "【诊断】", "Paris 0-Is", "山田Ⅱ型", "cold snare", "未予处理", "(", ")", "?"]
+_WORDS = [
+    "polyp",
+    "polyps",
+    "no",
+    "possible",
+    "5 mm",
+    "0.4×0.6cm",
+    "sigmoid",
+    "息肉",
+    "未见",
+    "可疑",
+    "无蒂",
+    "两枚",
+    "各",
+    "Findings:",
+    "Impression:",
+    "病理：",
+    "诊断：",
+    "adenoma",
+    "mass",
+    "癌",
+    "s/p",
+    "x3",
+    ",",
+    "。",
+    "\n",
+    " ",
+    "【诊断】",
+    "Paris 0-Is",
+    "山田Ⅱ型",
+    "cold snare",
+    "未予处理",
+    "(",
+    ")",
+    "?",
+]
 
 
 @settings(max_examples=150, deadline=None)

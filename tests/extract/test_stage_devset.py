@@ -73,13 +73,14 @@ def test_stage_resumes_from_finished_chunks(tmp_path: Path, monkeypatch: pytest.
     first_labels = read_jsonl(ctx.work_dir / "labels.jsonl")
     parts = sorted((ctx.work_dir / "chunks").glob("part-*.records.jsonl"))
     assert len(parts) == 3
-    parts[1].write_text("{\"id\": \"other\"", encoding="utf-8")  # a truncated chunk is redone
+    parts[1].write_text('{"id": "other"', encoding="utf-8")  # a truncated chunk is redone
     calls: list[int] = []
     import endoked.extract.stage as stage_mod
 
     real = stage_mod.process_batch
-    monkeypatch.setattr(stage_mod, "process_batch",
-                        lambda rows, ex, cfg: calls.append(len(rows)) or real(rows, ex, cfg))
+    monkeypatch.setattr(
+        stage_mod, "process_batch", lambda rows, ex, cfg: calls.append(len(rows)) or real(rows, ex, cfg)
+    )
     second = STAGE.run(ctx)
     assert second.counts["chunks_reused"] == 2 and calls == [2]
     assert read_jsonl(ctx.work_dir / "labels.jsonl") == first_labels
@@ -87,8 +88,14 @@ def test_stage_resumes_from_finished_chunks(tmp_path: Path, monkeypatch: pytest.
 
 
 # Done-when thresholds on the development set, per language.
-THRESHOLDS = {"polyp": 0.97, "polyp_count": 0.90, "location_f1": 0.90, "size_within_1mm": 0.90,
-              "malignancy_suspected": 0.95, "pathology": 0.90}
+THRESHOLDS = {
+    "polyp": 0.97,
+    "polyp_count": 0.90,
+    "location_f1": 0.90,
+    "size_within_1mm": 0.90,
+    "malignancy_suspected": 0.95,
+    "pathology": 0.90,
+}
 
 
 def test_dev_set_thresholds_per_language() -> None:
@@ -107,8 +114,15 @@ def test_dev_set_thresholds_per_language() -> None:
 
 
 def test_no_vocabulary_entry_matches_empty_text() -> None:
-    for name, table in [("POLYP", lx.POLYP), ("MAL", lx.MALIGNANCY), ("LOC", lx.LOCATION),
-                        ("MORPH", lx.MORPHOLOGY), ("REM", lx.REMOVAL), ("PATH", lx.PATHOLOGY), ("CTX", lx.CONTEXT)]:
+    for name, table in [
+        ("POLYP", lx.POLYP),
+        ("MAL", lx.MALIGNANCY),
+        ("LOC", lx.LOCATION),
+        ("MORPH", lx.MORPHOLOGY),
+        ("REM", lx.REMOVAL),
+        ("PATH", lx.PATHOLOGY),
+        ("CTX", lx.CONTEXT),
+    ]:
         for value, pattern in table:
             for part in split_top(pattern):
                 assert part, f"empty alternative in {name}/{value}"
@@ -116,8 +130,12 @@ def test_no_vocabulary_entry_matches_empty_text() -> None:
 
 
 def test_vocab_matches_like_one_ordered_alternation() -> None:
-    table = [("neg", r"(?<![A-Za-z])no(?![A-Za-z])"), ("lesion", r"(?<![A-Za-z])nodules?(?![A-Za-z])"),
-             ("net", r"(?<![A-Za-z])(?-i:NET)(?![A-Za-z])"), ("polyp", r"polyps?(?![A-Za-z])")]
+    table = [
+        ("neg", r"(?<![A-Za-z])no(?![A-Za-z])"),
+        ("lesion", r"(?<![A-Za-z])nodules?(?![A-Za-z])"),
+        ("net", r"(?<![A-Za-z])(?-i:NET)(?![A-Za-z])"),
+        ("polyp", r"polyps?(?![A-Za-z])"),
+    ]
     v = Vocab([("X", table)])
     text = "Known nodules, no polyps; a NET and a Roth net."
     got = [(val, text[s:e]) for _, val, s, e in v.scan(lower_ascii(text), text, 0, len(text))]
@@ -140,7 +158,8 @@ def test_deidentify_maps_spans_back() -> None:
     assert text[s:e] == "2024-03-12"
 
 
-@pytest.mark.parametrize("keep", ["BBPS 2/3/3", "a 5 mm polyp at 25 cm", "s/p polypectomy 2019",
-                                  "Paris 0-IIa", "0.4×0.6cm", "距肛门15cm"])
+@pytest.mark.parametrize(
+    "keep", ["BBPS 2/3/3", "a 5 mm polyp at 25 cm", "s/p polypectomy 2019", "Paris 0-IIa", "0.4×0.6cm", "距肛门15cm"]
+)
 def test_deidentify_keeps_clinical_numbers(keep: str) -> None:
     assert deidentify(f"Findings: {keep}.").text == f"Findings: {keep}."

@@ -72,8 +72,10 @@ def test_report_fifo_does_not_block(tmp_path: Path) -> None:
     os.mkfifo(arch / "E1" / "pathology.txt")
     exams, rejects = _ingest(arch, tmp_path / "out", timeout=30)
     assert exams == []
-    assert sorted((r["exam_id"], r["code"]) for r in rejects) == [("E0", "report_unreadable"),
-                                                                   ("E1", "report_unreadable")]
+    assert sorted((r["exam_id"], r["code"]) for r in rejects) == [
+        ("E0", "report_unreadable"),
+        ("E1", "report_unreadable"),
+    ]
     assert all("FIFO" in r["message"] for r in rejects)
 
 

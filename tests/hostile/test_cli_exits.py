@@ -64,9 +64,14 @@ def test_validation_message_of_a_shared_value_stays_small() -> None:
     assert len(str(info.value)) < 1000 and "seed" in str(info.value)
 
 
-@pytest.mark.parametrize("override, field", [("cam.scales=[-1,0]", "cam.scales"),
-                                             ("ingest.chunk_size=true", "ingest.chunk_size"),
-                                             ("ingest.workers=true", "ingest.workers")])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("cam.scales=[-1,0]", "cam.scales"),
+        ("ingest.chunk_size=true", "ingest.chunk_size"),
+        ("ingest.workers=true", "ingest.workers"),
+    ],
+)
 def test_nonsense_config_values_are_refused(override: str, field: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         resolve_config(overrides=[override])
@@ -76,8 +81,10 @@ def test_nonsense_config_values_are_refused(override: str, field: str, capsys: p
 
 def test_unknown_extract_backend_is_a_short_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "r.jsonl").write_text('{"id": "1", "text": "polyp"}\n')
-    assert main(["extract", "--in", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "o.jsonl"),
-                 "--backend", "bogus"]) == 2
+    assert (
+        main(["extract", "--in", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "o.jsonl"), "--backend", "bogus"])
+        == 2
+    )
     err = _err(capsys)
     assert "--backend 'bogus'" in err and "rules" in err and "validation error" not in err
     assert len([ln for ln in err.splitlines() if ln.strip()]) == 1
@@ -130,8 +137,9 @@ class _FakePredictor:
         return [np.full(im.shape[:2], 0.5, np.float32) for im in images]
 
 
-def test_decompression_bomb_is_skipped_and_the_folder_continues(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decompression_bomb_is_skipped_and_the_folder_continues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(imgs / "a.png")
@@ -172,8 +180,9 @@ def test_predict_out_below_a_file_is_refused_before_the_model_loads(tmp_path: Pa
         predict_mod.predict_folder(tmp_path / "no-model.pt", imgs, tmp_path / "f" / "maps")
 
 
-def test_unforeseen_os_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unforeseen_os_error_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from endoked.ingest import stage
 
     def denied(*_: object, **__: object) -> None:

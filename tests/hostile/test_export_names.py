@@ -17,9 +17,18 @@ from endoked.io import write_parquet
 from endoked.runfolder import RunFolder
 
 # (exam_id, image): pairs whose plain cleaned names collide, (ignoring case) or after dropping characters
-HOSTILE = [("检查1", "frame.png"), ("病例1", "frame.png"), ("E 6", "a.png"), ("E_6", "a.png"),
-           ("E7", "x y.png"), ("E7", "x_y.png"), ("E8", "img.png"), ("E8", "img.jpg"), ("e9", "f.png"),
-           ("E9", "f.png")]
+HOSTILE = [
+    ("检查1", "frame.png"),
+    ("病例1", "frame.png"),
+    ("E 6", "a.png"),
+    ("E_6", "a.png"),
+    ("E7", "x y.png"),
+    ("E7", "x_y.png"),
+    ("E8", "img.png"),
+    ("E8", "img.jpg"),
+    ("e9", "f.png"),
+    ("E9", "f.png"),
+]
 
 
 def _run(tmp_path: Path, pairs: list[tuple[str, str]]) -> tuple[RunFolder, dict[tuple[str, str], np.ndarray]]:
@@ -34,7 +43,7 @@ def _run(tmp_path: Path, pairs: list[tuple[str, str]]) -> tuple[RunFolder, dict[
         Image.fromarray(rgb).save(path, format="PNG" if rel.endswith(".png") else "JPEG", quality=100)
         images.append({"exam_id": exam, "image": rel, "path": str(path), "width": 16, "height": 12})
         m = np.zeros((12, 16), bool)
-        m[1:2 + k, 1:3] = True  # a different mask per image
+        m[1 : 2 + k, 1:3] = True  # a different mask per image
         mrel = f"prompt_seg/masks/{k}.png"
         (run.root / mrel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray((m * 255).astype(np.uint8)).save(run.root / mrel)

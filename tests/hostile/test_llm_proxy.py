@@ -10,8 +10,14 @@ from endoked.extract.config import ExtractConfig, LLMConfig
 from endoked.extract.llm import LLMExtractor
 from tests.extract.conftest import CannedServer, chat_reply
 
-ANSWER = {"polyp": "absent", "polyp_count": 0, "polyps": [], "malignancy_suspected": False, "pathology": None,
-          "evidence": {}}
+ANSWER = {
+    "polyp": "absent",
+    "polyp_count": 0,
+    "polyps": [],
+    "malignancy_suspected": False,
+    "pathology": None,
+    "evidence": {},
+}
 
 
 @pytest.mark.parametrize("var", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])

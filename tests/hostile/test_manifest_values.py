@@ -33,8 +33,9 @@ def _rows(out: Path) -> tuple[list[dict], list[dict], list[dict]]:
     return exams, [r for r in rejects if r["level"] == "exam"], [r for r in rejects if r["level"] == "image"]
 
 
-def test_nul_bytes_and_lone_surrogates_are_rejects_not_tracebacks(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_nul_bytes_and_lone_surrogates_are_rejects_not_tracebacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rows = [
         '{"exam_id": "OK", "report": "polyp", "images": ["img/0.png"]}',
         '{"exam_id": "NULPATH", "report": "polyp", "images": ["img/1.png\\u0000.jpg", "img/1.png"]}',
@@ -52,8 +53,10 @@ def test_nul_bytes_and_lone_surrogates_are_rejects_not_tracebacks(tmp_path: Path
     assert [e["exam_id"] for e in exams] == ["OK", "NULPATH", "IMGSURR"]
     assert {(r["row"], r["code"]) for r in exam_rejects} == {(3, "bad_exam_id"), (4, "bad_text"), (5, "bad_text")}
     assert "\\x00" in next(r for r in exam_rejects if r["row"] == 3)["message"]
-    assert sorted((r["exam_id"], r["code"]) for r in image_rejects) == [("IMGSURR", "bad_image_entry"),
-                                                                         ("NULPATH", "bad_image_entry")]
+    assert sorted((r["exam_id"], r["code"]) for r in image_rejects) == [
+        ("IMGSURR", "bad_image_entry"),
+        ("NULPATH", "bad_image_entry"),
+    ]
 
 
 def test_same_image_under_two_spellings_is_kept_once(tmp_path: Path) -> None:
@@ -70,8 +73,7 @@ def test_same_image_under_two_spellings_is_kept_once(tmp_path: Path) -> None:
 
 
 def test_truncated_chunk_file_is_recomputed_on_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = [json.dumps({"exam_id": f"E{k}", "report": f"polyp {k}", "images": [f"img/{k % 4}.png"]})
-            for k in range(7)]
+    rows = [json.dumps({"exam_id": f"E{k}", "report": f"polyp {k}", "images": [f"img/{k % 4}.png"]}) for k in range(7)]
     man = _manifest(tmp_path / "a", rows)
     cfg = IngestConfig(workers=1, chunk_size=2)
     clean = tmp_path / "clean"

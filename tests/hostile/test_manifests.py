@@ -58,8 +58,10 @@ def test_unclosed_quote_does_not_swallow_later_rows(tmp_path: Path) -> None:
 
 def test_bom_in_jsonl_first_row_is_kept(tmp_path: Path) -> None:
     _archive(tmp_path, 2)
-    text = '{"exam_id": "A", "report": "polyp", "images": ["img/0.png"]}\n' \
-           '{"exam_id": "B", "report": "polyp", "images": ["img/1.png"]}\n'
+    text = (
+        '{"exam_id": "A", "report": "polyp", "images": ["img/0.png"]}\n'
+        '{"exam_id": "B", "report": "polyp", "images": ["img/1.png"]}\n'
+    )
     (tmp_path / "m.jsonl").write_bytes(b"\xef\xbb\xbf" + text.encode())
     exams, rejects = _run(tmp_path / "m.jsonl", tmp_path / "out")
     assert [e["exam_id"] for e in exams] == ["A", "B"] and rejects == []

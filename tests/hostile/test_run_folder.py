@@ -44,8 +44,9 @@ def _ingest(man: Path, run: Path, *extra: str) -> list[str]:
     return ["--no-progress", "ingest", "--archive", str(man), "--out", str(run), *extra]
 
 
-def test_second_run_on_a_locked_folder_exits_2_naming_the_holder(tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_second_run_on_a_locked_folder_exits_2_naming_the_holder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     man = _manifest(tmp_path / "a")
     run = tmp_path / "run"
     holder = _holder(run)
@@ -55,8 +56,9 @@ def test_second_run_on_a_locked_folder_exits_2_naming_the_holder(tmp_path: Path,
         assert f"PID {holder.pid}" in err and "in use" in err
         assert not (run / "ledger.json").exists()  # nothing was written by the refused run
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-        second = subprocess.run([sys.executable, "-m", "endoked", *_ingest(man, run)], capture_output=True,
-                                text=True, env=env, timeout=120)
+        second = subprocess.run(
+            [sys.executable, "-m", "endoked", *_ingest(man, run)], capture_output=True, text=True, env=env, timeout=120
+        )
         assert second.returncode == 2 and f"PID {holder.pid}" in second.stderr
     finally:
         holder.send_signal(signal.SIGKILL)
@@ -78,8 +80,9 @@ def test_lock_is_exclusive_within_one_process_too(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", ['{"stages": {"ingest": {"status": "do', "[]", '{"stages": []}', "\xff\xfe"])
-def test_corrupt_ledger_is_explained_and_overwrite_rebuilds_it(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                               content: str) -> None:
+def test_corrupt_ledger_is_explained_and_overwrite_rebuilds_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
     man = _manifest(tmp_path / "a")
     run = tmp_path / "run"
     assert main(_ingest(man, run)) == 0
@@ -97,8 +100,9 @@ def test_corrupt_ledger_is_explained_and_overwrite_rebuilds_it(tmp_path: Path, c
     assert "ingest      skipped" in capsys.readouterr().out
 
 
-def test_from_stage_rechecks_upstream_tables_against_the_ledger(tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_from_stage_rechecks_upstream_tables_against_the_ledger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     man = _manifest(tmp_path / "a")
     run = tmp_path / "run"
     assert main(_ingest(man, run)) == 0

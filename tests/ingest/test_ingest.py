@@ -32,8 +32,9 @@ def _write(root: Path, rel: str, data: bytes) -> None:
 
 def _manifest(root: Path, rows: list[Any], name: str = "manifest.jsonl") -> Path:
     path = root / name
-    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8"
+    )
     return path
 
 
@@ -71,8 +72,13 @@ def faulty_archive(tmp_path: Path) -> Path:
     _write(root, "bad/tiny.png", image_bytes("PNG", size=(4, 4), seed=6))
     _write(tmp_path, "outside.jpg", good)
     rows: list[Any] = [
-        {"exam_id": "E_OK", "report": "Findings: 5 mm polyp in the sigmoid colon.", "pathology": "tubular adenoma",
-         "images": ["ok/0.jpg", "ok/1.jpg", "ok/3.png", "ok/missing.jpg"], "site": "A"},
+        {
+            "exam_id": "E_OK",
+            "report": "Findings: 5 mm polyp in the sigmoid colon.",
+            "pathology": "tubular adenoma",
+            "images": ["ok/0.jpg", "ok/1.jpg", "ok/3.png", "ok/missing.jpg"],
+            "site": "A",
+        },
         {"exam_id": "E_OK", "report": "again", "images": ["ok/2.jpg"]},  # duplicate id
         {"report": "no id", "images": ["ok/2.jpg"]},
         {"exam_id": "E_NOREPORT", "images": ["ok/2.jpg"]},
@@ -81,9 +87,23 @@ def faulty_archive(tmp_path: Path) -> Path:
         {"exam_id": "E_EMPTYLIST", "report": "text", "images": []},
         {"exam_id": "E_BADLIST", "report": "text", "images": "ok/2.jpg"},
         {"exam_id": "E_BINARY", "report": "abc\u0000\u0001\u0002def", "images": ["ok/2.jpg"]},
-        {"exam_id": "E_BAD", "report": "all bad",
-         "images": ["bad/empty.jpg", "bad/truncated.jpg", "bad/truncated.png", "bad/garbage.jpg", "bad/anim.gif",
-                    "bad/notes.txt", "bad/tiny.png", "../outside.jpg", "bad", 7, "bad/empty.jpg"]},
+        {
+            "exam_id": "E_BAD",
+            "report": "all bad",
+            "images": [
+                "bad/empty.jpg",
+                "bad/truncated.jpg",
+                "bad/truncated.png",
+                "bad/garbage.jpg",
+                "bad/anim.gif",
+                "bad/notes.txt",
+                "bad/tiny.png",
+                "../outside.jpg",
+                "bad",
+                7,
+                "bad/empty.jpg",
+            ],
+        },
         {"exam_id": "E_DUP", "report": "two identical frames", "images": ["dup/a.jpg", "dup/b.jpg", "ok/2.jpg"]},
         {"exam_id": 12345, "report": "numeric id", "images": ["ok/2.jpg"]},
         {"exam_id": "a/b", "report": "slash id", "images": ["ok/2.jpg"]},
@@ -124,8 +144,11 @@ def test_every_fault_has_its_reason_and_valid_rows_arrive(faulty_archive: Path, 
     for key, code in expected.items():
         assert code in codes.get(key, set()), (key, code, codes.get(key))
     by_source = {r["source"]: r["code"] for r in rejects if r["exam_id"] is None}
-    assert by_source == {"manifest.jsonl:3": "missing_key", "manifest.jsonl:14": "bad_json",
-                         "manifest.jsonl:15": "bad_row"}
+    assert by_source == {
+        "manifest.jsonl:3": "missing_key",
+        "manifest.jsonl:14": "bad_json",
+        "manifest.jsonl:15": "bad_row",
+    }
     all_codes = [r["code"] for r in rejects]
     assert "bad_image_entry" in all_codes
     empty = sorted(r["code"] for r in rejects if r["image"] == "bad/empty.jpg")
@@ -145,8 +168,10 @@ def test_every_fault_has_its_reason_and_valid_rows_arrive(faulty_archive: Path, 
     assert Path(by_key[("E_OK", "ok/1.jpg")]["path"]).is_file()
     import hashlib
 
-    assert by_key[("E_OK", "ok/1.jpg")]["sha256"] == hashlib.sha256(
-        (faulty_archive.parent / "ok/1.jpg").read_bytes()).hexdigest()
+    assert (
+        by_key[("E_OK", "ok/1.jpg")]["sha256"]
+        == hashlib.sha256((faulty_archive.parent / "ok/1.jpg").read_bytes()).hexdigest()
+    )
 
 
 def test_parallel_and_serial_agree(faulty_archive: Path, tmp_path: Path) -> None:
@@ -278,8 +303,11 @@ def test_interrupted_ingest_resumes_without_redoing_chunks(tmp_path: Path, monke
     summary = ingest_archive(man, out, cfg)
     assert processed == [4, 5, 6]  # chunks 0-3 were reused
     assert summary.chunks_reused == 4
-    resumed = (pq.read_table(out / "exams.parquet").to_pylist(), pq.read_table(out / "images.parquet").to_pylist(),
-               read_jsonl(out / "rejects.jsonl"))
+    resumed = (
+        pq.read_table(out / "exams.parquet").to_pylist(),
+        pq.read_table(out / "images.parquet").to_pylist(),
+        read_jsonl(out / "rejects.jsonl"),
+    )
     assert resumed == reference
     assert [r["code"] for r in resumed[2]] == ["duplicate_exam_id"]  # duplicates found across the restart
     assert not (out / "parts").exists()

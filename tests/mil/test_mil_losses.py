@@ -76,7 +76,7 @@ def test_gated_attention_matches_formula() -> None:
     head = GatedAttentionMIL(4, 3)
     h = torch.randn(5, 4)
     out = head(h)
-    a = (torch.tanh(h @ head.V.weight.T + head.V.bias) * torch.sigmoid(h @ head.U.weight.T + head.U.bias))
+    a = torch.tanh(h @ head.V.weight.T + head.V.bias) * torch.sigmoid(h @ head.U.weight.T + head.U.bias)
     scores = (a @ head.w.weight.T + head.w.bias).squeeze(-1)
     att = torch.exp(scores) / torch.exp(scores).sum()
     assert torch.allclose(out.attention, att, atol=1e-6)
@@ -135,6 +135,7 @@ def test_padded_batch_equals_bags_one_by_one() -> None:
     targets = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     m2 = torch.tensor([[True, True, False], [True, False, False]])
     pos = torch.tensor([[True, True, True], [False, False, False]])
-    flat = student_loss(torch.tensor([0.0, 2.0, 1.0]), torch.tensor([1.0, 0.0, 0.0]),
-                        torch.tensor([True, True, False]), 2.0)
+    flat = student_loss(
+        torch.tensor([0.0, 2.0, 1.0]), torch.tensor([1.0, 0.0, 0.0]), torch.tensor([True, True, False]), 2.0
+    )
     assert float(student_loss(logits, targets, pos, 2.0, m2)) == pytest.approx(float(flat), rel=1e-6)

@@ -35,7 +35,7 @@ def data_root(tmp_path: Path) -> Path:
     yy, xx = np.mgrid[:240, :320]
     for i in range(12):
         cx, cy = 100 + 10 * i, 90 + 5 * i
-        mask = ((xx - cx) ** 2 + (yy - cy) ** 2 < 30 ** 2).astype(np.uint8) * 255
+        mask = ((xx - cx) ** 2 + (yy - cy) ** 2 < 30**2).astype(np.uint8) * 255
         img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
         Image.fromarray(img).save(root / f"polyp/TrainDataset/images/img{i:02d}.jpg")
         Image.fromarray(mask).save(root / f"polyp/TrainDataset/masks/img{i:02d}.png")
@@ -55,7 +55,7 @@ def test_window_sums_match_brute_force(pa: ModuleType) -> None:
     assert sums.shape == (5, 6)
     for y in range(5):
         for x in range(6):
-            assert sums[y, x] == mask[y:y + 3, x:x + 4].sum()
+            assert sums[y, x] == mask[y : y + 3, x : x + 4].sum()
 
 
 def test_crop_boxes_respect_the_mask(pa: ModuleType) -> None:

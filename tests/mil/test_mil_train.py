@@ -43,8 +43,9 @@ def frozen_encoder() -> SplitEncoder:
     return SplitEncoder(create_backbone("test_efficientnet", pretrained=False, num_classes=0), "test_efficientnet", 0)
 
 
-CFG = MilConfig(hidden_dim=32, attention_dim=16, epochs=12, patience=20, bags_per_step=4, lr=3e-3,
-                max_images_per_bag=6, dropout=0.1)
+CFG = MilConfig(
+    hidden_dim=32, attention_dim=16, epochs=12, patience=20, bags_per_step=4, lr=3e-3, max_images_per_bag=6, dropout=0.1
+)
 
 
 def test_split_is_stratified_seeded_and_disjoint() -> None:
@@ -65,8 +66,9 @@ def test_training_learns_instance_scores_from_bag_labels() -> None:
     data, flags, bags = make_bags()
     train, val = split_bags(bags, 0.25, seed=0)
     heads = MilHeads(DIM, CFG.hidden_dim, CFG.attention_dim, CFG.dropout)
-    state = train_mil(heads, frozen_encoder(), data, train, val, CFG, seed=0, device=torch.device("cpu"),
-                      progress=False)
+    state = train_mil(
+        heads, frozen_encoder(), data, train, val, CFG, seed=0, device=torch.device("cpu"), progress=False
+    )
     assert state.best_epoch >= CFG.student_warmup_epochs
     assert state.best_auroc > 0.8
     scores = score_rows(heads, frozen_encoder(), data, CFG, torch.device("cpu"))
@@ -95,19 +97,50 @@ def test_resume_after_interruption_gives_the_same_checkpoint(tmp_path: Path) -> 
         torch.manual_seed(init_seed)
         return MilHeads(DIM, cfg.hidden_dim, cfg.attention_dim, cfg.dropout)
 
-    full = train_mil(fresh_heads(0), frozen_encoder(), data, train, val, cfg, seed=3,
-                     device=torch.device("cpu"), checkpoint_dir=tmp_path / "a", progress=False)
+    full = train_mil(
+        fresh_heads(0),
+        frozen_encoder(),
+        data,
+        train,
+        val,
+        cfg,
+        seed=3,
+        device=torch.device("cpu"),
+        checkpoint_dir=tmp_path / "a",
+        progress=False,
+    )
 
     def stop_after_epoch_1(state: TrainState) -> None:
         if state.epoch == 1:
             raise SimulatedInterruptError
 
     with pytest.raises(SimulatedInterruptError):
-        train_mil(fresh_heads(0), frozen_encoder(), data, train, val, cfg, seed=3, device=torch.device("cpu"),
-                  checkpoint_dir=tmp_path / "b", progress=False, on_epoch_end=stop_after_epoch_1)
+        train_mil(
+            fresh_heads(0),
+            frozen_encoder(),
+            data,
+            train,
+            val,
+            cfg,
+            seed=3,
+            device=torch.device("cpu"),
+            checkpoint_dir=tmp_path / "b",
+            progress=False,
+            on_epoch_end=stop_after_epoch_1,
+        )
     # The resumed process starts from differently initialised heads: everything must come from last.pt.
-    resumed = train_mil(fresh_heads(123), frozen_encoder(), data, train, val, cfg, seed=3,
-                        device=torch.device("cpu"), checkpoint_dir=tmp_path / "b", progress=False)
+    resumed = train_mil(
+        fresh_heads(123),
+        frozen_encoder(),
+        data,
+        train,
+        val,
+        cfg,
+        seed=3,
+        device=torch.device("cpu"),
+        checkpoint_dir=tmp_path / "b",
+        progress=False,
+    )
     assert resumed.history == full.history
     assert (resumed.best_epoch, resumed.best_auroc) == (full.best_epoch, full.best_auroc)
     for name in ("best.pt", "last.pt"):
@@ -121,8 +154,17 @@ def test_early_stopping_stops_after_patience() -> None:
     data, _, bags = make_bags(16, seed=2)
     train, val = split_bags(bags, 0.25, seed=0)
     cfg = CFG.model_copy(update={"epochs": 30, "patience": 2, "lr": 1e-9})  # nothing improves
-    state = train_mil(MilHeads(DIM, cfg.hidden_dim, cfg.attention_dim), frozen_encoder(), data, train, val, cfg,
-                      seed=0, device=torch.device("cpu"), progress=False)
+    state = train_mil(
+        MilHeads(DIM, cfg.hidden_dim, cfg.attention_dim),
+        frozen_encoder(),
+        data,
+        train,
+        val,
+        cfg,
+        seed=0,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     assert state.stopped_early
     assert state.epoch < 29
     assert state.epoch - state.best_epoch == 2
@@ -141,8 +183,11 @@ def test_partly_trainable_encoder_trains_only_its_last_stages() -> None:
     with torch.no_grad():
         full = model.forward_features(enc.normalise(images)).amax(dim=(2, 3))  # default max pooling
         assert torch.allclose(enc.suffix(enc.prefix(images)), full, atol=1e-5)
-        assert torch.allclose(SplitEncoder(model, "test_efficientnet", 0, pooling="avg").prefix(images),
-                              model(enc.normalise(images)), atol=1e-5)  # timm's own average pooling
+        assert torch.allclose(
+            SplitEncoder(model, "test_efficientnet", 0, pooling="avg").prefix(images),
+            model(enc.normalise(images)),
+            atol=1e-5,
+        )  # timm's own average pooling
     enc.train()
     assert model.blocks[n_blocks - 1].training and not model.blocks[0].training
     bn = [m for m in model.blocks[n_blocks - 1].modules() if isinstance(m, torch.nn.BatchNorm2d)]

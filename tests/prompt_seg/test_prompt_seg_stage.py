@@ -16,18 +16,28 @@ from endoked.pipeline import available_stages, run_stage
 from endoked.prompt_seg.stage import PSEUDO_SCHEMA, STAGE, mask_relpaths
 from endoked.runfolder import RunFolder
 
-SET = ["prompt_seg.selection=box", "prompt_seg.segmenter=ellipse", "prompt_seg.chunk_size=2", "prompt_seg.overlays=2",
-       "prompt_seg.refine_iters=0",
-       "prompt_seg.candidate_thresholds=[]", "prompt_seg.candidate_scales=[]", "prompt_seg.min_score=0.0",
-       "prompt_seg.max_area_fraction=1.0"]
+SET = [
+    "prompt_seg.selection=box",
+    "prompt_seg.segmenter=ellipse",
+    "prompt_seg.chunk_size=2",
+    "prompt_seg.overlays=2",
+    "prompt_seg.refine_iters=0",
+    "prompt_seg.candidate_thresholds=[]",
+    "prompt_seg.candidate_scales=[]",
+    "prompt_seg.min_score=0.0",
+    "prompt_seg.max_area_fraction=1.0",
+]
 
 
 def make_run(tmp_path: Path) -> RunFolder:
     """Three images with one box each (E1 has two boxes), one with a stem shared by two images."""
     run = RunFolder(tmp_path / "run")
     arch = tmp_path / "archive"
-    specs = [("E0", "E0/a.jpg", [(10, 8, 30, 24)]), ("E1", "E1/b.png", [(4, 4, 14, 12), (30, 20, 50, 40)]),
-             ("E1", "E1/sub/b.png", [(20, 10, 40, 30)])]
+    specs = [
+        ("E0", "E0/a.jpg", [(10, 8, 30, 24)]),
+        ("E1", "E1/b.png", [(4, 4, 14, 12), (30, 20, 50, 40)]),
+        ("E1", "E1/sub/b.png", [(20, 10, 40, 30)]),
+    ]
     images, boxes, cams_idx, arrays, dropped = [], [], [], {}, []
     for k, (exam, rel, bxs) in enumerate(specs):
         path = arch / rel
@@ -36,10 +46,21 @@ def make_run(tmp_path: Path) -> RunFolder:
         images.append({"exam_id": exam, "image": rel, "path": str(path), "width": 64, "height": 48})
         cam = np.zeros((12, 16), np.float32)
         for j, (x0, y0, x1, y1) in enumerate(bxs):
-            boxes.append({"exam_id": exam, "image": rel, "box_id": j, "x0": float(x0), "y0": float(y0),
-                          "x1": float(x1), "y1": float(y1), "cam_score": 0.9, "class_prob": 0.9,
-                          "area_fraction": (x1 - x0) * (y1 - y0) / (64 * 48)})
-            cam[y0 // 4:y1 // 4, x0 // 4:x1 // 4] = 1.0
+            boxes.append(
+                {
+                    "exam_id": exam,
+                    "image": rel,
+                    "box_id": j,
+                    "x0": float(x0),
+                    "y0": float(y0),
+                    "x1": float(x1),
+                    "y1": float(y1),
+                    "cam_score": 0.9,
+                    "class_prob": 0.9,
+                    "area_fraction": (x1 - x0) * (y1 - y0) / (64 * 48),
+                }
+            )
+            cam[y0 // 4 : y1 // 4, x0 // 4 : x1 // 4] = 1.0
         arrays[f"c{k}"] = (cam * 255).astype(np.uint8)
         cams_idx.append({"exam_id": exam, "image": rel, "file": "cam/chunks/part-00000.npz", "key": f"c{k}"})
     # Two images the cam stage dropped: one for a box filter (its CAM is a blob touching the left border;
@@ -57,8 +78,10 @@ def make_run(tmp_path: Path) -> RunFolder:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(run.root / "cam/chunks/part-00000.npz", buf.getvalue())
-    for stage, outputs in (("ingest", {"images": images}),
-                           ("cam", {"boxes": boxes, "cams": cams_idx, "dropped": dropped})):
+    for stage, outputs in (
+        ("ingest", {"images": images}),
+        ("cam", {"boxes": boxes, "cams": cams_idx, "dropped": dropped}),
+    ):
         files = {}
         for name, rows in outputs.items():
             path = run.stage_dir(stage) / f"{name}.parquet"
@@ -132,8 +155,9 @@ def test_prompt_seg_filter_rejects_with_reason_and_resumes(tmp_path: Path) -> No
 
 def test_consensus_selection_one_mask_per_image_and_rescues_box_filter_drops(tmp_path: Path) -> None:
     run = make_run(tmp_path)
-    cfg = resolve_config("cpu-small", overrides=["prompt_seg.segmenter=ellipse", "prompt_seg.overlays=0",
-                                                 "prompt_seg.min_rank=1.2"])
+    cfg = resolve_config(
+        "cpu-small", overrides=["prompt_seg.segmenter=ellipse", "prompt_seg.overlays=0", "prompt_seg.min_rank=1.2"]
+    )
     assert cfg.prompt_seg.selection == "consensus"
     _, result = run_stage(run, cfg, STAGE, progress=False)
     assert result is not None

@@ -108,8 +108,9 @@ def test_mask_consensus_hand_values() -> None:
     half[0:32, 0:16] = True  # IoU with a: 0.5
     b = np.zeros((64, 64), bool)
     b[40:60, 40:60] = True  # disjoint from both
-    np.testing.assert_allclose(mask_consensus([a, a, half, b]), [(1 + 0.5 + 0) / 3, (1 + 0.5 + 0) / 3,
-                                                                 (0.5 + 0.5 + 0) / 3, 0.0], atol=1e-6)
+    np.testing.assert_allclose(
+        mask_consensus([a, a, half, b]), [(1 + 0.5 + 0) / 3, (1 + 0.5 + 0) / 3, (0.5 + 0.5 + 0) / 3, 0.0], atol=1e-6
+    )
     assert mask_consensus([a]).tolist() == [0.0]
 
 
@@ -129,7 +130,7 @@ class _ObjectSegmenter:
                 scores.append(0.8)
             else:
                 m = np.zeros_like(self.obj)
-                m[int(y0):int(y1), int(x0):int(x1)] = True
+                m[int(y0) : int(y1), int(x0) : int(x1)] = True
                 masks.append(m)
                 scores.append(0.95)
         return np.stack(masks), np.array(scores, np.float32)
@@ -158,8 +159,17 @@ def test_select_mask_prefers_the_region_the_candidates_agree_on() -> None:
 def test_merge_boxes_groups_near_identical_prompts_in_order() -> None:
     from endoked.prompt_seg.refine import merge_boxes
 
-    boxes = np.array([[10, 10, 60, 60], [30, 30, 90, 90], [10, 10, 60, 60.2], [10.1, 10, 60, 60],
-                      [30, 30, 90, 90], [10, 10, 50, 50]], np.float32)
+    boxes = np.array(
+        [
+            [10, 10, 60, 60],
+            [30, 30, 90, 90],
+            [10, 10, 60, 60.2],
+            [10.1, 10, 60, 60],
+            [30, 30, 90, 90],
+            [10, 10, 50, 50],
+        ],
+        np.float32,
+    )
     reps, group, counts = merge_boxes(boxes, 0.98)
     np.testing.assert_array_equal(reps, boxes[[0, 1, 5]])
     assert group.tolist() == [0, 1, 0, 0, 1, 2] and counts.tolist() == [3, 2, 1]

@@ -156,8 +156,9 @@ def test_decode_batch_default_is_one_on_cpu_and_all_elsewhere() -> None:
 def _tiny_sam() -> torch.nn.Module:
     from segment_anything.build_sam import _build_sam
 
-    return _build_sam(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=2,
-                      encoder_global_attn_indexes=[0], checkpoint=None)
+    return _build_sam(
+        encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=2, encoder_global_attn_indexes=[0], checkpoint=None
+    )
 
 
 @pytest.mark.skipif(not HAS_SAM, reason="segment-anything not installed: pip install 'endoked[sam]'")

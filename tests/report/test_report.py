@@ -14,15 +14,25 @@ from endoked.report.build import _evidence_spans, build_report, highlight
 from tests.fakes import fake_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def test_highlight_escapes_and_marks() -> None:
     text = "<b>6 mm</b> polyp"
     out = str(highlight(text, [(3, 7, "size"), (12, 17, "polyp"), (0, 100, "bogus")]))
-    assert out == ('&lt;b&gt;<mark class="f-size" title="size">6 mm</mark>&lt;/b&gt; '
-                   '<mark class="f-polyp" title="polyp">polyp</mark>')
+    assert out == (
+        '&lt;b&gt;<mark class="f-size" title="size">6 mm</mark>&lt;/b&gt; '
+        '<mark class="f-polyp" title="polyp">polyp</mark>'
+    )
     spans = _evidence_spans({"polyp": [[1, 2]], "polyps": [{"size_mm": {"start": 3, "end": 5}}]})
     assert sorted(spans) == [(1, 2, "polyp"), (3, 5, "size_mm")]
 
@@ -45,16 +55,28 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     page = run.root / "report.html"
     profile = tmp_path / "profile"
     base = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}"]
-    dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
-                         check=True).stdout
-    for title in ("Overview", "Configuration and environment", "Ingest", "Report labels", "MIL image scores",
-                  "CAM boxes", "Pseudo masks"):
+    dom = subprocess.run(
+        [*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    for title in (
+        "Overview",
+        "Configuration and environment",
+        "Ingest",
+        "Report labels",
+        "MIL image scores",
+        "CAM boxes",
+        "Pseudo masks",
+    ):
         assert f">{title}</h2>" in dom
     # every image is embedded and decodes: the browser reports a natural size through a tiny script-free check
     assert not re.search(r'<img[^>]+src="(?!data:image/png;base64,)', dom)
     shot = tmp_path / "shot.png"
-    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri()], capture_output=True,
-                   timeout=120, check=True)
+    subprocess.run(
+        [*base, f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     from PIL import Image
 
     img = Image.open(shot)

@@ -29,8 +29,11 @@ def _cfg(**kw: object) -> SynthConfig:
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +108,12 @@ def test_truth_consistent_with_manifest(archive: Path) -> None:
 
 @pytest.mark.skipif(not CHECKER.exists(), reason="report-label checker not available")
 def test_truth_passes_contract_checker(archive: Path) -> None:
-    res = subprocess.run([sys.executable, str(CHECKER), str(archive / "truth" / "exams.jsonl"),
-                          str(archive / "manifest.jsonl")], capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [sys.executable, str(CHECKER), str(archive / "truth" / "exams.jsonl"), str(archive / "manifest.jsonl")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert res.returncode == 0, res.stdout
 
 
@@ -146,8 +153,12 @@ def test_foreign_manifest_is_not_overwritten(tmp_path: Path) -> None:
 
 
 def test_category_fractions_honoured(tmp_path: Path) -> None:
-    cfg = _cfg(exams=20, size=32, images_per_exam=(1, 2),
-               fractions={"present": 0.5, "absent": 0.5, "history": 0, "uncertain": 0, "malignancy": 0})
+    cfg = _cfg(
+        exams=20,
+        size=32,
+        images_per_exam=(1, 2),
+        fractions={"present": 0.5, "absent": 0.5, "history": 0, "uncertain": 0, "malignancy": 0},
+    )
     summary = generate_archive(tmp_path / "f", cfg, progress=False)
     assert summary.categories == {"present": 10, "absent": 10, "history": 0, "uncertain": 0, "malignancy": 0}
     truth = load_truth(tmp_path / "f")

@@ -21,7 +21,7 @@ def test_shapes_dtypes_and_black_surround() -> None:
     assert img.shape == (SIZE, SIZE, 3) and img.dtype == np.uint8
     assert mask.shape == (SIZE, SIZE) and mask.dtype == np.uint8 and not mask.any()
     assert img[0, 0].max() == 0 and img[-1, -1].max() == 0  # corners outside the field of view
-    centre = img[SIZE // 4: 3 * SIZE // 4, SIZE // 4: 3 * SIZE // 4].astype(float)
+    centre = img[SIZE // 4 : 3 * SIZE // 4, SIZE // 4 : 3 * SIZE // 4].astype(float)
     assert centre.mean() > 20
     # mucosa is reddish: red channel dominates where it is lit
     lit = centre.sum(axis=2) > 150

@@ -87,8 +87,13 @@ def test_categories_follow_their_labels(rows: list[dict]) -> None:
         elif r["category"] == "malignancy":
             assert lab["malignancy_suspected"] and mass.search(text), text
         elif r["category"] == "absent":
-            assert lab == {"polyp": "absent", "polyp_count": 0, "polyps": [], "malignancy_suspected": False,
-                           "pathology": lab["pathology"]}
+            assert lab == {
+                "polyp": "absent",
+                "polyp_count": 0,
+                "polyps": [],
+                "malignancy_suspected": False,
+                "pathology": lab["pathology"],
+            }
             assert lab["pathology"] in (None, "other")
         else:
             assert lab["polyp"] == "present" and not lab["malignancy_suspected"]
@@ -96,8 +101,23 @@ def test_categories_follow_their_labels(rows: list[dict]) -> None:
 
 def _size_forms(mm: float) -> list[str]:
     m = int(mm)
-    return [f"{m} mm", f"{m}mm", f"{m} x", f"{m}x", f"{m} ×", f"x {m} mm", f"× {m} mm", f"x{m}mm", f"{m}×", f"×{m}mm",
-            f"{m / 10:.1f}", f"{m // 10} cm" if m % 10 == 0 else "\0", f"-{m}", f"to {m} mm", f"up to {m} mm"]
+    return [
+        f"{m} mm",
+        f"{m}mm",
+        f"{m} x",
+        f"{m}x",
+        f"{m} ×",
+        f"x {m} mm",
+        f"× {m} mm",
+        f"x{m}mm",
+        f"{m}×",
+        f"×{m}mm",
+        f"{m / 10:.1f}",
+        f"{m // 10} cm" if m % 10 == 0 else "\0",
+        f"-{m}",
+        f"to {m} mm",
+        f"up to {m} mm",
+    ]
 
 
 def test_stated_sizes_appear_in_text(rows: list[dict]) -> None:

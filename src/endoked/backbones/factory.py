@@ -23,7 +23,7 @@ _PREFIXES = ("model.", "module.")
 def _strip(key: str) -> str:
     for prefix in _PREFIXES:
         if key.startswith(prefix):
-            return key[len(prefix):]
+            return key[len(prefix) :]
     return key
 
 
@@ -79,15 +79,24 @@ def _load_into(model: nn.Module, canonical: dict[str, torch.Tensor], name: str, 
         else:
             missing.append(key)
     if missing:
-        raise DataFormatError(f"backbone {name!r}: {len(missing)} tensors missing or of another shape in "
-                              f"{source.describe()} (first: {missing[:3]})")
+        raise DataFormatError(
+            f"backbone {name!r}: {len(missing)} tensors missing or of another shape in "
+            f"{source.describe()} (first: {missing[:3]})"
+        )
     model.load_state_dict(state, strict=True)
     return len(state)
 
 
-def create_backbone(name: str, *, pretrained: bool = True, weights: Path | str | None = None,
-                    allow_download: bool = False, features_only: bool = False,
-                    out_indices: tuple[int, ...] | list[int] | None = None, **kwargs: Any) -> nn.Module:
+def create_backbone(
+    name: str,
+    *,
+    pretrained: bool = True,
+    weights: Path | str | None = None,
+    allow_download: bool = False,
+    features_only: bool = False,
+    out_indices: tuple[int, ...] | list[int] | None = None,
+    **kwargs: Any,
+) -> nn.Module:
     """Build a registered backbone, with pretrained weights resolved offline first.
 
     Weights come from ``weights`` (a local file) if given, else the backbone's installed weight package,

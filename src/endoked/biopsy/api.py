@@ -68,9 +68,11 @@ def pretrain_set_from_run(run_dir: Path, cfg: BiopsyConfig) -> tuple[list[Labell
     if not run.root.is_dir():
         raise StageError(f"run folder {run_dir} not found")
     tables = {}
-    for stage, name, default in (("extract", "labels", "extract/labels.parquet"),
-                                 ("mil", "image_scores", "mil/image_scores.parquet"),
-                                 ("ingest", "images", "ingest/images.parquet")):
+    for stage, name, default in (
+        ("extract", "labels", "extract/labels.parquet"),
+        ("mil", "image_scores", "mil/image_scores.parquet"),
+        ("ingest", "images", "ingest/images.parquet"),
+    ):
         path = _run_table(run, stage, name, default)
         if path is None:
             raise StageError(f"run {run.root} has no {default}; run `endoked run --out {run_dir} --to {stage}` first")
@@ -79,8 +81,9 @@ def pretrain_set_from_run(run_dir: Path, cfg: BiopsyConfig) -> tuple[list[Labell
     if cfg.crop_to_mask:
         path = _run_table(run, "prompt_seg", "pseudo_labels", "prompt_seg/pseudo_labels.parquet")
         if path is None:
-            logger.warning("biopsy: crop_to_mask is set but the run has no prompt_seg pseudo labels; using whole "
-                           "images")
+            logger.warning(
+                "biopsy: crop_to_mask is set but the run has no prompt_seg pseudo labels; using whole images"
+            )
         else:
             for row in read_parquet(path).to_pylist():
                 try:
@@ -95,20 +98,45 @@ def pretrain_set_from_run(run_dir: Path, cfg: BiopsyConfig) -> tuple[list[Labell
     return items, counts
 
 
-def _encode(model: BiopsyModel, items: list[LabelledImage], cfg: BiopsyConfig, device: torch.device, views: int,
-            workers: int, cache_dir: Path | None, name: str, signature: str, progress: bool | None) -> Features:
+def _encode(
+    model: BiopsyModel,
+    items: list[LabelledImage],
+    cfg: BiopsyConfig,
+    device: torch.device,
+    views: int,
+    workers: int,
+    cache_dir: Path | None,
+    name: str,
+    signature: str,
+    progress: bool | None,
+) -> Features:
     store = torch.float16 if (cfg.cache_dtype == "float16" and cfg.trainable_blocks > 0) else None
     cache = cache_dir / f"{name}.pt" if cache_dir is not None else None
-    return encode_items(items, model.encoder.prefix, cfg.image_size, views, device, cfg.feature_batch_size, workers,
-                        store, cache, signature, progress, desc=f"biopsy encode {name}")
+    return encode_items(
+        items,
+        model.encoder.prefix,
+        cfg.image_size,
+        views,
+        device,
+        cfg.feature_batch_size,
+        workers,
+        store,
+        cache,
+        signature,
+        progress,
+        desc=f"biopsy encode {name}",
+    )
 
 
 def _split_rows(items: list[LabelledImage], train: np.ndarray, val: np.ndarray, set_name: str) -> list[str]:
     split = {int(i): "train" for i in train} | {int(i): "val" for i in val}
     out = []
     for i, it in enumerate(items):
-        out.append(",".join(_csv_cell(v) for v in (it.image, it.path, CLASS_NAMES[it.label], it.group, set_name,
-                                                    split.get(i, ""))))
+        out.append(
+            ",".join(
+                _csv_cell(v) for v in (it.image, it.path, CLASS_NAMES[it.label], it.group, set_name, split.get(i, ""))
+            )
+        )
     return out
 
 
@@ -118,8 +146,16 @@ def _csv_cell(value: Any) -> str:
     return buf.getvalue().rstrip("\r\n")
 
 
-def train_classifier(cfg: BiopsyConfig, out_dir: Path, *, run_dir: Path | None = None, labels: Path | None = None,
-                     device: str = "auto", workers: int = 2, progress: bool | None = None) -> dict[str, Any]:
+def train_classifier(
+    cfg: BiopsyConfig,
+    out_dir: Path,
+    *,
+    run_dir: Path | None = None,
+    labels: Path | None = None,
+    device: str = "auto",
+    workers: int = 2,
+    progress: bool | None = None,
+) -> dict[str, Any]:
     """Pre-train on a run's report-derived labels (if ``run_dir``), fine-tune on a labelled set (if ``labels``),
     calibrate on the validation split and save the model (see the module docstring for the files).
 
@@ -133,8 +169,9 @@ def train_classifier(cfg: BiopsyConfig, out_dir: Path, *, run_dir: Path | None =
         StageError / DataFormatError: missing run tables, unusable labelled set.
     """
     if run_dir is None and labels is None:
-        raise ConfigError("give a run folder to pre-train from (--run), a labelled set to fine-tune on (--labels), "
-                          "or both")
+        raise ConfigError(
+            "give a run folder to pre-train from (--run), a labelled set to fine-tune on (--labels), or both"
+        )
     t0 = time.perf_counter()
     dev = resolve_device(device)
     out_dir = Path(out_dir)
@@ -148,8 +185,10 @@ def train_classifier(cfg: BiopsyConfig, out_dir: Path, *, run_dir: Path | None =
     if run_dir is not None:
         pre_items, summary["pretrain_counts"] = pretrain_set_from_run(run_dir, cfg)
         if not pre_items:
-            raise StageError(f"run {run_dir}: no exam with a known pathology class and scored images; check "
-                             "extract/labels.parquet (pathology) and biopsy.neoplastic/non_neoplastic")
+            raise StageError(
+                f"run {run_dir}: no exam with a known pathology class and scored images; check "
+                "extract/labels.parquet (pathology) and biopsy.neoplastic/non_neoplastic"
+            )
         mil_ckpt = _run_table(RunFolder(run_dir), "mil", "checkpoint", "mil/model.pt")
         if cfg.init_from_mil:
             if mil_ckpt is None:
@@ -160,10 +199,18 @@ def train_classifier(cfg: BiopsyConfig, out_dir: Path, *, run_dir: Path | None =
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, encoder_state).to(dev).eval()
     source = getattr(model.encoder.model, "weights_source", None)
-    summary["encoder_weights"] = f"MIL checkpoint (sha256 {mil_sha})" if mil_sha else (
-        source.describe() if source is not None else "unknown")
-    signature = sha256_json({"backbone": cfg.backbone, "weights": summary["encoder_weights"],
-                             "size": cfg.image_size, "blocks": cfg.trainable_blocks, "dtype": cfg.cache_dtype})
+    summary["encoder_weights"] = (
+        f"MIL checkpoint (sha256 {mil_sha})" if mil_sha else (source.describe() if source is not None else "unknown")
+    )
+    signature = sha256_json(
+        {
+            "backbone": cfg.backbone,
+            "weights": summary["encoder_weights"],
+            "size": cfg.image_size,
+            "blocks": cfg.trainable_blocks,
+            "dtype": cfg.cache_dtype,
+        }
+    )
     split_lines = ["image,path,label,group,set,split"]
     val_feats: Features | None = None
     val_y = np.zeros(0, dtype=np.int64)
@@ -171,38 +218,85 @@ def train_classifier(cfg: BiopsyConfig, out_dir: Path, *, run_dir: Path | None =
         y = np.array([it.label for it in pre_items])
         tr, va = split_indices(y, [it.group for it in pre_items], cfg.val_fraction, cfg.seed)
         split_lines += _split_rows(pre_items, tr, va, "pretrain")
-        feats = _encode(model, [pre_items[i] for i in tr], cfg, dev, n_views, workers, cache_dir, "pretrain_train",
-                        signature, progress)
-        val_feats = _encode(model, [pre_items[i] for i in va], cfg, dev, 1, workers, cache_dir, "pretrain_val",
-                            signature, progress)
-        log = train_steps(model, feats, y[tr], cfg, steps=cfg.pretrain_steps, lr=cfg.lr,
-                          label_smoothing=cfg.pretrain_label_smoothing, seed=cfg.seed, device=dev, progress=progress,
-                          desc="biopsy pre-train")
+        feats = _encode(
+            model,
+            [pre_items[i] for i in tr],
+            cfg,
+            dev,
+            n_views,
+            workers,
+            cache_dir,
+            "pretrain_train",
+            signature,
+            progress,
+        )
+        val_feats = _encode(
+            model, [pre_items[i] for i in va], cfg, dev, 1, workers, cache_dir, "pretrain_val", signature, progress
+        )
+        log = train_steps(
+            model,
+            feats,
+            y[tr],
+            cfg,
+            steps=cfg.pretrain_steps,
+            lr=cfg.lr,
+            label_smoothing=cfg.pretrain_label_smoothing,
+            seed=cfg.seed,
+            device=dev,
+            progress=progress,
+            desc="biopsy pre-train",
+        )
         val_y = y[va]
         p = probabilities(model, val_feats, dev)
         ok = np.isfinite(p)
-        summary["pretrain"] = {"steps": log.steps, "seconds": log.seconds, "n_train": log.n_train,
-                               "n_val": int(ok.sum()), "losses": log.losses,
-                               "val_auroc_vs_report_labels": auroc(val_y[ok], p[ok]) if ok.any() else None}
+        summary["pretrain"] = {
+            "steps": log.steps,
+            "seconds": log.seconds,
+            "n_train": log.n_train,
+            "n_val": int(ok.sum()),
+            "losses": log.losses,
+            "val_auroc_vs_report_labels": auroc(val_y[ok], p[ok]) if ok.any() else None,
+        }
     if labels is not None:
         items, errors = read_labelled_set(labels, cfg)
         if errors:
-            atomic_write_text(out_dir / "rejects.csv", "row,image,error\n" + "".join(
-                ",".join(_csv_cell(e[k]) for k in ("row", "image", "error")) + "\n" for e in errors))
+            atomic_write_text(
+                out_dir / "rejects.csv",
+                "row,image,error\n"
+                + "".join(",".join(_csv_cell(e[k]) for k in ("row", "image", "error")) + "\n" for e in errors),
+            )
         y = np.array([it.label for it in items])
         tr, va = split_indices(y, [it.group for it in items], cfg.val_fraction, cfg.seed)
         split_lines += _split_rows(items, tr, va, "finetune")
-        feats = _encode(model, [items[i] for i in tr], cfg, dev, n_views, workers, cache_dir, "finetune_train",
-                        signature, progress)
-        val_feats = _encode(model, [items[i] for i in va], cfg, dev, 1, workers, cache_dir, "finetune_val", signature,
-                            progress)
+        feats = _encode(
+            model, [items[i] for i in tr], cfg, dev, n_views, workers, cache_dir, "finetune_train", signature, progress
+        )
+        val_feats = _encode(
+            model, [items[i] for i in va], cfg, dev, 1, workers, cache_dir, "finetune_val", signature, progress
+        )
         val_y = y[va]
-        log = train_steps(model, feats, y[tr], cfg, steps=cfg.finetune_steps,
-                          lr=cfg.finetune_lr if pre_items else cfg.lr, label_smoothing=cfg.label_smoothing,
-                          seed=cfg.seed + 1, device=dev, progress=progress, desc="biopsy fine-tune")
-        summary["finetune"] = {"steps": log.steps, "seconds": log.seconds, "n_train": log.n_train,
-                               "n_val": len(va), "losses": log.losses, "rejected_rows": len(errors),
-                               "unreadable": len(feats.failed) + len(val_feats.failed)}
+        log = train_steps(
+            model,
+            feats,
+            y[tr],
+            cfg,
+            steps=cfg.finetune_steps,
+            lr=cfg.finetune_lr if pre_items else cfg.lr,
+            label_smoothing=cfg.label_smoothing,
+            seed=cfg.seed + 1,
+            device=dev,
+            progress=progress,
+            desc="biopsy fine-tune",
+        )
+        summary["finetune"] = {
+            "steps": log.steps,
+            "seconds": log.seconds,
+            "n_train": log.n_train,
+            "n_val": len(va),
+            "losses": log.losses,
+            "rejected_rows": len(errors),
+            "unreadable": len(feats.failed) + len(val_feats.failed),
+        }
     if val_feats is None:  # unreachable: one of the two sets is given
         raise ConfigError("nothing to train on")
     summary["calibration"] = calibrate(model, val_feats, val_y, cfg, dev)
@@ -220,16 +314,25 @@ def _items_for_prediction(images: Path, cfg: BiopsyConfig) -> tuple[list[Labelle
     if images.is_file() and images.suffix.lower() != ".csv":
         return [LabelledImage(images.name, str(images), -1, "")], []
     if images.is_dir() and not any(p.is_dir() for p in images.iterdir()):
-        files = sorted(p for p in images.iterdir() if p.suffix.lower() in
-                       (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"))
+        files = sorted(
+            p
+            for p in images.iterdir()
+            if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+        )
         if not files:
             raise DataFormatError(f"{images}: no image files (.jpg, .png, ...)")
         return [LabelledImage(p.name, str(p), -1, "") for p in files], []
     return read_labelled_set(images, cfg)
 
 
-def predict_images(model_path: Path, images: Path, device: str = "auto", workers: int = 2, tta: bool = False,
-                   progress: bool | None = None) -> list[dict[str, Any]]:
+def predict_images(
+    model_path: Path,
+    images: Path,
+    device: str = "auto",
+    workers: int = 2,
+    tta: bool = False,
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
     """Score images with a saved model.
 
     Returns:
@@ -239,18 +342,42 @@ def predict_images(model_path: Path, images: Path, device: str = "auto", workers
     dev = resolve_device(device)
     model, cfg, _ = load_model(model_path, dev)
     items, errors = _items_for_prediction(images, cfg)
-    feats = encode_items(items, model.encoder.prefix, cfg.image_size, len(VIEWS) if tta else 1, dev,
-                         cfg.feature_batch_size, workers, progress=progress, desc="biopsy predict")
+    feats = encode_items(
+        items,
+        model.encoder.prefix,
+        cfg.image_size,
+        len(VIEWS) if tta else 1,
+        dev,
+        cfg.feature_batch_size,
+        workers,
+        progress=progress,
+        desc="biopsy predict",
+    )
     probs = probabilities(model, feats, dev, tta=tta)
     rows = []
     for i, (it, p) in enumerate(zip(items, probs, strict=True)):
         ok = bool(np.isfinite(p))
-        rows.append({"image": it.image, "path": it.path, "prob_neoplastic": float(p) if ok else None,
-                     "prediction": CLASS_NAMES[int(p >= model.threshold)] if ok else None,
-                     "label": CLASS_NAMES[it.label] if it.label >= 0 else None,
-                     "error": feats.failed.get(i)})
-    rows += [{"image": e["image"], "path": None, "prob_neoplastic": None, "prediction": None, "label": None,
-              "error": e["error"]} for e in errors]
+        rows.append(
+            {
+                "image": it.image,
+                "path": it.path,
+                "prob_neoplastic": float(p) if ok else None,
+                "prediction": CLASS_NAMES[int(p >= model.threshold)] if ok else None,
+                "label": CLASS_NAMES[it.label] if it.label >= 0 else None,
+                "error": feats.failed.get(i),
+            }
+        )
+    rows += [
+        {
+            "image": e["image"],
+            "path": None,
+            "prob_neoplastic": None,
+            "prediction": None,
+            "label": None,
+            "error": e["error"],
+        }
+        for e in errors
+    ]
     return rows
 
 
@@ -261,9 +388,16 @@ def write_predictions(path: Path, rows: list[dict[str, Any]]) -> Path:
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def evaluate_model(model_path: Path, labels: Path, out_dir: Path | None = None, device: str = "auto",
-                   workers: int = 2, tta: bool = False, progress: bool | None = None,
-                   cfg_override: BiopsyConfig | None = None) -> dict[str, Any]:
+def evaluate_model(
+    model_path: Path,
+    labels: Path,
+    out_dir: Path | None = None,
+    device: str = "auto",
+    workers: int = 2,
+    tta: bool = False,
+    progress: bool | None = None,
+    cfg_override: BiopsyConfig | None = None,
+) -> dict[str, Any]:
     """Score a labelled set with a saved model: AUROC, accuracy, sensitivity, specificity at the model's
     threshold, with bootstrap CIs (``bootstrap``/``ci_level``/``seed`` of the model's config, or of
     ``cfg_override``). With ``out_dir``: ``metrics.json``, ``predictions.csv`` and ``roc.png``."""
@@ -282,7 +416,10 @@ def evaluate_model(model_path: Path, labels: Path, out_dir: Path | None = None, 
         atomic_write_json(out_dir / "metrics.json", result)
         write_predictions(out_dir / "predictions.csv", rows)
         pm = point_metrics(y, p, model.threshold)
-        plot_roc(out_dir / "roc.png", {"model": (y, p)}, title="Neoplastic vs non-neoplastic",
-                 points={f"threshold {model.threshold:.2f}": (1 - pm["specificity"], pm["sensitivity"])})
+        plot_roc(
+            out_dir / "roc.png",
+            {"model": (y, p)},
+            title="Neoplastic vs non-neoplastic",
+            points={f"threshold {model.threshold:.2f}": (1 - pm["specificity"], pm["sensitivity"])},
+        )
     return result
-

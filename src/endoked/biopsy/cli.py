@@ -13,10 +13,13 @@ from pydantic import ValidationError
 from endoked.biopsy.config import BiopsyConfig
 from endoked.errors import ConfigError
 
-ConfigFileOpt = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="YAML file: biopsy fields at the top level or under a 'biopsy:' section.")]
-SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", "-s", help="Override, e.g. --set biopsy.top_k=5 (or top_k=5); repeatable.")]
+ConfigFileOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML file: biopsy fields at the top level or under a 'biopsy:' section."),
+]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="Override, e.g. --set biopsy.top_k=5 (or top_k=5); repeatable.")
+]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Image decoding threads.")]
 TtaOpt = Annotated[bool, typer.Option("--tta", help="Average over the original and flipped views.")]
@@ -49,17 +52,22 @@ def build_config(config_file: Path | None = None, overrides: Sequence[str] = ())
 
 def register(app: typer.Typer) -> None:
     """Add the ``biopsy`` command group to ``app``."""
-    biopsy_app = typer.Typer(help="Optical biopsy: neoplastic vs non-neoplastic polyp classifier.",
-                             no_args_is_help=True)
+    biopsy_app = typer.Typer(
+        help="Optical biopsy: neoplastic vs non-neoplastic polyp classifier.", no_args_is_help=True
+    )
     app.add_typer(biopsy_app, name="biopsy")
 
     @biopsy_app.command("train")
     def train_cmd(
         out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (model.pt, train.json, splits.csv).")],
-        run: Annotated[Path | None, typer.Option(
-            "--run", help="Run folder to pre-train from (extract labels + MIL scores).")] = None,
-        labels: Annotated[Path | None, typer.Option(
-            "--labels", "-l", help="Labelled set to fine-tune on: CSV (image,label[,group]) or class folders.")
+        run: Annotated[
+            Path | None, typer.Option("--run", help="Run folder to pre-train from (extract labels + MIL scores).")
+        ] = None,
+        labels: Annotated[
+            Path | None,
+            typer.Option(
+                "--labels", "-l", help="Labelled set to fine-tune on: CSV (image,label[,group]) or class folders."
+            ),
         ] = None,
         config: ConfigFileOpt = None,
         set_: SetOpt = None,
@@ -78,14 +86,17 @@ def register(app: typer.Typer) -> None:
 
         summary = train_classifier(cfg, out, run_dir=run, labels=labels, device=device, workers=workers)
         cal = summary["calibration"]
-        typer.echo(f"wrote {out / 'model.pt'} (temperature {cal['temperature']:.3f}, threshold "
-                   f"{cal['threshold']:.3f} from {cal['threshold_from']})")
+        typer.echo(
+            f"wrote {out / 'model.pt'} (temperature {cal['temperature']:.3f}, threshold "
+            f"{cal['threshold']:.3f} from {cal['threshold_from']})"
+        )
 
     @biopsy_app.command("predict")
     def predict_cmd(
         model: Annotated[Path, typer.Option("--model", "-m", help="model.pt written by `biopsy train`.")],
-        images: Annotated[Path, typer.Option(
-            "--images", "-i", help="Image file, image folder, labelled CSV or class folders.")],
+        images: Annotated[
+            Path, typer.Option("--images", "-i", help="Image file, image folder, labelled CSV or class folders.")
+        ],
         out: Annotated[Path, typer.Option("--out", "-o", help="Predictions CSV.")],
         device: DeviceOpt = "auto",
         workers: WorkersOpt = 2,
@@ -102,10 +113,12 @@ def register(app: typer.Typer) -> None:
     @biopsy_app.command("eval")
     def eval_cmd(
         model: Annotated[Path, typer.Option("--model", "-m", help="model.pt written by `biopsy train`.")],
-        labels: Annotated[Path, typer.Option(
-            "--labels", "-l", help="Labelled test set: CSV (image,label) or class folders.")],
-        out: Annotated[Path | None, typer.Option(
-            "--out", "-o", help="Folder for metrics.json, predictions.csv and roc.png.")] = None,
+        labels: Annotated[
+            Path, typer.Option("--labels", "-l", help="Labelled test set: CSV (image,label) or class folders.")
+        ],
+        out: Annotated[
+            Path | None, typer.Option("--out", "-o", help="Folder for metrics.json, predictions.csv and roc.png.")
+        ] = None,
         set_: SetOpt = None,
         device: DeviceOpt = "auto",
         workers: WorkersOpt = 2,
@@ -124,4 +137,4 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             typer.echo(f"wrote {out / 'metrics.json'}, predictions.csv, roc.png", err=True)
         else:
-            typer.echo(json.dumps({k: result[k] for k in ('tp', 'tn', 'fp', 'fn')}), err=True)
+            typer.echo(json.dumps({k: result[k] for k in ("tp", "tn", "fp", "fn")}), err=True)

@@ -33,10 +33,17 @@ from endoked.stats import auroc
 logger = logging.getLogger(__name__)
 
 
-def data_efficiency(arms: Mapping[str, tuple[BiopsyModel, bool]], pool: Mapping[str, Features],
-                    pool_labels: np.ndarray, pool_groups: Sequence[str], test: Mapping[str, Features],
-                    test_labels: np.ndarray, cfg: BiopsyConfig, device: torch.device,
-                    progress: bool | None = False) -> list[dict[str, Any]]:
+def data_efficiency(
+    arms: Mapping[str, tuple[BiopsyModel, bool]],
+    pool: Mapping[str, Features],
+    pool_labels: np.ndarray,
+    pool_groups: Sequence[str],
+    test: Mapping[str, Features],
+    test_labels: np.ndarray,
+    cfg: BiopsyConfig,
+    device: torch.device,
+    progress: bool | None = False,
+) -> list[dict[str, Any]]:
     """Run the curve.
 
     Args:
@@ -78,9 +85,19 @@ def data_efficiency(arms: Mapping[str, tuple[BiopsyModel, bool]], pool: Mapping[
                 base, pretrained = arms[name]
                 model = copy.deepcopy(base)
                 t0 = time.perf_counter()
-                train_steps(model, pool[name].select(tr_idx), y_pool[tr_idx], cfg, steps=cfg.finetune_steps,
-                            lr=cfg.finetune_lr if pretrained else cfg.lr, label_smoothing=cfg.label_smoothing,
-                            seed=seed, device=device, progress=progress, desc=f"curve {frac:g} {name}")
+                train_steps(
+                    model,
+                    pool[name].select(tr_idx),
+                    y_pool[tr_idx],
+                    cfg,
+                    steps=cfg.finetune_steps,
+                    lr=cfg.finetune_lr if pretrained else cfg.lr,
+                    label_smoothing=cfg.label_smoothing,
+                    seed=seed,
+                    device=device,
+                    progress=progress,
+                    desc=f"curve {frac:g} {name}",
+                )
                 calibrate(model, pool[name].select(va_idx), y_pool[va_idx], cfg, device)
                 seconds[name].append(time.perf_counter() - t0)
                 probs[name].append(probabilities(model, test[name], device))
@@ -88,13 +105,21 @@ def data_efficiency(arms: Mapping[str, tuple[BiopsyModel, bool]], pool: Mapping[
         for k, name in enumerate(names):
             p = np.stack(probs[name])
             per = [point_metrics(y_test, pr, t) for pr, t in zip(p, thresholds[name], strict=True)]
-            row: dict[str, Any] = {"fraction": frac, "arm": name, "n_train": float(np.mean(n_train)),
-                                   "n_val": float(np.mean(n_val)), "repeats": cfg.curve_repeats,
-                                   "threshold_mean": float(np.mean(thresholds[name])),
-                                   "seconds_per_fit": float(np.mean(seconds[name])),
-                                   "test_probs_mean": p.mean(axis=0).tolist()}
-            ci = bootstrap_ci(y_test, p, thresholds[name], cfg.bootstrap, cfg.ci_level, cfg.seed) \
-                if cfg.bootstrap else {}
+            row: dict[str, Any] = {
+                "fraction": frac,
+                "arm": name,
+                "n_train": float(np.mean(n_train)),
+                "n_val": float(np.mean(n_val)),
+                "repeats": cfg.curve_repeats,
+                "threshold_mean": float(np.mean(thresholds[name])),
+                "seconds_per_fit": float(np.mean(seconds[name])),
+                "test_probs_mean": p.mean(axis=0).tolist(),
+            }
+            ci = (
+                bootstrap_ci(y_test, p, thresholds[name], cfg.bootstrap, cfg.ci_level, cfg.seed)
+                if cfg.bootstrap
+                else {}
+            )
             for m in METRICS:
                 vals = np.array([x[m] for x in per], dtype=np.float64)
                 row[m] = float(np.nanmean(vals))
@@ -110,8 +135,9 @@ def data_efficiency(arms: Mapping[str, tuple[BiopsyModel, bool]], pool: Mapping[
     return rows
 
 
-def paired_auroc_gain_ci(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, cfg: BiopsyConfig
-                         ) -> dict[str, tuple[float, float]]:
+def paired_auroc_gain_ci(
+    labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, cfg: BiopsyConfig
+) -> dict[str, tuple[float, float]]:
     """Bootstrap interval of mean AUROC(a) - mean AUROC(b), both ``(R, N)`` scored on the same cases."""
     y = np.asarray(labels, dtype=np.int64)
 

@@ -29,8 +29,17 @@ NEOPLASTIC = 1
 NON_NEOPLASTIC = 0
 CLASS_NAMES: tuple[str, str] = ("non_neoplastic", "neoplastic")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-_LABEL_ALIASES = {"1": 1, "neoplastic": 1, "neoplasia": 1, "adenomatous": 1, "0": 0, "non_neoplastic": 0,
-                  "non-neoplastic": 0, "nonneoplastic": 0, "non neoplastic": 0}
+_LABEL_ALIASES = {
+    "1": 1,
+    "neoplastic": 1,
+    "neoplasia": 1,
+    "adenomatous": 1,
+    "0": 0,
+    "non_neoplastic": 0,
+    "non-neoplastic": 0,
+    "nonneoplastic": 0,
+    "non neoplastic": 0,
+}
 
 Box = tuple[int, int, int, int]
 
@@ -99,9 +108,13 @@ def mask_box(mask: np.ndarray, margin: float) -> Box | None:
     return max(0, x0 - dx), max(0, y0 - dy), min(w, x1 + dx), min(h, y1 + dy)
 
 
-def pretrain_items(labels: Sequence[Mapping[str, Any]], scores: Sequence[Mapping[str, Any]],
-                   images: Sequence[Mapping[str, Any]], cfg: BiopsyConfig,
-                   boxes: Mapping[tuple[str, str], Box] | None = None) -> tuple[list[LabelledImage], dict[str, int]]:
+def pretrain_items(
+    labels: Sequence[Mapping[str, Any]],
+    scores: Sequence[Mapping[str, Any]],
+    images: Sequence[Mapping[str, Any]],
+    cfg: BiopsyConfig,
+    boxes: Mapping[tuple[str, str], Box] | None = None,
+) -> tuple[list[LabelledImage], dict[str, int]]:
     """Report-supervised pre-training images of a run.
 
     An exam whose ``pathology`` maps to a class gives its top ``cfg.top_k`` scored images (score at least
@@ -123,8 +136,18 @@ def pretrain_items(labels: Sequence[Mapping[str, Any]], scores: Sequence[Mapping
         if r.get("score") is None:
             continue
         by_exam.setdefault(str(r["exam_id"]), []).append((float(r["score"]), str(r["image"])))
-    counts = dict.fromkeys(("exams_neoplastic", "exams_non_neoplastic", "exams_unknown", "exams_without_images",
-                            "images_neoplastic", "images_non_neoplastic", "images_cropped"), 0)
+    counts = dict.fromkeys(
+        (
+            "exams_neoplastic",
+            "exams_non_neoplastic",
+            "exams_unknown",
+            "exams_without_images",
+            "images_neoplastic",
+            "images_non_neoplastic",
+            "images_cropped",
+        ),
+        0,
+    )
     items: list[LabelledImage] = []
     for row in sorted(labels, key=lambda r: str(r["exam_id"])):
         exam = str(row["exam_id"])
@@ -169,8 +192,9 @@ def read_labelled_set(path: Path, cfg: BiopsyConfig) -> tuple[list[LabelledImage
         rows = _csv_rows(path)
         base = path.parent
     else:
-        raise DataFormatError(f"labelled set {path} not found: give a CSV (image,label[,group]) or a folder with "
-                              "one sub-folder per class")
+        raise DataFormatError(
+            f"labelled set {path} not found: give a CSV (image,label[,group]) or a folder with one sub-folder per class"
+        )
     items: list[LabelledImage] = []
     errors: list[dict[str, Any]] = []
     for i, row in enumerate(rows, start=2 if path.is_file() else 1):
@@ -180,19 +204,32 @@ def read_labelled_set(path: Path, cfg: BiopsyConfig) -> tuple[list[LabelledImage
         if not image:
             errors.append({"row": i, "image": image, "error": "empty image field"})
         elif cls is None:
-            errors.append({"row": i, "image": image, "error": f"unknown label {row.get('label')!r}; use neoplastic/"
-                           f"non_neoplastic, 1/0, or one of {cfg.neoplastic + cfg.non_neoplastic}"})
+            errors.append(
+                {
+                    "row": i,
+                    "image": image,
+                    "error": f"unknown label {row.get('label')!r}; use neoplastic/"
+                    f"non_neoplastic, 1/0, or one of {cfg.neoplastic + cfg.non_neoplastic}",
+                }
+            )
         elif not file.is_file():
             errors.append({"row": i, "image": image, "error": f"file not found: {file}"})
         else:
             group = str(row.get("group") or "").strip() or f"image:{image}"
             items.append(LabelledImage(image, str(file), cls, group))
     if errors:
-        logger.warning("labelled set %s: %d row(s) unusable (first: row %s: %s)", path, len(errors),
-                       errors[0]["row"], errors[0]["error"])
+        logger.warning(
+            "labelled set %s: %d row(s) unusable (first: row %s: %s)",
+            path,
+            len(errors),
+            errors[0]["row"],
+            errors[0]["error"],
+        )
     if not items:
-        raise DataFormatError(f"labelled set {path}: no usable row ({len(errors)} unusable; first: "
-                              f"{errors[0]['error'] if errors else 'the set is empty'})")
+        raise DataFormatError(
+            f"labelled set {path}: no usable row ({len(errors)} unusable; first: "
+            f"{errors[0]['error'] if errors else 'the set is empty'})"
+        )
     return items, errors
 
 
@@ -203,8 +240,10 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
             fields = [f.strip().lower() for f in (reader.fieldnames or [])]
             missing = [c for c in ("image", "label") if c not in fields]
             if missing:
-                raise DataFormatError(f"{path}: missing column(s) {missing}; the CSV needs a header with image,label "
-                                      f"and optionally group (found: {reader.fieldnames})")
+                raise DataFormatError(
+                    f"{path}: missing column(s) {missing}; the CSV needs a header with image,label "
+                    f"and optionally group (found: {reader.fieldnames})"
+                )
             return [{(k or "").strip().lower(): (v or "") for k, v in row.items()} for row in reader]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataFormatError(f"{path} is not a readable UTF-8 CSV: {exc}") from exc
@@ -222,8 +261,9 @@ def _folder_rows(path: Path, cfg: BiopsyConfig) -> list[dict[str, str]]:
     return rows
 
 
-def split_indices(labels: Sequence[int] | np.ndarray, groups: Sequence[str], val_fraction: float, seed: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(
+    labels: Sequence[int] | np.ndarray, groups: Sequence[str], val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split into training and validation, stratified by class, whole groups on one side.
 
     A group's class is its majority class. Each class keeps at least one training group and gives at least
@@ -249,8 +289,9 @@ def split_indices(labels: Sequence[int] | np.ndarray, groups: Sequence[str], val
     return train, val
 
 
-def subset_indices(labels: Sequence[int] | np.ndarray, fraction: float, seed: int, min_per_class: int = 2
-                   ) -> np.ndarray:
+def subset_indices(
+    labels: Sequence[int] | np.ndarray, fraction: float, seed: int, min_per_class: int = 2
+) -> np.ndarray:
     """A seeded, class-stratified subset holding ``fraction`` of the images (at least ``min_per_class`` of each
     class present, when available). Returns sorted int64 indices."""
     labels_a = np.asarray(labels, dtype=np.int64)

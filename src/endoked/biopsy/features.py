@@ -48,14 +48,25 @@ class Features:
         """Rows ``idx`` (views kept)."""
         ix = np.asarray(idx, dtype=np.int64)
         pos = {int(j): k for k, j in enumerate(ix)}
-        return Features(self.data[torch.as_tensor(ix)], self.ok[ix],
-                        {pos[i]: m for i, m in self.failed.items() if i in pos})
+        return Features(
+            self.data[torch.as_tensor(ix)], self.ok[ix], {pos[i]: m for i, m in self.failed.items() if i in pos}
+        )
 
 
-def encode_items(items: Sequence[LabelledImage], prefix: Callable[[torch.Tensor], torch.Tensor], size: int,
-                 n_views: int, device: torch.device, batch_size: int = 32, workers: int = 2,
-                 store_dtype: torch.dtype | None = None, cache_file: Path | None = None, signature: str = "",
-                 progress: bool | None = None, desc: str = "biopsy encode") -> Features:
+def encode_items(
+    items: Sequence[LabelledImage],
+    prefix: Callable[[torch.Tensor], torch.Tensor],
+    size: int,
+    n_views: int,
+    device: torch.device,
+    batch_size: int = 32,
+    workers: int = 2,
+    store_dtype: torch.dtype | None = None,
+    cache_file: Path | None = None,
+    signature: str = "",
+    progress: bool | None = None,
+    desc: str = "biopsy encode",
+) -> Features:
     """Run the frozen encoder part over every image (and its flipped views) once.
 
     Args:
@@ -73,15 +84,26 @@ def encode_items(items: Sequence[LabelledImage], prefix: Callable[[torch.Tensor]
     saved = read_cache(cache_file, keys=keys, signature=signature, views=n_views)
     if saved is not None:
         logger.info("%s: %d images from cache %s", desc, len(keys), cache_file)
-        return Features(saved["data"], np.asarray(saved["ok"], dtype=bool),
-                        {int(k): str(v) for k, v in zip(saved["failed_rows"], saved["failed_msgs"], strict=True)})
+        return Features(
+            saved["data"],
+            np.asarray(saved["ok"], dtype=bool),
+            {int(k): str(v) for k, v in zip(saved["failed_rows"], saved["failed_msgs"], strict=True)},
+        )
 
     outs: list[torch.Tensor | None] = [None] * len(items)
     failed: dict[int, str] = {}
     with progress_bar(len(items), desc, progress) as pbar:
-        for batch in encode_batches(len(items), lambda i: load_image(items[i].path, size, items[i].box),
-                                    lambda i: str(items[i].path), lambda x: prefix(make_views(x, n_views)), device,
-                                    batch_size=batch_size, workers=workers, store_dtype=store_dtype, pbar=pbar):
+        for batch in encode_batches(
+            len(items),
+            lambda i: load_image(items[i].path, size, items[i].box),
+            lambda i: str(items[i].path),
+            lambda x: prefix(make_views(x, n_views)),
+            device,
+            batch_size=batch_size,
+            workers=workers,
+            store_dtype=store_dtype,
+            pbar=pbar,
+        ):
             failed.update(batch.failed)
             if batch.data is not None:
                 out = batch.data.view(len(batch.index), n_views, *batch.data.shape[1:])
@@ -94,9 +116,20 @@ def encode_items(items: Sequence[LabelledImage], prefix: Callable[[torch.Tensor]
         data = torch.stack([o if o is not None else torch.zeros_like(template) for o in outs])
     ok = np.array([o is not None for o in outs], dtype=bool)
     if failed:
-        logger.warning("%s: %d image(s) could not be decoded (first: %s)", desc, len(failed),
-                       next(iter(failed.values())))
+        logger.warning(
+            "%s: %d image(s) could not be decoded (first: %s)", desc, len(failed), next(iter(failed.values()))
+        )
     if cache_file is not None:
-        write_cache(cache_file, {"keys": keys, "signature": signature, "views": n_views, "data": data,
-                                 "ok": ok.tolist(), "failed_rows": list(failed), "failed_msgs": list(failed.values())})
+        write_cache(
+            cache_file,
+            {
+                "keys": keys,
+                "signature": signature,
+                "views": n_views,
+                "data": data,
+                "ok": ok.tolist(),
+                "failed_rows": list(failed),
+                "failed_msgs": list(failed.values()),
+            },
+        )
     return Features(data, ok, failed)

@@ -70,8 +70,7 @@ def threshold_for_sensitivity(labels: np.ndarray, probs: np.ndarray, target: flo
     return float(thr[ok[0]]) if len(ok) and np.isfinite(thr[ok[0]]) else float(thr[-1])
 
 
-def point_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float, with_auroc: bool = True
-                  ) -> dict[str, float]:
+def point_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float, with_auroc: bool = True) -> dict[str, float]:
     """AUROC (unless ``with_auroc`` is false), accuracy, sensitivity, specificity (NaN when undefined) and the
     confusion counts."""
     y, p = _check(labels, probs)
@@ -81,13 +80,22 @@ def point_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float, with_
     fp = int((pred & (y == 0)).sum())
     fn = int((~pred & (y == 1)).sum())
     nan = float("nan")
-    return {"auroc": auroc(y, p) if with_auroc else nan, "accuracy": (tp + tn) / y.size if y.size else nan,
-            "sensitivity": tp / (tp + fn) if tp + fn else nan, "specificity": tn / (tn + fp) if tn + fp else nan,
-            "tp": tp, "tn": tn, "fp": fp, "fn": fn, "n": int(y.size)}
+    return {
+        "auroc": auroc(y, p) if with_auroc else nan,
+        "accuracy": (tp + tn) / y.size if y.size else nan,
+        "sensitivity": tp / (tp + fn) if tp + fn else nan,
+        "specificity": tn / (tn + fp) if tn + fp else nan,
+        "tp": tp,
+        "tn": tn,
+        "fp": fp,
+        "fn": fn,
+        "n": int(y.size),
+    }
 
 
-def bootstrap(n: int, statistic: Callable[[np.ndarray], dict[str, float]], n_boot: int = 2000,
-              level: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float]]:
+def bootstrap(
+    n: int, statistic: Callable[[np.ndarray], dict[str, float]], n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals of any statistics of ``n`` cases.
 
     Args:
@@ -108,13 +116,21 @@ def bootstrap(n: int, statistic: Callable[[np.ndarray], dict[str, float]], n_boo
             else:
                 values.setdefault(name, [])
     alpha = (1.0 - level) / 2.0
-    return {name: (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) if v else (np.nan, np.nan)
-            for name, v in values.items()}
+    return {
+        name: (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) if v else (np.nan, np.nan)
+        for name, v in values.items()
+    }
 
 
-def bootstrap_ci(labels: np.ndarray, probs: np.ndarray, threshold: float | Sequence[float], n_boot: int = 2000,
-                 level: float = 0.95, seed: int = 0, metrics: Sequence[str] = METRICS
-                 ) -> dict[str, tuple[float, float]]:
+def bootstrap_ci(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    threshold: float | Sequence[float],
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+    metrics: Sequence[str] = METRICS,
+) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals of :func:`point_metrics` figures (cases resampled with replacement).
 
     Args:
@@ -139,8 +155,9 @@ def bootstrap_ci(labels: np.ndarray, probs: np.ndarray, threshold: float | Seque
     return {m: out.get(m, (np.nan, np.nan)) for m in metrics}
 
 
-def evaluate(labels: np.ndarray, probs: np.ndarray, threshold: float, n_boot: int = 2000, level: float = 0.95,
-             seed: int = 0) -> dict[str, Any]:
+def evaluate(
+    labels: np.ndarray, probs: np.ndarray, threshold: float, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict[str, Any]:
     """Point figures, their bootstrap intervals (``<metric>_ci``) and the threshold, JSON-ready."""
     out: dict[str, Any] = {"threshold": float(threshold), **point_metrics(labels, probs, threshold)}
     if n_boot > 0:
@@ -151,8 +168,12 @@ def evaluate(labels: np.ndarray, probs: np.ndarray, threshold: float, n_boot: in
     return out
 
 
-def plot_roc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC",
-             points: dict[str, tuple[float, float]] | None = None) -> Path:
+def plot_roc(
+    path: Path,
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    title: str = "ROC",
+    points: dict[str, tuple[float, float]] | None = None,
+) -> Path:
     """Write ROC curves as a PNG (matplotlib Agg backend).
 
     Args:

@@ -64,8 +64,9 @@ class BiopsyModel(nn.Module):
         return torch.sigmoid(logits.float() / self.temperature)
 
 
-def build_model(cfg: BiopsyConfig, encoder_state: dict[str, torch.Tensor] | None = None,
-                pretrained: bool | None = None) -> BiopsyModel:
+def build_model(
+    cfg: BiopsyConfig, encoder_state: dict[str, torch.Tensor] | None = None, pretrained: bool | None = None
+) -> BiopsyModel:
     """Create the configured backbone and head.
 
     Args:
@@ -73,8 +74,13 @@ def build_model(cfg: BiopsyConfig, encoder_state: dict[str, torch.Tensor] | None
         pretrained: override ``cfg.pretrained`` (False when weights are loaded right after).
     """
     use_pretrained = cfg.pretrained if pretrained is None else pretrained
-    net = create_backbone(cfg.backbone, pretrained=use_pretrained, weights=cfg.weights if use_pretrained else None,
-                          allow_download=cfg.allow_download, num_classes=0)
+    net = create_backbone(
+        cfg.backbone,
+        pretrained=use_pretrained,
+        weights=cfg.weights if use_pretrained else None,
+        allow_download=cfg.allow_download,
+        num_classes=0,
+    )
     if encoder_state is not None:
         try:
             net.load_state_dict(encoder_state)
@@ -92,16 +98,24 @@ def mil_encoder_state(path: Path, backbone: str) -> dict[str, torch.Tensor]:
         raise DataFormatError(f"{path} is not a MIL checkpoint (format {MIL_FORMAT!r} expected)")
     mil_backbone = obj.get("config", {}).get("backbone")
     if mil_backbone != backbone:
-        raise ConfigError(f"biopsy.init_from_mil: the MIL checkpoint {path} uses backbone {mil_backbone!r}, the "
-                          f"biopsy config {backbone!r}; set biopsy.backbone={mil_backbone} or init_from_mil=false")
+        raise ConfigError(
+            f"biopsy.init_from_mil: the MIL checkpoint {path} uses backbone {mil_backbone!r}, the "
+            f"biopsy config {backbone!r}; set biopsy.backbone={mil_backbone} or init_from_mil=false"
+        )
     return dict(obj["encoder"])
 
 
 def save_model(path: Path, model: BiopsyModel, cfg: BiopsyConfig, meta: dict[str, Any]) -> Path:
     """Write a self-contained checkpoint (encoder, head, temperature, threshold, config, meta) atomically."""
-    obj = {"format": FORMAT, "config": cfg.model_dump(mode="json"), "encoder": model.encoder.model.state_dict(),
-           "head": model.head.state_dict(), "temperature": float(model.temperature), "threshold": model.threshold,
-           "meta": meta}
+    obj = {
+        "format": FORMAT,
+        "config": cfg.model_dump(mode="json"),
+        "encoder": model.encoder.model.state_dict(),
+        "head": model.head.state_dict(),
+        "temperature": float(model.temperature),
+        "threshold": model.threshold,
+        "meta": meta,
+    }
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)
@@ -111,8 +125,9 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[BiopsyMo
     """Rebuild ``(model, config, meta)`` from :func:`save_model`'s file (in eval mode; no weight lookup)."""
     obj = _load(path, "biopsy checkpoint")
     if obj.get("format") != FORMAT:
-        raise DataFormatError(f"{path} is not a biopsy checkpoint (format {FORMAT!r} expected); train one with "
-                              "`endoked biopsy train`")
+        raise DataFormatError(
+            f"{path} is not a biopsy checkpoint (format {FORMAT!r} expected); train one with `endoked biopsy train`"
+        )
     cfg = BiopsyConfig.model_validate(obj["config"])
     model = build_model(cfg, encoder_state=obj["encoder"], pretrained=False)
     model.head.load_state_dict(obj["head"])

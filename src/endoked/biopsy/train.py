@@ -45,8 +45,9 @@ def _batch_indices(labels: np.ndarray, batch_size: int, balanced: bool, rng: np.
         return rng.integers(0, labels.size, size=batch_size)
     pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     take_pos = rng.random(batch_size) < 0.5
-    out = np.where(take_pos, pos[rng.integers(0, pos.size, size=batch_size)],
-                   neg[rng.integers(0, neg.size, size=batch_size)])
+    out = np.where(
+        take_pos, pos[rng.integers(0, pos.size, size=batch_size)], neg[rng.integers(0, neg.size, size=batch_size)]
+    )
     return out
 
 
@@ -54,8 +55,18 @@ class StepsTask(TrainTask):
     """A step budget as a :class:`endoked.training.TrainTask`: each "epoch" is one tenth of the budget
     (``max(1, steps // 10)`` steps, the last one possibly shorter) and records its mean loss."""
 
-    def __init__(self, model: BiopsyModel, feats: Features, labels: np.ndarray, cfg: BiopsyConfig, steps: int,
-                 lr: float, label_smoothing: float, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: BiopsyModel,
+        feats: Features,
+        labels: np.ndarray,
+        cfg: BiopsyConfig,
+        steps: int,
+        lr: float,
+        label_smoothing: float,
+        seed: int,
+        device: torch.device,
+    ) -> None:
         self.ok = np.flatnonzero(feats.ok)
         if self.ok.size == 0:
             raise DataFormatError("no readable training image")
@@ -68,7 +79,8 @@ class StepsTask(TrainTask):
             params.append({"params": enc_params, "lr": cfg.encoder_lr})
         self.opt = torch.optim.AdamW(params, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+            self.opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+        )
         y = self.y
         self.pos_weight = None
         if cfg.class_balance == "loss" and 0 < y.sum() < y.size:
@@ -99,9 +111,20 @@ class StepsTask(TrainTask):
         return {"loss": round(float(np.mean(running)), 5)}
 
 
-def train_steps(model: BiopsyModel, feats: Features, labels: np.ndarray, cfg: BiopsyConfig, *, steps: int,
-                lr: float, label_smoothing: float, seed: int, device: torch.device, progress: bool | None = None,
-                desc: str = "biopsy train") -> FitLog:
+def train_steps(
+    model: BiopsyModel,
+    feats: Features,
+    labels: np.ndarray,
+    cfg: BiopsyConfig,
+    *,
+    steps: int,
+    lr: float,
+    label_smoothing: float,
+    seed: int,
+    device: torch.device,
+    progress: bool | None = None,
+    desc: str = "biopsy train",
+) -> FitLog:
     """Train ``model``'s head (and trainable encoder part) for ``steps`` steps on cached rows.
 
     Args:
@@ -118,12 +141,17 @@ def train_steps(model: BiopsyModel, feats: Features, labels: np.ndarray, cfg: Bi
     t0 = time.perf_counter()
     result = TrainLoop(task, task.epochs, progress=progress, desc=desc, unit="step").run()
     model.eval()
-    return FitLog(steps=steps, seconds=round(time.perf_counter() - t0, 3), n_train=int(task.ok.size),
-                  losses=[float(r["loss"]) for r in result.state.history])
+    return FitLog(
+        steps=steps,
+        seconds=round(time.perf_counter() - t0, 3),
+        n_train=int(task.ok.size),
+        losses=[float(r["loss"]) for r in result.state.history],
+    )
 
 
-def predict_logits(model: BiopsyModel, feats: Features, device: torch.device, batch_size: int = 256,
-                   tta: bool = False) -> np.ndarray:
+def predict_logits(
+    model: BiopsyModel, feats: Features, device: torch.device, batch_size: int = 256, tta: bool = False
+) -> np.ndarray:
     """Uncalibrated logits ``(N,)`` float64 of cached rows (view 0, or the mean over views with ``tta``);
     unreadable rows give NaN."""
     model.eval()
@@ -133,10 +161,10 @@ def predict_logits(model: BiopsyModel, feats: Features, device: torch.device, ba
     n_views = int(feats.data.shape[1])
     with torch.inference_mode():
         for start in range(0, out.size, batch_size):
-            x = feats.data[start:start + batch_size]
+            x = feats.data[start : start + batch_size]
             views = range(n_views) if tta else range(1)
             logits = torch.stack([model.logits_from_cached(x[:, v].to(device)).float() for v in views]).mean(0)
-            out[start:start + x.shape[0]] = logits.cpu().numpy()
+            out[start : start + x.shape[0]] = logits.cpu().numpy()
     out[~feats.ok] = np.nan
     return out
 
@@ -174,15 +202,23 @@ def choose_threshold(labels: np.ndarray, probs: np.ndarray, cfg: BiopsyConfig) -
     y, p = y[keep], p[keep]
     if cfg.operating_point == "fixed":
         return cfg.threshold, "fixed"
-    thr = (threshold_youden(y, p) if cfg.operating_point == "youden"
-           else threshold_for_sensitivity(y, p, cfg.target_sensitivity)) if y.size else None
+    thr = (
+        (
+            threshold_youden(y, p)
+            if cfg.operating_point == "youden"
+            else threshold_for_sensitivity(y, p, cfg.target_sensitivity)
+        )
+        if y.size
+        else None
+    )
     if thr is None:
         return cfg.threshold, "fixed (fallback: validation split lacks a class)"
     return thr, cfg.operating_point
 
 
-def calibrate(model: BiopsyModel, val: Features, val_labels: np.ndarray, cfg: BiopsyConfig,
-              device: torch.device) -> dict[str, Any]:
+def calibrate(
+    model: BiopsyModel, val: Features, val_labels: np.ndarray, cfg: BiopsyConfig, device: torch.device
+) -> dict[str, Any]:
     """Fit the temperature and the threshold on the validation split and store them on ``model``."""
     z = predict_logits(model, val, device)
     t = fit_temperature(z, val_labels) if cfg.calibration == "temperature" else 1.0

@@ -17,19 +17,24 @@ class CamConfig(BaseModel):
     # Classifier.
     backbone: str = Field("tf_efficientnet_lite0", description="Encoder from the backbone registry.")
     weights: str | None = Field(
-        None, description="Local ImageNet weight file for the encoder; default: its installed weight package.")
+        None, description="Local ImageNet weight file for the encoder; default: its installed weight package."
+    )
     pretrained: bool = Field(True, description="ImageNet encoder weights (False: random encoder, for tests only).")
     allow_download: bool = Field(False, description="Let the backbone registry download weights when none is local.")
     image_size: int = Field(352, ge=64, description="Side of the square classifier input (images are stretched).")
     levels: list[int] = Field(
-        [4], min_length=1,
+        [4],
+        min_length=1,
         description="Encoder levels the head reads (0 = stride 2 … 4 = stride 32 for EfficientNet); the CAM has "
-                    "the stride of the finest one.")
+        "the stride of the finest one.",
+    )
     head: Literal["linear", "mlp"] = Field("linear", description="Dense head: one 1×1 conv, or 1×1 conv → ReLU → 1×1.")
     hidden: int = Field(64, ge=1, description="Width of the mlp head.")
     pool: Literal["gap", "lse", "max", "topk"] = Field(
-        "gap", description="Pooling of the location logits into the image logit (gap = classic CAM; lse/max/topk "
-                           "make polyp-free images push every location negative).")
+        "gap",
+        description="Pooling of the location logits into the image logit (gap = classic CAM; lse/max/topk "
+        "make polyp-free images push every location negative).",
+    )
     lse_r: float = Field(5.0, gt=0, description="Sharpness of log-sum-exp pooling.")
     topk: float = Field(0.1, gt=0, le=1, description="Fraction of locations averaged by topk pooling.")
     epochs: int = Field(15, ge=1, description="Epochs over the cached features.")
@@ -39,22 +44,27 @@ class CamConfig(BaseModel):
     feature_dropout: float = Field(0.1, ge=0, lt=1, description="Channel dropout on the features while training.")
     train_flip: bool = Field(True, description="Also train on horizontally flipped images.")
     max_train_per_class: int | None = Field(
-        None, ge=1, description="Cap on training images per class (random subset); None = all selected images.")
-    checkpoint: str | None = Field(
-        None, description="A CAM classifier checkpoint to use instead of training one.")
+        None, ge=1, description="Cap on training images per class (random subset); None = all selected images."
+    )
+    checkpoint: str | None = Field(None, description="A CAM classifier checkpoint to use instead of training one.")
     encode_batch_size: int = Field(8, ge=1, description="Images per encoder call.")
     # Activation maps.
     method: Literal["cam", "gradcam", "gradcampp", "layercam"] = Field(
-        "cam", description="Activation map: the head's location logits (cam) or a gradient method.")
+        "cam", description="Activation map: the head's location logits (cam) or a gradient method."
+    )
     cam_layers: list[int] | None = Field(
-        None, description="Encoder levels for the gradient methods; default: the head's levels.")
+        None, description="Encoder levels for the gradient methods; default: the head's levels."
+    )
     scales: list[PositiveFloat] = Field(
-        [0.75, 1.0, 1.5, 2.0], min_length=1,
+        [0.75, 1.0, 1.5, 2.0],
+        min_length=1,
         description="Test-time scales of image_size (EndoKED: 0.5–1.75); maps are averaged at the resolution of "
-                    "the largest scale, so larger scales give finer maps.")
+        "the largest scale, so larger scales give finer maps.",
+    )
     flip: bool = Field(True, description="Add horizontally flipped views at test time.")
     min_class_prob: float = Field(
-        0.5, ge=0, le=1, description="Drop an image (reason low_class_prob) whose classifier probability is lower.")
+        0.5, ge=0, le=1, description="Drop an image (reason low_class_prob) whose classifier probability is lower."
+    )
     save_cams: bool = Field(True, description="Keep the CAMs (uint8) for prompt_seg's box refinement and overlays.")
     # Boxes.
     boxes: BoxFilterConfig = Field(default_factory=BoxFilterConfig, description="The box filter (EndoKED's).")

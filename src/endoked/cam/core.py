@@ -33,12 +33,26 @@ def build_net(cfg: CamConfig) -> tuple[CamNet, Normalizer]:
     normalisation."""
     from endoked.backbones import create_backbone, normalize_images
 
-    encoder = create_backbone(cfg.backbone, pretrained=cfg.pretrained,
-                              weights=cfg.weights if cfg.pretrained else None,
-                              allow_download=cfg.allow_download, features_only=True)
+    encoder = create_backbone(
+        cfg.backbone,
+        pretrained=cfg.pretrained,
+        weights=cfg.weights if cfg.pretrained else None,
+        allow_download=cfg.allow_download,
+        features_only=True,
+    )
     info: Any = encoder.feature_info
-    net = CamNet(encoder, info.channels(), info.reduction(), levels=cfg.levels, head=cfg.head, hidden=cfg.hidden,
-                 pool=cfg.pool, lse_r=cfg.lse_r, topk=cfg.topk, freeze_encoder=True)
+    net = CamNet(
+        encoder,
+        info.channels(),
+        info.reduction(),
+        levels=cfg.levels,
+        head=cfg.head,
+        hidden=cfg.hidden,
+        pool=cfg.pool,
+        lse_r=cfg.lse_r,
+        topk=cfg.topk,
+        freeze_encoder=True,
+    )
 
     def normalize(x: torch.Tensor) -> torch.Tensor:
         return normalize_images(x, cfg.backbone)
@@ -51,9 +65,12 @@ def save_classifier(net: CamNet, cfg: CamConfig, path: str | Path, extra: dict[s
     registry, a randomly initialised one (``cfg.pretrained`` false) is saved too."""
     from endoked.io import atomic_path
 
-    payload: dict[str, Any] = {"format": CHECKPOINT_FORMAT, "arch": {k: getattr(cfg, k) for k in ARCH_KEYS},
-                               "head": {k: v.detach().cpu() for k, v in net.head.state_dict().items()},
-                               "extra": extra or {}}
+    payload: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "arch": {k: getattr(cfg, k) for k in ARCH_KEYS},
+        "head": {k: v.detach().cpu() for k, v in net.head.state_dict().items()},
+        "extra": extra or {},
+    }
     if not cfg.pretrained:
         payload["encoder"] = {k: v.detach().cpu() for k, v in net.encoder.state_dict().items()}
     with atomic_path(path, suffix=".pt") as tmp:
@@ -100,8 +117,9 @@ class ImageCam:
 
 
 @torch.no_grad()
-def cams_for_images(net: CamNet, normalize: Normalizer, images: Sequence[np.ndarray], cfg: CamConfig,
-                    device: torch.device | None = None) -> list[ImageCam]:
+def cams_for_images(
+    net: CamNet, normalize: Normalizer, images: Sequence[np.ndarray], cfg: CamConfig, device: torch.device | None = None
+) -> list[ImageCam]:
     """CAMs and boxes for a batch of images.
 
     Args:

@@ -52,8 +52,9 @@ def _grad_weights(method: str, act: torch.Tensor, grad: torch.Tensor) -> torch.T
     return weights * act
 
 
-def activation_maps(net: CamNet, x: torch.Tensor, method: str = "cam",
-                    layers: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def activation_maps(
+    net: CamNet, x: torch.Tensor, method: str = "cam", layers: Sequence[int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Activation maps for a batch.
 
     Args:
@@ -82,6 +83,7 @@ def activation_maps(net: CamNet, x: torch.Tensor, method: str = "cam",
             leaf = out.detach().requires_grad_(True)
             leaves[level] = leaf
             return leaf
+
         return hook
 
     handles = [modules[lv].register_forward_hook(make_hook(lv)) for lv in chosen]
@@ -106,9 +108,16 @@ def activation_maps(net: CamNet, x: torch.Tensor, method: str = "cam",
     return out / len(chosen), logits.detach().float()
 
 
-def tta_maps(net: CamNet, x: torch.Tensor, method: str = "cam", scales: Sequence[float] = (1.0,),
-             flip: bool = False, out_size: tuple[int, int] | None = None,
-             layers: Sequence[int] | None = None, batch_flips: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def tta_maps(
+    net: CamNet,
+    x: torch.Tensor,
+    method: str = "cam",
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    out_size: tuple[int, int] | None = None,
+    layers: Sequence[int] | None = None,
+    batch_flips: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Maps aggregated over scales and horizontal flips (mean of the per-view maps).
 
     Args:

@@ -63,9 +63,19 @@ class CamNet(nn.Module):
         freeze_encoder: keep encoder weights fixed (no gradients, eval-mode batch norm).
     """
 
-    def __init__(self, encoder: nn.Module, channels: Sequence[int], reductions: Sequence[int],
-                 levels: Sequence[int] = (-1,), head: str = "linear", hidden: int = 64, pool: str = "gap",
-                 lse_r: float = 5.0, topk: float = 0.1, freeze_encoder: bool = True) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        channels: Sequence[int],
+        reductions: Sequence[int],
+        levels: Sequence[int] = (-1,),
+        head: str = "linear",
+        hidden: int = 64,
+        pool: str = "gap",
+        lse_r: float = 5.0,
+        topk: float = 0.1,
+        freeze_encoder: bool = True,
+    ) -> None:
         super().__init__()
         n = len(channels)
         self.levels = tuple(sorted({lv % n for lv in levels}))
@@ -108,8 +118,13 @@ class CamNet(nn.Module):
         """Concatenate the head's levels at the finest one's resolution: ``(B, sum C, h, w)``."""
         used = [feats[lv] for lv in self.levels]
         size = used[0].shape[-2:]
-        return torch.cat([f if f.shape[-2:] == size else
-                          F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in used], 1)
+        return torch.cat(
+            [
+                f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="bilinear", align_corners=False)
+                for f in used
+            ],
+            1,
+        )
 
     def head_map(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         """Location logits ``(B, 1, h, w)`` from encoder levels."""

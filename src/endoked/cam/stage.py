@@ -49,8 +49,9 @@ def _selection_rows(ctx: StageContext) -> tuple[list[dict[str, Any]], dict[tuple
     return selection, paths
 
 
-def _train(ctx: StageContext, cfg: CamConfig, selection: list[dict[str, Any]], paths: dict[tuple[str, str], str],
-           device: Any) -> tuple[Any, Any, CamConfig, dict[str, Any]]:
+def _train(
+    ctx: StageContext, cfg: CamConfig, selection: list[dict[str, Any]], paths: dict[tuple[str, str], str], device: Any
+) -> tuple[Any, Any, CamConfig, dict[str, Any]]:
     ckpt = ctx.work_dir / "classifier.pt"
     if cfg.checkpoint:
         net, normalize, arch = load_classifier(cfg.checkpoint, cfg)
@@ -83,13 +84,32 @@ def _train(ctx: StageContext, cfg: CamConfig, selection: list[dict[str, Any]], p
             yield to_input(img, cfg.image_size), float(r["label"])
 
     with bar(len(train_rows), desc="cam features", unit="img", enabled=ctx.progress) as pb:
-        cache = cache_features(net, pairs(), normalize, batch_size=cfg.encode_batch_size, flip=cfg.train_flip,
-                               device=device, on_batch=pb.update)
-    history = fit_head(net, cache, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                       batch_size=cfg.batch_size, seed=ctx.config.seed, feature_dropout=cfg.feature_dropout,
-                       progress=ctx.progress)
-    info = {"classifier": "trained", "train_images": len(train_rows) - skipped, "train_skipped": skipped,
-            "final_loss": round(history[-1], 5)}
+        cache = cache_features(
+            net,
+            pairs(),
+            normalize,
+            batch_size=cfg.encode_batch_size,
+            flip=cfg.train_flip,
+            device=device,
+            on_batch=pb.update,
+        )
+    history = fit_head(
+        net,
+        cache,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        batch_size=cfg.batch_size,
+        seed=ctx.config.seed,
+        feature_dropout=cfg.feature_dropout,
+        progress=ctx.progress,
+    )
+    info = {
+        "classifier": "trained",
+        "train_images": len(train_rows) - skipped,
+        "train_skipped": skipped,
+        "final_loss": round(history[-1], 5),
+    }
     save_classifier(net, cfg, ckpt, extra=info)
     return net, normalize, cfg, info
 
@@ -116,15 +136,16 @@ def process_batch(rows: list[dict[str, Any]], state: CamState) -> BatchOutput:
         imgs: list[np.ndarray] = []
         slots: list[int] = []
         batch_results: list[ImageCam | str] = []
-        for r in rows[b0:b0 + cfg.encode_batch_size]:
+        for r in rows[b0 : b0 + cfg.encode_batch_size]:
             try:
                 imgs.append(read_rgb(r["path"]))
                 slots.append(len(batch_results))
                 batch_results.append("")
             except DataFormatError:
                 batch_results.append("unreadable_image")
-        for slot, image_cam in zip(slots, cams_for_images(state.net, state.normalize, imgs, cfg, state.device),
-                                   strict=True):
+        for slot, image_cam in zip(
+            slots, cams_for_images(state.net, state.normalize, imgs, cfg, state.device), strict=True
+        ):
             batch_results[slot] = image_cam
         results.extend(batch_results)
     cam_file = f"cam/chunks/cams-{sha256_json(rows)[:16]}.npz" if cfg.save_cams else ""
@@ -142,8 +163,19 @@ def process_batch(rows: list[dict[str, Any]], state: CamState) -> BatchOutput:
             out.tables[DROPPED].append({**ident, "reason": res.reason, "class_prob": res.prob})
             continue
         for j, b in enumerate(res.boxes):
-            out.tables[BOXES].append({**ident, "box_id": j, "x0": b.x0, "y0": b.y0, "x1": b.x1, "y1": b.y1,
-                                      "cam_score": b.score, "class_prob": res.prob, "area_fraction": b.area_fraction})
+            out.tables[BOXES].append(
+                {
+                    **ident,
+                    "box_id": j,
+                    "x0": b.x0,
+                    "y0": b.y0,
+                    "x1": b.x1,
+                    "y1": b.y1,
+                    "cam_score": b.score,
+                    "class_prob": res.prob,
+                    "area_fraction": b.area_fraction,
+                }
+            )
     if cfg.save_cams:
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
@@ -158,11 +190,22 @@ def run(ctx: StageContext) -> StageResult:
     selection, paths = _selection_rows(ctx)
     net, normalize, arch, info = _train(ctx, cfg, selection, paths, device)
     infer_cfg = cfg.model_copy(update={k: getattr(arch, k) for k in ("levels", "head", "pool", "image_size")})
-    targets = [{"exam_id": str(r["exam_id"]), "image": str(r["image"]),
-                "path": paths[(str(r["exam_id"]), str(r["image"]))]} for r in selection if int(r["label"]) == 1]
-    done = run_batches(targets, setup=lambda: CamState(net, normalize, infer_cfg, device), process_batch=process_batch,
-                       outputs=(BOXES, DROPPED, CAMS), chunk_dir=ctx.work_dir / "chunks", run_root=ctx.run.root,
-                       chunk_size=cfg.chunk_size, desc="cam", progress=ctx.progress)
+    targets = [
+        {"exam_id": str(r["exam_id"]), "image": str(r["image"]), "path": paths[(str(r["exam_id"]), str(r["image"]))]}
+        for r in selection
+        if int(r["label"]) == 1
+    ]
+    done = run_batches(
+        targets,
+        setup=lambda: CamState(net, normalize, infer_cfg, device),
+        process_batch=process_batch,
+        outputs=(BOXES, DROPPED, CAMS),
+        chunk_dir=ctx.work_dir / "chunks",
+        run_root=ctx.run.root,
+        chunk_size=cfg.chunk_size,
+        desc="cam",
+        progress=ctx.progress,
+    )
     all_boxes, all_dropped, all_cams = (done.tables[n] for n in (BOXES, DROPPED, CAMS))
     out = ctx.work_dir
     tables.write(out / "boxes.parquet", BOXES, all_boxes)
@@ -172,11 +215,21 @@ def run(ctx: StageContext) -> StageResult:
     for r in all_dropped:
         reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
     images_with_boxes = len({(r["exam_id"], r["image"]) for r in all_boxes})
-    counts: dict[str, Any] = {"images": len(targets), "images_with_boxes": images_with_boxes,
-                              "boxes": len(all_boxes), "dropped": len(all_dropped), "chunks_reused": done.chunks_reused,
-                              "drop_reasons": reasons, **info}
-    outputs = {"boxes": ctx.run.rel(out / "boxes.parquet"), "dropped": ctx.run.rel(out / "dropped.parquet"),
-               "cams": ctx.run.rel(out / "cams.parquet"), "checkpoint": ctx.run.rel(out / "classifier.pt")}
+    counts: dict[str, Any] = {
+        "images": len(targets),
+        "images_with_boxes": images_with_boxes,
+        "boxes": len(all_boxes),
+        "dropped": len(all_dropped),
+        "chunks_reused": done.chunks_reused,
+        "drop_reasons": reasons,
+        **info,
+    }
+    outputs = {
+        "boxes": ctx.run.rel(out / "boxes.parquet"),
+        "dropped": ctx.run.rel(out / "dropped.parquet"),
+        "cams": ctx.run.rel(out / "cams.parquet"),
+        "checkpoint": ctx.run.rel(out / "classifier.pt"),
+    }
     return StageResult(outputs=outputs, counts=counts)
 
 

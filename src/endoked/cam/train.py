@@ -53,9 +53,15 @@ class FeatureCache:
 
 
 @torch.no_grad()
-def cache_features(net: CamNet, images: Iterable[tuple[torch.Tensor, float]], normalize: Normalizer,
-                   batch_size: int = 16, flip: bool = True, device: torch.device | None = None,
-                   on_batch: Callable[[int], None] | None = None) -> FeatureCache:
+def cache_features(
+    net: CamNet,
+    images: Iterable[tuple[torch.Tensor, float]],
+    normalize: Normalizer,
+    batch_size: int = 16,
+    flip: bool = True,
+    device: torch.device | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> FeatureCache:
     """Run the frozen encoder over ``(image, label)`` pairs and keep the head's levels.
 
     Args:
@@ -102,14 +108,25 @@ class HeadTask(TrainTask):
     """Training the CAM head on cached features as a :class:`endoked.training.TrainTask` (no validation,
     no checkpoint: the stage saves the classifier)."""
 
-    def __init__(self, net: CamNet, cache: FeatureCache, epochs: int, lr: float, weight_decay: float,
-                 batch_size: int, seed: int, feature_dropout: float) -> None:
+    def __init__(
+        self,
+        net: CamNet,
+        cache: FeatureCache,
+        epochs: int,
+        lr: float,
+        weight_decay: float,
+        batch_size: int,
+        seed: int,
+        feature_dropout: float,
+    ) -> None:
         labels = cache.labels
         n_pos = float(labels.sum())
         n_neg = float(len(labels) - n_pos)
         if n_pos == 0 or n_neg == 0:
-            raise DataFormatError(f"the CAM classifier needs both classes; got {int(n_pos)} positives and "
-                                  f"{int(n_neg)} negatives (check the mil selection)")
+            raise DataFormatError(
+                f"the CAM classifier needs both classes; got {int(n_pos)} positives and "
+                f"{int(n_neg)} negatives (check the mil selection)"
+            )
         self.net, self.cache, self.batch_size, self.feature_dropout = net, cache, batch_size, feature_dropout
         self.pos_weight = torch.tensor(n_neg / n_pos)
         self.gen = torch.Generator().manual_seed(seed)
@@ -125,7 +142,7 @@ class HeadTask(TrainTask):
         order = torch.randperm(len(labels), generator=self.gen)
         total, count = 0.0, 0
         for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             fused = self.cache.fused[idx].to(self.device).float()
             if self.feature_dropout > 0:
                 fused = F.dropout2d(fused, p=self.feature_dropout, training=True)
@@ -142,9 +159,17 @@ class HeadTask(TrainTask):
         return {"epoch": epoch + 1, "loss": total / max(count, 1)}
 
 
-def fit_head(net: CamNet, cache: FeatureCache, epochs: int = 30, lr: float = 3e-3, weight_decay: float = 1e-4,
-             batch_size: int = 64, seed: int = 0, feature_dropout: float = 0.1,
-             progress: bool | None = False) -> list[float]:
+def fit_head(
+    net: CamNet,
+    cache: FeatureCache,
+    epochs: int = 30,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    batch_size: int = 64,
+    seed: int = 0,
+    feature_dropout: float = 0.1,
+    progress: bool | None = False,
+) -> list[float]:
     """Train the head on cached features with class-balanced BCE.
 
     Args:

@@ -34,35 +34,55 @@ def parse_preds(values: list[str]) -> dict[str, Path]:
 
 def register(app: typer.Typer) -> None:
     """Add ``eval`` to the CLI: ``endoked eval --pred ...`` scores folders, ``endoked eval run`` runs the stage."""
-    eval_app = typer.Typer(invoke_without_command=True, no_args_is_help=True,
-                           help="Score prediction maps (endoked eval --pred ...), or run the eval stage (eval run).")
+    eval_app = typer.Typer(
+        invoke_without_command=True,
+        no_args_is_help=True,
+        help="Score prediction maps (endoked eval --pred ...), or run the eval stage (eval run).",
+    )
     app.add_typer(eval_app, name="eval")
-    add_stage_run_command(eval_app, "eval", "Score the run's seg model on the PraNet-layout test sets of eval.data "
-                          "and write eval/metrics.json, metrics.md and plots/.", "Run folder (seg done).")
+    add_stage_run_command(
+        eval_app,
+        "eval",
+        "Score the run's seg model on the PraNet-layout test sets of eval.data "
+        "and write eval/metrics.json, metrics.md and plots/.",
+        "Run folder (seg done).",
+    )
 
     @eval_app.callback()
     def eval_cmd(
         ctx: typer.Context,
-        pred: Annotated[list[str] | None, typer.Option(
-            "--pred", "-p", help="Prediction folder, or NAME=FOLDER (repeat to compare methods). With --data: "
-            "a root holding <set>/<stem>.png.")] = None,
+        pred: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--pred",
+                "-p",
+                help="Prediction folder, or NAME=FOLDER (repeat to compare methods). With --data: "
+                "a root holding <set>/<stem>.png.",
+            ),
+        ] = None,
         gt: Annotated[Path | None, typer.Option("--gt", help="Mask folder (one set).")] = None,
-        data: Annotated[Path | None, typer.Option(
-            "--data", help="PraNet-layout root: <set>/masks (and <set>/images) for several sets.")] = None,
+        data: Annotated[
+            Path | None,
+            typer.Option("--data", help="PraNet-layout root: <set>/masks (and <set>/images) for several sets."),
+        ] = None,
         sets: Annotated[list[str] | None, typer.Option("--sets", help="With --data: only these sets.")] = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and curves as JSON.")] = None,
         csv_out: Annotated[Path | None, typer.Option("--csv", help="Write per-image figures as CSV.")] = None,
         plots: Annotated[Path | None, typer.Option("--plots", help="Folder for Dice curve/histogram PNGs.")] = None,
         markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table.")] = False,
-        allow_missing: Annotated[bool, typer.Option(
-            "--allow-missing", help="Score missing predictions as all-zero maps (reported) instead of failing.")
+        allow_missing: Annotated[
+            bool,
+            typer.Option(
+                "--allow-missing", help="Score missing predictions as all-zero maps (reported) instead of failing."
+            ),
         ] = False,
-        workers: Annotated[int | None, typer.Option("--workers", help="Scoring processes (0 = CPU cores).")
-                           ] = None,
+        workers: Annotated[int | None, typer.Option("--workers", help="Scoring processes (0 = CPU cores).")] = None,
         profile: Annotated[str | None, typer.Option("--profile", help="Named profile.")] = None,
         config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
-        set_: Annotated[list[str] | None, typer.Option(
-            "--set", "-s", help="Override, e.g. --set eval.normalize=false (repeatable).")] = None,
+        set_: Annotated[
+            list[str] | None,
+            typer.Option("--set", "-s", help="Override, e.g. --set eval.normalize=false (repeatable)."),
+        ] = None,
     ) -> None:
         """Score prediction maps with the PraNet toolbox's metrics (mDice, mIoU, wFb, Sa, Em, MAE...)."""
         from endoked.config import resolve_config
@@ -90,8 +110,11 @@ def register(app: typer.Typer) -> None:
         typer.echo(format_table(results, markdown=markdown), nl=False)
         for r in results:
             if r.missing or r.extra:
-                typer.echo(f"{r.set}{' ' + r.method if r.method else ''}: {len(r.missing)} missing prediction(s) "
-                           f"scored as empty, {len(r.extra)} extra prediction(s) ignored", err=True)
+                typer.echo(
+                    f"{r.set}{' ' + r.method if r.method else ''}: {len(r.missing)} missing prediction(s) "
+                    f"scored as empty, {len(r.extra)} extra prediction(s) ignored",
+                    err=True,
+                )
         if json_out:
             typer.echo(f"wrote {write_json(json_out, results, cfg)}", err=True)
         if csv_out:

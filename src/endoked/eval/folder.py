@@ -53,9 +53,14 @@ class SetResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (curves as lists; per-image records left out)."""
-        return {"set": self.set, "method": self.method, "metrics": self.metrics,
-                "missing": self.missing, "extra": self.extra,
-                "curves": {k: [float(x) for x in v] for k, v in self.curves.items()}}
+        return {
+            "set": self.set,
+            "method": self.method,
+            "metrics": self.metrics,
+            "missing": self.missing,
+            "extra": self.extra,
+            "curves": {k: [float(x) for x in v] for k, v in self.curves.items()},
+        }
 
 
 def _stems(folder: Path, extensions: Sequence[str], what: str) -> dict[str, Path]:
@@ -71,8 +76,9 @@ def _stems(folder: Path, extensions: Sequence[str], what: str) -> dict[str, Path
             dupes.append(f"{out[p.stem].name} / {p.name}")
         out[p.stem] = p
     if dupes:
-        raise DataFormatError(f"{what} folder {folder} has several files with the same stem: {_listing(dupes)}; "
-                              "keep one file per stem")
+        raise DataFormatError(
+            f"{what} folder {folder} has several files with the same stem: {_listing(dupes)}; keep one file per stem"
+        )
     return out
 
 
@@ -81,8 +87,9 @@ def _listing(items: Sequence[str]) -> str:
     return head + (f" ... ({len(items)} in all)" if len(items) > _LIST_MAX else f" ({len(items)})")
 
 
-def match_stems(pred_dir: Path, gt_dir: Path, config: EvalConfig) -> tuple[
-        list[tuple[str, Path | None, Path]], list[str], list[str]]:
+def match_stems(
+    pred_dir: Path, gt_dir: Path, config: EvalConfig
+) -> tuple[list[tuple[str, Path | None, Path]], list[str], list[str]]:
     """Pair maps with masks by file stem.
 
     Returns:
@@ -95,8 +102,7 @@ def match_stems(pred_dir: Path, gt_dir: Path, config: EvalConfig) -> tuple[
     gts = _stems(gt_dir, config.extensions, "mask")
     if not gts:
         raise DataFormatError(f"mask folder {gt_dir} holds no image files ({', '.join(config.extensions)})")
-    preds = _stems(pred_dir, config.extensions, "prediction") if pred_dir.is_dir() or not config.allow_missing \
-        else {}
+    preds = _stems(pred_dir, config.extensions, "prediction") if pred_dir.is_dir() or not config.allow_missing else {}
     missing = sorted(set(gts) - set(preds))
     extra = sorted(set(preds) - set(gts))
     if (missing or extra) and not config.allow_missing:
@@ -105,20 +111,20 @@ def match_stems(pred_dir: Path, gt_dir: Path, config: EvalConfig) -> tuple[
             parts.append(f"{len(missing)} mask(s) in {gt_dir} have no prediction in {pred_dir}: {_listing(missing)}")
         if extra:
             parts.append(f"{len(extra)} prediction(s) in {pred_dir} have no mask in {gt_dir}: {_listing(extra)}")
-        raise DataFormatError("; ".join(parts) + "; fix the folders or pass --allow-missing to score missing "
-                              "predictions as empty maps")
+        raise DataFormatError(
+            "; ".join(parts) + "; fix the folders or pass --allow-missing to score missing predictions as empty maps"
+        )
     if missing:
-        logger.warning("%d prediction(s) missing in %s, scored as all-zero maps: %s", len(missing), pred_dir,
-                       _listing(missing))
+        logger.warning(
+            "%d prediction(s) missing in %s, scored as all-zero maps: %s", len(missing), pred_dir, _listing(missing)
+        )
     if extra:
-        logger.warning("%d prediction(s) in %s have no mask and are ignored: %s", len(extra), pred_dir,
-                       _listing(extra))
+        logger.warning("%d prediction(s) in %s have no mask and are ignored: %s", len(extra), pred_dir, _listing(extra))
     pairs = [(stem, preds.get(stem), gt_path) for stem, gt_path in sorted(gts.items())]
     return pairs, missing, extra
 
 
-def score_files(pred_path: Path | None, gt_path: Path, config: EvalConfig, name: str = "") -> tuple[
-        ImageScore, bool]:
+def score_files(pred_path: Path | None, gt_path: Path, config: EvalConfig, name: str = "") -> tuple[ImageScore, bool]:
     """Read and score one pair of files; a ``None`` map is scored as an all-zero map of the mask's size.
 
     Returns:
@@ -140,8 +146,9 @@ def _n_workers(config: EvalConfig, n_items: int) -> int:
     return max(1, min(workers, n_items // 8 or 1))
 
 
-def _scores(pairs: Sequence[tuple[str, Path | None, Path]], config: EvalConfig, desc: str) -> Iterator[
-        tuple[ImageScore, bool]]:
+def _scores(
+    pairs: Sequence[tuple[str, Path | None, Path]], config: EvalConfig, desc: str
+) -> Iterator[tuple[ImageScore, bool]]:
     workers = _n_workers(config, len(pairs))
     if workers == 1:
         for stem, pred, gt in track(pairs, total=len(pairs), desc=desc, unit="img"):
@@ -153,8 +160,13 @@ def _scores(pairs: Sequence[tuple[str, Path | None, Path]], config: EvalConfig, 
         yield from track(pool.map(_score_task, tasks, chunksize=4), total=len(tasks), desc=desc, unit="img")
 
 
-def evaluate_folder(pred_dir: str | Path, gt_dir: str | Path, config: EvalConfig | None = None,
-                    set_name: str | None = None, method: str = "") -> SetResult:
+def evaluate_folder(
+    pred_dir: str | Path,
+    gt_dir: str | Path,
+    config: EvalConfig | None = None,
+    set_name: str | None = None,
+    method: str = "",
+) -> SetResult:
     """Score every map in ``pred_dir`` against the mask with the same stem in ``gt_dir``.
 
     Args:
@@ -182,8 +194,15 @@ def evaluate_folder(pred_dir: str | Path, gt_dir: str | Path, config: EvalConfig
         metric.add(score, name=stem, resized=resized, missing=stem in missing_set)
     if metric.n_resized:
         logger.warning("%s: %d of %d prediction(s) resized to their mask's size", name, metric.n_resized, metric.n)
-    return SetResult(set=name, method=method, metrics=metric.compute(), curves=metric.curves(),
-                     images=metric.records, missing=missing, extra=extra)
+    return SetResult(
+        set=name,
+        method=method,
+        metrics=metric.compute(),
+        curves=metric.curves(),
+        images=metric.records,
+        missing=missing,
+        extra=extra,
+    )
 
 
 def find_sets(data_root: str | Path) -> list[str]:
@@ -197,8 +216,12 @@ def find_sets(data_root: str | Path) -> list[str]:
     return sets
 
 
-def evaluate_sets(preds: Mapping[str, str | Path], data_root: str | Path, config: EvalConfig | None = None,
-                  sets: Sequence[str] | None = None) -> list[SetResult]:
+def evaluate_sets(
+    preds: Mapping[str, str | Path],
+    data_root: str | Path,
+    config: EvalConfig | None = None,
+    sets: Sequence[str] | None = None,
+) -> list[SetResult]:
     """Score one or several methods on every PraNet-layout set under ``data_root``.
 
     Args:
@@ -225,8 +248,13 @@ def evaluate_sets(preds: Mapping[str, str | Path], data_root: str | Path, config
         for method, root in preds.items():
             pred_dir = Path(root) / set_name
             if not pred_dir.is_dir() and not config.allow_missing:
-                raise DataFormatError(f"method {method!r}: no predictions for set {set_name!r} (expected folder "
-                                      f"{pred_dir}); pass --allow-missing to score it as empty maps")
-            results.append(evaluate_folder(pred_dir, Path(data_root) / set_name / "masks", config,
-                                           set_name=set_name, method=method))
+                raise DataFormatError(
+                    f"method {method!r}: no predictions for set {set_name!r} (expected folder "
+                    f"{pred_dir}); pass --allow-missing to score it as empty maps"
+                )
+            results.append(
+                evaluate_folder(
+                    pred_dir, Path(data_root) / set_name / "masks", config, set_name=set_name, method=method
+                )
+            )
     return results

@@ -47,8 +47,9 @@ def read_map(path: str | Path) -> np.ndarray:
     if arr.dtype in (np.int32, np.uint32) and arr.size and arr.min() >= 0 and arr.max() <= 65535:
         return arr.astype(np.uint16)
     if arr.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
-        raise DataFormatError(f"{path}: unsupported pixel type {arr.dtype} (mode {im.mode}); save the map as "
-                              "an 8-bit grey PNG")
+        raise DataFormatError(
+            f"{path}: unsupported pixel type {arr.dtype} (mode {im.mode}); save the map as an 8-bit grey PNG"
+        )
     return np.ascontiguousarray(arr)
 
 
@@ -104,8 +105,9 @@ def _resize(pred: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if pred.dtype == np.uint8:
         return np.asarray(Image.fromarray(pred).resize((w, h), Image.Resampling.BICUBIC))
     top = 65535.0 if pred.dtype == np.uint16 else 1.0
-    out = np.asarray(Image.fromarray(pred.astype(np.float32)).resize((w, h), Image.Resampling.BICUBIC),
-                     dtype=np.float64)
+    out = np.asarray(
+        Image.fromarray(pred.astype(np.float32)).resize((w, h), Image.Resampling.BICUBIC), dtype=np.float64
+    )
     out = np.clip(out, 0.0, top)
     return np.rint(out).astype(np.uint16) if pred.dtype == np.uint16 else out
 
@@ -135,8 +137,10 @@ def to_unit_map(pred: np.ndarray, normalize: bool = True, quantize: bool = True)
     elif np.issubdtype(pred.dtype, np.floating):
         out = np.asarray(pred, dtype=np.float64)
         if out.size and (not np.all(np.isfinite(out)) or out.min() < 0.0 or out.max() > 1.0):
-            raise DataFormatError(f"a float prediction map must lie in [0, 1] (got {np.nanmin(out):.4g}.."
-                                  f"{np.nanmax(out):.4g}); apply a sigmoid/softmax first")
+            raise DataFormatError(
+                f"a float prediction map must lie in [0, 1] (got {np.nanmin(out):.4g}.."
+                f"{np.nanmax(out):.4g}); apply a sigmoid/softmax first"
+            )
         if quantize:
             out = np.rint(out * 255.0) / 255.0
     else:
@@ -144,8 +148,9 @@ def to_unit_map(pred: np.ndarray, normalize: bool = True, quantize: bool = True)
     return mapminmax(out) if normalize else out
 
 
-def prepare_pair(pred: np.ndarray, gt: np.ndarray, config: EvalConfig, name: str = "") -> tuple[
-        np.ndarray, np.ndarray, bool]:
+def prepare_pair(
+    pred: np.ndarray, gt: np.ndarray, config: EvalConfig, name: str = ""
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Bring a (map, mask) pair into scoring form.
 
     Args:
@@ -168,10 +173,18 @@ def prepare_pair(pred: np.ndarray, gt: np.ndarray, config: EvalConfig, name: str
     if pred.shape != gt_b.shape:
         where = f" for {name}" if name else ""
         if config.on_size_mismatch == "error" or pred.ndim != 2:
-            raise DataFormatError(f"prediction{where} is {pred.shape[:2]} but the mask is {gt_b.shape}; "
-                                  "write maps at the mask's size or allow on_size_mismatch='resize'")
-        logger.warning("prediction%s is %dx%d but the mask is %dx%d: resized (bicubic) to the mask's size",
-                       where, pred.shape[1], pred.shape[0], gt_b.shape[1], gt_b.shape[0])
+            raise DataFormatError(
+                f"prediction{where} is {pred.shape[:2]} but the mask is {gt_b.shape}; "
+                "write maps at the mask's size or allow on_size_mismatch='resize'"
+            )
+        logger.warning(
+            "prediction%s is %dx%d but the mask is %dx%d: resized (bicubic) to the mask's size",
+            where,
+            pred.shape[1],
+            pred.shape[0],
+            gt_b.shape[1],
+            gt_b.shape[0],
+        )
         if pred.dtype == bool:
             pred = pred.astype(np.uint8) * 255
         elif np.issubdtype(pred.dtype, np.floating) and config.quantize:

@@ -116,12 +116,13 @@ def threshold_counts(pred: np.ndarray, gt: np.ndarray, strict: bool = False) -> 
     # Number of ascending thresholds that each pixel passes, binned by mask class in one pass.
     passed = _passed(pred, strict)
     hist = np.bincount(passed + (N_THRESHOLDS + 1) * gt.ravel(), minlength=2 * (N_THRESHOLDS + 1))
-    hist_bg, hist_fg = hist[: N_THRESHOLDS + 1], hist[N_THRESHOLDS + 1:]
+    hist_bg, hist_fg = hist[: N_THRESHOLDS + 1], hist[N_THRESHOLDS + 1 :]
     # count at ascending threshold i = pixels that passed more than i thresholds.
     fg_asc = np.cumsum(hist_fg[::-1])[::-1][1:]
     bg_asc = np.cumsum(hist_bg[::-1])[::-1][1:]
-    return ThresholdCounts(tp=fg_asc[::-1].astype(np.int64), fp=bg_asc[::-1].astype(np.int64),
-                           n_fg=int(hist_fg.sum()), n=int(gt.size))
+    return ThresholdCounts(
+        tp=fg_asc[::-1].astype(np.int64), fp=bg_asc[::-1].astype(np.int64), n_fg=int(hist_fg.sum()), n=int(gt.size)
+    )
 
 
 def dice_iou(counts: ThresholdCounts, empty_score: Literal["zero", "one"] = "zero") -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +171,12 @@ def emeasure_from_counts(counts: ThresholdCounts) -> np.ndarray:
         mu_pred = n_pred / n
         mu_gt = n_fg / n
         total = np.zeros_like(tp)
-        for numel, a, b in ((tp, 1.0 - mu_pred, 1.0 - mu_gt), (fp, 1.0 - mu_pred, -mu_gt),
-                            (fn, -mu_pred, 1.0 - mu_gt), (tn, -mu_pred, -mu_gt)):
+        for numel, a, b in (
+            (tp, 1.0 - mu_pred, 1.0 - mu_gt),
+            (fp, 1.0 - mu_pred, -mu_gt),
+            (fn, -mu_pred, 1.0 - mu_gt),
+            (tn, -mu_pred, -mu_gt),
+        ):
             align = 2.0 * a * b / (a * a + b * b + EPS)
             total = total + numel * (align + 1.0) ** 2 / 4.0
     return np.asarray(total / (n - 1 + EPS), dtype=np.float64)
@@ -250,8 +255,12 @@ class _ToolboxSmeasure(Smeasure):  # type: ignore[misc]
         w_rt = cy * (w - cx) / area
         w_lb = (h - cy) * cx / area
         w_rb = 1.0 - w_lt - w_rt - w_lb
-        return float(self.ssim(pred[:cy, :cx], gt[:cy, :cx]) * w_lt + self.ssim(pred[:cy, cx:], gt[:cy, cx:]) * w_rt
-                     + self.ssim(pred[cy:, :cx], gt[cy:, :cx]) * w_lb + self.ssim(pred[cy:, cx:], gt[cy:, cx:]) * w_rb)
+        return float(
+            self.ssim(pred[:cy, :cx], gt[:cy, :cx]) * w_lt
+            + self.ssim(pred[:cy, cx:], gt[:cy, cx:]) * w_rt
+            + self.ssim(pred[cy:, :cx], gt[cy:, :cx]) * w_lb
+            + self.ssim(pred[cy:, cx:], gt[cy:, cx:]) * w_rb
+        )
 
 
 def smeasure(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.5) -> float:
@@ -291,9 +300,16 @@ def _binary_counts(binary: np.ndarray, gt: np.ndarray, n_fg: int) -> ThresholdCo
     return ThresholdCounts(tp=np.array([tp]), fp=np.array([fp]), n_fg=n_fg, n=int(gt.size))
 
 
-def score_pair(pred: np.ndarray, gt: np.ndarray, *, alpha: float = 0.5, beta2: float = 1.0,
-               binary_threshold: float = 0.5, emeasure_binarize: Literal[">", ">="] = ">",
-               empty_score: Literal["zero", "one"] = "zero") -> ImageScore:
+def score_pair(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    alpha: float = 0.5,
+    beta2: float = 1.0,
+    binary_threshold: float = 0.5,
+    emeasure_binarize: Literal[">", ">="] = ">",
+    empty_score: Literal["zero", "one"] = "zero",
+) -> ImageScore:
     """Score one normalised map against its mask with every metric.
 
     Args:
@@ -319,12 +335,23 @@ def score_pair(pred: np.ndarray, gt: np.ndarray, *, alpha: float = 0.5, beta2: f
     e_adp = emeasure_from_counts(_binary_counts(pred >= adaptive_t, gt, n_fg))
     tp05, fp05 = int(binary.tp[0]), int(binary.fp[0])
     scalars = {
-        "dice": float(dice.mean()), "iou": float(iou.mean()), "max_dice": float(dice.max()),
-        "dice_05": float(d05[0]), "iou_05": float(i05[0]),
-        "s_alpha": smeasure(pred, gt, alpha), "wf_beta": weighted_fmeasure(pred, gt, beta2),
-        "mean_e": float(e_curve.mean()), "max_e": float(e_curve.max()), "adaptive_e": float(e_adp[0]),
+        "dice": float(dice.mean()),
+        "iou": float(iou.mean()),
+        "max_dice": float(dice.max()),
+        "dice_05": float(d05[0]),
+        "iou_05": float(i05[0]),
+        "s_alpha": smeasure(pred, gt, alpha),
+        "wf_beta": weighted_fmeasure(pred, gt, beta2),
+        "mean_e": float(e_curve.mean()),
+        "max_e": float(e_curve.max()),
+        "adaptive_e": float(e_adp[0]),
         "mae": float(np.abs(pred - gt).mean()),
-        "tp_05": tp05, "fp_05": fp05, "fn_05": n_fg - tp05, "tn_05": gt.size - n_fg - fp05,
-        "n_fg": n_fg, "height": gt.shape[0], "width": gt.shape[1],
+        "tp_05": tp05,
+        "fp_05": fp05,
+        "fn_05": n_fg - tp05,
+        "tn_05": gt.size - n_fg - fp05,
+        "n_fg": n_fg,
+        "height": gt.shape[0],
+        "width": gt.shape[1],
     }
     return ImageScore(dice_curve=dice, iou_curve=iou, e_curve=e_curve, scalars=scalars)

@@ -43,10 +43,12 @@ def write_plots(results: Sequence[SetResult], out_dir: str | Path, bins: int = 2
     for set_name, items in by_set.items():
         fig, ax = plt.subplots(figsize=(6, 4))
         for r in items:
-            ax.plot(r.curves["threshold"], r.curves["dice"],
-                    label=f"{r.method or 'prediction'} (mDice {r.metrics['mean_dice']:.3f})")
-        ax.set(xlabel="threshold", ylabel="mean Dice", title=f"{set_name}: Dice vs threshold", xlim=(0, 1),
-               ylim=(0, 1))
+            ax.plot(
+                r.curves["threshold"],
+                r.curves["dice"],
+                label=f"{r.method or 'prediction'} (mDice {r.metrics['mean_dice']:.3f})",
+            )
+        ax.set(xlabel="threshold", ylabel="mean Dice", title=f"{set_name}: Dice vs threshold", xlim=(0, 1), ylim=(0, 1))
         ax.grid(alpha=0.3)
         ax.legend(loc="lower center")
         written.append(_save(fig, out / f"{_safe(set_name)}_dice_curve.png"))
@@ -55,8 +57,11 @@ def write_plots(results: Sequence[SetResult], out_dir: str | Path, bins: int = 2
         fig, ax = plt.subplots(figsize=(6, 4))
         values = [[float(rec["dice"]) for rec in r.images] for r in items]
         ax.hist(values, bins=list(edges), label=[r.method or "prediction" for r in items])
-        ax.set(xlabel="per-image Dice (mean over thresholds)", ylabel="images",
-               title=f"{set_name}: per-image Dice (n={items[0].metrics['n']})")
+        ax.set(
+            xlabel="per-image Dice (mean over thresholds)",
+            ylabel="images",
+            title=f"{set_name}: per-image Dice (n={items[0].metrics['n']})",
+        )
         ax.legend(loc="upper left")
         written.append(_save(fig, out / f"{_safe(set_name)}_dice_hist.png"))
         plt.close(fig)

@@ -16,13 +16,41 @@ from endoked.io import atomic_write_json, atomic_write_text
 
 #: (metric key, column header) of the printed table.
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("mean_dice", "mDice"), ("mean_iou", "mIoU"), ("max_dice", "maxDice"), ("dice_05", "Dice@.5"),
-    ("iou_05", "IoU@.5"), ("wf_beta", "wFb"), ("s_alpha", "Sa"), ("mean_e", "meanEm"), ("max_e", "maxEm"),
-    ("adaptive_e", "adpEm"), ("mae", "MAE"),
+    ("mean_dice", "mDice"),
+    ("mean_iou", "mIoU"),
+    ("max_dice", "maxDice"),
+    ("dice_05", "Dice@.5"),
+    ("iou_05", "IoU@.5"),
+    ("wf_beta", "wFb"),
+    ("s_alpha", "Sa"),
+    ("mean_e", "meanEm"),
+    ("max_e", "maxEm"),
+    ("adaptive_e", "adpEm"),
+    ("mae", "MAE"),
 )
 CSV_FIELDS: tuple[str, ...] = (
-    "set", "method", "name", "missing", "resized", "dice", "iou", "max_dice", "dice_05", "iou_05", "wf_beta",
-    "s_alpha", "mean_e", "max_e", "adaptive_e", "mae", "tp_05", "fp_05", "fn_05", "tn_05", "n_fg", "height",
+    "set",
+    "method",
+    "name",
+    "missing",
+    "resized",
+    "dice",
+    "iou",
+    "max_dice",
+    "dice_05",
+    "iou_05",
+    "wf_beta",
+    "s_alpha",
+    "mean_e",
+    "max_e",
+    "adaptive_e",
+    "mae",
+    "tp_05",
+    "fp_05",
+    "fn_05",
+    "tn_05",
+    "n_fg",
+    "height",
     "width",
 )
 
@@ -46,24 +74,30 @@ def format_table(results: Sequence[SetResult], markdown: bool = False) -> str:
     """One table for all (set, method) results: aligned plain text, or a Markdown pipe table."""
     header, rows = table_rows(results)
     if markdown:
-        lines = ["| " + " | ".join(header) + " |",
-                 "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
+        lines = [
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|",
+        ]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines) + "\n"
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
     left = {0, header.index("method")} if "method" in header else {0}
 
     def fmt_row(row: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        return "  ".join(
+            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
 
     return "\n".join([fmt_row(header), "  ".join("-" * w for w in widths), *map(fmt_row, rows)]) + "\n"
 
 
 def results_json(results: Sequence[SetResult], config: EvalConfig) -> dict[str, Any]:
     """JSON document: version, config, and per (set, method) metrics and mean curves."""
-    return {"endoked_version": __version__, "config": config.model_dump(mode="json"),
-            "results": [r.to_dict() for r in results]}
+    return {
+        "endoked_version": __version__,
+        "config": config.model_dump(mode="json"),
+        "results": [r.to_dict() for r in results],
+    }
 
 
 def write_json(path: str | Path, results: Sequence[SetResult], config: EvalConfig) -> Path:

@@ -41,8 +41,14 @@ def run_eval(ctx: StageContext) -> StageResult:
         done = pred_dir / ".done"
         if done.is_file():  # finished set of an interrupted run
             continue
-        predict_folder(checkpoint, root / name / "images", pred_dir, device=ctx.config.device,
-                       tta_flip=cfg.tta_flip, progress=ctx.progress)
+        predict_folder(
+            checkpoint,
+            root / name / "images",
+            pred_dir,
+            device=ctx.config.device,
+            tta_flip=cfg.tta_flip,
+            progress=ctx.progress,
+        )
         done.touch()
     results = evaluate_sets({"endoked": out / "pred"}, root, cfg, sets=sets)
     atomic_write_json(out / "metrics.json", {"data": str(root), **results_json(results, cfg)})
@@ -57,8 +63,9 @@ def run_eval(ctx: StageContext) -> StageResult:
     for r in results:
         counts[f"{r.set}_meanDice"] = round(float(r.metrics["mean_dice"]), 4)
     ctx.logger.info("eval: %s", json.dumps(counts))
-    return StageResult(outputs={"metrics": ctx.run.rel(out / "metrics.json"),
-                                "table": ctx.run.rel(out / "metrics.md")}, counts=counts)
+    return StageResult(
+        outputs={"metrics": ctx.run.rel(out / "metrics.json"), "table": ctx.run.rel(out / "metrics.md")}, counts=counts
+    )
 
 
 STAGE = StageSpec(name="eval", run=run_eval, depends=("seg",), external_inputs=_data_fingerprint)

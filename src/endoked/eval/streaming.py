@@ -16,8 +16,18 @@ from endoked.eval.metrics import N_THRESHOLDS, THRESHOLDS, ImageScore, score_pai
 
 #: Set-level figures returned by :meth:`PolypMetrics.compute`, in table order.
 METRIC_KEYS: tuple[str, ...] = (
-    "mean_dice", "mean_iou", "max_dice", "max_iou", "dice_05", "iou_05", "wf_beta", "s_alpha",
-    "mean_e", "max_e", "adaptive_e", "mae",
+    "mean_dice",
+    "mean_iou",
+    "max_dice",
+    "max_iou",
+    "dice_05",
+    "iou_05",
+    "wf_beta",
+    "s_alpha",
+    "mean_e",
+    "max_e",
+    "adaptive_e",
+    "mae",
 )
 _MEAN_OF_IMAGES = ("dice_05", "iou_05", "wf_beta", "s_alpha", "adaptive_e", "mae")
 
@@ -73,11 +83,17 @@ class PolypMetrics:
     def score(self, pred: np.ndarray, gt: np.ndarray) -> ImageScore:
         """Score an already prepared pair (pred (H, W) float64 in [0, 1], gt (H, W) bool) without adding it."""
         c = self.config
-        return score_pair(pred, gt, alpha=c.alpha, beta2=c.beta2, binary_threshold=c.binary_threshold,
-                          emeasure_binarize=c.emeasure_binarize, empty_score=c.empty_score)
+        return score_pair(
+            pred,
+            gt,
+            alpha=c.alpha,
+            beta2=c.beta2,
+            binary_threshold=c.binary_threshold,
+            emeasure_binarize=c.emeasure_binarize,
+            empty_score=c.empty_score,
+        )
 
-    def add(self, score: ImageScore, name: str = "", resized: bool = False, missing: bool = False) -> dict[
-            str, Any]:
+    def add(self, score: ImageScore, name: str = "", resized: bool = False, missing: bool = False) -> dict[str, Any]:
         """Add an image scored elsewhere (e.g. in a worker process).
 
         Returns:
@@ -119,9 +135,12 @@ class PolypMetrics:
         cv = self.curves()
         n = self.n if self.n else np.nan
         out: dict[str, float | int] = {
-            "mean_dice": float(np.mean(cv["dice"])), "mean_iou": float(np.mean(cv["iou"])),
-            "max_dice": float(np.max(cv["dice"])), "max_iou": float(np.max(cv["iou"])),
-            "mean_e": float(np.mean(cv["e"])), "max_e": float(np.max(cv["e"])),
+            "mean_dice": float(np.mean(cv["dice"])),
+            "mean_iou": float(np.mean(cv["iou"])),
+            "max_dice": float(np.max(cv["dice"])),
+            "max_iou": float(np.max(cv["iou"])),
+            "mean_e": float(np.mean(cv["e"])),
+            "max_e": float(np.max(cv["e"])),
         }
         for key in _MEAN_OF_IMAGES:
             out[key] = float(self._sums[key] / n)

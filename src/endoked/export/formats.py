@@ -59,25 +59,45 @@ def export_coco(items: Sequence[ExportItem], out: Path, copy_images: bool = True
         if copy_images:
             with atomic_path(out / "images" / file_name) as tmp:
                 shutil.copyfile(it.image_path, tmp)
-        images.append({"id": img_id, "file_name": file_name, "width": it.width, "height": it.height,
-                       "exam_id": it.exam_id, "source_image": it.image, "report": it.report})
+        images.append(
+            {
+                "id": img_id,
+                "file_name": file_name,
+                "width": it.width,
+                "height": it.height,
+                "exam_id": it.exam_id,
+                "source_image": it.image,
+                "report": it.report,
+            }
+        )
         for inst in _instances(it.load_mask()):
             rle = mask_utils.encode(np.asfortranarray(inst.astype(np.uint8)))
             x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
-            annotations.append({"id": ann_id, "image_id": img_id, "category_id": 1, "iscrowd": 0,
-                                "area": float(mask_utils.area(rle)), "bbox": [x, y, w, h],
-                                "segmentation": {"size": [int(s) for s in rle["size"]],
-                                                 "counts": rle["counts"].decode("ascii")}})
+            annotations.append(
+                {
+                    "id": ann_id,
+                    "image_id": img_id,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "area": float(mask_utils.area(rle)),
+                    "bbox": [x, y, w, h],
+                    "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")},
+                }
+            )
             ann_id += 1
-    coco = {"info": {"description": "endoked pseudo labels", "version": "1.0"},
-            "images": images, "annotations": annotations,
-            "categories": [{"id": 1, "name": "polyp", "supercategory": "lesion"}]}
+    coco = {
+        "info": {"description": "endoked pseudo labels", "version": "1.0"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "polyp", "supercategory": "lesion"}],
+    }
     atomic_write_json(out / "annotations.json", coco)
     return {"format": "coco", "images": len(images), "annotations": len(annotations)}
 
 
-def export_nnunet(items: Sequence[ExportItem], out: Path, dataset_id: int = 501,
-                  name: str = "EndokedPolyp") -> dict[str, Any]:
+def export_nnunet(
+    items: Sequence[ExportItem], out: Path, dataset_id: int = 501, name: str = "EndokedPolyp"
+) -> dict[str, Any]:
     """nnU-Net v2 raw dataset ``out/DatasetXXX_Name/`` for 2D natural images: ``imagesTr/<case>_0000.png``
     (RGB), ``labelsTr/<case>.png`` (0 background / 1 polyp) and ``dataset.json``."""
     items = with_case_ids(items)
@@ -88,10 +108,14 @@ def export_nnunet(items: Sequence[ExportItem], out: Path, dataset_id: int = 501,
         rgb = np.asarray(Image.open(it.image_path).convert("RGB"))
         _save_png(root / "imagesTr" / f"{it.case_id}_0000.png", rgb)
         _save_png(root / "labelsTr" / f"{it.case_id}.png", it.load_mask().astype(np.uint8))
-    dataset = {"channel_names": {"0": "R", "1": "G", "2": "B"}, "labels": {"background": 0, "polyp": 1},
-               "numTraining": len(items), "file_ending": ".png",
-               "overwrite_image_reader_writer": "NaturalImage2DIO",
-               "description": "endoked pseudo labels (box-prompted segmentation of CAM boxes)"}
+    dataset = {
+        "channel_names": {"0": "R", "1": "G", "2": "B"},
+        "labels": {"background": 0, "polyp": 1},
+        "numTraining": len(items),
+        "file_ending": ".png",
+        "overwrite_image_reader_writer": "NaturalImage2DIO",
+        "description": "endoked pseudo labels (box-prompted segmentation of CAM boxes)",
+    }
     atomic_write_json(root / "dataset.json", dataset)
     return {"format": "nnunet", "images": len(items), "dataset": str(root)}
 
@@ -110,7 +134,8 @@ def write_export(fmt: str, items: Sequence[ExportItem], out: Path) -> dict[str, 
     out.mkdir(parents=True, exist_ok=True)
     items = with_case_ids(items)
     summary = WRITERS[fmt](items, out)
-    atomic_write_json(out / "cases.json", [{"case_id": it.case_id, "exam_id": it.exam_id, "image": it.image}
-                                           for it in items])
+    atomic_write_json(
+        out / "cases.json", [{"case_id": it.case_id, "exam_id": it.exam_id, "image": it.image} for it in items]
+    )
     (out / "export.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -76,8 +76,9 @@ def with_case_ids(items: Sequence[ExportItem]) -> list[ExportItem]:
     """
     dup = [k for k, n in Counter((it.exam_id, it.image) for it in items).items() if n > 1]
     if dup:
-        raise StageError(f"image {dup[0][0]}/{dup[0][1]} is listed twice in the pseudo labels; cannot export it "
-                         "to one file")
+        raise StageError(
+            f"image {dup[0][0]}/{dup[0][1]} is listed twice in the pseudo labels; cannot export it to one file"
+        )
     base = [it.base_name for it in items]
     counts = Counter(b.casefold() for b in base)
     names = []
@@ -105,8 +106,10 @@ def pick_source(run: RunFolder, source: str = "auto") -> tuple[str, Path]:
         entry = run.entry(stage)
         if entry and entry.get("status") == "done" and name in entry.get("outputs", {}):
             return stage, run.output(stage, name)
-    raise StageError(f"run {run.root} has no finished pseudo labels ({source}); run the pipeline through "
-                     "prompt_seg first (endoked run --to prompt_seg)")
+    raise StageError(
+        f"run {run.root} has no finished pseudo labels ({source}); run the pipeline through "
+        "prompt_seg first (endoked run --to prompt_seg)"
+    )
 
 
 def load_items(run: RunFolder, source: str = "auto") -> tuple[str, list[ExportItem]]:
@@ -127,7 +130,16 @@ def load_items(run: RunFolder, source: str = "auto") -> tuple[str, list[ExportIt
         img = images.get((r["exam_id"], r["image"]))
         if img is None:
             raise StageError(f"{table}: image {r['exam_id']}/{r['image']} is not in the ingest images table")
-        items.append(ExportItem(r["exam_id"], r["image"], Path(img["path"]), run.abs(r["mask"]), int(img["width"]),
-                                int(img["height"]), reports.get(r["exam_id"], {})))
+        items.append(
+            ExportItem(
+                r["exam_id"],
+                r["image"],
+                Path(img["path"]),
+                run.abs(r["mask"]),
+                int(img["width"]),
+                int(img["height"]),
+                reports.get(r["exam_id"], {}),
+            )
+        )
     items.sort(key=lambda it: (it.exam_id, it.image))
     return stage, with_case_ids(items)

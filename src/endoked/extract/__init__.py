@@ -18,6 +18,16 @@ from endoked.extract.config import ExtractConfig, LLMConfig
 from endoked.extract.schema import PolypLabel, ReportLabels, Span
 
 __all__ = [
-    "ExtractConfig", "Extractor", "LLMConfig", "PolypLabel", "ReportLabels", "RulesExtractor", "Span",
-    "create_extractor", "extract", "list_extractors", "process_batch", "register_extractor",
+    "ExtractConfig",
+    "Extractor",
+    "LLMConfig",
+    "PolypLabel",
+    "ReportLabels",
+    "RulesExtractor",
+    "Span",
+    "create_extractor",
+    "extract",
+    "list_extractors",
+    "process_batch",
+    "register_extractor",
 ]

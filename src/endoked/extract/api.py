@@ -51,9 +51,11 @@ _REGISTRY: dict[str, ExtractorFactory] = {}
 
 def register_extractor(name: str) -> Callable[[ExtractorFactory], ExtractorFactory]:
     """Decorator adding a backend factory ``fn(config) -> Extractor`` to the registry."""
+
     def deco(fn: ExtractorFactory) -> ExtractorFactory:
         _REGISTRY[name] = fn
         return fn
+
     return deco
 
 
@@ -94,12 +96,16 @@ def check_text(text: Any, config: ExtractConfig, field: str = "text") -> str | N
     if not text.strip():
         return f"empty report {field}"
     if len(text) > config.max_chars:
-        return (f"report {field} has {len(text)} characters, more than extract.max_chars={config.max_chars}; "
-                "split the report or raise the limit")
+        return (
+            f"report {field} has {len(text)} characters, more than extract.max_chars={config.max_chars}; "
+            "split the report or raise the limit"
+        )
     bad = len(_BAD_CHARS.findall(text))
     if bad / len(text) > config.max_binary_fraction:
-        return (f"report {field} looks like binary data or a wrong encoding ({bad} of {len(text)} characters "
-                "are control or replacement characters)")
+        return (
+            f"report {field} looks like binary data or a wrong encoding ({bad} of {len(text)} characters "
+            "are control or replacement characters)"
+        )
     return None
 
 
@@ -135,8 +141,9 @@ def _make_rules(config: ExtractConfig) -> Extractor:
     return RulesExtractor(config)
 
 
-def extract(text: str, pathology: str | None = None, backend: str = "rules",
-            config: ExtractConfig | None = None) -> ReportLabels:
+def extract(
+    text: str, pathology: str | None = None, backend: str = "rules", config: ExtractConfig | None = None
+) -> ReportLabels:
     """Label one report with a backend (a new backend instance per call; use :func:`create_extractor`
     for many reports)."""
     return create_extractor(backend, config).extract(text, pathology)
@@ -165,8 +172,9 @@ def row_fields(row: Mapping[str, Any]) -> tuple[Any, Any, Any, str | None]:
     return _safe_id(rid), text, pathology, problem
 
 
-def process_batch(rows: Iterable[Mapping[str, Any]], extractor: Extractor | None = None,
-                  config: ExtractConfig | None = None) -> list[dict[str, Any]]:
+def process_batch(
+    rows: Iterable[Mapping[str, Any]], extractor: Extractor | None = None, config: ExtractConfig | None = None
+) -> list[dict[str, Any]]:
     """Label a batch of input rows; one output row per input row, in order, never raising for a bad row.
 
     Args:
@@ -199,8 +207,9 @@ def process_batch(rows: Iterable[Mapping[str, Any]], extractor: Extractor | None
             results = extractor.extract_many(items)
         except Exception as exc:  # a backend bug must not lose the batch
             logger.exception("extractor %s failed on a batch", extractor.name)
-            results = [ReportLabels.failed(f"internal error: {type(exc).__name__}: {exc}", extractor.name)
-                       for _ in items]
+            results = [
+                ReportLabels.failed(f"internal error: {type(exc).__name__}: {exc}", extractor.name) for _ in items
+            ]
         for i, res in zip(todo, results, strict=True):
             rid = row_fields(rows[i])[0]
             out[i] = res.to_row(rid)

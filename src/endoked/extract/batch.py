@@ -19,12 +19,18 @@ logger = logging.getLogger(__name__)
 def summarize(rows: list[dict[str, Any]]) -> dict[str, int]:
     """Counts of an output: n, present/absent/uncertain, errors."""
     c = Counter(str(r.get("polyp")) for r in rows if not r.get("error"))
-    return {"n": len(rows), "present": c["present"], "absent": c["absent"], "uncertain": c["uncertain"],
-            "errors": sum(1 for r in rows if r.get("error"))}
+    return {
+        "n": len(rows),
+        "present": c["present"],
+        "absent": c["absent"],
+        "uncertain": c["uncertain"],
+        "errors": sum(1 for r in rows if r.get("error")),
+    }
 
 
-def extract_file(inp: str | Path, out: str | Path, config: ExtractConfig | None = None,
-                 progress: bool | None = None) -> dict[str, int]:
+def extract_file(
+    inp: str | Path, out: str | Path, config: ExtractConfig | None = None, progress: bool | None = None
+) -> dict[str, int]:
     """Label every row of ``inp`` and write ``out`` (JSONL, one line per input row, atomically).
 
     Returns:
@@ -38,7 +44,7 @@ def extract_file(inp: str | Path, out: str | Path, config: ExtractConfig | None 
     try:
         with bar(len(rows), desc="extract", unit="report", enabled=progress) as pb:
             for i in range(0, len(rows), step):
-                chunk = rows[i:i + step]
+                chunk = rows[i : i + step]
                 results.extend(process_batch(chunk, extractor, config))
                 pb.update(len(chunk))
     finally:

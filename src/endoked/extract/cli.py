@@ -11,8 +11,15 @@ import typer
 from endoked.errors import ConfigError, DataFormatError
 
 
-def _config(profile: str | None, config: Path | None, set_: list[str] | None, backend: str | None,
-            llm_url: str | None, llm_model: str | None, allow_remote_llm: bool) -> Any:
+def _config(
+    profile: str | None,
+    config: Path | None,
+    set_: list[str] | None,
+    backend: str | None,
+    llm_url: str | None,
+    llm_model: str | None,
+    allow_remote_llm: bool,
+) -> Any:
     from pydantic import ValidationError
 
     from endoked.config import resolve_config
@@ -39,18 +46,22 @@ def register(app: typer.Typer) -> None:
 
     @app.command("extract")
     def extract_cmd(
-        inp: Annotated[Path, typer.Option("--in", "-i", help="Reports: JSONL (id/exam_id, text/report, "
-                                                             "optional pathology) or Parquet.")],
+        inp: Annotated[
+            Path,
+            typer.Option("--in", "-i", help="Reports: JSONL (id/exam_id, text/report, optional pathology) or Parquet."),
+        ],
         out: Annotated[Path, typer.Option("--out", "-o", help="Output labels (JSONL, one line per input line).")],
         backend: Annotated[str | None, typer.Option("--backend", "-b", help="rules | llm | ensemble.")] = None,
         llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible base URL.")] = None,
         llm_model: Annotated[str | None, typer.Option("--llm-model", help="Model name at the endpoint.")] = None,
-        allow_remote_llm: Annotated[bool, typer.Option("--allow-remote-llm",
-                                                       help="Allow a non-local LLM endpoint.")] = False,
+        allow_remote_llm: Annotated[
+            bool, typer.Option("--allow-remote-llm", help="Allow a non-local LLM endpoint.")
+        ] = False,
         profile: Annotated[str | None, typer.Option("--profile", help="Named profile.")] = None,
         config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
-        set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override, e.g. extract.max_chars=5000.")
-                        ] = None,
+        set_: Annotated[
+            list[str] | None, typer.Option("--set", "-s", help="Override, e.g. extract.max_chars=5000.")
+        ] = None,
     ) -> None:
         """Label colonoscopy reports: polyp status, count, polyps, malignancy, pathology, with evidence."""
         from endoked.extract.batch import extract_file
@@ -61,12 +72,17 @@ def register(app: typer.Typer) -> None:
 
     @app.command("extract-eval")
     def extract_eval_cmd(
-        gold: Annotated[Path, typer.Option("--gold", help="Gold labels JSONL (labels at top level or under "
-                                                          "'gold'/'labels'; optional 'lang').")],
+        gold: Annotated[
+            Path,
+            typer.Option(
+                "--gold", help="Gold labels JSONL (labels at top level or under 'gold'/'labels'; optional 'lang')."
+            ),
+        ],
         pred: Annotated[Path, typer.Option("--pred", help="Predicted labels JSONL (output of extract).")],
         json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON.")] = None,
-        markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown with confusion matrices "
-                                                                  "and disagreements.")] = False,
+        markdown: Annotated[
+            bool, typer.Option("--markdown", help="Print Markdown with confusion matrices and disagreements.")
+        ] = False,
     ) -> None:
         """Score predicted report labels against gold labels, per language."""
         from endoked.extract.evaluate import evaluate, to_markdown

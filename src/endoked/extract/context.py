@@ -14,8 +14,16 @@ from dataclasses import dataclass
 from endoked.extract import lexicon as lx
 from endoked.extract.vocab import Vocab, compile_lower
 
-FIND = Vocab([("POLYP", lx.POLYP), ("MAL", lx.MALIGNANCY), ("MORPH", lx.MORPHOLOGY), ("LOC", lx.LOCATION),
-              ("REM", lx.REMOVAL), ("SIZE", [("size", lx.SIZE)])])
+FIND = Vocab(
+    [
+        ("POLYP", lx.POLYP),
+        ("MAL", lx.MALIGNANCY),
+        ("MORPH", lx.MORPHOLOGY),
+        ("LOC", lx.LOCATION),
+        ("REM", lx.REMOVAL),
+        ("SIZE", [("size", lx.SIZE)]),
+    ]
+)
 PATH = Vocab([("PATH", lx.PATHOLOGY)])
 CTX = Vocab([("CTX", lx.CONTEXT)])
 PREP_RE = compile_lower(lx.PREP)

@@ -34,9 +34,15 @@ def combine(rules: ReportLabels, llm: ReportLabels, on_llm_error: str = "rules")
         rules.backend = "ensemble"
         rules.notes["ensemble"] = {"agree": True, "disagree_fields": disagree, "llm": both["llm"]}
         return rules
-    out = ReportLabels(polyp="uncertain", polyp_count=None, polyps=[],
-                       malignancy_suspected=bool(rules.malignancy_suspected or llm.malignancy_suspected),
-                       pathology=rules.pathology, lang=rules.lang, backend="ensemble")
+    out = ReportLabels(
+        polyp="uncertain",
+        polyp_count=None,
+        polyps=[],
+        malignancy_suspected=bool(rules.malignancy_suspected or llm.malignancy_suspected),
+        pathology=rules.pathology,
+        lang=rules.lang,
+        backend="ensemble",
+    )
     out.evidence = {k: list(v) for k, v in rules.evidence.items()}
     out.evidence["polyp"] = list(rules.evidence.get("polyp", [])) + list(llm.evidence.get("polyp", []))
     out.notes["ensemble"] = {"agree": False, **both}
@@ -65,8 +71,12 @@ class EnsembleExtractor:
         todo = [i for i, r in enumerate(rules) if not r.error]
         llm_out = self.llm.extract_many([items[i] for i in todo])
         llm_by = dict(zip(todo, llm_out, strict=True))
-        return [combine(r, llm_by[i], self.config.ensemble_on_llm_error) if i in llm_by else
-                ReportLabels.failed(r.error or "rules failed", self.name, r.lang) for i, r in enumerate(rules)]
+        return [
+            combine(r, llm_by[i], self.config.ensemble_on_llm_error)
+            if i in llm_by
+            else ReportLabels.failed(r.error or "rules failed", self.name, r.lang)
+            for i, r in enumerate(rules)
+        ]
 
 
 @register_extractor("ensemble")

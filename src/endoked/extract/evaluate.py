@@ -23,8 +23,15 @@ from typing import Any
 from endoked.extract.schema import CONTRACT_KEYS, POLYP_STATUS
 from endoked.extract.text import detect_lang
 
-FIELDS: tuple[str, ...] = ("polyp", "polyp_count", "location_f1", "size_within_1mm", "malignancy_suspected",
-                           "pathology", "morphology_f1")
+FIELDS: tuple[str, ...] = (
+    "polyp",
+    "polyp_count",
+    "location_f1",
+    "size_within_1mm",
+    "malignancy_suspected",
+    "pathology",
+    "morphology_f1",
+)
 
 
 def gold_labels(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,10 +90,15 @@ class _Acc:
     def summary(self) -> dict[str, Any]:
         n = max(self.n, 1)
         return {
-            "n": self.n, "errors": self.errors,
-            "polyp": self.polyp / n, "polyp_count": self.count / n,
-            "location_f1": self.f1(self.loc), "size_within_1mm": self.size_hit / self.size_n if self.size_n else None,
-            "size_n": self.size_n, "malignancy_suspected": self.malignancy / n, "pathology": self.pathology / n,
+            "n": self.n,
+            "errors": self.errors,
+            "polyp": self.polyp / n,
+            "polyp_count": self.count / n,
+            "location_f1": self.f1(self.loc),
+            "size_within_1mm": self.size_hit / self.size_n if self.size_n else None,
+            "size_n": self.size_n,
+            "malignancy_suspected": self.malignancy / n,
+            "pathology": self.pathology / n,
             "morphology_f1": self.f1(self.morph),
             "polyp_confusion": {g: dict(c) for g, c in sorted(self.confusion.items())},
         }
@@ -99,8 +111,9 @@ def _f1_update(c: list[int], gold: Counter[str], pred: Counter[str]) -> None:
     c[2] += sum(gold.values()) - tp
 
 
-def evaluate(gold_rows: Iterable[Mapping[str, Any]], pred_rows: Iterable[Mapping[str, Any]],
-             max_disagreements: int = 1000) -> dict[str, Any]:
+def evaluate(
+    gold_rows: Iterable[Mapping[str, Any]], pred_rows: Iterable[Mapping[str, Any]], max_disagreements: int = 1000
+) -> dict[str, Any]:
     """Score predictions against gold labels.
 
     Args:
@@ -138,27 +151,43 @@ def evaluate(gold_rows: Iterable[Mapping[str, Any]], pred_rows: Iterable[Mapping
                 acc.size_n += 1
                 acc.size_hit += int(gs is not None and ps is not None and abs(gs - ps) <= 1.0)
             _f1_update(acc.loc, _multiset(gold.get("polyps"), "location"), _multiset(p.get("polyps"), "location"))
-            _f1_update(acc.morph, _multiset(gold.get("polyps"), "morphology"),
-                       _multiset(p.get("polyps"), "morphology"))
+            _f1_update(acc.morph, _multiset(gold.get("polyps"), "morphology"), _multiset(p.get("polyps"), "morphology"))
         if len(disagreements) < max_disagreements:
             disagreements.extend(_disagreements(rid, lang, gold, p, failed, pred))
-    return {"by_lang": {k: accs[k].summary() for k in sorted(accs, key=lambda k: (k == "all", k))},
-            "disagreements": disagreements[:max_disagreements], "missing": missing}
+    return {
+        "by_lang": {k: accs[k].summary() for k in sorted(accs, key=lambda k: (k == "all", k))},
+        "disagreements": disagreements[:max_disagreements],
+        "missing": missing,
+    }
 
 
-def _disagreements(rid: str, lang: str, gold: Mapping[str, Any], p: Mapping[str, Any], failed: bool,
-                   pred: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def _disagreements(
+    rid: str, lang: str, gold: Mapping[str, Any], p: Mapping[str, Any], failed: bool, pred: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
     if failed:
-        return [{"id": rid, "lang": lang, "field": "error", "gold": None,
-                 "pred": (pred or {}).get("error", "missing prediction")}]
+        return [
+            {
+                "id": rid,
+                "lang": lang,
+                "field": "error",
+                "gold": None,
+                "pred": (pred or {}).get("error", "missing prediction"),
+            }
+        ]
     out = []
     for key in ("polyp", "polyp_count", "malignancy_suspected", "pathology"):
         if p.get(key) != gold.get(key):
             out.append({"id": rid, "lang": lang, "field": key, "gold": gold.get(key), "pred": p.get(key)})
     if _multiset(gold.get("polyps"), "location") != _multiset(p.get("polyps"), "location"):
-        out.append({"id": rid, "lang": lang, "field": "locations",
-                    "gold": sorted(_multiset(gold.get("polyps"), "location").elements()),
-                    "pred": sorted(_multiset(p.get("polyps"), "location").elements())})
+        out.append(
+            {
+                "id": rid,
+                "lang": lang,
+                "field": "locations",
+                "gold": sorted(_multiset(gold.get("polyps"), "location").elements()),
+                "pred": sorted(_multiset(p.get("polyps"), "location").elements()),
+            }
+        )
     gs, ps = max_size(gold.get("polyps")), max_size(p.get("polyps"))
     if (gs is not None or ps is not None) and (gs is None or ps is None or abs(gs - ps) > 1.0):
         out.append({"id": rid, "lang": lang, "field": "max_size_mm", "gold": gs, "pred": ps})
@@ -183,8 +212,13 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     for lg in langs:
         conf = by_lang[lg]["polyp_confusion"]
         cols = [*POLYP_STATUS, "error"]
-        lines += ["", f"polyp confusion ({lg}; rows gold, columns predicted):", "",
-                  "| gold \\ pred | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        lines += [
+            "",
+            f"polyp confusion ({lg}; rows gold, columns predicted):",
+            "",
+            "| gold \\ pred | " + " | ".join(cols) + " |",
+            "|---|" + "---|" * len(cols),
+        ]
         for g in POLYP_STATUS:
             row = conf.get(g, {})
             lines.append(f"| {g} | " + " | ".join(str(row.get(c, 0)) for c in cols) + " |")

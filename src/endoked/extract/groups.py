@@ -9,10 +9,29 @@ from dataclasses import dataclass, field
 from endoked.extract.context import Token
 from endoked.extract.schema import PolypLabel, Span
 
-_LANDMARK_RE = re.compile(r"(?:from|above|below|beyond|distal\s+to|proximal\s+to|opposite(?:\s+to)?|across\s+from|"
-                          r"near|adjacent\s+to|距(?:离)?|离|近)\s*(?:the\s+)?(?:approximately\s+)?$", re.IGNORECASE)
-_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "ⅰ": 1, "ⅱ": 2, "ⅲ": 3, "ⅳ": 4, "一": 1, "二": 2, "三": 3, "四": 4,
-          "1": 1, "2": 2, "3": 3, "4": 4}
+_LANDMARK_RE = re.compile(
+    r"(?:from|above|below|beyond|distal\s+to|proximal\s+to|opposite(?:\s+to)?|across\s+from|"
+    r"near|adjacent\s+to|距(?:离)?|离|近)\s*(?:the\s+)?(?:approximately\s+)?$",
+    re.IGNORECASE,
+)
+_ROMAN = {
+    "i": 1,
+    "ii": 2,
+    "iii": 3,
+    "iv": 4,
+    "ⅰ": 1,
+    "ⅱ": 2,
+    "ⅲ": 3,
+    "ⅳ": 4,
+    "一": 1,
+    "二": 2,
+    "三": 3,
+    "四": 4,
+    "1": 1,
+    "2": 2,
+    "3": 3,
+    "4": 4,
+}
 _PARIS_RE = re.compile(r"(?:0\s*-\s*|paris\s*(?:class(?:ification)?\s*)?(?:type\s*)?)(I{1,3})([abcps]*)", re.IGNORECASE)
 _YAMADA_RE = re.compile(r"(IV|I{1,3}|[1-4一二三四ⅠⅡⅢⅣ])", re.IGNORECASE)
 # Neighbouring segments: an Impression phrase at one of these is the same polyp as a Findings one.
@@ -135,8 +154,19 @@ def expand(group: Group) -> list[PolypLabel]:
         else:
             size = group.sizes[0] if group.sizes else None
         morph = group.morph or ("flat" if group.kind == "lst" else "unspecified")
-        ev: dict[str, list[Span]] = {"location": [loc[1]] if loc else [], "size_mm": list(group.size_spans),
-                                     "morphology": list(group.morph_spans), "removed": list(group.removed_spans)}
-        out.append(PolypLabel(location=loc[0] if loc else "unspecified", size_mm=size, morphology=morph,
-                              removed=group.removed, evidence=ev))
+        ev: dict[str, list[Span]] = {
+            "location": [loc[1]] if loc else [],
+            "size_mm": list(group.size_spans),
+            "morphology": list(group.morph_spans),
+            "removed": list(group.removed_spans),
+        }
+        out.append(
+            PolypLabel(
+                location=loc[0] if loc else "unspecified",
+                size_mm=size,
+                morphology=morph,
+                removed=group.removed,
+                evidence=ev,
+            )
+        )
     return out

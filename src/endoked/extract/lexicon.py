@@ -28,8 +28,11 @@ POLYP: Table = [
     ("ssl", r"锯齿状(?:腺瘤|病变|息肉)"),
     ("pseudo", r"(?:inflammatory\s+)?pseudo-?\s?polyps?" + _E),
     ("polyposis", r"polyposis" + _E),
-    ("polyp", r"polypoid\s+(?:lesions?|growths?|nodules?|areas?|elevations?|tissue|mucosa|projections?|"
-              r"excrescences?|structures?|changes?)" + _E),
+    (
+        "polyp",
+        r"polypoid\s+(?:lesions?|growths?|nodules?|areas?|elevations?|tissue|mucosa|projections?|"
+        r"excrescences?|structures?|changes?)" + _E,
+    ),
     ("polyp", r"polyps?" + _E),
     ("adenoma", r"adenomas?" + _E),
     ("pseudo", r"假性?息肉"),
@@ -37,8 +40,11 @@ POLYP: Table = [
     ("polyp", r"息肉样(?:隆起|病变|增生)?"),
     ("polyp", r"息肉"),
     ("adenoma", r"腺瘤(?:性息肉)?"),
-    ("elevation", r"(?<!黏膜下)(?<!粘膜下)(?<!外压性)(?<!外压)(?<=[见枚个处米mM小大样平状形起蒂基一\d])"
-                  r"隆起(?:性|型)?(?:病变|病灶)?(?!型?(?:肿物|肿块|癌|占位|新生物))"),
+    (
+        "elevation",
+        r"(?<!黏膜下)(?<!粘膜下)(?<!外压性)(?<!外压)(?<=[见枚个处米mM小大样平状形起蒂基一\d])"
+        r"隆起(?:性|型)?(?:病变|病灶)?(?!型?(?:肿物|肿块|癌|占位|新生物))",
+    ),
     ("lesion", _B + r"(?:lesions?|nodules?|growths?|elevations?|protrusions?)" + _E),
     ("lesion", r"(?:病变|病灶)"),
 ]
@@ -73,84 +79,158 @@ MALIGNANCY: Table = [
 LOCATION: Table = [
     ("rectosigmoid", r"recto-?\s?sigmoid(?:\s+(?:junction|colon|region|area))?"),
     ("rectosigmoid", r"sigmoid-?\s?rectal\s+junction|" + _B + r"(?-i:RS)\s*junction"),
-    ("rectosigmoid", r"直(?:肠)?乙(?:状结肠|状)?(?:交界|移行)(?:处|部)?|"
-                     r"乙(?:状结肠|状)?直(?:肠)?(?:交界|移行)(?:处|部)?"),
-    ("ileocecal_valve", r"ileo-?\s?ca?ecal\s+(?:valve|junction)|" + _B + r"I-?C\s*valve" + _E + "|"
-     + _B + r"(?-i:ICV)" + _E + r"|回盲瓣"),
-    ("appendiceal_orifice", r"appendi(?:ceal|x|cular)\s+(?:orifice|opening)|orifice\s+of\s+the\s+appendix|"
-     + _B + r"(?-i:AO)" + _E + r"|阑尾(?:开)?口|阑尾窝"),
+    (
+        "rectosigmoid",
+        r"直(?:肠)?乙(?:状结肠|状)?(?:交界|移行)(?:处|部)?|"
+        r"乙(?:状结肠|状)?直(?:肠)?(?:交界|移行)(?:处|部)?",
+    ),
+    (
+        "ileocecal_valve",
+        r"ileo-?\s?ca?ecal\s+(?:valve|junction)|"
+        + _B
+        + r"I-?C\s*valve"
+        + _E
+        + "|"
+        + _B
+        + r"(?-i:ICV)"
+        + _E
+        + r"|回盲瓣",
+    ),
+    (
+        "appendiceal_orifice",
+        r"appendi(?:ceal|x|cular)\s+(?:orifice|opening)|orifice\s+of\s+the\s+appendix|"
+        + _B
+        + r"(?-i:AO)"
+        + _E
+        + r"|阑尾(?:开)?口|阑尾窝",
+    ),
     ("cecum", _B + r"ca?ec(?:um|al)" + _E + r"|回盲部|盲肠|回盲区"),
-    ("hepatic_flexure", r"hepatic\s+flexure|right\s+colic\s+flexure|" + _B + r"(?-i:HF)" + _E
-     + r"|(?:结肠)?肝曲|肝区"),
-    ("splenic_flexure", r"splenic\s+flexure|left\s+colic\s+flexure|" + _B + r"(?-i:SF)" + _E
-     + r"|(?:结肠)?脾曲|脾区"),
+    ("hepatic_flexure", r"hepatic\s+flexure|right\s+colic\s+flexure|" + _B + r"(?-i:HF)" + _E + r"|(?:结肠)?肝曲|肝区"),
+    ("splenic_flexure", r"splenic\s+flexure|left\s+colic\s+flexure|" + _B + r"(?-i:SF)" + _E + r"|(?:结肠)?脾曲|脾区"),
     ("ascending", r"ascending(?:\s+colon)?|" + _B + r"asc\.?(?:\s*colon)?" + _E + "|" + _B + r"a-\s?colon|升结肠?"),
     ("transverse", r"transverse(?:\s+colon)?|" + _B + r"trans\.?\s*colon|" + _B + r"t-\s?colon|横结肠?"),
-    ("descending", r"descending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B
-     + r"d-\s?colon|降结肠?"),
-    ("sigmoid", r"sigmoid(?:\s+colon)?|" + _B + r"sig\.?(?:\s*colon)?" + _E + "|" + _B + r"s-\s?colon|"
-                r"乙状结肠|乙结肠|乙状"),
+    ("descending", r"descending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B + r"d-\s?colon|降结肠?"),
+    (
+        "sigmoid",
+        r"sigmoid(?:\s+colon)?|" + _B + r"sig\.?(?:\s*colon)?" + _E + "|" + _B + r"s-\s?colon|"
+        r"乙状结肠|乙结肠|乙状",
+    ),
     ("rectum", r"rect(?:um|al)" + _E + r"|直肠"),
-    ("ileum", r"(?:neo-?\s?)?(?:terminal\s+)?ile(?:um|al)" + _E + "|" + _B + r"(?-i:TI)" + _E
-     + r"|(?:末端|终末)回肠|回肠(?:末端|末段)?"),
-    ("anastomosis", r"(?:(?:ileo|colo|ileo-?colic|colo-?colonic|ileo-?rectal|colo-?rectal|ileo-?anal)"
-                    r"[- ]?)?anastomo(?:sis|tic)" + _E + r"|吻合口"),
+    (
+        "ileum",
+        r"(?:neo-?\s?)?(?:terminal\s+)?ile(?:um|al)"
+        + _E
+        + "|"
+        + _B
+        + r"(?-i:TI)"
+        + _E
+        + r"|(?:末端|终末)回肠|回肠(?:末端|末段)?",
+    ),
+    (
+        "anastomosis",
+        r"(?:(?:ileo|colo|ileo-?colic|colo-?colonic|ileo-?rectal|colo-?rectal|ileo-?anal)"
+        r"[- ]?)?anastomo(?:sis|tic)" + _E + r"|吻合口",
+    ),
     ("unspecified", r"结直肠|大肠|全结肠|colorectal|large\s+bowel|colonic"),
 ]
 
 # Morphology. "paris"/"yamada" values are resolved by :func:`morph_value`.
 MORPHOLOGY: Table = [
-    ("paris", r"(?:paris\s*(?:class(?:ification)?|type)?\s*)?(?:type\s*)?0\s*-\s*(?:I{1,3}[abcps]{0,3})"
-              r"(?:\s*\+\s*I{1,3}[abcps]{0,3})?" + _E),
+    (
+        "paris",
+        r"(?:paris\s*(?:class(?:ification)?|type)?\s*)?(?:type\s*)?0\s*-\s*(?:I{1,3}[abcps]{0,3})"
+        r"(?:\s*\+\s*I{1,3}[abcps]{0,3})?" + _E,
+    ),
     ("paris", r"paris\s*(?:class(?:ification)?\s*)?(?:type\s*)?(?:I[ps]{1,2}|II[abc]|Ip|Is)" + _E),
     ("yamada", r"yamada\s*(?:type\s*)?(?:IV|I{1,3}|[1-4])" + _E),
     ("yamada", r"山田\s*(?:分型)?\s*[:：]?\s*(?:[ⅠⅡⅢⅣ]|IV|I{1,3}|[1-4一二三四])\s*型?"),
     ("sessile", r"semi-?\s?pedunculated|sub-?\s?pedunculated|sessile|broad-?\s?based|亚蒂|无蒂|广基|宽基"),
-    ("pedunculated", r"pedunculated|stalked|(?:on|with)\s+an?\s+(?:\w+\s+)?stalk|"
-                     r"有蒂|带蒂|长蒂|粗蒂|短蒂|细蒂|蒂部|蒂"),
-    ("flat", r"flat(?:\s+elevated)?|slightly\s+(?:elevated|raised)|superficial(?:ly)?\s+elevated|"
-             r"depressed|扁平|平坦|浅表隆起|表浅"),
+    (
+        "pedunculated",
+        r"pedunculated|stalked|(?:on|with)\s+an?\s+(?:\w+\s+)?stalk|"
+        r"有蒂|带蒂|长蒂|粗蒂|短蒂|细蒂|蒂部|蒂",
+    ),
+    (
+        "flat",
+        r"flat(?:\s+elevated)?|slightly\s+(?:elevated|raised)|superficial(?:ly)?\s+elevated|"
+        r"depressed|扁平|平坦|浅表隆起|表浅",
+    ),
 ]
 
 # Removal: "yes" (removed) and "no" (explicitly left, biopsied only, referred).
 REMOVAL: Table = [
-    ("no", r"(?:was|were)\s+not\s+(?:removed|resected|excised)|not\s+(?:removed|resected|excised)|"
-           r"left\s+in\s+(?:situ|place)|unresectable|(?:will|to)\s+be\s+(?:removed|resected)|"
-           r"(?:referred|scheduled|planned)\s+for(?:\s+(?:repeat|later|staged|endoscopic|surgical|an?))*"
-           r"(?:\s+(?:EMR|ESD|resection|removal|polypectomy|surgery))?|deferred|too\s+large\s+for(?:\s+\w+){0,2}|"
-           r"for\s+(?:later|future|subsequent|staged)\s+(?:removal|resection|EMR|ESD)"),
+    (
+        "no",
+        r"(?:was|were)\s+not\s+(?:removed|resected|excised)|not\s+(?:removed|resected|excised)|"
+        r"left\s+in\s+(?:situ|place)|unresectable|(?:will|to)\s+be\s+(?:removed|resected)|"
+        r"(?:referred|scheduled|planned)\s+for(?:\s+(?:repeat|later|staged|endoscopic|surgical|an?))*"
+        r"(?:\s+(?:EMR|ESD|resection|removal|polypectomy|surgery))?|deferred|too\s+large\s+for(?:\s+\w+){0,2}|"
+        r"for\s+(?:later|future|subsequent|staged)\s+(?:removal|resection|EMR|ESD)",
+    ),
     ("yes", r"cold\s+biops(?:y|ies)(?:\s+forceps)?|(?:cold|hot|jumbo)\s+forceps"),
     ("no", r"biopsied|biops(?:y|ies)\s+(?:was|were\s+)?(?:taken|obtained|performed)"),
-    ("yes", r"removed|resected|excised|polypectom(?:y|ies)|snared?|(?:cold|hot)\s+snare(?:d)?|"
-            r"endoscopic\s+(?:mucosal\s+resection|submucosal\s+dissection)|en\s*bloc|piecemeal|retrieved|"
-            r"argon\s+plasma(?:\s+coagulation)?|ablated|fulgurated|"
-            + _B + r"(?-i:EMR|ESD|EPMR|APC|CSP|HSP|CFP)" + _E),
-    ("no", r"未(?:予|行)?(?:切除|处理|摘除)|暂未(?:切除|处理)|择期(?:切除|行|治疗)|"
-           r"建议(?:行)?(?:EMR|ESD|内镜下切除|手术|外科)|(?:取|行)?活检"),
+    (
+        "yes",
+        r"removed|resected|excised|polypectom(?:y|ies)|snared?|(?:cold|hot)\s+snare(?:d)?|"
+        r"endoscopic\s+(?:mucosal\s+resection|submucosal\s+dissection)|en\s*bloc|piecemeal|retrieved|"
+        r"argon\s+plasma(?:\s+coagulation)?|ablated|fulgurated|" + _B + r"(?-i:EMR|ESD|EPMR|APC|CSP|HSP|CFP)" + _E,
+    ),
+    (
+        "no",
+        r"未(?:予|行)?(?:切除|处理|摘除)|暂未(?:切除|处理)|择期(?:切除|行|治疗)|"
+        r"建议(?:行)?(?:EMR|ESD|内镜下切除|手术|外科)|(?:取|行)?活检",
+    ),
     ("yes", r"切除|(?:冷|热)?圈套(?:器)?|钳除|电切|摘除|灼除|电凝|氩(?:离子|气)(?:凝固|刀)?|回收"),
 ]
 
 # Pathology categories (for pathology sections, the pathology field and "pathology showed ..." clauses).
 PATHOLOGY: Table = [
-    ("other", r"squamous\s+cell\s+carcinoma|malignant\s+lymphoma|neuroendocrine\s+(?:tumou?r|carcinoma|"
-              r"neoplasm)|carcinoid|鳞(?:状细胞)?癌|神经内分泌(?:肿瘤|癌)?|类癌"),
-    ("sessile_serrated", r"(?:sessile\s+)?serrated\s+(?:adenoma|lesion|polyp)s?(?:\s*/\s*polyps?)?|"
-                         + _B + r"(?-i:SS[AL]s?(?:/Ps?)?)" + _E + r"|(?:无蒂|广基)?锯齿状(?:腺瘤|病变|息肉)"),
+    (
+        "other",
+        r"squamous\s+cell\s+carcinoma|malignant\s+lymphoma|neuroendocrine\s+(?:tumou?r|carcinoma|"
+        r"neoplasm)|carcinoid|鳞(?:状细胞)?癌|神经内分泌(?:肿瘤|癌)?|类癌",
+    ),
+    (
+        "sessile_serrated",
+        r"(?:sessile\s+)?serrated\s+(?:adenoma|lesion|polyp)s?(?:\s*/\s*polyps?)?|"
+        + _B
+        + r"(?-i:SS[AL]s?(?:/Ps?)?)"
+        + _E
+        + r"|(?:无蒂|广基)?锯齿状(?:腺瘤|病变|息肉)",
+    ),
     ("adenocarcinoma", r"(?:adeno)?carcinoma|cancer|malignan(?:t|cy)|signet[- ]ring|腺癌|癌变|癌|恶性"),
-    ("adenoma", r"(?:tubulo-?\s?villous|tubular|villous|traditional\s+serrated)\s+adenoma|adenomat\w*|"
-                r"adenomas?" + _E + r"|管状绒毛状腺瘤|绒毛状腺瘤|管状腺瘤|腺瘤"),
-    ("dysplasia", r"(?:high|low)[- ]grade\s+(?:dysplasia|intraepithelial\s+neoplasia)|dysplasia|"
-                  r"intraepithelial\s+neoplasia|" + _B + r"(?-i:HGD|LGD)" + _E
-                  + r"|(?:高|低)级别(?:上皮内)?瘤变|上皮内瘤变|异型增生"),
+    (
+        "adenoma",
+        r"(?:tubulo-?\s?villous|tubular|villous|traditional\s+serrated)\s+adenoma|adenomat\w*|"
+        r"adenomas?" + _E + r"|管状绒毛状腺瘤|绒毛状腺瘤|管状腺瘤|腺瘤",
+    ),
+    (
+        "dysplasia",
+        r"(?:high|low)[- ]grade\s+(?:dysplasia|intraepithelial\s+neoplasia)|dysplasia|"
+        r"intraepithelial\s+neoplasia|"
+        + _B
+        + r"(?-i:HGD|LGD)"
+        + _E
+        + r"|(?:高|低)级别(?:上皮内)?瘤变|上皮内瘤变|异型增生",
+    ),
     ("hyperplastic", r"hyperplastic|增生性(?:息肉)?"),
-    ("inflammatory", r"inflammatory\s+(?:pseudo-?\s?)?polyps?|pseudo-?\s?polyps?|post-?inflammatory\s+polyps?|"
-                     r"炎性(?:假)?息肉|炎症性息肉|假(?:性)?息肉"),
-    ("other", r"lipoma|hamartoma\w*|juvenile\s+polyp|peutz|lymphoid\s+(?:aggregate|hyperplasia|follicle)s?|"
-              r"leiomyoma|lymphoma|ganglioneuroma|schwannoma|" + _B + r"(?-i:GIST)" + _E
-              + r"|(?:colonic|rectal|benign|normal|polypoid)\s+(?:\w+\s+)?mucosa|mucosal\s+prolapse|"
-              r"colitis|inflammation|granulation\s+tissue|endometriosis|"
-              r"脂肪瘤|错构瘤|幼年性息肉|淋巴(?:组织|滤泡)?(?:增生|样)|平滑肌瘤|淋巴瘤|间质瘤|炎症|慢性炎|急性炎|肉芽|"
-              r"子宫内膜异位|黏膜|粘膜"),
+    (
+        "inflammatory",
+        r"inflammatory\s+(?:pseudo-?\s?)?polyps?|pseudo-?\s?polyps?|post-?inflammatory\s+polyps?|"
+        r"炎性(?:假)?息肉|炎症性息肉|假(?:性)?息肉",
+    ),
+    (
+        "other",
+        r"lipoma|hamartoma\w*|juvenile\s+polyp|peutz|lymphoid\s+(?:aggregate|hyperplasia|follicle)s?|"
+        r"leiomyoma|lymphoma|ganglioneuroma|schwannoma|"
+        + _B
+        + r"(?-i:GIST)"
+        + _E
+        + r"|(?:colonic|rectal|benign|normal|polypoid)\s+(?:\w+\s+)?mucosa|mucosal\s+prolapse|"
+        r"colitis|inflammation|granulation\s+tissue|endometriosis|"
+        r"脂肪瘤|错构瘤|幼年性息肉|淋巴(?:组织|滤泡)?(?:增生|样)|平滑肌瘤|淋巴瘤|间质瘤|炎症|慢性炎|急性炎|肉芽|"
+        r"子宫内膜异位|黏膜|粘膜",
+    ),
 ]
 
 # Size: numbers with a unit; ranges, products and lists share a trailing unit.
@@ -164,77 +244,129 @@ SIZE = rf"(?<![\d.])(?:{NUM}(?:\s*{UNIT})?{SIZE_OP}){{0,3}}{NUM}\s*-?\s*{UNIT}"
 # scope), hist_f/hist_b (history, family, screening or hypothetical: not a current finding), term
 # (ends a scope).
 CONTEXT: Table = [
-    ("pseudo", r"no\s+(?:change|increase|significant\s+change|interval\s+change)|not\s+(?:only|all|every|"
-               r"necessarily)|gram[- ]negative|无蒂|无法|有无|术后创面|不规则|良恶性|"
-               r"[(（][^()（）]{0,12}术后[)）]"),
+    (
+        "pseudo",
+        r"no\s+(?:change|increase|significant\s+change|interval\s+change)|not\s+(?:only|all|every|"
+        r"necessarily)|gram[- ]negative|无蒂|无法|有无|术后创面|不规则|良恶性|"
+        r"[(（][^()（）]{0,12}术后[)）]",
+    ),
     ("hist_f", r"(?:to|in\s+order\s+to)\s+(?:rule\s+out|exclude)|" + _B + r"r/o" + _E + r"|(?:以|为|需)排除"),
-    ("hedge_b", r"(?:cannot|can\s*not|could\s*not|can't|couldn't)\s+be\s+(?:excluded|ruled\s+out)|"
-                r"not\s+(?:be\s+)?(?:excluded|ruled\s+out)|(?:is|was|are|were)\s+(?:possible|suspected|"
-                r"questionable)"),
-    ("hedge_f", r"(?:cannot|can\s*not|could\s*not|can't|couldn't|unable\s+to)\s+(?:exclude|rule\s+out)|"
-                r"possibl[ey]|questionabl[ey]|question\s+of|suspect(?:ed)?|suspicious\s+(?:for|of)|"
-                r"concerning\s+for|worrisome\s+for|equivocal|indeterminate|presumed|"
-                r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable)(?=\s+(?:an?\s+)?(?:polyp|lesion))"),
-    ("neg_b", r"(?:(?:was|were|is|are)\s+)?not\s+(?:seen|identified|found|detected|visuali[sz]ed|present|"
-              r"noted|observed|appreciated|demonstrated)|none\s+(?:seen|found|identified|noted|detected)|"
-              r"[:\-]\s*(?:none|negative|absent|nil)" + _E + r"|(?:were|was|is|are)\s+absent|ruled\s+out"),
-    ("neg_f", _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+of|"
-              r"absence\s+of|" + _B + r"(?:nor|neither|denies|never)" + _E),
+    (
+        "hedge_b",
+        r"(?:cannot|can\s*not|could\s*not|can't|couldn't)\s+be\s+(?:excluded|ruled\s+out)|"
+        r"not\s+(?:be\s+)?(?:excluded|ruled\s+out)|(?:is|was|are|were)\s+(?:possible|suspected|"
+        r"questionable)",
+    ),
+    (
+        "hedge_f",
+        r"(?:cannot|can\s*not|could\s*not|can't|couldn't|unable\s+to)\s+(?:exclude|rule\s+out)|"
+        r"possibl[ey]|questionabl[ey]|question\s+of|suspect(?:ed)?|suspicious\s+(?:for|of)|"
+        r"concerning\s+for|worrisome\s+for|equivocal|indeterminate|presumed|"
+        r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable)(?=\s+(?:an?\s+)?(?:polyp|lesion))",
+    ),
+    (
+        "neg_b",
+        r"(?:(?:was|were|is|are)\s+)?not\s+(?:seen|identified|found|detected|visuali[sz]ed|present|"
+        r"noted|observed|appreciated|demonstrated)|none\s+(?:seen|found|identified|noted|detected)|"
+        r"[:\-]\s*(?:none|negative|absent|nil)" + _E + r"|(?:were|was|is|are)\s+absent|ruled\s+out",
+    ),
+    (
+        "neg_f",
+        _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+of|"
+        r"absence\s+of|" + _B + r"(?:nor|neither|denies|never)" + _E,
+    ),
     ("hedge_2", _B + r"(?:vs\.?|versus)" + _E + r"|\?|？"),
-    ("hist_f", r"(?:personal\s+|family\s+)?history\s+of|" + _B + r"(?:hx|h/o|s/p)" + _E + r"|status\s+post|"
-               + _B + r"(?:prior|previous(?:ly)?|past|family|father|mother|brother|sister|sibling|parents?|"
-               r"if|should|recommend(?:ed|ation)?)" + _E + r"|surveillance\s+(?:for|of|after)|"
-               r"follow-?\s?up\s+(?:of|for|after)|screening\s+(?:for|of)|evaluat(?:e|ion)\s+(?:for|of)|"
-               r"assess\s+for"),
-    ("hist_b", r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many)\s+(?:years?|months?)"
-               r"\s+ago|(?:in|since|during)\s+(?:19|20)\d\d" + _E + r"|at\s+(?:the\s+)?(?:last|prior|previous|"
-               r"index|initial)\s+(?:colonoscopy|exam\w*|procedure)|previously\s+(?:removed|resected)"),
+    (
+        "hist_f",
+        r"(?:personal\s+|family\s+)?history\s+of|"
+        + _B
+        + r"(?:hx|h/o|s/p)"
+        + _E
+        + r"|status\s+post|"
+        + _B
+        + r"(?:prior|previous(?:ly)?|past|family|father|mother|brother|sister|sibling|parents?|"
+        r"if|should|recommend(?:ed|ation)?)" + _E + r"|surveillance\s+(?:for|of|after)|"
+        r"follow-?\s?up\s+(?:of|for|after)|screening\s+(?:for|of)|evaluat(?:e|ion)\s+(?:for|of)|"
+        r"assess\s+for",
+    ),
+    (
+        "hist_b",
+        r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many)\s+(?:years?|months?)"
+        r"\s+ago|(?:in|since|during)\s+(?:19|20)\d\d" + _E + r"|at\s+(?:the\s+)?(?:last|prior|previous|"
+        r"index|initial)\s+(?:colonoscopy|exam\w*|procedure)|previously\s+(?:removed|resected)",
+    ),
     # Chinese
     ("hedge_w", r"考虑[^,;.。]{0,20}?可能"),
     ("hedge_2", r"待排(?:除)?|待查"),
-    ("hedge_f", r"可疑|疑似|疑为|怀疑|不(?:能)?除外|不(?:能)?排除|疑(?=[息腺隆肿癌占新恶])|"
-                r"似(?:见|有|为|是)?"),
+    (
+        "hedge_f",
+        r"可疑|疑似|疑为|怀疑|不(?:能)?除外|不(?:能)?排除|疑(?=[息腺隆肿癌占新恶])|"
+        r"似(?:见|有|为|是)?",
+    ),
     ("hedge_b", r"可能(?!为|是)"),
     ("neg_f", r"未见(?:明显)?|未发现|未(?:触|扪|探|检)及|未检出|未观察到|无(?:明显)?|没有|否认|排除"),
     ("neg_b", r"消失|(?:呈)?阴性|[:：]\s*(?:无|未见|阴性|-)(?=\s*(?:[,;.。]|$))|[(（]\s*-\s*[)）]"),
-    ("hist_f", r"既往|曾(?:于|经|行|因|有)?|(?:\d+|[一二两三四五六七八九十]+|数|多)\s*(?:年|个月|月)余?前|"
-               r"(?:19|20)\d\d\s*年|家族|父亲|母亲|筛查|随访|建议|如有|原"),
+    (
+        "hist_f",
+        r"既往|曾(?:于|经|行|因|有)?|(?:\d+|[一二两三四五六七八九十]+|数|多)\s*(?:年|个月|月)余?前|"
+        r"(?:19|20)\d\d\s*年|家族|父亲|母亲|筛查|随访|建议|如有|原",
+    ),
     ("hist_b", r"术后|病?史|复查|随访|筛查|瘢痕|疤痕"),
-    ("term", _B + r"(?:but|however|although|though|except|apart\s+from|aside\s+from|whereas|while|yet|which|"
-             r"after|following|then)" + _E + r"|,\s*(?=(?:a|an|one|two|three|there|the|this|it)" + _E + r"|\d)|"
-             r"但|然而|另|余"),
+    (
+        "term",
+        _B + r"(?:but|however|although|though|except|apart\s+from|aside\s+from|whereas|while|yet|which|"
+        r"after|following|then)" + _E + r"|,\s*(?=(?:a|an|one|two|three|there|the|this|it)" + _E + r"|\d)|"
+        r"但|然而|另|余",
+    ),
 ]
 
 # Sentences about bowel preparation: hedged mentions there are disclaimers, not findings.
 PREP = r"prep(?:aration)?" + _E + r"|(?-i:BBPS)|boston|bowel\s+cleans|肠道准备|清洁度|肠道清洁|波士顿"
 
 # "Pathology showed ..." inside a findings/impression sentence: what follows is a pathology result.
-PATH_CUE = (r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?)|histopatholog(?:y|ical)|biops(?:y|ies))\s+"
-            r"(?:results?\s+|report\s+)?(?:showed|shows|revealed|reveals|returned|confirmed|demonstrated|"
-            r"consistent\s+with|:)|(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?))\s+(?:was|were|is|are)|"
-            r"病理(?:结果|报告|回报|诊断|检查)?\s*(?:示|提示|回报|为|显示|报告|[:：])|病检(?:示|提示|为|[:：])|"
-            r"活检(?:病理)?(?:示|提示|为|[:：])")
+PATH_CUE = (
+    r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?)|histopatholog(?:y|ical)|biops(?:y|ies))\s+"
+    r"(?:results?\s+|report\s+)?(?:showed|shows|revealed|reveals|returned|confirmed|demonstrated|"
+    r"consistent\s+with|:)|(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?))\s+(?:was|were|is|are)|"
+    r"病理(?:结果|报告|回报|诊断|检查)?\s*(?:示|提示|回报|为|显示|报告|[:：])|病检(?:示|提示|为|[:：])|"
+    r"活检(?:病理)?(?:示|提示|为|[:：])"
+)
 
 # Summary sentences ("a total of 5 polyps were removed", "共切除息肉5枚").
 TOTAL = r"total|in\s+all|altogether|共(?:计)?|总(?:计|共)|合计"
 
 # Section headers -> section kind. Kinds: indication, findings, impression, pathology, plan, other.
 SECTION_HEADERS: Table = [
-    ("indication", r"pre-?\s?(?:procedure|operative|op)\s+(?:diagnos[ie]s|dx)|clinical\s+(?:history|information|"
-                   r"diagnosis|indications?)|reasons?\s+for\s+(?:the\s+)?(?:exam(?:ination)?|procedure|"
-                   r"referral|colonoscopy)|indications?|history|hpi|presenting\s+complaint|referral"),
-    ("impression", r"post-?\s?(?:procedure|operative|op)\s+(?:diagnos[ie]s|dx)|endoscopic\s+(?:diagnos[ie]s|"
-                   r"impressions?)|impressions?|imp|diagnos[ie]s|dx|conclusions?|summary|assessment"),
-    ("pathology", r"(?:final\s+)?(?:pathologic(?:al)?\s+)?diagnosis\s*\(pathology\)|pathology(?:\s+(?:results?|"
-                  r"reports?|findings))?|path|histo(?:patho)?(?:logy)?|biopsy\s+results?|"
-                  r"microscopic(?:\s+description)?"),
+    (
+        "indication",
+        r"pre-?\s?(?:procedure|operative|op)\s+(?:diagnos[ie]s|dx)|clinical\s+(?:history|information|"
+        r"diagnosis|indications?)|reasons?\s+for\s+(?:the\s+)?(?:exam(?:ination)?|procedure|"
+        r"referral|colonoscopy)|indications?|history|hpi|presenting\s+complaint|referral",
+    ),
+    (
+        "impression",
+        r"post-?\s?(?:procedure|operative|op)\s+(?:diagnos[ie]s|dx)|endoscopic\s+(?:diagnos[ie]s|"
+        r"impressions?)|impressions?|imp|diagnos[ie]s|dx|conclusions?|summary|assessment",
+    ),
+    (
+        "pathology",
+        r"(?:final\s+)?(?:pathologic(?:al)?\s+)?diagnosis\s*\(pathology\)|pathology(?:\s+(?:results?|"
+        r"reports?|findings))?|path|histo(?:patho)?(?:logy)?|biopsy\s+results?|"
+        r"microscopic(?:\s+description)?",
+    ),
     ("findings", r"(?:endoscopic\s+|colonoscopy\s+|procedure\s+)?findings?|description|procedure(?:\s+details)?"),
     ("plan", r"plan|recommendations?|follow-?\s?up|disposition|advice"),
-    ("other", r"(?:bowel\s+)?prep(?:aration)?(?:\s+quality)?|quality|medications?|sedation|anesth?esia|"
-              r"extent(?:\s+of\s+(?:exam|examination))?|withdrawal(?:\s+time)?|complications?|specimens?|"
-              r"consent|instruments?|scope"),
-    ("indication", r"临床诊断|临床资料|临床信息|现病史|既往史|简要病史|病史|主诉|检查(?:目的|原因|指征)|适应[症证]|"
-                   r"申请(?:目的|理由)|术前诊断"),
+    (
+        "other",
+        r"(?:bowel\s+)?prep(?:aration)?(?:\s+quality)?|quality|medications?|sedation|anesth?esia|"
+        r"extent(?:\s+of\s+(?:exam|examination))?|withdrawal(?:\s+time)?|complications?|specimens?|"
+        r"consent|instruments?|scope",
+    ),
+    (
+        "indication",
+        r"临床诊断|临床资料|临床信息|现病史|既往史|简要病史|病史|主诉|检查(?:目的|原因|指征)|适应[症证]|"
+        r"申请(?:目的|理由)|术前诊断",
+    ),
     ("pathology", r"(?:组织)?病理(?:诊断|结果|报告|回报|检查)?|病检(?:结果)?|活检病理"),
     ("impression", r"(?:内镜|镜下|检查|初步)?诊断(?:意见)?|(?:内镜|检查)?(?:结论|印象)"),
     ("findings", r"(?:检查|内镜|镜下|肠镜|镜检)?所见|(?:检查|内镜)描述|检查(?:结果|经过)"),
@@ -243,18 +375,47 @@ SECTION_HEADERS: Table = [
 ]
 
 EN_NUMBERS: dict[str, int] = {
-    "a": 1, "an": 1, "one": 1, "single": 1, "solitary": 1, "isolated": 1, "another": 1, "two": 2, "both": 2,
-    "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11,
-    "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
-    "eighteen": 18, "nineteen": 19, "twenty": 20, "a couple of": 2, "a pair of": 2,
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "single": 1,
+    "solitary": 1,
+    "isolated": 1,
+    "another": 1,
+    "two": 2,
+    "both": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "a couple of": 2,
+    "a pair of": 2,
 }
-EN_COUNT = (r"(?<![A-Za-z\d.#№])(?:(?P<times>(?<![A-Za-z])[x×]\s?\d{1,2})|"
-            r"(?P<none>a\s+few|a\s+number\s+of|several|multiple|numerous|many|innumerable|"
-            r"countless|scattered|diffuse|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
-            r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
-            r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|an?|one|single|solitary|isolated|another|two|three|four|five|"
-            r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
-            r"nineteen|twenty|both|\d{1,2}))(?![A-Za-z\d.)])")
+EN_COUNT = (
+    r"(?<![A-Za-z\d.#№])(?:(?P<times>(?<![A-Za-z])[x×]\s?\d{1,2})|"
+    r"(?P<none>a\s+few|a\s+number\s+of|several|multiple|numerous|many|innumerable|"
+    r"countless|scattered|diffuse|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
+    r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
+    r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|an?|one|single|solitary|isolated|another|two|three|four|five|"
+    r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
+    r"nineteen|twenty|both|\d{1,2}))(?![A-Za-z\d.)])"
+)
 ZH_CLASSIFIER = r"(?:枚|个|颗|处|粒|只|块)"
-ZH_COUNT = (rf"(?P<none>数|多|若干|几|十余|十几|多数)\s*{ZH_CLASSIFIER}|多发|散在|弥漫|密集|大量|无数|成簇|"
-            rf"(?P<num>\d{{1,2}}|[一二两三四五六七八九十]{{1,3}})\s*{ZH_CLASSIFIER}|(?P<one>单发|单个|孤立)")
+ZH_COUNT = (
+    rf"(?P<none>数|多|若干|几|十余|十几|多数)\s*{ZH_CLASSIFIER}|多发|散在|弥漫|密集|大量|无数|成簇|"
+    rf"(?P<num>\d{{1,2}}|[一二两三四五六七八九十]{{1,3}})\s*{ZH_CLASSIFIER}|(?P<one>单发|单个|孤立)"
+)

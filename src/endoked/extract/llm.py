@@ -50,8 +50,7 @@ class FormatUnsupportedError(Exception):
 class ChatEngine(Protocol):
     """Sends chat messages, returns the reply text."""
 
-    def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any]) -> str:
-        ...
+    def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any]) -> str: ...
 
 
 def _host_is_private(host: str) -> bool:
@@ -91,12 +90,16 @@ def check_endpoint(url: str, allow_remote: bool = False, deidentify_text: bool =
     try:
         addrs = {str(info[4][0]) for info in socket.getaddrinfo(host, parsed.port or 443, proto=socket.IPPROTO_TCP)}
     except OSError as exc:
-        raise ConfigError(f"LLM endpoint host {host!r} cannot be resolved ({exc}); only loopback/private "
-                          "endpoints are used unless --allow-remote-llm is given") from exc
+        raise ConfigError(
+            f"LLM endpoint host {host!r} cannot be resolved ({exc}); only loopback/private "
+            "endpoints are used unless --allow-remote-llm is given"
+        ) from exc
     public = sorted(a for a in addrs if not _host_is_private(a))
     if public:
-        raise ConfigError(f"LLM endpoint {url} resolves to public address(es) {', '.join(public)}; report text "
-                          "would leave the hospital network. Use a local server or pass --allow-remote-llm")
+        raise ConfigError(
+            f"LLM endpoint {url} resolves to public address(es) {', '.join(public)}; report text "
+            "would leave the hospital network. Use a local server or pass --allow-remote-llm"
+        )
 
 
 class OpenAIChat:
@@ -107,7 +110,8 @@ class OpenAIChat:
             import openai
         except ImportError as exc:
             raise BackendUnavailableError(
-                "the llm backend needs the openai client: pip install 'endoked[llm]'") from exc
+                "the llm backend needs the openai client: pip install 'endoked[llm]'"
+            ) from exc
         check_endpoint(cfg.url, cfg.allow_remote, cfg.deidentify)
         self._openai = openai
         self.cfg = cfg
@@ -115,8 +119,13 @@ class OpenAIChat:
         # route the reports through a proxy and off the machine.
         host = urlparse(cfg.url).hostname or ""
         http_client = openai.DefaultHttpxClient(trust_env=False) if _host_is_loopback(host) else None
-        self.client = openai.OpenAI(base_url=cfg.url, api_key=os.environ.get(cfg.api_key_env) or "not-needed",
-                                    timeout=cfg.timeout_s, max_retries=0, http_client=http_client)
+        self.client = openai.OpenAI(
+            base_url=cfg.url,
+            api_key=os.environ.get(cfg.api_key_env) or "not-needed",
+            timeout=cfg.timeout_s,
+            max_retries=0,
+            http_client=http_client,
+        )
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -126,8 +135,11 @@ class OpenAIChat:
         oa = self._openai
         try:
             resp = self.client.chat.completions.create(  # type: ignore[call-overload]
-                model=self.cfg.model, messages=messages, temperature=self.cfg.temperature,
-                max_tokens=self.cfg.max_tokens, response_format=response_format,
+                model=self.cfg.model,
+                messages=messages,
+                temperature=self.cfg.temperature,
+                max_tokens=self.cfg.max_tokens,
+                response_format=response_format,
             )
         except (oa.APITimeoutError, oa.APIConnectionError, oa.RateLimitError, oa.InternalServerError) as exc:
             raise TransientError(f"{type(exc).__name__}: {exc}") from exc
@@ -151,8 +163,9 @@ class EmbeddedChat:
             raise ConfigError("engine 'embedded' needs extract.llm.model_path (a GGUF file)")
         path = Path(cfg.model_path)
         if not path.is_file():
-            raise WeightsNotFoundError(f"GGUF model not found: {path}; give the path of a local .gguf file in "
-                                       "extract.llm.model_path")
+            raise WeightsNotFoundError(
+                f"GGUF model not found: {path}; give the path of a local .gguf file in extract.llm.model_path"
+            )
         try:
             import xllamacpp as xlc  # type: ignore[import-not-found]
         except ImportError as exc:
@@ -165,10 +178,14 @@ class EmbeddedChat:
         self.server = xlc.Server(params)
 
     def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any]) -> str:
-        result = self.server.handle_chat_completions({
-            "messages": messages, "temperature": self.cfg.temperature, "max_tokens": self.cfg.max_tokens,
-            "response_format": response_format,
-        })
+        result = self.server.handle_chat_completions(
+            {
+                "messages": messages,
+                "temperature": self.cfg.temperature,
+                "max_tokens": self.cfg.max_tokens,
+                "response_format": response_format,
+            }
+        )
         if not isinstance(result, dict) or "error" in result:
             err = result.get("error") if isinstance(result, dict) else result
             raise TransientError(f"embedded engine error: {err}")
@@ -216,8 +233,10 @@ class LLMExtractor:
 
     def _response_format(self) -> dict[str, Any]:
         if self._format == "json_schema":
-            return {"type": "json_schema", "json_schema": {"name": "report_labels", "schema": json_schema(),
-                                                           "strict": True}}
+            return {
+                "type": "json_schema",
+                "json_schema": {"name": "report_labels", "schema": json_schema(), "strict": True},
+            }
         return {"type": "json_object"}
 
     def _call(self, messages: list[dict[str, str]]) -> str:
@@ -234,9 +253,10 @@ class LLMExtractor:
             except TransientError as exc:
                 if attempt >= self.cfg.max_retries:
                     raise
-                delay = min(self.cfg.backoff_s * (2 ** attempt), self.cfg.backoff_max_s)
-                logger.info("LLM request failed (%s); retry %d/%d in %.2fs", exc, attempt + 1,
-                            self.cfg.max_retries, delay)
+                delay = min(self.cfg.backoff_s * (2**attempt), self.cfg.backoff_max_s)
+                logger.info(
+                    "LLM request failed (%s); retry %d/%d in %.2fs", exc, attempt + 1, self.cfg.max_retries, delay
+                )
                 self.stats["retries"] += 1
                 attempt += 1
                 time.sleep(delay)
@@ -249,11 +269,12 @@ class LLMExtractor:
                 return LLMAnswer.model_validate_json(reply).model_dump(mode="json")
             except ValidationError as exc:
                 if repair >= self.cfg.repair_retries:
-                    raise ValueError(f"LLM answer does not follow the schema after {repair} repair(s): "
-                                     f"{exc.error_count()} error(s), first: {exc.errors()[0]['msg']}") from exc
+                    raise ValueError(
+                        f"LLM answer does not follow the schema after {repair} repair(s): "
+                        f"{exc.error_count()} error(s), first: {exc.errors()[0]['msg']}"
+                    ) from exc
                 self.stats["repairs"] += 1
-                messages = [*messages, {"role": "assistant", "content": reply},
-                            repair_message(str(exc))]
+                messages = [*messages, {"role": "assistant", "content": reply}, repair_message(str(exc))]
                 reply = self._call(messages)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -262,8 +283,11 @@ class LLMExtractor:
         if err is not None:
             return ReportLabels.failed(err, self.name)
         d_text = deidentify(text) if self.cfg.deidentify else Deidentified(text, ())
-        d_path = deidentify(pathology) if (pathology and self.cfg.deidentify) else (
-            Deidentified(pathology, ()) if pathology else None)
+        d_path = (
+            deidentify(pathology)
+            if (pathology and self.cfg.deidentify)
+            else (Deidentified(pathology, ()) if pathology else None)
+        )
         key = cache_key(d_text.text, d_path.text if d_path else None, self.cfg.model)
         try:
             answer = self.cache.get(key) if self.cache else None
@@ -275,8 +299,7 @@ class LLMExtractor:
                     self.cache.put(key, answer, {"model": self.cfg.model, "prompt_version": PROMPT_VERSION})
         except Exception as exc:  # one failed report must not stop the batch
             logger.warning("llm backend failed on a report: %s", type(exc).__name__)
-            return ReportLabels.failed(f"llm: {type(exc).__name__}: {exc}", self.name,
-                                       detect_lang(normalize(text)))
+            return ReportLabels.failed(f"llm: {type(exc).__name__}: {exc}", self.name, detect_lang(normalize(text)))
         return answer_to_labels(answer, text, d_text, pathology, d_path)
 
     def close(self) -> None:
@@ -307,20 +330,29 @@ def _locate(quotes: Any, original: str, d: Deidentified, src: str) -> list[Span]
     return spans
 
 
-def answer_to_labels(answer: dict[str, Any], text: str, d_text: Deidentified, pathology: str | None,
-                     d_path: Deidentified | None) -> ReportLabels:
+def answer_to_labels(
+    answer: dict[str, Any], text: str, d_text: Deidentified, pathology: str | None, d_path: Deidentified | None
+) -> ReportLabels:
     """Turn a validated answer into ReportLabels, with quotes located as spans in the original text."""
     status = answer["polyp"]
     count = answer["polyp_count"]
-    polyps = [PolypLabel(location=p["location"], size_mm=p["size_mm"], morphology=p["morphology"],
-                         removed=p["removed"]) for p in answer["polyps"]]
+    polyps = [
+        PolypLabel(location=p["location"], size_mm=p["size_mm"], morphology=p["morphology"], removed=p["removed"])
+        for p in answer["polyps"]
+    ]
     if status == "absent":
         count, polyps = 0, []
     elif status == "uncertain":
         count, polyps = None, []
-    out = ReportLabels(polyp=status, polyp_count=count, polyps=polyps,
-                       malignancy_suspected=answer["malignancy_suspected"], pathology=answer["pathology"],
-                       lang=detect_lang(normalize(text)), backend="llm")
+    out = ReportLabels(
+        polyp=status,
+        polyp_count=count,
+        polyps=polyps,
+        malignancy_suspected=answer["malignancy_suspected"],
+        pathology=answer["pathology"],
+        lang=detect_lang(normalize(text)),
+        backend="llm",
+    )
     ev = answer.get("evidence") or {}
     for key in ("polyp", "polyp_count", "malignancy_suspected", "pathology"):
         spans = _locate(ev.get(key), text, d_text, "text")

@@ -36,26 +36,47 @@ Fields:
   (pending or absent).
 - evidence: for each field name, a list of short exact quotes from the report supporting it.
 Placeholders such as [NAME] or [DATE] replace removed identifiers; ignore them.""".format(
-    locations=", ".join(LOCATIONS))
+    locations=", ".join(LOCATIONS)
+)
 
 FEW_SHOT: list[tuple[str, dict[str, Any]]] = [
-    ("Indication: surveillance, tubular adenoma removed 2020.\n"
-     "Findings: In the ascending colon a 7 mm sessile polyp (Paris 0-Is) was removed with a cold snare. "
-     "A 3 mm polyp in the rectum was removed with cold forceps. No other lesions.\n"
-     "Impression: Two small polyps, removed.\nPathology: ascending: tubular adenoma; rectum: hyperplastic polyp.",
-     {"polyp": "present", "polyp_count": 2,
-      "polyps": [{"location": "ascending", "size_mm": 7, "morphology": "sessile", "removed": True},
-                 {"location": "rectum", "size_mm": 3, "morphology": "unspecified", "removed": True}],
-      "malignancy_suspected": False, "pathology": "adenoma",
-      "evidence": {"polyp": ["a 7 mm sessile polyp", "A 3 mm polyp"], "polyp_count": ["Two small polyps"],
-                   "pathology": ["tubular adenoma"]}}),
-    ("检查所见：进镜至回盲部。乙状结肠距肛门约20cm见一溃疡型肿物，约3.0cm，取活检。直肠见数枚0.2-0.3cm息肉，予APC灼除。\n"
-     "诊断：1.乙状结肠肿物（癌？） 2.直肠多发息肉\n病理：待回报。",
-     {"polyp": "present", "polyp_count": None,
-      "polyps": [{"location": "rectum", "size_mm": 3, "morphology": "unspecified", "removed": True}],
-      "malignancy_suspected": True, "pathology": None,
-      "evidence": {"polyp": ["直肠见数枚0.2-0.3cm息肉"], "polyp_count": ["数枚"],
-                   "malignancy_suspected": ["溃疡型肿物"]}}),
+    (
+        "Indication: surveillance, tubular adenoma removed 2020.\n"
+        "Findings: In the ascending colon a 7 mm sessile polyp (Paris 0-Is) was removed with a cold snare. "
+        "A 3 mm polyp in the rectum was removed with cold forceps. No other lesions.\n"
+        "Impression: Two small polyps, removed.\nPathology: ascending: tubular adenoma; rectum: hyperplastic polyp.",
+        {
+            "polyp": "present",
+            "polyp_count": 2,
+            "polyps": [
+                {"location": "ascending", "size_mm": 7, "morphology": "sessile", "removed": True},
+                {"location": "rectum", "size_mm": 3, "morphology": "unspecified", "removed": True},
+            ],
+            "malignancy_suspected": False,
+            "pathology": "adenoma",
+            "evidence": {
+                "polyp": ["a 7 mm sessile polyp", "A 3 mm polyp"],
+                "polyp_count": ["Two small polyps"],
+                "pathology": ["tubular adenoma"],
+            },
+        },
+    ),
+    (
+        "检查所见：进镜至回盲部。乙状结肠距肛门约20cm见一溃疡型肿物，约3.0cm，取活检。直肠见数枚0.2-0.3cm息肉，予APC灼除。\n"
+        "诊断：1.乙状结肠肿物（癌？） 2.直肠多发息肉\n病理：待回报。",
+        {
+            "polyp": "present",
+            "polyp_count": None,
+            "polyps": [{"location": "rectum", "size_mm": 3, "morphology": "unspecified", "removed": True}],
+            "malignancy_suspected": True,
+            "pathology": None,
+            "evidence": {
+                "polyp": ["直肠见数枚0.2-0.3cm息肉"],
+                "polyp_count": ["数枚"],
+                "malignancy_suspected": ["溃疡型肿物"],
+            },
+        },
+    ),
 ]
 
 
@@ -86,20 +107,26 @@ class LLMAnswer(BaseModel):
 def json_schema() -> dict[str, Any]:
     """JSON schema of :class:`LLMAnswer` for constrained decoding (all keys required, no extras)."""
     return {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "required": ["polyp", "polyp_count", "polyps", "malignancy_suspected", "pathology", "evidence"],
         "properties": {
             "polyp": {"type": "string", "enum": ["present", "absent", "uncertain"]},
             "polyp_count": {"type": ["integer", "null"], "minimum": 0},
-            "polyps": {"type": "array", "items": {
-                "type": "object", "additionalProperties": False,
-                "required": ["location", "size_mm", "morphology", "removed"],
-                "properties": {
-                    "location": {"type": "string", "enum": list(LOCATIONS)},
-                    "size_mm": {"type": ["number", "null"]},
-                    "morphology": {"type": "string", "enum": list(MORPHOLOGIES)},
-                    "removed": {"type": ["boolean", "null"]},
-                }}},
+            "polyps": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["location", "size_mm", "morphology", "removed"],
+                    "properties": {
+                        "location": {"type": "string", "enum": list(LOCATIONS)},
+                        "size_mm": {"type": ["number", "null"]},
+                        "morphology": {"type": "string", "enum": list(MORPHOLOGIES)},
+                        "removed": {"type": ["boolean", "null"]},
+                    },
+                },
+            },
             "malignancy_suspected": {"type": "boolean"},
             "pathology": {"type": ["string", "null"], "enum": [*PATHOLOGY_ORDER, None]},
             "evidence": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
@@ -122,5 +149,9 @@ def build_messages(report: str, pathology: str | None) -> list[dict[str, str]]:
 
 def repair_message(errors: str) -> dict[str, str]:
     """The follow-up asking the model to fix an answer that broke the schema."""
-    return {"role": "user", "content": "Your reply did not follow the required JSON schema:\n" + errors[:1500]
-            + "\nReply again with only the corrected JSON object."}
+    return {
+        "role": "user",
+        "content": "Your reply did not follow the required JSON schema:\n"
+        + errors[:1500]
+        + "\nReply again with only the corrected JSON object.",
+    }

@@ -34,9 +34,11 @@ def zh_number(s: str) -> int | None:
 _EN_COUNT_RE = re.compile(lx.EN_COUNT, _FLAGS)
 _ZH_COUNT_RE = re.compile(lx.ZH_COUNT, _FLAGS)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
-_POST_EN_RE = re.compile(r"\s*[(\[]?\s*(?:[x×]\s*(?P<n>\d{1,2})|(?:total\s+(?:of\s+)?)?(?P<p>\d{1,2})\s*"
-                         r"(?:in\s+(?:number|total))?\s*[)\]])|\s*[:：]\s*(?P<c>\d{1,2})(?![\d.]|\s*(?:mm|cm))",
-                         _FLAGS)
+_POST_EN_RE = re.compile(
+    r"\s*[(\[]?\s*(?:[x×]\s*(?P<n>\d{1,2})|(?:total\s+(?:of\s+)?)?(?P<p>\d{1,2})\s*"
+    r"(?:in\s+(?:number|total))?\s*[)\]])|\s*[:：]\s*(?P<c>\d{1,2})(?![\d.]|\s*(?:mm|cm))",
+    _FLAGS,
+)
 _POST_ZH_RE = re.compile(rf"\s*[(（]?\s*(?:共计|共|计|约)?\s*(?:{lx.ZH_COUNT})", _FLAGS)
 _CLAUSE_END = re.compile(r"[,;。，；]|\.(?!\d)")
 _SENT_END = re.compile(r"[;。；]|\.(?!\d)")
@@ -75,8 +77,14 @@ def _overlaps(a: int, b: int, spans: list[tuple[int, int]]) -> bool:
     return any(a < e and s < b for s, e in spans)
 
 
-def find_count(text: str, zone_start: int, mention_start: int, mention_end: int, zone_end: int,
-               exclude: list[tuple[int, int]] | None = None) -> Count | None:
+def find_count(
+    text: str,
+    zone_start: int,
+    mention_start: int,
+    mention_end: int,
+    zone_end: int,
+    exclude: list[tuple[int, int]] | None = None,
+) -> Count | None:
     """The count attached to a polyp mention.
 
     Looks in the words just before the mention ("two 5 mm sessile polyps", "见数枚息肉") and right after
@@ -90,25 +98,27 @@ def find_count(text: str, zone_start: int, mention_start: int, mention_end: int,
         exclude: spans whose numbers are not counts (sizes: the "5" of "a 5 mm polyp").
     """
     exclude = exclude or []
-    post = text[mention_end:min(zone_end, mention_end + 12)]
+    post = text[mention_end : min(zone_end, mention_end + 12)]
     m = _POST_ZH_RE.match(post)
     if m:
         return Count(_zh_value(m), mention_end + m.start(), mention_end + m.end())
     m = _POST_EN_RE.match(post)
     if m:
-        return Count(int(m.group("n") or m.group("p") or m.group("c")), mention_end + m.start(),
-                     mention_end + m.end())
+        return Count(int(m.group("n") or m.group("p") or m.group("c")), mention_end + m.start(), mention_end + m.end())
     lo = max(zone_start, mention_start - 60)
     best: tuple[Count, int] | None = None
     for m in _ZH_COUNT_RE.finditer(text, lo, mention_start):
-        gap = text[m.end():mention_start]
+        gap = text[m.end() : mention_start]
         if len(gap) <= 14 and not _CLAUSE_END.search(gap) and not _overlaps(m.start(), m.end(), exclude):
             best = (Count(_zh_value(m), m.start(), m.end()), m.end())
     if best is None:
         for m in _EN_COUNT_RE.finditer(text, lo, mention_start):
-            gap = text[m.end():mention_start]
-            if len(_WORD_RE.findall(gap)) <= 6 and not _SENT_END.search(gap) and \
-                    not _overlaps(m.start(), m.end(), exclude):
+            gap = text[m.end() : mention_start]
+            if (
+                len(_WORD_RE.findall(gap)) <= 6
+                and not _SENT_END.search(gap)
+                and not _overlaps(m.start(), m.end(), exclude)
+            ):
                 best = (Count(_en_value(m), m.start(), m.end()), m.end())
     if best is None or best[0].value == 0:
         return None
@@ -121,16 +131,24 @@ def has_each(text: str, start: int, end: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------
-_SIZE_PART_RE = re.compile(rf"(?P<num>{lx.NUM})\s*-?\s*(?P<unit>{lx.UNIT})?|(?P<op>[x×*✕]|by|-|~|to|至|到|and|"
-                           rf"or|和|及|与|、)", _FLAGS)
+_SIZE_PART_RE = re.compile(
+    rf"(?P<num>{lx.NUM})\s*-?\s*(?P<unit>{lx.UNIT})?|(?P<op>[x×*✕]|by|-|~|to|至|到|and|"
+    rf"or|和|及|与|、)",
+    _FLAGS,
+)
 _LIST_OPS = {"and", "or", "和", "及", "与", "、"}
 _DISTANCE_BEFORE = re.compile(
     r"(?:(?<![A-Za-z])at|距(?:离)?(?:肛门|肛缘|肛|齿状线)?(?:口)?|进镜|insert(?:ed|ion)(?:\s+to)?|advanced(?:\s+to)?|"
     r"withdrawn(?:\s+to)?|蒂长|stalk(?:\s+length)?(?:\s+of)?|stalk\s+measuring)\s*"
-    r"(?:approximately|approx\.?|about|around|~|约)?\s*$", _FLAGS)
+    r"(?:approximately|approx\.?|about|around|~|约)?\s*$",
+    _FLAGS,
+)
 _DISTANCE_AFTER = re.compile(r"\s*(?:from\s+(?:the\s+)?(?:anal|anus|dentate|AV|verge)|处|in\s+length|长(?!蒂))", _FLAGS)
-_BOUND_BEFORE = re.compile(r"(?:<|＜|less\s+than|smaller\s+than|under|below|小于|不足|>|greater\s+than|larger\s+than|"
-                           r"more\s+than|over|exceeding|大于|超过)\s*(?:approximately|about|约)?\s*$", _FLAGS)
+_BOUND_BEFORE = re.compile(
+    r"(?:<|＜|less\s+than|smaller\s+than|under|below|小于|不足|>|greater\s+than|larger\s+than|"
+    r"more\s+than|over|exceeding|大于|超过)\s*(?:approximately|about|约)?\s*$",
+    _FLAGS,
+)
 
 
 @dataclass(frozen=True)
@@ -156,7 +174,7 @@ def parse_size(text: str, start: int, end: int) -> Size | None:
     verge"), bounds ("<5 mm"), stalk lengths and implausible polyp sizes (> 6 cm, in practice
     distances such as "sigmoid (25 cm)").
     """
-    before = text[max(0, start - 24):start]
+    before = text[max(0, start - 24) : start]
     if _DISTANCE_BEFORE.search(before) or _BOUND_BEFORE.search(before):
         return None
     if _DISTANCE_AFTER.match(text, end):

@@ -20,19 +20,30 @@ from endoked.extract.text import detect_lang, normalize, split_sections, split_s
 from endoked.extract.vocab import lower_ascii
 
 FINDING_SECTIONS = frozenset({"body", "findings", "impression"})
-_SEP_RE = re.compile(r"[,;]|(?<![A-Za-z])(?:and|while|whereas|plus|as\s+well\s+as)(?![A-Za-z])|另|以及|及|和|、",
-                     re.IGNORECASE)
-_APPOSITION_RE = re.compile(r"(?:likely|probably|consistent\s+with|compatible\s+with|suggestive\s+of|c/w|"
-                            r"resembling|i\.e\.|考虑|符合|疑为|呈)", re.IGNORECASE)
+_SEP_RE = re.compile(
+    r"[,;]|(?<![A-Za-z])(?:and|while|whereas|plus|as\s+well\s+as)(?![A-Za-z])|另|以及|及|和|、", re.IGNORECASE
+)
+_APPOSITION_RE = re.compile(
+    r"(?:likely|probably|consistent\s+with|compatible\s+with|suggestive\s+of|c/w|"
+    r"resembling|i\.e\.|考虑|符合|疑为|呈)",
+    re.IGNORECASE,
+)
 _NEW_MARK_RE = re.compile(r"another|second|third|additional|further|other|more|另", re.IGNORECASE)
-_DEFINITE_RE = re.compile(r"(?:(?<![A-Za-z])(?:the|this|that|these|those|both|all|said|above|same|its)\s+"
-                          r"(?:[\w.-]+\s+){0,3}|(?:该|此|上述|以上|这|所述|前述)[^,，。]{0,6})$", re.IGNORECASE)
+_DEFINITE_RE = re.compile(
+    r"(?:(?<![A-Za-z])(?:the|this|that|these|those|both|all|said|above|same|its)\s+"
+    r"(?:[\w.-]+\s+){0,3}|(?:该|此|上述|以上|这|所述|前述)[^,，。]{0,6})$",
+    re.IGNORECASE,
+)
 _PLURAL_DEF_RE = re.compile(r"(?<![A-Za-z])(?:these|those|both|all)(?![A-Za-z])|上述|以上", re.IGNORECASE)
-_LESION_ADJ_RE = re.compile(r"(?:serrated|adenomatous|neoplastic|polypoid|raised|elevated|protruding)"
-                            r"(?:-appearing|-looking)?\s+(?:\w+\s+)?$|(?:腺瘤样|锯齿状|隆起性|隆起型)$", re.IGNORECASE)
+_LESION_ADJ_RE = re.compile(
+    r"(?:serrated|adenomatous|neoplastic|polypoid|raised|elevated|protruding)"
+    r"(?:-appearing|-looking)?\s+(?:\w+\s+)?$|(?:腺瘤样|锯齿状|隆起性|隆起型)$",
+    re.IGNORECASE,
+)
 _LIST_INTRO_RE = re.compile(r"[:：]\s*$")
-_PENDING_RE = re.compile(r"pending|await|to\s+follow|not\s+(?:yet\s+)?available|待(?:回报|病理|报告|结果)|未回|待回",
-                         re.IGNORECASE)
+_PENDING_RE = re.compile(
+    r"pending|await|to\s+follow|not\s+(?:yet\s+)?available|待(?:回报|病理|报告|结果)|未回|待回", re.IGNORECASE
+)
 _SIZE_WORDS_RE = re.compile(r"measur|size|diameter|(?<![A-Za-z])it(?:s)?(?![A-Za-z])|大小|直径|约|其", re.IGNORECASE)
 
 
@@ -68,8 +79,16 @@ def _implied_mention(sent_toks: list[cx.Token]) -> cx.Token | None:
     return None
 
 
-def _build_group(text: str, mention: cx.Token, extra: list[cx.Token], win: tuple[int, int],
-                 sent_toks: list[cx.Token], st: cx.Status, section: str, scopes: list[cx.Scope]) -> Group:
+def _build_group(
+    text: str,
+    mention: cx.Token,
+    extra: list[cx.Token],
+    win: tuple[int, int],
+    sent_toks: list[cx.Token],
+    st: cx.Status,
+    section: str,
+    scopes: list[cx.Scope],
+) -> Group:
     ws, we = win
     g = Group(kind=mention.value, section=section, hedged=st.hedged)
     g.spans = [Span(mention.start, mention.end)] + [Span(t.start, t.end) for t in extra]
@@ -85,13 +104,15 @@ def _build_group(text: str, mention: cx.Token, extra: list[cx.Token], win: tuple
         g.count = None if plural else 1
     g.plural = plural
     g.each = has_each(text, ws, we)
-    g.summary = g.count_explicit and (cx.TOTAL_RE.search(text, ws, we) is not None
-                                      or _LIST_INTRO_RE.search(text, ws, we) is not None)
+    g.summary = g.count_explicit and (
+        cx.TOTAL_RE.search(text, ws, we) is not None or _LIST_INTRO_RE.search(text, ws, we) is not None
+    )
     win_toks = [t for t in sent_toks if ws <= t.start < we]
     for t in win_toks:
         if t.cat == "LOC":
-            g.locations.append((t.value, Span(t.start, t.end),
-                                abs(t.start - mention.start) + (1000 if is_landmark(text, t) else 0)))
+            g.locations.append(
+                (t.value, Span(t.start, t.end), abs(t.start - mention.start) + (1000 if is_landmark(text, t) else 0))
+            )
         elif t.cat == "SIZE":
             sz = parse_size(text, t.start, t.end)
             if sz is not None:
@@ -119,15 +140,20 @@ def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> l
     """Earlier groups of the same section that this description restates (empty: a new polyp)."""
     if not prev:
         return []
-    before = text[max(0, mention.start - 40):mention.start]
+    before = text[max(0, mention.start - 40) : mention.start]
     definite = _DEFINITE_RE.search(before) is not None
     if _NEW_MARK_RE.search(text, max(0, mention.start - 25), mention.start):
         return []
     locs = [v for v in g.location_values() if v != "unspecified"]
     if g.count_explicit and not definite:
         known = [p.count for p in prev]
-        if not locs and not g.sizes and g.count is not None and None not in known \
-                and g.count <= sum(c or 0 for c in known):
+        if (
+            not locs
+            and not g.sizes
+            and g.count is not None
+            and None not in known
+            and g.count <= sum(c or 0 for c in known)
+        ):
             return list(prev)  # "IMP: 4 polyps, 3 removed" restates what was described
         return []
     if not definite and (locs or g.sizes):
@@ -193,15 +219,25 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 pt, pst, extra = primaries[-1]
                 between_end = (extra[-1] if extra else pt).end
                 seps = list(_SEP_RE.finditer(text, between_end, t.start))
-                pre = text[seps[-1].end():t.start] if seps else ""
-                has_own = any(x.cat in ("SIZE", "LOC") and seps and seps[-1].end() <= x.start < t.start
-                              for x in sent_toks) or find_count(text, seps[-1].end() if seps else t.start,
-                                                                t.start, t.end, t.end,
-                                                                [(x.start, x.end) for x in sent_toks
-                                                                 if x.cat in ("SIZE", "MORPH")]) is not None
+                pre = text[seps[-1].end() : t.start] if seps else ""
+                has_own = (
+                    any(x.cat in ("SIZE", "LOC") and seps and seps[-1].end() <= x.start < t.start for x in sent_toks)
+                    or find_count(
+                        text,
+                        seps[-1].end() if seps else t.start,
+                        t.start,
+                        t.end,
+                        t.end,
+                        [(x.start, x.end) for x in sent_toks if x.cat in ("SIZE", "MORPH")],
+                    )
+                    is not None
+                )
                 vague = pt.value in ("elevation", "lesion") and st.hedged and not pst.hedged
-                if vague or ((not seps or _APPOSITION_RE.search(pre) or not has_own) and st.hedged == pst.hedged
-                             and not _NEW_MARK_RE.search(pre)):
+                if vague or (
+                    (not seps or _APPOSITION_RE.search(pre) or not has_own)
+                    and st.hedged == pst.hedged
+                    and not _NEW_MARK_RE.search(pre)
+                ):
                     if vague:  # "见一隆起，可疑息肉": the elevation itself is only possibly a polyp
                         primaries[-1] = (pt, st, extra)
                     extra.append(t)
@@ -228,8 +264,9 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         last_group_sentence = si
 
 
-def _follow_up(text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], res: _SectionResult,
-               si: int, last_si: int) -> None:
+def _follow_up(
+    text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], res: _SectionResult, si: int, last_si: int
+) -> None:
     """A sentence right after a polyp description, with no polyp word: "Removed with a cold snare."."""
     if si != last_si + 1 or not res.groups or any(t.cat == "MAL" for t in sent_toks):
         return
@@ -247,8 +284,9 @@ def _follow_up(text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], res
                 g.sizes, g.size_spans = list(sz.values), [Span(t.start, t.end)]
 
 
-def _pathology(text: str, orig: str, start: int, end: int, src: str, fallback: bool = True
-               ) -> tuple[list[str], list[Span], list[str]]:
+def _pathology(
+    text: str, orig: str, start: int, end: int, src: str, fallback: bool = True
+) -> tuple[list[str], list[Span], list[str]]:
     """Pathology categories stated (current, not negated) in ``text[start:end]`` with their spans.
 
     With ``fallback``, a result that names none of the categories ("no significant abnormality",
@@ -288,8 +326,11 @@ def _merge_impression(findings: list[Group], impression: list[Group]) -> list[Gr
     out = list(findings)
     for g in impression:
         locs = [v for v in g.location_values() if v != "unspecified"]
-        matches = [f for f in findings
-                   if not locs or any(compatible(a, b) for a in locs for b in f.location_values() or ["unspecified"])]
+        matches = [
+            f
+            for f in findings
+            if not locs or any(compatible(a, b) for a in locs for b in f.location_values() or ["unspecified"])
+        ]
         if matches:
             if len(matches) == 1:
                 matches[0].absorb(g)

@@ -12,13 +12,30 @@ from typing import Any
 
 POLYP_STATUS: tuple[str, ...] = ("present", "absent", "uncertain")
 LOCATIONS: tuple[str, ...] = (
-    "cecum", "ascending", "hepatic_flexure", "transverse", "splenic_flexure", "descending", "sigmoid",
-    "rectum", "rectosigmoid", "ileum", "appendiceal_orifice", "ileocecal_valve", "anastomosis", "unspecified",
+    "cecum",
+    "ascending",
+    "hepatic_flexure",
+    "transverse",
+    "splenic_flexure",
+    "descending",
+    "sigmoid",
+    "rectum",
+    "rectosigmoid",
+    "ileum",
+    "appendiceal_orifice",
+    "ileocecal_valve",
+    "anastomosis",
+    "unspecified",
 )
 MORPHOLOGIES: tuple[str, ...] = ("pedunculated", "sessile", "flat", "unspecified")
 # Most advanced first: the report's pathology is the first of these that is stated.
 PATHOLOGY_ORDER: tuple[str, ...] = (
-    "adenocarcinoma", "adenoma", "sessile_serrated", "hyperplastic", "inflammatory", "other",
+    "adenocarcinoma",
+    "adenoma",
+    "sessile_serrated",
+    "hyperplastic",
+    "inflammatory",
+    "other",
 )
 CONTRACT_KEYS: tuple[str, ...] = ("polyp", "polyp_count", "polyps", "malignancy_suspected", "pathology")
 POLYP_KEYS: tuple[str, ...] = ("location", "size_mm", "morphology", "removed")
@@ -53,8 +70,7 @@ class PolypLabel:
 
     def to_json(self) -> dict[str, Any]:
         size = None if self.size_mm is None else round(float(self.size_mm), 1)
-        return {"location": self.location, "size_mm": size, "morphology": self.morphology,
-                "removed": self.removed}
+        return {"location": self.location, "size_mm": size, "morphology": self.morphology, "removed": self.removed}
 
 
 @dataclass
@@ -88,14 +104,26 @@ class ReportLabels:
     @classmethod
     def failed(cls, error: str, backend: str, lang: str | None = None) -> ReportLabels:
         """A per-row failure: every label None/empty, ``error`` set."""
-        return cls(polyp=None, polyp_count=None, polyps=[], malignancy_suspected=None, pathology=None,
-                   lang=lang, backend=backend, error=error)
+        return cls(
+            polyp=None,
+            polyp_count=None,
+            polyps=[],
+            malignancy_suspected=None,
+            pathology=None,
+            lang=lang,
+            backend=backend,
+            error=error,
+        )
 
     def labels_json(self) -> dict[str, Any]:
         """Only the contract keys."""
-        return {"polyp": self.polyp, "polyp_count": self.polyp_count,
-                "polyps": [p.to_json() for p in self.polyps],
-                "malignancy_suspected": self.malignancy_suspected, "pathology": self.pathology}
+        return {
+            "polyp": self.polyp,
+            "polyp_count": self.polyp_count,
+            "polyps": [p.to_json() for p in self.polyps],
+            "malignancy_suspected": self.malignancy_suspected,
+            "pathology": self.pathology,
+        }
 
     def evidence_json(self) -> dict[str, Any]:
         """Evidence object: spans per field, per-polyp spans, language, backend and notes."""

@@ -26,10 +26,15 @@ RECORDS = "extract/records"  # the full record per exam (evidence spans, errors)
 
 
 def _table_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {"exam_id": str(row["id"]), "polyp": row.get("polyp"), "polyp_count": row.get("polyp_count"),
-            "polyps": json.dumps(row.get("polyps") or [], ensure_ascii=False),
-            "malignancy_suspected": row.get("malignancy_suspected"), "pathology": row.get("pathology"),
-            "error": row.get("error")}
+    return {
+        "exam_id": str(row["id"]),
+        "polyp": row.get("polyp"),
+        "polyp_count": row.get("polyp_count"),
+        "polyps": json.dumps(row.get("polyps") or [], ensure_ascii=False),
+        "malignancy_suspected": row.get("malignancy_suspected"),
+        "pathology": row.get("pathology"),
+        "error": row.get("error"),
+    }
 
 
 def setup(cfg: ExtractConfig) -> Extractor:
@@ -56,17 +61,31 @@ def run_extract(ctx: StageContext) -> StageResult:
         raise StageError(f"{exams_path} lacks column(s) {sorted(missing)}; re-run ingest")
     cols = ["exam_id", "report"] + (["pathology"] if "pathology" in table.column_names else [])
     exams = table.select(cols).to_pylist()
-    done = run_batches(exams, setup=lambda: setup(cfg), process_batch=batch_core(cfg), outputs=(RECORDS,),
-                       chunk_dir=ctx.work_dir / "chunks", run_root=ctx.run.root, chunk_size=cfg.chunk_size,
-                       desc="extract", progress=ctx.progress, unit="report", teardown=lambda ex: ex.close())
+    done = run_batches(
+        exams,
+        setup=lambda: setup(cfg),
+        process_batch=batch_core(cfg),
+        outputs=(RECORDS,),
+        chunk_dir=ctx.work_dir / "chunks",
+        run_root=ctx.run.root,
+        chunk_size=cfg.chunk_size,
+        desc="extract",
+        progress=ctx.progress,
+        unit="report",
+        teardown=lambda ex: ex.close(),
+    )
     results, reused = done.tables[RECORDS], done.chunks_reused
     write_jsonl(ctx.work_dir / "labels.jsonl", results)
     write_parquet(ctx.work_dir / "labels.parquet", [_table_row(r) for r in results], schema=LABELS_SCHEMA)
     counts: dict[str, Any] = {**summarize(results), "backend": cfg.backend, "chunks_reused": reused}
     ctx.logger.info("extract: %s", counts)
-    return StageResult(outputs={"labels": ctx.run.rel(ctx.work_dir / "labels.parquet"),
-                                "labels_jsonl": ctx.run.rel(ctx.work_dir / "labels.jsonl")},
-                       counts=counts)
+    return StageResult(
+        outputs={
+            "labels": ctx.run.rel(ctx.work_dir / "labels.parquet"),
+            "labels_jsonl": ctx.run.rel(ctx.work_dir / "labels.jsonl"),
+        },
+        counts=counts,
+    )
 
 
 STAGE = StageSpec(name="extract", run=run_extract, depends=("ingest",), config_sections=("extract",))

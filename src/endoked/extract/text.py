@@ -49,7 +49,7 @@ _LATIN = re.compile(r"[A-Za-z]")
 
 
 def detect_lang(text: str) -> str:
-    """"zh" when CJK characters outweigh Latin letters (a Chinese character carries about as much as a
+    """ "zh" when CJK characters outweigh Latin letters (a Chinese character carries about as much as a
     4-letter English word), else "en"."""
     n_cjk = len(_CJK.findall(text))
     n_lat = len(_LATIN.findall(text))
@@ -75,8 +75,9 @@ _HEADER_RE = re.compile(
 _HEADER_KINDS = [kind for kind, _ in SECTION_HEADERS]
 # A CJK header may follow any whitespace (single-line Chinese reports separate sections with spaces).
 _ZH_HEADER_RE = re.compile(
-    r"(?<=[ \t】\]])(?:" + "|".join(f"(?P<h{i}>{pat})" for i, (_, pat) in enumerate(SECTION_HEADERS)
-                                 if re.search(r"[\u4e00-\u9fff]", pat)) + r")[ \t]*[:：]"
+    r"(?<=[ \t】\]])(?:"
+    + "|".join(f"(?P<h{i}>{pat})" for i, (_, pat) in enumerate(SECTION_HEADERS) if re.search(r"[\u4e00-\u9fff]", pat))
+    + r")[ \t]*[:：]"
 )
 
 
@@ -113,10 +114,10 @@ def split_sections(text: str) -> list[Section]:
         in_pathology = new_kind == "pathology"
         _close(text, sections, kind, pos, start, inline)
         nl = text.find("\n", end)
-        inline = bool(text[end:nl if nl >= 0 else len(text)].strip())
+        inline = bool(text[end : nl if nl >= 0 else len(text)].strip())
         pos, kind, last_end = end, new_kind, end
     _close(text, sections, kind, pos, len(text), inline)
-    return [s for s in sections if text[s.start:s.end].strip()]
+    return [s for s in sections if text[s.start : s.end].strip()]
 
 
 _ONE_LINE_KINDS = frozenset({"indication", "other", "plan"})
@@ -136,8 +137,35 @@ def _close(text: str, sections: list[Section], kind: str, start: int, end: int, 
     sections.append(Section(kind, start, end))
 
 
-_ABBREV = frozenset({"approx", "vs", "dr", "e.g", "i.e", "eg", "ie", "cf", "asc", "desc", "sig", "trans",
-                     "ca", "incl", "no", "fig", "mr", "mrs", "ms", "st", "pt", "hx", "dx", "sx", "est"})
+_ABBREV = frozenset(
+    {
+        "approx",
+        "vs",
+        "dr",
+        "e.g",
+        "i.e",
+        "eg",
+        "ie",
+        "cf",
+        "asc",
+        "desc",
+        "sig",
+        "trans",
+        "ca",
+        "incl",
+        "no",
+        "fig",
+        "mr",
+        "mrs",
+        "ms",
+        "st",
+        "pt",
+        "hx",
+        "dx",
+        "sx",
+        "est",
+    }
+)
 _BOUNDARY = re.compile(r"[.!。！;；\n]|(?<=[ \t])(?=\d{1,2}[.、)](?!\d))")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 

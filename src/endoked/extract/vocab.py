@@ -36,7 +36,7 @@ def lower_pattern(pattern: str) -> str:
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\" and i + 1 < len(pattern):
-            out.append(pattern[i:i + 2])
+            out.append(pattern[i : i + 2])
             i += 2
             continue
         out.append(ch.lower() if ch.isascii() else ch)
@@ -63,7 +63,7 @@ def split_top(pattern: str) -> list[str]:
                 in_class = False
         elif ch == "[":
             in_class = True
-            if pattern[i + 1:i + 2] == "]":
+            if pattern[i + 1 : i + 2] == "]":
                 i += 1
         elif ch == "(":
             depth += 1
@@ -162,7 +162,7 @@ class Vocab:
             for value, pattern in table:
                 for part in split_top(pattern):
                     lb = part.startswith(LEFT_BOUNDARY)
-                    body = part[len(LEFT_BOUNDARY):] if lb else part
+                    body = part[len(LEFT_BOUNDARY) :] if lb else part
                     low = lower_pattern(body)
                     case_rx = re.compile(body, re.IGNORECASE) if "(?-i:" in body else None
                     entries.append(Entry(cat, value, re.compile(low), lb, case_rx))

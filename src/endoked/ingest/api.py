@@ -54,10 +54,16 @@ class IngestSummary:
     chunks_reused: int = 0
 
     def as_counts(self) -> dict[str, Any]:
-        return {"exams": self.exams_ok, "exams_rejected": self.exams_rejected, "images": self.images_ok,
-                "images_rejected": self.images_rejected, "warnings": self.warnings,
-                "duplicate_images": self.duplicate_images, "reasons": dict(sorted(self.reasons.items())),
-                "chunks_reused": self.chunks_reused}
+        return {
+            "exams": self.exams_ok,
+            "exams_rejected": self.exams_rejected,
+            "images": self.images_ok,
+            "images_rejected": self.images_rejected,
+            "warnings": self.warnings,
+            "duplicate_images": self.duplicate_images,
+            "reasons": dict(sorted(self.reasons.items())),
+            "chunks_reused": self.chunks_reused,
+        }
 
 
 def _chunks(rows: Iterator[RawExam], size: int) -> Iterator[list[RawExam]]:
@@ -69,8 +75,9 @@ def _part(parts: Path, kind: str, k: int, ext: str) -> Path:
     return parts / f"{kind}-{k:06d}.{ext}"
 
 
-def _finish_exams(drafts: list[ExamDraft], checks: dict[str, ImageCheck],
-                  rejects: list[Reject]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _finish_exams(
+    drafts: list[ExamDraft], checks: dict[str, ImageCheck], rejects: list[Reject]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     exams: list[dict[str, Any]] = []
     images: list[dict[str, Any]] = []
     for d in drafts:
@@ -78,20 +85,56 @@ def _finish_exams(drafts: list[ExamDraft], checks: dict[str, ImageCheck],
         for task in d.images:
             chk = checks[task.path]
             if chk.code is None:
-                valid.append({"exam_id": d.exam_id, "image": task.image, "path": task.path, "width": chk.width,
-                              "height": chk.height, "format": chk.format, "sha256": chk.sha256, "bytes": chk.bytes})
+                valid.append(
+                    {
+                        "exam_id": d.exam_id,
+                        "image": task.image,
+                        "path": task.path,
+                        "width": chk.width,
+                        "height": chk.height,
+                        "format": chk.format,
+                        "sha256": chk.sha256,
+                        "bytes": chk.bytes,
+                    }
+                )
             else:
-                rejects.append(Reject(chk.code, f"{d.source}: exam {d.exam_id}: {chk.message}", d.source, d.row,
-                                      d.exam_id, task.image, "image"))
+                rejects.append(
+                    Reject(
+                        chk.code,
+                        f"{d.source}: exam {d.exam_id}: {chk.message}",
+                        d.source,
+                        d.row,
+                        d.exam_id,
+                        task.image,
+                        "image",
+                    )
+                )
         if not valid:
-            rejects.append(Reject("no_valid_images", f"{d.source}: exam {d.exam_id}: none of its {d.n_listed} "
-                                  "images is valid", d.source, d.row, d.exam_id))
+            rejects.append(
+                Reject(
+                    "no_valid_images",
+                    f"{d.source}: exam {d.exam_id}: none of its {d.n_listed} images is valid",
+                    d.source,
+                    d.row,
+                    d.exam_id,
+                )
+            )
             continue
         images.extend(valid)
-        exams.append({"exam_id": d.exam_id, "report": d.report, "pathology": d.pathology, "n_images": d.n_listed,
-                      "n_valid_images": len(valid), "report_encoding": d.report_encoding,
-                      "report_truncated": d.report_truncated, "meta": meta_json(d.meta), "row": d.row,
-                      "source": d.source})
+        exams.append(
+            {
+                "exam_id": d.exam_id,
+                "report": d.report,
+                "pathology": d.pathology,
+                "n_images": d.n_listed,
+                "n_valid_images": len(valid),
+                "report_encoding": d.report_encoding,
+                "report_truncated": d.report_truncated,
+                "meta": meta_json(d.meta),
+                "row": d.row,
+                "source": d.source,
+            }
+        )
     return exams, images
 
 
@@ -118,8 +161,9 @@ def _load_finished(parts: Path, seen_ids: dict[str, int]) -> set[int]:
         k = int(marker.stem.split("-")[1])
         if not _chunk_intact(parts, k):
             dropped = [int(m.stem.split("-")[1]) for m in markers[pos:]]
-            logger.warning("ingest: part files of chunk %d are damaged; recomputing chunk(s) %s", k,
-                           ", ".join(map(str, dropped)))
+            logger.warning(
+                "ingest: part files of chunk %d are damaged; recomputing chunk(s) %s", k, ", ".join(map(str, dropped))
+            )
             for j in dropped:
                 _part(parts, "chunk", j, "done").unlink(missing_ok=True)
             break
@@ -131,8 +175,13 @@ def _load_finished(parts: Path, seen_ids: dict[str, int]) -> set[int]:
 
 def image_checker(cfg: IngestConfig) -> Callable[[str], ImageCheck]:
     """The batch core's state: :func:`check_image` bound to ``cfg``'s rules (picklable, for worker pools)."""
-    return partial(check_image, allowed_formats=tuple(cfg.allowed_formats), decode=cfg.verify == "decode",
-                   min_side=cfg.min_side, max_bytes=cfg.max_image_bytes)
+    return partial(
+        check_image,
+        allowed_formats=tuple(cfg.allowed_formats),
+        decode=cfg.verify == "decode",
+        min_side=cfg.min_side,
+        max_bytes=cfg.max_image_bytes,
+    )
 
 
 def process_batch(rows: list[dict[str, Any]], check: Callable[[str], ImageCheck]) -> BatchOutput:
@@ -142,9 +191,13 @@ def process_batch(rows: list[dict[str, Any]], check: Callable[[str], ImageCheck]
     return BatchOutput(tables={"ingest/image_checks": [asdict(check(str(r["path"]))) for r in rows]})
 
 
-def ingest_archive(archive: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                   config: IngestConfig | None = None, progress: bool | None = None,
-                   executor: Executor | None = None) -> IngestSummary:
+def ingest_archive(
+    archive: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    config: IngestConfig | None = None,
+    progress: bool | None = None,
+    executor: Executor | None = None,
+) -> IngestSummary:
     """Validate ``archive`` and write ``exams.parquet``, ``images.parquet``, ``rejects.jsonl`` into ``out_dir``.
 
     Args:
@@ -188,8 +241,16 @@ def ingest_archive(archive: str | os.PathLike[str], out_dir: str | os.PathLike[s
     return summary
 
 
-def _process_chunk(k: int, batch: list[RawExam], arch: Archive, cfg: IngestConfig, seen_ids: dict[str, int],
-                   parts: Path, pool: Executor | None, check: Any) -> None:
+def _process_chunk(
+    k: int,
+    batch: list[RawExam],
+    arch: Archive,
+    cfg: IngestConfig,
+    seen_ids: dict[str, int],
+    parts: Path,
+    pool: Executor | None,
+    check: Any,
+) -> None:
     drafts: list[ExamDraft] = []
     rejects: list[Reject] = []
     ids: list[dict[str, Any]] = []
@@ -203,8 +264,9 @@ def _process_chunk(k: int, batch: list[RawExam], arch: Archive, cfg: IngestConfi
     if pool is not None and len(paths) > 8:
         results = list(pool.map(check, paths, chunksize=max(1, len(paths) // 32)))
     else:
-        results = [ImageCheck(**r) for r in process_batch([{"path": p} for p in paths], check).tables[
-            "ingest/image_checks"]]
+        results = [
+            ImageCheck(**r) for r in process_batch([{"path": p} for p in paths], check).tables["ingest/image_checks"]
+        ]
     checks = dict(zip(paths, results, strict=True))
     exams, images = _finish_exams(drafts, checks, rejects)
     write_parquet(_part(parts, "exams", k, "parquet"), exams, schema=EXAMS_SCHEMA)
@@ -217,14 +279,16 @@ def _process_chunk(k: int, batch: list[RawExam], arch: Archive, cfg: IngestConfi
 
 def _merge(parts: Path, out: Path, summary: IngestSummary) -> None:
     ks = sorted(int(p.stem.split("-")[1]) for p in parts.glob("chunk-*.done"))
-    with atomic_path(out / "exams.parquet", suffix=".parquet") as tmp, \
-            pq.ParquetWriter(tmp, EXAMS_SCHEMA) as writer:
+    with atomic_path(out / "exams.parquet", suffix=".parquet") as tmp, pq.ParquetWriter(tmp, EXAMS_SCHEMA) as writer:
         for k in ks:
             t = pq.read_table(_part(parts, "exams", k, "parquet"), schema=EXAMS_SCHEMA)
             summary.exams_ok += t.num_rows
             writer.write_table(t)
-    images = pa.concat_tables([pq.read_table(_part(parts, "images", k, "parquet"), schema=IMAGES_SCHEMA)
-                               for k in ks]) if ks else IMAGES_SCHEMA.empty_table()
+    images = (
+        pa.concat_tables([pq.read_table(_part(parts, "images", k, "parquet"), schema=IMAGES_SCHEMA) for k in ks])
+        if ks
+        else IMAGES_SCHEMA.empty_table()
+    )
     images = images.append_column("duplicate_of", _duplicate_of(images))
     summary.images_ok = images.num_rows
     summary.duplicate_images = images.num_rows - images["duplicate_of"].null_count
@@ -252,8 +316,9 @@ def _duplicate_of(images: pa.Table) -> pa.Array:
     n = images.num_rows
     if n == 0:
         return pa.array([], type=pa.string())
-    order = pc.sort_indices(pa.table({"h": images["sha256"], "i": pa.array(range(n))}),
-                            sort_keys=[("h", "ascending"), ("i", "ascending")]).to_pylist()
+    order = pc.sort_indices(
+        pa.table({"h": images["sha256"], "i": pa.array(range(n))}), sort_keys=[("h", "ascending"), ("i", "ascending")]
+    ).to_pylist()
     hashes = images["sha256"].to_pylist()
     keys = [f"{e}/{i}" for e, i in zip(images["exam_id"].to_pylist(), images["image"].to_pylist(), strict=True)]
     out: list[str | None] = [None] * n

@@ -78,7 +78,8 @@ def locate_archive(path: str | os.PathLike[str]) -> Archive:
     if p.is_file():
         suffix = p.suffix.lower()
         kind = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(
-            suffix)
+            suffix
+        )
         if kind is None:
             raise DataFormatError(f"{p}: unknown manifest type {suffix!r}; use .jsonl, .csv or .parquet")
         return Archive(root=p.parent.resolve(), kind=kind, manifest=p.resolve())
@@ -88,8 +89,7 @@ def locate_archive(path: str | os.PathLike[str]) -> Archive:
     return Archive(root=p.resolve(), kind="folder", manifest=None)
 
 
-def iter_archive(archive: Archive,
-                 max_report_file_bytes: int = DEFAULT_MAX_REPORT_FILE_BYTES) -> Iterator[RawExam]:
+def iter_archive(archive: Archive, max_report_file_bytes: int = DEFAULT_MAX_REPORT_FILE_BYTES) -> Iterator[RawExam]:
     """Yield the archive's rows in order; folder-layout report files above ``max_report_file_bytes`` are
     refused unread (the row carries a ``read_reject``)."""
     if archive.kind == "jsonl":
@@ -258,8 +258,9 @@ def _read_member(path: Path, root: Path, max_bytes: int, what: str) -> tuple[byt
     try:
         return read_regular_file(path, root=root, max_bytes=max_bytes, what=what), None
     except UnsafeFileError as exc:
-        code = {"file_too_large": "report_too_large", "missing_file": "missing_report"}.get(exc.code,
-                                                                                            "report_unreadable")
+        code = {"file_too_large": "report_too_large", "missing_file": "missing_report"}.get(
+            exc.code, "report_unreadable"
+        )
         return None, (code, str(exc))
 
 
@@ -273,21 +274,35 @@ def _iter_folder(root: Path, max_report_file_bytes: int = DEFAULT_MAX_REPORT_FIL
         try:
             files = sorted(f.name for f in os.scandir(exam_dir) if not f.name.startswith("."))
         except OSError as exc:
-            yield RawExam(i, f"{display_name(name)}/", {"exam_id": name, "images": []}, folder=True,
-                          read_reject=("report_unreadable", f"cannot list exam folder {display_name(exam_dir)}: "
-                                       f"{exc.strerror or exc}"))
+            yield RawExam(
+                i,
+                f"{display_name(name)}/",
+                {"exam_id": name, "images": []},
+                folder=True,
+                read_reject=(
+                    "report_unreadable",
+                    f"cannot list exam folder {display_name(exam_dir)}: {exc.strerror or exc}",
+                ),
+            )
             continue
         report_bytes = pathology_bytes = None
         read_reject: tuple[str, str] | None = None
         if REPORT_FILE in files:
-            report_bytes, read_reject = _read_member(exam_dir / REPORT_FILE, root, max_report_file_bytes,
-                                                     "report file")
+            report_bytes, read_reject = _read_member(exam_dir / REPORT_FILE, root, max_report_file_bytes, "report file")
         if PATHOLOGY_FILE in files and read_reject is None:
-            pathology_bytes, read_reject = _read_member(exam_dir / PATHOLOGY_FILE, root, max_report_file_bytes,
-                                                        "pathology file")
+            pathology_bytes, read_reject = _read_member(
+                exam_dir / PATHOLOGY_FILE, root, max_report_file_bytes, "pathology file"
+            )
         images = [f"{name}/{f}" for f in files if f not in (REPORT_FILE, PATHOLOGY_FILE)]
-        yield RawExam(i, f"{display_name(name)}/", {"exam_id": name, "images": images}, report_bytes=report_bytes,
-                      pathology_bytes=pathology_bytes, folder=True, read_reject=read_reject)
+        yield RawExam(
+            i,
+            f"{display_name(name)}/",
+            {"exam_id": name, "images": images},
+            report_bytes=report_bytes,
+            pathology_bytes=pathology_bytes,
+            folder=True,
+            read_reject=read_reject,
+        )
 
 
 def decode_report(data: bytes) -> tuple[str | None, str]:

@@ -12,6 +12,7 @@ from endoked.cli_options import ConfigOpt, DryRunOpt, OverwriteOpt, ProfileOpt, 
 
 def register(app: typer.Typer) -> None:
     """Add the ``ingest`` command to ``app``."""
+
     @app.command("ingest")
     def ingest_cmd(
         archive: Annotated[Path, typer.Option("--archive", "-a", help="Manifest (.jsonl/.csv/.parquet) or folder.")],
@@ -25,5 +26,14 @@ def register(app: typer.Typer) -> None:
         """Validate an archive: writes ingest/exams.parquet, images.parquet and rejects.jsonl (with reasons)."""
         from endoked.runner import run_from_cli
 
-        run_from_cli(out=out, archive=archive, profile=profile, config_file=config, overrides=set_ or (),
-                     start="ingest", stop="ingest", overwrite=overwrite, dry_run=dry_run)
+        run_from_cli(
+            out=out,
+            archive=archive,
+            profile=profile,
+            config_file=config,
+            overrides=set_ or (),
+            start="ingest",
+            stop="ingest",
+            overwrite=overwrite,
+            dry_run=dry_run,
+        )

@@ -33,8 +33,9 @@ class ImageCheck:
     bytes: int = 0
 
 
-def check_image(path: str, allowed_formats: tuple[str, ...], decode: bool, min_side: int,
-                max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> ImageCheck:
+def check_image(
+    path: str, allowed_formats: tuple[str, ...], decode: bool, min_side: int, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+) -> ImageCheck:
     """Validate one image file.
 
     Args:
@@ -63,22 +64,35 @@ def check_image(path: str, allowed_formats: tuple[str, ...], decode: bool, min_s
             img = Image.open(io.BytesIO(data))
             fmt = img.format or ""
             if fmt not in allowed_formats:
-                return ImageCheck(path, "unsupported_format",
-                                  f"format {fmt or 'unknown'} of {path} is not one of {', '.join(allowed_formats)}",
-                                  sha256=digest, bytes=len(data))
+                return ImageCheck(
+                    path,
+                    "unsupported_format",
+                    f"format {fmt or 'unknown'} of {path} is not one of {', '.join(allowed_formats)}",
+                    sha256=digest,
+                    bytes=len(data),
+                )
             width, height = img.size
             if decode:
                 img.load()
     except UnidentifiedImageError:
         if looks_like_image:
-            return ImageCheck(path, "corrupt_image", f"{path}: not a decodable image (damaged header)",
-                              sha256=digest, bytes=len(data))
-        return ImageCheck(path, "unsupported_format", f"{path}: not an image file Pillow recognises",
-                          sha256=digest, bytes=len(data))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as exc:
+            return ImageCheck(
+                path, "corrupt_image", f"{path}: not a decodable image (damaged header)", sha256=digest, bytes=len(data)
+            )
+        return ImageCheck(
+            path, "unsupported_format", f"{path}: not an image file Pillow recognises", sha256=digest, bytes=len(data)
+        )
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         return ImageCheck(path, "corrupt_image", f"{path}: cannot decode ({exc})", sha256=digest, bytes=len(data))
     if min(width, height) < min_side:
-        return ImageCheck(path, "too_small", f"{path}: {width}x{height} is below the minimum side {min_side}",
-                          width=width, height=height, format=fmt, sha256=digest, bytes=len(data))
+        return ImageCheck(
+            path,
+            "too_small",
+            f"{path}: {width}x{height} is below the minimum side {min_side}",
+            width=width,
+            height=height,
+            format=fmt,
+            sha256=digest,
+            bytes=len(data),
+        )
     return ImageCheck(path, None, "", width=width, height=height, format=fmt, sha256=digest, bytes=len(data))

@@ -20,11 +20,11 @@ EXAM_CODES: dict[str, str] = {
     "report_binary": "the report holds binary data (NUL or many control characters)",
     "report_undecodable": "report.txt is neither UTF-8 nor GB18030/GBK",
     "report_too_large": "the report exceeds ingest.max_report_bytes (huge_report=reject), or a folder-layout "
-                        "report file exceeds ingest.max_report_file_bytes (refused unread)",
+    "report file exceeds ingest.max_report_file_bytes (refused unread)",
     "report_unreadable": "folder layout: report.txt/pathology.txt is a symlink out of the archive, a directory, "
-                         "a FIFO, a device or otherwise not a readable regular file",
+    "a FIFO, a device or otherwise not a readable regular file",
     "bad_text": "a report, exam id or field holds characters that are not valid Unicode (lone surrogates, or a "
-                "folder name that is not UTF-8)",
+    "folder name that is not UTF-8)",
     "report_truncated": "warning: the report exceeded ingest.max_report_bytes and was cut (huge_report=truncate)",
     "bad_images_field": "images is not a list of paths",
     "no_images": "the exam lists no images",
@@ -34,7 +34,7 @@ EXAM_CODES: dict[str, str] = {
 IMAGE_CODES: dict[str, str] = {
     "bad_image_entry": "an images entry is not a non-empty string, or holds a NUL byte or non-UTF-8 characters",
     "duplicate_image_in_exam": "the same image path is listed twice in one exam (also under two spellings, e.g. "
-                               "a.png and ./a.png)",
+    "a.png and ./a.png)",
     "path_escapes_root": "a relative image path points outside the archive root",
     "absolute_path_not_allowed": "an absolute image path while ingest.allow_absolute_paths is false",
     "missing_file": "the image file does not exist",

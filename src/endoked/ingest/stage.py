@@ -15,8 +15,10 @@ from endoked.pipeline import StageContext, StageResult, StageSpec
 
 def _archive_path(ctx: StageContext) -> Path:
     if not ctx.config.ingest.archive:
-        raise StageError("no archive given: pass --archive PATH (manifest file or archive folder) or set "
-                         "ingest.archive in the config")
+        raise StageError(
+            "no archive given: pass --archive PATH (manifest file or archive folder) or set "
+            "ingest.archive in the config"
+        )
     return Path(ctx.config.ingest.archive)
 
 
@@ -48,18 +50,25 @@ def archive_fingerprint(ctx: StageContext) -> dict[str, Any]:
             for name in sorted(filenames):
                 full = os.path.join(dirpath, name)
                 listing.append((os.path.relpath(full, arch.root), _stat(full)))
-    return {"root": str(arch.root), "manifest": sha256_file(arch.manifest) if arch.manifest else None,
-            "files": sha256_json(listing)}
+    return {
+        "root": str(arch.root),
+        "manifest": sha256_file(arch.manifest) if arch.manifest else None,
+        "files": sha256_json(listing),
+    }
 
 
 def run_ingest(ctx: StageContext) -> StageResult:
     summary = ingest_archive(_archive_path(ctx), ctx.work_dir, ctx.config.ingest, progress=ctx.progress)
     if summary.exams_ok == 0:
-        raise StageError(f"ingest: no valid exam in the archive ({summary.exams_rejected} rejected); see "
-                         f"{ctx.work_dir / 'rejects.jsonl'}")
+        raise StageError(
+            f"ingest: no valid exam in the archive ({summary.exams_rejected} rejected); see "
+            f"{ctx.work_dir / 'rejects.jsonl'}"
+        )
     return StageResult(
-        outputs={name: ctx.run.rel(ctx.work_dir / f) for name, f in
-                 (("exams", "exams.parquet"), ("images", "images.parquet"), ("rejects", "rejects.jsonl"))},
+        outputs={
+            name: ctx.run.rel(ctx.work_dir / f)
+            for name, f in (("exams", "exams.parquet"), ("images", "images.parquet"), ("rejects", "rejects.jsonl"))
+        },
         counts=summary.as_counts(),
     )
 

@@ -47,11 +47,20 @@ def process_batch(rows: list[dict[str, Any]], state: MilScorer) -> BatchOutput:
         except (OSError, ValueError):
             arrays.append(None)
     good = [a for a in arrays if a is not None]
-    scores = iter(score_images(state.encoder, state.heads, torch.from_numpy(np.stack(good)), state.cfg.score_source)
-                  if good else [])
-    out = [{"exam_id": str(row["exam_id"]), "image": str(row["image"]),
-            "score": float(next(scores)) if a is not None else None, "bag_label": int(row.get("bag_label", -1))}
-           for row, a in zip(rows, arrays, strict=True)]
+    scores = iter(
+        score_images(state.encoder, state.heads, torch.from_numpy(np.stack(good)), state.cfg.score_source)
+        if good
+        else []
+    )
+    out = [
+        {
+            "exam_id": str(row["exam_id"]),
+            "image": str(row["image"]),
+            "score": float(next(scores)) if a is not None else None,
+            "bag_label": int(row.get("bag_label", -1)),
+        }
+        for row, a in zip(rows, arrays, strict=True)
+    ]
     return BatchOutput(tables={"mil/image_scores": out})
 
 
@@ -64,9 +73,13 @@ def score_folder(model: Path, images: Path, out: Path, batch_size: int = 32, dev
     files = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     state = setup(model, device)
     rows: list[tuple[str, str]] = []
-    for start in track(range(0, len(files), batch_size), total=(len(files) + batch_size - 1) // batch_size,
-                       desc="mil score", unit="batch"):
-        chunk = files[start:start + batch_size]
+    for start in track(
+        range(0, len(files), batch_size),
+        total=(len(files) + batch_size - 1) // batch_size,
+        desc="mil score",
+        unit="batch",
+    ):
+        chunk = files[start : start + batch_size]
         batch = [{"exam_id": "", "image": f.relative_to(images).as_posix(), "path": str(f)} for f in chunk]
         for r in process_batch(batch, state).tables["mil/image_scores"]:
             rows.append((r["image"], f"{r['score']:.6f}" if r["score"] is not None else ""))

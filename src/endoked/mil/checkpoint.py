@@ -20,15 +20,22 @@ FORMAT = "endoked.mil/1"
 
 def save_model(path: Path, heads: MilHeads, encoder: SplitEncoder, cfg: MilConfig, meta: dict[str, Any]) -> Path:
     """Write encoder weights, head weights, the config and ``meta`` (epoch, AUROC, ...) atomically."""
-    obj = {"format": FORMAT, "config": cfg.model_dump(mode="json"), "in_dim": encoder.num_features,
-           "encoder": encoder.model.state_dict(), "heads": heads.state_dict(), "meta": meta}
+    obj = {
+        "format": FORMAT,
+        "config": cfg.model_dump(mode="json"),
+        "in_dim": encoder.num_features,
+        "encoder": encoder.model.state_dict(),
+        "heads": heads.state_dict(),
+        "meta": meta,
+    }
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)
 
 
-def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[SplitEncoder, MilHeads, MilConfig,
-                                                                          dict[str, Any]]:
+def load_model(
+    path: Path, device: torch.device | str = "cpu"
+) -> tuple[SplitEncoder, MilHeads, MilConfig, dict[str, Any]]:
     """Rebuild ``(encoder, heads, config, meta)`` from :func:`save_model`'s file (no weight lookup needed)."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -45,8 +52,7 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[SplitEnc
     return encoder.to(device).eval(), heads.to(device).eval(), cfg, dict(obj.get("meta", {}))
 
 
-def score_images(encoder: SplitEncoder, heads: MilHeads, images: torch.Tensor, source: str = "student"
-                 ) -> np.ndarray:
+def score_images(encoder: SplitEncoder, heads: MilHeads, images: torch.Tensor, source: str = "student") -> np.ndarray:
     """Polyp scores of images.
 
     Args:

@@ -12,13 +12,17 @@ from endoked.cli_options import add_stage_run_command
 
 def register(app: typer.Typer) -> None:
     """Add the ``mil`` command group to ``app``."""
-    mil_app = typer.Typer(help="Report labels -> polyp score per image (multiple-instance learning).",
-                          no_args_is_help=True)
+    mil_app = typer.Typer(
+        help="Report labels -> polyp score per image (multiple-instance learning).", no_args_is_help=True
+    )
     app.add_typer(mil_app, name="mil")
 
-    add_stage_run_command(mil_app, "mil", "Train the MIL model and write mil/image_scores.parquet, selection.parquet, "
-                          "model.pt, metrics.json.",
-                          "Run folder (ingest and extract done).")
+    add_stage_run_command(
+        mil_app,
+        "mil",
+        "Train the MIL model and write mil/image_scores.parquet, selection.parquet, model.pt, metrics.json.",
+        "Run folder (ingest and extract done).",
+    )
 
     @mil_app.command("backbones")
     def backbones_cmd() -> None:

@@ -67,10 +67,18 @@ class FeatureStore:
         return {k: i for i, k in enumerate(self.keys)}
 
 
-def encode_images(items: Sequence[tuple[str, str]], prefix: Callable[[torch.Tensor], torch.Tensor], size: int,
-                  device: torch.device, batch_size: int = 32, workers: int = 2,
-                  cache_dir: Path | None = None, chunk_size: int = 256, store_dtype: torch.dtype | None = None,
-                  progress: bool | None = None) -> FeatureStore:
+def encode_images(
+    items: Sequence[tuple[str, str]],
+    prefix: Callable[[torch.Tensor], torch.Tensor],
+    size: int,
+    device: torch.device,
+    batch_size: int = 32,
+    workers: int = 2,
+    cache_dir: Path | None = None,
+    chunk_size: int = 256,
+    store_dtype: torch.dtype | None = None,
+    progress: bool | None = None,
+) -> FeatureStore:
     """Decode, resize and run the frozen encoder part over unique images once, in chunks.
 
     Args:
@@ -93,7 +101,7 @@ def encode_images(items: Sequence[tuple[str, str]], prefix: Callable[[torch.Tens
     for key, path in items:
         unique.setdefault(key, path)
     keys = list(unique)
-    chunks = [keys[i:i + chunk_size] for i in range(0, len(keys), chunk_size)]
+    chunks = [keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)]
     out_keys: list[str] = []
     tensors: list[torch.Tensor] = []
     failed: dict[str, str] = {}
@@ -109,8 +117,16 @@ def encode_images(items: Sequence[tuple[str, str]], prefix: Callable[[torch.Tens
                 continue
             ck, cd, cf = _encode_chunk(chunk, unique, prefix, size, device, batch_size, workers, store_dtype, pbar)
             if cfile is not None:
-                write_cache(cfile, {"all_keys": chunk, "keys": ck, "data": cd, "failed_keys": list(cf),
-                                    "failed_msgs": list(cf.values())})
+                write_cache(
+                    cfile,
+                    {
+                        "all_keys": chunk,
+                        "keys": ck,
+                        "data": cd,
+                        "failed_keys": list(cf),
+                        "failed_msgs": list(cf.values()),
+                    },
+                )
             out_keys.extend(ck)
             tensors.append(cd)
             failed.update(cf)
@@ -121,15 +137,31 @@ def encode_images(items: Sequence[tuple[str, str]], prefix: Callable[[torch.Tens
     return FeatureStore(out_keys, data, failed)
 
 
-def _encode_chunk(chunk: Sequence[str], paths: dict[str, str], prefix: Callable[[torch.Tensor], torch.Tensor],
-                  size: int, device: torch.device, batch_size: int, workers: int,
-                  store_dtype: torch.dtype | None, pbar: object) -> tuple[list[str], torch.Tensor, dict[str, str]]:
+def _encode_chunk(
+    chunk: Sequence[str],
+    paths: dict[str, str],
+    prefix: Callable[[torch.Tensor], torch.Tensor],
+    size: int,
+    device: torch.device,
+    batch_size: int,
+    workers: int,
+    store_dtype: torch.dtype | None,
+    pbar: object,
+) -> tuple[list[str], torch.Tensor, dict[str, str]]:
     keys: list[str] = []
     outs: list[torch.Tensor] = []
     failed: dict[str, str] = {}
-    for batch in encode_batches(len(chunk), lambda i: load_image(paths[chunk[i]], size), lambda i: paths[chunk[i]],
-                                prefix, device, batch_size=batch_size, workers=workers, store_dtype=store_dtype,
-                                pbar=pbar):
+    for batch in encode_batches(
+        len(chunk),
+        lambda i: load_image(paths[chunk[i]], size),
+        lambda i: paths[chunk[i]],
+        prefix,
+        device,
+        batch_size=batch_size,
+        workers=workers,
+        store_dtype=store_dtype,
+        pbar=pbar,
+    ):
         failed.update({chunk[i]: msg for i, msg in batch.failed.items()})
         if batch.data is not None:
             keys.extend(chunk[i] for i in batch.index)

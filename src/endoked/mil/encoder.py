@@ -10,6 +10,7 @@ from endoked.mil.config import MilConfig
 
 def build_encoder(cfg: MilConfig) -> SplitEncoder:
     """Create the configured backbone (pooled output) and split it per ``cfg.trainable_blocks``."""
-    model = create_backbone(cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights,
-                            allow_download=cfg.allow_download, num_classes=0)
+    model = create_backbone(
+        cfg.backbone, pretrained=cfg.pretrained, weights=cfg.weights, allow_download=cfg.allow_download, num_classes=0
+    )
     return SplitEncoder(model, cfg.backbone, cfg.trainable_blocks, cfg.freeze_bn, cfg.pooling)

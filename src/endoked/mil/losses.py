@@ -67,8 +67,12 @@ def normalised_attention(attention: torch.Tensor, mask: torch.Tensor | None = No
     return out.masked_fill(~valid, 0.0)
 
 
-def pseudo_labels(abmil_attention: torch.Tensor, dsmil_attention: torch.Tensor, label: float | torch.Tensor,
-                  mask: torch.Tensor | None = None) -> torch.Tensor:
+def pseudo_labels(
+    abmil_attention: torch.Tensor,
+    dsmil_attention: torch.Tensor,
+    label: float | torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Instance pseudo labels in [0, 1] (shape of the attention), without gradient.
 
     Positive bag: the mean of the two teachers' normalised attention. Negative bag: all 0. ``label`` is a
@@ -81,8 +85,13 @@ def pseudo_labels(abmil_attention: torch.Tensor, dsmil_attention: torch.Tensor, 
     return torch.where(positive, both, torch.zeros_like(both)).detach()
 
 
-def student_loss(logits: torch.Tensor, targets: torch.Tensor, from_positive_bag: torch.Tensor,
-                 positive_weight: float = 1.0, mask: torch.Tensor | None = None) -> torch.Tensor:
+def student_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    from_positive_bag: torch.Tensor,
+    positive_weight: float = 1.0,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Weighted soft-target BCE of the student over the instances of several bags.
 
     Args:
@@ -95,8 +104,11 @@ def student_loss(logits: torch.Tensor, targets: torch.Tensor, from_positive_bag:
     Returns:
         ``()`` ``sum_i w_i BCE(logit_i, target_i) / sum_i w_i``.
     """
-    weights = torch.where(from_positive_bag, torch.as_tensor(positive_weight, dtype=logits.dtype,
-                                                             device=logits.device), torch.ones_like(logits))
+    weights = torch.where(
+        from_positive_bag,
+        torch.as_tensor(positive_weight, dtype=logits.dtype, device=logits.device),
+        torch.ones_like(logits),
+    )
     weights = weights * _valid(mask, logits).to(logits.dtype)
     safe_logits = logits.masked_fill(~_valid(mask, logits), 0.0)
     per = F.binary_cross_entropy_with_logits(safe_logits, targets.to(logits.dtype), reduction="none")

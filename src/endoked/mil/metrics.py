@@ -24,5 +24,9 @@ def instance_metrics(scores: Sequence[float] | np.ndarray, flags: Sequence[int] 
     if s.shape != y.shape:
         raise ValueError(f"scores {s.shape} and flags {y.shape} differ in shape")
     keep = np.isfinite(s)
-    return {"auroc": auroc(y[keep], s[keep]), "ap": average_precision(y[keep], s[keep]),
-            "n": int(keep.sum()), "n_positive": int(y[keep].sum())}
+    return {
+        "auroc": auroc(y[keep], s[keep]),
+        "ap": average_precision(y[keep], s[keep]),
+        "n": int(keep.sum()),
+        "n_positive": int(y[keep].sum()),
+    }

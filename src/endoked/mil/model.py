@@ -83,8 +83,9 @@ class DSMIL(nn.Module):
     def __init__(self, dim: int, attention_dim: int = 128) -> None:
         super().__init__()
         self.instance_classifier = nn.Linear(dim, 1)
-        self.q = nn.Sequential(nn.Linear(dim, attention_dim), nn.ReLU(), nn.Linear(attention_dim, attention_dim),
-                               nn.Tanh())
+        self.q = nn.Sequential(
+            nn.Linear(dim, attention_dim), nn.ReLU(), nn.Linear(attention_dim, attention_dim), nn.Tanh()
+        )
         self.v = nn.Linear(dim, dim)
         self.bag_classifier = nn.Linear(dim, 1)
 
@@ -129,8 +130,9 @@ class MilHeads(nn.Module):
         self.dsmil = DSMIL(hidden_dim, attention_dim)
         self.student = InstanceStudent(hidden_dim, attention_dim)
 
-    def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None
-                ) -> tuple[TeacherOutput, TeacherOutput, torch.Tensor]:
+    def forward(
+        self, features: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[TeacherOutput, TeacherOutput, torch.Tensor]:
         """``features: (B, N, F)`` padded bags (or ``(N, F)`` one bag), ``mask: (B, N)`` True at real images.
 
         Returns:

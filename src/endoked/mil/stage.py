@@ -64,8 +64,9 @@ def bag_labels(labels: Sequence[Mapping[str, Any]], cfg: MilConfig) -> tuple[dic
     return out, counts
 
 
-def select_images(rows: Sequence[Mapping[str, Any]], cfg: MilConfig,
-                  polyp_counts: Mapping[str, int | None] | None = None) -> list[dict[str, Any]]:
+def select_images(
+    rows: Sequence[Mapping[str, Any]], cfg: MilConfig, polyp_counts: Mapping[str, int | None] | None = None
+) -> list[dict[str, Any]]:
     """Selection for the CAM stage from image score rows (exam_id, image, score, bag_label).
 
     Positives: images of positive bags with score >= ``positive_threshold`` (``by`` = "score"), plus the top-k
@@ -95,13 +96,14 @@ def select_images(rows: Sequence[Mapping[str, Any]], cfg: MilConfig,
             pos.append((r, "score"))
         elif (str(r["exam_id"]), str(r["image"])) in by_rank:
             pos.append((r, "rank"))
-    neg_pool = sorted((r for r in rows if r["bag_label"] == 0 and r["score"] is not None),
-                      key=lambda r: (r["score"], r["exam_id"], r["image"]))
+    neg_pool = sorted(
+        (r for r in rows if r["bag_label"] == 0 and r["score"] is not None),
+        key=lambda r: (r["score"], r["exam_id"], r["image"]),
+    )
     neg = neg_pool[: math.floor(cfg.negative_fraction * len(neg_pool))]
-    return ([{"exam_id": r["exam_id"], "image": r["image"], "label": 1, "score": r["score"], "by": by}
-             for r, by in pos] +
-            [{"exam_id": r["exam_id"], "image": r["image"], "label": 0, "score": r["score"], "by": "score"}
-             for r in neg])
+    return [
+        {"exam_id": r["exam_id"], "image": r["image"], "label": 1, "score": r["score"], "by": by} for r, by in pos
+    ] + [{"exam_id": r["exam_id"], "image": r["image"], "label": 0, "score": r["score"], "by": "score"} for r in neg]
 
 
 def run_mil(ctx: StageContext) -> StageResult:
@@ -112,18 +114,28 @@ def run_mil(ctx: StageContext) -> StageResult:
     labels = read_parquet(ctx.upstream("extract", "labels")).to_pylist()
     exam_label, label_counts = bag_labels(labels, cfg)
     if label_counts["positive"] == 0 or label_counts["negative"] == 0:
-        raise StageError(f"mil needs positive and negative exams; the report labels give {label_counts['positive']} "
-                         f"positive ({cfg.positive_labels}) and {label_counts['negative']} negative "
-                         f"({cfg.negative_labels}). Check extract/labels.parquet or mil.positive_labels/"
-                         "mil.negative_labels.")
+        raise StageError(
+            f"mil needs positive and negative exams; the report labels give {label_counts['positive']} "
+            f"positive ({cfg.positive_labels}) and {label_counts['negative']} negative "
+            f"({cfg.negative_labels}). Check extract/labels.parquet or mil.positive_labels/"
+            "mil.negative_labels."
+        )
     device = resolve_device(ctx.config.device)
     torch.manual_seed(ctx.config.seed)
     encoder = build_encoder(cfg).to(device).eval()
     keys = [str(r.get("sha256") or r["path"]) for r in images]
     store_dtype = torch.float16 if (cfg.cache_dtype == "float16" and cfg.trainable_blocks > 0) else None
-    store = encode_images(list(zip(keys, (str(r["path"]) for r in images), strict=True)), encoder.prefix,
-                          cfg.image_size, device, cfg.feature_batch_size, ctx.config.workers,
-                          cache_dir=ctx.work_dir / "cache", store_dtype=store_dtype, progress=ctx.progress)
+    store = encode_images(
+        list(zip(keys, (str(r["path"]) for r in images), strict=True)),
+        encoder.prefix,
+        cfg.image_size,
+        device,
+        cfg.feature_batch_size,
+        ctx.config.workers,
+        cache_dir=ctx.work_dir / "cache",
+        store_dtype=store_dtype,
+        progress=ctx.progress,
+    )
     t_encode = time.perf_counter() - t0
     index = store.index()
     items: dict[str, list[int]] = {}
@@ -132,46 +144,93 @@ def run_mil(ctx: StageContext) -> StageResult:
             items.setdefault(str(row["exam_id"]), []).append(index[key])
     bags = [Bag(e, lab, tuple(items[e])) for e, lab in sorted(exam_label.items()) if lab >= 0 and items.get(e)]
     if not any(b.label == 1 for b in bags) or not any(b.label == 0 for b in bags):
-        raise StageError("mil: after dropping exams without readable images, positive or negative bags are "
-                         "missing; check ingest/images.parquet against extract/labels.parquet (exam_id must match)")
+        raise StageError(
+            "mil: after dropping exams without readable images, positive or negative bags are "
+            "missing; check ingest/images.parquet against extract/labels.parquet (exam_id must match)"
+        )
     train_bags, val_bags = split_bags(bags, cfg.val_fraction, ctx.config.seed)
-    heads = MilHeads(encoder.num_features if not encoder.frozen else int(store.data.shape[1]), cfg.hidden_dim,
-                     cfg.attention_dim, cfg.dropout)
-    state = train_mil(heads, encoder, store.data, train_bags, val_bags, cfg, seed=ctx.config.seed, device=device,
-                      checkpoint_dir=ctx.work_dir / "train", progress=ctx.progress)
+    heads = MilHeads(
+        encoder.num_features if not encoder.frozen else int(store.data.shape[1]),
+        cfg.hidden_dim,
+        cfg.attention_dim,
+        cfg.dropout,
+    )
+    state = train_mil(
+        heads,
+        encoder,
+        store.data,
+        train_bags,
+        val_bags,
+        cfg,
+        seed=ctx.config.seed,
+        device=device,
+        checkpoint_dir=ctx.work_dir / "train",
+        progress=ctx.progress,
+    )
     scores = score_rows(heads, encoder, store.data, cfg, device)
     rows = []
     for key, row in zip(keys, images, strict=True):
         score = float(scores[index[key]]) if key in index else None
-        rows.append({"exam_id": str(row["exam_id"]), "image": str(row["image"]), "score": score,
-                     "bag_label": exam_label.get(str(row["exam_id"]), -1)})
+        rows.append(
+            {
+                "exam_id": str(row["exam_id"]),
+                "image": str(row["image"]),
+                "score": score,
+                "bag_label": exam_label.get(str(row["exam_id"]), -1),
+            }
+        )
     polyp_counts = {str(r["exam_id"]): r.get("polyp_count") for r in labels}
     selection = select_images(rows, cfg, polyp_counts)
     work = ctx.work_dir
     write_parquet(work / "image_scores.parquet", rows, schema=SCORES_SCHEMA)
     write_parquet(work / "selection.parquet", selection, schema=SELECTION_SCHEMA)
     source = getattr(encoder.model, "weights_source", None)
-    meta = {"best_epoch": state.best_epoch, "val_bag_auroc": state.best_auroc, "epochs_run": state.epoch + 1,
-            "weights_source": source.describe() if source is not None else "unknown"}
+    meta = {
+        "best_epoch": state.best_epoch,
+        "val_bag_auroc": state.best_auroc,
+        "epochs_run": state.epoch + 1,
+        "weights_source": source.describe() if source is not None else "unknown",
+    }
     save_model(work / "model.pt", heads, encoder, cfg, meta)
     n_sel_pos = sum(r["label"] == 1 for r in selection)
     n_by_rank = sum(r["by"] == "rank" for r in selection)
-    counts = {**label_counts, "images": len(rows), "unreadable_images": len(store.failed),
-              "train_bags": len(train_bags), "val_bags": len(val_bags), "selected_positive": n_sel_pos,
-              "selected_by_rank": n_by_rank,
-              "selected_negative": len(selection) - n_sel_pos, "best_epoch": state.best_epoch,
-              "val_bag_auroc": round(state.best_auroc, 4)}
-    logger.info("mil: selected %d positive (%d by their rank in the exam) and %d negative images (threshold %.2f, "
-                "lowest %.0f%% of negatives)", n_sel_pos, n_by_rank, len(selection) - n_sel_pos,
-                cfg.positive_threshold, 100 * cfg.negative_fraction)
-    metrics = {**meta, "counts": counts, "history": state.history, "stopped_early": state.stopped_early,
-               "seconds": {"encode": round(t_encode, 2), "total": round(time.perf_counter() - t0, 2)},
-               "unreadable": dict(list(store.failed.items())[:50]),
-               "score_quantiles": _quantiles([float(r["score"]) for r in rows if r["score"] is not None])}
+    counts = {
+        **label_counts,
+        "images": len(rows),
+        "unreadable_images": len(store.failed),
+        "train_bags": len(train_bags),
+        "val_bags": len(val_bags),
+        "selected_positive": n_sel_pos,
+        "selected_by_rank": n_by_rank,
+        "selected_negative": len(selection) - n_sel_pos,
+        "best_epoch": state.best_epoch,
+        "val_bag_auroc": round(state.best_auroc, 4),
+    }
+    logger.info(
+        "mil: selected %d positive (%d by their rank in the exam) and %d negative images (threshold %.2f, "
+        "lowest %.0f%% of negatives)",
+        n_sel_pos,
+        n_by_rank,
+        len(selection) - n_sel_pos,
+        cfg.positive_threshold,
+        100 * cfg.negative_fraction,
+    )
+    metrics = {
+        **meta,
+        "counts": counts,
+        "history": state.history,
+        "stopped_early": state.stopped_early,
+        "seconds": {"encode": round(t_encode, 2), "total": round(time.perf_counter() - t0, 2)},
+        "unreadable": dict(list(store.failed.items())[:50]),
+        "score_quantiles": _quantiles([float(r["score"]) for r in rows if r["score"] is not None]),
+    }
     atomic_write_json(work / "metrics.json", metrics)
-    outputs = {"image_scores": ctx.run.rel(work / "image_scores.parquet"),
-               "selection": ctx.run.rel(work / "selection.parquet"),
-               "checkpoint": ctx.run.rel(work / "model.pt"), "metrics": ctx.run.rel(work / "metrics.json")}
+    outputs = {
+        "image_scores": ctx.run.rel(work / "image_scores.parquet"),
+        "selection": ctx.run.rel(work / "selection.parquet"),
+        "checkpoint": ctx.run.rel(work / "model.pt"),
+        "metrics": ctx.run.rel(work / "metrics.json"),
+    }
     return StageResult(outputs=outputs, counts=counts)
 
 

@@ -65,8 +65,15 @@ class BatchOutput:
     bag_scores: torch.Tensor  # (B,) detached
 
 
-def batch_forward(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, rows: Sequence[torch.Tensor],
-                  labels: Sequence[int], device: torch.device, amp: bool) -> BatchOutput:
+def batch_forward(
+    heads: MilHeads,
+    encoder: SplitEncoder,
+    data: torch.Tensor,
+    rows: Sequence[torch.Tensor],
+    labels: Sequence[int],
+    device: torch.device,
+    amp: bool,
+) -> BatchOutput:
     """B bags (row indices into ``data``) through the encoder suffix and the heads, padded to the largest.
 
     The bag score is the mean of the teachers' bag probability (DSMIL: mean of its bag and max-instance
@@ -83,8 +90,9 @@ def batch_forward(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, ro
     with autocast_for(device, amp):
         ab, ds, stu = heads(padded, mask)
     ab = type(ab)(ab.bag_logit.float(), ab.attention.float())
-    ds = type(ds)(ds.bag_logit.float(), ds.attention.float(),
-                  None if ds.instance_logits is None else ds.instance_logits.float())
+    ds = type(ds)(
+        ds.bag_logit.float(), ds.attention.float(), None if ds.instance_logits is None else ds.instance_logits.float()
+    )
     y = torch.as_tensor(list(labels), dtype=torch.float32, device=device)
     t_loss = bag_loss(ab.bag_logit, y) + dsmil_loss(ds, y, mask)
     targets = pseudo_labels(ab.attention, ds.attention, y, mask)
@@ -100,13 +108,21 @@ def batch_forward(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, ro
 def _step_loss(out: BatchOutput, cfg: MilConfig, student_on: bool) -> torch.Tensor:
     loss = out.teacher_loss
     if student_on:
-        loss = loss + cfg.student_weight * student_loss(out.student_logits, out.targets, out.positive,
-                                                        cfg.student_positive_weight, out.mask)
+        loss = loss + cfg.student_weight * student_loss(
+            out.student_logits, out.targets, out.positive, cfg.student_positive_weight, out.mask
+        )
     return loss
 
 
-def evaluate_bags(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, bags: Sequence[Bag],
-                  cfg: MilConfig, device: torch.device, student_on: bool) -> dict[str, float]:
+def evaluate_bags(
+    heads: MilHeads,
+    encoder: SplitEncoder,
+    data: torch.Tensor,
+    bags: Sequence[Bag],
+    cfg: MilConfig,
+    device: torch.device,
+    student_on: bool,
+) -> dict[str, float]:
     """Validation bag AUROC and mean loss (all images of each bag, no subsampling)."""
     heads.eval()
     encoder.eval()
@@ -114,9 +130,16 @@ def evaluate_bags(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, ba
     losses: list[float] = []
     with torch.no_grad():
         for start in range(0, len(bags), cfg.bags_per_step):
-            chunk = bags[start:start + cfg.bags_per_step]
-            out = batch_forward(heads, encoder, data, [_bag_rows(b, None, None) for b in chunk],
-                                [b.label for b in chunk], device, cfg.amp)
+            chunk = bags[start : start + cfg.bags_per_step]
+            out = batch_forward(
+                heads,
+                encoder,
+                data,
+                [_bag_rows(b, None, None) for b in chunk],
+                [b.label for b in chunk],
+                device,
+                cfg.amp,
+            )
             scores.extend(out.bag_scores.cpu().tolist())
             losses.append(float(_step_loss(out, cfg, student_on)) * len(chunk))
     labels = [b.label for b in bags]
@@ -135,8 +158,17 @@ class MilTask(TrainTask):
 
     validates = True
 
-    def __init__(self, heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, train_bags: Sequence[Bag],
-                 val_bags: Sequence[Bag], cfg: MilConfig, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        heads: MilHeads,
+        encoder: SplitEncoder,
+        data: torch.Tensor,
+        train_bags: Sequence[Bag],
+        val_bags: Sequence[Bag],
+        cfg: MilConfig,
+        seed: int,
+        device: torch.device,
+    ) -> None:
         self.heads, self.encoder, self.data, self.cfg = heads, encoder, data, cfg
         self.seed, self.device = seed, device
         self.train_bags, self.val_bags = train_bags, val_bags
@@ -155,13 +187,25 @@ class MilTask(TrainTask):
     def train_epoch(self, epoch: int, progress: Any) -> dict[str, Any]:
         gen = _epoch_generator(self.seed, epoch)
         torch.manual_seed(self.seed * 1_000_003 + epoch + 17)
-        loss = _train_epoch(self.heads, self.encoder, self.data, self.train_bags, self.cfg, self.device, gen,
-                            self.optim, self.scaler, self.student_on(epoch), progress)
+        loss = _train_epoch(
+            self.heads,
+            self.encoder,
+            self.data,
+            self.train_bags,
+            self.cfg,
+            self.device,
+            gen,
+            self.optim,
+            self.scaler,
+            self.student_on(epoch),
+            progress,
+        )
         return {"epoch": epoch, "train_loss": loss}
 
     def validate(self, epoch: int, final: bool) -> dict[str, Any]:
-        return evaluate_bags(self.heads, self.encoder, self.data, self.val_bags, self.cfg, self.device,
-                             self.student_on(epoch))
+        return evaluate_bags(
+            self.heads, self.encoder, self.data, self.val_bags, self.cfg, self.device, self.student_on(epoch)
+        )
 
     def judge(self, state: LoopState, epoch: int, val: dict[str, Any] | None) -> Verdict:
         """Best validation bag AUROC (ties: lower loss) once the student is on; patience-based early stop."""
@@ -170,8 +214,9 @@ class MilTask(TrainTask):
         auc_cmp = -math.inf if math.isnan(auc) else auc
         best = state.best_metric
         eligible = epoch >= self.cfg.student_warmup_epochs or self.cfg.student_weight == 0
-        improved = eligible and (auc_cmp > best + 1e-9 or
-                                 (abs(auc_cmp - best) <= 1e-9 and vloss < self.best_loss - 1e-4))
+        improved = eligible and (
+            auc_cmp > best + 1e-9 or (abs(auc_cmp - best) <= 1e-9 and vloss < self.best_loss - 1e-4)
+        )
         if improved:
             self.best_loss, self.bad_epochs = vloss, 0
         elif eligible:
@@ -180,20 +225,34 @@ class MilTask(TrainTask):
 
     def best_checkpoint(self, state: LoopState, epoch: int, val: dict[str, Any] | None) -> dict[str, Any]:
         assert val is not None
-        return {"heads": {k: v.detach().clone() for k, v in self.heads.state_dict().items()},
-                "encoder": _encoder_state(self.encoder), "epoch": epoch, "val_bag_auroc": val["val_bag_auroc"],
-                "val_loss": val["val_loss"]}
+        return {
+            "heads": {k: v.detach().clone() for k, v in self.heads.state_dict().items()},
+            "encoder": _encoder_state(self.encoder),
+            "epoch": epoch,
+            "val_bag_auroc": val["val_bag_auroc"],
+            "val_loss": val["val_loss"],
+        }
 
     def train_state(self, state: LoopState) -> TrainState:
         """The loop state in the stage's early-stopping form (0-based epochs, -1 for none)."""
-        return TrainState(epoch=state.epoch - 1, best_epoch=state.best_epoch - 1, best_auroc=state.best_metric,
-                          best_loss=self.best_loss, bad_epochs=self.bad_epochs,
-                          stopped_early=state.stopped == "early", history=state.history)
+        return TrainState(
+            epoch=state.epoch - 1,
+            best_epoch=state.best_epoch - 1,
+            best_auroc=state.best_metric,
+            best_loss=self.best_loss,
+            bad_epochs=self.bad_epochs,
+            stopped_early=state.stopped == "early",
+            history=state.history,
+        )
 
     def state_dict(self, state: LoopState) -> dict[str, Any]:
-        return {"heads": self.heads.state_dict(), "encoder": _encoder_state(self.encoder),
-                "optim": self.optim.state_dict(), "scaler": self.scaler.state_dict(),
-                "state": asdict(self.train_state(state))}
+        return {
+            "heads": self.heads.state_dict(),
+            "encoder": _encoder_state(self.encoder),
+            "optim": self.optim.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "state": asdict(self.train_state(state)),
+        }
 
     def load_state_dict(self, content: dict[str, Any]) -> LoopState:
         self.heads.load_state_dict(content["heads"])
@@ -203,14 +262,29 @@ class MilTask(TrainTask):
         self.scaler.load_state_dict(content["scaler"])
         ts = TrainState(**content["state"])
         self.best_loss, self.bad_epochs = ts.best_loss, ts.bad_epochs
-        return LoopState(epoch=ts.epoch + 1, best_epoch=ts.best_epoch + 1, best_metric=ts.best_auroc,
-                         history=list(ts.history), stopped="early" if ts.stopped_early else "")
+        return LoopState(
+            epoch=ts.epoch + 1,
+            best_epoch=ts.best_epoch + 1,
+            best_metric=ts.best_auroc,
+            history=list(ts.history),
+            stopped="early" if ts.stopped_early else "",
+        )
 
 
-def train_mil(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, train_bags: Sequence[Bag],
-              val_bags: Sequence[Bag], cfg: MilConfig, *, seed: int, device: torch.device,
-              checkpoint_dir: Path | None = None, progress: bool | None = None,
-              on_epoch_end: Callable[[TrainState], None] | None = None) -> TrainState:
+def train_mil(
+    heads: MilHeads,
+    encoder: SplitEncoder,
+    data: torch.Tensor,
+    train_bags: Sequence[Bag],
+    val_bags: Sequence[Bag],
+    cfg: MilConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    checkpoint_dir: Path | None = None,
+    progress: bool | None = None,
+    on_epoch_end: Callable[[TrainState], None] | None = None,
+) -> TrainState:
     """Train heads (and the encoder's trainable part) by bag distillation.
 
     Args:
@@ -232,8 +306,9 @@ def train_mil(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, train_
     encoder.to(device)
     task = MilTask(heads, encoder, data, train_bags, val_bags, cfg, seed, device)
     hook = (lambda state: on_epoch_end(task.train_state(state))) if on_epoch_end is not None else None
-    result = TrainLoop(task, cfg.epochs, checkpoint_dir, progress=progress, desc="mil train", unit="bag",
-                       on_epoch_end=hook).run()
+    result = TrainLoop(
+        task, cfg.epochs, checkpoint_dir, progress=progress, desc="mil train", unit="bag", on_epoch_end=hook
+    ).run()
     if result.best is not None:
         heads.load_state_dict(result.best["heads"])
         if result.best["encoder"]:
@@ -241,15 +316,25 @@ def train_mil(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, train_
     return task.train_state(result.state)
 
 
-def _train_epoch(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, bags: Sequence[Bag],
-                 cfg: MilConfig, device: torch.device, gen: torch.Generator, optim: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, student_on: bool, pbar: Any) -> float:
+def _train_epoch(
+    heads: MilHeads,
+    encoder: SplitEncoder,
+    data: torch.Tensor,
+    bags: Sequence[Bag],
+    cfg: MilConfig,
+    device: torch.device,
+    gen: torch.Generator,
+    optim: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    student_on: bool,
+    pbar: Any,
+) -> float:
     heads.train()
     encoder.train()
     order = torch.randperm(len(bags), generator=gen).tolist()
     total, n_steps = 0.0, 0
     for start in range(0, len(order), cfg.bags_per_step):
-        chunk = [bags[i] for i in order[start:start + cfg.bags_per_step]]
+        chunk = [bags[i] for i in order[start : start + cfg.bags_per_step]]
         rows = [_bag_rows(b, cfg.max_images_per_bag, gen) for b in chunk]
         out = batch_forward(heads, encoder, data, rows, [b.label for b in chunk], device, cfg.amp)
         loss = _step_loss(out, cfg, student_on)
@@ -263,8 +348,14 @@ def _train_epoch(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, bag
     return total / max(n_steps, 1)
 
 
-def score_rows(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, cfg: MilConfig,
-               device: torch.device, batch_size: int = 256) -> np.ndarray:
+def score_rows(
+    heads: MilHeads,
+    encoder: SplitEncoder,
+    data: torch.Tensor,
+    cfg: MilConfig,
+    device: torch.device,
+    batch_size: int = 256,
+) -> np.ndarray:
     """Image scores ``(M,)`` float32 in [0, 1] for every cached row (images scored independently)."""
     heads.to(device).eval()
     encoder.to(device).eval()
@@ -272,6 +363,6 @@ def score_rows(heads: MilHeads, encoder: SplitEncoder, data: torch.Tensor, cfg: 
     with torch.no_grad():
         for start in range(0, data.shape[0], batch_size):
             with autocast_for(device, cfg.amp):
-                feats = encoder.suffix(data[start:start + batch_size].to(device))
+                feats = encoder.suffix(data[start : start + batch_size].to(device))
             out.append(heads.score_instances(feats.float(), cfg.score_source).float().cpu())
     return torch.cat(out).numpy().astype(np.float32) if out else np.zeros(0, dtype=np.float32)

@@ -85,7 +85,7 @@ class BoxPromptSegmenter(abc.ABC):
         if len(boxes) == 0:
             return np.zeros((0, h, w), dtype=bool), np.zeros((0,), dtype=np.float32)
         step = self.decode_batch or len(boxes)
-        parts = [self._predict(boxes[i:i + step]) for i in range(0, len(boxes), step)]
+        parts = [self._predict(boxes[i : i + step]) for i in range(0, len(boxes), step)]
         masks = parts[0][0] if len(parts) == 1 else np.concatenate([m for m, _ in parts])
         scores = parts[0][1] if len(parts) == 1 else np.concatenate([s for _, s in parts])
         return masks.astype(bool, copy=False), scores.astype(np.float32, copy=False)
@@ -120,7 +120,7 @@ class BoxPromptSegmenter(abc.ABC):
             raise RuntimeError("An image must be set with .set_image(...) before mask prediction.")
         boxes = check_boxes(boxes_xyxy, self._image_size)
         step = self.decode_batch or max(len(boxes), 1)
-        return [boxes[i:i + step] for i in range(0, len(boxes), step)]
+        return [boxes[i : i + step] for i in range(0, len(boxes), step)]
 
     @abc.abstractmethod
     def _embed(self, image: np.ndarray) -> None:

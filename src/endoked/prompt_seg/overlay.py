@@ -13,8 +13,15 @@ PROMPT_BOX_RGB = (0, 200, 255)
 MASK_RGB = (0, 255, 80)
 
 
-def overlay_image(image: np.ndarray, cam: np.ndarray | None, cam_boxes: np.ndarray, prompt_boxes: np.ndarray,
-                  mask: np.ndarray | None, alpha: float = 0.35, max_side: int = 512) -> np.ndarray:
+def overlay_image(
+    image: np.ndarray,
+    cam: np.ndarray | None,
+    cam_boxes: np.ndarray,
+    prompt_boxes: np.ndarray,
+    mask: np.ndarray | None,
+    alpha: float = 0.35,
+    max_side: int = 512,
+) -> np.ndarray:
     """Compose an overlay.
 
     Args:
@@ -47,7 +54,8 @@ def overlay_image(image: np.ndarray, cam: np.ndarray | None, cam_boxes: np.ndarr
     return out
 
 
-def overlay_png(image: np.ndarray, cam: np.ndarray | None, cam_boxes: np.ndarray, prompt_boxes: np.ndarray,
-                mask: np.ndarray | None) -> bytes:
+def overlay_png(
+    image: np.ndarray, cam: np.ndarray | None, cam_boxes: np.ndarray, prompt_boxes: np.ndarray, mask: np.ndarray | None
+) -> bytes:
     """:func:`overlay_image` encoded as PNG bytes."""
     return encode_png(overlay_image(image, cam, cam_boxes, prompt_boxes, mask), library="opencv")

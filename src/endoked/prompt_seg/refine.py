@@ -68,8 +68,9 @@ def scale_box(box: np.ndarray, factor: float, size_hw: tuple[int, int]) -> np.nd
     return np.array([max(0, cx - hw), max(0, cy - hh), min(w, cx + hw), min(h, cy + hh)], dtype=np.float32)
 
 
-def candidate_boxes(box: np.ndarray, cam: np.ndarray | None, thresholds: Sequence[float],
-                    scales: Sequence[float]) -> np.ndarray:
+def candidate_boxes(
+    box: np.ndarray, cam: np.ndarray | None, thresholds: Sequence[float], scales: Sequence[float]
+) -> np.ndarray:
     """The CAM box plus alternatives: boxes of the CAM at other thresholds and scaled copies.
 
     Args:
@@ -85,8 +86,12 @@ def candidate_boxes(box: np.ndarray, cam: np.ndarray | None, thresholds: Sequenc
     if cam is not None:
         h, w = cam.shape
         for t in thresholds:
-            res = boxes_from_cam(cam, BoxFilter(threshold=t, min_area=0.0, max_area=1.0, drop_border=False,
-                                                max_components=None, multi_box=True))
+            res = boxes_from_cam(
+                cam,
+                BoxFilter(
+                    threshold=t, min_area=0.0, max_area=1.0, drop_border=False, max_components=None, multi_box=True
+                ),
+            )
             if not res.boxes:
                 continue
             arr = np.stack([b.as_array() for b in res.boxes])
@@ -109,13 +114,22 @@ def _measure(mask: np.ndarray, score: float, box: np.ndarray, cam: np.ndarray | 
     area = float(mask.sum())
     box_area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1.0)
     agreement = soft_iou(cam, mask) if cam is not None else float("nan")
-    return MaskResult(mask, float(score), np.asarray(box, dtype=np.float32), agreement, area / (h * w),
-                      min(area / box_area, 1.0))
+    return MaskResult(
+        mask, float(score), np.asarray(box, dtype=np.float32), agreement, area / (h * w), min(area / box_area, 1.0)
+    )
 
 
-def segment_box(seg: BoxPromptSegmenter, box: np.ndarray, cam: np.ndarray | None = None,
-                thresholds: Sequence[float] = (), scales: Sequence[float] = (), weight_cam: float = 0.5,
-                refine_iters: int = 0, keep_largest: bool = True, fill_holes: bool = True) -> MaskResult:
+def segment_box(
+    seg: BoxPromptSegmenter,
+    box: np.ndarray,
+    cam: np.ndarray | None = None,
+    thresholds: Sequence[float] = (),
+    scales: Sequence[float] = (),
+    weight_cam: float = 0.5,
+    refine_iters: int = 0,
+    keep_largest: bool = True,
+    fill_holes: bool = True,
+) -> MaskResult:
     """The mask for one CAM box on the image already set in ``seg``.
 
     Candidates (see :func:`candidate_boxes`) are decoded in one batch and ranked by
@@ -140,11 +154,16 @@ def segment_box(seg: BoxPromptSegmenter, box: np.ndarray, cam: np.ndarray | None
 
     def run(boxes: np.ndarray) -> list[MaskResult]:
         masks, scores = seg.predict(boxes)
-        return [_measure(clean_mask(m, keep_largest, fill_holes), s, b, cam)
-                for m, s, b in zip(masks, scores, boxes, strict=True)]
+        return [
+            _measure(clean_mask(m, keep_largest, fill_holes), s, b, cam)
+            for m, s, b in zip(masks, scores, boxes, strict=True)
+        ]
 
-    cands = candidate_boxes(np.asarray(box, dtype=np.float32), cam, thresholds, scales) \
-        if (thresholds or scales) else np.asarray(box, dtype=np.float32)[None]
+    cands = (
+        candidate_boxes(np.asarray(box, dtype=np.float32), cam, thresholds, scales)
+        if (thresholds or scales)
+        else np.asarray(box, dtype=np.float32)[None]
+    )
     best = max(run(cands), key=rank)
     for _ in range(refine_iters):
         nb = box_of_mask(best.mask)
@@ -157,8 +176,9 @@ def segment_box(seg: BoxPromptSegmenter, box: np.ndarray, cam: np.ndarray | None
     return best
 
 
-def cam_component_boxes(cam: np.ndarray, thresholds: Sequence[float], scales: Sequence[float] = (1.0,),
-                        min_area: float = 0.003) -> np.ndarray:
+def cam_component_boxes(
+    cam: np.ndarray, thresholds: Sequence[float], scales: Sequence[float] = (1.0,), min_area: float = 0.003
+) -> np.ndarray:
     """Candidate prompts from a CAM alone: the box of every connected component of ``cam > t`` for each
     threshold ``t`` (components smaller than ``min_area`` of the image ignored), each scaled about its centre
     by every factor in ``scales``.
@@ -169,8 +189,18 @@ def cam_component_boxes(cam: np.ndarray, thresholds: Sequence[float], scales: Se
     h, w = cam.shape
     out: list[np.ndarray] = []
     for t in thresholds:
-        res = boxes_from_cam(cam, BoxFilter(threshold=t, min_area=0.0, max_area=1.0, drop_border=False,
-                                            max_components=None, min_component_area=min_area, multi_box=True))
+        res = boxes_from_cam(
+            cam,
+            BoxFilter(
+                threshold=t,
+                min_area=0.0,
+                max_area=1.0,
+                drop_border=False,
+                max_components=None,
+                min_component_area=min_area,
+                multi_box=True,
+            ),
+        )
         for b in res.boxes:
             for s in scales:
                 c = scale_box(b.as_array(), s, (h, w))
@@ -215,8 +245,9 @@ def _nearest_grid(mask: np.ndarray, size: int) -> np.ndarray:
     return mask[:, rows][:, :, cols]
 
 
-def mask_consensus(masks: Sequence[np.ndarray] | np.ndarray, size: int = 64,
-                   weights: np.ndarray | None = None) -> np.ndarray:
+def mask_consensus(
+    masks: Sequence[np.ndarray] | np.ndarray, size: int = 64, weights: np.ndarray | None = None
+) -> np.ndarray:
     """For each mask, its mean IoU with all the other masks (computed at ``size``×``size``).
 
     A region that many different prompts converge to is the object the image shows; a mask only one
@@ -267,9 +298,14 @@ class Selection:
     lowres_consensus: bool = True
 
 
-def select_mask(seg: BoxPromptSegmenter, cam: np.ndarray | None, boxes: np.ndarray | None = None,
-                sel: Selection | None = None, keep_largest: bool = True,
-                fill_holes: bool = True) -> MaskResult | None:
+def select_mask(
+    seg: BoxPromptSegmenter,
+    cam: np.ndarray | None,
+    boxes: np.ndarray | None = None,
+    sel: Selection | None = None,
+    keep_largest: bool = True,
+    fill_holes: bool = True,
+) -> MaskResult | None:
     """The best mask of the image set in ``seg`` among many candidate prompts.
 
     Candidates are ``boxes`` (e.g. the cam stage's boxes) plus :func:`cam_component_boxes` of the CAM; all
@@ -300,14 +336,16 @@ def select_mask(seg: BoxPromptSegmenter, cam: np.ndarray | None, boxes: np.ndarr
         cons = mask_consensus(small, sel.consensus_size, counts)
         ranks = sel.w_score * scores.astype(np.float64) + sel.w_consensus * cons.astype(np.float64)
         i = int(np.argmax(ranks))
-        full = clean_mask(seg.upsample_logits(logits[i:i + 1])[0], keep_largest, fill_holes)
+        full = clean_mask(seg.upsample_logits(logits[i : i + 1])[0], keep_largest, fill_holes)
         best = _measure(full, scores[i], reps[i], cam)
         best.consensus = float(cons[i])
         best.rank = sel.w_score * best.score + sel.w_consensus * best.consensus
         return best
     masks, scores = seg.predict(reps)
-    results = [_measure(clean_mask(m, keep_largest, fill_holes), s, b, cam)
-               for m, s, b in zip(masks, scores, reps, strict=True)]
+    results = [
+        _measure(clean_mask(m, keep_largest, fill_holes), s, b, cam)
+        for m, s, b in zip(masks, scores, reps, strict=True)
+    ]
     cons = mask_consensus([r.mask for r in results], sel.consensus_size, counts)
     for r, c in zip(results, cons, strict=True):
         r.consensus = float(c)
@@ -316,9 +354,15 @@ def select_mask(seg: BoxPromptSegmenter, cam: np.ndarray | None, boxes: np.ndarr
     return max(results, key=lambda r: r.rank)
 
 
-def passes_filter(r: MaskResult, min_score: float = 0.0, min_cam_agreement: float = 0.0,
-                  min_area_fraction: float = 0.0, max_area_fraction: float = 1.0,
-                  min_box_fill: float = 0.0, min_rank: float = 0.0) -> str | None:
+def passes_filter(
+    r: MaskResult,
+    min_score: float = 0.0,
+    min_cam_agreement: float = 0.0,
+    min_area_fraction: float = 0.0,
+    max_area_fraction: float = 1.0,
+    min_box_fill: float = 0.0,
+    min_rank: float = 0.0,
+) -> str | None:
     """``None`` when a mask passes the pseudo-label filter, else the reason it fails."""
     if not r.mask.any():
         return "empty_mask"

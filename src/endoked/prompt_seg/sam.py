@@ -22,9 +22,11 @@ from endoked.prompt_seg.base import BoxPromptSegmenter, resolve_decode_batch
 logger = logging.getLogger(__name__)
 
 MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
-CHECKPOINT_HINT = ("download sam_vit_b_01ec64.pth / sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth from "
-                   "https://dl.fbaipublicfiles.com/segment_anything/ on a machine with internet and set "
-                   "prompt_seg.weights to the file")
+CHECKPOINT_HINT = (
+    "download sam_vit_b_01ec64.pth / sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth from "
+    "https://dl.fbaipublicfiles.com/segment_anything/ on a machine with internet and set "
+    "prompt_seg.weights to the file"
+)
 
 
 def _import_sam() -> Any:
@@ -33,7 +35,8 @@ def _import_sam() -> Any:
     except ImportError as exc:
         raise BackendUnavailableError(
             "segmenter 'sam' needs the segment-anything package: pip install 'endoked[sam]' "
-            "(or pip install segment-anything)") from exc
+            "(or pip install segment-anything)"
+        ) from exc
     return segment_anything
 
 
@@ -52,10 +55,17 @@ class SamSegmenter(BoxPromptSegmenter):
 
     name = "sam"
 
-    def __init__(self, weights: str | Path | None = None, model_type: str = "vit_b", device: str = "auto",
-                 multimask: bool = False, decode_batch: int | None = None, random_init: bool = False,
-                 model: torch.nn.Module | None = None,
-                 **_ignored: Any) -> None:
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        model_type: str = "vit_b",
+        device: str = "auto",
+        multimask: bool = False,
+        decode_batch: int | None = None,
+        random_init: bool = False,
+        model: torch.nn.Module | None = None,
+        **_ignored: Any,
+    ) -> None:
         super().__init__()
         sam_pkg = _import_sam()
         self.device = resolve_device(device)
@@ -78,7 +88,8 @@ class SamSegmenter(BoxPromptSegmenter):
                     model.load_state_dict(state, strict=True)
                 except RuntimeError as exc:
                     raise WeightsNotFoundError(
-                        f"SAM checkpoint {path} does not fit model_type {model_type!r}: {exc}") from exc
+                        f"SAM checkpoint {path} does not fit model_type {model_type!r}: {exc}"
+                    ) from exc
                 logger.info("SAM %s weights loaded from %s", model_type, path)
         model.eval().to(self.device)
         self.predictor = sam_pkg.SamPredictor(model)
@@ -95,8 +106,9 @@ class SamSegmenter(BoxPromptSegmenter):
         pred = self.predictor
         box_t = torch.as_tensor(boxes, dtype=torch.float32, device=pred.device)
         box_t = pred.transform.apply_boxes_torch(box_t, pred.original_size)
-        masks, iou, _ = pred.predict_torch(point_coords=None, point_labels=None, boxes=box_t,
-                                           multimask_output=self.multimask)
+        masks, iou, _ = pred.predict_torch(
+            point_coords=None, point_labels=None, boxes=box_t, multimask_output=self.multimask
+        )
         if self.multimask:
             best = iou.argmax(dim=1)
             idx = torch.arange(len(best), device=best.device)

@@ -98,27 +98,52 @@ class _CamStore:
 
 
 def _selection(cfg: PromptSegConfig) -> Selection:
-    return Selection(thresholds=tuple(cfg.candidate_thresholds), scales=tuple(cfg.candidate_scales),
-                     min_component_area=cfg.candidate_min_area, w_score=cfg.select_weight_score,
-                     w_consensus=cfg.select_weight_consensus, w_cam=cfg.select_weight_agreement)
+    return Selection(
+        thresholds=tuple(cfg.candidate_thresholds),
+        scales=tuple(cfg.candidate_scales),
+        min_component_area=cfg.candidate_min_area,
+        w_score=cfg.select_weight_score,
+        w_consensus=cfg.select_weight_consensus,
+        w_cam=cfg.select_weight_agreement,
+    )
 
 
-def _segment_image(seg: Any, cfg: PromptSegConfig, img: np.ndarray, boxes: list[dict[str, Any]],
-                   cam_small: np.ndarray | None) -> tuple[list[MaskResult], np.ndarray | None]:
+def _segment_image(
+    seg: Any, cfg: PromptSegConfig, img: np.ndarray, boxes: list[dict[str, Any]], cam_small: np.ndarray | None
+) -> tuple[list[MaskResult], np.ndarray | None]:
     seg.set_image(img)
     cam = resize_map(cam_small, img.shape[:2]) if cam_small is not None else None
     arr = np.array([[b["x0"], b["y0"], b["x1"], b["y1"]] for b in boxes], dtype=np.float32).reshape(-1, 4)
     if cfg.selection == "consensus":
         best = select_mask(seg, cam, arr, _selection(cfg), cfg.keep_largest_component, cfg.fill_holes)
         return ([best] if best is not None else []), cam
-    results = [segment_box(seg, b, cam, cfg.candidate_thresholds, cfg.candidate_scales, cfg.select_weight_cam,
-                           cfg.refine_iters, cfg.keep_largest_component, cfg.fill_holes) for b in arr]
+    results = [
+        segment_box(
+            seg,
+            b,
+            cam,
+            cfg.candidate_thresholds,
+            cfg.candidate_scales,
+            cfg.select_weight_cam,
+            cfg.refine_iters,
+            cfg.keep_largest_component,
+            cfg.fill_holes,
+        )
+        for b in arr
+    ]
     return results, cam
 
 
 def _filter(r: MaskResult, cfg: PromptSegConfig) -> str | None:
-    return passes_filter(r, cfg.min_score, cfg.min_cam_agreement, cfg.min_area_fraction, cfg.max_area_fraction,
-                         cfg.min_box_fill, cfg.min_rank if cfg.selection == "consensus" else 0.0)
+    return passes_filter(
+        r,
+        cfg.min_score,
+        cfg.min_cam_agreement,
+        cfg.min_area_fraction,
+        cfg.max_area_fraction,
+        cfg.min_box_fill,
+        cfg.min_rank if cfg.selection == "consensus" else 0.0,
+    )
 
 
 def _nan_to_none(v: float) -> float | None:
@@ -184,15 +209,30 @@ def process_batch(rows: list[dict[str, Any]], state: PromptSegState) -> BatchOut
             score = float(np.clip(best.rank / total, 0.0, 1.0)) if total > 0 else best.score
         else:
             score = float(np.mean([r.score for r in kept]))
-        out.tables[PSEUDO].append({
-            **ident, "mask": row["mask"], "score": score, "source": f"cam+{cfg.segmenter}",
-            "segmenter_score": best.score, "cam_agreement": agreement, "area_fraction": float(mask.mean()),
-            "box_fill": best.box_fill, "n_boxes": len(kept), "box_x0": float(best.box[0]),
-            "box_y0": float(best.box[1]), "box_x1": float(best.box[2]), "box_y1": float(best.box[3]),
-            "consensus": _nan_to_none(best.consensus), "rank": _nan_to_none(best.rank), "rescued": not boxes})
+        out.tables[PSEUDO].append(
+            {
+                **ident,
+                "mask": row["mask"],
+                "score": score,
+                "source": f"cam+{cfg.segmenter}",
+                "segmenter_score": best.score,
+                "cam_agreement": agreement,
+                "area_fraction": float(mask.mean()),
+                "box_fill": best.box_fill,
+                "n_boxes": len(kept),
+                "box_x0": float(best.box[0]),
+                "box_y0": float(best.box[1]),
+                "box_x1": float(best.box[2]),
+                "box_y1": float(best.box[3]),
+                "consensus": _nan_to_none(best.consensus),
+                "rank": _nan_to_none(best.rank),
+                "rescued": not boxes,
+            }
+        )
         if row["overlay"]:
-            out.files[_overlay_name(exam_id, image)] = overlay_png(img, cam, cam_boxes, np.stack([r.box for r in kept]),
-                                                                   mask)
+            out.files[_overlay_name(exam_id, image)] = overlay_png(
+                img, cam, cam_boxes, np.stack([r.box for r in kept]), mask
+            )
     return out
 
 
@@ -202,8 +242,7 @@ def batch_rows(ctx: StageContext, cfg: PromptSegConfig) -> list[dict[str, Any]]:
     paths = tables.image_paths(ctx.run)
     by_image: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for b in tables.boxes(ctx.run):
-        by_image[(str(b["exam_id"]), str(b["image"]))].append(
-            {k: float(b[k]) for k in ("x0", "y0", "x1", "y1")})
+        by_image[(str(b["exam_id"]), str(b["image"]))].append({k: float(b[k]) for k in ("x0", "y0", "x1", "y1")})
     if cfg.selection == "consensus" and cfg.rescue_dropped:
         cams = _CamStore(ctx)
         for d in tables.rows(ctx.run, "cam/dropped"):
@@ -212,9 +251,17 @@ def batch_rows(ctx: StageContext, cfg: PromptSegConfig) -> list[dict[str, Any]]:
                 by_image[key] = []
     keys = sorted(by_image)
     names = mask_relpaths(keys)
-    return [{"exam_id": e, "image": i, "path": str(paths[(e, i)]) if (e, i) in paths else None,
-             "mask": names[(e, i)], "boxes": by_image[(e, i)], "overlay": n < cfg.overlays}
-            for n, (e, i) in enumerate(keys)]
+    return [
+        {
+            "exam_id": e,
+            "image": i,
+            "path": str(paths[(e, i)]) if (e, i) in paths else None,
+            "mask": names[(e, i)],
+            "boxes": by_image[(e, i)],
+            "overlay": n < cfg.overlays,
+        }
+        for n, (e, i) in enumerate(keys)
+    ]
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -223,29 +270,49 @@ def run(ctx: StageContext) -> StageResult:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     items = batch_rows(ctx, cfg)
-    done = run_batches(items, setup=lambda: setup(ctx), process_batch=process_batch, outputs=(PSEUDO, REJECTED),
-                       chunk_dir=ctx.work_dir / "chunks", run_root=ctx.run.root, chunk_size=cfg.chunk_size,
-                       desc="prompt_seg", progress=ctx.progress)
+    done = run_batches(
+        items,
+        setup=lambda: setup(ctx),
+        process_batch=process_batch,
+        outputs=(PSEUDO, REJECTED),
+        chunk_dir=ctx.work_dir / "chunks",
+        run_root=ctx.run.root,
+        chunk_size=cfg.chunk_size,
+        desc="prompt_seg",
+        progress=ctx.progress,
+    )
     all_rows, all_rejected = done.tables[PSEUDO], done.tables[REJECTED]
     tables.write(ctx.work_dir / "pseudo_labels.parquet", PSEUDO, all_rows)
     tables.write(ctx.work_dir / "rejected.parquet", REJECTED, all_rejected)
     reasons: dict[str, int] = defaultdict(int)
     for r in all_rejected:
         reasons[r["reason"]] += 1
-    counts = {"images": len(items), "rescued_images": sum(1 for r in items if not r["boxes"]),
-              "pseudo_labels": len(all_rows), "rescued_labels": sum(1 for r in all_rows if r.get("rescued")),
-              "rejected": len(all_rejected),
-              "reject_reasons": dict(reasons), "chunks_reused": done.chunks_reused, "segmenter": cfg.segmenter}
-    outputs = {"pseudo_labels": ctx.run.rel(ctx.work_dir / "pseudo_labels.parquet"),
-               "rejected": ctx.run.rel(ctx.work_dir / "rejected.parquet")}
+    counts = {
+        "images": len(items),
+        "rescued_images": sum(1 for r in items if not r["boxes"]),
+        "pseudo_labels": len(all_rows),
+        "rescued_labels": sum(1 for r in all_rows if r.get("rescued")),
+        "rejected": len(all_rejected),
+        "reject_reasons": dict(reasons),
+        "chunks_reused": done.chunks_reused,
+        "segmenter": cfg.segmenter,
+    }
+    outputs = {
+        "pseudo_labels": ctx.run.rel(ctx.work_dir / "pseudo_labels.parquet"),
+        "rejected": ctx.run.rel(ctx.work_dir / "rejected.parquet"),
+    }
     return StageResult(outputs=outputs, counts=counts)
 
 
 def _segmenter_kwargs(cfg: PromptSegConfig, device: str) -> dict[str, Any]:
     if cfg.segmenter == "ellipse":
         return {}
-    kw: dict[str, Any] = {"weights": cfg.weights, "device": device, "multimask": cfg.multimask,
-                          "decode_batch": cfg.decode_batch}
+    kw: dict[str, Any] = {
+        "weights": cfg.weights,
+        "device": device,
+        "multimask": cfg.multimask,
+        "decode_batch": cfg.decode_batch,
+    }
     if cfg.segmenter == "litemedsam":
         kw.update(bf16=cfg.bf16, channels_last=cfg.channels_last)
     else:

@@ -29,8 +29,15 @@ from endoked.scoring import Truth, load_truth, score_run
 logger = logging.getLogger(__name__)
 Block = dict[str, Any]
 
-SECTION_TITLES = {"ingest": "Ingest", "extract": "Report labels", "mil": "MIL image scores", "cam": "CAM boxes",
-                  "prompt_seg": "Pseudo masks", "seg": "Segmentation", "eval": "Evaluation"}
+SECTION_TITLES = {
+    "ingest": "Ingest",
+    "extract": "Report labels",
+    "mil": "MIL image scores",
+    "cam": "CAM boxes",
+    "prompt_seg": "Pseudo masks",
+    "seg": "Segmentation",
+    "eval": "Evaluation",
+}
 
 
 def _done(run: RunFolder, stage: str) -> bool:
@@ -81,8 +88,18 @@ def _evidence_spans(evidence: Any) -> list[tuple[int, int, str]]:
     return spans
 
 
-SPAN_FIELDS = {"polyp", "negated", "size", "size_mm", "location", "morphology", "pathology", "removed",
-               "polyp_count", "malignancy_suspected"}
+SPAN_FIELDS = {
+    "polyp",
+    "negated",
+    "size",
+    "size_mm",
+    "location",
+    "morphology",
+    "pathology",
+    "removed",
+    "polyp_count",
+    "malignancy_suspected",
+}
 
 
 def _ingest_section(run: RunFolder) -> list[Block]:
@@ -90,11 +107,18 @@ def _ingest_section(run: RunFolder) -> list[Block]:
     codes = Counter((r["code"], r["level"], r["severity"]) for r in rejects)
     blocks: list[Block] = []
     if rejects:
-        blocks.append({"kind": "table", "title": "Rejects by reason", "header": ["code", "level", "severity", "count"],
-                       "rows": [[c, lv, sv, n] for (c, lv, sv), n in codes.most_common()]})
+        blocks.append(
+            {
+                "kind": "table",
+                "title": "Rejects by reason",
+                "header": ["code", "level", "severity", "count"],
+                "rows": [[c, lv, sv, n] for (c, lv, sv), n in codes.most_common()],
+            }
+        )
         first = [[r["source"], r["exam_id"] or "", r["image"] or "", r["message"]] for r in rejects[:15]]
-        blocks.append({"kind": "table", "title": "First rejects", "header": ["source", "exam", "image", "message"],
-                       "rows": first})
+        blocks.append(
+            {"kind": "table", "title": "First rejects", "header": ["source", "exam", "image", "message"], "rows": first}
+        )
     else:
         blocks.append({"kind": "text", "text": "Every exam and image passed validation."})
     return blocks
@@ -110,10 +134,17 @@ def _extract_section(run: RunFolder) -> list[Block]:
     ]
     errors = [r for r in labels if r.get("error")]
     if errors:
-        blocks.append({"kind": "table", "title": "Extraction errors", "header": ["exam", "error"],
-                       "rows": [[r["exam_id"], r["error"]] for r in errors[:20]]})
-    exams = {r["exam_id"]: r for r in pq.read_table(run.output("ingest", "exams"),
-                                                      columns=["exam_id", "report"]).to_pylist()}
+        blocks.append(
+            {
+                "kind": "table",
+                "title": "Extraction errors",
+                "header": ["exam", "error"],
+                "rows": [[r["exam_id"], r["error"]] for r in errors[:20]],
+            }
+        )
+    exams = {
+        r["exam_id"]: r for r in pq.read_table(run.output("ingest", "exams"), columns=["exam_id", "report"]).to_pylist()
+    }
     try:
         rich = read_jsonl(run.output("extract", "labels_jsonl"))
     except Exception:  # an older run without the JSONL output
@@ -127,9 +158,15 @@ def _extract_section(run: RunFolder) -> list[Block]:
         seen_status[st] += 1
         exam_id = str(rec.get("id", rec.get("exam_id")))
         text = exams.get(exam_id, {}).get("report", "")
-        picked.append({"exam_id": exam_id, "polyp": st, "count": rec.get("polyp_count"),
-                       "pathology": rec.get("pathology"),
-                       "html": highlight(text, _evidence_spans(rec.get("evidence", {})))})
+        picked.append(
+            {
+                "exam_id": exam_id,
+                "polyp": st,
+                "count": rec.get("polyp_count"),
+                "pathology": rec.get("pathology"),
+                "html": highlight(text, _evidence_spans(rec.get("evidence", {}))),
+            }
+        )
     if picked:
         blocks.append({"kind": "reports", "title": "Examples with evidence spans highlighted", "entries": picked})
     return blocks
@@ -141,8 +178,9 @@ def _mil_section(run: RunFolder) -> list[Block]:
     groups: dict[str, list[float]] = {}
     for r in rows:
         groups.setdefault(names.get(r.get("bag_label"), str(r.get("bag_label"))), []).append(float(r["score"]))
-    blocks: list[Block] = [{"kind": "image", "title": "Image scores by bag label",
-                            "uri": score_histogram(groups, "MIL image scores")}]
+    blocks: list[Block] = [
+        {"kind": "image", "title": "Image scores by bag label", "uri": score_histogram(groups, "MIL image scores")}
+    ]
     entry = run.entry("mil") or {}
     if "metrics" in entry.get("outputs", {}):
         metrics = json.loads(run.output("mil", "metrics").read_text())
@@ -151,29 +189,44 @@ def _mil_section(run: RunFolder) -> list[Block]:
     if "selection" in entry.get("outputs", {}):
         sel = pq.read_table(run.output("mil", "selection")).to_pylist()
         c = Counter(int(r["label"]) for r in sel)
-        blocks.append({"kind": "table", "title": "Selection for the CAM stage", "header": ["label", "images"],
-                       "rows": [["positive", c.get(1, 0)], ["negative", c.get(0, 0)]]})
+        blocks.append(
+            {
+                "kind": "table",
+                "title": "Selection for the CAM stage",
+                "header": ["label", "images"],
+                "rows": [["positive", c.get(1, 0)], ["negative", c.get(0, 0)]],
+            }
+        )
     return blocks
 
 
 def _cam_section(run: RunFolder) -> list[Block]:
     blocks: list[Block] = []
     boxes = pq.read_table(run.output("cam", "boxes")).to_pylist()
-    blocks.append({"kind": "text", "text": f"{len(boxes)} boxes on {len({(b['exam_id'], b['image']) for b in boxes})} "
-                   "images."})
+    blocks.append(
+        {"kind": "text", "text": f"{len(boxes)} boxes on {len({(b['exam_id'], b['image']) for b in boxes})} images."}
+    )
     entry = run.entry("cam") or {}
     if "dropped" in entry.get("outputs", {}):
         dropped = pq.read_table(run.output("cam", "dropped")).to_pylist()
         reasons = Counter(r["reason"] for r in dropped)
-        blocks.append({"kind": "table", "title": "Images dropped by the box filters", "header": ["reason", "images"],
-                       "rows": reasons.most_common()})
+        blocks.append(
+            {
+                "kind": "table",
+                "title": "Images dropped by the box filters",
+                "header": ["reason", "images"],
+                "rows": reasons.most_common(),
+            }
+        )
     return blocks
 
 
 def _pseudo_section(run: RunFolder, truth: Truth | None, max_figures: int) -> list[Block]:
     rows = pq.read_table(run.output("prompt_seg", "pseudo_labels")).to_pylist()
-    paths = {(r["exam_id"], r["image"]): Path(r["path"]) for r in
-             pq.read_table(run.output("ingest", "images"), columns=["exam_id", "image", "path"]).to_pylist()}
+    paths = {
+        (r["exam_id"], r["image"]): Path(r["path"])
+        for r in pq.read_table(run.output("ingest", "images"), columns=["exam_id", "image", "path"]).to_pylist()
+    }
     boxes: dict[tuple[str, str], list[list[float]]] = {}
     if _done(run, "cam"):
         for b in pq.read_table(run.output("cam", "boxes")).to_pylist():
@@ -189,12 +242,20 @@ def _pseudo_section(run: RunFolder, truth: Truth | None, max_figures: int) -> li
             cap += f" · score {float(r['score']):.2f}"
         figures.append({"uri": png_data_uri(img), "caption": cap})
     legend = "yellow: CAM box · green: pseudo mask" + (" · red: true mask" if truth else "")
-    blocks: list[Block] = [{"kind": "text", "text": f"{len(rows)} images received a pseudo mask."},
-                           {"kind": "grid", "title": "Samples", "legend": legend, "figures": figures}]
+    blocks: list[Block] = [
+        {"kind": "text", "text": f"{len(rows)} images received a pseudo mask."},
+        {"kind": "grid", "title": "Samples", "legend": legend, "figures": figures},
+    ]
     pngs = sorted((run.root / "prompt_seg").glob("overlays/*.png"))[:max_figures]
     if pngs:
-        blocks.append({"kind": "grid", "title": "CAM overlays", "legend": "written by the prompt-seg stage",
-                       "figures": [{"uri": file_data_uri(p), "caption": p.stem} for p in pngs]})
+        blocks.append(
+            {
+                "kind": "grid",
+                "title": "CAM overlays",
+                "legend": "written by the prompt-seg stage",
+                "figures": [{"uri": file_data_uri(p), "caption": p.stem} for p in pngs],
+            }
+        )
     return blocks
 
 
@@ -222,14 +283,26 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_figures
     cfg = yaml.safe_load(config_yaml) or {}
     archive = (cfg.get("ingest") or {}).get("archive")
     truth = load_truth(archive) if archive and Path(archive).exists() else None
-    stages = [{"name": name, "status": e.get("status", "?"), "seconds": float(e.get("seconds", 0.0)),
-               "counts": ", ".join(f"{k}={v}" for k, v in e.get("counts", {}).items()
-                                   if not isinstance(v, dict | list))} for name, e in ledger.items()]
-    sections: list[dict[str, Any]] = [{"id": "overview", "title": "Overview"},
-                                      {"id": "environment", "title": "Environment"}]
-    builders = {"ingest": lambda: _ingest_section(run), "extract": lambda: _extract_section(run),
-                "mil": lambda: _mil_section(run), "cam": lambda: _cam_section(run),
-                "prompt_seg": lambda: _pseudo_section(run, truth, max_figures)}
+    stages = [
+        {
+            "name": name,
+            "status": e.get("status", "?"),
+            "seconds": float(e.get("seconds", 0.0)),
+            "counts": ", ".join(f"{k}={v}" for k, v in e.get("counts", {}).items() if not isinstance(v, dict | list)),
+        }
+        for name, e in ledger.items()
+    ]
+    sections: list[dict[str, Any]] = [
+        {"id": "overview", "title": "Overview"},
+        {"id": "environment", "title": "Environment"},
+    ]
+    builders = {
+        "ingest": lambda: _ingest_section(run),
+        "extract": lambda: _extract_section(run),
+        "mil": lambda: _mil_section(run),
+        "cam": lambda: _cam_section(run),
+        "prompt_seg": lambda: _pseudo_section(run, truth, max_figures),
+    }
     for stage in ledger:
         if not _done(run, stage):
             continue
@@ -240,17 +313,33 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_figures
             logger.warning("report: section %s skipped (%s: %s)", stage, type(exc).__name__, exc)
             blocks = [{"kind": "text", "text": f"This section could not be rendered: {exc}"}]
         sections.append({"id": stage, "title": SECTION_TITLES.get(stage, stage), "blocks": blocks})
-    scores = {k: {m: _fmt(v) for m, v in vals.items()} for k, vals in score_run(run, archive).items()} \
-        if archive and truth else {}
-    env_rows = {"profile": cfg.get("profile", "?"), "seed": env.get("seed"), "device": env.get("device"),
-                "endoked": env.get("endoked"), "python": env.get("python"), "git": env.get("git_sha"),
-                "platform": env.get("platform"),
-                "packages": ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items() if v)}
+    scores = (
+        {k: {m: _fmt(v) for m, v in vals.items()} for k, vals in score_run(run, archive).items()}
+        if archive and truth
+        else {}
+    )
+    env_rows = {
+        "profile": cfg.get("profile", "?"),
+        "seed": env.get("seed"),
+        "device": env.get("device"),
+        "endoked": env.get("endoked"),
+        "python": env.get("python"),
+        "git": env.get("git_sha"),
+        "platform": env.get("platform"),
+        "packages": ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items() if v),
+    }
     jenv = Environment(loader=PackageLoader("endoked.report", "."), autoescape=select_autoescape(["html", "j2"]))
     page = jenv.get_template("template.html.j2").render(
-        run_name=run.root.name, run_path=str(run.root), env=env_rows, config_yaml=config_yaml, stages=stages,
-        sections=sections, scores=scores, version=__version__,
-        generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+        run_name=run.root.name,
+        run_path=str(run.root),
+        env=env_rows,
+        config_yaml=config_yaml,
+        stages=stages,
+        sections=sections,
+        scores=scores,
+        version=__version__,
+        generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
     dest = Path(out) if out else run.root / "report.html"
     atomic_write_text(dest, page)
     return dest

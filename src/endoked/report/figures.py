@@ -53,8 +53,14 @@ def score_histogram(scores_by_label: Mapping[str, Sequence[float]], title: str) 
     return figure_uri(fig)
 
 
-def overlay(image_path: Path, mask: np.ndarray | None = None, boxes: Sequence[Sequence[float]] = (),
-            truth: np.ndarray | None = None, heat: np.ndarray | None = None, side: int = 224) -> np.ndarray:
+def overlay(
+    image_path: Path,
+    mask: np.ndarray | None = None,
+    boxes: Sequence[Sequence[float]] = (),
+    truth: np.ndarray | None = None,
+    heat: np.ndarray | None = None,
+    side: int = 224,
+) -> np.ndarray:
     """Image with an optional heat map (jet, 40 %), pseudo-mask contour (green), boxes (yellow) and true-mask
     contour (red), resized to ``side`` on the longest edge. Returns (h, w, 3) uint8 RGB."""
     img = read_rgb(image_path).copy()

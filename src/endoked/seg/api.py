@@ -22,10 +22,19 @@ from endoked.seg.train import TrainResult, dist_info, train_model
 logger = logging.getLogger(__name__)
 
 
-def fit(items: Sequence[SegItem], out_dir: Path, cfg: SegConfig, *, seed: int = 0,
-        device: torch.device | None = None, workers: int = 2, epochs: int | None = None,
-        init_checkpoint: Path | None = None, progress: bool = True,
-        negatives: Sequence[SegItem] = ()) -> TrainResult:
+def fit(
+    items: Sequence[SegItem],
+    out_dir: Path,
+    cfg: SegConfig,
+    *,
+    seed: int = 0,
+    device: torch.device | None = None,
+    workers: int = 2,
+    epochs: int | None = None,
+    init_checkpoint: Path | None = None,
+    progress: bool = True,
+    negatives: Sequence[SegItem] = (),
+) -> TrainResult:
     """Train on a pool: decode it, hold out a seeded validation split, train, write a summary.
 
     ``negatives`` (items with ``mask=None``: polyp-free images, empty targets) join the training split only;
@@ -55,15 +64,36 @@ def fit(items: Sequence[SegItem], out_dir: Path, cfg: SegConfig, *, seed: int = 
     n_neg = len(store) - len(labelled)
     train_idx = [labelled[i] for i in split_train] + list(range(len(labelled), len(store)))
     val_idx = [labelled[i] for i in split_val]
-    logger.info("training on %d images (%d polyp-free), validating on %d (%d unusable)", len(train_idx), n_neg,
-                len(val_idx), len(errors))
-    result = train_model(store, train_idx, val_idx, out_dir, cfg, seed=seed, device=device, epochs=epochs,
-                         init_checkpoint=init_checkpoint, progress=progress)
+    logger.info(
+        "training on %d images (%d polyp-free), validating on %d (%d unusable)",
+        len(train_idx),
+        n_neg,
+        len(val_idx),
+        len(errors),
+    )
+    result = train_model(
+        store,
+        train_idx,
+        val_idx,
+        out_dir,
+        cfg,
+        seed=seed,
+        device=device,
+        epochs=epochs,
+        init_checkpoint=init_checkpoint,
+        progress=progress,
+    )
     summary: dict[str, Any] = {
-        "n_pool": len(pool), "n_negatives": n_neg, "n_train": result.n_train, "n_val": result.n_val,
+        "n_pool": len(pool),
+        "n_negatives": n_neg,
+        "n_train": result.n_train,
+        "n_val": result.n_val,
         "n_errors": len(errors),
-        "best_epoch": result.best_epoch, "best_val": result.best_val, "epochs_run": len(result.history),
-        "stopped_early": result.stopped_early, "seconds": round(result.seconds, 1),
+        "best_epoch": result.best_epoch,
+        "best_val": result.best_val,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "seconds": round(result.seconds, 1),
         "val_keys": [store.items[i].key for i in val_idx],
     }
     if dist_info()[1] == 0:
@@ -71,8 +101,16 @@ def fit(items: Sequence[SegItem], out_dir: Path, cfg: SegConfig, *, seed: int = 
     return result
 
 
-def train_folder(data: str | Path, out_dir: str | Path, cfg: SegConfig, *, seed: int = 0,
-                 device: torch.device | None = None, workers: int = 2, progress: bool = True) -> TrainResult:
+def train_folder(
+    data: str | Path,
+    out_dir: str | Path,
+    cfg: SegConfig,
+    *,
+    seed: int = 0,
+    device: torch.device | None = None,
+    workers: int = 2,
+    progress: bool = True,
+) -> TrainResult:
     """Fully supervised training on a PraNet-layout folder (``data/images``, ``data/masks``, matched by stem).
 
     Images without a mask are listed in ``out_dir/errors.jsonl`` and skipped.

@@ -26,8 +26,14 @@ logger = logging.getLogger(__name__)
 FORMAT = "endoked-seg/1"
 
 
-def build_model(encoder: str, channel: int = 32, *, pretrained: bool = True, weights: str | Path | None = None,
-                allow_download: bool = False) -> PolypPVT:
+def build_model(
+    encoder: str,
+    channel: int = 32,
+    *,
+    pretrained: bool = True,
+    weights: str | Path | None = None,
+    allow_download: bool = False,
+) -> PolypPVT:
     """Polyp-PVT with an encoder from the backbone registry (see :func:`endoked.seg.encoder.build_encoder`)."""
     enc = build_encoder(encoder, pretrained=pretrained, weights=weights, allow_download=allow_download)
     return PolypPVT(enc, channel=channel)
@@ -80,8 +86,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise DataFormatError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise DataFormatError(f"{path} is not a segmentation checkpoint (format {FORMAT}); train one with "
-                              "'endoked seg train' or the seg stage")
+        raise DataFormatError(
+            f"{path} is not a segmentation checkpoint (format {FORMAT}); train one with "
+            "'endoked seg train' or the seg stage"
+        )
     return ckpt
 
 

@@ -41,10 +41,19 @@ def register(app: typer.Typer) -> None:
         from endoked.progress import progress_enabled
         from endoked.seg.predict import predict_folder
 
-        summary = predict_folder(model, images, out, device=check_device(device), tta_flip=tta, batch_size=batch_size,
-                                 progress=progress_enabled())
-        typer.echo(f"{len(summary.written)} maps written to {out}"
-                   + (f"; {len(summary.errors)} images skipped (see {out / 'errors.jsonl'})" if summary.errors else ""))
+        summary = predict_folder(
+            model,
+            images,
+            out,
+            device=check_device(device),
+            tta_flip=tta,
+            batch_size=batch_size,
+            progress=progress_enabled(),
+        )
+        typer.echo(
+            f"{len(summary.written)} maps written to {out}"
+            + (f"; {len(summary.errors)} images skipped (see {out / 'errors.jsonl'})" if summary.errors else "")
+        )
 
     @seg_app.command("train")
     def train_cmd(
@@ -72,14 +81,20 @@ def register(app: typer.Typer) -> None:
             typer.echo(yaml.safe_dump({"seg": cfg.model_dump(mode="json")}, sort_keys=False), nl=False)
             return
         dev = resolve_device(device or cfg.device or run_cfg.device)
-        result = train_folder(data, out, cfg, seed=run_cfg.seed, device=dev, workers=run_cfg.workers,
-                              progress=progress_enabled())
+        result = train_folder(
+            data, out, cfg, seed=run_cfg.seed, device=dev, workers=run_cfg.workers, progress=progress_enabled()
+        )
         val = result.best_val.get("mean_dice")
         if dist_info()[1] != 0:  # other torchrun processes stay quiet
             return
-        typer.echo(f"checkpoint: {result.checkpoint} (epoch {result.best_epoch}"
-                   + (f", validation mean Dice {val:.4f})" if val is not None else ")"))
+        typer.echo(
+            f"checkpoint: {result.checkpoint} (epoch {result.best_epoch}"
+            + (f", validation mean Dice {val:.4f})" if val is not None else ")")
+        )
 
-    add_stage_run_command(seg_app, "seg", "Run the seg stage of a run folder: train on its pseudo labels, refine, "
-                          "write seg/model.pt.",
-                          "Run folder whose upstream stages are done.")
+    add_stage_run_command(
+        seg_app,
+        "seg",
+        "Run the seg stage of a run folder: train on its pseudo labels, refine, write seg/model.pt.",
+        "Run folder whose upstream stages are done.",
+    )

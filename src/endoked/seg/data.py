@@ -62,8 +62,10 @@ def list_pranet_folder(root: Path) -> tuple[list[SegItem], list[dict[str, str]]]
     images, masks = root / "images", root / "masks"
     for folder in (images, masks):
         if not folder.is_dir():
-            raise DataFormatError(f"{root} is not a PraNet-layout folder: {folder} is missing (expected "
-                                  "images/ and masks/ with files matched by stem)")
+            raise DataFormatError(
+                f"{root} is not a PraNet-layout folder: {folder} is missing (expected "
+                "images/ and masks/ with files matched by stem)"
+            )
     by_stem = {p.stem: p for p in list_image_files(masks)}
     items: list[SegItem] = []
     errors: list[dict[str, str]] = []
@@ -86,8 +88,10 @@ def load_pair(item: SegItem, size: int) -> tuple[np.ndarray, np.ndarray]:
     img = read_rgb(item.image)
     mask = read_mask_u8(item.mask) if item.mask is not None else np.zeros(img.shape[:2], np.uint8)
     if img.shape[:2] != mask.shape:
-        raise DataFormatError(f"{item.key}: image {item.image} is {img.shape[1]}x{img.shape[0]} but mask "
-                              f"{item.mask} is {mask.shape[1]}x{mask.shape[0]}; masks must have the image's size")
+        raise DataFormatError(
+            f"{item.key}: image {item.image} is {img.shape[1]}x{img.shape[0]} but mask "
+            f"{item.mask} is {mask.shape[1]}x{mask.shape[0]}; masks must have the image's size"
+        )
     img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
     mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_LINEAR)
     return img, mask
@@ -165,9 +169,19 @@ def split_indices(n: int, val_fraction: float, val_max: int, seed: int) -> tuple
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
-def augment(images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator, *, hflip: float, vflip: float,
-            rotate90: float, crop_scale: float, color_jitter: float, zoom_out: float = 0.0,
-            zoom_min: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    gen: torch.Generator,
+    *,
+    hflip: float,
+    vflip: float,
+    rotate90: float,
+    crop_scale: float,
+    color_jitter: float,
+    zoom_out: float = 0.0,
+    zoom_min: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random flips, right-angle rotations, crops (resized back) or zoom-outs, and colour jitter, per sample.
 
     Args:
@@ -200,22 +214,26 @@ def augment(images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator, *, 
             side = max(1, round(s * (zoom_min + (1.0 - zoom_min) * float(z[j, 1]))))
             if side < s:
                 y0, x0 = int(float(z[j, 2]) * (s - side)), int(float(z[j, 3]) * (s - side))
-                small_i = F.interpolate(img[None], size=(side, side), mode="bilinear", align_corners=False,
-                                        antialias=True)[0]
-                small_m = F.interpolate(msk[None], size=(side, side), mode="bilinear", align_corners=False,
-                                        antialias=True)[0]
+                small_i = F.interpolate(
+                    img[None], size=(side, side), mode="bilinear", align_corners=False, antialias=True
+                )[0]
+                small_m = F.interpolate(
+                    msk[None], size=(side, side), mode="bilinear", align_corners=False, antialias=True
+                )[0]
                 img, msk = img.new_zeros(img.shape), msk.new_zeros(msk.shape)
-                img[:, y0:y0 + side, x0:x0 + side] = small_i
-                msk[:, y0:y0 + side, x0:x0 + side] = small_m
+                img[:, y0 : y0 + side, x0 : x0 + side] = small_i
+                msk[:, y0 : y0 + side, x0 : x0 + side] = small_m
         elif crop_scale < 1.0:
             side = round(s * (crop_scale + (1.0 - crop_scale) * float(u[j, 3])))
             if side < s:
                 y0 = int(float(u[j, 4]) * (s - side))
                 x0 = int(float(u[j, 5]) * (s - side))
-                img = F.interpolate(img[None, :, y0:y0 + side, x0:x0 + side], size=(s, s), mode="bilinear",
-                                    align_corners=False)[0]
-                msk = F.interpolate(msk[None, :, y0:y0 + side, x0:x0 + side], size=(s, s), mode="bilinear",
-                                    align_corners=False)[0]
+                img = F.interpolate(
+                    img[None, :, y0 : y0 + side, x0 : x0 + side], size=(s, s), mode="bilinear", align_corners=False
+                )[0]
+                msk = F.interpolate(
+                    msk[None, :, y0 : y0 + side, x0 : x0 + side], size=(s, s), mode="bilinear", align_corners=False
+                )[0]
         if color_jitter > 0:
             bright = 1.0 + color_jitter * (2 * float(u[j, 6]) - 1)
             contrast = 1.0 + color_jitter * (2 * float(u[j, 7]) - 1)

@@ -109,7 +109,7 @@ class StagedEncoder(nn.Module):
         h = feats[-1] if feats else x
         if h is None:
             raise ValueError("forward_from needs either cached features or an image batch")
-        for stage in self.stages[len(feats):]:
+        for stage in self.stages[len(feats) :]:
             h = stage(h)
             feats.append(h)
         return feats
@@ -141,8 +141,9 @@ class StagedEncoder(nn.Module):
         return self
 
 
-def build_encoder(name: str, *, pretrained: bool = True, weights: str | Path | None = None,
-                  allow_download: bool = False) -> StagedEncoder:
+def build_encoder(
+    name: str, *, pretrained: bool = True, weights: str | Path | None = None, allow_download: bool = False
+) -> StagedEncoder:
     """Create a registered backbone (offline weights first) and cut it into four stages.
 
     Raises:

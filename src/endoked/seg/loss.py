@@ -37,8 +37,9 @@ def structure_loss(logits: torch.Tensor, mask: torch.Tensor, kernel: int = 31, l
         Scalar loss (float32, mean over the batch).
     """
     if logits.shape != mask.shape or logits.ndim != 4:
-        raise ValueError(f"logits and mask must both be (B, 1, H, W); got {tuple(logits.shape)} and "
-                         f"{tuple(mask.shape)}")
+        raise ValueError(
+            f"logits and mask must both be (B, 1, H, W); got {tuple(logits.shape)} and {tuple(mask.shape)}"
+        )
     logits = logits.float()
     mask = mask.float()
     weit = boundary_weight(mask, kernel)

@@ -29,8 +29,9 @@ class ConvBNReLU(nn.Sequential):
     """``k x k`` convolution (no bias), BatchNorm, ReLU; spatial size kept for odd ``k``."""
 
     def __init__(self, c_in: int, c_out: int, k: int = 1) -> None:
-        super().__init__(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU(inplace=True))
+        super().__init__(
+            nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+        )
 
 
 class ChannelAttention(nn.Module):

@@ -45,8 +45,16 @@ class Predictor:
         amp: fp16 autocast on CUDA.
     """
 
-    def __init__(self, model: PolypPVT, image_size: int, mean: Sequence[float], std: Sequence[float],
-                 device: torch.device, tta_flip: bool = False, amp: bool = True) -> None:
+    def __init__(
+        self,
+        model: PolypPVT,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device,
+        tta_flip: bool = False,
+        amp: bool = True,
+    ) -> None:
         self.model = model.to(device).eval()
         self.size = int(image_size)
         self.device = device
@@ -56,8 +64,9 @@ class Predictor:
         self.std = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto",
-                        tta_flip: bool = False) -> Predictor:
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "auto", tta_flip: bool = False
+    ) -> Predictor:
         """Load ``model.pt`` (see :mod:`endoked.seg.checkpoint`) onto ``device``."""
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         model, ckpt = load_model(path)
@@ -75,8 +84,10 @@ class Predictor:
         """
         if not images:
             return []
-        resized = [cv2.resize(np.ascontiguousarray(im), (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-                   for im in images]
+        resized = [
+            cv2.resize(np.ascontiguousarray(im), (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+            for im in images
+        ]
         x = torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).float() / 255.0
         x = ((x - self.mean) / self.std).to(self.device)
         with autocast_for(self.device, self.amp):
@@ -85,7 +96,7 @@ class Predictor:
                 logits = 0.5 * (logits + self.model.predict_logits(x.flip(-1)).float().flip(-1))
         out: list[np.ndarray] = []
         for j, im in enumerate(images):
-            up = F.interpolate(logits[j:j + 1], size=im.shape[:2], mode="bilinear", align_corners=False)
+            up = F.interpolate(logits[j : j + 1], size=im.shape[:2], mode="bilinear", align_corners=False)
             out.append(torch.sigmoid(up)[0, 0].cpu().numpy().astype(np.float32))
         return out
 
@@ -127,8 +138,14 @@ def process_batch(rows: list[dict[str, Any]], predictor: Predictor) -> BatchOutp
     return out
 
 
-def predict_files(predictor: Predictor, files: Sequence[tuple[str, Path]], out_dir: Path, batch_size: int = 8,
-                  progress: bool = True, skip_existing: bool = False) -> PredictSummary:
+def predict_files(
+    predictor: Predictor,
+    files: Sequence[tuple[str, Path]],
+    out_dir: Path,
+    batch_size: int = 8,
+    progress: bool = True,
+    skip_existing: bool = False,
+) -> PredictSummary:
     """Predict ``(name, image file)`` pairs into ``out_dir/<name>.png`` with :func:`process_batch`; unreadable
     images become error records. With ``skip_existing`` a map already written counts as done (resume)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +158,7 @@ def predict_files(predictor: Predictor, files: Sequence[tuple[str, Path]], out_d
             todo.append({"name": name, "image": str(path)})
     with bar(len(todo), desc="predict", unit="img", enabled=progress) as pbar:
         for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
+            chunk = todo[start : start + batch_size]
             result = process_batch(chunk, predictor)
             for rel, data in result.files.items():
                 summary.written.append(atomic_write_bytes(out_dir / rel, data))
@@ -150,8 +167,16 @@ def predict_files(predictor: Predictor, files: Sequence[tuple[str, Path]], out_d
     return summary
 
 
-def predict_folder(model: str | Path, images: str | Path, out: str | Path, *, device: str = "auto",
-                   tta_flip: bool = False, batch_size: int = 8, progress: bool = True) -> PredictSummary:
+def predict_folder(
+    model: str | Path,
+    images: str | Path,
+    out: str | Path,
+    *,
+    device: str = "auto",
+    tta_flip: bool = False,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> PredictSummary:
     """``endoked predict``: one ``<stem>.png`` probability map (0-255, the image's size) per image in ``images``.
 
     Unreadable images and repeated stems are reported in ``out/errors.jsonl`` and skipped.
@@ -163,8 +188,10 @@ def predict_folder(model: str | Path, images: str | Path, out: str | Path, *, de
     if out.exists() and not out.is_dir():
         raise DataFormatError(f"--out {out} is an existing file, not a folder; give a folder for the maps")
     if images.is_dir() and out.is_dir() and out.resolve() == images.resolve():
-        raise DataFormatError(f"--out {out} is the image folder itself: the maps would overwrite the images "
-                              "(same stems, .png); give another folder")
+        raise DataFormatError(
+            f"--out {out} is the image folder itself: the maps would overwrite the images "
+            "(same stems, .png); give another folder"
+        )
     files = list_image_files(images)
     if not files:
         raise DataFormatError(f"no image (.jpg/.png/.bmp/.tif) in {images}")
@@ -174,8 +201,9 @@ def predict_folder(model: str | Path, images: str | Path, out: str | Path, *, de
     dup: list[dict[str, Any]] = []
     for f in files:
         if f.stem in seen:
-            dup.append({"name": f.stem, "image": str(f),
-                        "reason": "another image has the same stem; rename one of them"})
+            dup.append(
+                {"name": f.stem, "image": str(f), "reason": "another image has the same stem; rename one of them"}
+            )
             continue
         seen.add(f.stem)
         pairs.append((f.stem, f))

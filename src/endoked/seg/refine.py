@@ -47,8 +47,9 @@ class RefinedMask:
     boxes_xyxy: np.ndarray
 
 
-def refine_prediction(prob: np.ndarray, cfg: SegConfig, image: np.ndarray | None = None,
-                      segmenter: BoxPromptSegmenter | None = None) -> RefinedMask:
+def refine_prediction(
+    prob: np.ndarray, cfg: SegConfig, image: np.ndarray | None = None, segmenter: BoxPromptSegmenter | None = None
+) -> RefinedMask:
     """Turn a probability map into a pseudo mask under the box filters.
 
     Args:
@@ -60,9 +61,15 @@ def refine_prediction(prob: np.ndarray, cfg: SegConfig, image: np.ndarray | None
     from endoked.boxes import BoxFilter, boxes_from_cam
 
     binary = (prob >= cfg.refine.boxes.threshold).astype(np.float32)
-    params = BoxFilter(threshold=0.5, min_area=cfg.refine.boxes.min_area, max_area=cfg.refine.boxes.max_area,
-                       drop_border=cfg.refine.boxes.drop_border, max_components=cfg.refine.boxes.max_components,
-                       min_component_area=cfg.refine.boxes.min_component_area, multi_box=True)
+    params = BoxFilter(
+        threshold=0.5,
+        min_area=cfg.refine.boxes.min_area,
+        max_area=cfg.refine.boxes.max_area,
+        drop_border=cfg.refine.boxes.drop_border,
+        max_components=cfg.refine.boxes.max_components,
+        min_component_area=cfg.refine.boxes.min_component_area,
+        multi_box=True,
+    )
     result = boxes_from_cam(binary, params)
     if result.reason is not None:
         return RefinedMask(None, result.reason, 0.0, np.zeros((0, 4), np.float32))
@@ -85,11 +92,18 @@ def refine_prediction(prob: np.ndarray, cfg: SegConfig, image: np.ndarray | None
     return RefinedMask(mask, None, score, boxes)
 
 
-def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, mask_dir: Path, *,
-                segmenter: BoxPromptSegmenter | None = None, truth: Mapping[str, Path] | None = None,
-                batch_size: int = 8, progress: bool = True,
-                unlabelled: Sequence[tuple[str, Path]] = ()) -> tuple[list[SegItem], list[dict[str, Any]],
-                                                                       dict[str, Any]]:
+def refine_pool(
+    items: Sequence[SegItem],
+    predictor: Predictor,
+    cfg: SegConfig,
+    mask_dir: Path,
+    *,
+    segmenter: BoxPromptSegmenter | None = None,
+    truth: Mapping[str, Path] | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+    unlabelled: Sequence[tuple[str, Path]] = (),
+) -> tuple[list[SegItem], list[dict[str, Any]], dict[str, Any]]:
     """One refinement round over a pool.
 
     Args:
@@ -117,10 +131,11 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
     work += [(key, image, None) for key, image in unlabelled]
     with bar(len(work), desc="refine pseudo labels", unit="img", enabled=progress) as pbar:
         for start in range(0, len(work), batch_size):
-            chunk = work[start:start + batch_size]
+            chunk = work[start : start + batch_size]
             images = [read_rgb(image) for _, image, _ in chunk]
             for j, ((key, image, mask), img, prob) in enumerate(
-                    zip(chunk, images, predictor.predict(images), strict=True)):
+                zip(chunk, images, predictor.predict(images), strict=True)
+            ):
                 res = refine_prediction(prob, cfg, img, segmenter)
                 candidate = res.mask  # the filtered prediction, before the score and update rules
                 if mask is None and res.mask is not None and res.score < cfg.refine.min_score_new:
@@ -130,11 +145,18 @@ def refine_pool(items: Sequence[SegItem], predictor: Predictor, cfg: SegConfig, 
                 # agreement exists exactly when a pool image got a prediction; the update rule may refuse it
                 kept_prev = agreement is not None and (
                     cfg.refine.update == "never"
-                    or (cfg.refine.update == "agree" and agreement < cfg.refine.min_agreement))
+                    or (cfg.refine.update == "agree" and agreement < cfg.refine.min_agreement)
+                )
                 if kept_prev:
                     res = RefinedMask(None, "kept_previous", res.score, res.boxes_xyxy)
-                rec: dict[str, Any] = {"key": key, "kept": res.mask is not None, "new": mask is None,
-                                       "reason": res.reason, "score": res.score, "dice_prev": agreement}
+                rec: dict[str, Any] = {
+                    "key": key,
+                    "kept": res.mask is not None,
+                    "new": mask is None,
+                    "reason": res.reason,
+                    "score": res.score,
+                    "dice_prev": agreement,
+                }
                 if res.mask is not None:
                     path = save_map(res.mask.astype(np.float32), mask_dir / f"{start + j:06d}.png")
                     new_items.append(SegItem(key, image, path))
@@ -165,10 +187,16 @@ def round_stats(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return float(np.mean(vals)) if vals else None
 
     old = [r for r in records if not r.get("new")]
-    return {"n_images": len(records), "n_updated": sum(1 for r in kept if not r.get("new")),
-            "n_added": sum(1 for r in kept if r.get("new")), "n_dropped": len(records) - len(kept),
-            "n_pool_before": len(old),
-            "drop_reasons": reasons, "mean_area": mean("area", kept), "mean_score": mean("score", kept),
-            "mean_dice_vs_previous": mean("dice_prev", kept),
-            "mean_dice_truth_before": mean("dice_truth_prev", old),
-            "mean_dice_truth_after": mean("dice_truth", [r for r in records if r["kept"] or not r.get("new")])}
+    return {
+        "n_images": len(records),
+        "n_updated": sum(1 for r in kept if not r.get("new")),
+        "n_added": sum(1 for r in kept if r.get("new")),
+        "n_dropped": len(records) - len(kept),
+        "n_pool_before": len(old),
+        "drop_reasons": reasons,
+        "mean_area": mean("area", kept),
+        "mean_score": mean("score", kept),
+        "mean_dice_vs_previous": mean("dice_prev", kept),
+        "mean_dice_truth_before": mean("dice_truth_prev", old),
+        "mean_dice_truth_after": mean("dice_truth", [r for r in records if r["kept"] or not r.get("new")]),
+    }

@@ -33,8 +33,9 @@ from endoked.seg.plots import write_curve
 logger = logging.getLogger(__name__)
 
 
-def resolve_seg_config(profile: str | None, config_file: str | Path | None,
-                       overrides: Sequence[str]) -> tuple[SegConfig, RunConfig]:
+def resolve_seg_config(
+    profile: str | None, config_file: str | Path | None, overrides: Sequence[str]
+) -> tuple[SegConfig, RunConfig]:
     """The ``seg`` section and the run config, from a profile, a YAML file and ``--set`` overrides."""
     run_cfg = resolve_config(profile, config_file, overrides)
     return run_cfg.seg, run_cfg
@@ -94,8 +95,13 @@ def mil_negatives(run: RunFolder, n: int, seed: int) -> list[SegItem]:
     if n <= 0:
         return []
     paths = tables.image_paths(run)
-    refs = list(dict.fromkeys((str(r["exam_id"]), str(r["image"])) for r in tables.selection(run)
-                              if int(r["label"]) == 0 and (str(r["exam_id"]), str(r["image"])) in paths))
+    refs = list(
+        dict.fromkeys(
+            (str(r["exam_id"]), str(r["image"]))
+            for r in tables.selection(run)
+            if int(r["label"]) == 0 and (str(r["exam_id"]), str(r["image"])) in paths
+        )
+    )
     if len(refs) > n:
         keep = sorted(np.random.default_rng(seed).permutation(len(refs))[:n].tolist())
         refs = [refs[i] for i in keep]
@@ -112,13 +118,21 @@ def truth_masks(ctx: StageContext) -> dict[str, Path]:
     return {f"{exam_id}/{image}": truth.root / mask for (exam_id, image), mask in truth.masks.items()}
 
 
-def _pool_rows(items: Sequence[SegItem], ctx: StageContext, scores: dict[str, float], source: str) -> list[
-        dict[str, Any]]:
+def _pool_rows(
+    items: Sequence[SegItem], ctx: StageContext, scores: dict[str, float], source: str
+) -> list[dict[str, Any]]:
     rows = []
     for it in items:
         exam_id, image = it.key.split("/", 1)
-        rows.append({"exam_id": exam_id, "image": image, "mask": ctx.run.rel(it.mask) if it.mask else None,
-                     "score": float(scores.get(it.key, 1.0)), "source": source})
+        rows.append(
+            {
+                "exam_id": exam_id,
+                "image": image,
+                "mask": ctx.run.rel(it.mask) if it.mask else None,
+                "score": float(scores.get(it.key, 1.0)),
+                "source": source,
+            }
+        )
     return rows
 
 
@@ -131,8 +145,10 @@ def run_seg(ctx: StageContext) -> StageResult:
     if errors:
         write_jsonl(work / "errors.jsonl", errors)
     if not items:
-        raise StageError(f"seg: no usable pseudo label in {ctx.upstream('prompt_seg', 'pseudo_labels')} "
-                         f"({len(errors)} rows unusable, see {work / 'errors.jsonl'})")
+        raise StageError(
+            f"seg: no usable pseudo label in {ctx.upstream('prompt_seg', 'pseudo_labels')} "
+            f"({len(errors)} rows unusable, see {work / 'errors.jsonl'})"
+        )
     truth = truth_masks(ctx)
     round_stats: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
@@ -154,32 +170,67 @@ def run_seg(ctx: StageContext) -> StageResult:
             round_stats.append({"round": rnd, **stats})
         done = rdir / "summary.json"
         warm = rnd > 0 and cfg.refine.warm_start
-        result = fit(items, rdir, cfg, seed=ctx.config.seed + rnd, device=device, workers=ctx.config.workers,
-                     epochs=cfg.refine.epochs if warm else cfg.optim.epochs,
-                     init_checkpoint=checkpoint if warm else None, progress=ctx.progress, negatives=negatives)
+        result = fit(
+            items,
+            rdir,
+            cfg,
+            seed=ctx.config.seed + rnd,
+            device=device,
+            workers=ctx.config.workers,
+            epochs=cfg.refine.epochs if warm else cfg.optim.epochs,
+            init_checkpoint=checkpoint if warm else None,
+            progress=ctx.progress,
+            negatives=negatives,
+        )
         checkpoint = result.checkpoint
         history.extend({**h, "round": rnd} for h in result.history)
-        logger.info("seg round %d: %d images, best epoch %d, val %s (%s)", rnd, len(items), result.best_epoch,
-                    result.best_val, done)
+        logger.info(
+            "seg round %d: %d images, best epoch %d, val %s (%s)",
+            rnd,
+            len(items),
+            result.best_epoch,
+            result.best_val,
+            done,
+        )
     if checkpoint is None:
         raise StageError("seg: no round was trained")
     shutil.copyfile(checkpoint, work / "model.pt")
     write_jsonl(work / "pseudo_stats.jsonl", round_stats)
-    write_parquet(work / "pseudo_labels.parquet",
-                  _pool_rows(items, ctx, scores, "seg_refine" if cfg.refine.rounds else "prompt_seg"))
+    write_parquet(
+        work / "pseudo_labels.parquet",
+        _pool_rows(items, ctx, scores, "seg_refine" if cfg.refine.rounds else "prompt_seg"),
+    )
     curve_rows = [{**h, "epoch": i + 1} for i, h in enumerate(history)]
     write_curve(curve_rows, work / "curve.png", title="seg training (all rounds, epochs in sequence)")
     summaries = [read_jsonl_safe(work / f"round{r}" / "summary.json") for r in range(cfg.refine.rounds + 1)]
-    metrics = {"rounds": summaries, "pseudo_label_rounds": round_stats, "n_errors": len(errors),
-               "final_val": summaries[-1].get("best_val", {}) if summaries else {}}
+    metrics = {
+        "rounds": summaries,
+        "pseudo_label_rounds": round_stats,
+        "n_errors": len(errors),
+        "final_val": summaries[-1].get("best_val", {}) if summaries else {},
+    }
     atomic_write_json(work / "metrics.json", metrics)
-    outputs = {name: ctx.run.rel(work / f) for name, f in (
-        ("checkpoint", "model.pt"), ("metrics", "metrics.json"), ("curve", "curve.png"),
-        ("pseudo_stats", "pseudo_stats.jsonl"), ("pseudo_labels", "pseudo_labels.parquet"))}
+    outputs = {
+        name: ctx.run.rel(work / f)
+        for name, f in (
+            ("checkpoint", "model.pt"),
+            ("metrics", "metrics.json"),
+            ("curve", "curve.png"),
+            ("pseudo_stats", "pseudo_stats.jsonl"),
+            ("pseudo_labels", "pseudo_labels.parquet"),
+        )
+    }
     final_val = metrics["final_val"]
-    return StageResult(outputs=outputs, counts={
-        "images": len(items), "negatives": len(negatives), "rounds": cfg.refine.rounds, "rejected_rows": len(errors),
-        "val_mean_dice": round(float(final_val.get("mean_dice", float("nan"))), 4)})
+    return StageResult(
+        outputs=outputs,
+        counts={
+            "images": len(items),
+            "negatives": len(negatives),
+            "rounds": cfg.refine.rounds,
+            "rejected_rows": len(errors),
+            "val_mean_dice": round(float(final_val.get("mean_dice", float("nan"))), 4),
+        },
+    )
 
 
 def read_jsonl_safe(path: Path) -> dict[str, Any]:
@@ -189,9 +240,17 @@ def read_jsonl_safe(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
 
 
-def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], scores: dict[str, float],
-                  checkpoint: Path | None, rdir: Path, device: Any, truth: dict[str, Path],
-                  positives: Sequence[tuple[str, Path]]) -> None:
+def _refine_round(
+    ctx: StageContext,
+    cfg: SegConfig,
+    items: list[SegItem],
+    scores: dict[str, float],
+    checkpoint: Path | None,
+    rdir: Path,
+    device: Any,
+    truth: dict[str, Path],
+    positives: Sequence[tuple[str, Path]],
+) -> None:
     """Predict the pool and the ``positives`` outside it, filter, write the new masks and ``pool.jsonl``
     (written last: the round's marker)."""
     from endoked.seg.predict import Predictor
@@ -207,16 +266,34 @@ def _refine_round(ctx: StageContext, cfg: SegConfig, items: list[SegItem], score
     predictor = Predictor.from_checkpoint(checkpoint, device, cfg.predict.tta_flip)
     have = {it.key for it in items}
     unlabelled = [(key, image) for key, image in positives if key not in have]
-    new_items, records, stats = refine_pool(items, predictor, cfg, rdir / "masks", segmenter=segmenter,
-                                            truth=truth, batch_size=cfg.predict.batch_size, progress=ctx.progress,
-                                            unlabelled=unlabelled)
+    new_items, records, stats = refine_pool(
+        items,
+        predictor,
+        cfg,
+        rdir / "masks",
+        segmenter=segmenter,
+        truth=truth,
+        batch_size=cfg.predict.batch_size,
+        progress=ctx.progress,
+        unlabelled=unlabelled,
+    )
     stats["n_pool_after"] = len(new_items)
     logger.info("seg refinement round: %s", {k: v for k, v in stats.items() if k != "drop_reasons"})
     write_jsonl(rdir / "records.jsonl", records)
     write_jsonl(rdir / "stats.jsonl", [stats])
     new_scores = {r["key"]: float(r["score"]) for r in records if r["kept"]}
-    write_jsonl(rdir / "pool.jsonl", [{"key": it.key, "image": str(it.image), "mask": str(it.mask),
-                                       "score": new_scores.get(it.key, scores.get(it.key, 0.0))} for it in new_items])
+    write_jsonl(
+        rdir / "pool.jsonl",
+        [
+            {
+                "key": it.key,
+                "image": str(it.image),
+                "mask": str(it.mask),
+                "score": new_scores.get(it.key, scores.get(it.key, 0.0)),
+            }
+            for it in new_items
+        ],
+    )
 
 
 STAGE = StageSpec(name="seg", run=run_seg, depends=("ingest", "mil", "prompt_seg"))

@@ -96,8 +96,15 @@ def _epoch_generator(seed: int, epoch: int, salt: int = 0) -> torch.Generator:
 
 def _augment_args(cfg: SegConfig) -> dict[str, Any]:
     aug = cfg.augment
-    return {"hflip": aug.hflip, "vflip": aug.vflip, "rotate90": aug.rotate90, "crop_scale": aug.crop_scale,
-            "color_jitter": aug.color_jitter, "zoom_out": aug.zoom_out, "zoom_min": aug.zoom_min}
+    return {
+        "hflip": aug.hflip,
+        "vflip": aug.vflip,
+        "rotate90": aug.rotate90,
+        "crop_scale": aug.crop_scale,
+        "color_jitter": aug.color_jitter,
+        "zoom_out": aug.zoom_out,
+        "zoom_min": aug.zoom_min,
+    }
 
 
 class _CachedForward(nn.Module):
@@ -118,8 +125,16 @@ class FeatureCache:
     seeded by ``seed``. Features are stored as float16 on the CPU.
     """
 
-    def __init__(self, model: PolypPVT, store: PairStore, indices: list[int], cfg: SegConfig, seed: int,
-                 device: torch.device, progress: bool = True) -> None:
+    def __init__(
+        self,
+        model: PolypPVT,
+        store: PairStore,
+        indices: list[int],
+        cfg: SegConfig,
+        seed: int,
+        device: torch.device,
+        progress: bool = True,
+    ) -> None:
         self.views = cfg.model.cache_views
         self.levels: list[torch.Tensor] = []
         self.masks = torch.empty(0)
@@ -135,7 +150,7 @@ class FeatureCache:
 
         with progress_bar(len(indices) * self.views, "caching frozen encoder features", progress, unit="view") as pbar:
             for start in range(0, len(indices), bs):
-                idx = indices[start:start + bs]
+                idx = indices[start : start + bs]
                 imgs_u8, masks_u8 = store.batch(idx)
                 imgs, masks = imgs_u8.float() / 255.0, masks_u8.float() / 255.0
                 for v in range(self.views):
@@ -151,16 +166,17 @@ class FeatureCache:
         self.row = np.zeros((len(indices), self.views), dtype=np.int64)
         r = 0
         for start in range(0, len(indices), bs):
-            n = len(indices[start:start + bs])
+            n = len(indices[start : start + bs])
             for v in range(self.views):
-                self.row[start:start + n, v] = np.arange(r, r + n)
+                self.row[start : start + n, v] = np.arange(r, r + n)
                 r += n
         self.levels = [torch.cat([c[level] for c in chunks]) for level in range(len(chunks[0]))]
         self.masks = torch.cat(mask_chunks)
         self.position = {i: p for p, i in enumerate(indices)}
 
-    def batch(self, indices: list[int], views: list[int], device: torch.device) -> tuple[
-            list[torch.Tensor], torch.Tensor]:
+    def batch(
+        self, indices: list[int], views: list[int], device: torch.device
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Cached features (float32 on ``device``) and soft masks ``(B, 1, S, S)`` in [0, 1]."""
         rows = torch.as_tensor([int(self.row[self.position[i], v]) for i, v in zip(indices, views, strict=True)])
         feats = [lvl[rows].to(device, torch.float32) for lvl in self.levels]
@@ -168,8 +184,9 @@ class FeatureCache:
 
 
 def _fingerprint(cfg: SegConfig, keys: list[str], seed: int, epochs: int, init: str | None) -> str:
-    return sha256_json({"config": cfg.model_dump(mode="json"), "keys": keys, "seed": seed, "epochs": epochs,
-                        "init": init})
+    return sha256_json(
+        {"config": cfg.model_dump(mode="json"), "keys": keys, "seed": seed, "epochs": epochs, "init": init}
+    )
 
 
 def _param_groups(model: PolypPVT, cfg: SegConfig) -> list[dict[str, Any]]:
@@ -195,8 +212,19 @@ class SegTask(TrainTask):
     :func:`endoked.seg.checkpoint.checkpoint_dict` writes it.
     """
 
-    def __init__(self, store: PairStore, train_idx: list[int], val_idx: list[int], cfg: SegConfig, *, seed: int,
-                 device: torch.device, epochs: int, init_checkpoint: Path | None, progress: bool) -> None:
+    def __init__(
+        self,
+        store: PairStore,
+        train_idx: list[int],
+        val_idx: list[int],
+        cfg: SegConfig,
+        *,
+        seed: int,
+        device: torch.device,
+        epochs: int,
+        init_checkpoint: Path | None,
+        progress: bool,
+    ) -> None:
         self.store, self.train_idx, self.val_idx, self.cfg = store, train_idx, val_idx, cfg
         self.seed, self.device, self.epochs, self.progress = seed, device, epochs, progress
         keys = [store.items[i].key for i in train_idx] + ["|val|"] + [store.items[i].key for i in val_idx]
@@ -222,8 +250,9 @@ class SegTask(TrainTask):
 
     def begin(self, state: LoopState) -> None:
         if self.cached and state.epoch < self.epochs:
-            self.cache = FeatureCache(self.model, self.store, self.train_idx, self.cfg, self.seed, self.device,
-                                      self.progress)
+            self.cache = FeatureCache(
+                self.model, self.store, self.train_idx, self.cfg, self.seed, self.device, self.progress
+            )
         self.net = wrap_distributed(_CachedForward(self.model) if self.cached else self.model, self.device)
 
     def train_epoch(self, epoch: int, progress: Any) -> dict[str, Any]:
@@ -231,24 +260,35 @@ class SegTask(TrainTask):
         torch.manual_seed(self.seed * 1_000_003 + epoch)
         gen = _epoch_generator(self.seed, epoch + 1)
         order = [self.train_idx[int(i)] for i in torch.randperm(len(self.train_idx), generator=gen)]
-        order = order[:self.usable][self.rank::self.world]
+        order = order[: self.usable][self.rank :: self.world]
         self.net.train()
         losses: list[float] = []
         step, bs, scales = epoch * self.items_per_epoch, self.cfg.optim.batch_size, self.scales
         for b in range(self.batches):
-            inputs, masks = self._batch(order[b * bs:(b + 1) * bs], gen)
-            use = scales if self.cfg.augment.scale_mode == "all" else [
-                scales[int(torch.randint(len(scales), (1,), generator=gen))]]
+            inputs, masks = self._batch(order[b * bs : (b + 1) * bs], gen)
+            use = (
+                scales
+                if self.cfg.augment.scale_mode == "all"
+                else [scales[int(torch.randint(len(scales), (1,), generator=gen))]]
+            )
             for scale in use:
                 losses.append(self._step(inputs, masks, scale, step))
                 step += 1
                 progress.update(1)
                 progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
                 if step % self.cfg.optim.log_every == 0:
-                    logger.debug("step %d loss %.4f lr %.2e", step, np.mean(losses[-self.cfg.optim.log_every:]),
-                                 self.optimizer.param_groups[0]["lr"])
-        return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "loss": float(np.mean(losses)),
-                "seconds": time.perf_counter() - t_epoch}
+                    logger.debug(
+                        "step %d loss %.4f lr %.2e",
+                        step,
+                        np.mean(losses[-self.cfg.optim.log_every :]),
+                        self.optimizer.param_groups[0]["lr"],
+                    )
+        return {
+            "epoch": epoch + 1,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "loss": float(np.mean(losses)),
+            "seconds": time.perf_counter() - t_epoch,
+        }
 
     def _batch(self, idx: list[int], gen: torch.Generator) -> tuple[Any, torch.Tensor]:
         """Inputs (cached features of a random view, or augmented normalised images) and masks on the device."""
@@ -273,8 +313,9 @@ class SegTask(TrainTask):
         self.optimizer.zero_grad(set_to_none=True)
         with autocast_for(self.device, cfg.optim.amp):
             p1, p2 = self.net(x, (s, s)) if self.cache is not None else self.net(x)
-        loss = (structure_loss(p1, m, cfg.optim.boundary_kernel, cfg.optim.legacy_loss)
-                + structure_loss(p2, m, cfg.optim.boundary_kernel, cfg.optim.legacy_loss))
+        loss = structure_loss(p1, m, cfg.optim.boundary_kernel, cfg.optim.legacy_loss) + structure_loss(
+            p2, m, cfg.optim.boundary_kernel, cfg.optim.legacy_loss
+        )
         optimizer_step(loss, self.optimizer, self.scaler, cfg.optim.grad_clip, self.params, cfg.optim.clip_mode)
         return float(loss.detach())
 
@@ -290,14 +331,25 @@ class SegTask(TrainTask):
 
     def best_checkpoint(self, state: LoopState, epoch: int, val: dict[str, Any] | None) -> dict[str, Any]:
         self.best_val = self.last_val
-        return checkpoint_dict(self.model, self.cfg.image_size, {
-            "epoch": epoch + 1, "val": self.last_val, "config": self.cfg.model_dump(mode="json"), "seed": self.seed})
+        return checkpoint_dict(
+            self.model,
+            self.cfg.image_size,
+            {"epoch": epoch + 1, "val": self.last_val, "config": self.cfg.model_dump(mode="json"), "seed": self.seed},
+        )
 
     def state_dict(self, state: LoopState) -> dict[str, Any]:
-        return {"fingerprint": self.fingerprint, "epoch": state.epoch, "model": unwrap(self.model).state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                "history": state.history, "best_metric": state.best_metric, "best_epoch": state.best_epoch,
-                "best_val": self.best_val, "elapsed": state.elapsed}
+        return {
+            "fingerprint": self.fingerprint,
+            "epoch": state.epoch,
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "history": state.history,
+            "best_metric": state.best_metric,
+            "best_epoch": state.best_epoch,
+            "best_val": self.best_val,
+            "elapsed": state.elapsed,
+        }
 
     def load_state_dict(self, content: dict[str, Any]) -> LoopState | None:
         if content.get("fingerprint") != self.fingerprint:
@@ -306,27 +358,44 @@ class SegTask(TrainTask):
         self.optimizer.load_state_dict(content["optimizer"])
         self.scaler.load_state_dict(content["scaler"])
         self.best_val = dict(content["best_val"])
-        return LoopState(epoch=int(content["epoch"]), best_epoch=int(content["best_epoch"]),
-                         best_metric=float(content["best_metric"]), history=list(content["history"]),
-                         elapsed=float(content["elapsed"]))
+        return LoopState(
+            epoch=int(content["epoch"]),
+            best_epoch=int(content["best_epoch"]),
+            best_metric=float(content["best_metric"]),
+            history=list(content["history"]),
+            elapsed=float(content["elapsed"]),
+        )
 
 
 def _build(cfg: SegConfig, seed: int, init_checkpoint: Path | None) -> PolypPVT:
     """The network seeded by ``seed`` (or warm-started from ``init_checkpoint``), frozen stages frozen."""
     torch.manual_seed(seed)
-    model = build_model(cfg.model.backbone, cfg.model.channel,
-                        pretrained=cfg.model.pretrained and init_checkpoint is None,
-                        weights=cfg.model.weights if init_checkpoint is None else None,
-                        allow_download=cfg.model.allow_download)
+    model = build_model(
+        cfg.model.backbone,
+        cfg.model.channel,
+        pretrained=cfg.model.pretrained and init_checkpoint is None,
+        weights=cfg.model.weights if init_checkpoint is None else None,
+        allow_download=cfg.model.allow_download,
+    )
     if init_checkpoint is not None:
         model.load_state_dict(read_checkpoint(init_checkpoint)["state_dict"])
     model.encoder.freeze(cfg.model.freeze_stages)
     return model
 
 
-def train_model(store: PairStore, train_idx: list[int], val_idx: list[int], out_dir: Path, cfg: SegConfig, *,
-                seed: int = 0, device: torch.device | None = None, epochs: int | None = None,
-                init_checkpoint: Path | None = None, progress: bool = True) -> TrainResult:
+def train_model(
+    store: PairStore,
+    train_idx: list[int],
+    val_idx: list[int],
+    out_dir: Path,
+    cfg: SegConfig,
+    *,
+    seed: int = 0,
+    device: torch.device | None = None,
+    epochs: int | None = None,
+    init_checkpoint: Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
     """Train Polyp-PVT on ``store[train_idx]``, choose the epoch on ``store[val_idx]``, resume from ``out_dir``.
 
     Args:
@@ -348,15 +417,39 @@ def train_model(store: PairStore, train_idx: list[int], val_idx: list[int], out_
     if not train_idx:
         raise ConfigError("no training image left after the validation split; add images or lower val_fraction")
     out_dir.mkdir(parents=True, exist_ok=True)
-    task = SegTask(store, train_idx, val_idx, cfg, seed=seed, device=device, epochs=n_epochs,
-                   init_checkpoint=init_checkpoint, progress=progress)
+    task = SegTask(
+        store,
+        train_idx,
+        val_idx,
+        cfg,
+        seed=seed,
+        device=device,
+        epochs=n_epochs,
+        init_checkpoint=init_checkpoint,
+        progress=progress,
+    )
     budget = cfg.optim.max_minutes * 60.0 if cfg.optim.max_minutes is not None else None
-    result = TrainLoop(task, n_epochs, out_dir, best_name="model.pt", time_budget_s=budget, progress=progress,
-                       desc="seg train", unit="step").run()
+    result = TrainLoop(
+        task,
+        n_epochs,
+        out_dir,
+        best_name="model.pt",
+        time_budget_s=budget,
+        progress=progress,
+        desc="seg train",
+        unit="step",
+    ).run()
     history = result.state.history
     if dist_info()[1] == 0:
         atomic_write_json(out_dir / "history.json", history)
         write_curve(history, out_dir / "curve.png")
-    return TrainResult(checkpoint=out_dir / "model.pt", history=history, best_epoch=result.state.best_epoch,
-                       best_val=task.best_val, n_train=len(train_idx), n_val=len(val_idx),
-                       stopped_early=result.state.stopped == "budget", seconds=result.seconds)
+    return TrainResult(
+        checkpoint=out_dir / "model.pt",
+        history=history,
+        best_epoch=result.state.best_epoch,
+        best_val=task.best_val,
+        n_train=len(train_idx),
+        n_val=len(val_idx),
+        stopped_early=result.state.stopped == "budget",
+        seconds=result.seconds,
+    )

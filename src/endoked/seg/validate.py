@@ -16,8 +16,9 @@ VAL_KEYS: tuple[str, ...] = ("mean_dice", "mean_iou", "dice_05", "mae")
 
 
 @torch.no_grad()
-def validate(model: PolypPVT, store: PairStore, indices: list[int], cfg: SegConfig,
-             device: torch.device) -> dict[str, float]:
+def validate(
+    model: PolypPVT, store: PairStore, indices: list[int], cfg: SegConfig, device: torch.device
+) -> dict[str, float]:
     """Score ``sigmoid(P1 + P2)`` against the (binarised) masks at the training size.
 
     Returns:
@@ -28,7 +29,7 @@ def validate(model: PolypPVT, store: PairStore, indices: list[int], cfg: SegConf
     metric = PolypMetrics(keep_per_image=False)
     bs = max(1, cfg.predict.batch_size)
     for start in range(0, len(indices), bs):
-        imgs, masks = store.batch(indices[start:start + bs])
+        imgs, masks = store.batch(indices[start : start + bs])
         x = normalize_images(imgs, model.encoder.name).to(device)
         with autocast_for(device, cfg.optim.amp):
             prob = torch.sigmoid(model.predict_logits(x).float()).cpu().numpy()

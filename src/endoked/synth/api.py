@@ -12,5 +12,13 @@ from endoked.synth.config import CategoryFractions, SynthConfig
 from endoked.synth.reports import synth_reports
 from endoked.synth.truth import SynthTruth, load_truth
 
-__all__ = ["CategoryFractions", "SynthConfig", "SynthSummary", "SynthTruth", "generate_archive", "load_truth",
-           "read_manifest", "synth_reports"]
+__all__ = [
+    "CategoryFractions",
+    "SynthConfig",
+    "SynthSummary",
+    "SynthTruth",
+    "generate_archive",
+    "load_truth",
+    "read_manifest",
+    "synth_reports",
+]

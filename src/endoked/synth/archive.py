@@ -46,8 +46,12 @@ logger = logging.getLogger(__name__)
 
 TRUTH_DIR = "truth"
 _FRAME_STREAM = 1
-_KINDS = {"pedunculated": ("dome",), "sessile": ("dome", "ellipse", "lobulated"), "flat": ("flat",),
-          "unspecified": ("dome", "ellipse", "lobulated", "flat")}
+_KINDS = {
+    "pedunculated": ("dome",),
+    "sessile": ("dome", "ellipse", "lobulated"),
+    "flat": ("flat",),
+    "unspecified": ("dome", "ellipse", "lobulated", "flat"),
+}
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,13 @@ def plan_frames(rng: np.random.Generator, f: Findings, cfg: SynthConfig) -> list
             lesions = _polyp_specs(rng, f, cfg)
         elif j in mass_idx:
             lesions = (PolypSpec(float(rng.uniform(0.15, 0.35)), "mass"),)
-        specs.append(FrameSpec(polyps=lesions, diverticula="diverticula" in f.others and rng.random() < 0.5,
-                               colitis="colitis" in f.others and rng.random() < 0.8))
+        specs.append(
+            FrameSpec(
+                polyps=lesions,
+                diverticula="diverticula" in f.others and rng.random() < 0.5,
+                colitis="colitis" in f.others and rng.random() < 0.8,
+            )
+        )
     return specs
 
 
@@ -154,9 +163,14 @@ def make_exam(index: int, category: str, cfg: SynthConfig, out_dir: Path, width:
     """
     exam_id = f"E{index + 1:0{width}d}"
     lang = choose_lang(cfg.seed, index, cfg.langs)
-    rep = render_exam_report(exam_rng(cfg.seed, index, 0), category, lang, pathology_rate=cfg.pathology_rate,
-                             pathology_in_report=cfg.pathology_in_report,
-                             uncertain_shows_polyp=cfg.uncertain_shows_polyp)
+    rep = render_exam_report(
+        exam_rng(cfg.seed, index, 0),
+        category,
+        lang,
+        pathology_rate=cfg.pathology_rate,
+        pathology_in_report=cfg.pathology_in_report,
+        uncertain_shows_polyp=cfg.uncertain_shows_polyp,
+    )
     rng = exam_rng(cfg.seed, index, _FRAME_STREAM)
     specs = plan_frames(rng, rep.findings, cfg)
     bank = texture_bank(cfg.seed, cfg.size)
@@ -173,8 +187,15 @@ def make_exam(index: int, category: str, cfg: SynthConfig, out_dir: Path, width:
             masks[f"{name}.png"] = encode_png(mask, library="opencv")
             mask_rel = f"{TRUTH_DIR}/masks/{exam_id}/{name}.png"
         is_mass = any(p.kind == "mass" for p in spec.polyps)
-        image_rows.append({"image": f"{exam_id}/{name}.jpg", "exam_id": exam_id, "polyp": int(is_polyp),
-                           "mask": mask_rel, "mass": int(is_mass)})
+        image_rows.append(
+            {
+                "image": f"{exam_id}/{name}.jpg",
+                "exam_id": exam_id,
+                "polyp": int(is_polyp),
+                "mask": mask_rel,
+                "mass": int(is_mass),
+            }
+        )
     _write_folder(out_dir / exam_id, images)
     mask_dir = out_dir / TRUTH_DIR / "masks" / exam_id
     if masks:
@@ -188,9 +209,14 @@ def make_exam(index: int, category: str, cfg: SynthConfig, out_dir: Path, width:
     return {
         "manifest": manifest,
         "truth": {"id": exam_id, **rep.labels},
-        "meta": {"exam_id": exam_id, "category": category, "lang": lang, "n_images": len(image_rows),
-                 "polyp_images": sum(r["polyp"] for r in image_rows),
-                 "mass_images": sum(r["mass"] for r in image_rows)},
+        "meta": {
+            "exam_id": exam_id,
+            "category": category,
+            "lang": lang,
+            "n_images": len(image_rows),
+            "polyp_images": sum(r["polyp"] for r in image_rows),
+            "mass_images": sum(r["mass"] for r in image_rows),
+        },
         "images": image_rows,
     }
 
@@ -221,16 +247,28 @@ def _existing(out_dir: Path, cfg: SynthConfig) -> SynthSummary | None:
     if not manifest.exists():
         return None
     if not info_path.exists():
-        raise ConfigError(f"{out_dir} already holds a manifest.jsonl that endoked synth did not write; "
-                          "choose an empty folder or pass --overwrite")
+        raise ConfigError(
+            f"{out_dir} already holds a manifest.jsonl that endoked synth did not write; "
+            "choose an empty folder or pass --overwrite"
+        )
     info = json.loads(info_path.read_text(encoding="utf-8"))
     if info.get("config") != _identity(cfg):
-        raise ConfigError(f"{out_dir} already holds a synthetic archive made with different settings; "
-                          "choose another folder or pass --overwrite to replace it")
+        raise ConfigError(
+            f"{out_dir} already holds a synthetic archive made with different settings; "
+            "choose another folder or pass --overwrite to replace it"
+        )
     c = info["counts"]
-    return SynthSummary(out_dir=out_dir, manifest=manifest, exams=c["exams"], images=c["images"],
-                        polyp_images=c["polyp_images"], categories=c["categories"], langs=c["langs"],
-                        seconds=0.0, reused=True)
+    return SynthSummary(
+        out_dir=out_dir,
+        manifest=manifest,
+        exams=c["exams"],
+        images=c["images"],
+        polyp_images=c["polyp_images"],
+        categories=c["categories"],
+        langs=c["langs"],
+        seconds=0.0,
+        reused=True,
+    )
 
 
 def _identity(cfg: SynthConfig) -> dict[str, Any]:
@@ -238,8 +276,9 @@ def _identity(cfg: SynthConfig) -> dict[str, Any]:
     return cfg.model_dump(mode="json", exclude={"workers"})
 
 
-def generate_archive(out_dir: str | os.PathLike[str], config: SynthConfig, *, progress: bool | None = None,
-                     overwrite: bool = False) -> SynthSummary:
+def generate_archive(
+    out_dir: str | os.PathLike[str], config: SynthConfig, *, progress: bool | None = None, overwrite: bool = False
+) -> SynthSummary:
     """Write a synthetic archive (manifest, frames, truth) to ``out_dir``.
 
     Args:
@@ -293,11 +332,24 @@ def generate_archive(out_dir: str | os.PathLike[str], config: SynthConfig, *, pr
     atomic_write_json(truth / "synth.json", {"config": _identity(config), "counts": counts})
     write_jsonl(out / "manifest.jsonl", (r["manifest"] for r in results))  # last: marks the archive complete
     seconds = time.perf_counter() - start
-    logger.info("synthetic archive: %d exams, %d frames (%d with polyps) in %.1f s -> %s", counts["exams"],
-                counts["images"], counts["polyp_images"], seconds, out)
-    return SynthSummary(out_dir=out, manifest=out / "manifest.jsonl", exams=counts["exams"], images=counts["images"],
-                        polyp_images=counts["polyp_images"], categories=counts["categories"], langs=counts["langs"],
-                        seconds=seconds)
+    logger.info(
+        "synthetic archive: %d exams, %d frames (%d with polyps) in %.1f s -> %s",
+        counts["exams"],
+        counts["images"],
+        counts["polyp_images"],
+        seconds,
+        out,
+    )
+    return SynthSummary(
+        out_dir=out,
+        manifest=out / "manifest.jsonl",
+        exams=counts["exams"],
+        images=counts["images"],
+        polyp_images=counts["polyp_images"],
+        categories=counts["categories"],
+        langs=counts["langs"],
+        seconds=seconds,
+    )
 
 
 def read_manifest(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:

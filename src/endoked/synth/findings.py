@@ -24,12 +24,28 @@ import numpy as np
 
 CATEGORIES: tuple[str, ...] = ("present", "absent", "history", "uncertain", "malignancy")
 LOCATIONS: tuple[str, ...] = (
-    "cecum", "ascending", "hepatic_flexure", "transverse", "splenic_flexure", "descending", "sigmoid",
-    "rectum", "rectosigmoid", "ileum", "appendiceal_orifice", "ileocecal_valve", "anastomosis",
+    "cecum",
+    "ascending",
+    "hepatic_flexure",
+    "transverse",
+    "splenic_flexure",
+    "descending",
+    "sigmoid",
+    "rectum",
+    "rectosigmoid",
+    "ileum",
+    "appendiceal_orifice",
+    "ileocecal_valve",
+    "anastomosis",
 )
 _LOC_WEIGHTS = np.array([8, 12, 4, 12, 3, 9, 18, 12, 4, 1.5, 1.5, 2.5, 1.0])
 PATHOLOGY_RANK: tuple[str, ...] = (
-    "adenocarcinoma", "adenoma", "sessile_serrated", "hyperplastic", "inflammatory", "other",
+    "adenocarcinoma",
+    "adenoma",
+    "sessile_serrated",
+    "hyperplastic",
+    "inflammatory",
+    "other",
 )
 OTHER_FINDINGS: tuple[str, ...] = ("diverticula", "hemorrhoids", "colitis", "melanosis")
 
@@ -121,8 +137,12 @@ class Findings:
 
 
 def _entry(g: PolypGroup, size: int | None) -> dict[str, Any]:
-    return {"location": g.location, "size_mm": None if size is None else float(size),
-            "morphology": g.morphology, "removed": g.removed}
+    return {
+        "location": g.location,
+        "size_mm": None if size is None else float(size),
+        "morphology": g.morphology,
+        "removed": g.removed,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -148,8 +168,11 @@ def _size(rng: np.random.Generator, morphology: str | None = None) -> int:
         return int(rng.integers(12, 41))
     if morphology == "pedunculated":
         return int(rng.integers(6, 26))
-    return int(rng.choice([2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20],
-                          p=[0.08, 0.16, 0.17, 0.15, 0.12, 0.09, 0.08, 0.06, 0.04, 0.03, 0.02]))
+    return int(
+        rng.choice(
+            [2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20], p=[0.08, 0.16, 0.17, 0.15, 0.12, 0.09, 0.08, 0.06, 0.04, 0.03, 0.02]
+        )
+    )
 
 
 def _removal(rng: np.random.Generator, size: int | None, morphology: str) -> str:
@@ -170,8 +193,15 @@ def _polyp_groups(rng: np.random.Generator) -> list[PolypGroup]:
         loc = _location(rng)
         lo = int(rng.integers(2, 5))
         hi = lo + int(rng.integers(1, 5))
-        groups.append(PolypGroup(None, loc, (lo, hi), str(rng.choice(("sessile", "unspecified"), p=[0.4, 0.6])),
-                                 str(rng.choice(("cold_snare", "forceps", "none"), p=[0.5, 0.35, 0.15]))))
+        groups.append(
+            PolypGroup(
+                None,
+                loc,
+                (lo, hi),
+                str(rng.choice(("sessile", "unspecified"), p=[0.4, 0.6])),
+                str(rng.choice(("cold_snare", "forceps", "none"), p=[0.5, 0.35, 0.15])),
+            )
+        )
         used.add(loc)
         if rng.random() < 0.3:
             groups.append(_single_group(rng, 1, used))
@@ -201,13 +231,19 @@ def _pathology_for_polyps(rng: np.random.Generator, groups: list[PolypGroup]) ->
     out = []
     for g in groups:
         if g.removed or rng.random() < 0.5:
-            out.append(str(rng.choice(("adenoma", "hyperplastic", "sessile_serrated", "inflammatory"),
-                                      p=(0.6, 0.2, 0.13, 0.07))))
+            out.append(
+                str(
+                    rng.choice(
+                        ("adenoma", "hyperplastic", "sessile_serrated", "inflammatory"), p=(0.6, 0.2, 0.13, 0.07)
+                    )
+                )
+            )
     return out
 
 
-def sample_findings(rng: np.random.Generator, category: str, *, pathology_rate: float = 0.6,
-                    uncertain_shows_polyp: float = 0.5) -> Findings:
+def sample_findings(
+    rng: np.random.Generator, category: str, *, pathology_rate: float = 0.6, uncertain_shows_polyp: float = 0.5
+) -> Findings:
     """Sample the findings of one exam of ``category`` (one of :data:`CATEGORIES`)."""
     f = Findings(category=category)
     if rng.random() < 0.3:

@@ -89,8 +89,15 @@ def _vessels(rng: np.random.Generator, n: int) -> Array:
     canvas = np.zeros((n, n), np.uint8)
     stack: list[tuple[float, float, float, float, int]] = []
     for _ in range(rng.integers(7, 12)):
-        stack.append((float(rng.uniform(0, n)), float(rng.uniform(0, n)), float(rng.uniform(0, 2 * math.pi)),
-                      float(rng.uniform(2.0, 3.5)) * n / 512, 0))
+        stack.append(
+            (
+                float(rng.uniform(0, n)),
+                float(rng.uniform(0, n)),
+                float(rng.uniform(0, 2 * math.pi)),
+                float(rng.uniform(2.0, 3.5)) * n / 512,
+                0,
+            )
+        )
     while stack:
         x, y, ang, width, depth = stack.pop()
         pts = [(x, y)]
@@ -102,12 +109,10 @@ def _vessels(rng: np.random.Generator, n: int) -> Array:
             y += math.sin(ang) * step
             pts.append((x, y))
             if depth < 4 and rng.random() < 0.08:
-                stack.append((x, y, ang + float(rng.choice([-1, 1]) * rng.uniform(0.4, 1.2)), width * 0.65,
-                              depth + 1))
+                stack.append((x, y, ang + float(rng.choice([-1, 1]) * rng.uniform(0.4, 1.2)), width * 0.65, depth + 1))
         thick = max(1, round(width))
         level = int(255 * max(0.35, 1.0 - 0.17 * depth))
-        cv2.polylines(canvas, [np.round(np.array(pts) * 4).astype(np.int32)], False, level, thick,
-                      cv2.LINE_AA, shift=2)
+        cv2.polylines(canvas, [np.round(np.array(pts) * 4).astype(np.int32)], False, level, thick, cv2.LINE_AA, shift=2)
     out = cv2.GaussianBlur(canvas.astype(np.float32) / 255.0, (0, 0), 0.8 * n / 512 + 0.3)
     return np.clip(out * 1.3, 0, 1)
 
@@ -128,7 +133,7 @@ def _crop(rng: np.random.Generator, tiles: tuple[Array, ...], size: int) -> Arra
     tile = tiles[int(rng.integers(len(tiles)))]
     y, x = (int(v) for v in rng.integers(0, tile.shape[0] - size + 1, size=2))
     flip = int(rng.integers(-1, 3))
-    out = tile[y:y + size, x:x + size]
+    out = tile[y : y + size, x : x + size]
     return cv2.flip(out, flip) if flip < 2 else np.ascontiguousarray(out)
 
 
@@ -183,13 +188,14 @@ def _illumination(rng: np.random.Generator, size: int) -> tuple[Array, tuple[flo
     z2 = z * z
     phase += float(rng.uniform(0.04, 0.12)) * _cos_k(z2 * z, float(rng.uniform(0, 6.3)))
     p = phase - np.floor(phase)
-    arcs = np.clip(0.55 + 0.6 * _cos_k(z, float(rng.uniform(0, 6.3)))
-                   + 0.3 * _cos_k(z2, float(rng.uniform(0, 6.3))), 0, 1)
+    arcs = np.clip(
+        0.55 + 0.6 * _cos_k(z, float(rng.uniform(0, 6.3))) + 0.3 * _cos_k(z2, float(rng.uniform(0, 6.3))), 0, 1
+    )
     fold_amp = float(rng.uniform(0.2, 0.45)) * arcs * np.clip(d / rl - 0.8, 0, 1)
-    crease = np.exp(-((p - 0.12) / 0.13) ** 2) + np.exp(-((p - 1.12) / 0.13) ** 2)
-    folds = fold_amp * (0.55 * p ** 2 - 0.7 * crease)
-    lumen = np.exp(-(d / rl) ** 2 * 1.5)
-    tunnel = 1.0 - float(rng.uniform(0.35, 0.65)) * np.exp(-(d / (rl * 3.5)) ** 2)
+    crease = np.exp(-(((p - 0.12) / 0.13) ** 2)) + np.exp(-(((p - 1.12) / 0.13) ** 2))
+    folds = fold_amp * (0.55 * p**2 - 0.7 * crease)
+    lumen = np.exp(-((d / rl) ** 2) * 1.5)
+    tunnel = 1.0 - float(rng.uniform(0.35, 0.65)) * np.exp(-((d / (rl * 3.5)) ** 2))
     illum = (0.92 + 0.1 * low + folds) * tunnel * (1.0 - 0.97 * lumen)
     illum *= 1.0 - float(rng.uniform(0.1, 0.35)) * (xx * xx + yy * yy) ** 1.5
     illum = np.clip(illum, 0.015, 1.4) ** float(rng.uniform(0.8, 1.2))  # exposure curve
@@ -212,8 +218,9 @@ def _mucosa_colour(rng: np.random.Generator) -> Array:
     return np.clip(c, 0.1, 1.0).astype(np.float32)
 
 
-def _blend_blob(img: Array, x: float, y: float, ax: float, ay: float, angle: float, colour: Array,
-                strength: float, soft: float) -> None:
+def _blend_blob(
+    img: Array, x: float, y: float, ax: float, ay: float, angle: float, colour: Array, strength: float, soft: float
+) -> None:
     """Blend a soft ellipse of ``colour`` into ``img: (S, S, 3) float32`` in place (local patch only)."""
     size = img.shape[0]
     half = int(max(ax, ay) + 3 * soft + 2)
@@ -244,8 +251,13 @@ def _highlights(rng: np.random.Generator, illum: Array, count: int, scale: float
     for x, y in cand[pick]:
         ax = max(0.8, float(rng.gamma(2.0, 1.0)) * scale * size / 256)
         ay = max(0.7, ax * float(rng.uniform(0.25, 1.0)))
-        cv2.ellipse(layer, ((float(x), float(y)), (2 * ax, 2 * ay), float(rng.uniform(0, 180))),
-                    int(rng.integers(200, 256)), -1, cv2.LINE_AA)
+        cv2.ellipse(
+            layer,
+            ((float(x), float(y)), (2 * ax, 2 * ay), float(rng.uniform(0, 180))),
+            int(rng.integers(200, 256)),
+            -1,
+            cv2.LINE_AA,
+        )
     soft = cv2.GaussianBlur(layer, (0, 0), 0.35 * size / 256 + 0.2)
     return np.asarray(cv2.merge([soft, soft, soft]))
 
@@ -256,8 +268,16 @@ def _highlights(rng: np.random.Generator, illum: Array, count: int, scale: float
 _LOBES = {"dome": 0.05, "ellipse": 0.04, "lobulated": 0.15, "flat": 0.09, "mass": 0.2}
 
 
-def _draw_lesion(rng: np.random.Generator, img: Array, illum: Array, bank: TextureBank, spec: PolypSpec,
-                 centre: tuple[float, float], radius: float, mucosa: Array) -> Array:
+def _draw_lesion(
+    rng: np.random.Generator,
+    img: Array,
+    illum: Array,
+    bank: TextureBank,
+    spec: PolypSpec,
+    centre: tuple[float, float],
+    radius: float,
+    mucosa: Array,
+) -> Array:
     """Draw one lesion into ``img: (S, S, 3) float32`` in place and return its boolean mask ``(S, S)``."""
     size = img.shape[0]
     cx, cy = centre
@@ -290,7 +310,8 @@ def _draw_lesion(rng: np.random.Generator, img: Array, illum: Array, bank: Textu
 
     # height field (units of radius) and its shading under a light close to the camera
     height = {"flat": float(rng.uniform(0.08, 0.2)), "mass": float(rng.uniform(0.4, 0.7))}.get(
-        spec.kind, float(rng.uniform(0.45, 0.9)))
+        spec.kind, float(rng.uniform(0.45, 0.9))
+    )
     h = np.sqrt(np.clip(1.0 - s * s, 0, 1)) ** (0.5 if spec.kind == "flat" else 1.0)
     if spec.kind == "lobulated":
         h = h * (1.0 + 0.035 * pits)
@@ -330,15 +351,21 @@ def _draw_lesion(rng: np.random.Generator, img: Array, illum: Array, bank: Textu
     lesion = lesion + spec_hl * (1.35 - lesion)
     alpha = np.clip((1.0 - s) * radius / 1.0 + 0.5, 0, 1)[..., None]
     patch = img[y0:y1, x0:x1]
-    shadow = 1.0 - float(rng.uniform(0.05, 0.2)) * np.exp(-((s - 1.0) / 0.12) ** 2)[..., None]
+    shadow = 1.0 - float(rng.uniform(0.05, 0.2)) * np.exp(-(((s - 1.0) / 0.12) ** 2))[..., None]
     patch *= shadow
     patch += alpha * (lesion - patch)
     mask[y0:y1, x0:x1] = inside
     return mask
 
 
-def _place(rng: np.random.Generator, size: int, fov_r: float, radius_px: float,
-           lumen: tuple[float, float, float], taken: list[tuple[float, float, float]]) -> tuple[float, float]:
+def _place(
+    rng: np.random.Generator,
+    size: int,
+    fov_r: float,
+    radius_px: float,
+    lumen: tuple[float, float, float],
+    taken: list[tuple[float, float, float]],
+) -> tuple[float, float]:
     """Choose a lesion centre (pixels) inside the field, mostly away from the border, off the lumen."""
     half = size / 2
     lx, ly = (lumen[0] + 1) * half, (lumen[1] + 1) * half
@@ -365,8 +392,13 @@ def _diverticulum(rng: np.random.Generator, lum: Array, x: float, y: float, r: f
     if x1 - x0 < 2 or y1 - y0 < 2:
         return
     patch = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.ellipse(patch, ((x - x0, y - y0), (2 * r, 2 * r * float(rng.uniform(0.6, 1.0))), float(rng.uniform(0, 180))),
-                255, -1, cv2.LINE_AA)
+    cv2.ellipse(
+        patch,
+        ((x - x0, y - y0), (2 * r, 2 * r * float(rng.uniform(0.6, 1.0))), float(rng.uniform(0, 180))),
+        255,
+        -1,
+        cv2.LINE_AA,
+    )
     hole = cv2.GaussianBlur(patch, (0, 0), max(0.5, r * 0.3)).astype(np.float32) / 255.0
     lum[y0:y1, x0:x1] *= 1.0 - 0.85 * hole
 
@@ -419,15 +451,25 @@ def render_frame(rng: np.random.Generator, size: int, spec: FrameSpec, bank: Tex
             _diverticulum(rng, lum, x, y, r)
     lum_red = cv2.multiply(lum, red)
     tint = np.array([0.2, 0.55, 0.45], np.float32)
-    img = cv2.merge([cv2.addWeighted(lum, float(m), lum_red, -float(m * t), 0.0)
-                     for m, t in zip(mucosa, tint, strict=True)])
+    img = cv2.merge(
+        [cv2.addWeighted(lum, float(m), lum_red, -float(m * t), 0.0) for m, t in zip(mucosa, tint, strict=True)]
+    )
     if spec.colitis:
         exudate = np.array([0.9, 0.82, 0.6], np.float32)
         for _ in range(int(rng.integers(6, 25))):
             x, y = rng.uniform(0.1, 0.9, 2) * size
             ax = float(rng.uniform(0.6, 2.2)) * size / 256
-            _blend_blob(img, float(x), float(y), ax, ax * float(rng.uniform(0.5, 1)), 0.0,
-                        exudate * illum[int(y), int(x)], 0.8, 0.5)
+            _blend_blob(
+                img,
+                float(x),
+                float(y),
+                ax,
+                ax * float(rng.uniform(0.5, 1)),
+                0.0,
+                exudate * illum[int(y), int(x)],
+                0.8,
+                0.5,
+            )
 
     mask = np.zeros((size, size), bool)
     for pspec in spec.polyps:

@@ -38,8 +38,17 @@ def _en_size(rng: np.random.Generator, mm: int) -> str:
 
 
 def _en_range(rng: np.random.Generator, lo: int, hi: int) -> str:
-    return pick(rng, (f"{lo}-{hi} mm", f"{lo} to {hi} mm", f"up to {hi} mm", f"{cm_text(lo)}-{cm_text(hi)} cm",
-                       f"ranging from {lo} to {hi} mm", f"{lo}-{hi}mm"))
+    return pick(
+        rng,
+        (
+            f"{lo}-{hi} mm",
+            f"{lo} to {hi} mm",
+            f"up to {hi} mm",
+            f"{cm_text(lo)}-{cm_text(hi)} cm",
+            f"ranging from {lo} to {hi} mm",
+            f"{lo}-{hi}mm",
+        ),
+    )
 
 
 def _an(word: str) -> str:
@@ -98,8 +107,10 @@ def _en_group(rng: np.random.Generator, g: PolypGroup, with_removal: bool) -> st
     rem_all = f", all {rem}" if with_removal else ""
     paren = f" ({sizes})" if sizes else ""
     comma = f", {sizes}" if sizes else ""
-    options = [f"{_cap(count)} {morph}{plural}{paren} were found{in_loc}{rem_all}.",
-               f"{_cap(count)} {morph}{plural}{in_loc}{comma}{rem_all}."]
+    options = [
+        f"{_cap(count)} {morph}{plural}{paren} were found{in_loc}{rem_all}.",
+        f"{_cap(count)} {morph}{plural}{in_loc}{comma}{rem_all}.",
+    ]
     if where:
         options.append(f"In the {where}, there were {count} {morph}{plural}{paren}{rem_all}.")
     return pick(rng, options)
@@ -117,8 +128,10 @@ def _en_findings(rng: np.random.Generator, f: Findings) -> tuple[list[str], list
         if f.malignant_polyp:
             desc = _en_size(rng, g.sizes_mm[0] or 25)
             rem = pick(rng, P.REMOVAL_TEXT[g.removal][0])
-            out.append(f"In the {_en_loc(rng, g.location)} there was {_an(desc)} {desc} polyp with a depressed "
-                       f"centre and irregular surface pattern, suspicious for malignancy; it was {rem}.")
+            out.append(
+                f"In the {_en_loc(rng, g.location)} there was {_an(desc)} {desc} polyp with a depressed "
+                f"centre and irregular surface pattern, suspicious for malignancy; it was {rem}."
+            )
             imp.append(pick(rng, ("Large polyp suspicious for malignancy.", "Malignant-appearing polyp.")))
         else:
             out.append(_en_group(rng, g, not joint))
@@ -129,24 +142,55 @@ def _en_findings(rng: np.random.Generator, f: Findings) -> tuple[list[str], list
     if f.category == "uncertain":
         loc = _en_loc(rng, f.uncertain_location or "sigmoid")
         size = f"{_en_size(rng, f.uncertain_size_mm)} " if f.uncertain_size_mm else "small "
-        out.append(pick(rng, (
-            f"A possible {size}polyp versus prominent fold was seen in the {loc}; it could not be confirmed "
-            "on re-inspection.",
-            f"Questionable {size}polypoid lesion in the {loc}, likely a fold; not removed.",
-            f"Subtle mucosal elevation in the {loc}, suspicious for a small flat polyp vs. normal fold.",
-            f"In the {loc}, an equivocal ?polyp was seen briefly during withdrawal - not confirmed.")))
-        imp.append(pick(rng, (f"Possible polyp vs fold in the {loc}.", f"Equivocal {loc} lesion - possible polyp.",
-                               f"Questionable small polyp in the {loc}.")))
+        out.append(
+            pick(
+                rng,
+                (
+                    f"A possible {size}polyp versus prominent fold was seen in the {loc}; it could not be confirmed "
+                    "on re-inspection.",
+                    f"Questionable {size}polypoid lesion in the {loc}, likely a fold; not removed.",
+                    f"Subtle mucosal elevation in the {loc}, suspicious for a small flat polyp vs. normal fold.",
+                    f"In the {loc}, an equivocal ?polyp was seen briefly during withdrawal - not confirmed.",
+                ),
+            )
+        )
+        imp.append(
+            pick(
+                rng,
+                (
+                    f"Possible polyp vs fold in the {loc}.",
+                    f"Equivocal {loc} lesion - possible polyp.",
+                    f"Questionable small polyp in the {loc}.",
+                ),
+            )
+        )
     if f.mass_location:
         loc = _en_loc(rng, f.mass_location)
         size = f", measuring about {f.mass_size_mm // 10} cm" if f.mass_size_mm else ""
-        kind = pick(rng, ("fungating", "ulcerated", "circumferential, friable",
-                          "large ulcerated, partially obstructing"))
-        out.append(f"A {kind} mass was found in the {loc}{size}. " + pick(rng, (
-            "Multiple biopsies were taken.", "Biopsies obtained; the area was tattooed.", "Cold forceps biopsies x6.")))
-        imp.append(pick(rng, (f"{loc[0].upper() + loc[1:]} mass, suspicious for malignancy.",
-                               f"Mass in the {loc} - likely colon cancer; biopsied.",
-                               f"Malignant-appearing tumor in the {loc}.")))
+        kind = pick(
+            rng, ("fungating", "ulcerated", "circumferential, friable", "large ulcerated, partially obstructing")
+        )
+        out.append(
+            f"A {kind} mass was found in the {loc}{size}. "
+            + pick(
+                rng,
+                (
+                    "Multiple biopsies were taken.",
+                    "Biopsies obtained; the area was tattooed.",
+                    "Cold forceps biopsies x6.",
+                ),
+            )
+        )
+        imp.append(
+            pick(
+                rng,
+                (
+                    f"{loc[0].upper() + loc[1:]} mass, suspicious for malignancy.",
+                    f"Mass in the {loc} - likely colon cancer; biopsied.",
+                    f"Malignant-appearing tumor in the {loc}.",
+                ),
+            )
+        )
     for other in f.others:
         out.append(pick(rng, P.OTHER_TEXT[other][0]))
         imp.append(pick(rng, P.OTHER_TEXT[other][2]))
@@ -160,8 +204,13 @@ def _en_findings(rng: np.random.Generator, f: Findings) -> tuple[list[str], list
     if not imp:
         imp.append(pick(rng, ("Normal colonoscopy.", "Normal colonoscopy to the cecum.", "No polyps.")))
         if f.history:
-            imp[-1] = pick(rng, ("Surveillance after polypectomy; no recurrence.", "History of colonic polyps. "
-                                                                                    "No polyps on this exam."))
+            imp[-1] = pick(
+                rng,
+                (
+                    "Surveillance after polypectomy; no recurrence.",
+                    "History of colonic polyps. No polyps on this exam.",
+                ),
+            )
     return out, imp
 
 
@@ -183,8 +232,11 @@ def render_en(rng: np.random.Generator, f: Findings) -> str:
     """English report text for ``f``."""
     lines: list[str] = []
     if rng.random() < 0.7:
-        ind = pick(rng, ("surveillance after polypectomy",)) if f.history and rng.random() < 0.5 else \
-            pick(rng, P.EN_INDICATION)
+        ind = (
+            pick(rng, ("surveillance after polypectomy",))
+            if f.history and rng.random() < 0.5
+            else pick(rng, P.EN_INDICATION)
+        )
         lines.append(f"{pick(rng, ('Indication', 'INDICATION', 'Reason for exam'))}: {ind}.")
     if f.history:
         lines.append(pick(rng, P.EN_HISTORY).format(y=int(rng.integers(2012, 2024))))
@@ -204,7 +256,14 @@ def render_en(rng: np.random.Generator, f: Findings) -> str:
     if ih or rng.random() < 0.5:
         lines.append(f"{ih or 'Impression:'} " + " ".join(imp))
     if rng.random() < 0.5:
-        lines.append(pick(rng, ("Recommendation: repeat colonoscopy in {y} years.", "Plan: await pathology.",
-                                 "Recommendations: follow up in clinic; repeat colonoscopy in {y} years."))
-                     .format(y=int(rng.choice((3, 5, 10)))))
+        lines.append(
+            pick(
+                rng,
+                (
+                    "Recommendation: repeat colonoscopy in {y} years.",
+                    "Plan: await pathology.",
+                    "Recommendations: follow up in clinic; repeat colonoscopy in {y} years.",
+                ),
+            ).format(y=int(rng.choice((3, 5, 10))))
+        )
     return "\n".join(lines)

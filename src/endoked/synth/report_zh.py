@@ -42,26 +42,44 @@ def _zh_group(rng: np.random.Generator, g: PolypGroup, with_removal: bool) -> st
     rem = pick(rng, P.REMOVAL_TEXT[g.removal][1]) if with_removal else ""
     where = "结肠" if g.location == "unspecified" else _zh_loc(rng, g.location)
     if g.location in ("rectum", "sigmoid") and rng.random() < 0.2:
-        where = f"距肛门约{int(rng.integers(5, 30))}cm{where}" if g.location == "sigmoid" else \
-            f"{where}距肛缘约{int(rng.integers(3, 12))}cm处"
+        where = (
+            f"距肛门约{int(rng.integers(5, 30))}cm{where}"
+            if g.location == "sigmoid"
+            else f"{where}距肛缘约{int(rng.integers(3, 12))}cm处"
+        )
     end = f"{rem}。" if rem else "。"
     if g.n == 1:
         cnt = pick(rng, P.ZH_NUM[1])
         mm = g.sizes_mm[0]
         if mm is None:
-            return pick(rng, (f"{where}见{cnt}小{prefix}{noun}，{clause}{end}",
-                              f"{where}可见{cnt}{prefix}{noun}，体积小，{clause}{end}"))
+            return pick(
+                rng,
+                (
+                    f"{where}见{cnt}小{prefix}{noun}，{clause}{end}",
+                    f"{where}可见{cnt}{prefix}{noun}，体积小，{clause}{end}",
+                ),
+            )
         size = _zh_size(rng, mm)
-        return pick(rng, (f"{where}见{cnt}约{size}{prefix}{noun}，{clause}{end}",
-                          f"{where}可见{cnt}{prefix}{noun}，大小约{size}，{clause}{end}",
-                          f"于{where}见{cnt}{prefix}{noun}，直径约{size}，表面光滑，{clause}{end}",
-                          f"{where}：{size}{prefix}{noun}，{clause}{end}")).replace("，。", "。")
+        return pick(
+            rng,
+            (
+                f"{where}见{cnt}约{size}{prefix}{noun}，{clause}{end}",
+                f"{where}可见{cnt}{prefix}{noun}，大小约{size}，{clause}{end}",
+                f"于{where}见{cnt}{prefix}{noun}，直径约{size}，表面光滑，{clause}{end}",
+                f"{where}：{size}{prefix}{noun}，{clause}{end}",
+            ),
+        ).replace("，。", "。")
     both = "均" if with_removal else ""
     if g.n is None:
         cnt = pick(rng, P.ZH_MULTI)
         size = _zh_range(rng, g.sizes_mm[0] or 2, g.sizes_mm[-1] or 4)
-        text = pick(rng, (f"{where}见{cnt}{prefix}{noun}，大小{size}，{clause}{both}{end}",
-                          f"{where}可见{cnt}{size}{prefix}{noun}，{clause}{both}{end}"))
+        text = pick(
+            rng,
+            (
+                f"{where}见{cnt}{prefix}{noun}，大小{size}，{clause}{both}{end}",
+                f"{where}可见{cnt}{size}{prefix}{noun}，{clause}{both}{end}",
+            ),
+        )
     else:
         cnt = pick(rng, P.ZH_NUM[g.n])
         known = [s for s in g.sizes_mm if s is not None]
@@ -99,10 +117,17 @@ def _zh_findings(rng: np.random.Generator, f: Findings) -> tuple[list[str], list
     if f.category == "uncertain":
         loc = _zh_loc(rng, f.uncertain_location or "sigmoid")
         size = f"约{_zh_size(rng, f.uncertain_size_mm)}" if f.uncertain_size_mm else ""
-        out.append(pick(rng, (f"{loc}见一{size}小隆起，可疑息肉，反复观察考虑皱襞可能，未予处理。",
-                              f"{loc}似见一{size}息肉样隆起，息肉待排。",
-                              f"{loc}黏膜局部稍隆起，不除外小息肉，观察不清。",
-                              f"{loc}见一{size}隆起，考虑息肉可能，未予处理。")))
+        out.append(
+            pick(
+                rng,
+                (
+                    f"{loc}见一{size}小隆起，可疑息肉，反复观察考虑皱襞可能，未予处理。",
+                    f"{loc}似见一{size}息肉样隆起，息肉待排。",
+                    f"{loc}黏膜局部稍隆起，不除外小息肉，观察不清。",
+                    f"{loc}见一{size}隆起，考虑息肉可能，未予处理。",
+                ),
+            )
+        )
         diag.append(pick(rng, (f"{loc}可疑息肉", f"{loc}小隆起（息肉待排）", f"{loc}隆起性质待定（息肉？）")))
     if f.mass_location:
         loc = _zh_loc(rng, f.mass_location)
@@ -123,16 +148,25 @@ def _zh_findings(rng: np.random.Generator, f: Findings) -> tuple[list[str], list
     if rng.random() < 0.4:
         out.append(pick(rng, P.ZH_REMAINDER_NORMAL if lesion else P.ZH_NORMAL))
     if not diag:
-        diag.append(pick(rng, ("结肠息肉切除术后，未见复发", "结肠息肉术后复查，未见异常")) if f.history else
-                    pick(rng, ("结肠镜检查未见明显异常", "全结肠未见异常", "大致正常结肠镜像")))
+        diag.append(
+            pick(rng, ("结肠息肉切除术后，未见复发", "结肠息肉术后复查，未见异常"))
+            if f.history
+            else pick(rng, ("结肠镜检查未见明显异常", "全结肠未见异常", "大致正常结肠镜像"))
+        )
     return out, diag
 
 
 def _zh_polyp_diagnosis(rng: np.random.Generator, f: Findings) -> str:
     count = f.labels()["polyp_count"]
     removed = all(g.removed for g in f.groups)
-    status = pick(rng, ("（已切除）", "（EMR术后）" if any(g.removal == "emr" for g in f.groups) else "（已切除）",
-                        "，已切除")) if removed else ""
+    status = (
+        pick(
+            rng,
+            ("（已切除）", "（EMR术后）" if any(g.removal == "emr" for g in f.groups) else "（已切除）", "，已切除"),
+        )
+        if removed
+        else ""
+    )
     if count is None:
         return pick(rng, ("结肠多发息肉", "结直肠多发息肉")) + status
     if count == 1 and f.groups[0].location != "unspecified":
@@ -157,8 +191,12 @@ def render_zh(rng: np.random.Generator, f: Findings) -> str:
         pre.append(pick(rng, P.ZH_EXTENT))
     if rng.random() < 0.4:
         findings.append(pick(rng, P.ZH_WITHDRAWAL).format(m=int(rng.integers(6, 16))))
-    heads = (("检查所见：", "诊断："), ("所见：", "内镜诊断："), ("镜下所见：", "镜下诊断："),
-             ("【检查所见】", "【诊断】"))
+    heads = (
+        ("检查所见：", "诊断："),
+        ("所见：", "内镜诊断："),
+        ("镜下所见：", "镜下诊断："),
+        ("【检查所见】", "【诊断】"),
+    )
     fh, dh = heads[int(rng.integers(len(heads)))]
     lines.append(fh + "".join(pre + findings))
     if len(diag) > 1 and rng.random() < 0.7:

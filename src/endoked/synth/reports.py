@@ -21,8 +21,13 @@ from endoked.synth.report_en import pick, render_en
 from endoked.synth.report_zh import render_zh
 
 LANGS: tuple[str, ...] = ("en", "zh")
-DEFAULT_FRACTIONS: dict[str, float] = {"present": 0.45, "absent": 0.3, "history": 0.1, "uncertain": 0.07,
-                                       "malignancy": 0.08}
+DEFAULT_FRACTIONS: dict[str, float] = {
+    "present": 0.45,
+    "absent": 0.3,
+    "history": 0.1,
+    "uncertain": 0.07,
+    "malignancy": 0.08,
+}
 _REPORT_STREAM = 0  # sub-stream of the per-exam seed used for findings and text
 
 
@@ -65,8 +70,15 @@ def _pathology_text(rng: np.random.Generator, f: Findings, lang: str) -> str:
     return "; ".join(f"({i}) {t}" for i, t in enumerate(items, 1)) + "."
 
 
-def render_exam_report(rng: np.random.Generator, category: str, lang: str, *, pathology_rate: float = 0.6,
-                       pathology_in_report: float = 0.3, uncertain_shows_polyp: float = 0.5) -> ExamReport:
+def render_exam_report(
+    rng: np.random.Generator,
+    category: str,
+    lang: str,
+    *,
+    pathology_rate: float = 0.6,
+    pathology_in_report: float = 0.3,
+    uncertain_shows_polyp: float = 0.5,
+) -> ExamReport:
     """Sample one exam of ``category`` and render its report in ``lang``.
 
     Args:
@@ -86,8 +98,11 @@ def render_exam_report(rng: np.random.Generator, category: str, lang: str, *, pa
     if f.pathology:
         ptext = _pathology_text(rng, f, lang)
         if rng.random() < pathology_in_report:
-            head = pick(rng, ("病理：", "病理结果：", "【病理】")) if lang == "zh" else \
-                pick(rng, ("Pathology: ", "PATHOLOGY: ", "Path: ", "Pathology (addendum): "))
+            head = (
+                pick(rng, ("病理：", "病理结果：", "【病理】"))
+                if lang == "zh"
+                else pick(rng, ("Pathology: ", "PATHOLOGY: ", "Path: ", "Pathology (addendum): "))
+            )
             text = f"{text}\n{head}{ptext}"
         else:
             pathology = ptext
@@ -104,8 +119,9 @@ def choose_lang(seed: int, index: int, langs: Sequence[str]) -> str:
     return langs[int(np.random.default_rng([seed, index, 2]).integers(len(langs)))]
 
 
-def synth_reports(n: int, seed: int, langs: Sequence[str] = LANGS,
-                  fractions: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+def synth_reports(
+    n: int, seed: int, langs: Sequence[str] = LANGS, fractions: Mapping[str, float] | None = None
+) -> list[dict[str, Any]]:
     """Synthetic reports with gold labels (no images), fast enough for tens of thousands.
 
     The i-th row is the report of exam i of a synthetic archive made with the same seed, languages and
@@ -130,10 +146,26 @@ def synth_reports(n: int, seed: int, langs: Sequence[str] = LANGS,
     rows = []
     for i, cat in enumerate(cats):
         rep = render_exam_report(exam_rng(seed, i, _REPORT_STREAM), cat, choose_lang(seed, i, langs))
-        rows.append({"id": f"E{i + 1:0{width}d}", "text": rep.text, "pathology": rep.pathology, "lang": rep.lang,
-                     "labels": rep.labels, "category": cat})
+        rows.append(
+            {
+                "id": f"E{i + 1:0{width}d}",
+                "text": rep.text,
+                "pathology": rep.pathology,
+                "lang": rep.lang,
+                "labels": rep.labels,
+                "category": cat,
+            }
+        )
     return rows
 
 
-__all__ = ["CATEGORIES", "DEFAULT_FRACTIONS", "LANGS", "ExamReport", "choose_lang", "exam_rng",
-           "render_exam_report", "synth_reports"]
+__all__ = [
+    "CATEGORIES",
+    "DEFAULT_FRACTIONS",
+    "LANGS",
+    "ExamReport",
+    "choose_lang",
+    "exam_rng",
+    "render_exam_report",
+    "synth_reports",
+]

@@ -55,8 +55,10 @@ def load_truth(archive_dir: str | os.PathLike[str]) -> SynthTruth:
     paths = {name: tdir / name for name in ("exams.jsonl", "meta.jsonl", "images.csv")}
     for path in paths.values():
         if not path.is_file():
-            raise DataFormatError(f"{path} is missing: {root} is not a complete synthetic archive "
-                                  f"(re-create it with `endoked synth --out {root} ...`)")
+            raise DataFormatError(
+                f"{path} is missing: {root} is not a complete synthetic archive "
+                f"(re-create it with `endoked synth --out {root} ...`)"
+            )
     exams: dict[str, dict[str, Any]] = {}
     for n, row in enumerate(read_jsonl(paths["exams.jsonl"]), 1):
         missing = [k for k in ("id", *LABEL_KEYS) if k not in row]
@@ -81,5 +83,13 @@ def load_truth(archive_dir: str | os.PathLike[str]) -> SynthTruth:
                 image_exam[image] = rec["exam_id"]
             except (KeyError, TypeError) as exc:
                 raise DataFormatError(f"{paths['images.csv']} line {n}: missing column {exc}") from exc
-    return SynthTruth(root=root, exams=exams, categories=categories, langs=langs, image_polyp=image_polyp,
-                      image_mask=image_mask, image_mass=image_mass, image_exam=image_exam)
+    return SynthTruth(
+        root=root,
+        exams=exams,
+        categories=categories,
+        langs=langs,
+        image_polyp=image_polyp,
+        image_mask=image_mask,
+        image_mass=image_mass,
+        image_exam=image_exam,
+    )
