@@ -89,7 +89,7 @@ def test_ingest_then_rerun_is_skipped_and_config_is_saved(tmp_path: Path, capsys
 
 
 def test_run_without_archive_explains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--out", str(tmp_path / "r"), "--to", "ingest"]) == 1
+    assert main(["run", "--out", str(tmp_path / "r"), "--to", "ingest"]) == 2  # found by the pre-flight check
     assert "--archive" in capsys.readouterr().err
     assert main(["run", "--out", str(tmp_path / "r2"), "--to", "nonexistent"]) == 1
     assert "available" in capsys.readouterr().err

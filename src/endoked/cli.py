@@ -85,6 +85,9 @@ def run_cmd(
     stop: Annotated[str | None, typer.Option("--to", help="Last stage to run.")] = None,
     overwrite: OverwriteOpt = False,
     dry_run: DryRunOpt = False,
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="Run `endoked check` first; stop before any stage on problems.")
+    ] = True,
 ) -> None:
     """Run the pipeline's available stages in order (resumable; finished stages are skipped)."""
     from endoked.runner import run_from_cli
@@ -99,7 +102,26 @@ def run_cmd(
         stop=stop,
         overwrite=overwrite,
         dry_run=dry_run,
+        check=check,
     )
+
+
+@app.command("check")
+def check_cmd(
+    archive: Annotated[Path | None, typer.Option("--archive", "-a", help="Archive: manifest file or folder.")] = None,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Run folder: its config is reused and its disk checked.")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First stage to check.")] = None,
+    stop: Annotated[str | None, typer.Option("--to", help="Last stage to check.")] = None,
+) -> None:
+    """Check that a run can start: weights, packages, test sets, device, disk, archive. Exit 2 on problems."""
+    from endoked.check import check_from_cli
+
+    check_from_cli(archive, profile, config, set_ or (), out=out, start=start, stop=stop)
 
 
 @app.command("demo")

@@ -86,13 +86,23 @@ def run_from_cli(
     stop: str | None,
     overwrite: bool,
     dry_run: bool,
+    check: bool = False,
 ) -> dict[str, str]:
-    """``endoked run`` / ``endoked ingest``: resolve, optionally print (dry run), execute, summarise."""
+    """``endoked run`` / ``endoked ingest``: resolve, optionally print (dry run), check (see
+    :mod:`endoked.check`; problems stop the run before any stage), execute, summarise."""
     run = RunFolder(out)
     config = build_config(run, archive, profile, config_file, overrides)
     if dry_run:
         typer.echo(config.to_yaml(), nl=False)
         return {}
+    if check:
+        from endoked.check import CheckFailedError, check_config, selected_stages
+
+        problems = check_config(config, selected_stages(start, stop), out=run.root)
+        if problems:
+            raise CheckFailedError(
+                problems, "nothing was run: fix the problems above, or pass --no-check to run anyway"
+            )
     status = execute(run, config, start=start, stop=stop, overwrite=overwrite)
     typer.echo(f"run folder: {run.root}")
     for line in summary_lines(run, status):
