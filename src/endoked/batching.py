@@ -14,19 +14,25 @@ that finished before (a resumed stage redoes nothing that finished), writes each
 then a marker naming the digest of the chunk's input rows, all atomically; a chunk is reused only when its
 marker matches its inputs and every part reads back (a chunk interrupted half-way, truncated by a crash or cut
 from other inputs is recomputed). It shows progress (items/s, ETA) and returns the rows in input order.
+
+Where the pending chunks run is the executor's business (:mod:`endoked.executors`: this process, or a pool of
+Ray actors); the driver alone writes, as each chunk's result arrives, so the chunk folder and the resume rule do
+not depend on the executor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from endoked import tables
+from endoked.executors import Executor, current_executor
 from endoked.io import atomic_write_bytes, atomic_write_json, read_jsonl, sha256_json, write_jsonl
 from endoked.progress import bar
 
@@ -52,19 +58,6 @@ class BatchRun:
     chunks: int
     chunks_reused: int
     chunks_recomputed: int = 0
-
-
-class _LazyState(Generic[S]):
-    def __init__(self, setup: Callable[[], S]) -> None:
-        self._setup = setup
-        self._state: S | None = None
-        self.built = False
-
-    def get(self) -> S:
-        if not self.built:
-            self._state = self._setup()
-            self.built = True
-        return self._state  # type: ignore[return-value]
 
 
 def _part_name(table: str) -> str:
@@ -129,12 +122,14 @@ def run_batches(
     progress: bool = True,
     unit: str = "img",
     teardown: Callable[[S], None] | None = None,
+    executor: Executor | None = None,
 ) -> BatchRun:
     """Run ``process_batch`` over ``rows`` in resumable chunks (see the module docstring).
 
     Args:
         rows: the input rows, in the order the outputs should keep.
-        setup: builds the state (called at most once, only if a chunk has work left).
+        setup: builds the state (called at most once per process that runs chunks, only if a chunk has work
+            left).
         process_batch: the batch core.
         outputs: contract names of the tables ``process_batch`` returns (a table it leaves out is empty).
         chunk_dir: folder for the chunk parts (inside the stage's work folder).
@@ -142,57 +137,67 @@ def run_batches(
         chunk_size: rows per chunk (> 0).
         desc: progress-bar label.
         teardown: releases the state (closes clients) when it was built, also after an error.
+        executor: where the chunks run (:mod:`endoked.executors`); default: the active one
+            (:func:`endoked.executors.current_executor`, local unless the run config says otherwise). Whatever
+            runs them, this driver writes every chunk's files, parts and marker, so the chunk folder is the
+            same under every executor.
 
     Raises:
         ValueError: ``chunk_size`` < 1, or ``process_batch`` returned a table not in ``outputs``.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    state = _LazyState(setup)
-    try:
-        return _drive(rows, state, process_batch, outputs, chunk_dir, run_root, chunk_size, desc, progress, unit)
-    finally:
-        if teardown is not None and state.built:
-            teardown(state.get())
-
-
-def _drive(
-    rows: Sequence[Row],
-    state: _LazyState[S],
-    process_batch: Callable[[list[Row], S], BatchOutput],
-    outputs: Sequence[str],
-    chunk_dir: Path,
-    run_root: Path,
-    chunk_size: int,
-    desc: str,
-    progress: bool,
-    unit: str,
-) -> BatchRun:
+    executor = executor if executor is not None else current_executor()
     out = BatchRun(tables={name: [] for name in outputs}, chunks=0, chunks_reused=0)
+    finished: dict[int, dict[str, list[Row]]] = {}
+    pending: list[tuple[int, list[Row]]] = []
+    digests: dict[int, str] = {}
     with bar(len(rows), desc=desc, unit=unit, enabled=progress) as pb:
         for n, start in enumerate(range(0, len(rows), chunk_size)):
             out.chunks += 1
             chunk = list(rows[start : start + chunk_size])
             parts, marker = chunk_parts(chunk_dir, n, outputs), _marker(chunk_dir, n)
-            digest = sha256_json(chunk)
-            done = _read_parts(parts, marker, digest)
+            digests[n] = sha256_json(chunk)
+            done = _read_parts(parts, marker, digests[n])
             if done is not None:
                 out.chunks_reused += 1
+                finished[n] = done
+                pb.update(len(chunk))
             else:
                 out.chunks_recomputed += marker.exists() or any(p.exists() for p in parts.values())
-                result = process_batch(chunk, state.get())
-                unknown = set(result.tables) - set(outputs)
-                if unknown:
-                    raise ValueError(f"process_batch returned tables {sorted(unknown)} not in outputs {list(outputs)}")
-                for rel, data in result.files.items():
-                    atomic_write_bytes(run_root / rel, data)
-                for name, path in parts.items():
-                    _write_part(path, name, result.tables.get(name, []))
-                atomic_write_json(marker, {"inputs": digest, "rows": len(chunk)})
-                done = _read_parts(parts, marker, digest)  # read back: typed as a resumed chunk
-                if done is None:
-                    raise OSError(f"chunk {n} of {desc} could not be read back from {chunk_dir}")
-            for name in outputs:
-                out.tables[name].extend(done[name])
-            pb.update(len(chunk))
+                pending.append((n, chunk))
+        sizes = {n: len(chunk) for n, chunk in pending}
+        with contextlib.closing(executor.map_chunks(pending, setup, process_batch, teardown)) as results:
+            for n, result in results:
+                finished[n] = _write_chunk(n, result, digests[n], sizes[n], outputs, chunk_dir, run_root, desc)
+                pb.update(sizes[n])
+    for n in range(out.chunks):
+        for name in outputs:
+            out.tables[name].extend(finished[n][name])
     return out
+
+
+def _write_chunk(
+    n: int,
+    result: BatchOutput,
+    digest: str,
+    size: int,
+    outputs: Sequence[str],
+    chunk_dir: Path,
+    run_root: Path,
+    desc: str,
+) -> dict[str, list[Row]]:
+    """Write chunk ``n``'s files, then its parts, then its marker (each atomically); its rows as read back."""
+    unknown = set(result.tables) - set(outputs)
+    if unknown:
+        raise ValueError(f"process_batch returned tables {sorted(unknown)} not in outputs {list(outputs)}")
+    parts, marker = chunk_parts(chunk_dir, n, outputs), _marker(chunk_dir, n)
+    for rel, data in result.files.items():
+        atomic_write_bytes(run_root / rel, data)
+    for name, path in parts.items():
+        _write_part(path, name, result.tables.get(name, []))
+    atomic_write_json(marker, {"inputs": digest, "rows": size})
+    done = _read_parts(parts, marker, digest)  # read back: typed as a resumed chunk
+    if done is None:
+        raise OSError(f"chunk {n} of {desc} could not be read back from {chunk_dir}")
+    return done

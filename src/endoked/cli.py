@@ -8,6 +8,7 @@ command that silently disappears.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -88,16 +89,22 @@ def run_cmd(
     check: Annotated[
         bool, typer.Option("--check/--no-check", help="Run `endoked check` first; stop before any stage on problems.")
     ] = True,
+    executor: Annotated[str | None, typer.Option("--executor", help="Where batch stages run: local or ray.")] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Ray cluster to join: auto or HOST:PORT (with --executor ray).")
+    ] = None,
 ) -> None:
     """Run the pipeline's available stages in order (resumable; finished stages are skipped)."""
     from endoked.runner import run_from_cli
 
+    flags = [f"executor.kind={executor}"] if executor else []  # shorthands of --set (a later --set wins)
+    flags += [f"executor.address={json.dumps(ray_address)}"] if ray_address else []
     run_from_cli(
         out=out,
         archive=archive,
         profile=profile,
         config_file=config,
-        overrides=set_ or (),
+        overrides=[*flags, *(set_ or ())],
         start=start,
         stop=stop,
         overwrite=overwrite,

@@ -21,6 +21,7 @@ from endoked.biopsy.config import BiopsyConfig
 from endoked.cam.config import CamConfig
 from endoked.errors import ConfigError
 from endoked.eval.config import EvalConfig
+from endoked.executors import ExecutorConfig
 from endoked.extract.config import ExtractConfig
 from endoked.ingest.config import IngestConfig
 from endoked.mil.config import MilConfig
@@ -85,6 +86,7 @@ class RunConfig(BaseModel):
         "auto", description="Compute device; 'auto' picks cuda > mps > cpu."
     )
     workers: int = Field(2, ge=0, description="Worker processes/threads for parallel I/O (data loading).")
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)

@@ -32,6 +32,7 @@ import numpy as np
 
 from endoked.config import RunConfig
 from endoked.errors import StageError
+from endoked.executors import use_executor
 from endoked.io import sha256_json
 from endoked.runfolder import RunFolder
 
@@ -177,7 +178,8 @@ def run_stage(
     seed_global_rngs(config.seed, spec.name)
     t0 = time.perf_counter()
     try:
-        result = spec.run(ctx)
+        with use_executor(config.executor):  # where the stage's batch cores run (endoked.executors)
+            result = spec.run(ctx)
     except BaseException as exc:
         run.mark_failed(spec.name, f"{type(exc).__name__}: {exc}")
         raise
@@ -221,6 +223,7 @@ def run_pipeline(
     stages = available_stages()
     selected = select_stages(stages, start, stop)
     status: dict[str, str] = {}
-    for spec in selected:
-        status[spec.name], _ = run_stage(run, config, spec, overwrite=overwrite, progress=progress)
+    with use_executor(config.executor):  # one executor (one cluster connection) for all the stages
+        for spec in selected:
+            status[spec.name], _ = run_stage(run, config, spec, overwrite=overwrite, progress=progress)
     return status

@@ -46,7 +46,9 @@ def execute(
     per-stage status. With ``overwrite`` a corrupt ledger is set aside first (see
     :meth:`RunFolder.recover_ledger`); without it a corrupt ledger stops the run with a message."""
     from endoked.device import resolve_device
+    from endoked.executors import make_executor
 
+    make_executor(config.executor)  # a missing optional backend (Ray) stops the run before anything is written
     ensure_writable_dir(run.root)
     with run.lock():
         handler = attach_run_log(run.log_path)
