@@ -112,3 +112,22 @@ def test_write_refuses_a_value_of_the_wrong_type(tmp_path: Path) -> None:
     with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
         tables.write(tmp_path / "x.parquet", "mil/selection", [{"exam_id": "E1", "image": "a", "label": "yes"}])
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_switched_readers_refuse_a_wrong_upstream_table(tmp_path: Path) -> None:
+    # Stages and tools read upstream tables through the contract: a table missing a column or holding a
+    # column of another type fails naming the file and the column, instead of a KeyError deep inside.
+    from endoked.export.source import load_items
+    from endoked.scoring import score_mil
+    from tests.fakes import fake_run
+
+    run, _ = fake_run(tmp_path)
+    images = run.output("ingest", "images")
+    pq.write_table(pq.read_table(images).drop_columns(["path"]), images)
+    with pytest.raises(tables.TableSchemaError, match=r"images\.parquet.*'path'"):
+        load_items(run)
+    scores = run.output("mil", "image_scores")
+    bad = pq.read_table(scores)
+    pq.write_table(bad.set_column(bad.schema.get_field_index("score"), "score", bad["score"].cast(pa.string())), scores)
+    with pytest.raises(tables.TableSchemaError, match=r"image_scores\.parquet.*'score' is string"):
+        score_mil(None, scores)  # type: ignore[arg-type]

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
+from endoked import tables
 from endoked.imaging import read_mask
 from endoked.runfolder import RunFolder
 from endoked.stats import auroc, average_precision
@@ -75,7 +75,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def score_labels(truth: Truth, labels_path: Path) -> dict[str, Any]:
     """Report-label accuracy of the extract stage against truth (polyp status, count, pathology)."""
-    rows = pq.read_table(labels_path).to_pylist()
+    rows = tables.read(labels_path, "extract/labels").to_pylist()
     fields = {"polyp": 0, "polyp_count": 0, "pathology": 0, "malignancy_suspected": 0}
     n = 0
     for row in rows:
@@ -90,7 +90,7 @@ def score_labels(truth: Truth, labels_path: Path) -> dict[str, Any]:
 
 def score_mil(truth: Truth, scores_path: Path) -> dict[str, Any]:
     """Instance AUROC of MIL image scores: over all images, and over frames of positive bags."""
-    t = pq.read_table(scores_path).to_pylist()
+    t = tables.read(scores_path, "mil/image_scores").to_pylist()
     keyed = [(r["score"], truth.polyp.get((r["exam_id"], r["image"])), r.get("bag_label")) for r in t]
     keyed = [k for k in keyed if k[1] is not None and k[0] is not None]  # undecodable images have no score
     s = np.array([k[0] for k in keyed], dtype=float)
@@ -107,7 +107,7 @@ def score_mil(truth: Truth, scores_path: Path) -> dict[str, Any]:
 def score_pseudo_masks(truth: Truth, run: RunFolder, table_path: Path) -> dict[str, Any]:
     """Pseudo-mask Dice (mean over images that got one and truly show a polyp), coverage of true polyp
     frames, and the fraction of truly polyp-free frames that received a mask."""
-    rows = pq.read_table(table_path).to_pylist()
+    rows = tables.read(table_path, "prompt_seg/pseudo_labels").to_pylist()
     dices: list[float] = []
     false_pos = 0
     got = set()
@@ -144,11 +144,11 @@ def score_run(run: RunFolder, archive: str | Path) -> dict[str, dict[str, Any]]:
         return ledger.get(stage, {}).get("status") == "done"
 
     if done("ingest"):
-        exams = pq.read_table(run.output("ingest", "exams"), columns=["exam_id"]).num_rows
+        exams = tables.read_run(run, "ingest/exams").num_rows
         out["ingest"] = {
             "exams": exams,
             "exams_in_truth": len(truth.exams),
-            "images": pq.read_table(run.output("ingest", "images"), columns=["exam_id"]).num_rows,
+            "images": tables.read_run(run, "ingest/images").num_rows,
         }
     if done("extract"):
         out["extract"] = score_labels(truth, run.output("extract", "labels"))

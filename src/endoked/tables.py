@@ -272,3 +272,13 @@ def boxes(run: RunFolder) -> list[dict[str, Any]]:
 def pseudo_labels(run: RunFolder) -> list[dict[str, Any]]:
     """``prompt_seg/pseudo_labels``: one row per image that received a pseudo mask."""
     return rows(run, "prompt_seg/pseudo_labels")
+
+
+def images(run: RunFolder) -> dict[tuple[str, str], dict[str, Any]]:
+    """``ingest/images`` keyed by ``(exam_id, image)``: the whole row (path, size, hash) per image."""
+    return {(str(r["exam_id"]), str(r["image"])): r for r in rows(run, "ingest/images")}
+
+
+def labels_by_exam(run: RunFolder) -> dict[str, dict[str, Any]]:
+    """``extract/labels`` keyed by ``exam_id``: the report labels of every exam."""
+    return {str(r["exam_id"]): r for r in rows(run, "extract/labels")}

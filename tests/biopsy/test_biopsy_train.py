@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from endoked import tables
 from endoked.biopsy.api import evaluate_model, predict_images, train_classifier
 from endoked.biopsy.config import BiopsyConfig
 from endoked.biopsy.model import load_model
 from endoked.cli import main
-from endoked.io import write_parquet
 
 TINY = {
     "backbone": "test_efficientnet",
@@ -75,7 +75,7 @@ def _run_folder(root: Path) -> Path:
         ("mil", "image_scores", scores),
         ("ingest", "images", images),
     ):
-        write_parquet(run / stage / f"{name}.parquet", rows)
+        tables.write(run / stage / f"{name}.parquet", f"{stage}/{name}", rows)
     return run
 
 

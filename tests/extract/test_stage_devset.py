@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
+from endoked import tables
 from endoked.config import RunConfig
 from endoked.extract import lexicon as lx
 from endoked.extract.api import process_batch
@@ -20,7 +20,7 @@ from endoked.extract.deid import deidentify
 from endoked.extract.evaluate import evaluate
 from endoked.extract.stage import STAGE
 from endoked.extract.vocab import Vocab, first_chars, lower_ascii, split_top
-from endoked.io import read_jsonl, read_parquet, write_parquet
+from endoked.io import read_jsonl, read_parquet
 from endoked.pipeline import StageContext, run_stage
 from endoked.runfolder import RunFolder
 
@@ -40,8 +40,7 @@ def _run_with_ingest(tmp_path: Path, chunk_size: int = 2) -> tuple[RunFolder, Ru
     config = RunConfig()
     config.extract.chunk_size = chunk_size
     run.init(config.to_yaml(), seed=0, device="cpu")
-    schema = pa.schema([("exam_id", pa.string()), ("report", pa.string()), ("pathology", pa.string())])
-    write_parquet(run.stage_dir("ingest") / "exams.parquet", EXAMS, schema=schema)
+    tables.write(run.stage_dir("ingest") / "exams.parquet", "ingest/exams", EXAMS)
     run.mark_running("ingest", "fp", {})
     run.mark_done("ingest", {"exams": "ingest/exams.parquet"}, {}, 0.0)
     return run, config

@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image
 
+from endoked import tables
 from endoked.cli import main
 from endoked.export.source import ExportItem, load_items, with_case_ids
-from endoked.io import write_parquet
 from endoked.runfolder import RunFolder
 
 # (exam_id, image): pairs whose plain cleaned names collide, (ignoring case) or after dropping characters
@@ -51,7 +50,7 @@ def _run(tmp_path: Path, pairs: list[tuple[str, str]]) -> tuple[RunFolder, dict[
         pixels[(exam, rel)] = m
     for stage, name, rows in (("ingest", "images", images), ("prompt_seg", "pseudo_labels", pseudo)):
         path = run.stage_dir(stage) / f"{name}.parquet"
-        write_parquet(path, pa.Table.from_pylist(rows))
+        tables.write(path, f"{stage}/{name}", rows)
         run.mark_running(stage, "fp", {})
         run.mark_done(stage, {name: run.rel(path)}, {"n": len(rows)}, 0.1)
     return run, pixels

@@ -10,10 +10,11 @@ import pyarrow as pa
 import pytest
 import torch
 
+from endoked import tables
 from endoked.config import resolve_config
 from endoked.errors import StageError
 from endoked.imaging import load_image
-from endoked.io import read_parquet, write_parquet
+from endoked.io import read_parquet
 from endoked.mil.checkpoint import load_model, score_images
 from endoked.mil.config import MilConfig
 from endoked.mil.metrics import instance_metrics
@@ -71,7 +72,7 @@ def _run(tmp_path: Path, archive: Path, labels: list[dict[str, object]], extra: 
     run_stage(run, cfg, available_stages()["ingest"], progress=False)
     # the extract stage's output, written by hand
     path = run.stage_dir("extract") / "labels.parquet"
-    write_parquet(path, labels)
+    tables.write(path, "extract/labels", labels)
     run.mark_running("extract", "fake", {})
     run.mark_done("extract", {"labels": run.rel(path)}, {}, 0.0)
     run_stage(run, cfg, STAGE, progress=False)

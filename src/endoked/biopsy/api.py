@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from endoked import tables
 from endoked.biopsy.config import BiopsyConfig
 from endoked.biopsy.data import (
     CLASS_NAMES,
@@ -39,7 +40,7 @@ from endoked.biopsy.train import calibrate, probabilities, train_steps
 from endoked.device import resolve_device
 from endoked.errors import ConfigError, DataFormatError, StageError
 from endoked.imaging import read_mask
-from endoked.io import atomic_write_json, atomic_write_text, read_parquet, sha256_file, sha256_json
+from endoked.io import atomic_write_json, atomic_write_text, sha256_file, sha256_json
 from endoked.runfolder import RunFolder
 from endoked.stats import auroc
 
@@ -67,7 +68,7 @@ def pretrain_set_from_run(run_dir: Path, cfg: BiopsyConfig) -> tuple[list[Labell
     run = RunFolder(run_dir)
     if not run.root.is_dir():
         raise StageError(f"run folder {run_dir} not found")
-    tables = {}
+    loaded = {}
     for stage, name, default in (
         ("extract", "labels", "extract/labels.parquet"),
         ("mil", "image_scores", "mil/image_scores.parquet"),
@@ -76,7 +77,7 @@ def pretrain_set_from_run(run_dir: Path, cfg: BiopsyConfig) -> tuple[list[Labell
         path = _run_table(run, stage, name, default)
         if path is None:
             raise StageError(f"run {run.root} has no {default}; run `endoked run --out {run_dir} --to {stage}` first")
-        tables[name] = read_parquet(path).to_pylist()
+        loaded[name] = tables.read(path, f"{stage}/{name}").to_pylist()
     boxes: dict[tuple[str, str], Box] = {}
     if cfg.crop_to_mask:
         path = _run_table(run, "prompt_seg", "pseudo_labels", "prompt_seg/pseudo_labels.parquet")
@@ -85,7 +86,7 @@ def pretrain_set_from_run(run_dir: Path, cfg: BiopsyConfig) -> tuple[list[Labell
                 "biopsy: crop_to_mask is set but the run has no prompt_seg pseudo labels; using whole images"
             )
         else:
-            for row in read_parquet(path).to_pylist():
+            for row in tables.read(path, "prompt_seg/pseudo_labels").to_pylist():
                 try:
                     box = mask_box(read_mask(run.abs(str(row["mask"]))), cfg.crop_margin)
                 except (OSError, ValueError) as exc:
@@ -93,7 +94,7 @@ def pretrain_set_from_run(run_dir: Path, cfg: BiopsyConfig) -> tuple[list[Labell
                     continue
                 if box is not None:
                     boxes[(str(row["exam_id"]), str(row["image"]))] = box
-    items, counts = pretrain_items(tables["labels"], tables["image_scores"], tables["images"], cfg, boxes)
+    items, counts = pretrain_items(loaded["labels"], loaded["image_scores"], loaded["images"], cfg, boxes)
     logger.info("biopsy pre-training set: %s", counts)
     return items, counts
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
+from endoked import tables
 from endoked.errors import StageError
 from endoked.imaging import read_mask
 from endoked.runfolder import RunFolder
@@ -115,19 +115,19 @@ def pick_source(run: RunFolder, source: str = "auto") -> tuple[str, Path]:
 def load_items(run: RunFolder, source: str = "auto") -> tuple[str, list[ExportItem]]:
     """The export items of a run (sorted by exam and image)."""
     stage, table = pick_source(run, source)
-    labels = pq.read_table(table).to_pylist()
-    images = {(r["exam_id"], r["image"]): r for r in pq.read_table(run.output("ingest", "images")).to_pylist()}
+    labels = tables.read(table, "prompt_seg/pseudo_labels").to_pylist()  # seg's table has the same contract
+    images = tables.images(run)
     reports: dict[str, dict[str, Any]] = {}
     entry = run.entry("extract")
     if entry and entry.get("status") == "done":
-        for r in pq.read_table(run.output("extract", "labels")).to_pylist():
+        for exam_id, r in tables.labels_by_exam(run).items():
             rec = {k: r.get(k) for k in REPORT_FIELDS}
             if isinstance(rec.get("polyps"), str):
                 rec["polyps"] = json.loads(rec["polyps"])
-            reports[r["exam_id"]] = rec
+            reports[exam_id] = rec
     items = []
     for r in labels:
-        img = images.get((r["exam_id"], r["image"]))
+        img = images.get((str(r["exam_id"]), str(r["image"])))
         if img is None:
             raise StageError(f"{table}: image {r['exam_id']}/{r['image']} is not in the ingest images table")
         items.append(

@@ -14,11 +14,10 @@ from typing import Any
 
 from endoked import tables
 from endoked.batching import BatchOutput, run_batches
-from endoked.errors import StageError
 from endoked.extract.api import Extractor, create_extractor, process_batch
 from endoked.extract.batch import summarize
 from endoked.extract.config import ExtractConfig
-from endoked.io import read_parquet, write_jsonl, write_parquet
+from endoked.io import write_jsonl, write_parquet
 from endoked.pipeline import StageContext, StageResult, StageSpec
 
 LABELS_SCHEMA = tables.spec("extract/labels").schema
@@ -54,13 +53,7 @@ def batch_core(cfg: ExtractConfig) -> Callable[[list[dict[str, Any]], Extractor]
 def run_extract(ctx: StageContext) -> StageResult:
     """Label every exam's report (see the module docstring)."""
     cfg = ctx.config.extract
-    exams_path = ctx.upstream("ingest", "exams")
-    table = read_parquet(exams_path)
-    missing = {"exam_id", "report"} - set(table.column_names)
-    if missing:
-        raise StageError(f"{exams_path} lacks column(s) {sorted(missing)}; re-run ingest")
-    cols = ["exam_id", "report"] + (["pathology"] if "pathology" in table.column_names else [])
-    exams = table.select(cols).to_pylist()
+    exams = tables.read_run(ctx.run, "ingest/exams").select(["exam_id", "report", "pathology"]).to_pylist()
     done = run_batches(
         exams,
         setup=lambda: setup(cfg),

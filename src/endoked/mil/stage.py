@@ -26,7 +26,7 @@ import torch
 from endoked import tables
 from endoked.device import resolve_device
 from endoked.errors import StageError
-from endoked.io import atomic_write_json, read_parquet, write_parquet
+from endoked.io import atomic_write_json, write_parquet
 from endoked.mil.checkpoint import save_model
 from endoked.mil.config import MilConfig
 from endoked.mil.data import Bag, encode_images, split_bags
@@ -110,8 +110,8 @@ def run_mil(ctx: StageContext) -> StageResult:
     """Train the MIL model on labelled exams and score every image (see the module docstring)."""
     cfg: MilConfig = ctx.config.mil  # type: ignore[assignment]
     t0 = time.perf_counter()
-    images = read_parquet(ctx.upstream("ingest", "images")).to_pylist()
-    labels = read_parquet(ctx.upstream("extract", "labels")).to_pylist()
+    images = tables.rows(ctx.run, "ingest/images")
+    labels = tables.rows(ctx.run, "extract/labels")
     exam_label, label_counts = bag_labels(labels, cfg)
     if label_counts["positive"] == 0 or label_counts["negative"] == 0:
         raise StageError(
