@@ -122,8 +122,9 @@ def load_items(run: RunFolder, source: str = "auto") -> tuple[str, list[ExportIt
     if entry and entry.get("status") == "done":
         for exam_id, r in tables.labels_by_exam(run).items():
             rec = {k: r.get(k) for k in REPORT_FIELDS}
-            if isinstance(rec.get("polyps"), str):
-                rec["polyps"] = json.loads(rec["polyps"])
+            polyps = rec.get("polyps")
+            if isinstance(polyps, str):
+                rec["polyps"] = json.loads(polyps)
             reports[exam_id] = rec
     items = []
     for r in labels:
