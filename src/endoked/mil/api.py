@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from endoked.batching import BatchOutput
+from endoked.batching import BatchOutput, run_batches
 from endoked.errors import DataFormatError
 from endoked.io import atomic_write_text
 from endoked.mil.checkpoint import load_model, score_images
 from endoked.mil.config import MilConfig
-from endoked.mil.data import load_image
-from endoked.progress import track
+from endoked.mil.data import load_cached_store, load_image
+from endoked.mil.train import score_rows
+from endoked.progress import progress_enabled
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -64,6 +67,46 @@ def process_batch(rows: list[dict[str, Any]], state: MilScorer) -> BatchOutput:
     return BatchOutput(tables={"mil/image_scores": out})
 
 
+@dataclass
+class CachedScorer:
+    """The state of :func:`process_cached_batch`: a trained MIL model and the stage's cached encoder outputs."""
+
+    encoder: Any
+    heads: Any
+    cfg: MilConfig
+    data: torch.Tensor
+    index: dict[str, int]
+    device: torch.device
+
+
+def setup_cached(model: str | Path, cache_dir: str | Path, device: str = "cpu") -> CachedScorer:
+    """Load a MIL checkpoint and the encoder-output cache the stage wrote (``mil/cache``) for
+    :func:`process_cached_batch`."""
+    encoder, heads, cfg, _ = load_model(Path(model), device)
+    store = load_cached_store(Path(cache_dir))
+    return CachedScorer(encoder, heads, cfg, store.data, store.index(), torch.device(device))
+
+
+def process_cached_batch(rows: list[dict[str, Any]], state: CachedScorer) -> BatchOutput:
+    """The batch core of the mil stage's image scoring: rows ``exam_id``, ``image``, ``key`` (the cache key),
+    ``bag_label`` -> ``mil/image_scores`` rows (``score`` null when the image has no cached features: it could
+    not be decoded)."""
+    found = [state.index[str(r["key"])] for r in rows if str(r["key"]) in state.index]
+    scores = iter(
+        score_rows(state.heads, state.encoder, state.data[found], state.cfg, state.device).tolist() if found else []
+    )
+    out = [
+        {
+            "exam_id": str(r["exam_id"]),
+            "image": str(r["image"]),
+            "score": next(scores) if str(r["key"]) in state.index else None,
+            "bag_label": int(r["bag_label"]),
+        }
+        for r in rows
+    ]
+    return BatchOutput(tables={"mil/image_scores": out})
+
+
 def score_folder(model: Path, images: Path, out: Path, batch_size: int = 32, device: str = "cpu") -> int:
     """Score every image under ``images`` with a MIL checkpoint (:func:`process_batch`); writes CSV
     ``image,score`` (path relative to ``images``, score empty when the image cannot be decoded). Returns the
@@ -71,21 +114,25 @@ def score_folder(model: Path, images: Path, out: Path, batch_size: int = 32, dev
     if not images.is_dir():
         raise DataFormatError(f"image folder not found: {images}")
     files = sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    state = setup(model, device)
-    rows: list[tuple[str, str]] = []
-    for start in track(
-        range(0, len(files), batch_size),
-        total=(len(files) + batch_size - 1) // batch_size,
+    chunk_dir = out.parent / f".{out.name}.chunks"  # finished chunks, reused when an interrupted run resumes
+    done = run_batches(
+        [{"exam_id": "", "image": f.relative_to(images).as_posix(), "path": str(f)} for f in files],
+        setup=partial(setup, str(model), device),
+        process_batch=process_batch,
+        outputs=("mil/image_scores",),
+        chunk_dir=chunk_dir,
+        run_root=out.parent,
+        chunk_size=batch_size,
         desc="mil score",
-        unit="batch",
-    ):
-        chunk = files[start : start + batch_size]
-        batch = [{"exam_id": "", "image": f.relative_to(images).as_posix(), "path": str(f)} for f in chunk]
-        for r in process_batch(batch, state).tables["mil/image_scores"]:
-            rows.append((r["image"], f"{r['score']:.6f}" if r["score"] is not None else ""))
+        progress=progress_enabled(),
+    )
+    rows = [
+        (r["image"], f"{r['score']:.6f}" if r["score"] is not None else "") for r in done.tables["mil/image_scores"]
+    ]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["image", "score"])
     writer.writerows(rows)
     atomic_write_text(out, buf.getvalue())
+    shutil.rmtree(chunk_dir, ignore_errors=True)
     return len(rows)

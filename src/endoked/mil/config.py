@@ -37,6 +37,7 @@ class MilConfig(BaseModel):
     )
     freeze_bn: bool = Field(True, description="Keep BatchNorm statistics of trainable encoder parts fixed.")
     feature_batch_size: int = Field(32, ge=1, description="Images per batch in the encoder pass.")
+    chunk_size: int = Field(256, ge=1, description="Images per resumable chunk of the image scoring.")
     cache_dtype: Literal["float16", "float32"] = Field(
         "float16", description="Storage type of cached feature maps (pooled features are kept in float32)."
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from endoked.errors import DataFormatError
 from endoked.features import encode_batches, progress_bar, read_cache, write_cache
 from endoked.imaging import load_image
 
@@ -65,6 +66,22 @@ class FeatureStore:
 
     def index(self) -> dict[str, int]:
         return {k: i for i, k in enumerate(self.keys)}
+
+
+def load_cached_store(cache_dir: Path) -> FeatureStore:
+    """The :class:`FeatureStore` held by the chunk files :func:`encode_images` wrote to ``cache_dir``."""
+    keys: list[str] = []
+    tensors: list[torch.Tensor] = []
+    failed: dict[str, str] = {}
+    for cfile in sorted(cache_dir.glob("chunk_*.pt")):
+        saved = read_cache(cfile)
+        if saved is None:
+            raise DataFormatError(f"{cfile}: unreadable encoder cache chunk; re-run the mil stage")
+        keys.extend(saved["keys"])
+        tensors.append(saved["data"])
+        failed.update(dict(zip(saved["failed_keys"], saved["failed_msgs"], strict=True)))
+    tensors = [t for t in tensors if t.numel() > 0]
+    return FeatureStore(keys, torch.cat(tensors) if tensors else torch.empty(0), failed)
 
 
 def encode_images(

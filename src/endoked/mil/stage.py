@@ -18,26 +18,30 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 
 from endoked import tables
+from endoked.batching import run_batches
 from endoked.device import resolve_device
 from endoked.errors import StageError
 from endoked.io import atomic_write_json, write_parquet
+from endoked.mil.api import process_cached_batch, setup_cached
 from endoked.mil.checkpoint import save_model
 from endoked.mil.config import MilConfig
 from endoked.mil.data import Bag, encode_images, split_bags
 from endoked.mil.encoder import build_encoder
 from endoked.mil.model import MilHeads
-from endoked.mil.train import score_rows, train_mil
+from endoked.mil.train import train_mil
 from endoked.pipeline import StageContext, StageResult, StageSpec
 
 logger = logging.getLogger(__name__)
 
-SCORES_SCHEMA = tables.spec("mil/image_scores").schema
+SCORES = "mil/image_scores"
+SCORES_SCHEMA = tables.spec(SCORES).schema
 SELECTION_SCHEMA = tables.spec("mil/selection").schema
 
 
@@ -167,23 +171,7 @@ def run_mil(ctx: StageContext) -> StageResult:
         checkpoint_dir=ctx.work_dir / "train",
         progress=ctx.progress,
     )
-    scores = score_rows(heads, encoder, store.data, cfg, device)
-    rows = []
-    for key, row in zip(keys, images, strict=True):
-        score = float(scores[index[key]]) if key in index else None
-        rows.append(
-            {
-                "exam_id": str(row["exam_id"]),
-                "image": str(row["image"]),
-                "score": score,
-                "bag_label": exam_label.get(str(row["exam_id"]), -1),
-            }
-        )
-    polyp_counts = {str(r["exam_id"]): r.get("polyp_count") for r in labels}
-    selection = select_images(rows, cfg, polyp_counts)
     work = ctx.work_dir
-    write_parquet(work / "image_scores.parquet", rows, schema=SCORES_SCHEMA)
-    write_parquet(work / "selection.parquet", selection, schema=SELECTION_SCHEMA)
     source = getattr(encoder.model, "weights_source", None)
     meta = {
         "best_epoch": state.best_epoch,
@@ -191,13 +179,39 @@ def run_mil(ctx: StageContext) -> StageResult:
         "epochs_run": state.epoch + 1,
         "weights_source": source.describe() if source is not None else "unknown",
     }
-    save_model(work / "model.pt", heads, encoder, cfg, meta)
+    save_model(work / "model.pt", heads, encoder, cfg, meta)  # the scoring batches load it (also on Ray actors)
+    failed = store.failed
+    del store, encoder, heads  # the batch core loads the model and the cache itself
+    done = run_batches(
+        [
+            {
+                "exam_id": str(r["exam_id"]),
+                "image": str(r["image"]),
+                "key": key,
+                "bag_label": exam_label.get(str(r["exam_id"]), -1),
+            }
+            for key, r in zip(keys, images, strict=True)
+        ],
+        setup=partial(setup_cached, str(work / "model.pt"), str(work / "cache"), str(device)),
+        process_batch=process_cached_batch,
+        outputs=(SCORES,),
+        chunk_dir=work / "chunks",
+        run_root=ctx.run.root,
+        chunk_size=cfg.chunk_size,
+        desc="mil score",
+        progress=ctx.progress,
+    )
+    rows = done.tables[SCORES]
+    polyp_counts = {str(r["exam_id"]): r.get("polyp_count") for r in labels}
+    selection = select_images(rows, cfg, polyp_counts)
+    write_parquet(work / "image_scores.parquet", rows, schema=SCORES_SCHEMA)
+    write_parquet(work / "selection.parquet", selection, schema=SELECTION_SCHEMA)
     n_sel_pos = sum(r["label"] == 1 for r in selection)
     n_by_rank = sum(r["by"] == "rank" for r in selection)
     counts = {
         **label_counts,
         "images": len(rows),
-        "unreadable_images": len(store.failed),
+        "unreadable_images": len(failed),
         "train_bags": len(train_bags),
         "val_bags": len(val_bags),
         "selected_positive": n_sel_pos,
@@ -221,7 +235,7 @@ def run_mil(ctx: StageContext) -> StageResult:
         "history": state.history,
         "stopped_early": state.stopped_early,
         "seconds": {"encode": round(t_encode, 2), "total": round(time.perf_counter() - t0, 2)},
-        "unreadable": dict(list(store.failed.items())[:50]),
+        "unreadable": dict(list(failed.items())[:50]),
         "score_quantiles": _quantiles([float(r["score"]) for r in rows if r["score"] is not None]),
     }
     atomic_write_json(work / "metrics.json", metrics)
