@@ -8,8 +8,10 @@ image (flipped back) are averaged in. Maps are written as ``<stem>.png``, 8-bit 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from endoked.batching import BatchOutput
+from endoked.batching import BatchOutput, run_batches
 from endoked.device import autocast_for, resolve_device
 from endoked.errors import DataFormatError
 from endoked.imaging import encode_png, read_rgb, write_png
-from endoked.io import atomic_write_bytes, ensure_writable_dir, write_jsonl
-from endoked.progress import bar
+from endoked.io import ensure_writable_dir, write_jsonl
 from endoked.seg.checkpoint import load_model
 from endoked.seg.data import list_image_files
 from endoked.seg.model import PolypPVT
@@ -138,16 +139,29 @@ def process_batch(rows: list[dict[str, Any]], predictor: Predictor) -> BatchOutp
     return out
 
 
+def given(obj: Any) -> Any:
+    """A ``setup`` that returns an object built beforehand (picklable when the object is)."""
+    return obj
+
+
+def given_or_builder(obj: Any) -> Callable[[], Any]:
+    """A batch ``setup`` from a model object (anything with ``predict``: used as is) or from a function that
+    builds one (e.g. ``partial(Predictor.from_checkpoint, path, device)``, which Ray actors call themselves)."""
+    return partial(given, obj) if hasattr(obj, "predict") else obj  # type: ignore[no-any-return]
+
+
 def predict_files(
-    predictor: Predictor,
+    predictor: Predictor | Callable[[], Predictor],
     files: Sequence[tuple[str, Path]],
     out_dir: Path,
     batch_size: int = 8,
     progress: bool = True,
     skip_existing: bool = False,
 ) -> PredictSummary:
-    """Predict ``(name, image file)`` pairs into ``out_dir/<name>.png`` with :func:`process_batch`; unreadable
-    images become error records. With ``skip_existing`` a map already written counts as done (resume)."""
+    """Predict ``(name, image file)`` pairs into ``out_dir/<name>.png`` with :func:`process_batch`, run by the
+    resumable batch driver (:func:`endoked.batching.run_batches`, chunks of ``batch_size`` images in
+    ``out_dir/.chunks``, removed when all are done); unreadable images become error records. With
+    ``skip_existing`` a map already written counts as done (resume)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = PredictSummary()
     todo: list[dict[str, Any]] = []
@@ -156,14 +170,22 @@ def predict_files(
             summary.written.append(out_dir / f"{name}.png")
         else:
             todo.append({"name": name, "image": str(path)})
-    with bar(len(todo), desc="predict", unit="img", enabled=progress) as pbar:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            result = process_batch(chunk, predictor)
-            for rel, data in result.files.items():
-                summary.written.append(atomic_write_bytes(out_dir / rel, data))
-            summary.errors.extend(result.tables[ERRORS])
-            pbar.update(len(chunk))
+    chunk_dir = out_dir / ".chunks"
+    done = run_batches(
+        todo,
+        setup=given_or_builder(predictor),
+        process_batch=process_batch,
+        outputs=(ERRORS,),
+        chunk_dir=chunk_dir,
+        run_root=out_dir,
+        chunk_size=batch_size,
+        desc="predict",
+        progress=progress,
+    )
+    failed = {str(e["name"]) for e in done.tables[ERRORS]}
+    summary.written.extend(out_dir / f"{r['name']}.png" for r in todo if str(r["name"]) not in failed)
+    summary.errors.extend(done.tables[ERRORS])
+    shutil.rmtree(chunk_dir, ignore_errors=True)
     return summary
 
 
@@ -207,8 +229,10 @@ def predict_folder(
             continue
         seen.add(f.stem)
         pairs.append((f.stem, f))
-    predictor = Predictor.from_checkpoint(model, device, tta_flip)
-    summary = predict_files(predictor, pairs, out, batch_size, progress)
+    if not Path(model).is_file():
+        raise DataFormatError(f"checkpoint not found: {model}")
+    setup = partial(Predictor.from_checkpoint, str(model), device, tta_flip)
+    summary = predict_files(setup, pairs, out, batch_size, progress)
     summary.errors = dup + summary.errors
     if summary.errors:
         write_jsonl(out / "errors.jsonl", summary.errors)

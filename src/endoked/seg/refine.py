@@ -13,19 +13,21 @@ an image without a mask joins the pool when its prediction passes the filters an
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from endoked.imaging import read_mask_u8, read_rgb
+from endoked.batching import BatchOutput, run_batches
+from endoked.imaging import encode_png, read_mask_u8, read_rgb
 from endoked.prompt_seg import BoxPromptSegmenter
 from endoked.scoring import dice
 from endoked.seg.config import SegConfig
 from endoked.seg.data import SegItem
-from endoked.seg.predict import Predictor, save_map
+from endoked.seg.predict import Predictor, given_or_builder, to_png_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -92,85 +94,136 @@ def refine_prediction(
     return RefinedMask(mask, None, score, boxes)
 
 
+RECORDS = "refine/records"  # one JSON record per image (the round's record and where its mask went)
+
+
+@dataclass
+class RefineState:
+    """The state of :func:`process_batch`: the previous round's network, the optional segmenter, the settings."""
+
+    predictor: Predictor
+    segmenter: BoxPromptSegmenter | None
+    cfg: SegConfig
+
+
+def setup(
+    predictor: Callable[[], Predictor], segmenter: Callable[[], BoxPromptSegmenter] | None, cfg: SegConfig
+) -> RefineState:
+    """Build the :class:`RefineState` (``predictor``/``segmenter`` are builders, called where the batches run)."""
+    return RefineState(predictor(), segmenter() if segmenter is not None else None, cfg)
+
+
+def process_batch(rows: list[dict[str, Any]], state: RefineState) -> BatchOutput:
+    """The batch core of a refinement round: rows ``index``, ``key``, ``image``, ``mask`` (the current pseudo
+    mask file, None for an image outside the pool) and ``truth`` (a true mask file or None) -> one
+    ``refine/records`` row per image (``record``: the round's record; ``mask_file``: the new mask, written as
+    file ``<index>.png``; ``keep_old``: the current mask stays in the pool)."""
+    cfg = state.cfg
+    out = BatchOutput(tables={RECORDS: []})
+    images = [read_rgb(row["image"]) for row in rows]
+    for row, img, prob in zip(rows, images, state.predictor.predict(images), strict=True):
+        mask = row["mask"]
+        res = refine_prediction(prob, cfg, img, state.segmenter)
+        candidate = res.mask  # the filtered prediction, before the score and update rules
+        if mask is None and res.mask is not None and res.score < cfg.refine.min_score_new:
+            res = RefinedMask(None, "low_score", res.score, res.boxes_xyxy)
+        prev = read_mask_u8(mask) > 0 if mask is not None else None
+        agreement = dice(res.mask, prev) if res.mask is not None and prev is not None else None
+        # agreement exists exactly when a pool image got a prediction; the update rule may refuse it
+        kept_prev = agreement is not None and (
+            cfg.refine.update == "never" or (cfg.refine.update == "agree" and agreement < cfg.refine.min_agreement)
+        )
+        if kept_prev:
+            res = RefinedMask(None, "kept_previous", res.score, res.boxes_xyxy)
+        rec: dict[str, Any] = {
+            "key": row["key"],
+            "kept": res.mask is not None,
+            "new": mask is None,
+            "reason": res.reason,
+            "score": res.score,
+            "dice_prev": agreement,
+        }
+        mask_file = None
+        if res.mask is not None:
+            mask_file = f"{int(row['index']):06d}.png"
+            out.files[mask_file] = encode_png(to_png_bytes(res.mask.astype(np.float32)))
+            rec["area"] = float(res.mask.mean())
+        if row["truth"] is not None:
+            gt = read_mask_u8(row["truth"]) > 0
+            before = dice(prev, gt) if prev is not None else None
+            rec["dice_truth_prev"] = before
+            rec["dice_truth"] = dice(res.mask, gt) if res.mask is not None else before
+            rec["dice_truth_candidate"] = dice(candidate, gt) if candidate is not None else None
+        keep_old = (cfg.refine.keep_previous or kept_prev) and mask is not None
+        out.tables[RECORDS].append({"record": rec, "mask_file": mask_file, "keep_old": keep_old})
+    return out
+
+
 def refine_pool(
     items: Sequence[SegItem],
-    predictor: Predictor,
+    predictor: Predictor | Callable[[], Predictor],
     cfg: SegConfig,
     mask_dir: Path,
     *,
-    segmenter: BoxPromptSegmenter | None = None,
+    segmenter: BoxPromptSegmenter | Callable[[], BoxPromptSegmenter] | None = None,
     truth: Mapping[str, Path] | None = None,
     batch_size: int = 8,
     progress: bool = True,
     unlabelled: Sequence[tuple[str, Path]] = (),
+    chunk_dir: Path | None = None,
 ) -> tuple[list[SegItem], list[dict[str, Any]], dict[str, Any]]:
-    """One refinement round over a pool.
+    """One refinement round over a pool, run by the resumable batch driver
+    (:func:`endoked.batching.run_batches`: :func:`process_batch` in chunks of ``batch_size`` images).
 
     Args:
         items: the current pool (image + current pseudo mask).
-        predictor: the network of the previous round.
+        predictor: the network of the previous round, or a function that builds it where the batches run.
         cfg: settings.
         mask_dir: where the new masks are written (``<index>.png``, 0/255, image size).
-        segmenter: optional box-prompted segmenter.
+        segmenter: optional box-prompted segmenter (or a function that builds it).
         truth: key -> true mask file, to measure pseudo-mask quality (e.g. synthetic archives).
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (and per resumable chunk).
         progress: show a progress bar.
         unlabelled: ``(key, image)`` of positive images without a pseudo mask yet; one whose prediction passes
             the filters and ``cfg.refine.min_score_new`` joins the pool (the pool grows round by round).
+        chunk_dir: the finished chunks (default: ``<mask_dir>_chunks`` beside ``mask_dir``).
 
     Returns:
         The next pool, one record per image (``key``, ``kept``, ``new``, ``reason``, ``score``, ``dice_prev``
         and, with ``truth``, ``dice_truth``/``dice_truth_prev``), and round statistics.
     """
-    from endoked.progress import bar
-
     mask_dir.mkdir(parents=True, exist_ok=True)
-    new_items: list[SegItem] = []
-    records: list[dict[str, Any]] = []
     work: list[tuple[str, Path, Path | None]] = [(it.key, it.image, it.mask) for it in items]
     work += [(key, image, None) for key, image in unlabelled]
-    with bar(len(work), desc="refine pseudo labels", unit="img", enabled=progress) as pbar:
-        for start in range(0, len(work), batch_size):
-            chunk = work[start : start + batch_size]
-            images = [read_rgb(image) for _, image, _ in chunk]
-            for j, ((key, image, mask), img, prob) in enumerate(
-                zip(chunk, images, predictor.predict(images), strict=True)
-            ):
-                res = refine_prediction(prob, cfg, img, segmenter)
-                candidate = res.mask  # the filtered prediction, before the score and update rules
-                if mask is None and res.mask is not None and res.score < cfg.refine.min_score_new:
-                    res = RefinedMask(None, "low_score", res.score, res.boxes_xyxy)
-                prev = read_mask_u8(mask) > 0 if mask is not None else None
-                agreement = dice(res.mask, prev) if res.mask is not None and prev is not None else None
-                # agreement exists exactly when a pool image got a prediction; the update rule may refuse it
-                kept_prev = agreement is not None and (
-                    cfg.refine.update == "never"
-                    or (cfg.refine.update == "agree" and agreement < cfg.refine.min_agreement)
-                )
-                if kept_prev:
-                    res = RefinedMask(None, "kept_previous", res.score, res.boxes_xyxy)
-                rec: dict[str, Any] = {
-                    "key": key,
-                    "kept": res.mask is not None,
-                    "new": mask is None,
-                    "reason": res.reason,
-                    "score": res.score,
-                    "dice_prev": agreement,
-                }
-                if res.mask is not None:
-                    path = save_map(res.mask.astype(np.float32), mask_dir / f"{start + j:06d}.png")
-                    new_items.append(SegItem(key, image, path))
-                    rec["area"] = float(res.mask.mean())
-                elif (cfg.refine.keep_previous or kept_prev) and mask is not None:
-                    new_items.append(SegItem(key, image, mask))
-                if truth and key in truth:
-                    gt = read_mask_u8(truth[key]) > 0
-                    before = dice(prev, gt) if prev is not None else None
-                    rec["dice_truth_prev"] = before
-                    rec["dice_truth"] = dice(res.mask, gt) if res.mask is not None else before
-                    rec["dice_truth_candidate"] = dice(candidate, gt) if candidate is not None else None
-                records.append(rec)
-            pbar.update(len(chunk))
+    rows = [
+        {
+            "index": i,
+            "key": key,
+            "image": str(image),
+            "mask": str(mask) if mask is not None else None,
+            "truth": str(truth[key]) if truth and key in truth else None,
+        }
+        for i, (key, image, mask) in enumerate(work)
+    ]
+    seg_setup = None if segmenter is None else given_or_builder(segmenter)
+    done = run_batches(
+        rows,
+        setup=partial(setup, given_or_builder(predictor), seg_setup, cfg),
+        process_batch=process_batch,
+        outputs=(RECORDS,),
+        chunk_dir=chunk_dir or mask_dir.with_name(f"{mask_dir.name}_chunks"),
+        run_root=mask_dir,
+        chunk_size=batch_size,
+        desc="refine pseudo labels",
+        progress=progress,
+    )
+    new_items: list[SegItem] = []
+    for (key, image, mask), out in zip(work, done.tables[RECORDS], strict=True):
+        if out["mask_file"] is not None:
+            new_items.append(SegItem(key, image, mask_dir / out["mask_file"]))
+        elif out["keep_old"] and mask is not None:
+            new_items.append(SegItem(key, image, mask))
+    records = [out["record"] for out in done.tables[RECORDS]]
     return new_items, records, round_stats(records)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -262,8 +263,8 @@ def _refine_round(
     if cfg.refine.segmenter:
         from endoked.prompt_seg import create_segmenter
 
-        segmenter = create_segmenter(cfg.refine.segmenter)
-    predictor = Predictor.from_checkpoint(checkpoint, device, cfg.predict.tta_flip)
+        segmenter = partial(create_segmenter, cfg.refine.segmenter)
+    predictor = partial(Predictor.from_checkpoint, str(checkpoint), str(device), cfg.predict.tta_flip)
     have = {it.key for it in items}
     unlabelled = [(key, image) for key, image in positives if key not in have]
     new_items, records, stats = refine_pool(
