@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from endoked import tables
-from endoked.batching import BatchOutput
+from endoked.batching import BatchOutput, run_batches
+from endoked.executors import current_executor
 from endoked.ingest.archive import Archive, RawExam, iter_archive, locate_archive
 from endoked.ingest.config import IngestConfig
 from endoked.ingest.images import ImageCheck, check_image
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 EXAMS_SCHEMA = tables.spec("ingest/exams").schema
 IMAGES_SCHEMA = tables.spec("ingest/images").schema
+IMAGE_CHECKS = "ingest/image_checks"  # a JSON record stream of the driver's chunks, not a run-folder table
+CHECK_CHUNK = 256  # images per resumable chunk of image checks
 
 
 @dataclass
@@ -173,6 +176,11 @@ def _load_finished(parts: Path, seen_ids: dict[str, int]) -> set[int]:
     return done
 
 
+def given(obj: Any) -> Any:
+    """A batch ``setup`` returning state built beforehand."""
+    return obj
+
+
 def image_checker(cfg: IngestConfig) -> Callable[[str], ImageCheck]:
     """The batch core's state: :func:`check_image` bound to ``cfg``'s rules (picklable, for worker pools)."""
     return partial(
@@ -184,11 +192,26 @@ def image_checker(cfg: IngestConfig) -> Callable[[str], ImageCheck]:
     )
 
 
-def process_batch(rows: list[dict[str, Any]], check: Callable[[str], ImageCheck]) -> BatchOutput:
+@dataclass
+class ImageChecks:
+    """The state of :func:`process_batch`: the bound image check and, in this process, an optional process
+    pool that spreads a batch's checks over the CPUs (never shipped to other machines)."""
+
+    check: Callable[[str], ImageCheck]
+    pool: Executor | None = None
+
+
+def process_batch(rows: list[dict[str, Any]], state: ImageChecks | Callable[[str], ImageCheck]) -> BatchOutput:
     """The batch core of ingest's image checks: rows ``path`` -> ``ingest/image_checks`` records (the
     :class:`ImageCheck` fields: ``code`` None for a valid image, else the reject reason). The per-exam rules
     (ids, duplicates across the archive) stay in the driver, which holds the archive-wide state."""
-    return BatchOutput(tables={"ingest/image_checks": [asdict(check(str(r["path"]))) for r in rows]})
+    checks = state if isinstance(state, ImageChecks) else ImageChecks(state)
+    paths = [str(r["path"]) for r in rows]
+    if checks.pool is not None and len(paths) > 8:
+        results = list(checks.pool.map(checks.check, paths, chunksize=max(1, len(paths) // 32)))
+    else:
+        results = [checks.check(p) for p in paths]
+    return BatchOutput(tables={IMAGE_CHECKS: [asdict(r) for r in results]})
 
 
 def ingest_archive(
@@ -221,9 +244,11 @@ def ingest_archive(
     if finished:
         logger.info("ingest: resuming, %d finished chunk(s) reused", len(finished))
     workers = cfg.workers or os.cpu_count() or 1
-    own_pool = executor is None and workers > 1
-    pool: Executor | None = ProcessPoolExecutor(max_workers=workers) if own_pool else executor
-    check = image_checker(cfg)
+    # the checks run under the active batch executor; locally a process pool spreads each batch over the CPUs
+    local = current_executor().kind == "local"
+    own_pool = executor is None and workers > 1 and local
+    pool: Executor | None = ProcessPoolExecutor(max_workers=workers) if own_pool else executor if local else None
+    check = ImageChecks(image_checker(cfg), pool)
     logger.info("ingest: reading %s", arch.describe())
     try:
         with bar(None, desc="ingest", unit="exam", enabled=progress) as pbar:
@@ -231,7 +256,7 @@ def ingest_archive(
                 if k in finished:
                     pbar.update(len(batch))
                     continue
-                _process_chunk(k, batch, arch, cfg, seen_ids, parts, pool, check)
+                _process_chunk(k, batch, arch, cfg, seen_ids, parts, check)
                 pbar.update(len(batch))
     finally:
         if own_pool and pool is not None:
@@ -248,8 +273,7 @@ def _process_chunk(
     cfg: IngestConfig,
     seen_ids: dict[str, int],
     parts: Path,
-    pool: Executor | None,
-    check: Any,
+    checks: ImageChecks,
 ) -> None:
     drafts: list[ExamDraft] = []
     rejects: list[Reject] = []
@@ -261,14 +285,19 @@ def _process_chunk(
             drafts.append(draft)
             ids.append({"exam_id": draft.exam_id, "row": draft.row})
     paths = sorted({t.path for d in drafts for t in d.images})
-    if pool is not None and len(paths) > 8:
-        results = list(pool.map(check, paths, chunksize=max(1, len(paths) // 32)))
-    else:
-        results = [
-            ImageCheck(**r) for r in process_batch([{"path": p} for p in paths], check).tables["ingest/image_checks"]
-        ]
-    checks = dict(zip(paths, results, strict=True))
-    exams, images = _finish_exams(drafts, checks, rejects)
+    done = run_batches(
+        [{"path": p} for p in paths],
+        setup=partial(given, checks),
+        process_batch=process_batch,
+        outputs=(IMAGE_CHECKS,),
+        chunk_dir=parts / f"checks-{k:06d}",
+        run_root=parts,
+        chunk_size=CHECK_CHUNK,
+        desc="ingest image checks",
+        progress=False,
+    )
+    results = {p: ImageCheck(**r) for p, r in zip(paths, done.tables[IMAGE_CHECKS], strict=True)}
+    exams, images = _finish_exams(drafts, results, rejects)
     write_parquet(_part(parts, "exams", k, "parquet"), exams, schema=EXAMS_SCHEMA)
     write_parquet(_part(parts, "images", k, "parquet"), images, schema=IMAGES_SCHEMA)
     rejects.sort(key=lambda r: (r.row or 0, r.level != "exam", r.image or ""))
