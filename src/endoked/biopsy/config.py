@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from endoked.config_fields import EncoderSource
 
 
-class BiopsyConfig(BaseModel):
+class BiopsyConfig(EncoderSource):
     """Tunables of the optical-biopsy classifier: report-supervised pre-training, few-label fine-tuning,
     calibration, operating point and evaluation."""
 
@@ -53,10 +55,6 @@ class BiopsyConfig(BaseModel):
         "(mil/model.pt, same backbone) instead of ImageNet weights, when it exists.",
     )
     # Encoder and head.
-    backbone: str = Field("tf_efficientnet_lite0", description="Encoder name in the endoked.backbones registry.")
-    pretrained: bool = Field(True, description="Start the encoder from ImageNet weights (false: random).")
-    weights: str | None = Field(None, description="Local weight file for the encoder (overrides weight packages).")
-    allow_download: bool = Field(False, description="Allow downloading encoder weights when none are local.")
     image_size: int = Field(224, ge=32, description="Images are resized to image_size x image_size.")
     trainable_blocks: int = Field(
         0,

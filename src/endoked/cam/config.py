@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from pydantic import ConfigDict, Field, PositiveFloat
 
 from endoked.boxes import BoxFilterConfig
+from endoked.config_fields import EncoderSource
 
 
-class CamConfig(BaseModel):
+class CamConfig(EncoderSource):
     """Tunables of the cam stage: the CAM classifier, the activation maps and the box filters."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # Classifier.
-    backbone: str = Field("tf_efficientnet_lite0", description="Encoder from the backbone registry.")
-    weights: str | None = Field(
-        None, description="Local ImageNet weight file for the encoder; default: its installed weight package."
-    )
-    pretrained: bool = Field(True, description="ImageNet encoder weights (False: random encoder, for tests only).")
-    allow_download: bool = Field(False, description="Let the backbone registry download weights when none is local.")
     image_size: int = Field(352, ge=64, description="Side of the square classifier input (images are stretched).")
     levels: list[int] = Field(
         [4],

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from endoked.config_fields import EncoderSource
 
 
-class MilConfig(BaseModel):
+class MilConfig(EncoderSource):
     """Tunables of the mil stage: report labels (bag labels) to a polyp score per image."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -20,10 +22,6 @@ class MilConfig(BaseModel):
         "other labels (uncertain, failed extraction) are excluded (bag_label -1).",
     )
     # Encoder.
-    backbone: str = Field("tf_efficientnet_lite0", description="Encoder name in the endoked.backbones registry.")
-    pretrained: bool = Field(True, description="Start from ImageNet weights (false: random initialisation).")
-    weights: str | None = Field(None, description="Local weight file for the encoder (overrides packages).")
-    allow_download: bool = Field(False, description="Allow downloading encoder weights when none are local.")
     image_size: int = Field(224, ge=32, description="Images are resized to image_size x image_size.")
     trainable_blocks: int = Field(
         0,

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from endoked.boxes import BoxFilterConfig
+from endoked.config_fields import EncoderSource
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -73,21 +74,11 @@ RENAMED: dict[str, str] = {
 }
 
 
-class SegModelConfig(BaseModel):
+class SegModelConfig(EncoderSource):
     """The network: encoder backbone, its weights, decoder width, frozen stages."""
 
     model_config = _STRICT
 
-    backbone: str = Field(
-        default="tf_efficientnet_lite0",
-        description="Backbone registry name of the encoder (endoked.backbones): pvt_v2_b2 as in Polyp-PVT "
-        "(local weight file), or tf_efficientnet_lite0/1/2, mobilenetv2_100 (offline weight packages).",
-    )
-    weights: str | None = Field(
-        default=None, description="Local weight file of the encoder; default: the registry's offline sources."
-    )
-    pretrained: bool = Field(default=True, description="Start the encoder from ImageNet weights (False: random init).")
-    allow_download: bool = Field(default=False, description="Allow downloading encoder weights when none is local.")
     channel: int = Field(default=32, ge=4, description="Width of the decoder (CFM/SAM), 32 in Polyp-PVT.")
     freeze_stages: int = Field(
         default=0,
