@@ -182,26 +182,7 @@ def run_mil(ctx: StageContext) -> StageResult:
     save_model(work / "model.pt", heads, encoder, cfg, meta)  # the scoring batches load it (also on Ray actors)
     failed = store.failed
     del store, encoder, heads  # the batch core loads the model and the cache itself
-    done = run_batches(
-        [
-            {
-                "exam_id": str(r["exam_id"]),
-                "image": str(r["image"]),
-                "key": key,
-                "bag_label": exam_label.get(str(r["exam_id"]), -1),
-            }
-            for key, r in zip(keys, images, strict=True)
-        ],
-        setup=partial(setup_cached, str(work / "model.pt"), str(work / "cache"), str(device)),
-        process_batch=process_cached_batch,
-        outputs=(SCORES,),
-        chunk_dir=work / "chunks",
-        run_root=ctx.run.root,
-        chunk_size=cfg.chunk_size,
-        desc="mil score",
-        progress=ctx.progress,
-    )
-    rows = done.tables[SCORES]
+    rows = _score_images(ctx, cfg, keys, images, exam_label, str(device))
     polyp_counts = {str(r["exam_id"]): r.get("polyp_count") for r in labels}
     selection = select_images(rows, cfg, polyp_counts)
     write_parquet(work / "image_scores.parquet", rows, schema=SCORES_SCHEMA)
@@ -246,6 +227,39 @@ def run_mil(ctx: StageContext) -> StageResult:
         "metrics": ctx.run.rel(work / "metrics.json"),
     }
     return StageResult(outputs=outputs, counts=counts)
+
+
+def _score_images(
+    ctx: StageContext,
+    cfg: MilConfig,
+    keys: Sequence[str],
+    images: Sequence[Mapping[str, Any]],
+    exam_label: Mapping[str, int],
+    device: str,
+) -> list[dict[str, Any]]:
+    """``mil/image_scores`` rows of every image (input order): the batch core
+    :func:`endoked.mil.api.process_cached_batch` over the saved model and the encoder cache, in resumable chunks."""
+    work = ctx.work_dir
+    done = run_batches(
+        [
+            {
+                "exam_id": str(r["exam_id"]),
+                "image": str(r["image"]),
+                "key": key,
+                "bag_label": exam_label.get(str(r["exam_id"]), -1),
+            }
+            for key, r in zip(keys, images, strict=True)
+        ],
+        setup=partial(setup_cached, str(work / "model.pt"), str(work / "cache"), device),
+        process_batch=process_cached_batch,
+        outputs=(SCORES,),
+        chunk_dir=work / "chunks",
+        run_root=ctx.run.root,
+        chunk_size=cfg.chunk_size,
+        desc="mil score",
+        progress=ctx.progress,
+    )
+    return done.tables[SCORES]
 
 
 def _quantiles(values: Sequence[float]) -> dict[str, float]:
