@@ -13,7 +13,7 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from itertools import islice
@@ -33,6 +33,7 @@ from endoked.ingest.reasons import Reject
 from endoked.ingest.validate import ExamDraft, meta_json, validate_row
 from endoked.io import atomic_path, atomic_write_text, read_jsonl, write_jsonl, write_parquet
 from endoked.progress import bar
+from endoked.workerpool import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ def ingest_archive(
         logger.info("ingest: resuming, %d finished chunk(s) reused", len(finished))
     workers = cfg.workers or os.cpu_count() or 1
     own_pool = executor is None and workers > 1
-    pool: Executor | None = ProcessPoolExecutor(max_workers=workers) if own_pool else executor
+    pool: Executor | None = process_pool(workers) if own_pool else executor
     check = image_checker(cfg)
     logger.info("ingest: reading %s", arch.describe())
     try:
