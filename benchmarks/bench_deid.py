@@ -13,9 +13,10 @@ Values are drawn from pools of the benchmark's own (names include ones outside t
 
 A PHI span counts as caught when every one of its characters lies inside a replaced span (it became part of
 a placeholder) and, for values of 3 or more characters, the value appears nowhere in the de-identified
-text (a one-character surname or a two-digit age also occurs in ordinary text). ``names_no_cue`` are full names
-in free text with no title, label or credential ("seen together with mary o'neill"): reported on their own,
-since only names in the de-identifier's given-name list can be found there.
+text (a one-character surname or a two-digit age also occurs in ordinary text). ``NAME_NO_CUE`` are full names
+in free text with no title, label or credential ("seen together with mary o'neill", "与王伟一同就诊"):
+reported on their own, since only names in the de-identifier's name lists (or, in Chinese, a surname in a
+person-only context) can be found there.
 
 False positives: placeholders that overlap no inserted PHI span, on the PHI reports and on the plain
 synthetic reports; clinical tokens (sizes, distances, Paris classes, counts) lost by de-identification.
@@ -375,6 +376,11 @@ def _phi_items(rng: np.random.Generator, zh: bool) -> list[tuple[str, str, str, 
             sur = ZH_SURNAME[rng.integers(len(ZH_SURNAME))]
             title = ["医生", "主任", "先生", "女士", "教授"][rng.integers(5)]
             items.append(("NAME", "surname+title", "由{}" + title + "复核", sur))
+        # a bare name (no label or title), from a generator of its own so the other items stay as they were
+        sub = np.random.default_rng(int(rng.bit_generator.state["state"]["state"]))
+        if sub.random() < 0.5:
+            ctx = ["与{}一同就诊", "由{}陪同来院", "{}陪同检查", "检查结果已告知{}", "嘱{}按时复查"]
+            items.append(("NAME_NO_CUE", "no-cue", ctx[sub.integers(len(ctx))], _zh_name(sub)))
         form, d = _zh_date(rng)
         dctx = ["检查日期：{}", "{}行结肠镜检查", "出生日期：{}", "报告日期：{}", "于{}复诊"]
         items.append(("DATE", form, dctx[rng.integers(len(dctx))], d))

@@ -3,10 +3,15 @@ writing PNGs, and resizing maps to an image's size.
 
 Conventions:
 
-* images are ``(H, W, 3) uint8`` RGB (Pillow ``convert("RGB")``; EXIF orientation is not applied, as in
-  ingest), or ``(3, S, S) uint8`` when decoded at a model's input size (:func:`load_image`);
+* every read applies the file's EXIF orientation tag (:func:`upright`: the transposes of Pillow's
+  ``ImageOps.exif_transpose``), so a rotated phone or endoscope capture is seen upright; ingest records the
+  upright size (:func:`upright_size`): ``width``/``height`` in ``images.parquet`` are those readers return;
+* images are ``(H, W, 3) uint8`` RGB (Pillow ``convert("RGB")``), or ``(3, S, S) uint8`` when decoded at a
+  model's input size (:func:`load_image`); boxes are in the upright frame;
 * a mask file is a grey PNG, 0/255 as the stages write it; a pixel is foreground when its grey value
-  (Pillow ``convert("L")``) is greater than :data:`MASK_THRESHOLD`;
+  (Pillow ``convert("L")``) is greater than :data:`MASK_THRESHOLD`. Masks are read by the same rule: a mask
+  without an EXIF orientation tag (every PNG endoked writes, and most mask files) is read as stored; a mask
+  carrying a tag is turned upright like an image with the same tag, so it stays aligned with its image;
 * an unreadable file raises :class:`~endoked.errors.DataFormatError` naming the file, except in
   :func:`load_image`, whose callers record the decoder's own error per image.
 """
@@ -32,8 +37,46 @@ Box = tuple[int, int, int, int]
 """``(x0, y0, x1, y1)`` pixels, as :meth:`PIL.Image.Image.crop` takes them."""
 
 
+ORIENTATION = 0x0112
+"""The EXIF orientation tag: 1 is upright; 2-8 flip and/or rotate (5-8 swap width and height)."""
+
+
+def orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1-8) of an opened image; 1 when it has none or an invalid one."""
+    try:
+        value = im.getexif().get(ORIENTATION, 1)
+    except (OSError, ValueError, SyntaxError):  # damaged EXIF block: treat as upright
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+_TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""Orientation -> the transpose that makes it upright (as ``ImageOps.exif_transpose`` does)."""
+
+
+def upright(im: Image.Image, orient: int | None = None) -> Image.Image:
+    """``im`` turned as its EXIF orientation says (``orient``: the orientation read from the file, for an image
+    converted since, which has lost its EXIF block); the same image when it is upright already."""
+    turn = _TURNS.get(orientation(im) if orient is None else orient)
+    return im if turn is None else im.transpose(turn)
+
+
+def upright_size(im: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of an opened image once turned upright, read from the header (no decoding)."""
+    width, height = im.size
+    return (height, width) if orientation(im) in (5, 6, 7, 8) else (width, height)
+
+
 def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """A fully decoded copy of an image file, in the file's own mode (the file is closed on return).
+    """A fully decoded, upright copy of an image file, in the file's own mode (the file is closed on return).
 
     Raises:
         DataFormatError: the file cannot be decoded (the message names it).
@@ -41,7 +84,8 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            return im.copy()
+            turned = upright(im)
+            return turned.copy() if turned is im else turned
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataFormatError(f"cannot read image {path}: {exc}; replace or remove the file") from exc
 
@@ -67,7 +111,7 @@ def to_8bit(im: Image.Image) -> Image.Image:
 def _read_as(path: str | os.PathLike[str], mode: str, what: str) -> np.ndarray:
     try:
         with Image.open(path) as im:
-            return np.asarray(to_8bit(im).convert(mode))
+            return np.asarray(upright(to_8bit(im).convert(mode), orientation(im)))
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataFormatError(f"cannot read {what} {path}: {exc}") from exc
 
@@ -98,7 +142,7 @@ def load_image(path: str | os.PathLike[str], size: int, box: Box | None = None) 
     with Image.open(path) as im:
         if box is None:
             im.draft("RGB", (size, size))
-        rgb = to_8bit(im).convert("RGB")
+        rgb = upright(to_8bit(im).convert("RGB"), orientation(im))
         if box is not None:
             rgb = rgb.crop(box)
         rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)

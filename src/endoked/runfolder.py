@@ -100,6 +100,32 @@ def environment_info(seed: int, device: str) -> dict[str, Any]:
     return info
 
 
+def enclosing_run(path: str | Path) -> Path | None:
+    """The run folder that ``path`` is, or lies in: the nearest of ``path`` and its parents holding a ledger or a
+    lock file; None when there is none. ``path`` need not exist yet (an output about to be written)."""
+    here = Path(path).resolve()
+    for folder in (here, *here.parents):
+        if (folder / LEDGER).is_file() or (folder / LOCK).is_file():
+            return folder
+    return None
+
+
+@contextlib.contextmanager
+def lock_runs(*paths: str | Path | None) -> Iterator[None]:
+    """Hold the lock of every run folder one of ``paths`` is or lies in, for the block.
+
+    Commands that read a whole run or write into one outside the pipeline runner (``export``, ``report``,
+    ``biopsy``, ``seg train``, ``predict``, ``mil score``, ...) take the same exclusive lock as a run, so they
+    never see a stage half-written, nor write beside one; a second writer fails at once with
+    :class:`RunLockedError` naming the holder's PID. Paths outside any run folder take no lock.
+    """
+    runs = sorted({run for p in paths if p is not None and (run := enclosing_run(p)) is not None})
+    with contextlib.ExitStack() as stack:
+        for run in runs:
+            stack.enter_context(RunFolder(run).lock())
+        yield
+
+
 class RunFolder:
     """A run folder on disk. Cheap to construct; nothing is written until asked."""
 

@@ -113,3 +113,41 @@ def test_from_stage_rechecks_upstream_tables_against_the_ledger(
     err = capsys.readouterr().err
     assert "exams.parquet" in err and "sha256" in err and "--from ingest" in err
     assert (RunFolder(run).entry("extract") or {}).get("status") != "done"
+
+
+def test_commands_writing_into_a_run_take_its_lock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "ledger.json").write_text('{"stages": {}}', encoding="utf-8")
+    model, images = tmp_path / "model.pt", tmp_path / "images"  # never reached: the lock is refused first
+    commands = [
+        ["export", str(run), "--format", "pranet", "--out", str(tmp_path / "export")],
+        ["report", str(run)],
+        ["mil", "score", "--model", str(model), "--images", str(images), "--out", str(run / "mil" / "s.csv")],
+        ["predict", "--model", str(model), "--images", str(images), "--out", str(run / "maps")],
+        ["seg", "train", "--data", str(images), "--out", str(run / "seg_sup")],
+        ["biopsy", "predict", "--model", str(model), "--images", str(images), "--out", str(run / "b.csv")],
+        ["biopsy", "train", "--run", str(run), "--out", str(tmp_path / "biopsy")],
+        ["biopsy", "eval", "--model", str(model), "--labels", str(images), "--out", str(run / "biopsy_eval")],
+        ["extract", "--in", str(tmp_path / "r.jsonl"), "--out", str(run / "labels.jsonl")],
+        ["eval", "--pred", str(images), "--gt", str(images), "--json", str(run / "m.json")],
+    ]
+    holder = _holder(run)
+    try:
+        for cmd in commands:
+            assert main(["--no-progress", *cmd]) == 2, cmd
+            err = capsys.readouterr().err
+            assert f"PID {holder.pid}" in err and "Traceback" not in err, (cmd, err)
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+        second = subprocess.run(
+            [sys.executable, "-m", "endoked", *commands[0]], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert second.returncode == 2 and f"PID {holder.pid}" in second.stderr
+        assert not (tmp_path / "export").exists() and not (run / "maps").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+    assert main(["--no-progress", *commands[3]]) == 2  # the lock is free: now the missing model is the error
+    assert "PID" not in capsys.readouterr().err

@@ -83,8 +83,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(yaml.safe_dump({"biopsy": cfg.model_dump(mode="json")}, sort_keys=False), nl=False)
             return
         from endoked.biopsy.api import train_classifier
+        from endoked.runfolder import lock_runs
 
-        summary = train_classifier(cfg, out, run_dir=run, labels=labels, device=device, workers=workers)
+        with lock_runs(out, run):
+            summary = train_classifier(cfg, out, run_dir=run, labels=labels, device=device, workers=workers)
         cal = summary["calibration"]
         typer.echo(
             f"wrote {out / 'model.pt'} (temperature {cal['temperature']:.3f}, threshold "
@@ -104,9 +106,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the calibrated probability of neoplastic and the predicted class per image."""
         from endoked.biopsy.api import predict_images, write_predictions
+        from endoked.runfolder import lock_runs
 
-        rows = predict_images(model, images, device, workers, tta)
-        write_predictions(out, rows)
+        with lock_runs(out):
+            rows = predict_images(model, images, device, workers, tta)
+            write_predictions(out, rows)
         bad = sum(r["prob_neoplastic"] is None for r in rows)
         typer.echo(f"wrote {out}: {len(rows) - bad} scored" + (f", {bad} unreadable/unusable" if bad else ""))
 
@@ -126,9 +130,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """AUROC, accuracy, sensitivity, specificity at the model's threshold, with bootstrap CIs."""
         from endoked.biopsy.api import evaluate_model
+        from endoked.runfolder import lock_runs
 
         cfg = build_config(None, set_) if set_ else None
-        result = evaluate_model(model, labels, out, device, workers, tta, cfg_override=cfg)
+        with lock_runs(out):
+            result = evaluate_model(model, labels, out, device, workers, tta, cfg_override=cfg)
         for m in ("auroc", "accuracy", "sensitivity", "specificity"):
             ci = result.get(f"{m}_ci")
             ci_txt = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""

@@ -100,27 +100,30 @@ def register(app: typer.Typer) -> None:
             cfg.allow_missing = True
         if workers is not None:
             cfg.workers = workers
-        methods = parse_preds(pred or [])
-        if gt is not None:
-            results = [evaluate_folder(folder, gt, cfg, method=name) for name, folder in methods.items()]
-        elif data is not None:
-            results = evaluate_sets(methods, data, cfg, sets=sets)
-        else:  # unreachable: checked above
-            raise ConfigError("give --gt DIR or --data ROOT")
-        typer.echo(format_table(results, markdown=markdown), nl=False)
-        for r in results:
-            if r.missing or r.extra:
-                typer.echo(
-                    f"{r.set}{' ' + r.method if r.method else ''}: {len(r.missing)} missing prediction(s) "
-                    f"scored as empty, {len(r.extra)} extra prediction(s) ignored",
-                    err=True,
-                )
-        if json_out:
-            typer.echo(f"wrote {write_json(json_out, results, cfg)}", err=True)
-        if csv_out:
-            typer.echo(f"wrote {write_csv(csv_out, results)}", err=True)
-        if plots:
-            from endoked.eval.plots import write_plots
+        from endoked.runfolder import lock_runs
 
-            files = write_plots(results, plots, bins=cfg.hist_bins)
-            typer.echo(f"wrote {len(files)} plot(s) to {plots}", err=True)
+        with lock_runs(json_out, csv_out, plots):
+            methods = parse_preds(pred or [])
+            if gt is not None:
+                results = [evaluate_folder(folder, gt, cfg, method=name) for name, folder in methods.items()]
+            elif data is not None:
+                results = evaluate_sets(methods, data, cfg, sets=sets)
+            else:  # unreachable: checked above
+                raise ConfigError("give --gt DIR or --data ROOT")
+            typer.echo(format_table(results, markdown=markdown), nl=False)
+            for r in results:
+                if r.missing or r.extra:
+                    typer.echo(
+                        f"{r.set}{' ' + r.method if r.method else ''}: {len(r.missing)} missing prediction(s) "
+                        f"scored as empty, {len(r.extra)} extra prediction(s) ignored",
+                        err=True,
+                    )
+            if json_out:
+                typer.echo(f"wrote {write_json(json_out, results, cfg)}", err=True)
+            if csv_out:
+                typer.echo(f"wrote {write_csv(csv_out, results)}", err=True)
+            if plots:
+                from endoked.eval.plots import write_plots
+
+                files = write_plots(results, plots, bins=cfg.hist_bins)
+                typer.echo(f"wrote {len(files)} plot(s) to {plots}", err=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -26,6 +25,7 @@ from endoked.eval.inputs import prepare_pair, read_map, read_mask
 from endoked.eval.metrics import ImageScore
 from endoked.eval.streaming import PolypMetrics
 from endoked.progress import track
+from endoked.workerpool import process_pool
 
 logger = logging.getLogger(__name__)
 _LIST_MAX = 20
@@ -156,7 +156,7 @@ def _scores(
         return
     cfg = config.model_dump()
     tasks = [(pred, gt, cfg, stem) for stem, pred, gt in pairs]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with process_pool(workers, get_context("spawn")) as pool:
         yield from track(pool.map(_score_task, tasks, chunksize=4), total=len(tasks), desc=desc, unit="img")
 
 

@@ -22,9 +22,10 @@ def register(app: typer.Typer) -> None:
         from endoked.export.formats import write_export
         from endoked.export.source import load_items
         from endoked.io import ensure_writable_dir
-        from endoked.runfolder import RunFolder
+        from endoked.runfolder import RunFolder, lock_runs
 
-        stage, items = load_items(RunFolder(run), source)
-        ensure_writable_dir(out, create=False)
-        summary = write_export(fmt, items, out)
+        with lock_runs(run, out):
+            stage, items = load_items(RunFolder(run), source)
+            ensure_writable_dir(out, create=False)
+            summary = write_export(fmt, items, out)
         typer.echo(f"exported {summary['images']} images from {stage} as {fmt} to {out}")

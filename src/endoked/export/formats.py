@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from endoked.export.source import ExportItem, with_case_ids
+from endoked.imaging import read_rgb
 from endoked.io import atomic_path, atomic_write_json
 from endoked.progress import track
 
@@ -105,7 +106,7 @@ def export_nnunet(
     (root / "imagesTr").mkdir(parents=True, exist_ok=True)
     (root / "labelsTr").mkdir(parents=True, exist_ok=True)
     for it in track(items, total=len(items), desc="export nnunet", unit="img"):
-        rgb = np.asarray(Image.open(it.image_path).convert("RGB"))
+        rgb = read_rgb(it.image_path)
         _save_png(root / "imagesTr" / f"{it.case_id}_0000.png", rgb)
         _save_png(root / "labelsTr" / f"{it.case_id}.png", it.load_mask().astype(np.uint8))
     dataset = {

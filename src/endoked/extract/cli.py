@@ -65,9 +65,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Label colonoscopy reports: polyp status, count, polyps, malignancy, pathology, with evidence."""
         from endoked.extract.batch import extract_file
+        from endoked.runfolder import lock_runs
 
         cfg = _config(profile, config, set_, backend, llm_url, llm_model, allow_remote_llm)
-        summary = extract_file(inp, out, cfg)
+        with lock_runs(out):
+            summary = extract_file(inp, out, cfg)
         typer.echo(" ".join(f"{k}={v}" for k, v in summary.items()))
 
     @app.command("extract-eval")

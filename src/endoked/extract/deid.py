@@ -5,9 +5,12 @@ One rule set for English and Chinese; each identifier becomes a placeholder nami
 - ``[NAME]``: person names after a title or role (Dr., Mr., Mrs., Ms., Mx., Miss, Prof., Nurse, Sister,
   Doctor; 医生, 医师, 护士, 主任, 教授 and 张先生, 李医生 ...), after a label ("Name:", "Patient name:",
   "Pt. name:", "Endoscopist:", "signed by", "cc:", 姓名, 患者, 检查医师, 家属 ...), before a credential
-  ("Jane Doe, MD"), and common English given names with the name after them ("john smith") in any case;
-  particles (de, la, van, von, O', Mc, hyphens) and initials stay inside the name. Chinese names after a
-  label or 患者 (2-4 characters, compound surnames included), and surname + title.
+  ("Jane Doe, MD"), and bare names where one part is a listed given name or surname (package data
+  ``names_given.txt``, ``names_surname.txt``: "john smith", "olga nakamura"; the word before a listed
+  surname joins only in the same case) in any case; particles (de, la, van, von, O', Mc, hyphens) and
+  initials stay inside the name. Chinese names after a label or 患者 (2-4 characters, compound surnames
+  included), surname + title, and a surname + 1-2 characters in a person-only context (与王伟一同就诊,
+  嘱李娜按时复查, 张建国陪同检查).
 - ``[DATE]``: ISO (2024-03-12, with a time), 12/03/2024, 3/12/24, 12.03.2024, 12-Mar-2024, 12 March 2024,
   March 12, 2024, Mar 12, March 2024, 2024-Mar-12, 2024年3月12日, 2024年3月, 3月12日, 二〇二四年三月十二日,
   and "Date:"/"DOB:"/"日期：" values. Years alone are kept (they carry clinical timing, "s/p polypectomy 2019").
@@ -25,8 +28,9 @@ One rule set for English and Chinese; each identifier becomes a placeholder nami
 
 Clinical content is left alone: sizes (8 mm, 0.5 cm, 0.4×0.6cm), counts, distances (at 25 cm, 距肛门15cm),
 ratios and scores (BBPS 2/3/3, 6/8/10 mm), Paris classes (0-Is), locations, pathology and eponyms
-(Lynch, Crohn, Paris, Kudo). This is rule-based: it removes the identifiers that reports usually carry;
-an unlabelled name that is not a common given name, in free text, can pass.
+(Lynch, Crohn, Paris, Kudo, Lugol, Hartmann, Yamada ...: :data:`_EPONYMS` are never names). This is
+rule-based: it removes the identifiers that reports usually carry; a bare English name with neither part
+listed, or a bare Chinese name outside the person contexts, can pass.
 
 Every replacement is recorded, so spans found in the de-identified text map back to the original.
 """
@@ -36,6 +40,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from importlib import resources
 
 _SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
@@ -56,6 +61,26 @@ def _words(block: str) -> list[str]:
     return block.split()
 
 
+def _name_list(file: str) -> set[str]:
+    """The names of a package data file (lower case, white-space separated; ``#`` lines are comments)."""
+    text = resources.files("endoked.extract").joinpath(file).read_text(encoding="utf-8")
+    return {w for line in text.splitlines() if not line.startswith("#") for w in line.split()}
+
+
+# Eponyms and place names of colonoscopy and pathology reports that are also surnames or given names: never a
+# name on their own ("Lugol", "Crohn disease", "Hartmann pouch", "Paris 0-IIa", "Lynch syndrome").
+_EPONYMS = frozenset(
+    _words("""
+lugol crohn crohns hartmann paris kudo lynch barrett barretts haggitt kikuchi sano forrest boston mayo peutz
+jeghers cowden turcot gardner vienna prague graves wilson wells marsh addison hirschsprung meckel bauhin
+houston treitz dukes astler coller spigelman amsterdam bethesda kyoto sydney montreal rome hinchey
+yamada dixon roth whipple billroth roux nissen heller miles kock brooke kraske lembert ogilvie zenker
+schatzki mallory weiss cronkhite gorlin bannayan muir torre borrmann dieulafoy cameron graham savary
+kaposi hodgkin burkitt sengstaken blakemore
+""")
+)
+
+
 # a Chinese given name ends at punctuation, a space, a digit, the sex, or the next field of a header line
 _ZH_END = (
     r"(?=$|[\s\d,，;；。、.:：()（）\[\]【】/|]|[男女]|性别|年龄|科室|病[历区案床理]|住院|门诊|床|"
@@ -65,10 +90,11 @@ _ZH_NAME = (
     rf"(?:(?:{_SURNAMES2}){_HAN}{{1,2}}?|[{_SURNAMES}]{_HAN}{{1,2}}?|{_HAN}{{2,3}}?){_ZH_END}"
     rf"|{_HAN}{{1,4}}·{_HAN}{{1,6}}"
 )
-# words after 患者/医生 that start with a surname character but are not names
+# words after 患者/医生/与/告知 that start with a surname character but are not names
 _ZH_NOT_NAME = (
-    r"(?!高龄|高血压|高脂|高热|高危|白细胞|苏醒|[左右][侧上下]|包括|严重|余[肠处]|史|平素|平时|毛发|金属|"
-    r"于[今本我外当昨前此上下近去\d])"
+    r"(?!高龄|高血压|高脂|高热|高危|白细胞|苏醒|[左右][侧上下]|包括|严重|余[肠处下]|史|平素|平时|毛发|金属|"
+    r"于[今本我外当昨前此上下近去\d]|方[式法案向面位]|常规|周[围边期]|高[级度纤]|[黄白蓝]色|程度|任何|"
+    r"康复|温度|毛细|江河)"
 )
 _ZH_NAME_S = (
     rf"{_ZH_NOT_NAME}(?:(?:{_SURNAMES2}){_HAN}{{1,2}}?|[{_SURNAMES}]{_HAN}{{1,2}}?){_ZH_END}"
@@ -142,7 +168,8 @@ frances kathryn janice jean abigail alice judy sophia denise beverly danielle ma
 natalie brittany charlotte marie kayla alexis lori jane
 wei li ming hua jing ying hui yan xin lei jun hong ping fang xiaoming jianguo
 """)
-    )
+    ).union(_name_list("names_given.txt"))
+    - _EPONYMS
 )
 _SURNAMES_EN = sorted(
     set(
@@ -162,7 +189,8 @@ holmes palmer wagner black robertson boyd rose stone salazar fox warren mills me
 daniels ferguson nichols stephens soto weaver ryan gardner payne grant dunn kelley spencer hawkins
 wang zhang liu yang huang zhao zhou wu xu sun zhu ma hu guo lin luo zheng liang xie song tang
 """)
-    )
+    ).union(_name_list("names_surname.txt"))
+    - _EPONYMS
     - {
         "gardner",
         "rose",
@@ -207,7 +235,6 @@ wang zhang liu yang huang zhao zhou wu xu sun zhu ma hu guo lin luo zheng liang 
     }
 )
 _GIVEN_RX = "(?:" + "|".join(_GIVEN) + ")"
-_SURNAME_EN_RX = "(?:" + "|".join(_SURNAMES_EN) + ")"
 
 _MONTHS = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
@@ -412,6 +439,46 @@ _RULES: list[tuple[str, str]] = [
         r"(?<![检主责副])(?P<v>(?:" + _SURNAMES2 + r"|[" + _SURNAMES + r"])" + _HAN + r"{0,2}?)"
         r"(?:先生|女士|小姐|医生|医师|主任|教授|护士|护师|老师|同志|大夫|阿姨|师傅)",
     ),
+    # a surname and 1-2 characters with no label or title, where only a person fits: after "with / told /
+    # handed to / accompanied by" and before "together / accompanied / signed / in person", or at the start of
+    # a clause before "accompanied / signed" ("与王伟一同就诊", "已电话告知李娜", "张建国陪同检查")
+    (
+        "NAME",
+        r"(?:与|和|跟|同|由(?!于)|请|经|嘱|通知|告知|转告|交给|交予|联系|家属|陪同人|委托|代理人|授权)\s*(?P<v>"
+        + _ZH_NOT_NAME
+        + r"(?:(?:"
+        + _SURNAMES2
+        + r")"
+        + _HAN
+        + r"{1,2}?|["
+        + _SURNAMES
+        + r"]"
+        + _HAN
+        + r"{1,2}?|"
+        + _HAN
+        + r"{1,4}?·"
+        + _HAN
+        + r"{1,6}?))(?=一同|一起|共同|陪同|签字|签名|代签|同意|到场|在场|本人|知情|确认|复诊|来院|按时|定期|按期|及时|"
+        r"携带|[，,。；;、\s]|$)",
+    ),
+    (
+        "NAME",
+        r"(?:^|(?<=[，,。；;：:、\s]))(?P<v>"
+        + _ZH_NOT_NAME
+        + r"(?:(?:"
+        + _SURNAMES2
+        + r")"
+        + _HAN
+        + r"{1,2}?|["
+        + _SURNAMES
+        + r"]"
+        + _HAN
+        + r"{1,2}?|"
+        + _HAN
+        + r"{1,4}?·"
+        + _HAN
+        + r"{1,6}?))(?=陪同|代签|签字|签名确认|到场|在场)",
+    ),
     # unlabelled ids
     ("ID", r"(?<![\d.])\d{6,}(?!\d|\.\d)"),
     ("ID", r"(?<![A-Za-z0-9])[A-Z]{1,3}-?\d{5,}(?![A-Za-z0-9])"),
@@ -434,8 +501,8 @@ _WORD_RULES: list[tuple[str, str, frozenset[str]]] = [
         + r")?)(?![A-Za-z'’\-])",
         frozenset(_GIVEN),
     ),
-    ("NAME", r"(?<![A-Za-z0-9'’\-])(?:(?i:" + _SURNAME_EN_RX + r"))(?![A-Za-z0-9'’\-])", frozenset(_SURNAMES_EN)),
 ]
+
 # Rules tried only when a cheap search finds what they need (a credential, a Chinese street word).
 _GATES = {
     r")(?:,?\s+(?:MD|M\.D\.|DO|": re.compile(r"\b(?:MD|M\.D\.|DO|D\.O\.|RN|PhD|Ph\.D\.|NP|PA-C|MBBS)\b"),
@@ -443,6 +510,40 @@ _GATES = {
 }
 _COMPILED = [(kind, re.compile(pat), next((g for k, g in _GATES.items() if k in pat), None)) for kind, pat in _RULES]
 _COMPILED_WORDS = [(kind, re.compile(pat), words) for kind, pat, words in _WORD_RULES]
+_SURNAME_SET = frozenset(_SURNAMES_EN)
+# a listed surname (O'/D' before it, hyphenated parts after it), particles before it, and, in the first
+# pattern, the name word (and initial) before those: "olga nakamura", "Keisha O'Neill", "IVANA DE LA CRUZ"
+_SURNAME_TAIL = r"(?:[OoDd]['’])?(?P<s>[A-Za-z]+)(?:[-'’][A-Za-z]+)*(?![A-Za-z0-9'’\-])"
+_PARTICLES = r"(?:" + _PARTICLE + r"\.?\s+){0,2}"
+_SURNAME_WITH_WORD = re.compile(
+    r"(?<![A-Za-z0-9'’\-])(?P<w>" + _WORD_ANY + r")(?:\s+" + _INITIAL + r")?\s+" + _PARTICLES + _SURNAME_TAIL
+)
+_SURNAME_ALONE = re.compile(r"(?<![A-Za-z0-9'’\-])" + _PARTICLES + _SURNAME_TAIL)
+_PARTICLE_RX = re.compile(_PARTICLE + r"\.?")
+
+
+def _case(word: str) -> str:
+    return "upper" if word.isupper() else "lower" if word.islower() else "title"
+
+
+def _surname_span(text: str, pos: int, starts: list[int]) -> tuple[int, int] | None:
+    """The span of the name around the listed surname starting at ``pos``: the word before it joins when it is
+    written in the same case as the surname and is not an eponym or a particle; particles before it join.
+    ``starts``: where the words before ``pos`` start (the candidates, nearest last)."""
+    cands = [q for q in starts if pos - q <= 60] + [p for p in (pos - 2, pos) if p >= 0]
+    for q in cands:
+        m = _SURNAME_WITH_WORD.match(text, q)
+        if m is not None and m.start("s") == pos:
+            w = m.group("w")
+            if _case(w) == _case(m.group("s")) and w.lower() not in _EPONYMS and not _PARTICLE_RX.fullmatch(w):
+                return m.start(), m.end()
+    for q in cands:
+        m = _SURNAME_ALONE.match(text, q)
+        if m is not None and m.start("s") == pos:
+            return m.start(), m.end()
+    return None
+
+
 _ASCII_WORD = re.compile(r"[A-Za-z]+")
 
 
@@ -492,6 +593,9 @@ def deidentify(text: str) -> Deidentified:
     ]
     for kind, rx, names in _COMPILED_WORDS:
         matches += [(kind, rx, m) for pos, w in words if w in names and (m := rx.match(text, pos)) is not None]
+    for i, (pos, w) in enumerate(words):
+        if w in _SURNAME_SET and (span := _surname_span(text, pos, [q for q, _ in words[max(0, i - 4) : i]])):
+            spans.append((*span, "NAME"))
     for kind, rx, m in matches:
         s, e = m.span()
         for g in ("v", "v2"):

@@ -13,7 +13,7 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from itertools import islice
@@ -34,6 +34,7 @@ from endoked.ingest.reasons import Reject
 from endoked.ingest.validate import ExamDraft, meta_json, validate_row
 from endoked.io import atomic_path, atomic_write_text, read_jsonl, write_jsonl, write_parquet
 from endoked.progress import bar
+from endoked.workerpool import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ def ingest_archive(
     # the checks run under the active batch executor; locally a process pool spreads each batch over the CPUs
     local = current_executor().kind == "local"
     own_pool = executor is None and workers > 1 and local
-    pool: Executor | None = ProcessPoolExecutor(max_workers=workers) if own_pool else executor if local else None
+    pool: Executor | None = process_pool(workers) if own_pool else executor if local else None
     check = ImageChecks(image_checker(cfg), pool)
     logger.info("ingest: reading %s", arch.describe())
     try:

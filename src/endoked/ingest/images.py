@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from endoked.imaging import upright_size
 from endoked.safe_read import UnsafeFileError, display_name, read_regular_file
 
 DEFAULT_MAX_IMAGE_BYTES = 256_000_000
@@ -71,7 +72,7 @@ def check_image(
                     sha256=digest,
                     bytes=len(data),
                 )
-            width, height = img.size
+            width, height = upright_size(img)
             if decode:
                 img.load()
     except UnidentifiedImageError:

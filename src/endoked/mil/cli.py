@@ -48,6 +48,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score images with a MIL checkpoint (polyp probability per image)."""
         from endoked.mil.api import score_folder
+        from endoked.runfolder import lock_runs
 
-        n = score_folder(model, images, out)
+        with lock_runs(out):
+            n = score_folder(model, images, out)
         typer.echo(f"scored {n} images -> {out}")

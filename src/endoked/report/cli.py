@@ -19,7 +19,9 @@ def register(app: typer.Typer) -> None:
         """Write a self-contained HTML report of a run (config, stages, rejects, examples, figures)."""
         from endoked.errors import StageError
         from endoked.report.build import build_report
+        from endoked.runfolder import lock_runs
 
         if not (run / "ledger.json").is_file():
             raise StageError(f"{run} is not a run folder (no ledger.json)")
-        typer.echo(f"report: {build_report(run, out)}")
+        with lock_runs(run, out):
+            typer.echo(f"report: {build_report(run, out)}")

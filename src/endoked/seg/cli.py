@@ -39,17 +39,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write one probability map <stem>.png (0-255, the image's size) per image."""
         from endoked.progress import progress_enabled
+        from endoked.runfolder import lock_runs
         from endoked.seg.predict import predict_folder
 
-        summary = predict_folder(
-            model,
-            images,
-            out,
-            device=check_device(device),
-            tta_flip=tta,
-            batch_size=batch_size,
-            progress=progress_enabled(),
-        )
+        with lock_runs(out):
+            summary = predict_folder(
+                model,
+                images,
+                out,
+                device=check_device(device),
+                tta_flip=tta,
+                batch_size=batch_size,
+                progress=progress_enabled(),
+            )
         typer.echo(
             f"{len(summary.written)} maps written to {out}"
             + (f"; {len(summary.errors)} images skipped (see {out / 'errors.jsonl'})" if summary.errors else "")
@@ -70,6 +72,7 @@ def register(app: typer.Typer) -> None:
 
         from endoked.device import resolve_device
         from endoked.progress import progress_enabled
+        from endoked.runfolder import lock_runs
         from endoked.seg.api import train_folder
         from endoked.seg.stage import resolve_seg_config
         from endoked.seg.train import dist_info
@@ -81,9 +84,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(yaml.safe_dump({"seg": cfg.model_dump(mode="json")}, sort_keys=False), nl=False)
             return
         dev = resolve_device(device or cfg.device or run_cfg.device)
-        result = train_folder(
-            data, out, cfg, seed=run_cfg.seed, device=dev, workers=run_cfg.workers, progress=progress_enabled()
-        )
+        with lock_runs(out):
+            result = train_folder(
+                data, out, cfg, seed=run_cfg.seed, device=dev, workers=run_cfg.workers, progress=progress_enabled()
+            )
         val = result.best_val.get("mean_dice")
         if dist_info()[1] != 0:  # other torchrun processes stay quiet
             return

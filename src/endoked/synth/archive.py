@@ -26,7 +26,6 @@ import math
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from endoked.synth.config import SynthConfig
 from endoked.synth.findings import CATEGORIES, Findings, plan_categories
 from endoked.synth.frames import FrameSpec, PolypSpec, encode_jpeg, render_frame, texture_bank
 from endoked.synth.reports import choose_lang, exam_rng, render_exam_report
+from endoked.workerpool import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ def generate_archive(
     with bar(config.exams, desc="synth", unit="exam", enabled=progress) as pbar:
         if config.workers > 1 and config.exams > 1:
             chunk = max(1, min(16, math.ceil(config.exams / (config.workers * 8))))
-            with ProcessPoolExecutor(max_workers=config.workers) as pool:
+            with process_pool(config.workers) as pool:
                 for res in pool.map(_make_exam_star, tasks, chunksize=chunk):
                     results.append(res)
                     pbar.update(1)
