@@ -267,7 +267,9 @@ class RayExecutor:
                     attempts[chunk[0]] = attempts.get(chunk[0], 0) + 1
                     if actor in actors:
                         actors.remove(actor)
-                    if not actors or attempts[chunk[0]] > cfg.max_restarts:
+                    # the chunk moves to another live actor, also with max_restarts 0, until it has taken down
+                    # max_restarts + 2 actors (then it is what kills them)
+                    if not actors or attempts[chunk[0]] > cfg.max_restarts + 1:
                         raise StageError(f"chunk {chunk[0]} failed on every Ray actor: {exc}") from exc
                     logger.warning("ray: an actor died (%s); chunk %d goes to another actor", exc, chunk[0])
                     queue.appendleft(chunk)
