@@ -24,7 +24,7 @@ import contextvars
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -137,6 +137,39 @@ def import_ray() -> Any:
     return ray
 
 
+def pool_shape(config: ExecutorConfig, resources: Mapping[str, float], pending: int) -> tuple[int, float, float]:
+    """``(actors, cpus per actor, gpus per actor)`` for a stage with ``pending`` chunks on a cluster with
+    ``resources`` (``ray.cluster_resources()``: total ``CPU`` and ``GPU``).
+
+    Actors use GPUs when ``gpus_per_actor`` says so, or (when it is null) when the cluster has any: one GPU each,
+    or a share of one when ``actors`` asks for more actors than GPUs. The actor count is ``actors``, else as many as
+    the GPUs allow (GPU actors) or the CPUs allow; it is capped by what the cluster's CPUs and GPUs can hold at once
+    (an actor that can never be placed would hold its chunks forever) and by the pending chunks.
+    """
+    cpus, gpus_total = float(resources.get("CPU", 1.0)), float(resources.get("GPU", 0.0))
+    cpus_per_actor = config.cpus_per_actor
+    use_gpus = config.gpus_per_actor if config.gpus_per_actor is not None else (1.0 if gpus_total > 0 else 0.0)
+    if config.gpus_per_actor is None and gpus_total > 0 and config.actors is not None:
+        use_gpus = min(1.0, gpus_total / config.actors)  # more actors than GPUs: they share
+    fit = max(1, math.floor(cpus / cpus_per_actor + 1e-9))
+    if use_gpus > 0:
+        fit = min(fit, max(1, math.floor(gpus_total / use_gpus + 1e-9)))
+    actors = config.actors if config.actors is not None else fit
+    if actors > fit:
+        logger.warning(
+            "ray: %d actor(s) asked for, the cluster holds %d (%g CPU, %g GPU; %g CPU and %g GPU each)",
+            actors,
+            fit,
+            cpus,
+            gpus_total,
+            cpus_per_actor,
+            use_gpus,
+        )
+        actors = fit
+    actors = max(1, min(actors, pending))
+    return actors, cpus_per_actor, use_gpus
+
+
 class _ChunkWorker:
     """A Ray actor: builds the batch core's state before its first chunk and keeps it.
 
@@ -187,23 +220,9 @@ class RayExecutor:
         return self._ray
 
     def pool_shape(self, pending: int) -> tuple[int, float, float]:
-        """``(actors, cpus per actor, gpus per actor)`` for a stage with ``pending`` chunks, from the config and
-        the cluster's resources."""
+        """``(actors, cpus per actor, gpus per actor)`` for a stage with ``pending`` chunks on this cluster."""
         ray = self._connect()
-        total = ray.cluster_resources()
-        cpus, gpus_total = float(total.get("CPU", 1.0)), float(total.get("GPU", 0.0))
-        cfg = self.config
-        use_gpus = cfg.gpus_per_actor if cfg.gpus_per_actor is not None else (1.0 if gpus_total > 0 else 0.0)
-        if cfg.actors is not None:
-            actors = cfg.actors
-        elif use_gpus > 0:
-            actors = max(1, math.floor(gpus_total / use_gpus)) if gpus_total > 0 else 1
-        else:
-            actors = max(1, math.floor(cpus / cfg.cpus_per_actor))
-        actors = max(1, min(actors, pending))
-        if cfg.gpus_per_actor is None and gpus_total > 0:
-            use_gpus = min(1.0, gpus_total / actors)
-        return actors, cfg.cpus_per_actor, use_gpus
+        return pool_shape(self.config, ray.cluster_resources(), pending)
 
     def map_chunks(
         self,
@@ -248,7 +267,9 @@ class RayExecutor:
                     attempts[chunk[0]] = attempts.get(chunk[0], 0) + 1
                     if actor in actors:
                         actors.remove(actor)
-                    if not actors or attempts[chunk[0]] > cfg.max_restarts:
+                    # the chunk moves to another live actor, also with max_restarts 0, until it has taken down
+                    # max_restarts + 2 actors (then it is what kills them)
+                    if not actors or attempts[chunk[0]] > cfg.max_restarts + 1:
                         raise StageError(f"chunk {chunk[0]} failed on every Ray actor: {exc}") from exc
                     logger.warning("ray: an actor died (%s); chunk %d goes to another actor", exc, chunk[0])
                     queue.appendleft(chunk)
