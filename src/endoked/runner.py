@@ -11,6 +11,8 @@ from typing import Any
 import typer
 
 from endoked.config import RunConfig, resolve_config
+from endoked.errors import EndokedError
+from endoked.health import run_warnings
 from endoked.io import ensure_writable_dir
 from endoked.logs import attach_run_log, detach
 from endoked.pipeline import run_pipeline
@@ -105,10 +107,17 @@ def run_from_cli(
             raise CheckFailedError(
                 problems, "nothing was run: fix the problems above, or pass --no-check to run anyway"
             )
-    status = execute(run, config, start=start, stop=stop, overwrite=overwrite)
+    try:
+        status = execute(run, config, start=start, stop=stop, overwrite=overwrite)
+    except EndokedError:
+        if run.ledger_path.is_file():
+            write_report(run)  # the failed stage and its message are in the report too
+        raise
     typer.echo(f"run folder: {run.root}")
     for line in summary_lines(run, status):
         typer.echo(line)
+    for warning in run_warnings(run, config.ingest.archive):
+        typer.echo(f"warning: {warning}", err=True)
     write_report(run)
     return status
 
