@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from endoked import tables
 from endoked.io import write_jsonl, write_parquet
 from endoked.runfolder import RunFolder
 
@@ -91,11 +92,14 @@ def fake_run(tmp_path: Path) -> tuple[RunFolder, dict[str, np.ndarray]]:
         "cam": {"boxes": boxes, "dropped": [{"exam_id": "E9", "image": "x.jpg", "reason": "touches_border"}]},
         "prompt_seg": {"pseudo_labels": pseudo},
     }
-    for stage, tables in outputs.items():
+    for stage, stage_tables in outputs.items():
         files = {}
-        for name, rows in tables.items():
+        for name, rows in stage_tables.items():
             path = run.stage_dir(stage) / f"{name}.parquet"
-            write_parquet(path, pa.Table.from_pylist(rows))
+            if f"{stage}/{name}" in tables.TABLES:  # the contract's columns, missing ones null
+                tables.write(path, f"{stage}/{name}", rows)
+            else:
+                write_parquet(path, pa.Table.from_pylist(rows))
             files[name] = run.rel(path)
         if stage == "ingest":
             write_jsonl(
@@ -118,5 +122,5 @@ def fake_run(tmp_path: Path) -> tuple[RunFolder, dict[str, np.ndarray]]:
             write_jsonl(run.stage_dir(stage) / "labels.jsonl", rich)
             files["labels_jsonl"] = run.rel(run.stage_dir(stage) / "labels.jsonl")
         run.mark_running(stage, "fp", {})
-        run.mark_done(stage, files, {"n": len(next(iter(tables.values())))}, 0.5)
+        run.mark_done(stage, files, {"n": len(next(iter(stage_tables.values())))}, 0.5)
     return run, masks

@@ -60,17 +60,21 @@ def test_six_exams_without_pseudo_masks_fail_naming_the_cause(
 def test_fifteen_exams_finish_with_warnings_not_a_silent_nan(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc, run = _run(tmp_path, 15, [])
+    rc, run = _run(tmp_path, 15, ["seg.val_fraction=0.0"])  # no validation image, as with 224-px frames
     captured = capsys.readouterr()
     assert rc == 0
     warnings = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
     text = "\n".join(warnings)
     assert "[prompt_seg] pseudo masks on" in text
-    assert "[seg] the segmentation model was not validated (val_mean_dice=nan" in text
+    assert "[seg] the segmentation model was not validated (val_mean_dice=nan, 0 validation images)" in text
+    for line in captured.out.splitlines():  # every NaN figure of the summary has its warning
+        if "=nan" in line:
+            stage = line.split()[0]
+            assert f"[{stage}]" in text, line
     assert "[mil] validation AUROC" in text  # 2 validation bags
     assert "[eval] no test set was scored" in text
     page = (run.root / "report.html").read_text()
-    assert "val_mean_dice=nan" in page  # the report carries the same warnings
+    assert "[prompt_seg] pseudo masks on" in page  # the report carries the same warnings
     for path in _paths_in(captured.err + captured.out):
         assert path.exists(), path
 

@@ -134,18 +134,17 @@ def ledger_warnings(stages: dict[str, Any], run: RunFolder | None = None) -> lis
                     ADD_EXAMS,
                 )
             )
-    seg = counts("seg")
-    if seg is not None:
-        if "val_mean_dice" in seg and (seg["val_mean_dice"] is None or _nan(seg["val_mean_dice"])):
-            n_val = _seg_val_images(run)
-            out.append(
-                RunWarning(
-                    "seg",
-                    "the segmentation model was not validated (val_mean_dice=nan"
-                    + (f", {n_val} validation images)" if n_val is not None else ")"),
-                    f"{ADD_EXAMS}, or raise seg.val_fraction",
-                )
+    seg = counts("seg") or {}
+    if "val_mean_dice" in seg and (seg["val_mean_dice"] is None or _nan(seg["val_mean_dice"])):
+        n_val = _seg_val_images(run)
+        out.append(
+            RunWarning(
+                "seg",
+                "the segmentation model was not validated (val_mean_dice=nan"
+                + (f", {n_val} validation images)" if n_val is not None else ")"),
+                f"{ADD_EXAMS}, or raise seg.val_fraction",
             )
+        )
     ev = counts("eval")
     if ev is not None and int(ev.get("sets", 0) or 0) == 0:
         out.append(

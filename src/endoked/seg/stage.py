@@ -156,11 +156,7 @@ def run_seg(ctx: StageContext) -> StageResult:
     if errors:
         write_jsonl(work / "errors.jsonl", errors)
     if not items:  # the stage's minimum: 1 usable pseudo mask
-        why = (
-            f"{len(errors)} rows unusable, listed in {work / 'errors.jsonl'}"
-            if errors
-            else _no_mask_reason(ctx.run)
-        )
+        why = f"{len(errors)} rows unusable, listed in {work / 'errors.jsonl'}" if errors else _no_mask_reason(ctx.run)
         raise StageError(
             f"seg: too few pseudo masks to train on: 0 usable (the minimum is 1) in "
             f"{ctx.upstream('prompt_seg', 'pseudo_labels')} ({why}); add exams with polyps to the archive, "
