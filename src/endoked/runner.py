@@ -61,7 +61,10 @@ def execute(
                 run.ledger()  # a corrupt ledger is reported before anything is written
             run.init(config.to_yaml(), config.seed, str(resolve_device(config.device)))
             t0 = time.perf_counter()
-            logger.info("run %s (profile %s)", run.root, config.profile)
+            if config.profile == "default":
+                logger.info("run %s (no --profile: built-in defaults, then any --config file and --set)", run.root)
+            else:
+                logger.info("run %s (profile %s)", run.root, config.profile)
             status = run_pipeline(run, config, start=start, stop=stop, overwrite=overwrite, progress=progress_enabled())
             logger.info("run finished in %.1fs", time.perf_counter() - t0)
             return status
