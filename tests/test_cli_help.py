@@ -29,7 +29,7 @@ MODEL_COMMANDS = (
 def _commands() -> list[tuple[tuple[str, ...], typer.core.TyperCommand]]:
     out: list[tuple[tuple[str, ...], typer.core.TyperCommand]] = []
 
-    def walk(cmd: click.Command, path: tuple[str, ...]) -> None:
+    def walk(cmd: typer.core.TyperCommand, path: tuple[str, ...]) -> None:
         if isinstance(getattr(cmd, "commands", None), dict):
             for name, sub in cmd.commands.items():  # type: ignore[attr-defined]
                 walk(sub, (*path, name))

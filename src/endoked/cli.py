@@ -12,9 +12,8 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 import typer.core
 
@@ -47,7 +46,7 @@ STAGE_CLI_MODULES: tuple[str, ...] = (
 )
 
 
-def _flag_type_hidden(self: typer.core.TyperOption, ctx: click.Context) -> str | None:
+def _flag_type_hidden(self: typer.core.TyperOption, ctx: Any) -> str | None:
     """A boolean flag takes no value: its help row shows no ``<bool>`` type."""
     return None if self.is_flag else _typer_display_type_rich(self, ctx)
 
