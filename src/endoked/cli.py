@@ -12,12 +12,21 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from endoked import __version__
-from endoked.cli_options import ConfigOpt, DryRunOpt, OverwriteOpt, ProfileOpt, SetOpt
+from endoked.cli_options import (
+    ConfigOpt,
+    DeviceOpt,
+    DryRunOpt,
+    OverwriteOpt,
+    ProfileOpt,
+    SetOpt,
+    device_override,
+)
 from endoked.errors import EndokedError
 from endoked.logs import setup_console
 from endoked.progress import set_progress
@@ -36,13 +45,22 @@ STAGE_CLI_MODULES: tuple[str, ...] = (
     "report",
 )
 
+
+def _flag_type_hidden(self: typer.core.TyperOption, ctx: Any) -> str | None:
+    """A boolean flag takes no value: its help row shows no ``<bool>`` type."""
+    return None if self.is_flag else _typer_display_type_rich(self, ctx)
+
+
+_typer_display_type_rich = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type_hidden  # type: ignore[method-assign]
+
 app = typer.Typer(
     name="endoked",
     help="Colonoscopy records (reports + images) to pixel-level polyp annotations and models.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
 )
 config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -93,12 +111,14 @@ def run_cmd(
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="Ray cluster to join: auto or HOST:PORT (with --executor ray).")
     ] = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Run the pipeline's available stages in order (resumable; finished stages are skipped)."""
     from endoked.runner import run_from_cli
 
     flags = [f"executor.kind={executor}"] if executor else []  # shorthands of --set (a later --set wins)
     flags += [f"executor.address={json.dumps(ray_address)}"] if ray_address else []
+    flags += device_override(device)
     run_from_cli(
         out=out,
         archive=archive,
@@ -124,11 +144,12 @@ def check_cmd(
     ] = None,
     start: Annotated[str | None, typer.Option("--from", help="First stage to check.")] = None,
     stop: Annotated[str | None, typer.Option("--to", help="Last stage to check.")] = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Check that a run can start: weights, packages, test sets, device, disk, archive. Exit 2 on problems."""
     from endoked.check import check_from_cli
 
-    check_from_cli(archive, profile, config, set_ or (), out=out, start=start, stop=stop)
+    check_from_cli(archive, profile, config, [*device_override(device), *(set_ or ())], out=out, start=start, stop=stop)
 
 
 @app.command("demo")
@@ -140,11 +161,12 @@ def demo_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic archive and the run.")] = 0,
     set_: SetOpt = None,
     overwrite: OverwriteOpt = False,
+    device: DeviceOpt = None,
 ) -> None:
     """Synthesise a small archive, run the pipeline with the cpu-small profile and score it."""
     from endoked.demo import run_demo
 
-    run_demo(out=out, exams=exams, seed=seed, overrides=set_ or (), overwrite=overwrite)
+    run_demo(out=out, exams=exams, seed=seed, overrides=[*device_override(device), *(set_ or ())], overwrite=overwrite)
 
 
 def _register_stage_commands() -> None:

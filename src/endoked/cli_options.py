@@ -10,8 +10,20 @@ import typer
 ProfileOpt = Annotated[str | None, typer.Option("--profile", help="Named profile: cpu-small or gpu-paper.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="Override, e.g. --set mil.epochs=3 (repeatable).")
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config key: --set SECTION.KEY=VALUE (repeatable; see config show)."),
 ]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option("--device", help="Where models run: auto, cpu, cuda, cuda:N or mps (default: the config's device)."),
+]
+
+
+def device_override(device: str | None) -> list[str]:
+    """``--device X`` as the ``--set device=X`` it stands for (an explicit later ``--set`` wins)."""
+    return [f"device={device}"] if device else []
+
+
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Re-run stages even when up to date.")]
 
@@ -26,6 +38,7 @@ def add_stage_run_command(app: typer.Typer, stage: str, doc: str, out_help: str)
         set_: SetOpt = None,
         overwrite: OverwriteOpt = False,
         dry_run: DryRunOpt = False,
+        device: DeviceOpt = None,
     ) -> None:
         from endoked.runner import run_from_cli
 
@@ -34,7 +47,7 @@ def add_stage_run_command(app: typer.Typer, stage: str, doc: str, out_help: str)
             archive=None,
             profile=profile,
             config_file=config,
-            overrides=set_ or (),
+            overrides=[*device_override(device), *(set_ or ())],
             start=stage,
             stop=stage,
             overwrite=overwrite,

@@ -11,6 +11,8 @@ from typing import Any
 import typer
 
 from endoked.config import RunConfig, resolve_config
+from endoked.errors import EndokedError
+from endoked.health import run_warnings
 from endoked.io import ensure_writable_dir
 from endoked.logs import attach_run_log, detach
 from endoked.pipeline import run_pipeline
@@ -59,7 +61,10 @@ def execute(
                 run.ledger()  # a corrupt ledger is reported before anything is written
             run.init(config.to_yaml(), config.seed, str(resolve_device(config.device)))
             t0 = time.perf_counter()
-            logger.info("run %s (profile %s)", run.root, config.profile)
+            if config.profile == "default":
+                logger.info("run %s (no --profile: built-in defaults, then any --config file and --set)", run.root)
+            else:
+                logger.info("run %s (profile %s)", run.root, config.profile)
             status = run_pipeline(run, config, start=start, stop=stop, overwrite=overwrite, progress=progress_enabled())
             logger.info("run finished in %.1fs", time.perf_counter() - t0)
             return status
@@ -105,10 +110,17 @@ def run_from_cli(
             raise CheckFailedError(
                 problems, "nothing was run: fix the problems above, or pass --no-check to run anyway"
             )
-    status = execute(run, config, start=start, stop=stop, overwrite=overwrite)
+    try:
+        status = execute(run, config, start=start, stop=stop, overwrite=overwrite)
+    except EndokedError:
+        if run.ledger_path.is_file():
+            write_report(run)  # the failed stage and its message are in the report too
+        raise
     typer.echo(f"run folder: {run.root}")
     for line in summary_lines(run, status):
         typer.echo(line)
+    for warning in run_warnings(run, config.ingest.archive):
+        typer.echo(f"warning: {warning}", err=True)
     write_report(run)
     return status
 

@@ -22,7 +22,7 @@ SetOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Image decoding threads.")]
-TtaOpt = Annotated[bool, typer.Option("--tta", help="Average over the original and flipped views.")]
+TtaOpt = Annotated[bool, typer.Option("--tta/--no-tta", help="Average over the original and flipped views.")]
 
 
 def build_config(config_file: Path | None = None, overrides: Sequence[str] = ()) -> BiopsyConfig:

@@ -45,11 +45,13 @@ def register(app: typer.Typer) -> None:
         model: Annotated[Path, typer.Option("--model", "-m", help="MIL checkpoint (mil/model.pt).")],
         images: Annotated[Path, typer.Option("--images", "-i", help="Folder of images (searched recursively).")],
         out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write: image,score.")],
+        device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
     ) -> None:
         """Score images with a MIL checkpoint (polyp probability per image)."""
+        from endoked.device import resolve_device
         from endoked.mil.api import score_folder
         from endoked.runfolder import lock_runs
 
         with lock_runs(out):
-            n = score_folder(model, images, out)
+            n = score_folder(model, images, out, device=str(resolve_device(device)))
         typer.echo(f"scored {n} images -> {out}")

@@ -15,11 +15,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from endoked import __version__
+from endoked import __version__, tables
+from endoked.health import run_warnings
 from endoked.imaging import read_mask
 from endoked.io import atomic_write_text, read_jsonl
 from endoked.report.figures import file_data_uri, overlay, png_data_uri, score_histogram
@@ -51,6 +51,11 @@ def _fmt(v: Any) -> Any:
     return v
 
 
+def _shown(v: Any) -> Any:
+    """What the page prints for a value: ``None`` as an em dash, never the word "None"."""
+    return "—" if v is None else v
+
+
 def highlight(text: str, spans: list[tuple[int, int, str]]) -> Markup:
     """HTML of ``text`` with non-overlapping ``(start, end, field)`` spans wrapped in ``<mark>``."""
     out, pos = [], 0
@@ -65,21 +70,27 @@ def highlight(text: str, spans: list[tuple[int, int, str]]) -> Markup:
     return Markup("".join(out))
 
 
-def _evidence_spans(evidence: Any) -> list[tuple[int, int, str]]:
+def _evidence_spans(evidence: Any, source: str = "text") -> list[tuple[int, int, str]]:
     """Collect ``(start, end, field)`` from an evidence structure: a mapping field -> span(s), where a span is
-    ``[start, end]`` or ``{"start", "end"}``, possibly nested in lists or per-polyp dicts."""
+    ``[start, end]`` or ``{"start", "end", "src"}``, possibly nested in lists or per-polyp dicts.
+
+    Only spans into ``source`` are kept: ``"text"`` (the report; also spans without ``src``) or
+    ``"pathology"`` (the exam's pathology text, whose offsets do not point into the report).
+    """
     spans: list[tuple[int, int, str]] = []
 
     def walk(node: Any, field: str) -> None:
         if isinstance(node, dict):
             if isinstance(node.get("start"), int) and isinstance(node.get("end"), int):
-                spans.append((node["start"], node["end"], str(node.get("field", field))))
+                if str(node.get("src", "text")) == source:
+                    spans.append((node["start"], node["end"], str(node.get("field", field))))
                 return
             for k, v in node.items():
                 walk(v, k if field in ("", "polyps") or k in SPAN_FIELDS else field)
         elif isinstance(node, list | tuple):
             if len(node) == 2 and all(isinstance(x, int) for x in node):
-                spans.append((node[0], node[1], field))
+                if source == "text":
+                    spans.append((node[0], node[1], field))
             else:
                 for v in node:
                     walk(v, field)
@@ -125,7 +136,7 @@ def _ingest_section(run: RunFolder) -> list[Block]:
 
 
 def _extract_section(run: RunFolder) -> list[Block]:
-    labels = pq.read_table(run.output("extract", "labels")).to_pylist()
+    labels = tables.rows(run, "extract/labels")
     status = Counter(r["polyp"] for r in labels)
     path_counts = Counter(r.get("pathology") or "none" for r in labels)
     blocks: list[Block] = [
@@ -142,9 +153,7 @@ def _extract_section(run: RunFolder) -> list[Block]:
                 "rows": [[r["exam_id"], r["error"]] for r in errors[:20]],
             }
         )
-    exams = {
-        r["exam_id"]: r for r in pq.read_table(run.output("ingest", "exams"), columns=["exam_id", "report"]).to_pylist()
-    }
+    exams = {str(r["exam_id"]): r for r in tables.rows(run, "ingest/exams")}
     try:
         rich = read_jsonl(run.output("extract", "labels_jsonl"))
     except Exception:  # an older run without the JSONL output
@@ -157,27 +166,57 @@ def _extract_section(run: RunFolder) -> list[Block]:
             continue
         seen_status[st] += 1
         exam_id = str(rec.get("id", rec.get("exam_id")))
-        text = exams.get(exam_id, {}).get("report", "")
-        picked.append(
-            {
-                "exam_id": exam_id,
-                "polyp": st,
-                "count": rec.get("polyp_count"),
-                "pathology": rec.get("pathology"),
-                "html": highlight(text, _evidence_spans(rec.get("evidence", {}))),
-            }
-        )
+        picked.append({"exam_id": exam_id, **_report_entry(rec, exams.get(exam_id, {}))})
     if picked:
         blocks.append({"kind": "reports", "title": "Examples with evidence spans highlighted", "entries": picked})
     return blocks
 
 
-def _mil_section(run: RunFolder) -> list[Block]:
-    rows = pq.read_table(run.output("mil", "image_scores")).to_pylist()
-    names = {1: "positive bags", 0: "negative bags", -1: "excluded (uncertain)"}
+def _report_entry(rec: dict[str, Any], exam: dict[str, Any]) -> dict[str, Any]:
+    """A report's labels, its text and its pathology text, each with the evidence spans that point into it."""
+    evidence = rec.get("evidence") or {}
+    pathology_text = exam.get("pathology") or ""
+    lang = evidence.get("lang") if isinstance(evidence, dict) else None
+    return {
+        "polyp": rec.get("polyp"),
+        "count": rec.get("polyp_count"),
+        "pathology": rec.get("pathology"),
+        "lang": lang if isinstance(lang, str) else "",
+        "html": highlight(exam.get("report") or "", _evidence_spans(evidence, "text")),
+        "pathology_html": highlight(pathology_text, _evidence_spans(evidence, "pathology")) if pathology_text else "",
+    }
+
+
+def _gallery(
+    run: RunFolder, rows: list[dict[str, Any]], caption: Any, boxes: dict[tuple[str, str], list[list[float]]]
+) -> list[dict[str, str]]:
+    paths = tables.image_paths(run)
+    out = []
+    for r in rows:
+        key = (str(r["exam_id"]), str(r["image"]))
+        if key not in paths:
+            continue
+        out.append(
+            {"uri": png_data_uri(overlay(paths[key], boxes=boxes.get(key, []), side=160)), "caption": caption(r)}
+        )
+    return out
+
+
+def _boxes_by_image(run: RunFolder) -> dict[tuple[str, str], list[list[float]]]:
+    boxes: dict[tuple[str, str], list[list[float]]] = {}
+    if _done(run, "cam"):
+        for b in tables.boxes(run):
+            boxes.setdefault((b["exam_id"], b["image"]), []).append([b["x0"], b["y0"], b["x1"], b["y1"]])
+    return boxes
+
+
+def _mil_section(run: RunFolder, max_figures: int) -> list[Block]:
+    rows = tables.rows(run, "mil/image_scores")
+    names: dict[Any, str] = {1: "positive bags", 0: "negative bags", -1: "excluded (uncertain)"}
     groups: dict[str, list[float]] = {}
     for r in rows:
-        groups.setdefault(names.get(r.get("bag_label"), str(r.get("bag_label"))), []).append(float(r["score"]))
+        if r.get("score") is not None:
+            groups.setdefault(names.get(r.get("bag_label"), str(r.get("bag_label"))), []).append(float(r["score"]))
     blocks: list[Block] = [
         {"kind": "image", "title": "Image scores by bag label", "uri": score_histogram(groups, "MIL image scores")}
     ]
@@ -187,7 +226,7 @@ def _mil_section(run: RunFolder) -> list[Block]:
         flat = [[k, _fmt(v)] for k, v in metrics.items() if not isinstance(v, dict | list)]
         blocks.append({"kind": "table", "title": "Training metrics", "header": ["metric", "value"], "rows": flat})
     if "selection" in entry.get("outputs", {}):
-        sel = pq.read_table(run.output("mil", "selection")).to_pylist()
+        sel = tables.selection(run)
         c = Counter(int(r["label"]) for r in sel)
         blocks.append(
             {
@@ -197,18 +236,43 @@ def _mil_section(run: RunFolder) -> list[Block]:
                 "rows": [["positive", c.get(1, 0)], ["negative", c.get(0, 0)]],
             }
         )
+    scored = sorted((r for r in rows if r.get("score") is not None), key=lambda r: -float(r["score"]))
+    n = max(1, max_figures // 2)
+    label: dict[Any, str] = {1: "positive bag", 0: "negative bag", -1: "uncertain"}
+
+    def cap(r: dict[str, Any]) -> str:
+        return f"{r['exam_id']}/{r['image']} · {float(r['score']):.2f} · {label.get(r.get('bag_label'), '?')}"
+
+    if scored:
+        boxes = _boxes_by_image(run)
+        blocks.append(
+            {
+                "kind": "grid",
+                "title": "Top-scored images",
+                "legend": "highest MIL image scores · yellow: CAM box",
+                "figures": _gallery(run, scored[:n], cap, boxes),
+            }
+        )
+        blocks.append(
+            {
+                "kind": "grid",
+                "title": "Bottom-scored images",
+                "legend": "lowest MIL image scores",
+                "figures": _gallery(run, scored[-n:][::-1], cap, boxes),
+            }
+        )
     return blocks
 
 
 def _cam_section(run: RunFolder) -> list[Block]:
     blocks: list[Block] = []
-    boxes = pq.read_table(run.output("cam", "boxes")).to_pylist()
+    boxes = tables.boxes(run)
     blocks.append(
         {"kind": "text", "text": f"{len(boxes)} boxes on {len({(b['exam_id'], b['image']) for b in boxes})} images."}
     )
     entry = run.entry("cam") or {}
     if "dropped" in entry.get("outputs", {}):
-        dropped = pq.read_table(run.output("cam", "dropped")).to_pylist()
+        dropped = tables.rows(run, "cam/dropped")
         reasons = Counter(r["reason"] for r in dropped)
         blocks.append(
             {
@@ -222,15 +286,9 @@ def _cam_section(run: RunFolder) -> list[Block]:
 
 
 def _pseudo_section(run: RunFolder, truth: Truth | None, max_figures: int) -> list[Block]:
-    rows = pq.read_table(run.output("prompt_seg", "pseudo_labels")).to_pylist()
-    paths = {
-        (r["exam_id"], r["image"]): Path(r["path"])
-        for r in pq.read_table(run.output("ingest", "images"), columns=["exam_id", "image", "path"]).to_pylist()
-    }
-    boxes: dict[tuple[str, str], list[list[float]]] = {}
-    if _done(run, "cam"):
-        for b in pq.read_table(run.output("cam", "boxes")).to_pylist():
-            boxes.setdefault((b["exam_id"], b["image"]), []).append([b["x0"], b["y0"], b["x1"], b["y1"]])
+    rows = tables.pseudo_labels(run)
+    paths = tables.image_paths(run)
+    boxes = _boxes_by_image(run)
     figures = []
     for r in rows[:max_figures]:
         key = (r["exam_id"], r["image"])
@@ -238,7 +296,7 @@ def _pseudo_section(run: RunFolder, truth: Truth | None, max_figures: int) -> li
         gt = truth.mask(*key) if truth else None
         img = overlay(paths[key], mask=mask, boxes=boxes.get(key, []), truth=gt)
         cap = f"{r['exam_id']}/{r['image']}"
-        if "score" in r and r["score"] is not None:
+        if r.get("score") is not None:
             cap += f" · score {float(r['score']):.2f}"
         figures.append({"uri": png_data_uri(img), "caption": cap})
     legend = "yellow: CAM box · green: pseudo mask" + (" · red: true mask" if truth else "")
@@ -246,6 +304,31 @@ def _pseudo_section(run: RunFolder, truth: Truth | None, max_figures: int) -> li
         {"kind": "text", "text": f"{len(rows)} images received a pseudo mask."},
         {"kind": "grid", "title": "Samples", "legend": legend, "figures": figures},
     ]
+    entry = run.entry("prompt_seg") or {}
+    if "rejected" in entry.get("outputs", {}):
+        rejected = tables.rows(run, "prompt_seg/rejected")
+        if rejected:
+            reasons = Counter(str(r["reason"]) for r in rejected)
+            blocks.append(
+                {
+                    "kind": "table",
+                    "title": f"Rejected masks ({len(rejected)} images)",
+                    "header": ["reason", "images"],
+                    "rows": reasons.most_common(),
+                }
+            )
+            blocks.append(
+                {
+                    "kind": "grid",
+                    "title": "Rejected images",
+                    "legend": "yellow: CAM box; the caption gives the filter that rejected the mask",
+                    "figures": _gallery(
+                        run, rejected[:max_figures], lambda r: f"{r['exam_id']}/{r['image']} · {r['reason']}", boxes
+                    ),
+                }
+            )
+        else:
+            blocks.append({"kind": "text", "text": "No mask was rejected by the filters."})
     pngs = sorted((run.root / "prompt_seg").glob("overlays/*.png"))[:max_figures]
     if pngs:
         blocks.append(
@@ -259,7 +342,78 @@ def _pseudo_section(run: RunFolder, truth: Truth | None, max_figures: int) -> li
     return blocks
 
 
+def _seg_section(run: RunFolder) -> list[Block]:
+    blocks: list[Block] = []
+    metrics = json.loads(run.output("seg", "metrics").read_text())
+    rounds = [r for r in metrics.get("rounds") or [] if isinstance(r, dict)]
+    if rounds:
+        blocks.append(
+            {
+                "kind": "table",
+                "title": "Training rounds",
+                "header": ["round", "pseudo masks", "polyp-free", "train", "validation", "best epoch", "best val"],
+                "rows": [
+                    [
+                        i,
+                        r.get("n_pool"),
+                        r.get("n_negatives"),
+                        r.get("n_train"),
+                        r.get("n_val"),
+                        r.get("best_epoch"),
+                        ", ".join(f"{k}={_fmt(v)}" for k, v in (r.get("best_val") or {}).items()) or "not validated",
+                    ]
+                    for i, r in enumerate(rounds)
+                ],
+            }
+        )
+    refine = [r for r in metrics.get("pseudo_label_rounds") or [] if isinstance(r, dict)]
+    if refine:
+        keys = [k for k in refine[0] if not isinstance(refine[0][k], dict | list)]
+        blocks.append(
+            {
+                "kind": "table",
+                "title": "Refinement rounds (pseudo labels)",
+                "header": keys,
+                "rows": [[_fmt(r.get(k)) for k in keys] for r in refine],
+            }
+        )
+    for png in sorted((run.root / "seg").glob("*.png"))[:6]:
+        blocks.append({"kind": "image", "title": png.stem.replace("_", " "), "uri": file_data_uri(png)})
+    return blocks
+
+
+def _eval_section(run: RunFolder) -> list[Block]:
+    from endoked.eval.report import COLUMNS
+
+    metrics = json.loads(run.output("eval", "metrics").read_text())
+    if metrics.get("skipped"):
+        return [{"kind": "text", "text": f"Not evaluated: {metrics['skipped']}."}]
+    blocks: list[Block] = [{"kind": "text", "text": f"Test sets from {metrics.get('data')}."}]
+    results = [r for r in metrics.get("results") or [] if isinstance(r, dict)]
+    if results:
+        with_method = any(r.get("method") for r in results)
+        header = ["set", *(["method"] if with_method else []), "n", *(h for _, h in COLUMNS)]
+        rows = []
+        for r in results:
+            m = r.get("metrics") or {}
+            rows.append(
+                [
+                    r.get("set"),
+                    *([r.get("method")] if with_method else []),
+                    m.get("n"),
+                    *(_fmt(m.get(k)) for k, _ in COLUMNS),
+                ]
+            )
+        blocks.append({"kind": "table", "title": "Metrics per test set", "header": header, "rows": rows})
+    else:
+        blocks.append({"kind": "text", "text": "No test set was scored."})
+    for png in sorted((run.root / "eval" / "plots").glob("*.png"))[:12]:
+        blocks.append({"kind": "image", "title": png.stem.replace("_", " "), "uri": file_data_uri(png)})
+    return blocks
+
+
 def _stage_pngs_and_metrics(run: RunFolder, stage: str) -> list[Block]:
+    """PNGs and flat ``metrics*.json`` figures of a stage the report has no own section builder for."""
     blocks: list[Block] = []
     folder = run.root / stage
     for png in sorted(folder.glob("*.png"))[:6]:
@@ -287,8 +441,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_figures
         {
             "name": name,
             "status": e.get("status", "?"),
-            "seconds": float(e.get("seconds", 0.0)),
-            "counts": ", ".join(f"{k}={v}" for k, v in e.get("counts", {}).items() if not isinstance(v, dict | list)),
+            "seconds": float(e.get("seconds", 0.0) or 0.0),
+            "counts": ", ".join(
+                f"{k}={_fmt(_shown(v))}" for k, v in e.get("counts", {}).items() if not isinstance(v, dict | list)
+            ),
+            "error": e.get("error") if e.get("status") == "failed" else None,
         }
         for name, e in ledger.items()
     ]
@@ -299,20 +456,30 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_figures
     builders = {
         "ingest": lambda: _ingest_section(run),
         "extract": lambda: _extract_section(run),
-        "mil": lambda: _mil_section(run),
+        "mil": lambda: _mil_section(run, max_figures),
         "cam": lambda: _cam_section(run),
         "prompt_seg": lambda: _pseudo_section(run, truth, max_figures),
+        "seg": lambda: _seg_section(run),
+        "eval": lambda: _eval_section(run),
     }
     for stage in ledger:
-        if not _done(run, stage):
+        entry = ledger[stage]
+        if entry.get("status") == "failed":
+            blocks: list[Block] = [{"kind": "failure", "text": str(entry.get("error") or "no message recorded")}]
+        elif not _done(run, stage):
             continue
-        try:
-            blocks = builders[stage]() if stage in builders else []
-            blocks += _stage_pngs_and_metrics(run, stage) if stage not in ("ingest", "extract") else []
-        except Exception as exc:  # a report must never take a finished run down with it
-            logger.warning("report: section %s skipped (%s: %s)", stage, type(exc).__name__, exc)
-            blocks = [{"kind": "text", "text": f"This section could not be rendered: {exc}"}]
+        else:
+            try:
+                blocks = builders[stage]() if stage in builders else _stage_pngs_and_metrics(run, stage)
+            except Exception as exc:  # a report must never take a finished run down with it
+                logger.warning("report: section %s skipped (%s: %s)", stage, type(exc).__name__, exc)
+                blocks = [{"kind": "text", "text": f"This section could not be rendered: {exc}"}]
         sections.append({"id": stage, "title": SECTION_TITLES.get(stage, stage), "blocks": blocks})
+    try:
+        warnings = [str(w) for w in run_warnings(run, archive if truth else None)]
+    except Exception as exc:  # warnings are advice; a run folder they cannot read still gets its report
+        logger.warning("report: warnings skipped (%s: %s)", type(exc).__name__, exc)
+        warnings = []
     scores = (
         {k: {m: _fmt(v) for m, v in vals.items()} for k, vals in score_run(run, archive).items()}
         if archive and truth
@@ -328,7 +495,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_figures
         "platform": env.get("platform"),
         "packages": ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items() if v),
     }
-    jenv = Environment(loader=PackageLoader("endoked.report", "."), autoescape=select_autoescape(["html", "j2"]))
+    jenv = Environment(
+        loader=PackageLoader("endoked.report", "."),
+        autoescape=select_autoescape(["html", "j2"]),
+        finalize=_shown,
+    )
     page = jenv.get_template("template.html.j2").render(
         run_name=run.root.name,
         run_path=str(run.root),
@@ -337,6 +508,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_figures
         stages=stages,
         sections=sections,
         scores=scores,
+        warnings=warnings,
         version=__version__,
         generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )

@@ -137,6 +137,17 @@ def _pool_rows(
     return rows
 
 
+def _no_mask_reason(run: RunFolder) -> str:
+    """Why prompt_seg left no pseudo mask, from its ledger counts (and its rejections file when it wrote one)."""
+    counts = (run.entry("prompt_seg") or {}).get("counts", {})
+    rejected = int(counts.get("rejected", 0) or 0)
+    why = f"prompt_seg kept no mask of the {int(counts.get('images', 0) or 0)} images it was given"
+    table = run.root / "prompt_seg" / "rejected.parquet"
+    if rejected and table.is_file():
+        why += f"; {rejected} rejected, with reasons in {table}"
+    return why
+
+
 def run_seg(ctx: StageContext) -> StageResult:
     """Train round 0 on the upstream pseudo labels, then ``refine_rounds`` refinement rounds."""
     cfg = seg_config(ctx)
@@ -145,10 +156,12 @@ def run_seg(ctx: StageContext) -> StageResult:
     items, errors, scores = pseudo_label_items(ctx.run)
     if errors:
         write_jsonl(work / "errors.jsonl", errors)
-    if not items:
+    if not items:  # the stage's minimum: 1 usable pseudo mask
+        why = f"{len(errors)} rows unusable, listed in {work / 'errors.jsonl'}" if errors else _no_mask_reason(ctx.run)
         raise StageError(
-            f"seg: no usable pseudo label in {ctx.upstream('prompt_seg', 'pseudo_labels')} "
-            f"({len(errors)} rows unusable, see {work / 'errors.jsonl'})"
+            f"seg: too few pseudo masks to train on: 0 usable (the minimum is 1) in "
+            f"{ctx.upstream('prompt_seg', 'pseudo_labels')} ({why}); add exams with polyps to the archive, "
+            "or keep more boxes (prompt_seg.rescue_dropped=true, a lower prompt_seg.min_score)"
         )
     truth = truth_masks(ctx)
     round_stats: list[dict[str, Any]] = []

@@ -14,11 +14,11 @@ def register(app: typer.Typer) -> None:
     @app.command("synth")
     def synth_cmd(
         out: Annotated[Path, typer.Option("--out", "-o", help="Archive folder to write.")],
-        exams: Annotated[int | None, typer.Option("--exams", help="Number of exams [default: 40].")] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="Seed [default: 0].")] = None,
+        exams: Annotated[int | None, typer.Option("--exams", help="Number of exams \\[default: 40].")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", help="Seed \\[default: 0].")] = None,
         lang: Annotated[str | None, typer.Option("--lang", help="Report languages, comma-separated: en,zh.")] = None,
-        size: Annotated[int | None, typer.Option("--size", help="Frame side in pixels [default: 256].")] = None,
-        workers: Annotated[int | None, typer.Option("--workers", help="Worker processes [default: 1].")] = None,
+        size: Annotated[int | None, typer.Option("--size", help="Frame side in pixels \\[default: 256].")] = None,
+        workers: Annotated[int | None, typer.Option("--workers", help="Worker processes \\[default: 1].")] = None,
         config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (synth section).")] = None,
         set_: Annotated[
             list[str] | None, typer.Option("--set", "-s", help="Override, e.g. --set synth.size=128.")
