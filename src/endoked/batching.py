@@ -60,6 +60,12 @@ class BatchRun:
     chunks_recomputed: int = 0
 
 
+def given(obj: Any) -> Any:
+    """A batch ``setup`` that returns state built beforehand: ``partial(given, obj)`` (picklable when ``obj``
+    is, so the Ray executor can ship it)."""
+    return obj
+
+
 def _part_name(table: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", table.split("/", 1)[-1])
 

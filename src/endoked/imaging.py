@@ -90,6 +90,33 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise DataFormatError(f"cannot read image {path}: {exc}; replace or remove the file") from exc
 
 
+def copy_upright(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Copy an image file to ``dest`` (atomically) so that a reader that ignores EXIF sees it as endoked does:
+    an upright file (no orientation tag, or 1) is copied byte for byte; a turned one is re-encoded upright in
+    its own format (JPEG at quality 95, keeping the rest of its EXIF with the orientation reset to 1).
+
+    Raises:
+        DataFormatError: the file cannot be decoded (the message names it).
+    """
+    try:
+        with Image.open(src) as im:
+            orient, fmt = orientation(im), im.format or "PNG"
+            if orient == 1:
+                data = Path(src).read_bytes()
+            else:
+                im.load()
+                exif = im.getexif()
+                exif[ORIENTATION] = 1
+                turned = upright(im, orient)
+                buf = io.BytesIO()
+                extra = {"quality": 95} if fmt == "JPEG" else {}
+                turned.save(buf, format=fmt, exif=exif.tobytes(), **extra)
+                data = buf.getvalue()
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataFormatError(f"cannot read image {src}: {exc}; replace or remove the file") from exc
+    atomic_write_bytes(Path(dest), data)
+
+
 def to_8bit(im: Image.Image) -> Image.Image:
     """An image of 16-bit integer or float samples scaled to 8 bits (Pillow's ``convert`` would clip them to
     near-white or near-black): 16-bit by its type's range (>> 8); 32-bit integers and floats by their range,

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
-from endoked.imaging import ORIENTATION, load_image, open_image, read_grey, read_rgb
+from endoked.imaging import ORIENTATION, copy_upright, load_image, open_image, read_grey, read_rgb
 from endoked.ingest.api import ingest_archive
 from endoked.ingest.config import IngestConfig
 
@@ -62,3 +62,22 @@ def test_a_mask_without_exif_is_read_as_stored(tmp_path: Path) -> None:
     mask[:8, :8] = 255
     Image.fromarray(mask).save(tmp_path / "m.png")
     np.testing.assert_array_equal(read_grey(tmp_path / "m.png"), mask)
+
+
+def test_copies_for_other_tools_are_upright(tmp_path: Path) -> None:
+    """Exports hand image files to tools that may ignore EXIF: a turned file is re-encoded upright (so it lines
+    up with its exported mask), an upright one is copied byte for byte."""
+    data, stored = _sideways_jpeg()
+    src = tmp_path / "phone.jpg"
+    src.write_bytes(data)
+    copy_upright(src, tmp_path / "out.jpg")
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert im.format == "JPEG" and im.getexif().get(ORIENTATION, 1) == 1
+        raw = np.asarray(im.convert("RGB"))  # as a reader that ignores EXIF sees it
+    assert raw.shape == (64, 40, 3)
+    assert np.abs(raw.astype(int) - np.rot90(stored, k=-1).astype(int)).mean() < 8  # one more JPEG generation
+    assert raw[2, -3, 0] > 200 and raw[2, -3, 1] < 60  # the red corner is top-right in the file itself
+    flat = tmp_path / "flat.png"
+    Image.fromarray(stored).save(flat)
+    copy_upright(flat, tmp_path / "flat_copy.png")
+    assert (tmp_path / "flat_copy.png").read_bytes() == flat.read_bytes()

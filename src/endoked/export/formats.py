@@ -6,7 +6,6 @@ exported image gets files of its own; ``cases.json`` maps each stem back to its 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from endoked.export.source import ExportItem, with_case_ids
-from endoked.imaging import read_rgb
+from endoked.imaging import copy_upright, read_rgb
 from endoked.io import atomic_path, atomic_write_json
 from endoked.progress import track
 
@@ -27,14 +26,14 @@ def _save_png(path: Path, array: np.ndarray) -> None:
 
 
 def export_pranet(items: Sequence[ExportItem], out: Path) -> dict[str, Any]:
-    """PraNet layout: ``out/images/<case>.<ext>`` (original file) and ``out/masks/<case>.png`` (0/255)."""
+    """PraNet layout: ``out/images/<case>.<ext>`` (the original file; re-encoded upright when it carries an EXIF
+    rotation) and ``out/masks/<case>.png`` (0/255)."""
     items = with_case_ids(items)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     for it in track(items, total=len(items), desc="export pranet", unit="img"):
         dest = out / "images" / f"{it.case_id}{it.image_path.suffix.lower()}"
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(it.image_path, tmp)
+        copy_upright(it.image_path, dest)
         _save_png(out / "masks" / f"{it.case_id}.png", (it.load_mask() * 255).astype(np.uint8))
     return {"format": "pranet", "images": len(items)}
 
@@ -58,8 +57,7 @@ def export_coco(items: Sequence[ExportItem], out: Path, copy_images: bool = True
     for img_id, it in enumerate(track(items, total=len(items), desc="export coco", unit="img"), start=1):
         file_name = f"{it.case_id}{it.image_path.suffix.lower()}"
         if copy_images:
-            with atomic_path(out / "images" / file_name) as tmp:
-                shutil.copyfile(it.image_path, tmp)
+            copy_upright(it.image_path, out / "images" / file_name)
         images.append(
             {
                 "id": img_id,

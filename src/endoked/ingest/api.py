@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from endoked import tables
-from endoked.batching import BatchOutput, run_batches
+from endoked.batching import BatchOutput, given, run_batches
 from endoked.executors import current_executor
 from endoked.ingest.archive import Archive, RawExam, iter_archive, locate_archive
 from endoked.ingest.config import IngestConfig
@@ -175,11 +175,6 @@ def _load_finished(parts: Path, seen_ids: dict[str, int]) -> set[int]:
             seen_ids.setdefault(rec["exam_id"], rec["row"])
         done.add(k)
     return done
-
-
-def given(obj: Any) -> Any:
-    """A batch ``setup`` returning state built beforehand."""
-    return obj
 
 
 def image_checker(cfg: IngestConfig) -> Callable[[str], ImageCheck]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from endoked.batching import BatchOutput, run_batches
+from endoked.batching import BatchOutput, given, run_batches
 from endoked.device import autocast_for, resolve_device
 from endoked.errors import DataFormatError
 from endoked.imaging import encode_png, read_rgb, write_png
@@ -137,11 +137,6 @@ def process_batch(rows: list[dict[str, Any]], predictor: Predictor) -> BatchOutp
     for name, prob in zip(names, predictor.predict(images), strict=True):
         out.files[f"{name}.png"] = encode_png(to_png_bytes(prob))
     return out
-
-
-def given(obj: Any) -> Any:
-    """A ``setup`` that returns an object built beforehand (picklable when the object is)."""
-    return obj
 
 
 def given_or_builder(obj: Any) -> Callable[[], Any]:
