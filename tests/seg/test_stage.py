@@ -118,8 +118,12 @@ def test_stage_without_usable_labels_fails_clearly(tmp_path: Path) -> None:
     for p in (run.root / "prompt_seg" / "masks").glob("*.png"):
         p.unlink()
     config = SegRunConfig(device="cpu", seg=tiny_config(optim__epochs=1))
-    with pytest.raises(StageError, match="no usable pseudo label"):
+    with pytest.raises(StageError, match="too few pseudo masks to train on: 0 usable") as err:
         run_stage(run, config, STAGE, progress=False)
+    # every file the message names exists: the unusable rows are listed with their reasons
+    errors = run.root / "seg" / "errors.jsonl"
+    assert str(errors) in str(err.value) and errors.is_file()
+    assert len(errors.read_text(encoding="utf-8").splitlines()) == 3
 
 
 def test_stage_trains_on_mil_negatives_with_empty_masks(tmp_path: Path) -> None:

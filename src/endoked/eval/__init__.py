@@ -11,6 +11,7 @@ from endoked.lazy import lazy_attributes
 
 # Names are imported on first use so that importing the package (e.g. by the CLI) stays light.
 _LAZY: dict[str, str] = {
+    "REPORT_COLUMNS": "endoked.eval.report",
     "EvalConfig": "endoked.eval.config",
     "ImageScore": "endoked.eval.metrics",
     "METRIC_KEYS": "endoked.eval.streaming",
@@ -28,6 +29,7 @@ __getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
     "METRIC_KEYS",
+    "REPORT_COLUMNS",
     "THRESHOLDS",
     "EvalConfig",
     "ImageScore",

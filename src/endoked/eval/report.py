@@ -53,6 +53,8 @@ CSV_FIELDS: tuple[str, ...] = (
     "height",
     "width",
 )
+REPORT_COLUMNS = COLUMNS
+"""The metric columns of the eval tables, ``(metric key, heading)``, as other packages import them."""
 
 
 def _fmt(value: float | int) -> str:

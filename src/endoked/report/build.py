@@ -383,7 +383,7 @@ def _seg_section(run: RunFolder) -> list[Block]:
 
 
 def _eval_section(run: RunFolder) -> list[Block]:
-    from endoked.eval.report import COLUMNS
+    from endoked.eval import REPORT_COLUMNS as COLUMNS
 
     metrics = json.loads(run.output("eval", "metrics").read_text())
     if metrics.get("skipped"):
