@@ -101,6 +101,26 @@ _ZH_NAME_S = (
     rf"|{_HAN}{{1,4}}·{_HAN}{{1,6}}"
 )
 
+_ZH_BARE_NAME = (
+    r"(?P<v>"
+    + _ZH_NOT_NAME
+    + r"(?:(?:"
+    + _SURNAMES2
+    + r")"
+    + _HAN
+    + r"{1,2}?|["
+    + _SURNAMES
+    + r"]"
+    + _HAN
+    + r"{1,2}?|"
+    + _HAN
+    + r"{1,4}?·"
+    + _HAN
+    + r"{1,6}?))"
+)
+"""A bare Chinese name as group ``v``: a compound or single surname and 1-2 characters, or a transliterated
+name with a middle dot; the context that makes it a person is the caller's."""
+
 # Words that end a name (function words, report verbs, clinical vocabulary, field labels), matched in any case.
 _STOP = sorted(
     set(
@@ -444,40 +464,14 @@ _RULES: list[tuple[str, str]] = [
     # a clause before "accompanied / signed" ("与王伟一同就诊", "已电话告知李娜", "张建国陪同检查")
     (
         "NAME",
-        r"(?:与|和|跟|同|由(?!于)|请|经|嘱|通知|告知|转告|交给|交予|联系|家属|陪同人|委托|代理人|授权)\s*(?P<v>"
-        + _ZH_NOT_NAME
-        + r"(?:(?:"
-        + _SURNAMES2
-        + r")"
-        + _HAN
-        + r"{1,2}?|["
-        + _SURNAMES
-        + r"]"
-        + _HAN
-        + r"{1,2}?|"
-        + _HAN
-        + r"{1,4}?·"
-        + _HAN
-        + r"{1,6}?))(?=一同|一起|共同|陪同|签字|签名|代签|同意|到场|在场|本人|知情|确认|复诊|来院|按时|定期|按期|及时|"
+        r"(?:与|和|跟|同|由(?!于)|请|经|嘱|通知|告知|转告|交给|交予|联系|家属|陪同人|委托|代理人|授权)\s*"
+        + _ZH_BARE_NAME
+        + r"(?=一同|一起|共同|陪同|签字|签名|代签|同意|到场|在场|本人|知情|确认|复诊|来院|按时|定期|按期|及时|"
         r"携带|[，,。；;、\s]|$)",
     ),
     (
         "NAME",
-        r"(?:^|(?<=[，,。；;：:、\s]))(?P<v>"
-        + _ZH_NOT_NAME
-        + r"(?:(?:"
-        + _SURNAMES2
-        + r")"
-        + _HAN
-        + r"{1,2}?|["
-        + _SURNAMES
-        + r"]"
-        + _HAN
-        + r"{1,2}?|"
-        + _HAN
-        + r"{1,4}?·"
-        + _HAN
-        + r"{1,6}?))(?=陪同|代签|签字|签名确认|到场|在场)",
+        r"(?:^|(?<=[，,。；;：:、\s]))" + _ZH_BARE_NAME + r"(?=陪同|代签|签字|签名确认|到场|在场)",
     ),
     # unlabelled ids
     ("ID", r"(?<![\d.])\d{6,}(?!\d|\.\d)"),
