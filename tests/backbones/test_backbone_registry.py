@@ -114,6 +114,22 @@ def test_weights_with_pretrained_false_is_a_config_error(tiny_weights: tuple[Pat
         create_backbone(TINY, pretrained=False, weights=tiny_weights[0])
 
 
+def test_built_for_a_checkpoint_needs_no_weights_and_is_not_called_random(
+    tmp_path: Path, tiny_weights: tuple[Path, dict], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="endoked")
+    with pytest.raises(WeightsNotFoundError):
+        create_backbone(TINY)  # pretrained by default: a weight lookup, and none is installed
+    model = create_backbone(TINY, from_checkpoint=tmp_path / "model.pt")
+    assert model.weights_source.kind == "checkpoint"
+    assert model.weights_source.describe() == f"checkpoint {tmp_path / 'model.pt'}"
+    assert "randomly initialised" not in caplog.text
+    create_backbone(TINY, pretrained=False)
+    assert "randomly initialised" in caplog.text
+    with pytest.raises(ConfigError, match="drop weights"):
+        create_backbone(TINY, weights=tiny_weights[0], from_checkpoint=tmp_path / "model.pt")
+
+
 def test_explicit_file_loads_every_tensor(tiny_weights: tuple[Path, dict[str, torch.Tensor]]) -> None:
     path, state = tiny_weights
     torch.manual_seed(99)  # a different random init, so equality proves loading

@@ -154,3 +154,18 @@ def test_seg_train_cli_end_to_end_and_dry_run(disks: Path, tmp_path: Path, capsy
         == 0
     )
     assert len(list((tmp_path / "p").glob("*.png"))) == 8
+
+
+def test_predict_logs_the_checkpoint_load_not_random_init(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _images(tmp_path / "imgs")
+    caplog.set_level("DEBUG", logger="endoked")
+    argv = ["--no-progress", "predict", "--model", str(checkpoint), "--images", str(tmp_path / "imgs")]
+    assert main([*argv, "--out", str(tmp_path / "pred"), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for text in (err, logged):
+        assert "randomly initialised" not in text
+        assert f"seg model: {len(torch.load(checkpoint)['state_dict'])} tensors loaded from checkpoint" in text
+        assert str(checkpoint) in text and "encoder test_efficientnet, epoch 1" in text

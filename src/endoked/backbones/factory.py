@@ -93,6 +93,7 @@ def create_backbone(
     pretrained: bool = True,
     weights: Path | str | None = None,
     allow_download: bool = False,
+    from_checkpoint: Path | str | None = None,
     features_only: bool = False,
     out_indices: tuple[int, ...] | list[int] | None = None,
     **kwargs: Any,
@@ -110,6 +111,9 @@ def create_backbone(
         weights: explicit weight file (``.pth``/``.pt``/``.bin``/``.safetensors``; timm keys, the original
             release's keys when timm knows them, or any layout that maps tensor-by-tensor by position).
         allow_download: permit network access when nothing local has the weights.
+        from_checkpoint: the caller loads trained weights from this checkpoint right after: the network is
+            built without any weight lookup (``pretrained`` is ignored) and not reported as randomly
+            initialised; ``model.weights_source`` is ``checkpoint <path>``.
         features_only: return timm's feature extractor: ``model(x: (B, 3, H, W))`` gives a list of feature
             maps ``(B, C_i, H / r_i, W / r_i)``; channels/reductions in ``model.feature_info``.
         out_indices: which feature levels ``features_only`` returns.
@@ -122,6 +126,8 @@ def create_backbone(
         DataFormatError: a weight file that does not fit the architecture or has the wrong sha256.
     """
     info = backbone_info(name)
+    if weights is not None and from_checkpoint is not None:
+        raise ConfigError(f"backbone {name!r}: weights={weights} given for checkpoint {from_checkpoint}; drop weights")
     if weights is not None and not pretrained:
         raise ConfigError(f"backbone {name!r}: weights={weights} given with pretrained=False; drop one of them")
     build_kwargs: dict[str, Any] = dict(kwargs)
@@ -129,7 +135,11 @@ def create_backbone(
         build_kwargs["features_only"] = True
         if out_indices is not None:
             build_kwargs["out_indices"] = tuple(out_indices)
-    if not pretrained:
+    if from_checkpoint is not None:
+        model = timm.create_model(info.timm_name, pretrained=False, **build_kwargs)
+        source = WeightsSource("checkpoint", path=Path(from_checkpoint))
+        logger.debug("backbone %s: built for the weights of checkpoint %s", name, from_checkpoint)
+    elif not pretrained:
         model = timm.create_model(info.timm_name, pretrained=False, **build_kwargs)
         source = WeightsSource("random")
         logger.info("backbone %s: randomly initialised", name)

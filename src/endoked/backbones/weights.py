@@ -36,7 +36,8 @@ class WeightsSource:
 
     Attributes:
         kind: ``"file"`` (explicit path), ``"package"``, ``"cache"`` (``ENDOKED_WEIGHTS``),
-            ``"download"`` or ``"random"`` (no pretrained weights).
+            ``"download"``, ``"random"`` (no pretrained weights) or ``"checkpoint"`` (trained weights loaded
+            from ``path`` by the caller).
         path: the weight file (``None`` for download/random).
         sha256: hex sha256 of the file (``None`` for download/random).
         key_format: ``"timm"`` or ``"positional"`` (see :class:`~endoked.backbones.registry.WeightPackage`).
@@ -50,6 +51,8 @@ class WeightsSource:
     def describe(self) -> str:
         if self.path is None:
             return self.kind
+        if self.sha256 is None:
+            return f"{self.kind} {self.path}"
         return f"{self.kind} {self.path} (sha256 {self.sha256})"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from endoked.backbones.split import SplitEncoder
 from endoked.biopsy.config import BiopsyConfig
 from endoked.errors import ConfigError, DataFormatError
 from endoked.io import atomic_path
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "endoked.biopsy/1"
 MIL_FORMAT = "endoked.mil/1"
@@ -65,13 +68,17 @@ class BiopsyModel(nn.Module):
 
 
 def build_model(
-    cfg: BiopsyConfig, encoder_state: dict[str, torch.Tensor] | None = None, pretrained: bool | None = None
+    cfg: BiopsyConfig,
+    encoder_state: dict[str, torch.Tensor] | None = None,
+    pretrained: bool | None = None,
+    from_checkpoint: Path | None = None,
 ) -> BiopsyModel:
     """Create the configured backbone and head.
 
     Args:
         encoder_state: weights of the timm network (e.g. the MIL encoder's) loaded over the backbone.
         pretrained: override ``cfg.pretrained`` (False when weights are loaded right after).
+        from_checkpoint: the checkpoint ``encoder_state`` comes from (the backbone is built without weight lookup).
     """
     use_pretrained = cfg.pretrained if pretrained is None else pretrained
     net = create_backbone(
@@ -79,6 +86,7 @@ def build_model(
         pretrained=use_pretrained,
         weights=cfg.weights if use_pretrained else None,
         allow_download=cfg.allow_download,
+        from_checkpoint=from_checkpoint,
         num_classes=0,
     )
     if encoder_state is not None:
@@ -129,10 +137,11 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[BiopsyMo
             f"{path} is not a biopsy checkpoint (format {FORMAT!r} expected); train one with `endoked biopsy train`"
         )
     cfg = BiopsyConfig.model_validate(obj["config"])
-    model = build_model(cfg, encoder_state=obj["encoder"], pretrained=False)
+    model = build_model(cfg, encoder_state=obj["encoder"], pretrained=False, from_checkpoint=path)
     model.head.load_state_dict(obj["head"])
     model.temperature.fill_(float(obj["temperature"]))
     model.threshold = float(obj["threshold"])
+    logger.info("biopsy model: encoder %s and head loaded from checkpoint %s", cfg.backbone, path)
     return model.to(device).eval(), cfg, dict(obj.get("meta", {}))
 
 

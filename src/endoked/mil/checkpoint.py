@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from endoked.errors import DataFormatError
 from endoked.io import atomic_path
 from endoked.mil.config import MilConfig
 from endoked.mil.model import MilHeads
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "endoked.mil/1"
 
@@ -44,8 +47,9 @@ def load_model(
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise DataFormatError(f"{path} is not a MIL checkpoint (format {FORMAT!r} expected)")
     cfg = MilConfig.model_validate(obj["config"])
-    model = create_backbone(cfg.backbone, pretrained=False, num_classes=0)
+    model = create_backbone(cfg.backbone, from_checkpoint=path, num_classes=0)
     model.load_state_dict(obj["encoder"])
+    logger.info("MIL model: encoder %s and heads loaded from checkpoint %s", cfg.backbone, path)
     encoder = SplitEncoder(model, cfg.backbone, cfg.trainable_blocks, cfg.freeze_bn, cfg.pooling)
     heads = MilHeads(int(obj["in_dim"]), cfg.hidden_dim, cfg.attention_dim, cfg.dropout)
     heads.load_state_dict(obj["heads"])

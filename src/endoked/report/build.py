@@ -22,6 +22,7 @@ from endoked import __version__, tables
 from endoked.health import run_warnings
 from endoked.imaging import read_mask
 from endoked.io import atomic_write_text, read_jsonl
+from endoked.report.exams import DEFAULT_MAX_EXAMS, write_exam_pages
 from endoked.report.figures import file_data_uri, overlay, png_data_uri, score_histogram
 from endoked.runfolder import RunFolder
 from endoked.scoring import Truth, load_truth, score_run
@@ -426,8 +427,17 @@ def _stage_pngs_and_metrics(run: RunFolder, stage: str) -> list[Block]:
     return blocks
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None, max_figures: int = 12) -> Path:
-    """Write the run's HTML report (default ``RUN/report.html``) and return its path."""
+def build_report(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    max_figures: int = 12,
+    max_exams: int = DEFAULT_MAX_EXAMS,
+) -> Path:
+    """Write the run's HTML report (default ``RUN/report.html``) and return its path.
+
+    Up to ``max_exams`` exams also get a page of their own in ``exams/`` next to the report (see
+    :mod:`endoked.report.exams`); 0 writes none.
+    """
     run = RunFolder(run_dir)
     ledger = run.ledger()["stages"]
     env = json.loads((run.root / "env.json").read_text()) if (run.root / "env.json").is_file() else {}
@@ -500,6 +510,22 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_figures
         autoescape=select_autoescape(["html", "j2"]),
         finalize=_shown,
     )
+    dest = Path(out) if out else run.root / "report.html"
+    try:
+        exam_blocks = write_exam_pages(
+            run,
+            dest.parent,
+            jenv.get_template("exam.html.j2").render,
+            dest.name,
+            truth=truth,
+            max_exams=max_exams,
+            report_entry=_report_entry,
+        )
+    except Exception as exc:  # a report must never take a finished run down with it
+        logger.warning("report: exam pages skipped (%s: %s)", type(exc).__name__, exc)
+        exam_blocks = [{"kind": "text", "text": f"The exam pages could not be written: {exc}"}]
+    if exam_blocks:
+        sections.append({"id": "exams", "title": "Exams", "blocks": exam_blocks})
     page = jenv.get_template("template.html.j2").render(
         run_name=run.root.name,
         run_path=str(run.root),
@@ -512,6 +538,5 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_figures
         version=__version__,
         generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
-    dest = Path(out) if out else run.root / "report.html"
     atomic_write_text(dest, page)
     return dest

@@ -33,9 +33,17 @@ def build_model(
     pretrained: bool = True,
     weights: str | Path | None = None,
     allow_download: bool = False,
+    from_checkpoint: str | Path | None = None,
 ) -> PolypPVT:
-    """Polyp-PVT with an encoder from the backbone registry (see :func:`endoked.seg.encoder.build_encoder`)."""
-    enc = build_encoder(encoder, pretrained=pretrained, weights=weights, allow_download=allow_download)
+    """Polyp-PVT with an encoder from the backbone registry (see :func:`endoked.seg.encoder.build_encoder`);
+    ``from_checkpoint``: the network is built for the weights of that checkpoint (no weight lookup)."""
+    enc = build_encoder(
+        encoder,
+        pretrained=pretrained,
+        weights=weights,
+        allow_download=allow_download,
+        from_checkpoint=from_checkpoint,
+    )
     return PolypPVT(enc, channel=channel)
 
 
@@ -100,10 +108,17 @@ def load_model(path: str | Path) -> tuple[PolypPVT, dict[str, Any]]:
         The model and the checkpoint dict (for ``image_size``, ``mean``, ``std``...).
     """
     ckpt = read_checkpoint(path)
-    model = build_model(str(ckpt["encoder"]), int(ckpt["channel"]), pretrained=False)
+    model = build_model(str(ckpt["encoder"]), int(ckpt["channel"]), from_checkpoint=path)
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:
         raise DataFormatError(f"checkpoint {path} does not fit its own architecture: {exc}") from exc
     model.eval()
+    logger.info(
+        "seg model: %d tensors loaded from checkpoint %s (encoder %s, epoch %s)",
+        len(ckpt["state_dict"]),
+        path,
+        ckpt["encoder"],
+        ckpt.get("epoch", "?"),
+    )
     return model, ckpt

@@ -142,7 +142,12 @@ class StagedEncoder(nn.Module):
 
 
 def build_encoder(
-    name: str, *, pretrained: bool = True, weights: str | Path | None = None, allow_download: bool = False
+    name: str,
+    *,
+    pretrained: bool = True,
+    weights: str | Path | None = None,
+    allow_download: bool = False,
+    from_checkpoint: str | Path | None = None,
 ) -> StagedEncoder:
     """Create a registered backbone (offline weights first) and cut it into four stages.
 
@@ -151,5 +156,11 @@ def build_encoder(
         WeightsNotFoundError: pretrained weights requested but not available locally.
     """
     info = backbone_info(name)
-    model = create_backbone(info.name, pretrained=pretrained, weights=weights, allow_download=allow_download)
+    model = create_backbone(
+        info.name,
+        pretrained=pretrained,
+        weights=weights,
+        allow_download=allow_download,
+        from_checkpoint=from_checkpoint,
+    )
     return StagedEncoder(model, info.name)
