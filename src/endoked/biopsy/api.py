@@ -16,6 +16,7 @@ import csv
 import io
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,34 +100,82 @@ def pretrain_set_from_run(run_dir: Path, cfg: BiopsyConfig) -> tuple[list[Labell
     return items, counts
 
 
-def _encode(
-    model: BiopsyModel,
+@dataclass
+class _Encoder:
+    """What every feature pass of one training run shares: the model, its device, the cache and its key."""
+
+    model: BiopsyModel
+    cfg: BiopsyConfig
+    device: torch.device
+    workers: int
+    cache_dir: Path | None
+    signature: str
+    progress: bool | None
+
+    def __call__(self, items: list[LabelledImage], views: int, name: str) -> Features:
+        cfg = self.cfg
+        store = torch.float16 if (cfg.cache_dtype == "float16" and cfg.trainable_blocks > 0) else None
+        cache = self.cache_dir / f"{name}.pt" if self.cache_dir is not None else None
+        return encode_items(
+            items,
+            self.model.encoder.prefix,
+            cfg.image_size,
+            views,
+            self.device,
+            cfg.feature_batch_size,
+            self.workers,
+            store,
+            cache,
+            self.signature,
+            self.progress,
+            desc=f"biopsy encode {name}",
+        )
+
+
+@dataclass
+class _Phase:
+    """One training phase's result: validation features and labels, its summary and its split rows."""
+
+    val_feats: Features
+    val_y: np.ndarray
+    summary: dict[str, Any]
+    split_lines: list[str]
+
+
+def _train_phase(
+    encode: _Encoder,
     items: list[LabelledImage],
-    cfg: BiopsyConfig,
-    device: torch.device,
-    views: int,
-    workers: int,
-    cache_dir: Path | None,
     name: str,
-    signature: str,
-    progress: bool | None,
-) -> Features:
-    store = torch.float16 if (cfg.cache_dtype == "float16" and cfg.trainable_blocks > 0) else None
-    cache = cache_dir / f"{name}.pt" if cache_dir is not None else None
-    return encode_items(
-        items,
-        model.encoder.prefix,
-        cfg.image_size,
-        views,
-        device,
-        cfg.feature_batch_size,
-        workers,
-        store,
-        cache,
-        signature,
-        progress,
-        desc=f"biopsy encode {name}",
+    *,
+    steps: int,
+    lr: float,
+    label_smoothing: float,
+    seed: int,
+) -> tuple[_Phase, Any]:
+    """Split ``items`` by group, encode both splits (train with flip views), train the head for ``steps`` and
+    return the phase with the training log."""
+    cfg, model, dev = encode.cfg, encode.model, encode.device
+    y = np.array([it.label for it in items])
+    tr, va = split_indices(y, [it.group for it in items], cfg.val_fraction, cfg.seed)
+    n_views = len(VIEWS) if cfg.flip_views else 1
+    feats = encode([items[i] for i in tr], n_views, f"{name}_train")
+    val_feats = encode([items[i] for i in va], 1, f"{name}_val")
+    log = train_steps(
+        model,
+        feats,
+        y[tr],
+        cfg,
+        steps=steps,
+        lr=lr,
+        label_smoothing=label_smoothing,
+        seed=seed,
+        device=dev,
+        progress=encode.progress,
+        desc=f"biopsy {'pre-train' if name == 'pretrain' else 'fine-tune'}",
     )
+    summary = {"steps": log.steps, "seconds": log.seconds, "n_train": log.n_train, "losses": log.losses}
+    summary["unreadable"] = len(feats.failed) + len(val_feats.failed)
+    return _Phase(val_feats, y[va], summary, _split_rows(items, tr, va, name)), log
 
 
 def _split_rows(items: list[LabelledImage], train: np.ndarray, val: np.ndarray, set_name: str) -> list[str]:
@@ -177,8 +226,6 @@ def train_classifier(
     dev = resolve_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cache_dir = out_dir / "cache"
-    n_views = len(VIEWS) if cfg.flip_views else 1
     summary: dict[str, Any] = {"config": cfg.model_dump(mode="json"), "device": str(dev)}
     pre_items: list[LabelledImage] = []
     encoder_state = None
@@ -212,52 +259,28 @@ def train_classifier(
             "dtype": cfg.cache_dtype,
         }
     )
+    encode = _Encoder(model, cfg, dev, workers, out_dir / "cache", signature, progress)
     split_lines = ["image,path,label,group,set,split"]
-    val_feats: Features | None = None
-    val_y = np.zeros(0, dtype=np.int64)
+    last: _Phase | None = None
     if pre_items:
-        y = np.array([it.label for it in pre_items])
-        tr, va = split_indices(y, [it.group for it in pre_items], cfg.val_fraction, cfg.seed)
-        split_lines += _split_rows(pre_items, tr, va, "pretrain")
-        feats = _encode(
-            model,
-            [pre_items[i] for i in tr],
-            cfg,
-            dev,
-            n_views,
-            workers,
-            cache_dir,
-            "pretrain_train",
-            signature,
-            progress,
-        )
-        val_feats = _encode(
-            model, [pre_items[i] for i in va], cfg, dev, 1, workers, cache_dir, "pretrain_val", signature, progress
-        )
-        log = train_steps(
-            model,
-            feats,
-            y[tr],
-            cfg,
+        last, _ = _train_phase(
+            encode,
+            pre_items,
+            "pretrain",
             steps=cfg.pretrain_steps,
             lr=cfg.lr,
             label_smoothing=cfg.pretrain_label_smoothing,
             seed=cfg.seed,
-            device=dev,
-            progress=progress,
-            desc="biopsy pre-train",
         )
-        val_y = y[va]
-        p = probabilities(model, val_feats, dev)
+        p = probabilities(model, last.val_feats, dev)
         ok = np.isfinite(p)
         summary["pretrain"] = {
-            "steps": log.steps,
-            "seconds": log.seconds,
-            "n_train": log.n_train,
+            **{k: last.summary[k] for k in ("steps", "seconds", "n_train")},
             "n_val": int(ok.sum()),
-            "losses": log.losses,
-            "val_auroc_vs_report_labels": auroc(val_y[ok], p[ok]) if ok.any() else None,
+            "losses": last.summary["losses"],
+            "val_auroc_vs_report_labels": auroc(last.val_y[ok], p[ok]) if ok.any() else None,
         }
+        split_lines += last.split_lines
     if labels is not None:
         items, errors = read_labelled_set(labels, cfg)
         if errors:
@@ -266,41 +289,26 @@ def train_classifier(
                 "row,image,error\n"
                 + "".join(",".join(_csv_cell(e[k]) for k in ("row", "image", "error")) + "\n" for e in errors),
             )
-        y = np.array([it.label for it in items])
-        tr, va = split_indices(y, [it.group for it in items], cfg.val_fraction, cfg.seed)
-        split_lines += _split_rows(items, tr, va, "finetune")
-        feats = _encode(
-            model, [items[i] for i in tr], cfg, dev, n_views, workers, cache_dir, "finetune_train", signature, progress
-        )
-        val_feats = _encode(
-            model, [items[i] for i in va], cfg, dev, 1, workers, cache_dir, "finetune_val", signature, progress
-        )
-        val_y = y[va]
-        log = train_steps(
-            model,
-            feats,
-            y[tr],
-            cfg,
+        last, _ = _train_phase(
+            encode,
+            items,
+            "finetune",
             steps=cfg.finetune_steps,
             lr=cfg.finetune_lr if pre_items else cfg.lr,
             label_smoothing=cfg.label_smoothing,
             seed=cfg.seed + 1,
-            device=dev,
-            progress=progress,
-            desc="biopsy fine-tune",
         )
         summary["finetune"] = {
-            "steps": log.steps,
-            "seconds": log.seconds,
-            "n_train": log.n_train,
-            "n_val": len(va),
-            "losses": log.losses,
+            **{k: last.summary[k] for k in ("steps", "seconds", "n_train")},
+            "n_val": len(last.val_y),
+            "losses": last.summary["losses"],
             "rejected_rows": len(errors),
-            "unreadable": len(feats.failed) + len(val_feats.failed),
+            "unreadable": last.summary["unreadable"],
         }
-    if val_feats is None:  # unreachable: one of the two sets is given
+        split_lines += last.split_lines
+    if last is None:  # unreachable: one of the two sets is given
         raise ConfigError("nothing to train on")
-    summary["calibration"] = calibrate(model, val_feats, val_y, cfg, dev)
+    summary["calibration"] = calibrate(model, last.val_feats, last.val_y, cfg, dev)
     summary["calibration"]["source"] = "finetune_val" if labels is not None else "pretrain_val (report labels)"
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     save_model(out_dir / "model.pt", model, cfg, {k: v for k, v in summary.items() if k != "config"})
