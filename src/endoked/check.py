@@ -84,19 +84,9 @@ def selected_stages(start: str | None = None, stop: str | None = None) -> list[s
     Raises:
         StageError: an unknown stage name, or ``start`` after ``stop`` (as the runner words it).
     """
-    from endoked.errors import StageError
-    from endoked.pipeline import STAGE_ORDER
+    from endoked.pipeline import STAGE_ORDER, select_stage_names
 
-    names = list(STAGE_ORDER)
-    norm = {n.replace("_", "-"): n for n in names} | {n: n for n in names}
-    for label, value in (("--from", start), ("--to", stop)):
-        if value is not None and value not in norm:
-            raise StageError(f"{label} {value!r} is not an available stage; available: {', '.join(names)}")
-    i = names.index(norm[start]) if start else 0
-    j = names.index(norm[stop]) if stop else len(names) - 1
-    if i > j:
-        raise StageError(f"--from {start} comes after --to {stop}")
-    return names[i : j + 1]
+    return select_stage_names(STAGE_ORDER, start, stop)
 
 
 # -- single checks ----------------------------------------------------------------------------------

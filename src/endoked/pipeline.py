@@ -23,7 +23,7 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,9 +193,14 @@ def _fmt_counts(counts: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in counts.items() if not isinstance(v, dict | list))
 
 
-def select_stages(stages: Mapping[str, StageSpec], start: str | None, stop: str | None) -> list[StageSpec]:
-    """The stages from ``start`` to ``stop`` inclusive (names as in :data:`STAGE_ORDER`)."""
-    names = list(stages)
+def select_stage_names(names: Sequence[str], start: str | None, stop: str | None) -> list[str]:
+    """The names from ``start`` to ``stop`` inclusive, in ``names``' order (``prompt-seg`` and ``prompt_seg``
+    both name a stage).
+
+    Raises:
+        StageError: an unknown stage name, or ``start`` after ``stop``.
+    """
+    names = list(names)
     norm = {n.replace("_", "-"): n for n in names} | {n: n for n in names}
     for label, value in (("--from", start), ("--to", stop)):
         if value is not None and value not in norm:
@@ -204,7 +209,12 @@ def select_stages(stages: Mapping[str, StageSpec], start: str | None, stop: str 
     j = names.index(norm[stop]) if stop else len(names) - 1
     if i > j:
         raise StageError(f"--from {start} comes after --to {stop}")
-    return [stages[n] for n in names[i : j + 1]]
+    return names[i : j + 1]
+
+
+def select_stages(stages: Mapping[str, StageSpec], start: str | None, stop: str | None) -> list[StageSpec]:
+    """The stages from ``start`` to ``stop`` inclusive (names as in :data:`STAGE_ORDER`)."""
+    return [stages[n] for n in select_stage_names(list(stages), start, stop)]
 
 
 def run_pipeline(

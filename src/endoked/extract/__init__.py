@@ -15,9 +15,10 @@ from endoked.extract.api import (
     register_extractor,
 )
 from endoked.extract.config import ExtractConfig, LLMConfig
-from endoked.extract.schema import PolypLabel, ReportLabels, Span
+from endoked.extract.schema import LOCATIONS, PolypLabel, ReportLabels, Span
 
 __all__ = [
+    "LOCATIONS",
     "ExtractConfig",
     "Extractor",
     "LLMConfig",

@@ -63,6 +63,18 @@ class PromptSegConfig(BaseModel):
     select_weight_agreement: float = Field(
         0.0, ge=0, description="consensus selection: weight of the mask's soft IoU with the CAM."
     )
+    merge_iou: float = Field(
+        0.98,
+        ge=0,
+        le=1,
+        description="consensus selection: candidate boxes overlapping by more than this IoU are decoded once and "
+        "count with their multiplicity (1 decodes every candidate).",
+    )
+    lowres_consensus: bool = Field(
+        True,
+        description="consensus selection: clean and compare candidates on the segmenter's low-resolution logits "
+        "and upsample only the winner (unused when select_weight_agreement > 0).",
+    )
     select_weight_cam: float = Field(
         0.5,
         ge=0,

@@ -105,6 +105,8 @@ def _selection(cfg: PromptSegConfig) -> Selection:
         w_score=cfg.select_weight_score,
         w_consensus=cfg.select_weight_consensus,
         w_cam=cfg.select_weight_agreement,
+        merge_iou=cfg.merge_iou,
+        lowres_consensus=cfg.lowres_consensus,
     )
 
 

@@ -22,22 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from endoked.extract import LOCATIONS as LABEL_LOCATIONS
+
 CATEGORIES: tuple[str, ...] = ("present", "absent", "history", "uncertain", "malignancy")
-LOCATIONS: tuple[str, ...] = (
-    "cecum",
-    "ascending",
-    "hepatic_flexure",
-    "transverse",
-    "splenic_flexure",
-    "descending",
-    "sigmoid",
-    "rectum",
-    "rectosigmoid",
-    "ileum",
-    "appendiceal_orifice",
-    "ileocecal_valve",
-    "anastomosis",
-)
+LOCATIONS: tuple[str, ...] = tuple(loc for loc in LABEL_LOCATIONS if loc != "unspecified")
+"""The segments a synthetic finding is placed in: the report-label contract's locations, in its order."""
 _LOC_WEIGHTS = np.array([8, 12, 4, 12, 3, 9, 18, 12, 4, 1.5, 1.5, 2.5, 1.0])
 PATHOLOGY_RANK: tuple[str, ...] = (
     "adenocarcinoma",
