@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ENDOKED_SHARED_DATA", REPO.parent / "shared" / "data"))
+# Graphs exported for ONNX Runtime (endoked.onnxrt) are cached in a folder of this test session, not the user's.
+os.environ.setdefault("ENDOKED_CACHE_DIR", tempfile.mkdtemp(prefix="endoked-test-cache-"))
 
 
 def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (48, 40), seed: int = 0) -> bytes:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+Runtime = Literal["auto", "torch", "onnxruntime"]
+"""Inference runtime of a stage's model (see :mod:`endoked.onnxrt`): ``auto`` = ONNX Runtime on the CPU when
+installed, torch otherwise."""
 
 
 class EncoderSource(BaseModel):

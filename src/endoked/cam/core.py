@@ -99,6 +99,28 @@ def box_filter(cfg: CamConfig) -> BoxFilter:
     return cfg.boxes.to_filter()
 
 
+def inference_net(net: CamNet, cfg: CamConfig, device: torch.device) -> Any:
+    """The classifier as the maps should run it: ``net`` itself, or (``cfg.runtime`` resolving to ONNX Runtime,
+    method ``cam``) an :class:`~endoked.cam.model.OrtCamNet` around it; gradient methods need torch."""
+    from endoked.onnxrt import resolve_runtime
+
+    if cfg.method != "cam" or resolve_runtime(cfg.runtime, device) != "onnxruntime":
+        return net
+    from endoked.cam.model import OrtCamNet
+    from endoked.onnxrt import OnnxExportError
+
+    ort_net = OrtCamNet(net)
+    try:  # export the base size now, so a model the exporter cannot handle is known before the first batch
+        ort_net.prepare(cfg.image_size)
+    except OnnxExportError as exc:
+        if cfg.runtime == "onnxruntime":
+            raise
+        logger.warning("cam maps stay in torch: %s", exc)
+        return net
+    logger.info("cam maps run in ONNX Runtime (cam.runtime=%s)", cfg.runtime)
+    return ort_net
+
+
 @dataclass
 class ImageCam:
     """The CAM result of one image.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -138,3 +139,55 @@ class CamNet(nn.Module):
     def pooled(self, logit_map: torch.Tensor) -> torch.Tensor:
         """The image logits of a logit map under this model's pooling."""
         return pool_logit_map(logit_map, self.pool, self.lse_r, self.topk)
+
+
+class _LogitMap(nn.Module):
+    """The part of :class:`CamNet` that ONNX Runtime runs: normalised images -> location logits."""
+
+    def __init__(self, net: CamNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.head_map(self.net.encode(x))
+
+
+class OrtCamNet:
+    """A trained :class:`CamNet` whose encoder and head run in ONNX Runtime (:mod:`endoked.onnxrt`).
+
+    Called like the net (``(logits, logit_map)`` for normalised images), for the ``cam`` method; the pooling
+    to image logits stays in torch. One session per input size (TF-"same" padding of the EfficientNet-Lite
+    encoders depends on the size), exported on first use of that size; the batch size may vary.
+    """
+
+    def __init__(self, net: CamNet, threads: int | None = None) -> None:
+        self.net = net.eval()
+        self.stride, self.channels, self.levels = net.stride, net.channels, net.levels
+        self.threads = threads
+        self._sessions: dict[tuple[int, int], Any] = {}
+
+    def _session(self, h: int, w: int) -> Any:
+        from endoked.onnxrt import OrtModule
+
+        key = (h, w)
+        if key not in self._sessions:
+            self._sessions[key] = OrtModule(
+                _LogitMap(self.net),
+                [torch.zeros(2, 3, h, w)],
+                ["x"],
+                ["logit_map"],
+                {"x": {0: "batch"}, "logit_map": {0: "batch"}},
+                threads=self.threads,
+            )
+        return self._sessions[key]
+
+    def prepare(self, size: int) -> None:
+        """Export the session of ``size``-square inputs now (raises :class:`endoked.onnxrt.OnnxExportError`)."""
+        self._session(size, size)
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (logit_map,) = self._session(int(x.shape[-2]), int(x.shape[-1]))(x)
+        return self.net.pooled(logit_map), logit_map
+
+    def eval(self) -> OrtCamNet:
+        return self

@@ -23,7 +23,7 @@ import numpy as np
 from endoked import tables
 from endoked.batching import BatchOutput, run_batches
 from endoked.cam.config import CamConfig
-from endoked.cam.core import ImageCam, build_net, cams_for_images, load_classifier, save_classifier
+from endoked.cam.core import ImageCam, build_net, cams_for_images, inference_net, load_classifier, save_classifier
 from endoked.cam.train import cache_features, fit_head, to_input
 from endoked.device import resolve_device
 from endoked.errors import DataFormatError, StageError
@@ -197,7 +197,7 @@ def run(ctx: StageContext) -> StageResult:
     ]
     done = run_batches(
         targets,
-        setup=lambda: CamState(net, normalize, infer_cfg, device),
+        setup=lambda: CamState(inference_net(net, infer_cfg, device), normalize, infer_cfg, device),
         process_batch=process_batch,
         outputs=(BOXES, DROPPED, CAMS),
         chunk_dir=ctx.work_dir / "chunks",

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from endoked.config_fields import Runtime
+
 
 class PromptSegConfig(BaseModel):
     """Tunables of the prompt_seg stage: the segmenter, the box refinement and the pseudo-label filter."""
@@ -26,6 +28,12 @@ class PromptSegConfig(BaseModel):
         "AMX/AVX-512-BF16 and on GPUs. None: on exactly where the device has it natively.",
     )
     channels_last: bool = Field(True, description="Channels-last memory format for the encoder.")
+    runtime: Runtime = Field(
+        "auto",
+        description="litemedsam: inference runtime of the encoder and mask decoder. auto = ONNX Runtime when "
+        "installed, on the CPU and without a native low-precision encoder (several times faster there, "
+        "logits equal to ~1e-4), torch otherwise (endoked.onnxrt).",
+    )
     threads: int | None = Field(None, ge=1, description="torch CPU threads for this stage (None: leave as is).")
     decode_batch: int | None = Field(
         None,

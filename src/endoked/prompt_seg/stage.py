@@ -316,7 +316,7 @@ def _segmenter_kwargs(cfg: PromptSegConfig, device: str) -> dict[str, Any]:
         "decode_batch": cfg.decode_batch,
     }
     if cfg.segmenter == "litemedsam":
-        kw.update(bf16=cfg.bf16, channels_last=cfg.channels_last)
+        kw.update(bf16=cfg.bf16, channels_last=cfg.channels_last, runtime=cfg.runtime)
     else:
         kw.update(model_type=cfg.sam_model_type)
     return kw
