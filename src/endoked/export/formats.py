@@ -119,11 +119,31 @@ def export_nnunet(
     return {"format": "nnunet", "images": len(items), "dataset": str(root)}
 
 
-WRITERS = {"pranet": export_pranet, "coco": export_coco, "nnunet": export_nnunet}
+def export_cvat(items: Sequence[ExportItem], out: Path) -> dict[str, Any]:
+    """CVAT for images 1.1 XML with mask RLE (see :mod:`endoked.export.tools`)."""
+    from endoked.export.tools import export_cvat as write
+
+    return write(items, out)
+
+
+def export_labelstudio(items: Sequence[ExportItem], out: Path) -> dict[str, Any]:
+    """Label Studio JSON tasks with brush RLE predictions (see :mod:`endoked.export.tools`)."""
+    from endoked.export.tools import export_labelstudio as write
+
+    return write(items, out)
+
+
+WRITERS = {
+    "pranet": export_pranet,
+    "coco": export_coco,
+    "nnunet": export_nnunet,
+    "cvat": export_cvat,
+    "labelstudio": export_labelstudio,
+}
 
 
 def write_export(fmt: str, items: Sequence[ExportItem], out: Path) -> dict[str, Any]:
-    """Dispatch to a writer by name (``pranet``, ``coco``, ``nnunet``)."""
+    """Dispatch to a writer by name (``pranet``, ``coco``, ``nnunet``, ``cvat``, ``labelstudio``)."""
     from endoked.errors import ConfigError
 
     if fmt not in WRITERS:
