@@ -16,20 +16,53 @@ def register(app: typer.Typer) -> None:
     def export_cmd(
         run: Annotated[Path, typer.Argument(help="Run folder.")],
         fmt: Annotated[str, typer.Option("--format", "-f", help="pranet, coco, nnunet, cvat or labelstudio.")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="New (or empty) destination folder.")],
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", "-o", help="New (or empty) destination folder; nnunet: default $nnUNet_raw."),
+        ] = None,
         source: Annotated[str, typer.Option("--source", help="auto (latest), seg or prompt_seg.")] = "auto",
+        dataset_id: Annotated[int, typer.Option("--dataset-id", help="nnunet: dataset id (1-999).")] = 501,
+        name: Annotated[str, typer.Option("--name", help="nnunet: dataset name.")] = "EndokedPolyp",
+        negatives: Annotated[
+            bool,
+            typer.Option("--negatives/--no-negatives", help="nnunet: add the MIL-selected polyp-free frames."),
+        ] = True,
+        images_ts: Annotated[
+            Path | None, typer.Option("--images-ts", help="nnunet: folder of unlabelled test images for imagesTs.")
+        ] = None,
+        image_prefix: Annotated[
+            str, typer.Option("--image-prefix", help="labelstudio: prefix of each task's image URL.")
+        ] = "images/",
     ) -> None:
-        """Export a run's pseudo labels (with report fields) to a training format."""
-        from endoked.export.formats import write_export
-        from endoked.export.source import load_items
+        """Export a run's pseudo labels (with report fields) to a training format or a labelling tool."""
+        import os
+
+        from endoked.errors import ConfigError
+        from endoked.export.formats import NNUNET_RAW_ENV, write_export
+        from endoked.export.source import load_items, negative_items
         from endoked.io import ensure_writable_dir
         from endoked.runfolder import RunFolder, lock_runs
 
+        if out is None:
+            raw = os.environ.get(NNUNET_RAW_ENV) if fmt == "nnunet" else None
+            if not raw:
+                hint = f" (or set ${NNUNET_RAW_ENV})" if fmt == "nnunet" else ""
+                raise ConfigError(f"--out is required{hint}")
+            out = Path(raw)
+        options: dict[str, object] = {}
+        if fmt == "nnunet":
+            options = {"dataset_id": dataset_id, "name": name, "images_ts": images_ts}
+        elif fmt == "labelstudio":
+            options = {"image_prefix": image_prefix}
         with lock_runs(run, out):
-            stage, items = load_items(RunFolder(run), source)
+            rf = RunFolder(run)
+            stage, items = load_items(rf, source)
+            if fmt == "nnunet" and negatives:
+                items = items + negative_items(rf, items)
             ensure_writable_dir(out, create=False)
-            summary = write_export(fmt, items, out)
-        typer.echo(f"exported {summary['images']} images from {stage} as {fmt} to {out}")
+            summary = write_export(fmt, items, out, **options)
+        where = summary.get("dataset", out)
+        typer.echo(f"exported {summary['images']} images from {stage} as {fmt} to {where}")
 
     @app.command("import-labels")
     def import_labels_cmd(

@@ -168,7 +168,7 @@ def _record(
     for p in planned:
         who = reviewer or (f"{fmt}:{p.label.annotator}" if p.label.annotator else fmt)
         exam_id, image = p.key
-        before = run.rel(p.item.mask_path) if p.item is not None else None
+        before = run.rel(p.item.mask_path) if p.item is not None and p.item.mask_path is not None else None
         current = p.item.load_mask() if p.item is not None else None
         last = latest.get(p.key)
         if current is not None and np.array_equal(current, p.mask):
