@@ -9,6 +9,7 @@ all of them:
 * the best checkpoint (by the task's validation metric) is kept beside it and returned;
 * an optional wall-clock budget stops training cleanly after the epoch that exceeds it (recorded in the state);
 * one progress bar shows items/s and the ETA over all epochs;
+* optionally, every epoch's figures go to TensorBoard event files (``tensorboard_dir``; off by default);
 * under ``torchrun`` (``WORLD_SIZE > 1``) only rank 0 validates and writes checkpoints, and all ranks take rank
   0's stop decisions after every epoch.
 
@@ -150,6 +151,25 @@ def epoch_generator(seed: int, epoch: int, salt: int = 0) -> torch.Generator:
 
 
 # ---------------------------------------------------------------------------------------------- the loop
+def open_tensorboard(log_dir: Path | None) -> Any:
+    """A TensorBoard ``SummaryWriter`` on ``log_dir`` (None when ``log_dir`` is None).
+
+    Raises:
+        BackendUnavailableError: the tensorboard package is not installed.
+    """
+    if log_dir is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        from endoked.errors import BackendUnavailableError
+
+        raise BackendUnavailableError(
+            "TensorBoard logging needs tensorboard: pip install 'endoked[tensorboard]' (or pip install tensorboard)"
+        ) from exc
+    return SummaryWriter(log_dir=str(log_dir))
+
+
 @dataclass
 class LoopState:
     """Where training stands; what :meth:`TrainTask.state_dict` saves besides the weights.
@@ -268,6 +288,8 @@ class TrainLoop:
         progress: progress bar switch (``None``: the process-wide setting); only rank 0 shows one.
         desc, unit: progress-bar label and item name.
         on_epoch_end: called with the state after each epoch's checkpoints are written.
+        tensorboard_dir: write each epoch's numeric figures there as TensorBoard scalars (rank 0; needs the
+            ``tensorboard`` package). None: off.
     """
 
     task: TrainTask
@@ -280,6 +302,8 @@ class TrainLoop:
     desc: str = "train"
     unit: str = "it"
     on_epoch_end: Callable[[LoopState], None] | None = None
+    tensorboard_dir: Path | None = None
+    _board: Any = field(default=None, init=False, repr=False)
 
     @property
     def last_path(self) -> Path | None:
@@ -303,6 +327,15 @@ class TrainLoop:
 
     def run(self) -> FitResult:
         """Train the remaining epochs; returns the :class:`FitResult`."""
+        self._board = open_tensorboard(self.tensorboard_dir) if dist_info()[1] == 0 else None
+        try:
+            return self._run()
+        finally:
+            if self._board is not None:
+                self._board.close()
+                self._board = None
+
+    def _run(self) -> FitResult:
         rank = dist_info()[1]
         state = self.resume()
         self.task.begin(state)
@@ -361,6 +394,11 @@ class TrainLoop:
         if content is not None and self.last_path is not None:
             save_atomic(self.last_path, content)
         self._log(state, epoch, record, verdict.improved)
+        if self._board is not None:
+            for key, value in record.items():
+                if isinstance(value, int | float) and not isinstance(value, bool) and key != "epoch":
+                    self._board.add_scalar(f"{self.desc}/{key}", float(value), epoch + 1)
+            self._board.flush()
         return best
 
     def _log(self, state: LoopState, epoch: int, record: dict[str, Any], improved: bool) -> None:

@@ -5,7 +5,9 @@ Resolution order (first hit wins, the source used is logged):
 1. an explicit local file (``weights=PATH``);
 2. the installed weight package of the backbone (located on disk, never imported; sha256 checked);
 3. a file in the folder named by ``ENDOKED_WEIGHTS`` (``<name>.pth``, ``.pt``, ``.bin`` or ``.safetensors``);
-4. a download through timm, only with ``allow_download=True``.
+4. timm's weights already in the user's Hugging Face hub cache (``HF_HUB_CACHE`` / ``HF_HOME``; the hub id of the
+   architecture's default pretrained tag) or torch hub cache (``TORCH_HOME``): looked up on disk only;
+5. a download through timm, only with ``allow_download=True`` and ``HF_HUB_OFFLINE`` unset.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ class WeightsSource:
     """Where the weights of a created backbone came from.
 
     Attributes:
-        kind: ``"file"`` (explicit path), ``"package"``, ``"cache"`` (``ENDOKED_WEIGHTS``),
-            ``"download"``, ``"random"`` (no pretrained weights) or ``"checkpoint"`` (trained weights loaded
-            from ``path`` by the caller).
+        kind: ``"file"`` (explicit path), ``"package"``, ``"cache"`` (``ENDOKED_WEIGHTS``), ``"hf-cache"``
+            / ``"torch-cache"`` (timm's weights in a local hub cache), ``"download"``, ``"random"`` (no
+            pretrained weights) or ``"checkpoint"`` (trained weights loaded from ``path`` by the caller).
         path: the weight file (``None`` for download/random).
         sha256: hex sha256 of the file (``None`` for download/random).
         key_format: ``"timm"`` or ``"positional"`` (see :class:`~endoked.backbones.registry.WeightPackage`).
@@ -97,6 +99,48 @@ def _cache_file(info: BackboneInfo) -> Path | None:
     return None
 
 
+def _hf_cached(repo: str, filename: str) -> Path | None:
+    """``filename`` of hub repository ``repo`` in the local Hugging Face cache (never fetched)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    hit = try_to_load_from_cache(repo, filename)
+    return Path(hit) if isinstance(hit, str) and Path(hit).is_file() else None
+
+
+def hub_cache_file(info: BackboneInfo) -> tuple[str, Path] | None:
+    """timm's pretrained weights of ``info`` if an earlier download left them in a local cache: ``("hf-cache",
+    path)`` from the Hugging Face hub cache or ``("torch-cache", path)`` from the torch hub cache; ``None``
+    otherwise. Nothing is fetched."""
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(info.timm_name)
+    except Exception:  # timm raises RuntimeError or KeyError for names without a pretrained config
+        cfg = None
+    if cfg is None:
+        return None
+    repo = getattr(cfg, "hf_hub_id", None)
+    if repo:
+        names = [getattr(cfg, "hf_hub_filename", None), "model.safetensors", "pytorch_model.bin"]
+        for filename in [n for n in names if n]:
+            hit = _hf_cached(repo, filename)
+            if hit is not None:
+                return "hf-cache", hit
+    url = getattr(cfg, "url", None)
+    if url:
+        candidate = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url.split("?")[0])
+        if candidate.is_file():
+            return "torch-cache", candidate
+    return None
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` forbids downloads (any value but empty, 0, false, no, off)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def install_hint(info: BackboneInfo) -> str:
     """How to make weights for ``info`` available offline."""
     hints = [f"pass weights=PATH to a local weight file, or put it at ${WEIGHTS_ENV}/{info.name}.pth"]
@@ -134,6 +178,14 @@ def resolve_weights(
     cache = _cache_file(info)
     if cache is not None:
         return WeightsSource("cache", cache, cached_sha256(cache), "auto")
+    hub = hub_cache_file(info)
+    if hub is not None:
+        return WeightsSource(hub[0], hub[1], cached_sha256(hub[1]), "timm")
+    if allow_download and hub_offline():
+        raise WeightsNotFoundError(
+            f"no pretrained weights for backbone {info.name!r} are available offline, and HF_HUB_OFFLINE forbids "
+            f"downloading them: {install_hint(info)}"
+        )
     if allow_download:
         return WeightsSource("download")
     raise WeightsNotFoundError(

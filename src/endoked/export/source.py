@@ -33,7 +33,7 @@ class ExportItem:
     exam_id: str
     image: str  # as in the manifest
     image_path: Path  # absolute
-    mask_path: Path  # absolute PNG, 0/255
+    mask_path: Path | None  # absolute PNG, 0/255; None for a polyp-free image (empty mask)
     width: int
     height: int
     report: dict[str, Any]
@@ -52,7 +52,9 @@ class ExportItem:
         return hashlib.sha256(f"{self.exam_id}\0{self.image}".encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
     def load_mask(self) -> np.ndarray:
-        """The mask as (H, W) bool."""
+        """The mask as (H, W) bool (all False for a polyp-free image)."""
+        if self.mask_path is None:
+            return np.zeros((self.height, self.width), dtype=bool)
         return read_mask(self.mask_path)
 
 
@@ -144,3 +146,23 @@ def load_items(run: RunFolder, source: str = "auto") -> tuple[str, list[ExportIt
         )
     items.sort(key=lambda it: (it.exam_id, it.image))
     return stage, with_case_ids(items)
+
+
+def negative_items(run: RunFolder, exclude: Sequence[ExportItem] = ()) -> list[ExportItem]:
+    """The MIL-selected polyp-free images (``mil/selection``, label 0: low-scored frames of exams whose report
+    finds no polyp) as items with an empty mask, without those in ``exclude``; empty when mil has not run."""
+    entry = run.entry("mil")
+    if not entry or entry.get("status") != "done" or "selection" not in entry.get("outputs", {}):
+        return []
+    images = tables.images(run)
+    taken = {(it.exam_id, it.image) for it in exclude}
+    out = []
+    for r in tables.selection(run):
+        key = (str(r["exam_id"]), str(r["image"]))
+        if int(r["label"]) != 0 or key in taken or key not in images:
+            continue
+        taken.add(key)
+        img = images[key]
+        out.append(ExportItem(key[0], key[1], Path(img["path"]), None, int(img["width"]), int(img["height"]), {}))
+    out.sort(key=lambda it: (it.exam_id, it.image))
+    return out

@@ -7,6 +7,7 @@ Library API:
 * :func:`structure_loss` -- boundary-weighted BCE + weighted IoU;
 * :func:`fit`, :func:`train_folder` -- train on a pool of (image, mask) pairs or a PraNet-layout folder;
 * :class:`Predictor`, :func:`predict_folder` -- probability maps at the input size;
+* :func:`export_onnx`, :func:`convert_checkpoint` -- ONNX for deployment, safetensors checkpoints;
 * :func:`refine_prediction`, :func:`refine_pool` -- predictions -> filtered boxes -> new pseudo labels.
 """
 
@@ -20,6 +21,8 @@ _LAZY: dict[str, str] = {
     "SegItem": "endoked.seg.data",
     "TrainResult": "endoked.seg.train",
     "build_model": "endoked.seg.checkpoint",
+    "convert_checkpoint": "endoked.seg.checkpoint",
+    "export_onnx": "endoked.seg.deploy",
     "fit": "endoked.seg.api",
     "list_pranet_folder": "endoked.seg.data",
     "load_model": "endoked.seg.checkpoint",
@@ -41,6 +44,8 @@ __all__ = [
     "SegItem",
     "TrainResult",
     "build_model",
+    "convert_checkpoint",
+    "export_onnx",
     "fit",
     "list_pranet_folder",
     "load_model",

@@ -1,14 +1,19 @@
-"""Saving and loading segmentation checkpoints (``model.pt``) and building the network they describe.
+"""Saving and loading segmentation checkpoints and building the network they describe.
 
-A checkpoint is a plain dict readable with ``torch.load(..., weights_only=True)``::
+A checkpoint is a plain dict readable with ``torch.load(..., weights_only=True)`` (``model.pt``)::
 
     {"format": "endoked-seg/1", "state_dict": {...}, "encoder": "tf_efficientnet_lite0", "channel": 32,
      "image_size": 352, "mean": [r, g, b], "std": [r, g, b], "epoch": 12, "val": {"mean_dice": ...},
      "config": {...SegConfig...}}
+
+The same content can be kept as safetensors (``model.safetensors``: the ``state_dict`` tensors) beside a JSON
+file of everything else (``model.json``); reading that pair never unpickles anything
+(:func:`save_safetensors`, :func:`read_checkpoint`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,14 +21,16 @@ from typing import Any
 import torch
 
 from endoked.backbones import backbone_info
-from endoked.errors import DataFormatError
-from endoked.io import atomic_path
+from endoked.errors import BackendUnavailableError, DataFormatError
+from endoked.io import atomic_path, atomic_write_json
 from endoked.seg.encoder import build_encoder
 from endoked.seg.model import PolypPVT
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "endoked-seg/1"
+SAFETENSORS_SUFFIX = ".safetensors"
+_INSTALL_HINT = "pip install 'endoked[interop]' (or pip install safetensors)"
 
 
 def build_model(
@@ -80,15 +87,72 @@ def save_checkpoint(path: Path, content: dict[str, Any]) -> Path:
     return path
 
 
+def config_path(weights: str | Path) -> Path:
+    """The JSON file that goes with a safetensors checkpoint: ``model.safetensors`` -> ``model.json``."""
+    return Path(weights).with_suffix(".json")
+
+
+def save_safetensors(path: Path, content: dict[str, Any]) -> Path:
+    """Write a checkpoint dict as ``path`` (safetensors, the ``state_dict``) plus :func:`config_path` (JSON, the
+    rest), both atomically; the JSON is written last, so a reader never finds a config without its weights.
+
+    Raises:
+        BackendUnavailableError: safetensors is not installed.
+        DataFormatError: ``path`` does not end in ``.safetensors`` or the content is not a checkpoint.
+    """
+    try:
+        from safetensors.torch import save_file
+    except ImportError as exc:
+        raise BackendUnavailableError(f"saving safetensors checkpoints needs safetensors: {_INSTALL_HINT}") from exc
+    path = Path(path)
+    if path.suffix != SAFETENSORS_SUFFIX:
+        raise DataFormatError(f"{path}: a safetensors checkpoint must end in {SAFETENSORS_SUFFIX}")
+    if content.get("format") != FORMAT or not isinstance(content.get("state_dict"), dict):
+        raise DataFormatError(f"not a segmentation checkpoint (format {FORMAT}); cannot save it as {path}")
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in content["state_dict"].items()}
+    meta = {k: v for k, v in content.items() if k != "state_dict"}
+    with atomic_path(path, suffix=SAFETENSORS_SUFFIX) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "config": config_path(path).name})
+    atomic_write_json(config_path(path), meta)
+    return path
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    """A checkpoint dict from ``path`` and its JSON config (no unpickling)."""
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError as exc:
+        raise BackendUnavailableError(f"reading {path} needs safetensors: {_INSTALL_HINT}") from exc
+    cfg_file = config_path(path)
+    if not cfg_file.is_file():
+        raise DataFormatError(f"{path}: its config {cfg_file.name} is missing beside it; copy both files together")
+    try:
+        meta = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataFormatError(f"cannot read checkpoint config {cfg_file}: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise DataFormatError(f"{cfg_file} is not the config of a segmentation checkpoint (format {FORMAT})")
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataFormatError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    return {**meta, "state_dict": state}
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read and check a checkpoint file.
+    """Read and check a checkpoint file: ``model.pt`` (``torch.load`` with ``weights_only=True``) or
+    ``model.safetensors`` with its ``model.json`` (see :func:`save_safetensors`).
 
     Raises:
         DataFormatError: missing file, unreadable, or not a segmentation checkpoint of this package.
+        BackendUnavailableError: a safetensors file without safetensors installed.
     """
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"checkpoint not found: {path}")
+    if path.suffix == SAFETENSORS_SUFFIX:
+        return _read_safetensors(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
@@ -99,6 +163,22 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             "'endoked seg train' or the seg stage"
         )
     return ckpt
+
+
+def convert_checkpoint(src: str | Path, dest: str | Path) -> Path:
+    """Copy a checkpoint into the format ``dest``'s suffix names: ``.safetensors`` (plus its ``.json``) or
+    ``.pt``. The weights are checked to fit their architecture first.
+
+    Raises:
+        DataFormatError: unreadable source, a source that does not fit its architecture, or an unknown suffix.
+    """
+    dest = Path(dest)
+    if dest.suffix not in (SAFETENSORS_SUFFIX, ".pt", ".pth"):
+        raise DataFormatError(f"{dest}: choose a .safetensors or .pt file name")
+    _model, ckpt = load_model(src)
+    if dest.suffix == SAFETENSORS_SUFFIX:
+        return save_safetensors(dest, ckpt)
+    return save_checkpoint(dest, ckpt)
 
 
 def load_model(path: str | Path) -> tuple[PolypPVT, dict[str, Any]]:

@@ -24,8 +24,10 @@ DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``predict`` and the ``seg`` group (``seg train``, ``seg run``) to ``app``."""
-    seg_app = typer.Typer(help="Segmentation network: train, run the stage.", no_args_is_help=True)
+    """Add ``predict`` and the ``seg`` group (``seg train``, ``seg run``, ``seg export-onnx``, ``seg convert``)."""
+    seg_app = typer.Typer(
+        help="Segmentation network: train, run the stage, export for deployment.", no_args_is_help=True
+    )
     app.add_typer(seg_app, name="seg")
 
     @app.command("predict")
@@ -95,6 +97,36 @@ def register(app: typer.Typer) -> None:
             f"checkpoint: {result.checkpoint} (epoch {result.best_epoch}"
             + (f", validation mean Dice {val:.4f})" if val is not None else ")")
         )
+
+    @seg_app.command("export-onnx")
+    def export_onnx_cmd(
+        model: Annotated[Path, typer.Argument(help="Segmentation checkpoint (model.pt or model.safetensors).")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
+        opset: Annotated[int, typer.Option("--opset", min=14, help="ONNX opset version.")] = 18,
+        check: Annotated[
+            bool, typer.Option("--check/--no-check", help="Compare ONNX Runtime with PyTorch on random images.")
+        ] = True,
+    ) -> None:
+        """Export a checkpoint to ONNX (dynamic batch axis; input RGB in [0, 1] at the training size)."""
+        from endoked.seg.deploy import export_onnx
+
+        result = export_onnx(model, out, opset=opset, check=check)
+        checked = f"; max |onnx - torch| {result.max_abs_diff:.2g}" if result.max_abs_diff is not None else ""
+        typer.echo(f"{result.path}: input (B, 3, {result.image_size}, {result.image_size}){checked}")
+
+    @seg_app.command("convert")
+    def convert_cmd(
+        model: Annotated[Path, typer.Argument(help="Segmentation checkpoint (model.pt or model.safetensors).")],
+        out: Annotated[
+            Path, typer.Option("--out", "-o", help="model.safetensors (+ model.json beside it) or model.pt.")
+        ],
+    ) -> None:
+        """Convert a checkpoint between model.pt and model.safetensors + model.json (read without unpickling)."""
+        from endoked.seg.checkpoint import config_path, convert_checkpoint
+
+        dest = convert_checkpoint(model, out)
+        extra = f" and {config_path(dest)}" if dest.suffix == ".safetensors" else ""
+        typer.echo(f"wrote {dest}{extra}")
 
     add_stage_run_command(
         seg_app,

@@ -181,6 +181,11 @@ class SegOptimConfig(BaseModel):
         default=None, gt=0.0, description="Stop after the epoch during which this wall time is exceeded."
     )
     log_every: int = Field(default=20, ge=1, description="Log the running loss every this many steps.")
+    tensorboard: bool = Field(
+        default=False,
+        description="Also write each epoch's loss, LR and validation figures as TensorBoard event files in "
+        "<training folder>/tensorboard (needs the tensorboard package).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SegOptimConfig:

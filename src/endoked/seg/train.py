@@ -184,9 +184,8 @@ class FeatureCache:
 
 
 def _fingerprint(cfg: SegConfig, keys: list[str], seed: int, epochs: int, init: str | None) -> str:
-    return sha256_json(
-        {"config": cfg.model_dump(mode="json"), "keys": keys, "seed": seed, "epochs": epochs, "init": init}
-    )
+    config = cfg.model_dump(mode="json", exclude={"optim": {"tensorboard"}})  # logging only: resume either way
+    return sha256_json({"config": config, "keys": keys, "seed": seed, "epochs": epochs, "init": init})
 
 
 def _param_groups(model: PolypPVT, cfg: SegConfig) -> list[dict[str, Any]]:
@@ -438,6 +437,7 @@ def train_model(
         progress=progress,
         desc="seg train",
         unit="step",
+        tensorboard_dir=out_dir / "tensorboard" if cfg.optim.tensorboard else None,
     ).run()
     history = result.state.history
     if dist_info()[1] == 0:
