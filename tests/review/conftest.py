@@ -20,6 +20,7 @@ pytest.importorskip("uvicorn", reason="the review extra (fastapi, uvicorn) is no
 HOSTILE_ID = "X<b>1</b>"
 HOSTILE_REPORT = 'Polyp <script>document.title="pwned"</script><img src=x onerror="document.title=1"> in rectum.'
 TOKEN = "test-token-123"
+BOX = {"box_x0": 10.0, "box_y0": 10.0, "box_x1": 30.0, "box_y1": 20.0}
 
 
 def _add_rows(run: RunFolder, name: str, rows: list[dict[str, object]]) -> None:
@@ -42,8 +43,7 @@ def review_run(tmp_path: Path) -> RunFolder:
     _add_rows(
         run,
         "prompt_seg/pseudo_labels",
-        [{**ident, "mask": "prompt_seg/masks/x.png", "score": 0.4, "source": "ellipse", "box_x0": 10.0,
-          "box_y0": 10.0, "box_x1": 30.0, "box_y1": 20.0}],  # fmt: skip
+        [{**ident, "mask": "prompt_seg/masks/x.png", "score": 0.4, "source": "ellipse", **BOX}],
     )
     for stage in ("ingest", "extract", "mil", "prompt_seg"):  # the ledger records the rewritten files
         outputs = {k: v["path"] if isinstance(v, dict) else v for k, v in (run.entry(stage) or {})["outputs"].items()}

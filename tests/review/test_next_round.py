@@ -67,7 +67,7 @@ def test_fingerprints_follow_the_decisions_each_stage_reads(tmp_path: Path) -> N
     def fingerprint(spec_stage: str) -> tuple[str, dict[str, object]]:
         spec = mil_stage.STAGE if spec_stage == "mil" else SEG_STAGE
         for dep in spec.depends:  # the fake run lacks mil/selection; the fingerprint only needs a done entry
-            if not (run.entry(dep) or {}).get("status") == "done":
+            if (run.entry(dep) or {}).get("status") != "done":
                 run.mark_running(dep, "fp", {})
                 run.mark_done(dep, {}, {}, 0.0)
         return stage_fingerprint(StageContext(run=run, config=config, stage=spec.name), spec)
@@ -90,15 +90,15 @@ def test_mil_reads_the_corrected_report_fields(tmp_path: Path, monkeypatch: pyte
     seen: dict[str, dict[str, object]] = {}
     real_bag_labels = mil_stage.bag_labels
 
-    class Seen(Exception):
+    class SeenError(Exception):
         pass
 
     def spy(labels: list[dict[str, object]], cfg: object) -> None:
         seen.update({str(r["exam_id"]): r for r in labels})
-        raise Seen
+        raise SeenError
 
     monkeypatch.setattr(mil_stage, "bag_labels", spy)
-    with pytest.raises(Seen):
+    with pytest.raises(SeenError):
         mil_stage.run_mil(StageContext(run=run, config=RunConfig(), stage="mil"))
     assert seen["E1"]["polyp"] == "absent" and seen["E1"]["polyp_count"] == 0 and seen["E1"]["reviewed"]
     assert seen["E0"]["polyp"] == "present" and "reviewed" not in seen["E0"]

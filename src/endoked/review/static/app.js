@@ -629,6 +629,7 @@ function renderHelp() {
 async function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   document.body.dataset.view = parts[0] || "exams";
+  state.keys = null;  // no key acts on the previous screen while the next one loads
   try {
     if (parts[0] === "exam") await showExam(parts[1]);
     else if (parts[0] === "image" || parts[0] === "qimage") await showImage(parts[1], parts.slice(2).join("/"), parts[0] === "qimage");
