@@ -55,9 +55,11 @@ def add_big_exam(run: RunFolder, n: int = 40) -> None:
     boxes: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for b in tables.rows(run, "cam/boxes"):
         boxes.setdefault((b["exam_id"], b["image"]), []).append(b)
-    cams = {(r["exam_id"], r["image"]): r for r in tables.rows(run, "cam/cams")} if (run.entry("cam") or {}).get(
-        "outputs", {}
-    ).get("cams") else {}
+    cams = (
+        {(r["exam_id"], r["image"]): r for r in tables.rows(run, "cam/cams")}
+        if (run.entry("cam") or {}).get("outputs", {}).get("cams")
+        else {}
+    )
     new: dict[str, list[dict[str, Any]]] = {k: [] for k in ("images", "scores", "boxes", "cams", "pseudo")}
     for i in range(n):
         src = pseudo[i % len(pseudo)]
@@ -97,7 +99,8 @@ def make_driver(width: int, height: int) -> Any:
     opts.binary_location = shutil.which("chromium") or "chromium"
     for flag in [*FLAGS, f"--window-size={width},{height}"]:
         opts.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver") or "chromedriver"), options=opts)
+    service = Service(executable_path=shutil.which("chromedriver") or "chromedriver")
+    return webdriver.Chrome(service=service, options=opts)
 
 
 def wait(d: Any, cond: Any, timeout: float = 120) -> Any:
@@ -144,14 +147,16 @@ def keyboard_session(d: Any, url: str, n: int) -> list[float]:
         t0 = time.perf_counter()
         if i % 5 == 4:
             keys(d, "\ue014", "\ue014", "\ue014")
-            wait(d, lambda d: str(d.execute_script("return document.querySelector('#status').textContent")).startswith(
-                "re-prompted"
-            ))
+            wait(
+                d,
+                lambda d: str(d.execute_script("return document.querySelector('#status').textContent")).startswith(
+                    "re-prompted"
+                ),
+            )
             keys(d, "f")
         else:
             keys(d, "r" if i % 3 == 2 else "a")
-        previous = current
-        current = wait(d, lambda d: (img := ready_image(d)) and img != previous and img)
+        current = wait(d, lambda d, previous=current: (img := ready_image(d)) and img != previous and img)
         times.append(time.perf_counter() - t0)
     return times
 
