@@ -45,7 +45,8 @@ function svgEl(tag, attrs) {
   for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
   return node;
 }
-const fmt = (v, d = 3) => (v === null || v === undefined ? "—" : typeof v === "number" ? v.toFixed(d) : String(v));
+const fmt = (v, d = 3) => (v === null || v === undefined ? "—"
+  : typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(d)) : String(v));
 
 function status(text, err) {
   const s = $("#status");
