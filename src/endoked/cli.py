@@ -43,6 +43,7 @@ STAGE_CLI_MODULES: tuple[str, ...] = (
     "biopsy",
     "export",
     "report",
+    "review",
 )
 
 

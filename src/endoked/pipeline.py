@@ -83,6 +83,9 @@ class StageSpec:
         external_inputs: returns a JSON-able fingerprint of inputs outside the run folder (e.g. the
             archive), so a changed archive re-runs the stage.
         config_sections: config sections that affect the result (default: the stage's own).
+        reviewed: the kind of reviewer decisions the stage reads (``"images"`` or ``"labels"``, see
+            :func:`endoked.reviewed.inputs_hash`); a new decision of that kind re-runs it. A run without
+            decisions keeps the fingerprint it had before.
     """
 
     name: str
@@ -90,6 +93,7 @@ class StageSpec:
     depends: tuple[str, ...] = ()
     external_inputs: Callable[[StageContext], Any] | None = None
     config_sections: tuple[str, ...] | None = None
+    reviewed: str | None = None
 
 
 def load_stage(name: str) -> StageSpec:
@@ -129,6 +133,12 @@ def stage_fingerprint(ctx: StageContext, spec: StageSpec) -> tuple[str, dict[str
         inputs["upstream"][dep] = {k: v["sha256"] for k, v in sorted(entry["outputs"].items())}
     if spec.external_inputs is not None:
         inputs["external"] = spec.external_inputs(ctx)
+    if spec.reviewed is not None:
+        from endoked.reviewed import inputs_hash
+
+        review = inputs_hash(ctx.run.root, spec.reviewed)
+        if review:
+            inputs["reviewed"] = review
     return sha256_json(inputs), inputs
 
 

@@ -172,6 +172,23 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "prompt_seg", "rejected", _schema(("exam_id", _S), ("image", _S), ("reason", _S)), ("exam_id", "image")
         ),
+        TableSpec(
+            "review",
+            "decisions",
+            _schema(
+                ("id", _I64),
+                ("exam_id", _S),
+                ("image", _S),
+                ("action", _S),
+                ("reviewer", _S),
+                ("at", _S),
+                ("mask_before", _S),
+                ("mask_after", _S),
+                ("field", _S),
+                ("value", _S),
+            ),
+            ("id",),
+        ),
     ]
 }
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from endoked import tables
+from endoked import reviewed, tables
 from endoked.errors import StageError
 from endoked.imaging import read_mask
 from endoked.runfolder import RunFolder
@@ -115,9 +115,11 @@ def pick_source(run: RunFolder, source: str = "auto") -> tuple[str, Path]:
 
 
 def load_items(run: RunFolder, source: str = "auto") -> tuple[str, list[ExportItem]]:
-    """The export items of a run (sorted by exam and image)."""
+    """The export items of a run (sorted by exam and image), with the reviewers' decisions applied: a rejected
+    mask is not exported, a fixed one replaces the automatic mask (:func:`endoked.reviewed.apply_decisions`)."""
     stage, table = pick_source(run, source)
     labels = tables.read(table, "prompt_seg/pseudo_labels").to_pylist()  # seg's table has the same contract
+    labels = reviewed.apply_decisions(run.root, labels)  # reviewed labels outrank the automatic ones
     images = tables.images(run)
     reports: dict[str, dict[str, Any]] = {}
     entry = run.entry("extract")

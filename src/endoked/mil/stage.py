@@ -1,6 +1,7 @@
 """The mil pipeline stage: report labels (bag labels) + exam images -> a polyp score per image.
 
-Reads ``ingest/images.parquet`` and ``extract/labels.parquet``; writes
+Reads ``ingest/images.parquet`` and ``extract/labels.parquet``, with the reviewers' corrections of ``polyp`` and
+``polyp_count`` (``review/decisions.sqlite``, :func:`endoked.reviewed.apply_label_corrections`) applied; writes
 
 - ``mil/image_scores.parquet`` ("image_scores"): exam_id, image, score (float, null when the image could not
   be decoded), bag_label (1 positive, 0 negative, -1 excluded from training: uncertain/failed labels);
@@ -37,6 +38,7 @@ from endoked.mil.encoder import build_encoder
 from endoked.mil.model import MilHeads
 from endoked.mil.train import train_mil
 from endoked.pipeline import StageContext, StageResult, StageSpec
+from endoked.reviewed import apply_label_corrections
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +117,7 @@ def run_mil(ctx: StageContext) -> StageResult:
     cfg: MilConfig = ctx.config.mil  # type: ignore[assignment]
     t0 = time.perf_counter()
     images = tables.rows(ctx.run, "ingest/images")
-    labels = tables.rows(ctx.run, "extract/labels")
+    labels = apply_label_corrections(ctx.run.root, tables.rows(ctx.run, "extract/labels"))  # reviewers' fixes win
     exam_label, label_counts = bag_labels(labels, cfg)
     if label_counts["positive"] == 0 or label_counts["negative"] == 0:
         raise StageError(
@@ -269,4 +271,4 @@ def _quantiles(values: Sequence[float]) -> dict[str, float]:
     return dict(zip(("min", "q25", "median", "q75", "max"), (round(float(v), 4) for v in q), strict=True))
 
 
-STAGE = StageSpec(name="mil", run=run_mil, depends=("ingest", "extract"))
+STAGE = StageSpec(name="mil", run=run_mil, depends=("ingest", "extract"), reviewed="labels")

@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from endoked import __version__, tables
+from endoked import __version__, reviewed, tables
 from endoked.health import run_warnings
 from endoked.imaging import read_mask
 from endoked.io import atomic_write_text, read_jsonl
@@ -413,6 +413,38 @@ def _eval_section(run: RunFolder) -> list[Block]:
     return blocks
 
 
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def _review_section(run: RunFolder) -> list[Block]:
+    """How many labels reviewers decided and how often they agreed with the machine (and with each other)."""
+    machine = tables.labels_by_exam(run) if _done(run, "extract") else {}
+    s = reviewed.summary(run.root, machine, mask_reader=read_mask)
+    if not s["decisions"]:
+        return [{"kind": "text", "text": "No reviewer decision yet (endoked review RUN)."}]
+    rows = [
+        ["decisions recorded", s["decisions"]],
+        ["reviewers", ", ".join(s["reviewers"])],
+        ["images reviewed", s["images_reviewed"]],
+        ["accepted / rejected / fixed", f"{s['accepted']} / {s['rejected']} / {s['fixed']}"],
+        ["agreement with the machine (accepted / reviewed)", _pct(s["machine_agreement"])],
+        ["mean Dice of fixed masks against the automatic ones", _fmt(s["fix_dice"]) if s["fix_dice"] else "n/a"],
+        ["exams with corrected report fields", s["exams_corrected"]],
+        ["report fields changed by a correction", s["fields_changed"]],
+        ["images reviewed by several reviewers", s["images_multi_reviewer"]],
+        ["agreement between reviewers", _pct(s["reviewer_agreement"])],
+    ]
+    return [
+        {
+            "kind": "text",
+            "text": "Reviewed labels outrank the automatic ones in the next run's refinement and in export; "
+            "corrected report fields become the mil stage's bag labels.",
+        },
+        {"kind": "table", "title": "Reviewer decisions", "header": ["", "value"], "rows": rows},
+    ]
+
+
 def _stage_pngs_and_metrics(run: RunFolder, stage: str) -> list[Block]:
     """PNGs and flat ``metrics*.json`` figures of a stage the report has no own section builder for."""
     blocks: list[Block] = []
@@ -526,6 +558,13 @@ def build_report(
         exam_blocks = [{"kind": "text", "text": f"The exam pages could not be written: {exc}"}]
     if exam_blocks:
         sections.append({"id": "exams", "title": "Exams", "blocks": exam_blocks})
+    if reviewed.db_path(run.root).is_file():
+        try:
+            review_blocks = _review_section(run)
+        except Exception as exc:  # a report must never take a finished run down with it
+            logger.warning("report: review section skipped (%s: %s)", type(exc).__name__, exc)
+            review_blocks = [{"kind": "text", "text": f"This section could not be rendered: {exc}"}]
+        sections.append({"id": "review", "title": "Review", "blocks": review_blocks})
     page = jenv.get_template("template.html.j2").render(
         run_name=run.root.name,
         run_path=str(run.root),

@@ -5,6 +5,10 @@ and pseudo-label statistics), ``seg/curve.png`` ("curve"), ``seg/pseudo_stats.js
 record per round), ``seg/pseudo_labels.parquet`` ("pseudo_labels": the final round's pool, the same columns
 as ``prompt_seg/pseudo_labels.parquet``). Each round trains in ``seg/round<k>/``; a round that finished is
 skipped on re-run and an interrupted one resumes from its ``last.pt``.
+
+Reviewer decisions (``review/decisions.sqlite``, :mod:`endoked.reviewed`) outrank the automatic labels: a
+rejected mask leaves the training pool, a fixed one replaces the automatic mask, and reviewed masks (accepted or
+fixed) are not re-predicted by the refinement rounds; a rejected image never re-enters the pool as a new positive.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from endoked import tables
+from endoked import reviewed, tables
 from endoked.config import RunConfig, resolve_config
 from endoked.device import resolve_device
 from endoked.errors import StageError
@@ -48,12 +52,13 @@ def seg_config(ctx: StageContext) -> SegConfig:
 
 
 def pseudo_label_items(run: RunFolder) -> tuple[list[SegItem], list[dict[str, Any]], dict[str, float]]:
-    """Join a run's ``prompt_seg/pseudo_labels`` with ``ingest/images``: one item per image with a mask file.
+    """Join a run's ``prompt_seg/pseudo_labels`` (reviewer decisions applied) with ``ingest/images``: one item per
+    image with a mask file.
 
     Returns:
         Items (key ``exam_id/image``), error records for rows that cannot be used, and each item's score.
     """
-    labels = tables.pseudo_labels(run)
+    labels = reviewed.apply_decisions(run.root, tables.pseudo_labels(run))
     paths = tables.image_paths(run)
     items: list[SegItem] = []
     errors: list[dict[str, Any]] = []
@@ -122,6 +127,7 @@ def truth_masks(ctx: StageContext) -> dict[str, Path]:
 def _pool_rows(
     items: Sequence[SegItem], ctx: StageContext, scores: dict[str, float], source: str
 ) -> list[dict[str, Any]]:
+    kept = {k for k, action in reviewed.reviewed_keys(ctx.run.root).items() if action != "reject"}
     rows = []
     for it in items:
         exam_id, image = it.key.split("/", 1)
@@ -131,7 +137,7 @@ def _pool_rows(
                 "image": image,
                 "mask": ctx.run.rel(it.mask) if it.mask else None,
                 "score": float(scores.get(it.key, 1.0)),
-                "source": source,
+                "source": "reviewed" if it.key in kept else source,
             }
         )
     return rows
@@ -278,10 +284,12 @@ def _refine_round(
 
         segmenter = partial(create_segmenter, cfg.refine.segmenter)
     predictor = partial(Predictor.from_checkpoint, str(checkpoint), str(device), cfg.predict.tta_flip)
+    decided = reviewed.reviewed_keys(ctx.run.root)  # reviewed masks stay as the reviewer left them
+    fixed = [it for it in items if decided.get(it.key) in ("accept", "fix")]
     have = {it.key for it in items}
-    unlabelled = [(key, image) for key, image in positives if key not in have]
+    unlabelled = [(key, image) for key, image in positives if key not in have and key not in decided]
     new_items, records, stats = refine_pool(
-        items,
+        [it for it in items if it.key not in decided],
         predictor,
         cfg,
         rdir / "masks",
@@ -291,6 +299,8 @@ def _refine_round(
         progress=ctx.progress,
         unlabelled=unlabelled,
     )
+    new_items = [*new_items, *fixed]
+    stats["n_reviewed"] = len(fixed)
     stats["n_pool_after"] = len(new_items)
     logger.info("seg refinement round: %s", {k: v for k, v in stats.items() if k != "drop_reasons"})
     write_jsonl(rdir / "records.jsonl", records)
@@ -310,4 +320,4 @@ def _refine_round(
     )
 
 
-STAGE = StageSpec(name="seg", run=run_seg, depends=("ingest", "mil", "prompt_seg"))
+STAGE = StageSpec(name="seg", run=run_seg, depends=("ingest", "mil", "prompt_seg"), reviewed="images")
