@@ -11,6 +11,10 @@ a detached checkout of commit 22bd02f at ``/tmp/old22``, made with ``git worktre
   (saved by the first run, loaded by all; classifier gate off, so the box filters decide), checks: share of
   frames boxed by both or neither, mean IoU of each old box with its best new box.
 
+The new tree runs its default inference runtime (``auto``: ONNX Runtime on the CPU when installed); set
+``BENCH_RUNTIME=torch`` to time its eager-torch path instead. Model setup (loading, and for ONNX Runtime the export
+or the cached graph) is timed apart from the per-image loop (``setup_s``).
+
 Runs alternate old/new ``--repeats`` times (the machine may be shared: alternating spreads other load over both);
 images/s is the median. Usage::
 
@@ -76,7 +80,17 @@ def worker_prompt_seg(pairs: list[tuple[Path, Path]], out: Path) -> dict[str, An
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     cfg = PromptSegConfig()
-    seg = LiteMedSamSegmenter(device="cpu", bf16=False, channels_last=cfg.channels_last, multimask=cfg.multimask)
+    kw: dict[str, Any] = {
+        "device": "cpu",
+        "bf16": False,
+        "channels_last": cfg.channels_last,
+        "multimask": cfg.multimask,
+    }
+    if "runtime" in PromptSegConfig.model_fields:  # trees with the ONNX Runtime path
+        kw["runtime"] = os.environ.get("BENCH_RUNTIME", "auto")
+    t_setup = time.perf_counter()
+    seg = LiteMedSamSegmenter(**kw)
+    setup_s = time.perf_counter() - t_setup
     sel = refine.Selection(
         thresholds=tuple(cfg.candidate_thresholds),
         scales=tuple(cfg.candidate_scales),
@@ -101,7 +115,7 @@ def worker_prompt_seg(pairs: list[tuple[Path, Path]], out: Path) -> dict[str, An
         masks[str(i)] = best.mask if best is not None else np.zeros(img.shape[:2], bool)
     wall = time.perf_counter() - t0
     np.savez_compressed(out, **masks)
-    return {"wall_s": wall, "images": len(inputs)}
+    return {"wall_s": wall, "images": len(inputs), "setup_s": setup_s, "runtime": getattr(seg, "runtime", "torch")}
 
 
 def worker_cam(pairs: list[tuple[Path, Path]], out: Path, head: Path, batch: int) -> dict[str, Any]:
@@ -125,6 +139,13 @@ def worker_cam(pairs: list[tuple[Path, Path]], out: Path, head: Path, batch: int
     else:
         torch.save(net.head.state_dict(), head)
     net.eval()
+    runtime = "torch"
+    t_setup = time.perf_counter()
+    if hasattr(core, "inference_net"):  # trees with the ONNX Runtime path
+        cfg = cfg.model_copy(update={"runtime": os.environ.get("BENCH_RUNTIME", "auto")})
+        net = core.inference_net(net, cfg, torch.device("cpu"))
+        runtime = "torch" if isinstance(net, torch.nn.Module) else "onnxruntime"
+    setup_s = time.perf_counter() - t_setup
     imgs = [read(p) for p, _ in pairs]
     boxes: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
@@ -133,7 +154,7 @@ def worker_cam(pairs: list[tuple[Path, Path]], out: Path, head: Path, batch: int
             boxes[str(i + j)] = np.array([b.as_array() for b in res.boxes], np.float32).reshape(-1, 4)
     wall = time.perf_counter() - t0
     np.savez_compressed(out, **boxes)
-    return {"wall_s": wall, "images": len(imgs)}
+    return {"wall_s": wall, "images": len(imgs), "setup_s": setup_s, "runtime": runtime}
 
 
 def encoder_int8_check(pairs: list[tuple[Path, Path]]) -> dict[str, Any]:
@@ -277,19 +298,30 @@ def main(argv: list[str] | None = None) -> int:
         head = Path(tmp) / "head.pt"
         for stage in stages:
             times: dict[str, list[float]] = {"old": [], "new": []}
+            setups: dict[str, list[float]] = {"old": [], "new": []}
+            runtimes: dict[str, str] = {}
             outs = {k: Path(tmp) / f"{stage}-{k}.npz" for k in ("old", "new")}
             for _ in range(args.repeats):
                 for which, src in (("new", args.new_src), ("old", args.old_src)):
                     res = run_worker(src, stage, len(pairs), outs[which], head, args.cam_batch)
                     times[which].append(res["images"] / res["wall_s"])
-                    print(f"{stage} {which}: {times[which][-1]:.3f} images/s", flush=True)
+                    setups[which].append(res.get("setup_s", 0.0))
+                    runtimes[which] = res.get("runtime", "torch")
+                    print(f"{stage} {which}: {times[which][-1]:.3f} images/s ({runtimes[which]})", flush=True)
             check = (
                 compare_masks(outs["old"], outs["new"])
                 if stage == "prompt_seg"
                 else compare_boxes(outs["old"], outs["new"])
             )
             med = {k: statistics.median(v) for k, v in times.items()}
-            report[stage] = {"images_per_s": times, "median": med, "speedup": med["new"] / med["old"], **check}
+            report[stage] = {
+                "images_per_s": times,
+                "median": med,
+                "speedup": med["new"] / med["old"],
+                "setup_s": setups,
+                "runtime": runtimes,
+                **check,
+            }
             print(json.dumps({stage: report[stage]}, indent=1), flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

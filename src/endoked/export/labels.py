@@ -171,44 +171,42 @@ def _record(
         before = run.rel(p.item.mask_path) if p.item is not None and p.item.mask_path is not None else None
         current = p.item.load_mask() if p.item is not None else None
         last = latest.get(p.key)
-        if current is not None and np.array_equal(current, p.mask):
+        png = encode_png((p.mask * 255).astype(np.uint8)) if p.mask.any() else b""
+        stem = p.item.case_id if p.item is not None else hashlib.sha256(f"{exam_id}\0{image}".encode()).hexdigest()
+        rel = f"review/imported/{fmt}/{stem[:120]}-{hashlib.sha256(png).hexdigest()[:12]}.png" if png else ""
+        # the same decision recorded before (the current mask already shows it, as reviewed decisions apply)
+        if last and (
+            (last["action"] == "reject" and not png) or (last["action"] == "fix" and png and last["mask_after"] == rel)
+        ):
+            summary.already += 1
+        elif current is not None and np.array_equal(current, p.mask):
             summary.unchanged += 1
             if accept_unchanged and not (last and last["action"] == "accept"):
                 summary.decisions.append(
                     reviewed.record(run.root, exam_id=exam_id, image=image, action="accept", reviewer=who)
                 )
                 summary.accepted += 1
-        elif not p.mask.any():
-            if last and last["action"] == "reject":
-                summary.already += 1
-            else:
-                summary.decisions.append(
-                    reviewed.record(
-                        run.root, exam_id=exam_id, image=image, action="reject", reviewer=who, mask_before=before
-                    )
+        elif not png:
+            summary.decisions.append(
+                reviewed.record(
+                    run.root, exam_id=exam_id, image=image, action="reject", reviewer=who, mask_before=before
                 )
-                summary.rejected += 1
+            )
+            summary.rejected += 1
         else:
-            png = encode_png((p.mask * 255).astype(np.uint8))
-            digest = hashlib.sha256(png).hexdigest()[:12]
-            stem = p.item.case_id if p.item is not None else hashlib.sha256(f"{exam_id}\0{image}".encode()).hexdigest()
-            rel = f"review/imported/{fmt}/{stem[:120]}-{digest}.png"
-            if last and last["action"] == "fix" and last["mask_after"] == rel:
-                summary.already += 1
-            else:
-                atomic_write_bytes(run.abs(rel), png)
-                summary.decisions.append(
-                    reviewed.record(
-                        run.root,
-                        exam_id=exam_id,
-                        image=image,
-                        action="fix",
-                        reviewer=who,
-                        mask_before=before,
-                        mask_after=rel,
-                    )
+            atomic_write_bytes(run.abs(rel), png)
+            summary.decisions.append(
+                reviewed.record(
+                    run.root,
+                    exam_id=exam_id,
+                    image=image,
+                    action="fix",
+                    reviewer=who,
+                    mask_before=before,
+                    mask_after=rel,
                 )
-                summary.fixed += 1
+            )
+            summary.fixed += 1
         for name, value in p.labels.items():
             if corrected.get(exam_id, {}).get(name, object()) == value:
                 continue
