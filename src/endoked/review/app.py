@@ -82,16 +82,14 @@ def create_app(
             when live re-prompting is off.
         segmenter_name: its name, shown on the page.
     """
-    from fastapi import FastAPI, HTTPException, Request
-    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
 
-    from endoked.imaging import encode_png
     from endoked.runfolder import RunFolder
 
     root = Path(run_root).resolve()
     data = ReviewData.read(RunFolder(root))
     live = LiveSegmenter(segmenter) if segmenter is not None else None
-    export_lock = threading.Lock()
     app = FastAPI(title="endoked review", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.middleware("http")
@@ -112,11 +110,30 @@ def create_app(
             response.set_cookie(security.cookie_name(port), token, httponly=True, samesite="strict", path="/")
         return response
 
+    _add_read_routes(app, root, data, live, reviewer, segmenter_name)
+    _add_write_routes(app, root, data, live)
+    return app
+
+
+def _key_of(data: ReviewData, exam_id: str, image: str) -> tuple[str, str]:
+    """The image key, or 404 when the run has no such image."""
+    from fastapi import HTTPException
+
+    k = (exam_id, image)
+    if k not in data.images:
+        raise HTTPException(404, "no such image in this run")
+    return k
+
+
+def _add_read_routes(app: Any, root: Path, data: ReviewData, live: Any, reviewer: str, segmenter_name: str) -> None:
+    """The page, its static files, the JSON views, frames and overlays, and files of the run folder."""
+    from fastapi import HTTPException
+    from fastapi.responses import FileResponse, Response
+
+    from endoked.imaging import encode_png
+
     def key_of(exam_id: str, image: str) -> tuple[str, str]:
-        k = (exam_id, image)
-        if k not in data.images:
-            raise HTTPException(404, "no such image in this run")
-        return k
+        return _key_of(data, exam_id, image)
 
     @app.get("/")
     def index() -> Response:
@@ -177,6 +194,19 @@ def create_app(
         if path is None:
             raise HTTPException(404, "not a file of this run folder")
         return FileResponse(path)
+
+
+def _add_write_routes(app: Any, root: Path, data: ReviewData, live: Any) -> None:
+    """Decisions, report-label corrections (both exported to the contract table after each write) and live
+    re-prompting."""
+    from fastapi import HTTPException
+
+    from endoked.imaging import encode_png
+
+    export_lock = threading.Lock()
+
+    def key_of(exam_id: str, image: str) -> tuple[str, str]:
+        return _key_of(data, exam_id, image)
 
     def export() -> None:
         with export_lock:
@@ -239,8 +269,6 @@ def create_app(
         mask = live.segment(data, k, [x0, y0, x1, y1])
         png = encode_png(data_mask_rgba(mask))
         return {"mask_png": base64.b64encode(png).decode(), "box": [x0, y0, x1, y1], "area": int(mask.sum())}
-
-    return app
 
 
 def data_mask_rgba(mask: Any) -> Any:
