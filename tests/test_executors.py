@@ -278,6 +278,7 @@ PIPELINE_SETS = [
     "cam.scales=[1.0]",
     "cam.chunk_size=1",
     "extract.chunk_size=1",
+    "prompt_seg.chunk_size=1",
 ]
 
 
@@ -287,13 +288,15 @@ def test_pipeline_ray_equals_local(ray_cluster: str, tmp_path: Path) -> None:
     runs = {}
     for kind in ("local", "ray"):
         runs[kind] = tmp_path / kind
-        args = ["run", "--out", str(runs[kind]), "--archive", str(arch), "--profile", "cpu-small", "--to", "cam"]
+        args = ["run", "--out", str(runs[kind]), "--archive", str(arch), "--profile", "cpu-small", "--to", "prompt_seg"]
         args += ["--no-check", "--executor", kind] + [a for s in PIPELINE_SETS for a in ("--set", s)]
         assert main(args) == 0
     n_tables, diffs = compare_runs(runs["local"], runs["ray"], atol=1e-5)
     assert diffs == [] and n_tables >= 4
-    for stage in ("ingest", "extract", "cam"):
+    for stage in ("ingest", "extract", "cam", "prompt_seg"):
         assert list(runs["ray"].glob(f"{stage}/*.parquet")), stage
+    masks = sorted(p.relative_to(runs["local"]) for p in runs["local"].glob("prompt_seg/masks/*.png"))
+    assert masks == sorted(p.relative_to(runs["ray"]) for p in runs["ray"].glob("prompt_seg/masks/*.png"))
 
 
 def test_ray_missing_is_one_line_exit_2(

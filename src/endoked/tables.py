@@ -8,6 +8,7 @@ are kept (tables are extended compatibly). ``docs/run-folder.md`` documents ever
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from endoked.errors import StageError
+from endoked.errors import EndokedError, StageError
 
 if TYPE_CHECKING:
     from endoked.runfolder import RunFolder
@@ -269,6 +270,20 @@ def read_run(run: RunFolder, name: str) -> pa.Table:
 def rows(run: RunFolder, name: str) -> list[dict[str, Any]]:
     """Table ``name`` of a run folder as a list of row dicts."""
     return read_run(run, name).to_pylist()
+
+
+def finished_rows(run: RunFolder, name: str, reader: str) -> list[dict[str, Any]]:
+    """Rows of table ``name`` when the stage that writes it finished and listed it, else ``[]`` (a page that shows
+    less rather than none); an unreadable table is logged as a warning naming ``reader`` and gives ``[]``."""
+    stage, output = name.split("/", 1)
+    entry = run.entry(stage) or {}
+    if entry.get("status") != "done" or output not in entry.get("outputs", {}):
+        return []
+    try:
+        return rows(run, name)
+    except (EndokedError, OSError) as exc:
+        logging.getLogger(__name__).warning("%s: %s not read (%s)", reader, name, exc)
+        return []
 
 
 def image_paths(run: RunFolder) -> dict[tuple[str, str], Path]:

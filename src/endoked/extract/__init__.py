@@ -15,10 +15,11 @@ from endoked.extract.api import (
     register_extractor,
 )
 from endoked.extract.config import ExtractConfig, LLMConfig
-from endoked.extract.schema import LOCATIONS, PolypLabel, ReportLabels, Span
+from endoked.extract.schema import LOCATIONS, PATHOLOGY_ORDER, PolypLabel, ReportLabels, Span
 
 __all__ = [
     "LOCATIONS",
+    "PATHOLOGY_ORDER",
     "ExtractConfig",
     "Extractor",
     "LLMConfig",

@@ -46,18 +46,6 @@ def safe_name(exam_id: str) -> str:
     return f"{slug}-{hashlib.sha256(exam_id.encode('utf-8')).hexdigest()[:10]}.html"
 
 
-def _table(run: RunFolder, name: str) -> list[dict[str, Any]]:
-    stage, output = name.split("/")
-    entry = run.entry(stage) or {}
-    if entry.get("status") != "done" or output not in entry.get("outputs", {}):
-        return []
-    try:
-        return tables.rows(run, name)
-    except (EndokedError, OSError) as exc:  # a page with less, never no report
-        logger.warning("report: %s not read for the exam pages (%s)", name, exc)
-        return []
-
-
 @dataclass
 class ExamData:
     """What the exam pages draw from, read once for all pages."""
@@ -76,7 +64,7 @@ class ExamData:
     @classmethod
     def read(cls, run: RunFolder) -> ExamData:
         frames: dict[str, list[dict[str, Any]]] = {}
-        for r in _table(run, "ingest/images"):
+        for r in tables.finished_rows(run, "ingest/images", "report"):
             frames.setdefault(str(r["exam_id"]), []).append(r)
         rich: dict[str, dict[str, Any]] = {}
         entry = run.entry("extract") or {}
@@ -91,18 +79,22 @@ class ExamData:
             return str(r["exam_id"]), str(r["image"])
 
         data = cls(
-            exams={str(r["exam_id"]): r for r in _table(run, "ingest/exams")},
-            labels={str(r["exam_id"]): r for r in _table(run, "extract/labels")},
+            exams={str(r["exam_id"]): r for r in tables.finished_rows(run, "ingest/exams", "report")},
+            labels={str(r["exam_id"]): r for r in tables.finished_rows(run, "extract/labels", "report")},
             rich=rich,
             frames=frames,
-            scores={key(r): r for r in _table(run, "mil/image_scores")},
+            scores={key(r): r for r in tables.finished_rows(run, "mil/image_scores", "report")},
         )
-        for b in _table(run, "cam/boxes"):
+        for b in tables.finished_rows(run, "cam/boxes", "report"):
             data.boxes.setdefault(key(b), []).append([b["x0"], b["y0"], b["x1"], b["y1"]])
-        data.masks = {key(r): r for r in _table(run, "prompt_seg/pseudo_labels")}
-        data.rejected = {key(r): str(r["reason"]) for r in _table(run, "prompt_seg/rejected")}
-        data.dropped = {key(r): str(r["reason"]) for r in _table(run, "cam/dropped")}
-        data.cams = {key(r): (str(r["file"]), str(r["key"])) for r in _table(run, "cam/cams") if r.get("file")}
+        data.masks = {key(r): r for r in tables.finished_rows(run, "prompt_seg/pseudo_labels", "report")}
+        data.rejected = {key(r): str(r["reason"]) for r in tables.finished_rows(run, "prompt_seg/rejected", "report")}
+        data.dropped = {key(r): str(r["reason"]) for r in tables.finished_rows(run, "cam/dropped", "report")}
+        data.cams = {
+            key(r): (str(r["file"]), str(r["key"]))
+            for r in tables.finished_rows(run, "cam/cams", "report")
+            if r.get("file")
+        }
         return data
 
     def max_score(self, exam_id: str) -> float | None:

@@ -40,19 +40,6 @@ SPAN_FIELDS = frozenset(
 )
 
 
-def _table(run: RunFolder, name: str) -> list[dict[str, Any]]:
-    """Rows of a finished stage's table, or [] when the stage has not produced it (a page with less)."""
-    stage, output = name.split("/")
-    entry = run.entry(stage) or {}
-    if entry.get("status") != "done" or output not in entry.get("outputs", {}):
-        return []
-    try:
-        return tables.rows(run, name)
-    except (EndokedError, OSError) as exc:
-        logger.warning("review: %s not read (%s)", name, exc)
-        return []
-
-
 def evidence_spans(evidence: Any) -> list[list[Any]]:
     """``[start, end, field]`` spans into the report text from an extract evidence structure (a mapping field ->
     span(s), a span being ``[start, end]`` or ``{"start", "end", "src"}``, possibly nested)."""
@@ -126,7 +113,7 @@ class ReviewData:
 
         frames: dict[str, list[dict[str, Any]]] = {}
         images: dict[Key, dict[str, Any]] = {}
-        for r in _table(run, "ingest/images"):
+        for r in tables.finished_rows(run, "ingest/images", "review"):
             frames.setdefault(str(r["exam_id"]), []).append(r)
             images[key(r)] = r
         rich: dict[str, dict[str, Any]] = {}
@@ -138,22 +125,26 @@ class ReviewData:
                 logger.warning("review: extract/labels_jsonl not read (%s)", exc)
         data = cls(
             run=run,
-            exams={str(r["exam_id"]): r for r in _table(run, "ingest/exams")},
-            labels={str(r["exam_id"]): r for r in _table(run, "extract/labels")},
+            exams={str(r["exam_id"]): r for r in tables.finished_rows(run, "ingest/exams", "review")},
+            labels={str(r["exam_id"]): r for r in tables.finished_rows(run, "extract/labels", "review")},
             rich=rich,
             frames=frames,
             images=images,
-            scores={key(r): r for r in _table(run, "mil/image_scores")},
+            scores={key(r): r for r in tables.finished_rows(run, "mil/image_scores", "review")},
         )
-        for b in _table(run, "cam/boxes"):
+        for b in tables.finished_rows(run, "cam/boxes", "review"):
             data.boxes.setdefault(key(b), []).append([float(b["x0"]), float(b["y0"]), float(b["x1"]), float(b["y1"])])
-        data.pseudo = {key(r): r for r in _table(run, "prompt_seg/pseudo_labels")}
+        data.pseudo = {key(r): r for r in tables.finished_rows(run, "prompt_seg/pseudo_labels", "review")}
         seg = run.entry("seg") or {}
         if seg.get("status") == "done" and "pseudo_labels" in seg.get("outputs", {}):
             with contextlib.suppress(EndokedError, OSError):
                 refined = tables.read(run.output("seg", "pseudo_labels"), "prompt_seg/pseudo_labels").to_pylist()
                 data.pred = {key(r): r for r in refined}
-        data.cams = {key(r): (str(r["file"]), str(r["key"])) for r in _table(run, "cam/cams") if r.get("file")}
+        data.cams = {
+            key(r): (str(r["file"]), str(r["key"]))
+            for r in tables.finished_rows(run, "cam/cams", "review")
+            if r.get("file")
+        }
         return data
 
     # ---- records -------------------------------------------------------------------------------------------

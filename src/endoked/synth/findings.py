@@ -23,19 +23,14 @@ from typing import Any
 import numpy as np
 
 from endoked.extract import LOCATIONS as LABEL_LOCATIONS
+from endoked.extract import PATHOLOGY_ORDER as LABEL_PATHOLOGIES
 
 CATEGORIES: tuple[str, ...] = ("present", "absent", "history", "uncertain", "malignancy")
 LOCATIONS: tuple[str, ...] = tuple(loc for loc in LABEL_LOCATIONS if loc != "unspecified")
 """The segments a synthetic finding is placed in: the report-label contract's locations, in its order."""
 _LOC_WEIGHTS = np.array([8, 12, 4, 12, 3, 9, 18, 12, 4, 1.5, 1.5, 2.5, 1.0])
-PATHOLOGY_RANK: tuple[str, ...] = (
-    "adenocarcinoma",
-    "adenoma",
-    "sessile_serrated",
-    "hyperplastic",
-    "inflammatory",
-    "other",
-)
+PATHOLOGY_RANK: tuple[str, ...] = LABEL_PATHOLOGIES
+"""Pathologies, most advanced first (the report-label contract's order)."""
 OTHER_FINDINGS: tuple[str, ...] = ("diverticula", "hemorrhoids", "colitis", "melanosis")
 
 
