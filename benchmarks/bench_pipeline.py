@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profile", default="cpu-small")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="extra --set overrides")
+    ap.add_argument("--to", dest="stop", help="last stage to run (default: all)")
     args = ap.parse_args()
     data = shared_data_root()
     archive = args.out / "archive"
@@ -69,6 +70,8 @@ def main() -> int:
     ]
     for o in args.overrides:
         cmd += ["--set", o]
+    if args.stop:
+        cmd += ["--to", args.stop]
     t1 = time.perf_counter()
     proc = subprocess.run(cmd, check=False)
     wall = time.perf_counter() - t1

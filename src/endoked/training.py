@@ -93,6 +93,59 @@ def _from_rank0(*values: Any) -> tuple[Any, ...]:
     return tuple(box[0])
 
 
+def allreduce_gradients(params: Sequence[torch.Tensor]) -> None:
+    """Sum the gradients of ``params`` over the ``torchrun`` ranks, in place (nothing in one process).
+
+    For modules that DistributedDataParallel cannot wrap (several entry points, such as the MIL heads): each
+    rank backpropagates its share of the batch with its loss weighted by that share, and the sum over ranks is
+    the single-process gradient. A parameter without a gradient on this rank counts as zero where another rank
+    has one; one that no rank gave a gradient keeps none. Every rank makes the same collective calls.
+    """
+    if dist_info()[0] <= 1 or not params:
+        return
+    import torch.distributed as dist
+
+    has = torch.tensor([p.grad is not None for p in params], dtype=torch.int32)
+    dist.all_reduce(has, op=dist.ReduceOp.SUM)  # a parameter no rank gave a gradient keeps none (the optimiser
+    grads = []  # skips it, as in one process)
+    for p, n in zip(params, has.tolist(), strict=True):
+        if n == 0:
+            continue
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        grads.append(p.grad)
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def broadcast_parameters(*modules: nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank (so every rank starts from the same weights)."""
+    if dist_info()[0] <= 1:
+        return
+    import torch.distributed as dist
+
+    for module in modules:
+        for t in module.state_dict().values():
+            dist.broadcast(t, src=0)
+
+
+def sum_over_ranks(value: float) -> float:
+    """``value`` summed over the ``torchrun`` ranks (itself in one process)."""
+    if dist_info()[0] <= 1:
+        return value
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t.item())
+
+
 def rank_slice(items: Sequence[Any], world: int, rank: int) -> list[Any]:
     """This rank's share of ``items``: every ``world``-th item from ``rank`` (all of them in one process)."""
     return list(items[rank::world]) if world > 1 else list(items)

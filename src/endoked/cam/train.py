@@ -20,7 +20,15 @@ import torch.nn.functional as F
 from endoked.cam.model import CamNet
 from endoked.errors import DataFormatError
 from endoked.features import frozen_forward
-from endoked.training import TrainLoop, TrainTask
+from endoked.training import (
+    TrainLoop,
+    TrainTask,
+    allreduce_gradients,
+    broadcast_parameters,
+    dist_info,
+    init_distributed,
+    sum_over_ranks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +138,8 @@ class HeadTask(TrainTask):
         self.net, self.cache, self.batch_size, self.feature_dropout = net, cache, batch_size, feature_dropout
         self.pos_weight = torch.tensor(n_neg / n_pos)
         self.gen = torch.Generator().manual_seed(seed)
-        params = [p for p in net.head.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        self.params = [p for p in net.head.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=weight_decay)
         steps = max(1, epochs * ((len(labels) + batch_size - 1) // batch_size))
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=steps)
         self.device = next(net.head.parameters()).device
@@ -139,24 +147,29 @@ class HeadTask(TrainTask):
 
     def train_epoch(self, epoch: int, progress: Any) -> dict[str, Any]:
         net, labels = self.net, self.cache.labels
+        world, rank, _ = dist_info()
         order = torch.randperm(len(labels), generator=self.gen)
         total, count = 0.0, 0
         for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            fused = self.cache.fused[idx].to(self.device).float()
-            if self.feature_dropout > 0:
-                fused = F.dropout2d(fused, p=self.feature_dropout, training=True)
-            logits = net.pooled(net.head(fused))
-            y = labels[idx].to(self.device)
-            loss = F.binary_cross_entropy_with_logits(logits, y, pos_weight=self.pos_weight.to(self.device))
+            batch = order[start : start + self.batch_size]
+            # under torchrun each rank takes every world-th sample of the batch, its loss weighted by its share
+            idx = batch[rank::world] if world > 1 else batch
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if len(idx):
+                fused = self.cache.fused[idx].to(self.device).float()
+                if self.feature_dropout > 0:
+                    fused = F.dropout2d(fused, p=self.feature_dropout, training=True)
+                logits = net.pooled(net.head(fused))
+                y = labels[idx].to(self.device)
+                loss = F.binary_cross_entropy_with_logits(logits, y, pos_weight=self.pos_weight.to(self.device))
+                (loss * (len(idx) / len(batch))).backward()
+                total += float(loss.detach()) * len(idx)
+            allreduce_gradients(self.params)
             self.opt.step()
             self.sched.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-            progress.update(len(idx))
-        return {"epoch": epoch + 1, "loss": total / max(count, 1)}
+            count += len(batch)
+            progress.update(len(batch))
+        return {"epoch": epoch + 1, "loss": sum_over_ranks(total) / max(count, 1)}
 
 
 def fit_head(
@@ -184,12 +197,15 @@ def fit_head(
         progress: progress bar (``None``: the process-wide setting).
 
     Returns:
-        The mean training loss of every epoch.
+        The mean training loss of every epoch (empty on ranks other than 0 under ``torchrun``).
     """
+    init_distributed(next(net.head.parameters()).device)  # under torchrun: join the process group
+    broadcast_parameters(net.head)
     task = HeadTask(net, cache, epochs, lr, weight_decay, batch_size, seed, feature_dropout)
     net.head.train()
     result = TrainLoop(task, epochs, progress=progress, desc="cam head", unit="sample").run()
     history = [float(r["loss"]) for r in result.state.history]
     net.head.eval()
-    logger.info("CAM head trained: %d samples, loss %.4f -> %.4f", len(cache), history[0], history[-1])
+    if history:  # under torchrun only rank 0 keeps the history
+        logger.info("CAM head trained: %d samples, loss %.4f -> %.4f", len(cache), history[0], history[-1])
     return history

@@ -24,7 +24,18 @@ from endoked.mil.data import Bag
 from endoked.mil.losses import bag_loss, dsmil_loss, pseudo_labels, student_loss
 from endoked.mil.model import MilHeads
 from endoked.stats import auroc
-from endoked.training import LoopState, TrainLoop, TrainTask, Verdict
+from endoked.training import (
+    LoopState,
+    TrainLoop,
+    TrainTask,
+    Verdict,
+    allreduce_gradients,
+    broadcast_parameters,
+    dist_info,
+    init_distributed,
+    rank_slice,
+    sum_over_ranks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -302,8 +313,10 @@ def train_mil(
     Returns:
         The final :class:`TrainState`; ``heads``/``encoder`` hold the best epoch's weights.
     """
+    device = init_distributed(device)  # under torchrun: join the process group (DDP over bags)
     heads.to(device)
     encoder.to(device)
+    broadcast_parameters(heads, encoder.model)
     task = MilTask(heads, encoder, data, train_bags, val_bags, cfg, seed, device)
     hook = (lambda state: on_epoch_end(task.train_state(state))) if on_epoch_end is not None else None
     result = TrainLoop(
@@ -331,21 +344,29 @@ def _train_epoch(
 ) -> float:
     heads.train()
     encoder.train()
+    world, rank, _ = dist_info()
+    params = [p for g in optim.param_groups for p in g["params"]]
     order = torch.randperm(len(bags), generator=gen).tolist()
     total, n_steps = 0.0, 0
     for start in range(0, len(order), cfg.bags_per_step):
         chunk = [bags[i] for i in order[start : start + cfg.bags_per_step]]
-        rows = [_bag_rows(b, cfg.max_images_per_bag, gen) for b in chunk]
-        out = batch_forward(heads, encoder, data, rows, [b.label for b in chunk], device, cfg.amp)
-        loss = _step_loss(out, cfg, student_on)
+        rows = [_bag_rows(b, cfg.max_images_per_bag, gen) for b in chunk]  # every rank draws the same rows
+        # under torchrun each rank takes every world-th bag of the step, its loss weighted by its share
+        mine = rank_slice(list(range(len(chunk))), world, rank)
         optim.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        if mine:
+            out = batch_forward(
+                heads, encoder, data, [rows[i] for i in mine], [chunk[i].label for i in mine], device, cfg.amp
+            )
+            loss = _step_loss(out, cfg, student_on) * (len(mine) / len(chunk))
+            scaler.scale(loss).backward()
+            total += float(loss.detach())
+        allreduce_gradients(params)
         scaler.step(optim)
         scaler.update()
-        total += float(loss.detach())
         n_steps += 1
         pbar.update(len(chunk))
-    return total / max(n_steps, 1)
+    return sum_over_ranks(total) / max(n_steps, 1)
 
 
 def score_rows(
