@@ -191,3 +191,20 @@ def test_run_checks_first_and_stops_before_any_stage(
     # only the selected stages are checked: a bad test set does not stop an ingest-only run
     monkeypatch.undo()
     assert main([*args, "--set", f"eval.data={tmp_path / 'none'}"]) == 0
+
+
+def test_onnxruntime_asked_for_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a)
+    )
+    auto = resolve_config("cpu-small", overrides=list(OFFLINE))
+    assert [p for p in check_config(auto, ["cam", "prompt_seg"]) if p.key.endswith(".runtime")] == []
+    forced = resolve_config(
+        "cpu-small", overrides=[*OFFLINE, "cam.runtime=onnxruntime", "prompt_seg.runtime=onnxruntime"]
+    )
+    problems = [p for p in check_config(forced, ["cam", "prompt_seg"]) if p.key.endswith(".runtime")]
+    assert _keys(problems) == ["cam.runtime", "prompt_seg.runtime"]
+    assert "pip install onnxruntime" in problems[0].fix and "cam.runtime=auto" in problems[0].fix

@@ -282,6 +282,23 @@ def check_segmenter(key: str, name: str, weights: str | None, weights_key: str |
     return []
 
 
+def check_runtime(key: str, runtime: str, stage: str) -> list[Problem]:
+    """``onnxruntime`` asked for explicitly needs the onnxruntime and onnx packages (``auto`` falls back to torch)."""
+    if runtime != "onnxruntime":
+        return []
+    missing = [name for name in ("onnxruntime", "onnx") if importlib.util.find_spec(name) is None]
+    if not missing:
+        return []
+    return [
+        Problem(
+            key,
+            f"{key}=onnxruntime needs the {' and '.join(missing)} package(s)",
+            f"pip install {' '.join(missing)}, or set {key}=auto (torch where ONNX Runtime is missing)",
+            stage,
+        )
+    ]
+
+
 def check_eval_data(data: str | None, sets: Sequence[str]) -> list[Problem]:
     """``eval.data`` (when set) is a PraNet-layout root and every set in ``eval.sets`` is there."""
     if not data:
@@ -423,9 +440,11 @@ def check_config(
                 )
         else:
             problems += check_backbone("cam", c.backbone, c.pretrained, c.weights, c.allow_download, "cam")
+        problems += check_runtime("cam.runtime", c.runtime, "cam")
     if "prompt_seg" in chosen:
         p = config.prompt_seg
         problems += check_segmenter("prompt_seg.segmenter", p.segmenter, p.weights, "prompt_seg.weights", "prompt_seg")
+        problems += check_runtime("prompt_seg.runtime", p.runtime, "prompt_seg")
     if "seg" in chosen:
         s = config.seg
         problems += check_device("seg.device", s.device, "seg")
