@@ -52,6 +52,8 @@ def test_litemedsam_bf16_auto_resolves_from_the_device(monkeypatch: pytest.Monke
     monkeypatch.setattr(litemedsam, "use_low_precision", fake)
     model = torch.nn.Module()
     model.image_encoder = torch.nn.Conv2d(3, 4, 1)  # type: ignore[assignment]
-    assert litemedsam.LiteMedSamSegmenter(device="cpu", model=model).bf16 is True
-    assert litemedsam.LiteMedSamSegmenter(device="cpu", bf16=False, model=model).bf16 is False
+    native = litemedsam.LiteMedSamSegmenter(device="cpu", model=model)
+    assert native.bf16 is True
+    assert native.runtime == "torch"  # a native low-precision encoder keeps torch under runtime auto
+    assert litemedsam.LiteMedSamSegmenter(device="cpu", bf16=False, model=model, runtime="torch").bf16 is False
     assert calls == [None, False]
