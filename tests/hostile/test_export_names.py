@@ -66,7 +66,9 @@ def test_colliding_names_export_every_image(fmt: str, tmp_path: Path, capsys: py
     out = tmp_path / "out"
     assert main(["export", str(run.root), "--format", fmt, "--out", str(out)]) == 0
     assert f"exported {len(HOSTILE)} images" in capsys.readouterr().out
-    cases = json.loads((out / "cases.json").read_text(encoding="utf-8"))
+    # nnunet writes into its dataset folder (out may be $nnUNet_raw, shared with other datasets)
+    dest = next(out.glob("Dataset*")) if fmt == "nnunet" else out
+    cases = json.loads((dest / "cases.json").read_text(encoding="utf-8"))
     assert sorted((c["exam_id"], c["image"]) for c in cases) == sorted(HOSTILE)
     assert _distinct([c["case_id"] for c in cases])
     if fmt == "pranet":

@@ -23,6 +23,7 @@ const SHORTCUTS = {
 const state = {
   session: null, exams: null, filters: {}, sel: 0, tileSel: 0, opacity: 0.5,
   layers: { cam: false, box: true, mask: true, pred: false, reviewed: true }, keys: null,
+  seq: 0,  // the current screen; a screen still loading when another is asked for must not draw over it
 };
 const $ = (sel) => document.querySelector(sel);
 
@@ -100,7 +101,9 @@ function examPasses(e, f) {
 }
 
 async function showExams() {
+  const seq = state.seq;
   state.exams = await api("api/exams");
+  if (seq !== state.seq) return;
   const sources = [...new Set(state.exams.flatMap((e) => e.sources))].sort();
   const main = $("#main");
   main.replaceChildren();
@@ -234,7 +237,9 @@ function highlighted(text, spans) {
 }
 
 async function showExam(id) {
+  const seq = state.seq;
   const exam = await api("api/exam?" + new URLSearchParams({ exam_id: id }));
+  if (seq !== state.seq) return;
   state.exam = exam;
   state.tileSel = Math.min(state.tileSel, Math.max(0, exam.images.length - 1));
   const main = $("#main");
@@ -343,6 +348,7 @@ async function examKeys(ev) {
 // ---- image editor ----------------------------------------------------------------------------------------
 
 async function showImage(examId, image, queueMode) {
+  const seq = state.seq;
   let list;
   if (queueMode) {
     if (!state.queue) state.queue = await api("api/queue");
@@ -359,6 +365,7 @@ async function showImage(examId, image, queueMode) {
     idx = -1;
     if (!img) { status("no such image", true); return; }
   }
+  if (seq !== state.seq) return;
   const ed = {
     img, list, idx, queueMode, tool: "box", brush: Math.max(4, Math.round(Math.max(img.width, img.height) / 40)),
     box: img.boxes && img.boxes.length ? [...img.boxes[0]] : null, history: [], dirty: false, prompting: 0,
@@ -396,6 +403,7 @@ async function showImage(examId, image, queueMode) {
   state.keys = imageKeys;
   drawBox();
   await loadEditableMask(ed);
+  if (seq !== state.seq) return;
   bindPointer(ed);
   waitForImages(stack);
 }
@@ -605,7 +613,9 @@ function imageKeys(ev) {
 // ---- queue -----------------------------------------------------------------------------------------------
 
 async function showQueue() {
+  const seq = state.seq;
   state.queue = await api("api/queue");
+  if (seq !== state.seq) return;
   const main = $("#main");
   main.replaceChildren(el("h2", {}, "Queue: least certain labels first"),
     el("p", { class: "muted" }, `${state.queue.length} unreviewed pseudo masks, lowest mask quality first. Enter starts.`),
@@ -631,6 +641,7 @@ async function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   document.body.dataset.view = parts[0] || "exams";
   state.keys = null;  // no key acts on the previous screen while the next one loads
+  state.seq += 1;
   try {
     if (parts[0] === "exam") await showExam(parts[1]);
     else if (parts[0] === "image" || parts[0] === "qimage") await showImage(parts[1], parts.slice(2).join("/"), parts[0] === "qimage");
