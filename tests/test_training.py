@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from torch import nn
 
 from endoked.device import native_low_precision
 from endoked.training import LoopState, amp_dtype, epoch_generator, fit
+from tests.ddp import as_rank, free_port
 
 N, DIM = 24, 5
 
@@ -175,26 +174,10 @@ def test_validate_needs_a_metric() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- DDP
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
-    os.environ.update(
-        {
-            "WORLD_SIZE": str(world),
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
-    )
-    torch.set_num_threads(1)
-    try:  # fit joins the process group itself, from the torchrun-style environment
+    with as_rank(rank, world, port):  # fit joins the process group itself, from the torchrun-style environment
         net = model(0)
         result = train(net, checkpoint_dir=Path(out) / f"rank{rank}", validate=lambda m: {"neg": -1.0}, metric="neg")
         torch.save(
@@ -202,15 +185,12 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
             Path(out) / f"result{rank}.pt",
         )
         assert dist.is_initialized() and dist.get_backend() == "gloo"
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 def test_ddp_on_two_cpu_processes_matches_single_process_training(tmp_path: Path) -> None:
     single = model(0)
     train(single, checkpoint_dir=tmp_path / "single", validate=lambda m: {"neg": -1.0}, metric="neg")
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "result0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "result1.pt", weights_only=True)
     for k, v in weights(single).items():  # each rank takes half of every batch; DDP averages the gradients

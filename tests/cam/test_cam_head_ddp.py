@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import torch
@@ -12,12 +11,7 @@ from torch import nn
 
 from endoked.cam.model import CamNet
 from endoked.cam.train import FeatureCache, fit_head
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.ddp import as_rank, free_port
 
 
 def _train() -> tuple[dict[str, torch.Tensor], list[float]]:
@@ -33,28 +27,15 @@ def _train() -> tuple[dict[str, torch.Tensor], list[float]]:
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
-    os.environ.update(
-        {
-            "WORLD_SIZE": str(world),
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
-    )
-    torch.set_num_threads(1)
-    try:
+    with as_rank(rank, world, port):
         weights, history = _train()
         assert dist.is_initialized()
         torch.save({"weights": weights, "history": history}, Path(out) / f"head{rank}.pt")
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 def test_cam_head_on_two_cpu_processes_matches_one_process(tmp_path: Path) -> None:
     single, history = _train()
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "head0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "head1.pt", weights_only=True)
     for k, v in single.items():

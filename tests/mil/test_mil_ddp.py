@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import torch
@@ -12,17 +11,12 @@ import torch.multiprocessing as mp
 from endoked.mil.data import split_bags
 from endoked.mil.model import MilHeads
 from endoked.mil.train import train_mil
+from tests.ddp import as_rank, free_port
 from tests.mil.test_mil_train import CFG, DIM, frozen_encoder, make_bags
 
 # Teacher losses only (means over bags, so shares weighted by bag count sum exactly to the one-process
 # gradient) and no dropout (each process would draw its own masks).
 DDP_CFG = CFG.model_copy(update={"epochs": 4, "dropout": 0.0, "student_weight": 0.0, "bags_per_step": 5})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _train(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
@@ -51,28 +45,15 @@ def _train(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
-    os.environ.update(
-        {
-            "WORLD_SIZE": str(world),
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
-    )
-    torch.set_num_threads(1)
-    try:
+    with as_rank(rank, world, port):
         weights = _train(Path(out) / f"rank{rank}")
         assert dist.is_initialized() and dist.get_backend() == "gloo"
         torch.save(weights, Path(out) / f"heads{rank}.pt")
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 def test_mil_on_two_cpu_processes_matches_one_process(tmp_path: Path) -> None:
     single = _train(tmp_path / "single")
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "heads0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "heads1.pt", weights_only=True)
     assert r0.keys() == single.keys()
