@@ -198,8 +198,11 @@ def test_consensus_grid_is_cv2_nearest() -> None:
     from endoked.prompt_seg.refine import _nearest_grid
 
     rng = np.random.default_rng(0)
-    for h, w in ((288, 384), (530, 622), (64, 64), (37, 90)):
-        m = rng.random((2, h, w)) > 0.5
+    # (442, 412), (280, 210), (246, 185): frame sizes of the public archive where i * H // size is off by one
+    sizes = [(288, 384), (530, 622), (64, 64), (37, 90), (412, 442), (210, 280), (185, 246)]
+    sizes += [(int(h), int(w)) for h, w in rng.integers(20, 1200, (200, 2))]
+    for h, w in sizes:
+        m = rng.random((1, h, w)) > 0.5
         ref = np.stack([cv2.resize(x.astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST) for x in m])
         np.testing.assert_array_equal(_nearest_grid(m, 64), ref.astype(bool))
 

@@ -237,11 +237,13 @@ def merge_boxes(boxes: np.ndarray, iou_threshold: float = 0.98) -> tuple[np.ndar
 
 
 def _nearest_grid(mask: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour resampling of ``(N, H, W)`` masks to ``(N, size, size)`` (the pixel ``floor(i * H /
-    size)``, as ``cv2.INTER_NEAREST``)."""
+    """Nearest-neighbour resampling of ``(N, H, W)`` masks to ``(N, size, size)``, index for index as
+    ``cv2.INTER_NEAREST``: source pixel ``floor(i * (1 / (size / H)))`` in double precision, clipped (the exact
+    ``i * H // size`` differs from it where the rounded scale falls just below an integer, e.g. 442 → 64)."""
     h, w = mask.shape[-2:]
-    rows = (np.arange(size) * h) // size
-    cols = (np.arange(size) * w) // size
+    grid = np.arange(size, dtype=np.float64)
+    rows = np.minimum(np.floor(grid * (1.0 / (size / h))).astype(np.intp), h - 1)
+    cols = np.minimum(np.floor(grid * (1.0 / (size / w))).astype(np.intp), w - 1)
     return mask[:, rows][:, :, cols]
 
 
