@@ -286,7 +286,9 @@ def check_runtime(key: str, runtime: str, stage: str) -> list[Problem]:
     """``onnxruntime`` asked for explicitly needs the onnxruntime and onnx packages (``auto`` falls back to torch)."""
     if runtime != "onnxruntime":
         return []
-    missing = [name for name in ("onnxruntime", "onnx") if importlib.util.find_spec(name) is None]
+    from endoked.onnxrt import missing_packages
+
+    missing = missing_packages()
     if not missing:
         return []
     return [

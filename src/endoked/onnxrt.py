@@ -43,14 +43,27 @@ from endoked.io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["INSTALL_HINT", "OnnxExportError", "OrtModule", "Runtime", "onnxruntime_available", "resolve_runtime"]
+__all__ = [
+    "INSTALL_HINT",
+    "OnnxExportError",
+    "OrtModule",
+    "Runtime",
+    "missing_packages",
+    "onnxruntime_available",
+    "resolve_runtime",
+]
 INSTALL_HINT = "pip install onnxruntime onnx"
 _OPSET = 17
 
 
+def missing_packages() -> list[str]:
+    """Which of ``onnxruntime`` and ``onnx`` (torch's exporter needs it) cannot be imported."""
+    return [name for name in ("onnxruntime", "onnx") if importlib.util.find_spec(name) is None]
+
+
 def onnxruntime_available() -> bool:
-    """Whether ``onnxruntime`` and ``onnx`` (which torch's exporter needs) can be imported."""
-    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+    """Whether ``onnxruntime`` and ``onnx`` can be imported."""
+    return not missing_packages()
 
 
 class OnnxExportError(RuntimeError):

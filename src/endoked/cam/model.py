@@ -188,6 +188,3 @@ class OrtCamNet:
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         (logit_map,) = self._session(int(x.shape[-2]), int(x.shape[-1]))(x)
         return self.net.pooled(logit_map), logit_map
-
-    def eval(self) -> OrtCamNet:
-        return self

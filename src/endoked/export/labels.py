@@ -159,6 +159,14 @@ def import_labels(
     return _record(run, fmt, planned, reviewer, accept_unchanged)
 
 
+def _fix_file(fmt: str, p: _Planned) -> tuple[bytes, str]:
+    """The PNG of an imported mask and its run-relative path (named by the case and the PNG's digest)."""
+    png = encode_png((p.mask * 255).astype(np.uint8))
+    exam_id, image = p.key
+    stem = p.item.case_id if p.item is not None else hashlib.sha256(f"{exam_id}\0{image}".encode()).hexdigest()
+    return png, f"review/imported/{fmt}/{stem[:120]}-{hashlib.sha256(png).hexdigest()[:12]}.png"
+
+
 def _record(
     run: RunFolder, fmt: str, planned: list[_Planned], reviewer: str | None, accept_unchanged: bool
 ) -> ImportSummary:
@@ -171,12 +179,12 @@ def _record(
         before = run.rel(p.item.mask_path) if p.item is not None and p.item.mask_path is not None else None
         current = p.item.load_mask() if p.item is not None else None
         last = latest.get(p.key)
-        png = encode_png((p.mask * 255).astype(np.uint8)) if p.mask.any() else b""
-        stem = p.item.case_id if p.item is not None else hashlib.sha256(f"{exam_id}\0{image}".encode()).hexdigest()
-        rel = f"review/imported/{fmt}/{stem[:120]}-{hashlib.sha256(png).hexdigest()[:12]}.png" if png else ""
+        has_mask = bool(p.mask.any())
+        # the mask file a fix would record, encoded only where it is compared or written
+        fix = _fix_file(fmt, p) if has_mask and last and last["action"] == "fix" else None
         # the same decision recorded before (the current mask already shows it, as reviewed decisions apply)
         if last and (
-            (last["action"] == "reject" and not png) or (last["action"] == "fix" and png and last["mask_after"] == rel)
+            (last["action"] == "reject" and not has_mask) or (fix is not None and last["mask_after"] == fix[1])
         ):
             summary.already += 1
         elif current is not None and np.array_equal(current, p.mask):
@@ -186,7 +194,7 @@ def _record(
                     reviewed.record(run.root, exam_id=exam_id, image=image, action="accept", reviewer=who)
                 )
                 summary.accepted += 1
-        elif not png:
+        elif not has_mask:
             summary.decisions.append(
                 reviewed.record(
                     run.root, exam_id=exam_id, image=image, action="reject", reviewer=who, mask_before=before
@@ -194,6 +202,7 @@ def _record(
             )
             summary.rejected += 1
         else:
+            png, rel = fix or _fix_file(fmt, p)
             atomic_write_bytes(run.abs(rel), png)
             summary.decisions.append(
                 reviewed.record(
