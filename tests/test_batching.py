@@ -125,3 +125,42 @@ def test_bad_arguments(tmp_path: Path) -> None:
             desc="t",
             progress=False,
         )
+
+
+def test_uncollected_rows_stream_back_from_the_parts_in_order(tmp_path: Path) -> None:
+    whole = _run(Core(), tmp_path / "a")
+    core = Core()
+    kw: dict[str, Any] = {"chunk_dir": tmp_path / "b" / "chunks", "run_root": tmp_path / "b", "desc": "t"}
+    streamed = run_batches(
+        _rows(7), setup=core.setup, process_batch=core.process, outputs=OUTPUTS, chunk_size=3, progress=False,
+        collect=False, **kw,
+    )  # fmt: skip
+    assert streamed.tables == {name: [] for name in OUTPUTS}  # nothing kept in memory
+    for name in OUTPUTS:
+        assert list(streamed.rows(name)) == whole.tables[name]
+    assert [len(c) for c in streamed.chunk_rows("mil/selection")] == [2, 1, 1]  # E0 E2 | E4 | E6
+    # resumed: every chunk reused, still streamed in input order
+    again = run_batches(
+        _rows(7), setup=core.setup, process_batch=core.process, outputs=OUTPUTS, chunk_size=3, progress=False,
+        collect=False, **kw,
+    )  # fmt: skip
+    assert again.chunks_reused == 3 and core.setups == 1
+    assert [r["exam_id"] for r in again.rows("prompt_seg/rejected")] == ["E1", "E3", "E5"]
+    # collected runs give the same rows through the same accessors
+    assert list(whole.rows("mil/selection")) == whole.tables["mil/selection"]
+
+
+def test_write_parquet_chunks_round_trip(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from endoked.io import write_parquet_chunks
+
+    schema = pa.schema([("k", pa.string()), ("v", pa.float64())])
+    chunks = [[{"k": "a", "v": 1.0}], [], [{"k": "b", "v": None}, {"k": "c", "v": 2.5}]]
+    path, n = write_parquet_chunks(tmp_path / "t.parquet", iter(chunks), schema)
+    t = pq.read_table(path)
+    assert n == 3 and t.schema.equals(schema) and t.to_pylist() == [r for c in chunks for r in c]
+    assert pq.ParquetFile(path).num_row_groups == 2
+    empty, n0 = write_parquet_chunks(tmp_path / "e.parquet", [], schema)
+    assert n0 == 0 and pq.read_table(empty).num_rows == 0 and not list(tmp_path.glob("*.tmp*"))

@@ -13,7 +13,8 @@ A batch stage is split into two pure-ish parts:
 that finished before (a resumed stage redoes nothing that finished), writes each chunk's files, then its parts,
 then a marker naming the digest of the chunk's input rows, all atomically; a chunk is reused only when its
 marker matches its inputs and every part reads back (a chunk interrupted half-way, truncated by a crash or cut
-from other inputs is recomputed). It shows progress (items/s, ETA) and returns the rows in input order.
+from other inputs is recomputed). It shows progress (items/s, ETA) and returns the rows in input order, or,
+with ``collect=False``, leaves them in the parts and streams them back one chunk at a time.
 
 Where the pending chunks run is the executor's business (:mod:`endoked.executors`: this process, or a pool of
 Ray actors); the driver alone writes, as each chunk's result arrives, so the chunk folder and the resume rule do
@@ -26,7 +27,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,12 +53,29 @@ class BatchOutput:
 
 @dataclass
 class BatchRun:
-    """The result of :func:`run_batches`: every output table's rows in input order, and chunk counts."""
+    """The result of :func:`run_batches`: every output table's rows in input order (unless the run was asked
+    not to collect them), the chunk part files in input order, and chunk counts."""
 
     tables: dict[str, list[Row]]
     chunks: int
     chunks_reused: int
     chunks_recomputed: int = 0
+    parts: list[dict[str, Path]] = field(default_factory=list)
+    collected: bool = True
+
+    def chunk_rows(self, name: str) -> Iterator[list[Row]]:
+        """The rows of output ``name`` chunk by chunk, in input order: from memory when they were collected,
+        otherwise read back from the chunk parts one chunk at a time (memory bounded by one chunk)."""
+        if self.collected:
+            yield self.tables[name]
+            return
+        for part in self.parts:
+            yield _read_part(part[name], name)
+
+    def rows(self, name: str) -> Iterator[Row]:
+        """The rows of output ``name`` one by one, in input order (see :meth:`chunk_rows`)."""
+        for chunk in self.chunk_rows(name):
+            yield from chunk
 
 
 def given(obj: Any) -> Any:
@@ -129,6 +147,7 @@ def run_batches(
     unit: str = "img",
     teardown: Callable[[S], None] | None = None,
     executor: Executor | None = None,
+    collect: bool = True,
 ) -> BatchRun:
     """Run ``process_batch`` over ``rows`` in resumable chunks (see the module docstring).
 
@@ -147,6 +166,9 @@ def run_batches(
             (:func:`endoked.executors.current_executor`, local unless the run config says otherwise). Whatever
             runs them, this driver writes every chunk's files, parts and marker, so the chunk folder is the
             same under every executor.
+        collect: keep every output row in memory (:attr:`BatchRun.tables`). With ``False`` the driver keeps
+            none: the rows stay in the chunk parts and :meth:`BatchRun.rows` streams them back, so a stage over
+            10^6 images holds one chunk's rows at a time (the chunk folder must then live until they are read).
 
     Raises:
         ValueError: ``chunk_size`` < 1, or ``process_batch`` returned a table not in ``outputs``.
@@ -154,7 +176,7 @@ def run_batches(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     executor = executor if executor is not None else current_executor()
-    out = BatchRun(tables={name: [] for name in outputs}, chunks=0, chunks_reused=0)
+    out = BatchRun(tables={name: [] for name in outputs}, chunks=0, chunks_reused=0, collected=collect)
     finished: dict[int, dict[str, list[Row]]] = {}
     pending: list[tuple[int, list[Row]]] = []
     digests: dict[int, str] = {}
@@ -163,11 +185,13 @@ def run_batches(
             out.chunks += 1
             chunk = list(rows[start : start + chunk_size])
             parts, marker = chunk_parts(chunk_dir, n, outputs), _marker(chunk_dir, n)
+            out.parts.append(parts)
             digests[n] = sha256_json(chunk)
             done = _read_parts(parts, marker, digests[n])
             if done is not None:
                 out.chunks_reused += 1
-                finished[n] = done
+                if collect:
+                    finished[n] = done
                 pb.update(len(chunk))
             else:
                 out.chunks_recomputed += marker.exists() or any(p.exists() for p in parts.values())
@@ -175,11 +199,14 @@ def run_batches(
         sizes = {n: len(chunk) for n, chunk in pending}
         with contextlib.closing(executor.map_chunks(pending, setup, process_batch, teardown)) as results:
             for n, result in results:
-                finished[n] = _write_chunk(n, result, digests[n], sizes[n], outputs, chunk_dir, run_root, desc)
+                done = _write_chunk(n, result, digests[n], sizes[n], outputs, chunk_dir, run_root, desc)
+                if collect:
+                    finished[n] = done
                 pb.update(sizes[n])
-    for n in range(out.chunks):
-        for name in outputs:
-            out.tables[name].extend(finished[n][name])
+    if collect:
+        for n in range(out.chunks):
+            for name in outputs:
+                out.tables[name].extend(finished[n][name])
     return out
 
 

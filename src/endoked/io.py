@@ -122,6 +122,20 @@ def write_parquet(
     return Path(dest)
 
 
+def write_parquet_chunks(
+    dest: str | os.PathLike[str], chunks: Iterable[list[dict[str, Any]]], schema: pa.Schema
+) -> tuple[Path, int]:
+    """Write row-dict chunks to one Parquet file atomically, one row group per non-empty chunk, holding one
+    chunk in memory at a time. Returns the path and the number of rows written."""
+    n = 0
+    with atomic_path(dest, suffix=".parquet") as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for rows in chunks:
+            if rows:
+                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                n += len(rows)
+    return Path(dest), n
+
+
 def read_parquet(path: str | os.PathLike[str]) -> pa.Table:
     """Read a Parquet file into a pyarrow table."""
     return pq.read_table(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,17 @@ from endoked.progress import bar
 logger = logging.getLogger(__name__)
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Counts of an output: n, present/absent/uncertain, errors."""
-    c = Counter(str(r.get("polyp")) for r in rows if not r.get("error"))
-    return {
-        "n": len(rows),
-        "present": c["present"],
-        "absent": c["absent"],
-        "uncertain": c["uncertain"],
-        "errors": sum(1 for r in rows if r.get("error")),
-    }
+def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Counts of an output (one pass, so a stream will do): n, present/absent/uncertain, errors."""
+    c: Counter[str] = Counter()
+    n = errors = 0
+    for r in rows:
+        n += 1
+        if r.get("error"):
+            errors += 1
+        else:
+            c[str(r.get("polyp"))] += 1
+    return {"n": n, "present": c["present"], "absent": c["absent"], "uncertain": c["uncertain"], "errors": errors}
 
 
 def extract_file(

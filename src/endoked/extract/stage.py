@@ -17,7 +17,7 @@ from endoked.batching import BatchOutput, run_batches
 from endoked.extract.api import Extractor, create_extractor, process_batch
 from endoked.extract.batch import summarize
 from endoked.extract.config import ExtractConfig
-from endoked.io import write_jsonl, write_parquet
+from endoked.io import write_jsonl, write_parquet_chunks
 from endoked.pipeline import StageContext, StageResult, StageSpec
 
 LABELS_SCHEMA = tables.spec("extract/labels").schema
@@ -66,11 +66,17 @@ def run_extract(ctx: StageContext) -> StageResult:
         progress=ctx.progress,
         unit="report",
         teardown=lambda ex: ex.close(),
+        collect=False,
     )
-    results, reused = done.tables[RECORDS], done.chunks_reused
-    write_jsonl(ctx.work_dir / "labels.jsonl", results)
-    write_parquet(ctx.work_dir / "labels.parquet", [_table_row(r) for r in results], schema=LABELS_SCHEMA)
-    counts: dict[str, Any] = {**summarize(results), "backend": cfg.backend, "chunks_reused": reused}
+    # streamed back from the chunk parts, one chunk in memory at a time
+    write_jsonl(ctx.work_dir / "labels.jsonl", done.rows(RECORDS))
+    write_parquet_chunks(
+        ctx.work_dir / "labels.parquet",
+        ([_table_row(r) for r in chunk] for chunk in done.chunk_rows(RECORDS)),
+        schema=LABELS_SCHEMA,
+    )
+    summary = summarize(done.rows(RECORDS))
+    counts: dict[str, Any] = {**summary, "backend": cfg.backend, "chunks_reused": done.chunks_reused}
     ctx.logger.info("extract: %s", counts)
     return StageResult(
         outputs={

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import shutil
 from dataclasses import dataclass
 from functools import partial
@@ -15,7 +14,7 @@ import torch
 
 from endoked.batching import BatchOutput, run_batches
 from endoked.errors import DataFormatError
-from endoked.io import atomic_write_text
+from endoked.io import atomic_path
 from endoked.mil.checkpoint import load_model, score_images
 from endoked.mil.config import MilConfig
 from endoked.mil.data import load_cached_store, load_image
@@ -125,14 +124,14 @@ def score_folder(model: Path, images: Path, out: Path, batch_size: int = 32, dev
         chunk_size=batch_size,
         desc="mil score",
         progress=progress_enabled(),
+        collect=False,
     )
-    rows = [
-        (r["image"], f"{r['score']:.6f}" if r["score"] is not None else "") for r in done.tables["mil/image_scores"]
-    ]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["image", "score"])
-    writer.writerows(rows)
-    atomic_write_text(out, buf.getvalue())
+    n = 0
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["image", "score"])
+        for chunk in done.chunk_rows("mil/image_scores"):  # one chunk in memory at a time
+            writer.writerows((r["image"], f"{r['score']:.6f}" if r["score"] is not None else "") for r in chunk)
+            n += len(chunk)
     shutil.rmtree(chunk_dir, ignore_errors=True)
-    return len(rows)
+    return n
