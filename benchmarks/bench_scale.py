@@ -100,16 +100,20 @@ rows = [{"exam_id": r["exam_id"], "image": r["image"], "path": r["path"]}
 t0 = time.perf_counter()
 res = run_batches(rows, setup=lambda: api.setup(model), process_batch=api.process_batch,
                   outputs=["mil/image_scores"], chunk_dir=run / "bench_mil" / "chunks", run_root=run,
-                  chunk_size=512, desc="mil score", progress=False)
-print(len(res.tables["mil/image_scores"]), time.perf_counter() - t0)
+                  chunk_size=512, desc="mil score", progress=False, collect=False)
+print(sum(len(c) for c in res.chunk_rows("mil/image_scores")), time.perf_counter() - t0)
 """
 
 
 def memory(args: argparse.Namespace) -> dict[str, Any]:
     out: Path = args.out
     t0 = time.perf_counter()
-    manifest = write_archive(out / "archive", args.images, args.size)
+    manifest = out / "archive" / "manifest.jsonl"
+    exams = -(-args.images // 10)
+    if not manifest.is_file() or sum(1 for _ in manifest.open(encoding="utf-8")) != exams:  # else: resumed
+        manifest = write_archive(out / "archive", args.images, args.size)
     result: dict[str, Any] = {"images": args.images, "size": args.size, "archive_s": time.perf_counter() - t0}
+    result["mil_size"] = args.mil_size
     run = out / "run"
     base = ["-m", "endoked", "run", "--out", str(run), "--archive", str(manifest), "--profile", "cpu-small"]
     base += ["--no-check"]
@@ -117,6 +121,7 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
         wall, rss, _ = _child([*base, "--to", stage])
         secs = float(json.loads((run / "ledger.json").read_text())["stages"][stage]["seconds"])
         result[stage] = {"process_s": wall, "stage_s": secs, "images_per_s": args.images / secs, "peak_rss_mib": rss}
+        (out / "memory.partial.json").write_text(json.dumps(result, indent=2))  # recorded as it goes
     result["extract"]["reports_per_s"] = -(-args.images // 10) / result["extract"]["stage_s"]
     wall, rss, stdout = _child(["-c", MIL_SCORE, str(run), str(args.mil_size)])
     secs = float(stdout.split()[-1])
