@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,7 +16,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ENDOKED_SHARED_DATA", REPO.parent / "shared" / "data"))
 # Graphs exported for ONNX Runtime (endoked.onnxrt) are cached in a folder of this test session, not the user's.
-os.environ.setdefault("ENDOKED_CACHE_DIR", tempfile.mkdtemp(prefix="endoked-test-cache-"))
+if "ENDOKED_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="endoked-test-cache-")
+    os.environ["ENDOKED_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, True)  # removed with the session that made it
 
 
 def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (48, 40), seed: int = 0) -> bytes:
