@@ -29,20 +29,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from endoked import tables
-from endoked.runfolder import RunFolder
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from endoked import tables  # noqa: E402
+from endoked.runfolder import RunFolder  # noqa: E402
+from tests import browser  # noqa: E402
 
 BIG = "BENCH40"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 
 
 def add_big_exam(run: RunFolder, n: int = 40) -> None:
@@ -92,15 +86,11 @@ def add_big_exam(run: RunFolder, n: int = 40) -> None:
 
 
 def make_driver(width: int, height: int) -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium") or "chromium"
-    for flag in [*FLAGS, f"--window-size={width},{height}"]:
-        opts.add_argument(flag)
-    service = Service(executable_path=shutil.which("chromedriver") or "chromedriver")
-    return webdriver.Chrome(service=service, options=opts)
+    """The tests' headless Chromium (one list of flags; the system's chromium and chromedriver)."""
+    reason = browser.missing()
+    if reason is not None:
+        raise SystemExit(f"no browser: {reason}")
+    return browser.driver(width, height)
 
 
 def wait(d: Any, cond: Any, timeout: float = 120) -> Any:

@@ -19,8 +19,8 @@ from endoked.cli import main
 from endoked.report.build import build_report
 from endoked.report.exams import safe_name
 from endoked.runfolder import RunFolder
+from tests.browser import CHROMIUM, FLAGS
 from tests.fakes import fake_run
-from tests.report.test_report import CHROMIUM, FLAGS
 
 HOSTILE = '<script>alert("x")</script>/../../息肉 E'
 HOSTILE_REPORT = "乙状结肠见一枚 6 mm 息肉 <img src=x onerror=alert(1)>"

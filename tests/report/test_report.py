@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,19 +10,8 @@ import pytest
 
 from endoked.cli import main
 from endoked.report.build import _evidence_spans, build_report, highlight
+from tests.browser import CHROMIUM, FLAGS
 from tests.fakes import fake_run
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def test_highlight_escapes_and_marks() -> None:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from endoked import reviewed
 from endoked.runfolder import RunFolder
-from tests.review import browser
+from tests import browser
 from tests.review.conftest import HOSTILE_ID, TOKEN
 
 pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=str(browser.missing()))

@@ -1,4 +1,5 @@
-"""Headless Chromium for the review tests and benchmark (Selenium with the system's chromium-driver)."""
+"""Headless Chromium for the browser tests and the review benchmark: the one list of flags, and Selenium with the
+system's chromium-driver (nothing is downloaded)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ FLAGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-dev-shm-usage",
+    "--disable-quic",
 ]
 
 
