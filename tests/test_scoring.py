@@ -13,7 +13,7 @@ from endoked.scoring import dice, load_truth, score_run
 from tests.fakes import fake_run
 
 
-def _truth(archive: Path, masks: dict[str, np.ndarray], polyp_free: str) -> None:
+def _truth(archive: Path, masks: dict[str, np.ndarray], polyp_free: str, origin: bool = False) -> None:
     (archive / "truth" / "masks").mkdir(parents=True)
     rows = []
     for key, m in masks.items():
@@ -25,8 +25,10 @@ def _truth(archive: Path, masks: dict[str, np.ndarray], polyp_free: str) -> None
         shifted = np.roll(m, 1, axis=1)  # truth one pixel to the right of the pseudo mask
         Image.fromarray((shifted * 255).astype(np.uint8)).save(archive / rel)
         rows.append({"image": image, "exam_id": exam, "polyp": 1, "mask": rel})
+    if origin:  # exam E0's frames from one source, E1's from another
+        rows = [{**r, "origin": "kvasir" if r["exam_id"] == "E0" else "clinicdb"} for r in rows]
     with open(archive / "truth" / "images.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["image", "exam_id", "polyp", "mask"])
+        w = csv.DictWriter(fh, fieldnames=["image", "exam_id", "polyp", "mask", *(["origin"] if origin else [])])
         w.writeheader()
         w.writerows(rows)
     gold = [
@@ -63,6 +65,22 @@ def test_scores_against_truth(tmp_path: Path) -> None:
     np.testing.assert_allclose(scores["prompt_seg"]["dice"], np.mean([d1, d2, d2]))
     assert scores["prompt_seg"]["coverage"] == 1.0
     assert scores["prompt_seg"]["masks_on_polyp_free"] == 1.0
+    assert not any("[" in k for k in scores["prompt_seg"])  # no origin column: no per-origin figures
+
+
+def test_pseudo_mask_figures_per_origin(tmp_path: Path) -> None:
+    run, masks = fake_run(tmp_path)
+    archive = tmp_path / "archive"
+    _truth(archive, masks, polyp_free="E1/E1/frame 0.jpg", origin=True)
+    ps = score_run(run, archive)["prompt_seg"]
+    d1 = 2 * 70 / (77 + 77)  # one rectangle (E0 frame 0), see above
+    d2 = 2 * (70 + 84) / (77 + 91 + 77 + 91)  # both rectangles (E0 frame 1, E1 frame 1)
+    np.testing.assert_allclose(ps["dice[kvasir]"], np.mean([d1, d2]))
+    np.testing.assert_allclose(ps["dice[clinicdb]"], d2)
+    assert ps["coverage[kvasir]"] == 1.0 and ps["coverage[clinicdb]"] == 1.0
+    assert ps["masks_on_polyp_free[clinicdb]"] == 1.0  # its one polyp-free frame got a mask
+    assert "masks_on_polyp_free[kvasir]" not in ps  # E0 has no polyp-free frame: no figure, not nan
+    np.testing.assert_allclose(ps["dice"], np.mean([d1, d2, d2]))
 
 
 def test_dice_edge_cases() -> None:

@@ -2,7 +2,8 @@
 archives built from public datasets keep truth in ``ARCHIVE/truth/``, which no stage reads).
 
 Truth layout: ``truth/exams.jsonl`` (``id`` + report-label contract keys), ``truth/images.csv`` (image,
-exam_id, polyp 0/1, mask: PNG path relative to the archive root, empty when no polyp).
+exam_id, polyp 0/1, mask: PNG path relative to the archive root, empty when no polyp; optional ``origin``:
+the dataset or centre the frame came from, when the pseudo-mask figures are also given per origin).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ class Truth:
     exams: dict[str, dict[str, Any]]
     polyp: dict[tuple[str, str], int]  # (exam_id, image) -> 0/1
     masks: dict[tuple[str, str], str]  # (exam_id, image) -> mask path relative to root
+    origin: dict[tuple[str, str], str] = field(default_factory=dict)  # (exam_id, image) -> source, when known
 
     def mask(self, exam_id: str, image: str) -> np.ndarray | None:
         """The true mask (H, W) bool of an image, or None when the image has no polyp."""
@@ -57,13 +60,16 @@ def load_truth(archive: str | Path) -> Truth | None:
                 exams[str(rec.get("id", rec.get("exam_id")))] = rec
     polyp: dict[tuple[str, str], int] = {}
     masks: dict[tuple[str, str], str] = {}
+    origin: dict[tuple[str, str], str] = {}
     with open(tdir / "images.csv", newline="", encoding="utf-8") as fh:
         for rec in csv.DictReader(fh):
             key = (rec["exam_id"], rec["image"])
             polyp[key] = int(rec["polyp"])
             if rec.get("mask"):
                 masks[key] = rec["mask"]
-    return Truth(root, exams, polyp, masks)
+            if rec.get("origin"):
+                origin[key] = rec["origin"]
+    return Truth(root, exams, polyp, masks, origin)
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -108,8 +114,7 @@ def score_pseudo_masks(truth: Truth, run: RunFolder, table_path: Path) -> dict[s
     """Pseudo-mask Dice (mean over images that got one and truly show a polyp), coverage of true polyp
     frames, and the fraction of truly polyp-free frames that received a mask."""
     rows = tables.read(table_path, "prompt_seg/pseudo_labels").to_pylist()
-    dices: list[float] = []
-    false_pos = 0
+    dices: dict[tuple[str, str], float] = {}
     got = set()
     for r in rows:
         key = (r["exam_id"], r["image"])
@@ -118,15 +123,28 @@ def score_pseudo_masks(truth: Truth, run: RunFolder, table_path: Path) -> dict[s
             gt = truth.mask(*key)
             pred = read_mask(run.abs(r["mask"]))
             if gt is not None and gt.shape == pred.shape:
-                dices.append(dice(pred, gt))
-        elif truth.polyp.get(key) == 0:
-            false_pos += 1
-    n_true = sum(1 for v in truth.polyp.values() if v == 1)
-    n_free = sum(1 for v in truth.polyp.values() if v == 0)
-    covered = sum(1 for k, v in truth.polyp.items() if v == 1 and k in got)
+                dices[key] = dice(pred, gt)
+    out = _mask_figures(truth.polyp, dices, got)
+    out = {"n_masks": len(rows), **out}
+    for origin in sorted(set(truth.origin.values())):  # the same figures per source of the frames
+        keys = {k for k, o in truth.origin.items() if o == origin}
+        part = _mask_figures({k: v for k, v in truth.polyp.items() if k in keys}, dices, got)
+        out.update({f"{name}[{origin}]": v for name, v in part.items() if not math.isnan(v)})
+    return out
+
+
+def _mask_figures(
+    polyp: dict[tuple[str, str], int], dices: dict[tuple[str, str], float], got: set[Any]
+) -> dict[str, float]:
+    """Mean Dice over the polyp frames that got a mask, coverage of the polyp frames, share of the polyp-free
+    frames that got a mask (nan where a figure has no frames)."""
+    d = [v for k, v in dices.items() if polyp.get(k) == 1]
+    n_true = sum(1 for v in polyp.values() if v == 1)
+    n_free = sum(1 for v in polyp.values() if v == 0)
+    covered = sum(1 for k, v in polyp.items() if v == 1 and k in got)
+    false_pos = sum(1 for k, v in polyp.items() if v == 0 and k in got)
     return {
-        "n_masks": len(rows),
-        "dice": float(np.mean(dices)) if dices else float("nan"),
+        "dice": float(np.mean(d)) if d else float("nan"),
         "coverage": covered / n_true if n_true else float("nan"),
         "masks_on_polyp_free": false_pos / n_free if n_free else float("nan"),
     }
