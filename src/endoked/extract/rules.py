@@ -131,6 +131,9 @@ def _build_group(
             t = min(locs, key=lambda t: abs(t.start - mention.start))
             g.locations.append((t.value, Span(t.start, t.end), 0))
     g.locations = [x for x in g.locations if x[2] < 1000] or g.locations
+    # A named segment beats a generic "colonic"/"全结肠" in the same window ("on the colonic side of the
+    # anastomosis", "全结肠黏膜粗糙，横结肠见散在炎性息肉").
+    g.locations = [x for x in g.locations if x[0] != "unspecified"] or g.locations
     if g.count is None and plural and not g.count_explicit and len(g.sizes) > 1:
         g.count = len(g.sizes)  # "6 mm and 4 mm sessile polyps"
     return g
@@ -155,6 +158,10 @@ def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> l
             and g.count <= sum(c or 0 for c in known)
         ):
             return list(prev)  # "IMP: 4 polyps, 3 removed" restates what was described
+        if not locs and not g.sizes and None in known:
+            # "Scattered pseudopolyps in the transverse colon ... Biopsies of two polyps.": a bare number
+            # after polyps of undetermined number picks some of them out.
+            return [p for p in prev if p.count is None][-1:]
         return []
     if not definite and (locs or g.sizes):
         return []
@@ -403,7 +410,13 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
             out.evidence["polyp_count"] = [s for _, s in summary]
         else:
             total = _total(groups)
-            if fnd.groups and f_total is None and i_total is not None and i_total >= len(fnd.groups):
+            if (
+                fnd.groups
+                and f_total is None
+                and i_total is not None
+                and i_total >= len(fnd.groups)
+                and all(g.count_explicit for g in imp.groups)
+            ):  # "Findings: polyps in the cecum and sigmoid ... Impression: 3 polyps removed"
                 total = i_total
             out.polyp_count = total
             out.evidence["polyp_count"] = [s for g in groups for s in (g.count_spans or g.spans)]
