@@ -23,8 +23,9 @@ POLYP: Table = [
     ("lst", r"侧向发育型?(?:肿瘤|病变|息肉)?"),
     ("adenoma", r"traditional\s+serrated\s+adenomas?"),
     ("ssl", r"(?:sessile\s+)?serrated\s+(?:adenomas?|lesions?|polyps?)(?:\s*/\s*polyps?)?"),
-    ("ssl", _B + r"(?-i:SS[AL]s?(?:/Ps?)?)" + _E),
+    ("ssl", _B + r"(?-i:SS[ALP]s?(?:/Ps?)?)" + _E),
     ("adenoma", _B + r"(?-i:TSAs?)" + _E),
+    ("polyp", _B + r"(?-i:HPs?)" + _E),  # hyperplastic(-appearing) polyp: "Rect 3mm HP, left in situ"
     ("ssl", r"锯齿状(?:腺瘤|病变|息肉)"),
     ("pseudo", r"(?:inflammatory\s+)?pseudo-?\s?polyps?" + _E),
     ("polyposis", r"polyposis" + _E),
@@ -115,7 +116,7 @@ LOCATION: Table = [
         r"sigmoid(?:\s+colon)?|" + _B + r"sig\.?(?:\s*colon)?" + _E + "|" + _B + r"s-\s?colon|"
         r"乙状结肠|乙结肠|乙状",
     ),
-    ("rectum", r"rect(?:um|al)" + _E + r"|直肠"),
+    ("rectum", r"rect(?:um|al)" + _E + "|" + _B + r"rect" + _E + r"|直肠"),
     (
         "ileum",
         r"(?:neo-?\s?)?(?:terminal\s+)?ile(?:um|al)"
@@ -194,7 +195,7 @@ PATHOLOGY: Table = [
         "sessile_serrated",
         r"(?:sessile\s+)?serrated\s+(?:adenoma|lesion|polyp)s?(?:\s*/\s*polyps?)?|"
         + _B
-        + r"(?-i:SS[AL]s?(?:/Ps?)?)"
+        + r"(?-i:SS[ALP]s?(?:/Ps?)?)"
         + _E
         + r"|(?:无蒂|广基)?锯齿状(?:腺瘤|病变|息肉)",
     ),
@@ -202,7 +203,7 @@ PATHOLOGY: Table = [
     (
         "adenoma",
         r"(?:tubulo-?\s?villous|tubular|villous|traditional\s+serrated)\s+adenoma|adenomat\w*|"
-        r"adenomas?" + _E + r"|管状绒毛状腺瘤|绒毛状腺瘤|管状腺瘤|腺瘤",
+        r"adenomas?" + _E + "|" + _B + r"(?-i:TV?As?)" + _E + r"|管状绒毛状腺瘤|绒毛状腺瘤|管状腺瘤|腺瘤",
     ),
     (
         "dysplasia",
@@ -213,7 +214,7 @@ PATHOLOGY: Table = [
         + _E
         + r"|(?:高|低)级别(?:上皮内)?瘤变|上皮内瘤变|异型增生",
     ),
-    ("hyperplastic", r"hyperplastic|增生性(?:息肉)?"),
+    ("hyperplastic", r"hyperplastic|" + _B + r"(?-i:HPs?)" + _E + r"|增生性(?:息肉)?"),
     (
         "inflammatory",
         r"inflammatory\s+(?:pseudo-?\s?)?polyps?|pseudo-?\s?polyps?|post-?inflammatory\s+polyps?|"
