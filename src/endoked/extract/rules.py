@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from endoked.extract import context as cx
+from endoked.extract import lexicon as lx
 from endoked.extract.groups import Group, compatible, expand, is_landmark, morph_value
 from endoked.extract.quantities import find_count, has_each, parse_size
 from endoked.extract.schema import PATHOLOGY_ORDER, ReportLabels, Span
@@ -41,6 +42,11 @@ _LESION_ADJ_RE = re.compile(
     re.IGNORECASE,
 )
 _LIST_INTRO_RE = re.compile(r"[:：]\s*$")
+_ELLIPSIS_RE = re.compile(
+    r"(?:[,;:]|(?<![A-Za-z])(?:and|plus))\s+(?P<n>one|two|three|four|five|six|seven|eight|nine|ten|another|"
+    r"\d{1,2})\s+(?:more\s+|other\s+|further\s+)?(?:(?:at|in|on|near)\s+)(?:the\s+)?",
+    re.IGNORECASE,
+)
 _PENDING_RE = re.compile(
     r"pending|await|to\s+follow|not\s+(?:yet\s+)?available|待(?:回报|病理|报告|结果)|未回|待回", re.IGNORECASE
 )
@@ -79,6 +85,23 @@ def _implied_mention(sent_toks: list[cx.Token]) -> cx.Token | None:
     return None
 
 
+def _elliptical_mentions(
+    text: str, sent_toks: list[cx.Token], after: int, cut: int, scopes: list[cx.Scope]
+) -> list[tuple[cx.Token, cx.Status]]:
+    """Numbers standing for a polyp noun left out ("two polyps at the hepatic flexure and one at the
+    splenic flexure"): a number after a separator, followed by a location phrase, after a polyp mention."""
+    out: list[tuple[cx.Token, cx.Status]] = []
+    for m in _ELLIPSIS_RE.finditer(text, after, cut):
+        loc = next((t for t in sent_toks if t.start >= m.end()), None)
+        if loc is None or loc.cat != "LOC" or loc.start - m.end() > 25:
+            continue
+        tok = cx.Token("POLYP", "ellipsis", m.start("n"), m.end("n"), text[m.start("n") : m.end("n")])
+        st = cx.status_of(tok, scopes)
+        if st.current:
+            out.append((tok, st))
+    return out
+
+
 def _build_group(
     text: str,
     mention: cx.Token,
@@ -94,9 +117,13 @@ def _build_group(
     g.spans = [Span(mention.start, mention.end)] + [Span(t.start, t.end) for t in extra]
     sizes = [(t.start, t.end) for t in sent_toks if t.cat in ("SIZE", "MORPH")]
     cnt = find_count(text, ws, mention.start, mention.end, we, sizes)
-    plural = mention.text.lower().endswith("s") and mention.value not in ("polyposis", "implied")
+    plural = mention.text.lower().endswith("s") and mention.value not in ("polyposis", "implied", "ellipsis")
     if mention.value == "polyposis":
         g.count = None
+    elif mention.value == "ellipsis":
+        word = mention.text.lower()
+        g.count = int(word) if word.isdigit() else lx.EN_NUMBERS.get(word, 1)
+        g.count_explicit, g.count_spans = True, [Span(mention.start, mention.end)]
     elif cnt is not None:
         g.count, g.count_explicit = cnt.value, True
         g.count_spans = [Span(cnt.start, cnt.end)]
@@ -209,6 +236,9 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 if st.historical:
                     continue
                 mentions.append((t, st))
+        if mentions:
+            mentions += _elliptical_mentions(text, sent_toks, mentions[0][0].end, cut, scopes)
+            mentions.sort(key=lambda m: m[0].start)
         if not mentions:
             implied = _implied_mention(sent_toks)
             if implied is not None:
@@ -240,10 +270,13 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     is not None
                 )
                 vague = pt.value in ("elevation", "lesion") and st.hedged and not pst.hedged
-                if vague or (
-                    (not seps or _APPOSITION_RE.search(pre) or not has_own)
-                    and st.hedged == pst.hedged
-                    and not _NEW_MARK_RE.search(pre)
+                if t.value != "ellipsis" and (
+                    vague
+                    or (
+                        (not seps or _APPOSITION_RE.search(pre) or not has_own)
+                        and st.hedged == pst.hedged
+                        and not _NEW_MARK_RE.search(pre)
+                    )
                 ):
                     if vague:  # "见一隆起，可疑息肉": the elevation itself is only possibly a polyp
                         primaries[-1] = (pt, st, extra)
