@@ -269,11 +269,18 @@ CONTEXT: Table = [
         "neg_b",
         r"(?:(?:was|were|is|are)\s+)?not\s+(?:seen|identified|found|detected|visuali[sz]ed|present|"
         r"noted|observed|appreciated|demonstrated)|none\s+(?:seen|found|identified|noted|detected)|"
-        r"[:\-]\s*(?:none|negative|absent|nil)" + _E + r"|(?:were|was|is|are)\s+absent|ruled\s+out",
+        r"[:\-]\s*(?:none|negative|absent|nil)" + _E + r"|(?:were|was|is|are)\s+absent|ruled\s+out|"
+        r"-\s?free" + _E,  # "polyp-free colon"
+    ),
+    # Disclaimers: "small lesions may have been missed", "小病变可能漏诊" (what could be missed was not seen).
+    (
+        "hist_b",
+        r"(?:may|might|could|can)\s+(?:have\s+been|be)\s+(?:missed|overlooked|hidden)|"
+        r"(?:were|was)\s+(?:possibly\s+)?missed|(?:可能)?(?:漏诊|遗漏|漏检)",
     ),
     (
         "neg_f",
-        _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+of|"
+        _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+(?:of|from)|"
         r"absence\s+of|" + _B + r"(?:nor|neither|denies|never)" + _E,
     ),
     ("hedge_2", _B + r"(?:vs\.?|versus)" + _E + r"|\?|？"),
