@@ -297,6 +297,19 @@ CONTEXT: Table = [
         r"follow-?\s?up\s+(?:of|for|after)|screening\s+(?:for|of)|evaluat(?:e|ion)\s+(?:for|of)|"
         r"assess\s+for",
     ),
+    # What another study found ("CT colonography reported a 7 mm polyp", "外院肠镜提示息肉") is not a
+    # finding of this exam; the exam's own description of the polyp is.
+    (
+        "hist_f",
+        _B + r"(?:ct(?:\s+colonography)?|ctc|virtual\s+colonoscopy|barium\s+enema|imaging|mri|pet(?:[- ]ct)?|"
+        r"capsule(?:\s+endoscopy)?|(?:flexible\s+|flex\s+)?sigmoidoscopy|flex\s+sig|"
+        r"outside\s+(?:colonoscopy|exam\w*|report|study))(?:\s*\([^()]{0,20}\))?\s+(?:showed|shows|showing|"
+        r"reported|reports|revealed|reveals|suggested|suggests|suggesting|demonstrated|described|found|detected)"
+        + _E
+        + "|"
+        + _B
+        + r"(?:ct|ctc|mri|b超|钡剂灌肠|影像学?|外院(?:结?肠镜)?)(?:检查)?(?:提示|示|发现|报告|诊断)",
+    ),
     (
         "hist_b",
         r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many)\s+(?:years?|months?)"
