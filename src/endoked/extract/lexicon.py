@@ -337,7 +337,8 @@ CONTEXT: Table = [
         "term",
         _B + r"(?:but|however|although|though|except|apart\s+from|aside\s+from|whereas|while|yet|which|"
         r"after|following|then)" + _E + r"|,\s*(?=(?:a|an|one|two|three|there|the|this|it)" + _E + r"|\d)|"
-        r"但|然而|另|余",
+        r"但|然而|另|余|"
+        r"(?<=[处旁缘围近])(?:可)?见",  # "原EMR瘢痕处见一息肉": what is seen at an old site is current
     ),
 ]
 
