@@ -76,6 +76,20 @@ MALIGNANCY: Table = [
     ("mal", r"(?<=[\u4e00-\u9fff])(?-i:Ca|MT)" + _E),
 ]
 
+# Look-alikes: lesions that are not polyps. A vague elevation/lesion/"polypoid" mention explained as one
+# of these ("隆起，考虑脂肪瘤", "nodules consistent with lymphoid hyperplasia"), or one of these described
+# as polyp-like ("憩室内翻呈息肉样"), is not a polyp.
+MIMIC: Table = [
+    ("mimic", r"lipoma(?:s|tous)?" + _E + r"|diverticul(?:um|a|ar|osis)" + _E + r"|h(?:a)?emorrhoid(?:s|al)?" + _E),
+    ("mimic", r"(?:anal\s+)?papilla(?:e|ry\s+hypertrophy)?" + _E + r"|skin\s+tags?" + _E),
+    ("mimic", r"lymphoid\s+(?:hyperplasia|aggregates?|follicles?|nodules?|tissue)" + _E),
+    ("mimic", r"(?:appendiceal|appendix)\s+stump|inverted\s+append\w*|(?:mucosal|haustral|prominent)\s+folds?" + _E),
+    ("mimic", r"extrinsic\s+compression|varix|varices|(?:stool|fecal|faecal)\s+(?:ball|debris|residue)"),
+    ("mimic", r"(?:submucosal|subepithelial)(?!\s+(?:inject\w*|dissection|lift\w*|cushion|invasion|fibrosis))" + _E),
+    ("mimic", r"脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张"),
+    ("mimic", r"(?:黏膜下|粘膜下)(?!注射|剥离|浸润|层)|阑尾残端|平滑肌瘤"),
+]
+
 # Locations: contract values.
 LOCATION: Table = [
     ("rectosigmoid", r"recto-?\s?sigmoid(?:\s+(?:junction|colon|region|area))?"),

@@ -29,6 +29,8 @@ _APPOSITION_RE = re.compile(
     r"resembling|i\.e\.|考虑|符合|疑为|呈)",
     re.IGNORECASE,
 )
+_CLAUSE_RE = re.compile(r"[,;，；。]|\.(?!\d)")
+_RESEMBLES_RE = re.compile(r"呈|似|类似|像|resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for", re.IGNORECASE)
 _NEW_MARK_RE = re.compile(r"another|second|third|additional|further|other|more|另", re.IGNORECASE)
 _DEFINITE_RE = re.compile(
     r"(?:(?<![A-Za-z])(?:the|this|that|these|those|both|all|said|above|same|its)\s+"
@@ -74,10 +76,30 @@ def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
     return any(t.cat == "MORPH" and tok.start - 40 <= t.start <= tok.end + 25 for t in toks)
 
 
+def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> bool:
+    """A look-alike, not a polyp: a vague mention (elevation, lesion, "polypoid"/"息肉样" X) explained as
+    a look-alike ("小结节样隆起，…，考虑淋巴滤泡增生", "a lesion consistent with a lipoma"), or any
+    mention that a look-alike is said to resemble in the same clause ("憩室内翻呈息肉样")."""
+    for t in sent_toks:
+        if t.cat == "MIMIC" and t.end <= tok.start and not _CLAUSE_RE.search(text, t.end, tok.start):
+            if _RESEMBLES_RE.search(text, t.end, tok.start):
+                return True
+    vague = tok.value in ("lesion", "elevation") or tok.text.startswith(("polypoid", "息肉样"))
+    if not vague:
+        return False
+    nxt = next((t.start for t in sent_toks if t.cat in ("POLYP", "MAL") and t.start > tok.start), cut)
+    for t in sent_toks:
+        if t.cat == "MIMIC" and tok.end <= t.start < nxt:
+            cue = _APPOSITION_RE.search(text, max(tok.end, t.start - 18), t.start)
+            if cue is not None:
+                return True
+    return False
+
+
 def _implied_mention(sent_toks: list[cx.Token]) -> cx.Token | None:
     """Telegraphic items with no polyp noun ("Asc: 1 sessile 5mm, cold snare", "- 盲肠：0.7cm，Paris 0-IIa"):
     a polyp morphology plus a size, and no mass word, stand for a polyp."""
-    if any(t.cat in ("POLYP", "MAL") for t in sent_toks) or not any(t.cat == "SIZE" for t in sent_toks):
+    if any(t.cat in ("POLYP", "MAL", "MIMIC") for t in sent_toks) or not any(t.cat == "SIZE" for t in sent_toks):
         return None
     for t in sent_toks:
         if t.cat == "MORPH":
@@ -228,6 +250,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         mentions: list[tuple[cx.Token, cx.Status]] = []
         for t in sent_toks:
             if t.cat == "POLYP" and _qualifies(text, t, sent_toks):
+                if _is_mimic(text, t, sent_toks, cut):
+                    continue
                 st = cx.status_of(t, scopes)
                 if st.negated or (st.hedged and prep and not st.historical):
                     if st.negated:
@@ -308,7 +332,7 @@ def _follow_up(
     text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], res: _SectionResult, si: int, last_si: int
 ) -> None:
     """A sentence right after a polyp description, with no polyp word: "Removed with a cold snare."."""
-    if si != last_si + 1 or not res.groups or any(t.cat == "MAL" for t in sent_toks):
+    if si != last_si + 1 or not res.groups or any(t.cat in ("MAL", "MIMIC") for t in sent_toks):
         return
     g = res.groups[-1]
     for t in sent_toks:
