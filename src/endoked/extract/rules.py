@@ -29,8 +29,10 @@ _APPOSITION_RE = re.compile(
     r"resembling|i\.e\.|考虑|符合|疑为|呈)",
     re.IGNORECASE,
 )
-_CLAUSE_RE = re.compile(r"[,;，；。]|\.(?!\d)")
-_RESEMBLES_RE = re.compile(r"呈|似|类似|像|resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for", re.IGNORECASE)
+_RESEMBLES_RE = re.compile(
+    r"(?:呈|类似|酷似)[^,;，；。]{0,3}$|(?:resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for)\s+(?:an?\s+)?\S*\s*$",
+    re.IGNORECASE,
+)
 _NEW_MARK_RE = re.compile(r"another|second|third|additional|further|other|more|另", re.IGNORECASE)
 _DEFINITE_RE = re.compile(
     r"(?:(?<![A-Za-z])(?:the|this|that|these|those|both|all|said|above|same|its)\s+"
@@ -79,11 +81,12 @@ def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
 def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> bool:
     """A look-alike, not a polyp: a vague mention (elevation, lesion, "polypoid"/"息肉样" X) explained as
     a look-alike ("小结节样隆起，…，考虑淋巴滤泡增生", "a lesion consistent with a lipoma"), or any
-    mention that a look-alike is said to resemble in the same clause ("憩室内翻呈息肉样")."""
-    for t in sent_toks:
-        if t.cat == "MIMIC" and t.end <= tok.start and not _CLAUSE_RE.search(text, t.end, tok.start):
-            if _RESEMBLES_RE.search(text, t.end, tok.start):
-                return True
+    mention that a look-alike just named is said to resemble ("憩室，内翻呈息肉样", "a fold mimicking a
+    polyp")."""
+    if _RESEMBLES_RE.search(text, max(0, tok.start - 25), tok.start):
+        before = [t for t in sent_toks if t.end <= tok.start and t.cat in ("MIMIC", "POLYP", "MAL")]
+        if before and before[-1].cat == "MIMIC":  # the look-alike is the subject: nothing else in between
+            return True
     vague = tok.value in ("lesion", "elevation") or tok.text.startswith(("polypoid", "息肉样"))
     if not vague:
         return False
