@@ -21,7 +21,7 @@ from endoked.extract.rules import extract_rules
         ("Sigmoid colon: 2 polyps, 5 mm each, cold snare.", 2),
         ("A 5 mm sessile polyp in the cecum. A 3 mm polyp in the rectum.", 2),
         ("A 5 mm polyp and a 7 mm polyp in the sigmoid colon.", 2),
-        ("Two polyps in the ascending colon and one in the rectum.", 2),
+        ("Two polyps in the ascending colon and one in the rectum.", 3),
         (
             "Four polyps:\n#1 cecum 4 mm sessile\n#2 cecum 6 mm sessile\n#3 transverse 3 mm sessile\n"
             "#4 rectum 2 mm flat",

@@ -22,6 +22,7 @@ FIND = Vocab(
         ("LOC", lx.LOCATION),
         ("REM", lx.REMOVAL),
         ("SIZE", [("size", lx.SIZE)]),
+        ("MIMIC", lx.MIMIC),
     ]
 )
 PATH = Vocab([("PATH", lx.PATHOLOGY)])
@@ -34,7 +35,7 @@ _CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 
 @dataclass(slots=True)
 class Token:
-    """A vocabulary hit: category (POLYP, MAL, MORPH, LOC, REM, SIZE, PATH), value, span, text."""
+    """A vocabulary hit: category (POLYP, MAL, MORPH, LOC, REM, SIZE, MIMIC, PATH), value, span, text."""
 
     cat: str
     value: str

@@ -23,8 +23,9 @@ POLYP: Table = [
     ("lst", r"侧向发育型?(?:肿瘤|病变|息肉)?"),
     ("adenoma", r"traditional\s+serrated\s+adenomas?"),
     ("ssl", r"(?:sessile\s+)?serrated\s+(?:adenomas?|lesions?|polyps?)(?:\s*/\s*polyps?)?"),
-    ("ssl", _B + r"(?-i:SS[AL]s?(?:/Ps?)?)" + _E),
+    ("ssl", _B + r"(?-i:SS[ALP]s?(?:/Ps?)?)" + _E),
     ("adenoma", _B + r"(?-i:TSAs?)" + _E),
+    ("polyp", _B + r"(?-i:HPs?)" + _E),  # hyperplastic(-appearing) polyp: "Rect 3mm HP, left in situ"
     ("ssl", r"锯齿状(?:腺瘤|病变|息肉)"),
     ("pseudo", r"(?:inflammatory\s+)?pseudo-?\s?polyps?" + _E),
     ("polyposis", r"polyposis" + _E),
@@ -75,6 +76,20 @@ MALIGNANCY: Table = [
     ("mal", r"(?<=[\u4e00-\u9fff])(?-i:Ca|MT)" + _E),
 ]
 
+# Look-alikes: lesions that are not polyps. A vague elevation/lesion/"polypoid" mention explained as one
+# of these ("隆起，考虑脂肪瘤", "nodules consistent with lymphoid hyperplasia"), or one of these described
+# as polyp-like ("憩室内翻呈息肉样"), is not a polyp.
+MIMIC: Table = [
+    ("mimic", r"lipoma(?:s|tous)?" + _E + r"|diverticul(?:um|a|ar|osis)" + _E + r"|h(?:a)?emorrhoid(?:s|al)?" + _E),
+    ("mimic", r"(?:anal\s+)?papilla(?:e|ry\s+hypertrophy)?" + _E + r"|skin\s+tags?" + _E),
+    ("mimic", r"lymphoid\s+(?:hyperplasia|aggregates?|follicles?|nodules?|tissue)" + _E),
+    ("mimic", r"(?:appendiceal|appendix)\s+stump|inverted\s+append\w*|(?:mucosal|haustral|prominent)\s+folds?" + _E),
+    ("mimic", r"extrinsic\s+compression|varix|varices|(?:stool|fecal|faecal)\s+(?:ball|debris|residue)"),
+    ("mimic", r"(?:submucosal|subepithelial)(?!\s+(?:inject\w*|dissection|lift\w*|cushion|invasion|fibrosis))" + _E),
+    ("mimic", r"脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张"),
+    ("mimic", r"(?:黏膜下|粘膜下)(?!注射|剥离|浸润|层)|阑尾残端|平滑肌瘤"),
+]
+
 # Locations: contract values.
 LOCATION: Table = [
     ("rectosigmoid", r"recto-?\s?sigmoid(?:\s+(?:junction|colon|region|area))?"),
@@ -115,7 +130,7 @@ LOCATION: Table = [
         r"sigmoid(?:\s+colon)?|" + _B + r"sig\.?(?:\s*colon)?" + _E + "|" + _B + r"s-\s?colon|"
         r"乙状结肠|乙结肠|乙状",
     ),
-    ("rectum", r"rect(?:um|al)" + _E + r"|直肠"),
+    ("rectum", r"rect(?:um|al)" + _E + "|" + _B + r"rect" + _E + r"|直肠"),
     (
         "ileum",
         r"(?:neo-?\s?)?(?:terminal\s+)?ile(?:um|al)"
@@ -194,7 +209,7 @@ PATHOLOGY: Table = [
         "sessile_serrated",
         r"(?:sessile\s+)?serrated\s+(?:adenoma|lesion|polyp)s?(?:\s*/\s*polyps?)?|"
         + _B
-        + r"(?-i:SS[AL]s?(?:/Ps?)?)"
+        + r"(?-i:SS[ALP]s?(?:/Ps?)?)"
         + _E
         + r"|(?:无蒂|广基)?锯齿状(?:腺瘤|病变|息肉)",
     ),
@@ -202,7 +217,7 @@ PATHOLOGY: Table = [
     (
         "adenoma",
         r"(?:tubulo-?\s?villous|tubular|villous|traditional\s+serrated)\s+adenoma|adenomat\w*|"
-        r"adenomas?" + _E + r"|管状绒毛状腺瘤|绒毛状腺瘤|管状腺瘤|腺瘤",
+        r"adenomas?" + _E + "|" + _B + r"(?-i:TV?As?)" + _E + r"|管状绒毛状腺瘤|绒毛状腺瘤|管状腺瘤|腺瘤",
     ),
     (
         "dysplasia",
@@ -213,7 +228,7 @@ PATHOLOGY: Table = [
         + _E
         + r"|(?:高|低)级别(?:上皮内)?瘤变|上皮内瘤变|异型增生",
     ),
-    ("hyperplastic", r"hyperplastic|增生性(?:息肉)?"),
+    ("hyperplastic", r"hyperplastic|" + _B + r"(?-i:HPs?)" + _E + r"|增生性(?:息肉)?"),
     (
         "inflammatory",
         r"inflammatory\s+(?:pseudo-?\s?)?polyps?|pseudo-?\s?polyps?|post-?inflammatory\s+polyps?|"
@@ -268,11 +283,18 @@ CONTEXT: Table = [
         "neg_b",
         r"(?:(?:was|were|is|are)\s+)?not\s+(?:seen|identified|found|detected|visuali[sz]ed|present|"
         r"noted|observed|appreciated|demonstrated)|none\s+(?:seen|found|identified|noted|detected)|"
-        r"[:\-]\s*(?:none|negative|absent|nil)" + _E + r"|(?:were|was|is|are)\s+absent|ruled\s+out",
+        r"[:\-]\s*(?:none|negative|absent|nil)" + _E + r"|(?:were|was|is|are)\s+absent|ruled\s+out|"
+        r"-\s?free" + _E,  # "polyp-free colon"
+    ),
+    # Disclaimers: "small lesions may have been missed", "小病变可能漏诊" (what could be missed was not seen).
+    (
+        "hist_b",
+        r"(?:may|might|could|can)\s+(?:have\s+been|be)\s+(?:missed|overlooked|hidden)|"
+        r"(?:were|was)\s+(?:possibly\s+)?missed|(?:可能)?(?:漏诊|遗漏|漏检)",
     ),
     (
         "neg_f",
-        _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+of|"
+        _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+(?:of|from)|"
         r"absence\s+of|" + _B + r"(?:nor|neither|denies|never)" + _E,
     ),
     ("hedge_2", _B + r"(?:vs\.?|versus)" + _E + r"|\?|？"),
@@ -288,6 +310,19 @@ CONTEXT: Table = [
         r"if|should|recommend(?:ed|ation)?)" + _E + r"|surveillance\s+(?:for|of|after)|"
         r"follow-?\s?up\s+(?:of|for|after)|screening\s+(?:for|of)|evaluat(?:e|ion)\s+(?:for|of)|"
         r"assess\s+for",
+    ),
+    # What another study found ("CT colonography reported a 7 mm polyp", "外院肠镜提示息肉") is not a
+    # finding of this exam; the exam's own description of the polyp is.
+    (
+        "hist_f",
+        _B + r"(?:ct(?:\s+colonography)?|ctc|virtual\s+colonoscopy|barium\s+enema|imaging|mri|pet(?:[- ]ct)?|"
+        r"capsule(?:\s+endoscopy)?|(?:flexible\s+|flex\s+)?sigmoidoscopy|flex\s+sig|"
+        r"outside\s+(?:colonoscopy|exam\w*|report|study))(?:\s*\([^()]{0,20}\))?\s+(?:showed|shows|showing|"
+        r"reported|reports|revealed|reveals|suggested|suggests|suggesting|demonstrated|described|found|detected)"
+        + _E
+        + "|"
+        + _B
+        + r"(?:ct|ctc|mri|b超|钡剂灌肠|影像学?|外院(?:结?肠镜)?)(?:检查)?(?:提示|示|发现|报告|诊断)",
     ),
     (
         "hist_b",
@@ -316,7 +351,8 @@ CONTEXT: Table = [
         "term",
         _B + r"(?:but|however|although|though|except|apart\s+from|aside\s+from|whereas|while|yet|which|"
         r"after|following|then)" + _E + r"|,\s*(?=(?:a|an|one|two|three|there|the|this|it)" + _E + r"|\d)|"
-        r"但|然而|另|余",
+        r"但|然而|另|余|"
+        r"(?<=[处旁缘围近])(?:可)?见",  # "原EMR瘢痕处见一息肉": what is seen at an old site is current
     ),
 ]
 

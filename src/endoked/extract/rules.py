@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from endoked.extract import context as cx
+from endoked.extract import lexicon as lx
 from endoked.extract.groups import Group, compatible, expand, is_landmark, morph_value
 from endoked.extract.quantities import find_count, has_each, parse_size
 from endoked.extract.schema import PATHOLOGY_ORDER, ReportLabels, Span
@@ -28,6 +29,10 @@ _APPOSITION_RE = re.compile(
     r"resembling|i\.e\.|考虑|符合|疑为|呈)",
     re.IGNORECASE,
 )
+_RESEMBLES_RE = re.compile(
+    r"(?:呈|类似|酷似)[^,;，；。]{0,3}$|(?:resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for)\s+(?:an?\s+)?\S*\s*$",
+    re.IGNORECASE,
+)
 _NEW_MARK_RE = re.compile(r"another|second|third|additional|further|other|more|另", re.IGNORECASE)
 _DEFINITE_RE = re.compile(
     r"(?:(?<![A-Za-z])(?:the|this|that|these|those|both|all|said|above|same|its)\s+"
@@ -41,6 +46,11 @@ _LESION_ADJ_RE = re.compile(
     re.IGNORECASE,
 )
 _LIST_INTRO_RE = re.compile(r"[:：]\s*$")
+_ELLIPSIS_RE = re.compile(
+    r"(?:[,;:]|(?<![A-Za-z])(?:and|plus))\s+(?P<n>one|two|three|four|five|six|seven|eight|nine|ten|another|"
+    r"\d{1,2})\s+(?:more\s+|other\s+|further\s+)?(?:(?:at|in|on|near)\s+)(?:the\s+)?",
+    re.IGNORECASE,
+)
 _PENDING_RE = re.compile(
     r"pending|await|to\s+follow|not\s+(?:yet\s+)?available|待(?:回报|病理|报告|结果)|未回|待回", re.IGNORECASE
 )
@@ -68,15 +78,53 @@ def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
     return any(t.cat == "MORPH" and tok.start - 40 <= t.start <= tok.end + 25 for t in toks)
 
 
+def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> bool:
+    """A look-alike, not a polyp: a vague mention (elevation, lesion, "polypoid"/"息肉样" X) explained as
+    a look-alike ("小结节样隆起，…，考虑淋巴滤泡增生", "a lesion consistent with a lipoma"), or any
+    mention that a look-alike just named is said to resemble ("憩室，内翻呈息肉样", "a fold mimicking a
+    polyp")."""
+    if _RESEMBLES_RE.search(text, max(0, tok.start - 25), tok.start):
+        before = [t for t in sent_toks if t.end <= tok.start and t.cat in ("MIMIC", "POLYP", "MAL")]
+        if before and before[-1].cat == "MIMIC":  # the look-alike is the subject: nothing else in between
+            return True
+    vague = tok.value in ("lesion", "elevation") or tok.text.startswith(("polypoid", "息肉样"))
+    if not vague:
+        return False
+    nxt = next((t.start for t in sent_toks if t.cat in ("POLYP", "MAL") and t.start > tok.start), cut)
+    for t in sent_toks:
+        if t.cat == "MIMIC" and tok.end <= t.start < nxt:
+            cue = _APPOSITION_RE.search(text, max(tok.end, t.start - 18), t.start)
+            if cue is not None:
+                return True
+    return False
+
+
 def _implied_mention(sent_toks: list[cx.Token]) -> cx.Token | None:
     """Telegraphic items with no polyp noun ("Asc: 1 sessile 5mm, cold snare", "- 盲肠：0.7cm，Paris 0-IIa"):
     a polyp morphology plus a size, and no mass word, stand for a polyp."""
-    if any(t.cat in ("POLYP", "MAL") for t in sent_toks) or not any(t.cat == "SIZE" for t in sent_toks):
+    if any(t.cat in ("POLYP", "MAL", "MIMIC") for t in sent_toks) or not any(t.cat == "SIZE" for t in sent_toks):
         return None
     for t in sent_toks:
         if t.cat == "MORPH":
             return cx.Token("POLYP", "implied", t.start, t.end, t.text)
     return None
+
+
+def _elliptical_mentions(
+    text: str, sent_toks: list[cx.Token], after: int, cut: int, scopes: list[cx.Scope]
+) -> list[tuple[cx.Token, cx.Status]]:
+    """Numbers standing for a polyp noun left out ("two polyps at the hepatic flexure and one at the
+    splenic flexure"): a number after a separator, followed by a location phrase, after a polyp mention."""
+    out: list[tuple[cx.Token, cx.Status]] = []
+    for m in _ELLIPSIS_RE.finditer(text, after, cut):
+        loc = next((t for t in sent_toks if t.start >= m.end()), None)
+        if loc is None or loc.cat != "LOC" or loc.start - m.end() > 25:
+            continue
+        tok = cx.Token("POLYP", "ellipsis", m.start("n"), m.end("n"), text[m.start("n") : m.end("n")])
+        st = cx.status_of(tok, scopes)
+        if st.current:
+            out.append((tok, st))
+    return out
 
 
 def _build_group(
@@ -94,9 +142,13 @@ def _build_group(
     g.spans = [Span(mention.start, mention.end)] + [Span(t.start, t.end) for t in extra]
     sizes = [(t.start, t.end) for t in sent_toks if t.cat in ("SIZE", "MORPH")]
     cnt = find_count(text, ws, mention.start, mention.end, we, sizes)
-    plural = mention.text.lower().endswith("s") and mention.value not in ("polyposis", "implied")
+    plural = mention.text.lower().endswith("s") and mention.value not in ("polyposis", "implied", "ellipsis")
     if mention.value == "polyposis":
         g.count = None
+    elif mention.value == "ellipsis":
+        word = mention.text.lower()
+        g.count = int(word) if word.isdigit() else lx.EN_NUMBERS.get(word, 1)
+        g.count_explicit, g.count_spans = True, [Span(mention.start, mention.end)]
     elif cnt is not None:
         g.count, g.count_explicit = cnt.value, True
         g.count_spans = [Span(cnt.start, cnt.end)]
@@ -131,6 +183,9 @@ def _build_group(
             t = min(locs, key=lambda t: abs(t.start - mention.start))
             g.locations.append((t.value, Span(t.start, t.end), 0))
     g.locations = [x for x in g.locations if x[2] < 1000] or g.locations
+    # A named segment beats a generic "colonic"/"全结肠" in the same window ("on the colonic side of the
+    # anastomosis", "全结肠黏膜粗糙，横结肠见散在炎性息肉").
+    g.locations = [x for x in g.locations if x[0] != "unspecified"] or g.locations
     if g.count is None and plural and not g.count_explicit and len(g.sizes) > 1:
         g.count = len(g.sizes)  # "6 mm and 4 mm sessile polyps"
     return g
@@ -155,6 +210,10 @@ def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> l
             and g.count <= sum(c or 0 for c in known)
         ):
             return list(prev)  # "IMP: 4 polyps, 3 removed" restates what was described
+        if not locs and not g.sizes and None in known:
+            # "Scattered pseudopolyps in the transverse colon ... Biopsies of two polyps.": a bare number
+            # after polyps of undetermined number picks some of them out.
+            return [p for p in prev if p.count is None][-1:]
         return []
     if not definite and (locs or g.sizes):
         return []
@@ -194,6 +253,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         mentions: list[tuple[cx.Token, cx.Status]] = []
         for t in sent_toks:
             if t.cat == "POLYP" and _qualifies(text, t, sent_toks):
+                if _is_mimic(text, t, sent_toks, cut):
+                    continue
                 st = cx.status_of(t, scopes)
                 if st.negated or (st.hedged and prep and not st.historical):
                     if st.negated:
@@ -202,6 +263,9 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 if st.historical:
                     continue
                 mentions.append((t, st))
+        if mentions:
+            mentions += _elliptical_mentions(text, sent_toks, mentions[0][0].end, cut, scopes)
+            mentions.sort(key=lambda m: m[0].start)
         if not mentions:
             implied = _implied_mention(sent_toks)
             if implied is not None:
@@ -233,10 +297,13 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     is not None
                 )
                 vague = pt.value in ("elevation", "lesion") and st.hedged and not pst.hedged
-                if vague or (
-                    (not seps or _APPOSITION_RE.search(pre) or not has_own)
-                    and st.hedged == pst.hedged
-                    and not _NEW_MARK_RE.search(pre)
+                if t.value != "ellipsis" and (
+                    vague
+                    or (
+                        (not seps or _APPOSITION_RE.search(pre) or not has_own)
+                        and st.hedged == pst.hedged
+                        and not _NEW_MARK_RE.search(pre)
+                    )
                 ):
                     if vague:  # "见一隆起，可疑息肉": the elevation itself is only possibly a polyp
                         primaries[-1] = (pt, st, extra)
@@ -268,7 +335,7 @@ def _follow_up(
     text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], res: _SectionResult, si: int, last_si: int
 ) -> None:
     """A sentence right after a polyp description, with no polyp word: "Removed with a cold snare."."""
-    if si != last_si + 1 or not res.groups or any(t.cat == "MAL" for t in sent_toks):
+    if si != last_si + 1 or not res.groups or any(t.cat in ("MAL", "MIMIC") for t in sent_toks):
         return
     g = res.groups[-1]
     for t in sent_toks:
@@ -403,7 +470,13 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
             out.evidence["polyp_count"] = [s for _, s in summary]
         else:
             total = _total(groups)
-            if fnd.groups and f_total is None and i_total is not None and i_total >= len(fnd.groups):
+            if (
+                fnd.groups
+                and f_total is None
+                and i_total is not None
+                and i_total >= len(fnd.groups)
+                and all(g.count_explicit for g in imp.groups)
+            ):  # "Findings: polyps in the cecum and sigmoid ... Impression: 3 polyps removed"
                 total = i_total
             out.polyp_count = total
             out.evidence["polyp_count"] = [s for g in groups for s in (g.count_spans or g.spans)]

@@ -150,6 +150,7 @@ _ABBREV = frozenset(
         "asc",
         "desc",
         "sig",
+        "rect",
         "trans",
         "ca",
         "incl",

@@ -1,0 +1,211 @@
+"""Rules written against the harder development set (tests/extract/data/hard_dev.jsonl), one family per
+test, on sentences written for these tests; and the thresholds on the harder development and held-out
+sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from endoked.extract.api import process_batch
+from endoked.extract.evaluate import evaluate
+from endoked.extract.rules import extract_rules
+from endoked.io import read_jsonl
+
+DATA = Path(__file__).parent / "data"
+
+
+def _summary(text: str) -> tuple[str | None, int | None, list[str]]:
+    out = extract_rules(text)
+    return out.polyp, out.polyp_count, sorted(p.location for p in out.polyps)
+
+
+@pytest.mark.parametrize(
+    ("text", "polyp", "count", "locations"),
+    [
+        # A named segment beats a generic "colonic"/"全结肠" in the window.
+        (
+            "Ileocolic anastomosis, patent; a 4 mm sessile polyp on the colonic side of the anastomosis.",
+            "present",
+            1,
+            ["anastomosis"],
+        ),
+        ("全结肠黏膜充血，横结肠见一约0.5cm息肉。", "present", 1, ["transverse"]),
+        # A bare number after polyps of undetermined number picks some of them out.
+        (
+            "Scattered pseudopolyps in the transverse colon. Biopsies of two polyps were taken.",
+            "present",
+            None,
+            ["transverse"],
+        ),
+        # An Impression without a stated number does not override an undetermined Findings count...
+        (
+            "所见：横结肠及降结肠见散在炎性息肉。\n诊断：溃疡性结肠炎伴炎性息肉",
+            "present",
+            None,
+            ["descending", "transverse"],
+        ),
+        # ... one with a stated number does.
+        ("Findings: polyps in the cecum and sigmoid, removed.\nImpression: 3 polyps removed.", "present", 3, None),
+    ],
+)
+def test_locations_and_counts_across_mentions(
+    text: str, polyp: str, count: int | None, locations: list[str] | None
+) -> None:
+    got_polyp, got_count, got_locations = _summary(text)
+    assert (got_polyp, got_count) == (polyp, count)
+    if locations is not None:
+        assert got_locations == locations
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "locations"),
+    [
+        (
+            "Two polyps at the hepatic flexure (6 and 9 mm, Paris 0-Is) and one at the splenic flexure (4 mm).",
+            3,
+            ["hepatic_flexure", "hepatic_flexure", "splenic_flexure"],
+        ),
+        ("Three polyps: two in the ascending colon and one in the transverse colon.", 3, None),
+        ("A 5 mm polyp in the sigmoid and one at the splenic flexure (8 mm), cold snare.", 2, None),
+        ("Two 4 mm polyps in the cecum, and two more in the rectum, all removed.", 4, None),
+    ],
+)
+def test_number_standing_for_a_left_out_polyp_noun(text: str, count: int, locations: list[str] | None) -> None:
+    polyp, got_count, got_locations = _summary(text)
+    assert (polyp, got_count) == ("present", count)
+    if locations is not None:
+        assert got_locations == sorted(locations)
+
+
+def test_left_out_noun_keeps_its_own_size() -> None:
+    out = extract_rules("A 5 mm polyp in the sigmoid and one at the splenic flexure (8 mm), cold snare.")
+    assert sorted((p.location, p.size_mm) for p in out.polyps) == [("sigmoid", 5.0), ("splenic_flexure", 8.0)]
+
+
+@pytest.mark.parametrize(
+    ("text", "locations"),
+    [
+        ("Sig 6mm SSP - CSP, retrieved.", ["sigmoid"]),
+        ("Rect 3mm HP-appearing, left in situ.", ["rectum"]),
+        ("Sig 6mm SSP - CSP. Rect 3mm HP, left.", ["rectum", "sigmoid"]),
+    ],
+)
+def test_polyp_abbreviations(text: str, locations: list[str]) -> None:
+    assert _summary(text) == ("present", len(locations), locations)
+
+
+@pytest.mark.parametrize(
+    ("pathology", "category"),
+    [
+        ("TA (splenic flexure); SSL x2 (hepatic flexure).", "adenoma"),
+        ("a) SSA/P; b) TVA.", "adenoma"),
+        ("HP x2.", "hyperplastic"),
+        ("SSP.", "sessile_serrated"),
+    ],
+)
+def test_pathology_abbreviations(pathology: str, category: str) -> None:
+    assert extract_rules(f"Sigmoid: 5 mm polyp, cold snare.\nPath: {pathology}").pathology == category
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Impression: Polyp-free colon.",
+        "The colon was free from polyps.",
+        "Prep was poor. Small or flat lesions may have been missed. No polyps were seen.",
+        "肠道准备差，小病变可能漏诊，所见结肠未见息肉。",
+        "CT colonography (outside) reported a 7 mm sigmoid polyp. No polyp was found at this location.",
+        "外院肠镜提示乙状结肠息肉。本次进镜至回盲部，未见息肉。",
+        "原息肉切除处未见残留，余结肠未见息肉。",
+    ],
+)
+def test_not_findings_of_this_exam(text: str) -> None:
+    assert _summary(text) == ("absent", 0, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "locations"),
+    [
+        ("Flat polyps could have been missed, but a 5 mm polyp was seen in the cecum.", ["cecum"]),
+        ("CTC showed a 12 mm polyp. The 12 mm polyp was found in the transverse colon and removed.", ["transverse"]),
+        ("外院肠镜提示乙状结肠息肉。本次乙状结肠见一0.5cm息肉，予切除。", ["sigmoid"]),
+        ("乙状结肠原EMR瘢痕处见一约0.4cm息肉样隆起，考虑残留复发，予冷圈套切除。", ["sigmoid"]),
+    ],
+)
+def test_current_findings_beside_history_and_disclaimers(text: str, locations: list[str]) -> None:
+    assert _summary(text) == ("present", len(locations), locations)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "In the sigmoid there is an inverted diverticulum mimicking a polyp.",
+        "Sigmoid: an inverted diverticulum simulating a polyp.",
+        "Rectum: 4 mm nodule, likely lymphoid aggregate.",
+        "A 7 mm polypoid lesion in the rectum, likely a hemorrhoid.",
+        "A 10 mm subepithelial lesion in the cecum with a pillow sign.",
+        "Submucosal lesion in the cecum, 10 mm, lipoma.",
+        "Transverse: 8 mm lipoma, sessile.",
+        "回肠末端见多发小结节样隆起，直径0.1-0.2cm，表面光滑，考虑淋巴滤泡增生。",
+        "乙状结肠见一约1.5cm隆起性病变，表面光滑，质软，考虑脂肪瘤。",
+        "直肠末端见一0.5cm息肉样突起，考虑肛乳头肥大。",
+        "乙状结肠多发憩室，其中一处憩室内翻呈息肉样，注气后复位。",
+        "乙状结肠见一憩室，内翻呈息肉样，注气后复位。",
+    ],
+)
+def test_look_alikes_are_not_polyps(text: str) -> None:
+    assert _summary(text)[0] == "absent"
+
+
+@pytest.mark.parametrize(
+    ("text", "polyp", "locations"),
+    [
+        (
+            "A 6 mm sessile polyp in the sigmoid; also a 1 cm submucosal lipoma in the transverse colon.",
+            "present",
+            ["sigmoid"],
+        ),
+        (
+            "After submucosal injection, the 0-IIa lesion in the ascending colon was removed by EMR.",
+            "present",
+            ["ascending"],
+        ),
+        ("Rectum: internal hemorrhoids and a 3 mm polyp, cold snare.", "present", ["rectum"]),
+        ("憩室旁见一0.4cm息肉，予钳除。", "present", ["unspecified"]),
+        ("乙状结肠见一0.5cm隆起，表面光滑，考虑息肉，予切除。另见憩室。", "present", ["sigmoid"]),
+        ("乙状结肠见一约0.5cm隆起，呈息肉样，予冷圈套切除。", "present", ["sigmoid"]),
+        ("直肠见多发小隆起，考虑淋巴滤泡增生。乙状结肠见一0.6cm息肉，予冷圈套切除。", "present", ["sigmoid"]),
+        ("内痔，直肠见一0.6cm隆起，似息肉。", "uncertain", []),
+    ],
+)
+def test_polyps_beside_look_alikes(text: str, polyp: str, locations: list[str]) -> None:
+    got_polyp, _, got_locations = _summary(text)
+    assert (got_polyp, got_locations) == (polyp, locations)
+
+
+# hard_dev: the targets of the harder-reports task (the rules reach 1.000 on every one). hard_heldout: the
+# figures the rules reached on it when it was first measured, after all rule changes (docs/BENCHMARKS.md,
+# "Report labels on harder reports"), less 0.005; they are below the targets, and no rule was written from
+# its errors.
+TARGETS = {"polyp": 0.98, "polyp_count": 0.95, "location_f1": 0.93}
+MINIMUM: dict[str, dict[str, dict[str, float]]] = {
+    "hard_dev": {"en": TARGETS, "zh": TARGETS},
+    "hard_heldout": {
+        "en": {"polyp": 0.938, "polyp_count": 0.852, "location_f1": 0.837},
+        "zh": {"polyp": 0.966, "polyp_count": 0.938, "location_f1": 0.909},
+    },
+}
+
+
+@pytest.mark.parametrize("name", ["hard_dev", "hard_heldout"])
+def test_hard_sets_thresholds_per_language(name: str) -> None:
+    gold = read_jsonl(DATA / f"{name}.jsonl")
+    report = evaluate(gold, process_batch(gold))
+    assert not report["missing"]
+    for lang, minimum in MINIMUM[name].items():
+        figures = report["by_lang"][lang]
+        assert figures["n"] >= 30 and figures["errors"] == 0
+        for field, low in minimum.items():
+            assert figures[field] >= low, f"{name} {lang} {field} = {figures[field]:.3f} < {low}"
