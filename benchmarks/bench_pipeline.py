@@ -3,7 +3,8 @@ with a named profile, and print every stage's figures against the truth, meanDic
 wall time per stage and peak memory, as Markdown.
 
 Usage:
-    python benchmarks/bench_pipeline.py --out /tmp/endoked-pipeline --exams 300 --profile cpu-small
+    python benchmarks/bench_pipeline.py --out /tmp/endoked-pipeline --exams 300 --profile cpu-small \
+        [--composition crops|full|heldout] [--seed 0]
 
 The public data is found at ``$ENDOKED_SHARED_DATA`` or ``<repo>/../shared/data``. The run is an ordinary
 ``endoked run`` in a child process (so its peak RSS is measured); re-running the command resumes it.
@@ -40,6 +41,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--exams", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--composition", default="crops", help="archive design: crops, full or heldout")
     ap.add_argument("--profile", default="cpu-small")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="extra --set overrides")
     ap.add_argument("--to", dest="stop", help="last stage to run (default: all)")
@@ -48,7 +50,7 @@ def main() -> int:
     archive = args.out / "archive"
     t0 = time.perf_counter()
     if not (archive / "manifest.jsonl").is_file():
-        build_archive(archive, ArchiveSpec(exams=args.exams, seed=args.seed))
+        build_archive(archive, ArchiveSpec(exams=args.exams, seed=args.seed, composition=args.composition))
     build_s = time.perf_counter() - t0
     run = args.out / f"run-{args.profile}"
     cmd = [

@@ -11,6 +11,23 @@ relative to the manifest) and is built so that polyp presence, not image source,
   says nothing about the label;
 - reports are short colonoscopy reports in varied English and Chinese phrasing.
 
+Compositions (``--composition``), so that a setting chosen on one archive design can be checked on others:
+
+- ``crops`` (the default, and the archive of the earlier figures): polyp frames are crops of TrainDataset
+  images holding the polyp; polyp-free frames are PolypGen frames (centres A and B) and crops away from polyps.
+- ``full``: polyp frames are the whole TrainDataset frames. Whole frames bring a label leak (a whole Kvasir or
+  ClinicDB frame always shows a polyp), controlled here: the polyp-free crops are scaled back up to the size of
+  the frame they were cut from and the PolypGen frames are cut to the aspect of a random polyp frame and scaled
+  to its size, so size and aspect say little about the label, and the leak that remains is
+  measured (``leak_auroc`` in ``truth/spec.json``: how well frame area, aspect and brightness alone separate
+  polyp from polyp-free frames; 0.5 is no leak).
+- ``heldout``: sources the chain was never tuned on: polyp frames are whole BKAI-IGH NeoPolyp frames
+  (``biopsy/``), polyp-free frames are PolypGen centre B frames and BKAI crops away from the polyp, scaled as
+  in ``full``.
+
+``truth/images.csv`` names each frame's ``origin`` (kvasir, clinicdb, bkai, polypgen_A, polypgen_B), and the
+run scores give the pseudo-mask figures per origin.
+
 The truth is kept apart, in the layout of the synthetic archive: ``truth/exams.jsonl`` (report labels in
 the report-label contract, ``id`` = exam_id), ``truth/meta.jsonl`` (exam_id, category, lang),
 ``truth/images.csv`` (image, exam_id, polyp 0/1, mask: PNG
@@ -18,7 +35,7 @@ path relative to the archive, empty when polyp-free) and ``truth/masks/``. Deter
 
 Usage::
 
-    python benchmarks/public_archive.py --out DIR --exams 300 --seed 0
+    python benchmarks/public_archive.py --out DIR --exams 300 --seed 0 [--composition crops|full|heldout]
 
 The public data is found at ``$ENDOKED_SHARED_DATA`` or ``<repo>/../shared/data``.
 """
@@ -81,6 +98,10 @@ def shared_data_root() -> Path:
     return Path(os.environ.get("ENDOKED_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+COMPOSITIONS = ("crops", "full", "heldout")
+HELDOUT_CENTRE = "centre_B"
+
+
 @dataclass(frozen=True)
 class ArchiveSpec:
     """What to build. Ranges are inclusive ``(low, high)``."""
@@ -100,6 +121,7 @@ class ArchiveSpec:
     max_side: int = 720
     jpeg_quality: int = 92
     zh_fraction: float = 0.5
+    composition: str = "crops"  # crops | full | heldout (see the module docstring)
 
 
 @dataclass
@@ -107,10 +129,11 @@ class Sources:
     """Public images the archive draws from (sorted, so plans are deterministic)."""
 
     polyp_images: list[tuple[Path, Path]]  # (image, mask) of TrainDataset
-    negative_frames: dict[str, list[Path]]  # sequence -> frames
+    negative_frames: dict[str, list[Path]]  # "centre/sequence" -> frames
+    bkai_images: list[tuple[Path, Path]] = field(default_factory=list)  # (image, class mask) of biopsy/
 
     @classmethod
-    def load(cls, root: Path) -> Sources:
+    def load(cls, root: Path, composition: str = "crops") -> Sources:
         train = root / "polyp" / "TrainDataset"
         neg_csv = root / "negatives" / "frames.csv"
         if not (train / "images").is_dir() or not neg_csv.is_file():
@@ -127,7 +150,16 @@ class Sources:
         with open(neg_csv, encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh):
                 frames.setdefault(f"{row['centre']}/{row['sequence']}", []).append(root / "negatives" / row["image"])
-        return cls(pairs, {k: sorted(v) for k, v in sorted(frames.items())})
+        bkai: list[tuple[Path, Path]] = []
+        if composition == "heldout":
+            bdir = root / "biopsy"
+            if not (bdir / "images").is_dir():
+                raise FileNotFoundError(f"composition 'heldout' needs {bdir}/{{images,masks}}; set ENDOKED_SHARED_DATA")
+            for img in sorted((bdir / "images").iterdir()):
+                mask = bdir / "masks" / f"{img.stem}.png"
+                if mask.is_file():
+                    bkai.append((img, mask))
+        return cls(pairs, {k: sorted(v) for k, v in sorted(frames.items())}, bkai)
 
 
 # ----------------------------------------------------------------------------------------------- crops
@@ -296,6 +328,7 @@ class FramePlan:
     source: Path
     mask: Path | None = None
     box: tuple[int, int, int, int] | None = None
+    resize_to: tuple[int, int] | None = None  # (width, height) the cut box is scaled to (full/heldout crops)
 
 
 @dataclass
@@ -320,11 +353,27 @@ class _Pool:
 
 
 def _load_mask(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("L")) > 127
+    """A polyp mask as bool: 0/255 masks (TrainDataset) at > 127, class-index masks (BKAI: 0 background, 1 and
+    2 the polyp's class) at > 0."""
+    arr = np.asarray(Image.open(path).convert("L"))
+    return arr > (127 if arr.max() > 2 else 0)
+
+
+def origin_of(frame: FramePlan) -> str:
+    """The dataset or centre a frame comes from (``truth/images.csv``'s ``origin``)."""
+    if frame.kind == "negative":
+        return "polypgen_" + frame.source.name.split("_", 1)[0]  # PolypGen frames are named by centre: A_..., B_...
+    if frame.source.parent.parent.name == "biopsy":
+        return "bkai"
+    return "clinicdb" if frame.source.name.startswith("clinicdb_") else "kvasir"
 
 
 def plan_archive(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
     """Decide every exam's frames and crop boxes (reads masks, writes nothing)."""
+    if spec.composition not in COMPOSITIONS:
+        raise ValueError(f"unknown composition {spec.composition!r}; choose one of {', '.join(COMPOSITIONS)}")
+    if spec.composition != "crops":
+        return _plan_whole_frames(sources, spec)
     rng = np.random.default_rng(spec.seed)
     n_pos = round(spec.exams * spec.positive_fraction)
     positive = np.zeros(spec.exams, dtype=bool)
@@ -368,6 +417,95 @@ def plan_archive(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
     return plans
 
 
+def _plan_whole_frames(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
+    """``full`` and ``heldout``: whole polyp frames; polyp-free crops scaled up to their source frame's size."""
+    rng = np.random.default_rng(spec.seed)
+    n_pos = round(spec.exams * spec.positive_fraction)
+    positive = np.zeros(spec.exams, dtype=bool)
+    positive[rng.permutation(spec.exams)[:n_pos]] = True
+    pairs = sources.bkai_images if spec.composition == "heldout" else sources.polyp_images
+    if not pairs:
+        raise FileNotFoundError(f"composition {spec.composition!r}: no polyp images with masks found")
+    order = rng.permutation(len(pairs))
+    n_polyp_needed = n_pos * spec.polyp_frames[1]
+    polyp_pool = _Pool([pairs[i] for i in order[:n_polyp_needed]], rng)
+    crop_pool = _Pool([pairs[i] for i in order[n_polyp_needed:]] or pairs, rng)
+    centre = HELDOUT_CENTRE if spec.composition == "heldout" else None
+    seq_names = [s for s in sources.negative_frames if centre is None or s.startswith(centre + "/")]
+    if not seq_names:
+        raise FileNotFoundError(f"composition {spec.composition!r}: no PolypGen frames of {centre}")
+    seq_pools = {s: _Pool(sources.negative_frames[s], rng) for s in seq_names}
+    plans: list[ExamPlan] = []
+    for e in range(spec.exams):
+        plan = ExamPlan(f"P{e:04d}", bool(positive[e]), "zh" if rng.random() < spec.zh_fraction else "en")
+        sequence = seq_names[int(rng.integers(len(seq_names)))]
+        lo, hi = spec.polyp_frames if plan.positive else (0, 0)
+        for _ in range(int(rng.integers(lo, hi + 1))):
+            for _attempt in range(20):
+                img, mask_path = polyp_pool.draw()
+                mask = _load_mask(mask_path)
+                if mask.any():
+                    plan.frames.append(FramePlan("polyp", img, mask_path, (0, 0, mask.shape[1], mask.shape[0])))
+                    break
+        lo, hi = spec.free_frames_positive if plan.positive else spec.free_frames_negative
+        for _ in range(int(rng.integers(lo, hi + 1))):
+            if rng.random() < spec.negative_source_share:
+                # cut to the aspect of a random polyp frame and scaled to its size: geometry says nothing
+                frame = seq_pools[sequence].draw()
+                target = _image_size(pairs[int(rng.integers(len(pairs)))][0])
+                box = aspect_box(_image_size(frame), target)
+                plan.frames.append(FramePlan("negative", frame, None, box, resize_to=target))
+                continue
+            for _attempt in range(20):
+                img, mask_path = crop_pool.draw()
+                mask = _load_mask(mask_path)
+                box = free_crop_box(mask, float(rng.uniform(*spec.crop_scale)), rng, spec)
+                if box is not None:
+                    size = (mask.shape[1], mask.shape[0])
+                    plan.frames.append(FramePlan("crop", img, mask_path, box, resize_to=size))
+                    break
+        order_f = rng.permutation(len(plan.frames))
+        plan.frames = [plan.frames[i] for i in order_f]
+        plans.append(plan)
+    if polyp_pool.cycles > 1 or crop_pool.cycles > 1:
+        logger.warning(
+            "source images were reused (polyp frames: %d passes, crops: %d passes)", polyp_pool.cycles, crop_pool.cycles
+        )
+    return plans
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:  # reads the header only
+        return im.size
+
+
+def aspect_box(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The largest centred box of ``size = (width, height)`` with the aspect of ``target``."""
+    w, h = size
+    tw, th = target
+    if w * th > h * tw:  # too wide: trim the sides
+        cw = max(1, round(h * tw / th))
+        x0 = (w - cw) // 2
+        return x0, 0, x0 + cw, h
+    ch = max(1, round(w * th / tw))
+    y0 = (h - ch) // 2
+    return 0, y0, w, y0 + ch
+
+
+def leak_auroc(frames: Sequence[tuple[int, float, float, float]]) -> dict[str, float]:
+    """How well each cue alone separates polyp from polyp-free frames: ``frames`` are ``(polyp 0/1, area,
+    aspect, mean brightness)``; per cue the AUROC of the better direction (0.5: no leak, 1.0: a give-away)."""
+    from endoked.stats import auroc
+
+    y = np.asarray([f[0] for f in frames])
+    out: dict[str, float] = {}
+    for i, name in enumerate(("area", "aspect", "brightness"), start=1):
+        score = np.asarray([f[i] for f in frames], dtype=np.float64)
+        a = float(auroc(y, score)) if 0 < y.sum() < len(y) else float("nan")
+        out[name] = round(max(a, 1.0 - a), 4)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------- write
 def _findings(n: int, rng: np.random.Generator) -> list[Finding]:
     locs = list(LOCATIONS_EN)
@@ -403,7 +541,8 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
     truth_exams: list[dict[str, Any]] = []
     truth_images: list[dict[str, Any]] = []
     truth_meta: list[dict[str, Any]] = []
-    counts = {
+    cues: list[tuple[int, float, float, float]] = []
+    counts: dict[str, Any] = {
         "exams": 0,
         "positive_exams": 0,
         "negative_exams": 0,
@@ -428,12 +567,16 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
             mask_rel = ""
             if frame.box is not None:
                 image = image.crop(frame.box)
+            if frame.resize_to is not None:
+                image = image.resize(frame.resize_to, Image.Resampling.BILINEAR)
             image = _fit(image, spec.max_side, Image.Resampling.BILINEAR)
             (out / plan.exam_id).mkdir(parents=True, exist_ok=True)
             (out / rel).write_bytes(_encode_jpeg(image, spec.jpeg_quality))
             if frame.kind == "polyp" and frame.mask is not None and frame.box is not None:
-                mask = Image.open(frame.mask).convert("L").crop(frame.box).resize(image.size, Image.Resampling.NEAREST)
-                mask = Image.fromarray(np.where(np.asarray(mask) > 127, 255, 0).astype(np.uint8))
+                cut = _load_mask(frame.mask)[frame.box[1] : frame.box[3], frame.box[0] : frame.box[2]]
+                mask = Image.fromarray(np.where(cut, 255, 0).astype(np.uint8)).resize(
+                    image.size, Image.Resampling.NEAREST
+                )
                 mask_rel = f"truth/masks/{plan.exam_id}/{k:02d}.png"
                 (out / mask_rel).parent.mkdir(parents=True, exist_ok=True)
                 mask.save(out / mask_rel)
@@ -445,8 +588,11 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
                     "polyp": int(frame.kind == "polyp"),
                     "mask": mask_rel,
                     "source": f"{frame.kind}:{frame.source.name}",
+                    "origin": origin_of(frame),
                 }
             )
+            gray = np.asarray(image.convert("L"), dtype=np.float32)
+            cues.append((int(frame.kind == "polyp"), float(gray.size), image.width / image.height, float(gray.mean())))
             counts["images"] += 1
             counts[
                 {"polyp": "polyp_images", "crop": "crop_images", "negative": "negative_source_images"}[frame.kind]
@@ -456,12 +602,13 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
         truth_meta.append({"exam_id": plan.exam_id, "category": "present" if findings else "absent", "lang": plan.lang})
         counts["exams"] += 1
         counts["positive_exams" if findings else "negative_exams"] += 1
+    counts["leak_auroc"] = leak_auroc(cues)
     (out / "truth").mkdir(exist_ok=True)
     _write_lines(out / "manifest.jsonl", manifest)
     _write_lines(out / "truth" / "exams.jsonl", truth_exams)
     _write_lines(out / "truth" / "meta.jsonl", truth_meta)
     with open(out / "truth" / "images.csv", "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["image", "exam_id", "polyp", "mask", "source"])
+        writer = csv.DictWriter(fh, fieldnames=["image", "exam_id", "polyp", "mask", "source", "origin"])
         writer.writeheader()
         writer.writerows(truth_images)
     spec_json = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
@@ -478,7 +625,7 @@ def _write_lines(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 def build_archive(out: Path, spec: ArchiveSpec | None = None, data_root: Path | None = None) -> dict[str, Any]:
     """Plan and write the public benchmark archive into ``out``; returns counts."""
     spec = spec or ArchiveSpec()
-    sources = Sources.load(data_root or shared_data_root())
+    sources = Sources.load(data_root or shared_data_root(), spec.composition)
     plans = plan_archive(sources, spec)
     counts = write_archive(plans, Path(out), spec)
     logger.info("public archive in %s: %s", out, counts)
@@ -491,10 +638,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--exams", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--positive-fraction", type=float, default=0.5)
+    parser.add_argument("--composition", choices=COMPOSITIONS, default="crops", help="archive design (see above)")
     parser.add_argument("--data", type=Path, default=None, help="public data root (default: shared data)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    spec = ArchiveSpec(exams=args.exams, seed=args.seed, positive_fraction=args.positive_fraction)
+    spec = ArchiveSpec(
+        exams=args.exams, seed=args.seed, positive_fraction=args.positive_fraction, composition=args.composition
+    )
     counts = build_archive(args.out, spec, args.data)
     print(json.dumps(counts))
     return 0

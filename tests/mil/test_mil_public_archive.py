@@ -40,12 +40,20 @@ def data_root(tmp_path: Path) -> Path:
         Image.fromarray(img).save(root / f"polyp/TrainDataset/images/img{i:02d}.jpg")
         Image.fromarray(mask).save(root / f"polyp/TrainDataset/masks/img{i:02d}.png")
     rows = ["image,centre,sequence,width,height"]
-    for s in range(2):
+    for s in range(3):
+        centre = "AB"[s // 2]  # two sequences of centre A, one of centre B; named like PolypGen's frames
         for j in range(5):
-            name = f"images/s{s}_{j}.jpg"
+            name = f"images/{centre}_s{s}_{j}.jpg"
             Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(root / "negatives" / name)
-            rows.append(f"{name},centre_A,seq{s}_neg,300,200")
+            rows.append(f"{name},centre_{centre},seq{s}_neg,300,200")
     (root / "negatives/frames.csv").write_text("\n".join(rows) + "\n")
+    (root / "biopsy/images").mkdir(parents=True)
+    (root / "biopsy/masks").mkdir(parents=True)
+    yy, xx = np.mgrid[:160, :200]
+    for i in range(8):  # class-index masks (0 background, 1/2 the polyp's class), another frame size
+        mask = ((xx - 60 - 10 * i) ** 2 + (yy - 70) ** 2 < 25**2).astype(np.uint8) * (1 + i % 2)
+        Image.fromarray(rng.integers(0, 255, (160, 200, 3), dtype=np.uint8)).save(root / f"biopsy/images/b{i}.jpg")
+        Image.fromarray(mask).save(root / f"biopsy/masks/b{i}.png")
     return root
 
 
@@ -119,3 +127,41 @@ def test_build_archive_layout_truth_and_determinism(pa: ModuleType, data_root: P
 def test_missing_data_root_names_the_variable(pa: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="ENDOKED_SHARED_DATA"):
         pa.build_archive(tmp_path / "x", pa.ArchiveSpec(exams=2), tmp_path / "nothing")
+
+
+def test_aspect_box_and_leak_auroc(pa: ModuleType) -> None:
+    assert pa.aspect_box((300, 200), (200, 200)) == (50, 0, 250, 200)  # too wide: sides trimmed
+    assert pa.aspect_box((300, 200), (400, 100)) == (0, 62, 300, 137)  # too tall: 75 rows kept, centred
+    assert pa.aspect_box((300, 200), (600, 400)) == (0, 0, 300, 200)
+    # area separates perfectly (either direction counts), aspect not at all (ties), brightness ranks one of the
+    # four polyp/polyp-free pairs right (1.0 > 0.5): AUROC 0.25, i.e. 0.75 the other way round
+    frames = [(1, 100.0, 1.0, 1.0), (1, 200.0, 1.0, 0.0), (0, 10.0, 1.0, 0.5), (0, 20.0, 1.0, 2.0)]
+    assert pa.leak_auroc(frames) == {"area": 1.0, "aspect": 0.5, "brightness": 0.75}
+    assert pa.leak_auroc([(1, 1.0, 1.0, 1.0), (0, 2.0, 1.0, 1.0)])["area"] == 1.0
+
+
+@pytest.mark.parametrize("composition", ["full", "heldout"])
+def test_whole_frame_compositions(pa: ModuleType, data_root: Path, tmp_path: Path, composition: str) -> None:
+    spec = pa.ArchiveSpec(exams=10, seed=1, min_crop_side=20, composition=composition)
+    counts = pa.build_archive(tmp_path / "a", spec, data_root)
+    assert counts["polyp_images"] > 0 and counts["crop_images"] > 0 and counts["negative_source_images"] > 0
+    assert set(counts["leak_auroc"]) == {"area", "aspect", "brightness"}
+    with open(tmp_path / "a/truth/images.csv", newline="") as fh:
+        images = list(csv.DictReader(fh))
+    polyp_size = (320, 240) if composition == "full" else (200, 160)
+    origins = {r["origin"] for r in images}
+    if composition == "full":
+        assert "kvasir" in origins and origins <= {"kvasir", "polypgen_A", "polypgen_B"}
+    else:  # held-out sources only: BKAI polyps and crops, PolypGen centre B
+        assert origins == {"bkai", "polypgen_B"}
+    for r in images:
+        with Image.open(tmp_path / "a" / r["image"]) as im:
+            assert im.size == polyp_size  # whole polyp frames; crops and PolypGen frames scaled to the same size
+        if r["polyp"] == "1":
+            source = r["source"].split(":", 1)[1]
+            folder = "polyp/TrainDataset" if composition == "full" else "biopsy"
+            m = np.asarray(Image.open(tmp_path / "a" / r["mask"])) > 0
+            want = np.asarray(Image.open(data_root / folder / "masks" / f"{Path(source).stem}.png")) > 0
+            assert (m == want).all()  # the whole frame's mask (class masks read as polyp where > 0)
+    with pytest.raises(ValueError, match="unknown composition"):
+        pa.plan_archive(pa.Sources.load(data_root), pa.ArchiveSpec(composition="tiles"))
