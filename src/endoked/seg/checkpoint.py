@@ -3,12 +3,19 @@
 A checkpoint is a plain dict readable with ``torch.load(..., weights_only=True)`` (``model.pt``)::
 
     {"format": "endoked-seg/1", "state_dict": {...}, "encoder": "tf_efficientnet_lite0", "channel": 32,
-     "image_size": 352, "mean": [r, g, b], "std": [r, g, b], "epoch": 12, "val": {"mean_dice": ...},
-     "config": {...SegConfig...}}
+     "decoder": "endoked", "image_size": 352, "mean": [r, g, b], "std": [r, g, b], "epoch": 12,
+     "val": {"mean_dice": ...}, "config": {...SegConfig...}}
+
+``decoder`` (``"endoked"`` when absent, as in checkpoints written before it existed) names the decoder
+arithmetic of :class:`~endoked.seg.model.PolypPVT`.
 
 The same content can be kept as safetensors (``model.safetensors``: the ``state_dict`` tensors) beside a JSON
 file of everything else (``model.json``); reading that pair never unpickles anything
 (:func:`save_safetensors`, :func:`read_checkpoint`).
+
+:func:`read_checkpoint` also reads the published Polyp-PVT / EndoKED-SEG ``.pth`` files as released (see
+:mod:`endoked.seg.published`): their content is brought into this layout in memory, with ``"layout":
+"Polyp-PVT"``.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ import torch
 from endoked.backbones import backbone_info
 from endoked.errors import BackendUnavailableError, DataFormatError
 from endoked.io import atomic_path, atomic_write_json
+from endoked.seg import published
 from endoked.seg.encoder import build_encoder
-from endoked.seg.model import PolypPVT
+from endoked.seg.model import DECODERS, Decoder, PolypPVT
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +49,11 @@ def build_model(
     weights: str | Path | None = None,
     allow_download: bool = False,
     from_checkpoint: str | Path | None = None,
+    decoder: Decoder = "endoked",
 ) -> PolypPVT:
     """Polyp-PVT with an encoder from the backbone registry (see :func:`endoked.seg.encoder.build_encoder`);
-    ``from_checkpoint``: the network is built for the weights of that checkpoint (no weight lookup)."""
+    ``from_checkpoint``: the network is built for the weights of that checkpoint (no weight lookup);
+    ``decoder``: the decoder arithmetic (:class:`~endoked.seg.model.PolypPVT`)."""
     enc = build_encoder(
         encoder,
         pretrained=pretrained,
@@ -51,7 +61,7 @@ def build_model(
         allow_download=allow_download,
         from_checkpoint=from_checkpoint,
     )
-    return PolypPVT(enc, channel=channel)
+    return PolypPVT(enc, channel=channel, decoder=decoder)
 
 
 def unwrap(model: torch.nn.Module) -> PolypPVT:
@@ -73,6 +83,7 @@ def checkpoint_dict(model: torch.nn.Module, image_size: int, extra: dict[str, An
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "encoder": net.encoder.name,
         "channel": int(net.head_cfm.in_channels),
+        "decoder": net.decoder,
         "image_size": int(image_size),
         "mean": list(info.mean),
         "std": list(info.std),
@@ -157,12 +168,53 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise DataFormatError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise DataFormatError(
-            f"{path} is not a segmentation checkpoint (format {FORMAT}); train one with "
-            "'endoked seg train' or the seg stage"
+    if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT:
+        return dict(ckpt)
+    return _read_published(path, ckpt)
+
+
+ACCEPTED = (
+    f"accepted are {FORMAT} checkpoints (model.pt, or model.safetensors with its model.json, written by "
+    "'endoked seg train' or the seg stage) and the published Polyp-PVT / EndoKED-SEG weights (the state dict "
+    "of Polyp-PVT's PolypPVT: backbone.*, Translayer*, CFM.*, ca.*, sa.*, SAM.*, out_CFM.*, out_SAM.*; raw or "
+    "under 'state_dict' or 'model', DataParallel 'module.' prefixes allowed)"
+)
+
+
+def _read_published(path: Path, obj: Any) -> dict[str, Any]:
+    """A checkpoint dict from a published release (:mod:`endoked.seg.published`), or DataFormatError."""
+    state = published.tensor_state(obj)
+    if state is not None and published.fits_polyp_pvt(state):
+        extra = published.unexpected(state)
+        if extra:
+            raise DataFormatError(
+                f"{path} has the {published.POLYP_PVT} layout but {len(extra)} of its tensors are not part of it "
+                f"(first: {', '.join(extra[:3])}); {ACCEPTED}"
+            )
+        content = {"format": FORMAT, **published.polyp_pvt_checkpoint(state)}
+        logger.info(
+            "%s: published %s weights (official key layout, %d tensors): encoder %s, decoder width %d with the "
+            "official code's arithmetic; input %d x %d, ImageNet mean/std",
+            path,
+            published.POLYP_PVT,
+            len(state),
+            content["encoder"],
+            content["channel"],
+            content["image_size"],
+            content["image_size"],
         )
-    return ckpt
+        return content
+    if state is None:
+        what = f"a {type(obj).__name__} without tensors"
+        if isinstance(obj, dict) and "format" in obj:
+            what = f"format {obj['format']!r}"
+        raise DataFormatError(f"{path} is not a segmentation checkpoint this package reads ({what}); {ACCEPTED}")
+    missing = [k for k in published.POLYP_PVT_SIGNATURE if k not in state]
+    raise DataFormatError(
+        f"{path} is not a segmentation checkpoint this package reads: none of its known layouts fits its "
+        f"{len(state)} tensors (unexpected: {', '.join(published.unexpected(state)[:3])}; missing for "
+        f"{published.POLYP_PVT}: {', '.join(missing[:3])}); {ACCEPTED}"
+    )
 
 
 def convert_checkpoint(src: str | Path, dest: str | Path) -> Path:
@@ -181,6 +233,49 @@ def convert_checkpoint(src: str | Path, dest: str | Path) -> Path:
     return save_checkpoint(dest, ckpt)
 
 
+def checkpoint_decoder(ckpt: dict[str, Any], path: str | Path) -> Decoder:
+    """The decoder arithmetic a checkpoint was trained with (``"endoked"`` when it does not say).
+
+    Raises:
+        DataFormatError: an unknown name.
+    """
+    decoder = ckpt.get("decoder", "endoked")
+    if decoder not in DECODERS:
+        raise DataFormatError(f"checkpoint {path}: unknown decoder {decoder!r} (known: {', '.join(DECODERS)})")
+    return decoder  # type: ignore[no-any-return]
+
+
+def load_weights(model: PolypPVT, ckpt: dict[str, Any], path: str | Path) -> None:
+    """Load a checkpoint's weights into ``model``: every tensor used, none missing, shapes equal.
+
+    Raises:
+        DataFormatError: names or shapes differ; a few are listed, with the names of the file's own layout.
+    """
+    state: dict[str, torch.Tensor] = ckpt["state_dict"]
+    target = model.state_dict()
+    official = ckpt.get("layout") == published.POLYP_PVT
+
+    def name(key: str) -> str:  # as the file names it
+        return (published.to_official(key) or key) if official else key
+
+    missing = [name(k) for k in target if k not in state]
+    extra = [name(k) for k in state if k not in target]
+    shapes = [
+        f"{name(k)} {tuple(v.shape)} (needs {tuple(target[k].shape)})"
+        for k, v in state.items()
+        if k in target and tuple(v.shape) != tuple(target[k].shape)
+    ]
+    if missing or extra or shapes:
+        parts = [
+            f"{len(found)} {what} (first: {', '.join(found[:3])})"
+            for what, found in (("missing", missing), ("unexpected", extra), ("of another shape", shapes))
+            if found
+        ]
+        arch = f"encoder {ckpt['encoder']}, decoder width {ckpt['channel']}"
+        raise DataFormatError(f"checkpoint {path} does not fit its architecture ({arch}): tensors {'; '.join(parts)}")
+    model.load_state_dict(state, strict=True)
+
+
 def load_model(path: str | Path) -> tuple[PolypPVT, dict[str, Any]]:
     """Build the network of a checkpoint and load its weights (eval mode, CPU).
 
@@ -188,11 +283,10 @@ def load_model(path: str | Path) -> tuple[PolypPVT, dict[str, Any]]:
         The model and the checkpoint dict (for ``image_size``, ``mean``, ``std``...).
     """
     ckpt = read_checkpoint(path)
-    model = build_model(str(ckpt["encoder"]), int(ckpt["channel"]), from_checkpoint=path)
-    try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise DataFormatError(f"checkpoint {path} does not fit its own architecture: {exc}") from exc
+    model = build_model(
+        str(ckpt["encoder"]), int(ckpt["channel"]), from_checkpoint=path, decoder=checkpoint_decoder(ckpt, path)
+    )
+    load_weights(model, ckpt, path)
     model.eval()
     logger.info(
         "seg model: %d tensors loaded from checkpoint %s (encoder %s, epoch %s)",

@@ -32,7 +32,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("predict")
     def predict_cmd(
-        model: Annotated[Path, typer.Option("--model", "-m", help="Segmentation checkpoint (model.pt).")],
+        model: Annotated[
+            Path,
+            typer.Option(
+                "--model", "-m", help="Segmentation checkpoint (model.pt), or a published Polyp-PVT / EndoKED-SEG .pth."
+            ),
+        ],
         images: Annotated[Path, typer.Option("--images", "-i", help="Folder of images.")],
         out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <stem>.png probability maps.")],
         device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",

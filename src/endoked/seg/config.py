@@ -17,6 +17,9 @@ from endoked.config_fields import EncoderSource
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 
+Decoder = Literal["endoked", "official"]
+"""Decoder arithmetic of the network (:class:`endoked.seg.model.PolypPVT`)."""
+
 # seg keys before the sections: old key -> new key (dotted, below ``seg``); the run config refuses the old ones
 RENAMED: dict[str, str] = {
     "encoder": "model.backbone",

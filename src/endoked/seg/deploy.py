@@ -8,7 +8,8 @@ is inside the graph, so a deployment needs nothing of this package::
     prob:   (B, 1, S, S) float32, sigmoid(logits)
 
 Resize ``prob`` back to the original image size (bilinear) as :class:`endoked.seg.Predictor` does. The model's
-``metadata_props`` record the format, encoder, image size, normalisation and the source checkpoint's sha256.
+``metadata_props`` record the format, encoder, decoder arithmetic, image size, normalisation and the source
+checkpoint's sha256.
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ def export_onnx(
     props = {
         "format": ONNX_FORMAT,
         "encoder": str(ckpt["encoder"]),
+        "decoder": model.decoder,
         "image_size": str(size),
         "mean": json.dumps([float(v) for v in ckpt["mean"]]),
         "std": json.dumps([float(v) for v in ckpt["std"]]),
