@@ -1,4 +1,4 @@
-"""Published Polyp-PVT / EndoKED-SEG weights: key layout, arithmetic, ``endoked predict``, conversion.
+"""Published Polyp-PVT / EndoKED-SEG weights: key layout, arithmetic, ``endoked predict``, training init.
 
 The weights are random values carrying exactly the official names and shapes; the reference network
 (:mod:`tests.seg.official_polyp_pvt`) is written from the official code, independently of ``endoked.seg.model``.
@@ -17,9 +17,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+import endoked.seg.train as train_mod
 from endoked.cli import main
 from endoked.errors import DataFormatError
 from endoked.seg import published
+from endoked.seg.api import train_folder
 from endoked.seg.checkpoint import (
     FORMAT,
     build_model,
@@ -29,7 +31,7 @@ from endoked.seg.checkpoint import (
     read_checkpoint,
 )
 from endoked.seg.model import PolypPVT
-from tests.seg.conftest import disk_pair
+from tests.seg.conftest import disk_pair, tiny_config, write_pranet
 from tests.seg.official_polyp_pvt import OfficialPolypPVT, random_state
 
 # typed from DengPingFan/Polyp-PVT lib/pvt.py (PolypPVT, channel 32) and lib/pvtv2.py (pvt_v2_b2: embed dims
@@ -213,3 +215,66 @@ def test_convert_writes_our_format_with_the_official_arithmetic(
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         assert torch.equal(model.predict_logits(x), ours.predict_logits(x))
+
+
+def _first_step_weights(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, torch.Tensor]]:
+    """Records the network's weights right before its first optimiser step."""
+    seen: list[dict[str, torch.Tensor]] = []
+    step = train_mod.SegTask._step
+
+    def spy(self: train_mod.SegTask, *args: Any, **kwargs: Any) -> float:
+        if not seen:
+            seen.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod.SegTask, "_step", spy)
+    return seen
+
+
+def test_training_starts_from_a_published_checkpoint(
+    official: tuple[OfficialPolypPVT, dict[str, torch.Tensor]],
+    official_pth: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = write_pranet(tmp_path / "disks", 3)
+    seen = _first_step_weights(monkeypatch)
+    cfg = tiny_config(optim__epochs=1, optim__batch_size=2, val_fraction=0.0, model__init=str(official_pth))
+    with caplog.at_level(logging.INFO, logger="endoked"):
+        result = train_folder(data, tmp_path / "out", cfg, seed=0, progress=False)
+    assert (
+        "model.backbone test_efficientnet -> pvt_v2_b2, model.channel 8 -> 32, model.decoder endoked -> official"
+        in (caplog.text)
+    )
+    assert set(seen[0]) == {published.from_official(k) for k in official[1]}
+    for key, value in official[1].items():
+        assert torch.equal(seen[0][str(published.from_official(key))], value), key
+    ckpt = read_checkpoint(result.checkpoint)
+    assert (ckpt["encoder"], ckpt["channel"], ckpt["decoder"]) == ("pvt_v2_b2", 32, "official")
+    assert ckpt["config"]["model"]["backbone"] == "pvt_v2_b2"
+    moved = [k for k, v in ckpt["state_dict"].items() if not torch.equal(v, seen[0][k])]
+    assert moved  # it trained
+
+
+def test_seg_train_init_from_our_own_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = write_pranet(tmp_path / "disks", 4)
+    first = train_folder(data, tmp_path / "a", tiny_config(optim__epochs=1, val_fraction=0.0), seed=0, progress=False)
+    init = read_checkpoint(first.checkpoint)["state_dict"]
+    seen = _first_step_weights(monkeypatch)
+    sets = {
+        "seg.model.backbone": "test_efficientnet",
+        "seg.model.pretrained": "false",
+        "seg.model.channel": "16",
+        "seg.image_size": "64",
+        "seg.optim.epochs": "1",
+        "seg.optim.batch_size": "4",
+        "seg.val_fraction": "0",
+        "seg.augment.scales": "[1.0]",
+    }
+    args = ["seg", "train", "--data", str(data), "--out", str(tmp_path / "b"), "--init", str(first.checkpoint)]
+    code = main(["--no-progress", *args, *[f"--set={k}={v}" for k, v in sets.items()], "--device", "cpu"])
+    assert code == 0
+    assert set(seen[0]) == set(init) and all(torch.equal(seen[0][k], v) for k, v in init.items())
+    ckpt = read_checkpoint(tmp_path / "b" / "model.pt")
+    assert ckpt["channel"] == 8 and ckpt["config"]["model"]["init"] == str(first.checkpoint)
