@@ -1,7 +1,9 @@
-"""Published Polyp-PVT / EndoKED-SEG weights: key layout, arithmetic, ``endoked predict``, training init.
+"""Published Polyp-PVT / EndoKED-SEG and PraNet weights: key layout, arithmetic, ``endoked predict``, training
+init.
 
-The weights are random values carrying exactly the official names and shapes; the reference network
-(:mod:`tests.seg.official_polyp_pvt`) is written from the official code, independently of ``endoked.seg.model``.
+The weights are random values carrying exactly the official names and shapes; the reference networks
+(:mod:`tests.seg.official_polyp_pvt`, :mod:`tests.seg.official_pranet`) are written from the official code,
+independently of ``endoked.seg`` and of timm.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from PIL import Image
 
 import endoked.seg.train as train_mod
 from endoked.cli import main
-from endoked.errors import DataFormatError
+from endoked.errors import ConfigError, DataFormatError
 from endoked.seg import published
 from endoked.seg.api import train_folder
 from endoked.seg.checkpoint import (
@@ -31,8 +33,10 @@ from endoked.seg.checkpoint import (
     read_checkpoint,
 )
 from endoked.seg.model import PolypPVT
+from endoked.seg.pranet import PraNet
 from tests.seg.conftest import disk_pair, tiny_config, write_pranet
 from tests.seg.official_polyp_pvt import OfficialPolypPVT, random_state
+from tests.seg.official_pranet import OfficialPraNet
 
 # typed from DengPingFan/Polyp-PVT lib/pvt.py (PolypPVT, channel 32) and lib/pvtv2.py (pvt_v2_b2: embed dims
 # 64/128/320/512, mlp ratios 8/8/4/4, depths 3/4/6/3, sr ratios 8/4/2/1, qkv_bias, no classification head)
@@ -64,6 +68,33 @@ GOLDEN: dict[str, tuple[int, ...]] = {
 # x 2 = 332; decoder: 12 conv-BN units x 6 + ca 2 + sa 1 + SAM 8 + two heads x 2 = 87
 N_TENSORS = 419
 
+# typed from DengPingFan/PraNet lib/PraNet_Res2Net.py (PraNet, channel 32) and lib/Res2Net_v1b.py
+# (res2net50_v1b_26w_4s: deep stem 32-32-64, bottleneck widths 26/52/104/208 x 4 scales, classifier kept)
+PRANET_GOLDEN: dict[str, tuple[int, ...]] = {
+    "resnet.conv1.0.weight": (32, 3, 3, 3),
+    "resnet.conv1.4.running_var": (32,),
+    "resnet.conv1.6.weight": (64, 32, 3, 3),
+    "resnet.layer1.0.conv1.weight": (104, 64, 1, 1),
+    "resnet.layer1.0.convs.2.weight": (26, 26, 3, 3),
+    "resnet.layer2.0.downsample.1.weight": (512, 256, 1, 1),
+    "resnet.layer3.5.bns.1.bias": (104,),
+    "resnet.layer4.2.conv3.weight": (2048, 832, 1, 1),
+    "resnet.fc.weight": (1000, 2048),
+    "rfb2_1.branch1.1.conv.weight": (32, 32, 1, 3),
+    "rfb3_1.conv_res.conv.weight": (32, 1024, 1, 1),
+    "rfb4_1.branch3.3.conv.weight": (32, 32, 3, 3),
+    "rfb2_1.conv_cat.conv.weight": (32, 128, 3, 3),
+    "agg1.conv4.conv.weight": (96, 96, 3, 3),
+    "agg1.conv5.weight": (1, 96, 1, 1),
+    "ra4_conv2.conv.weight": (256, 256, 5, 5),
+    "ra4_conv5.bn.running_mean": (1,),
+    "ra3_conv1.conv.weight": (64, 1024, 1, 1),
+    "ra2_conv4.conv.weight": (1, 64, 3, 3),
+}
+# Res2Net: stem 3 convs + 2 BN x 5 + bn1 5 = 18, 16 bottlenecks x 30 + 4 shortcuts x 6 = 504, fc 2; decoder:
+# 3 RFBs x 15 conv-BN units x 6 = 270, aggregation 8 x 6 + conv5 2 = 50, reverse attention 13 x 6 = 78
+N_PRANET_TENSORS = 922
+
 
 @pytest.fixture(scope="module")
 def official() -> tuple[OfficialPolypPVT, dict[str, torch.Tensor]]:
@@ -85,7 +116,24 @@ def official_pth(official: tuple[OfficialPolypPVT, dict[str, torch.Tensor]], tmp
 @pytest.fixture(scope="module")
 def ours(official_pth: Path) -> PolypPVT:
     model, _ = load_model(official_pth)
+    assert isinstance(model, PolypPVT)
     return model
+
+
+@pytest.fixture(scope="module")
+def pranet() -> tuple[OfficialPraNet, dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    ref = OfficialPraNet().eval()
+    state = random_state(ref, seed=4)
+    ref.load_state_dict(state, strict=True)
+    return ref, state
+
+
+@pytest.fixture(scope="module")
+def pranet_pth(pranet: tuple[OfficialPraNet, dict[str, torch.Tensor]], tmp_path_factory: Any) -> Path:
+    path = Path(tmp_path_factory.mktemp("published")) / "PraNet-19.pth"
+    torch.save(pranet[1], path)  # as the official MyTrain.py: torch.save(model.state_dict(), ...)
+    return path
 
 
 def test_official_layout_names_and_shapes(
@@ -94,13 +142,15 @@ def test_official_layout_names_and_shapes(
     ref_shapes = {k: tuple(v.shape) for k, v in official[0].state_dict().items()}
     assert len(ref_shapes) == N_TENSORS
     assert {k: ref_shapes.get(k) for k in GOLDEN} == GOLDEN
-    mapped = {published.to_official(k): tuple(v.shape) for k, v in ours.state_dict().items()}
+    mapped = {published.POLYP_PVT.to_official(k): tuple(v.shape) for k, v in ours.state_dict().items()}
     assert mapped == ref_shapes  # every tensor of ours has its official counterpart, and the reverse
-    assert all(published.from_official(str(published.to_official(k))) == k for k in ours.state_dict())
-    assert published.from_official("backbone.block2.1.mlp.dwconv.dwconv.bias") == (
+    assert all(
+        published.POLYP_PVT.from_official(str(published.POLYP_PVT.to_official(k))) == k for k in ours.state_dict()
+    )
+    assert published.POLYP_PVT.from_official("backbone.block2.1.mlp.dwconv.dwconv.bias") == (
         "encoder.stages.1.0.blocks.1.mlp.dwconv.bias"
     )
-    assert published.from_official("backbone.head.weight") is None
+    assert published.POLYP_PVT.from_official("backbone.head.weight") is None
 
 
 def test_published_weights_compute_the_official_logits(
@@ -149,6 +199,7 @@ def test_foreign_files_name_the_file_and_the_accepted_layouts(tmp_path: Path) ->
     assert "unet.pth" in msg and FORMAT in msg and "Polyp-PVT" in msg
     assert "unexpected: conv.weight, fc.bias" in msg
     assert "missing for Polyp-PVT: backbone.patch_embed1.proj.weight, backbone.block1.0.attn.q.weight" in msg
+    assert "missing for PraNet: resnet.conv1.0.weight, resnet.layer4.2.convs.2.weight" in msg
     plain = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), plain)
     with pytest.raises(DataFormatError, match=r"tensor\.pth is not .*Tensor without tensors.*accepted are"):
@@ -169,7 +220,7 @@ def test_foreign_files_name_the_file_and_the_accepted_layouts(tmp_path: Path) ->
 def test_shape_errors_use_the_official_names(official: tuple[OfficialPolypPVT, dict[str, torch.Tensor]]) -> None:
     state = dict(official[1])
     state["Translayer2_0.conv.weight"] = torch.zeros(32, 48, 1, 1)
-    content = {"format": FORMAT, **published.polyp_pvt_checkpoint(state)}
+    content = {"format": FORMAT, **published.to_checkpoint(published.POLYP_PVT, state)}
     model = build_model("pvt_v2_b2", 32, pretrained=False, decoder="official")
     with pytest.raises(
         DataFormatError, match=r"1 of another shape \(first: Translayer2_0\.conv\.weight \(32, 48, 1, 1\)"
@@ -177,33 +228,72 @@ def test_shape_errors_use_the_official_names(official: tuple[OfficialPolypPVT, d
         load_weights(model, content, "x.pth")
 
 
+@pytest.mark.parametrize(
+    ("release", "log"),
+    [
+        ("official", "published Polyp-PVT weights (official key layout, 419 tensors)"),
+        ("pranet", "published PraNet weights (official key layout, 922 tensors)"),
+    ],
+)
 def test_endoked_predict_runs_a_published_checkpoint(
-    official: tuple[OfficialPolypPVT, dict[str, torch.Tensor]],
-    official_pth: Path,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    release: str, log: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
 ) -> None:
+    ref = request.getfixturevalue(release)[0]
+    pth = request.getfixturevalue(f"{release}_pth")
     (tmp_path / "imgs").mkdir()
     images = {"a": disk_pair((50, 70), 0)[0], "b": disk_pair((40, 40), 1)[0]}
     for stem, img in images.items():
         Image.fromarray(img).save(tmp_path / "imgs" / f"{stem}.png")
     with caplog.at_level(logging.INFO, logger="endoked"):
-        args = ["predict", "--model", str(official_pth), "--images", str(tmp_path / "imgs")]
+        args = ["predict", "--model", str(pth), "--images", str(tmp_path / "imgs")]
         code = main(["--no-progress", *args, "--out", str(tmp_path / "pred"), "--device", "cpu"])
     assert code == 0
-    assert "published Polyp-PVT weights (official key layout, 419 tensors)" in caplog.text
-    ref = official[0]
+    assert log in caplog.text
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     for stem, img in images.items():
         x = torch.from_numpy(cv2.resize(img, (352, 352), interpolation=cv2.INTER_LINEAR)).permute(2, 0, 1)[None]
         with torch.no_grad():
-            p1, p2 = ref((x.float() / 255.0 - mean) / std)
-        up = F.interpolate(p1 + p2, size=img.shape[:2], mode="bilinear", align_corners=False)
+            out = ref((x.float() / 255.0 - mean) / std)
+        logits = out[0] + out[1] if release == "official" else out[3]  # the official test scripts: P1 + P2, res2
+        up = F.interpolate(logits, size=img.shape[:2], mode="bilinear", align_corners=False)
         want = np.round(torch.sigmoid(up)[0, 0].numpy() * 255.0)
         got = np.asarray(Image.open(tmp_path / "pred" / f"{stem}.png")).astype(np.float64)
         assert got.shape == img.shape[:2]
         assert np.abs(got - want).max() <= 1.0 and want.std() > 5.0
+
+
+def test_pranet_layout_names_and_shapes(pranet: tuple[OfficialPraNet, dict[str, torch.Tensor]]) -> None:
+    ref_shapes = {k: tuple(v.shape) for k, v in pranet[0].state_dict().items()}
+    assert len(ref_shapes) == N_PRANET_TENSORS
+    assert {k: ref_shapes.get(k) for k in PRANET_GOLDEN} == PRANET_GOLDEN
+    ours = {k: tuple(v.shape) for k, v in PraNet(32).state_dict().items()}
+    assert ours == ref_shapes  # the published names, kept as they are
+    assert published.detect(pranet[1]) is published.PRANET
+
+
+def test_published_pranet_computes_the_official_maps(
+    pranet: tuple[OfficialPraNet, dict[str, torch.Tensor]], pranet_pth: Path
+) -> None:
+    model, ckpt = load_model(pranet_pth)
+    assert isinstance(model, PraNet)
+    assert (ckpt["network"], ckpt["encoder"], ckpt["channel"], ckpt["image_size"]) == ("pranet", "res2net50d", 32, 352)
+    ref = pranet[0]
+    x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    with torch.no_grad():
+        want = ref.double()(x)
+        got = model.double()(x)
+        last = model.logits(x)
+        ref.float(), model.float()
+    for w, g in zip(want, got, strict=True):
+        assert g.shape == w.shape == (2, 1, 64, 96) and float(w.std()) > 0.1
+        assert torch.allclose(g, w, rtol=0.0, atol=1e-5)
+    assert torch.allclose(last, want[3], rtol=0.0, atol=1e-5)
+
+
+def test_pranet_weights_cannot_initialise_training(pranet_pth: Path) -> None:
+    with pytest.raises(ConfigError, match=r"PraNet-19\.pth holds pranet weights.*network trained here is Polyp-PVT"):
+        train_mod.init_architecture(tiny_config(), read_checkpoint(pranet_pth), pranet_pth)
 
 
 def test_convert_writes_our_format_with_the_official_arithmetic(
@@ -247,9 +337,9 @@ def test_training_starts_from_a_published_checkpoint(
         "model.backbone test_efficientnet -> pvt_v2_b2, model.channel 8 -> 32, model.decoder endoked -> official"
         in (caplog.text)
     )
-    assert set(seen[0]) == {published.from_official(k) for k in official[1]}
+    assert set(seen[0]) == {published.POLYP_PVT.from_official(k) for k in official[1]}
     for key, value in official[1].items():
-        assert torch.equal(seen[0][str(published.from_official(key))], value), key
+        assert torch.equal(seen[0][str(published.POLYP_PVT.from_official(key))], value), key
     ckpt = read_checkpoint(result.checkpoint)
     assert (ckpt["encoder"], ckpt["channel"], ckpt["decoder"]) == ("pvt_v2_b2", 32, "official")
     assert ckpt["config"]["model"]["backbone"] == "pvt_v2_b2"

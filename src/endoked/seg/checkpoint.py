@@ -6,16 +6,18 @@ A checkpoint is a plain dict readable with ``torch.load(..., weights_only=True)`
      "decoder": "endoked", "image_size": 352, "mean": [r, g, b], "std": [r, g, b], "epoch": 12,
      "val": {"mean_dice": ...}, "config": {...SegConfig...}}
 
-``decoder`` (``"endoked"`` when absent, as in checkpoints written before it existed) names the decoder
-arithmetic of :class:`~endoked.seg.model.PolypPVT`.
+``network`` (``"polyp-pvt"`` when absent) is :class:`~endoked.seg.model.PolypPVT`, trained here, or
+``"pranet"`` (:class:`~endoked.seg.pranet.PraNet`, for published PraNet weights; prediction only). ``decoder``
+(``"endoked"`` when absent, as in checkpoints written before it existed) names the decoder arithmetic of
+:class:`~endoked.seg.model.PolypPVT`.
 
 The same content can be kept as safetensors (``model.safetensors``: the ``state_dict`` tensors) beside a JSON
 file of everything else (``model.json``); reading that pair never unpickles anything
 (:func:`save_safetensors`, :func:`read_checkpoint`).
 
-:func:`read_checkpoint` also reads the published Polyp-PVT / EndoKED-SEG ``.pth`` files as released (see
-:mod:`endoked.seg.published`): their content is brought into this layout in memory, with ``"layout":
-"Polyp-PVT"``.
+:func:`read_checkpoint` also reads the published Polyp-PVT / EndoKED-SEG and PraNet ``.pth`` files as released
+(see :mod:`endoked.seg.published`): their content is brought into this layout in memory, with ``"layout":
+"Polyp-PVT"`` or ``"PraNet"``.
 """
 
 from __future__ import annotations
@@ -33,10 +35,16 @@ from endoked.io import atomic_path, atomic_write_json
 from endoked.seg import published
 from endoked.seg.encoder import build_encoder
 from endoked.seg.model import DECODERS, Decoder, PolypPVT
+from endoked.seg.pranet import PraNet
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "endoked-seg/1"
+NETWORKS: tuple[str, ...] = ("polyp-pvt", "pranet")
+
+SegNetwork = PolypPVT | PraNet
+"""A network a checkpoint builds; both give inference logits ``(B, 1, H, W)`` with ``logits`` and
+``predict_logits``."""
 SAFETENSORS_SUFFIX = ".safetensors"
 _INSTALL_HINT = "pip install 'endoked[interop]' (or pip install safetensors)"
 
@@ -82,6 +90,7 @@ def checkpoint_dict(model: torch.nn.Module, image_size: int, extra: dict[str, An
         "format": FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "encoder": net.encoder.name,
+        "network": "polyp-pvt",
         "channel": int(net.head_cfm.in_channels),
         "decoder": net.decoder,
         "image_size": int(image_size),
@@ -175,31 +184,35 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 ACCEPTED = (
     f"accepted are {FORMAT} checkpoints (model.pt, or model.safetensors with its model.json, written by "
-    "'endoked seg train' or the seg stage) and the published Polyp-PVT / EndoKED-SEG weights (the state dict "
-    "of Polyp-PVT's PolypPVT: backbone.*, Translayer*, CFM.*, ca.*, sa.*, SAM.*, out_CFM.*, out_SAM.*; raw or "
-    "under 'state_dict' or 'model', DataParallel 'module.' prefixes allowed)"
+    "'endoked seg train' or the seg stage) and the published weights of Polyp-PVT / EndoKED-SEG (the state dict "
+    "of Polyp-PVT's PolypPVT: backbone.*, Translayer*, CFM.*, ca.*, sa.*, SAM.*, out_CFM.*, out_SAM.*) and of "
+    "PraNet (resnet.*, rfb*, agg1.*, ra*_conv*), raw or under 'state_dict' or 'model', DataParallel 'module.' "
+    "prefixes allowed"
 )
 
 
 def _read_published(path: Path, obj: Any) -> dict[str, Any]:
     """A checkpoint dict from a published release (:mod:`endoked.seg.published`), or DataFormatError."""
     state = published.tensor_state(obj)
-    if state is not None and published.fits_polyp_pvt(state):
-        extra = published.unexpected(state)
+    layout = published.detect(state) if state is not None else None
+    if state is not None and layout is not None:
+        extra = published.unexpected(layout, state)
         if extra:
             raise DataFormatError(
-                f"{path} has the {published.POLYP_PVT} layout but {len(extra)} of its tensors are not part of it "
+                f"{path} has the {layout.name} layout but {len(extra)} of its tensors are not part of it "
                 f"(first: {', '.join(extra[:3])}); {ACCEPTED}"
             )
-        content = {"format": FORMAT, **published.polyp_pvt_checkpoint(state)}
+        content = {"format": FORMAT, **published.to_checkpoint(layout, state)}
+        arithmetic = " with the official code's arithmetic" if layout.decoder == "official" else ""
         logger.info(
-            "%s: published %s weights (official key layout, %d tensors): encoder %s, decoder width %d with the "
-            "official code's arithmetic; input %d x %d, ImageNet mean/std",
+            "%s: published %s weights (official key layout, %d tensors): encoder %s, decoder width %d%s; input "
+            "%d x %d, ImageNet mean/std",
             path,
-            published.POLYP_PVT,
+            layout.name,
             len(state),
             content["encoder"],
             content["channel"],
+            arithmetic,
             content["image_size"],
             content["image_size"],
         )
@@ -209,11 +222,14 @@ def _read_published(path: Path, obj: Any) -> dict[str, Any]:
         if isinstance(obj, dict) and "format" in obj:
             what = f"format {obj['format']!r}"
         raise DataFormatError(f"{path} is not a segmentation checkpoint this package reads ({what}); {ACCEPTED}")
-    missing = [k for k in published.POLYP_PVT_SIGNATURE if k not in state]
+    foreign = [k for k in state if all(lay.from_official(k) is None for lay in published.LAYOUTS)]
+    missing = "; ".join(
+        f"missing for {lay.name}: {', '.join([k for k in lay.signature if k not in state][:3])}"
+        for lay in published.LAYOUTS
+    )
     raise DataFormatError(
         f"{path} is not a segmentation checkpoint this package reads: none of its known layouts fits its "
-        f"{len(state)} tensors (unexpected: {', '.join(published.unexpected(state)[:3])}; missing for "
-        f"{published.POLYP_PVT}: {', '.join(missing[:3])}); {ACCEPTED}"
+        f"{len(state)} tensors (unexpected: {', '.join(foreign[:3])}; {missing}); {ACCEPTED}"
     )
 
 
@@ -245,7 +261,19 @@ def checkpoint_decoder(ckpt: dict[str, Any], path: str | Path) -> Decoder:
     return decoder  # type: ignore[no-any-return]
 
 
-def load_weights(model: PolypPVT, ckpt: dict[str, Any], path: str | Path) -> None:
+def checkpoint_network(ckpt: dict[str, Any], path: str | Path) -> str:
+    """The network a checkpoint builds (``"polyp-pvt"`` when it does not say).
+
+    Raises:
+        DataFormatError: an unknown name.
+    """
+    network = str(ckpt.get("network", "polyp-pvt"))
+    if network not in NETWORKS:
+        raise DataFormatError(f"checkpoint {path}: unknown network {network!r} (known: {', '.join(NETWORKS)})")
+    return network
+
+
+def load_weights(model: torch.nn.Module, ckpt: dict[str, Any], path: str | Path) -> None:
     """Load a checkpoint's weights into ``model``: every tensor used, none missing, shapes equal.
 
     Raises:
@@ -253,10 +281,10 @@ def load_weights(model: PolypPVT, ckpt: dict[str, Any], path: str | Path) -> Non
     """
     state: dict[str, torch.Tensor] = ckpt["state_dict"]
     target = model.state_dict()
-    official = ckpt.get("layout") == published.POLYP_PVT
+    layout = published.layout_named(ckpt.get("layout"))
 
     def name(key: str) -> str:  # as the file names it
-        return (published.to_official(key) or key) if official else key
+        return (layout.to_official(key) or key) if layout is not None else key
 
     missing = [name(k) for k in target if k not in state]
     extra = [name(k) for k in state if k not in target]
@@ -276,16 +304,20 @@ def load_weights(model: PolypPVT, ckpt: dict[str, Any], path: str | Path) -> Non
     model.load_state_dict(state, strict=True)
 
 
-def load_model(path: str | Path) -> tuple[PolypPVT, dict[str, Any]]:
+def load_model(path: str | Path) -> tuple[SegNetwork, dict[str, Any]]:
     """Build the network of a checkpoint and load its weights (eval mode, CPU).
 
     Returns:
         The model and the checkpoint dict (for ``image_size``, ``mean``, ``std``...).
     """
     ckpt = read_checkpoint(path)
-    model = build_model(
-        str(ckpt["encoder"]), int(ckpt["channel"]), from_checkpoint=path, decoder=checkpoint_decoder(ckpt, path)
-    )
+    model: SegNetwork
+    if checkpoint_network(ckpt, path) == "pranet":
+        model = PraNet(int(ckpt["channel"]), from_checkpoint=path)
+    else:
+        model = build_model(
+            str(ckpt["encoder"]), int(ckpt["channel"]), from_checkpoint=path, decoder=checkpoint_decoder(ckpt, path)
+        )
     load_weights(model, ckpt, path)
     model.eval()
     logger.info(

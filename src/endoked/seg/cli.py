@@ -35,7 +35,9 @@ def register(app: typer.Typer) -> None:
         model: Annotated[
             Path,
             typer.Option(
-                "--model", "-m", help="Segmentation checkpoint (model.pt), or a published Polyp-PVT / EndoKED-SEG .pth."
+                "--model",
+                "-m",
+                help="Segmentation checkpoint (model.pt), or a published Polyp-PVT / EndoKED-SEG or PraNet .pth.",
             ),
         ],
         images: Annotated[Path, typer.Option("--images", "-i", help="Folder of images.")],

@@ -224,8 +224,12 @@ class PolypPVT(nn.Module):
         """Like :meth:`forward` from the cached outputs of the frozen encoder stages."""
         return self.decode(self.encoder.forward_from(cached), size)
 
-    @torch.no_grad()
-    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Inference logits ``P1 + P2``: ``(B, 1, H, W)``."""
         p1, p2 = self(x)
         return p1 + p2
+
+    @torch.no_grad()
+    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`logits` without gradients."""
+        return self.logits(x)

@@ -32,6 +32,7 @@ from endoked.seg.checkpoint import (
     build_model,
     checkpoint_decoder,
     checkpoint_dict,
+    checkpoint_network,
     load_weights,
     read_checkpoint,
     unwrap,
@@ -382,8 +383,16 @@ def init_architecture(cfg: SegConfig, init: dict[str, Any], path: Path) -> SegCo
     decoder arithmetic replace ``model.backbone``, ``model.channel`` and ``model.decoder`` (logged).
 
     Raises:
-        DataFormatError: the checkpoint names an unknown decoder.
+        ConfigError: the checkpoint holds another network (PraNet: prediction only).
+        DataFormatError: the checkpoint names an unknown network or decoder.
     """
+    network = checkpoint_network(init, path)
+    if network != "polyp-pvt":
+        raise ConfigError(
+            f"{path} holds {network} weights: they run with 'endoked predict' and 'seg export-onnx', but the "
+            "network trained here is Polyp-PVT; start from a Polyp-PVT checkpoint (model.pt of this package, or "
+            "the published Polyp-PVT / EndoKED-SEG .pth)"
+        )
     arch: dict[str, Any] = {
         "backbone": str(init["encoder"]),
         "channel": int(init["channel"]),
