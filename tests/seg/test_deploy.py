@@ -23,9 +23,9 @@ from endoked.seg.checkpoint import (
 
 
 @pytest.fixture
-def checkpoint(tmp_path: Path) -> Path:
+def checkpoint(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     torch.manual_seed(0)
-    model = build_model("test_efficientnet", channel=8, pretrained=False)
+    model = build_model("test_efficientnet", channel=8, pretrained=False, decoder=getattr(request, "param", "endoked"))
     with torch.no_grad():  # non-trivial BatchNorm statistics, so a lost buffer would show
         for name, buf in model.named_buffers():
             if name.endswith("running_mean"):
@@ -82,6 +82,7 @@ def test_broken_safetensors_checkpoints_are_named(checkpoint: Path, tmp_path: Pa
         convert_checkpoint(checkpoint, tmp_path / "m.bin")
 
 
+@pytest.mark.parametrize("checkpoint", ["endoked", "official"], indirect=True)
 def test_onnx_export_matches_pytorch_with_a_dynamic_batch(
     checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -94,6 +95,7 @@ def test_onnx_export_matches_pytorch_with_a_dynamic_batch(
     proto = onnx.load(str(out))
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["format"] == "endoked-seg-onnx/1" and meta["image_size"] == "64"
+    assert meta["decoder"] == read_checkpoint(checkpoint)["decoder"]
     assert json.loads(meta["mean"]) == pytest.approx(read_checkpoint(checkpoint)["mean"])
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 64, 64]

@@ -173,6 +173,16 @@ for _info in (
         notes="local file only",
     ),
     BackboneInfo(
+        name="res2net50d",
+        timm_name="res2net50d",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        input_size=(3, 224, 224),
+        license="unknown",
+        source="Res2Net-50 v1b 26w_4s ImageNet-1k (Gao et al. 2021): deep stem, average-pool shortcuts",
+        notes="PraNet's encoder (the parameter names of Res2Net_v1b); local file only",
+    ),
+    BackboneInfo(
         name="efficientnet_b0",
         timm_name="efficientnet_b0",
         mean=IMAGENET_MEAN,

@@ -4,6 +4,7 @@ Library API:
 
 * :class:`SegConfig` -- every tunable;
 * :func:`build_model` / :class:`PolypPVT` -- the network on an encoder of :mod:`endoked.backbones`;
+  :class:`PraNet` -- for published PraNet weights (prediction only);
 * :func:`structure_loss` -- boundary-weighted BCE + weighted IoU;
 * :func:`fit`, :func:`train_folder` -- train on a pool of (image, mask) pairs or a PraNet-layout folder;
 * :class:`Predictor`, :func:`predict_folder` -- probability maps at the input size;
@@ -16,6 +17,7 @@ from endoked.lazy import lazy_attributes
 # Names are imported on first use so that importing the package (e.g. by the CLI) stays light.
 _LAZY: dict[str, str] = {
     "PolypPVT": "endoked.seg.model",
+    "PraNet": "endoked.seg.pranet",
     "Predictor": "endoked.seg.predict",
     "SegConfig": "endoked.seg.config",
     "SegItem": "endoked.seg.data",
@@ -39,6 +41,7 @@ __getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
     "PolypPVT",
+    "PraNet",
     "Predictor",
     "SegConfig",
     "SegItem",

@@ -3,12 +3,21 @@
 A checkpoint is a plain dict readable with ``torch.load(..., weights_only=True)`` (``model.pt``)::
 
     {"format": "endoked-seg/1", "state_dict": {...}, "encoder": "tf_efficientnet_lite0", "channel": 32,
-     "image_size": 352, "mean": [r, g, b], "std": [r, g, b], "epoch": 12, "val": {"mean_dice": ...},
-     "config": {...SegConfig...}}
+     "decoder": "endoked", "image_size": 352, "mean": [r, g, b], "std": [r, g, b], "epoch": 12,
+     "val": {"mean_dice": ...}, "config": {...SegConfig...}}
+
+``network`` (``"polyp-pvt"`` when absent) is :class:`~endoked.seg.model.PolypPVT`, trained here, or
+``"pranet"`` (:class:`~endoked.seg.pranet.PraNet`, for published PraNet weights; prediction only). ``decoder``
+(``"endoked"`` when absent, as in checkpoints written before it existed) names the decoder arithmetic of
+:class:`~endoked.seg.model.PolypPVT`.
 
 The same content can be kept as safetensors (``model.safetensors``: the ``state_dict`` tensors) beside a JSON
 file of everything else (``model.json``); reading that pair never unpickles anything
 (:func:`save_safetensors`, :func:`read_checkpoint`).
+
+:func:`read_checkpoint` also reads the published Polyp-PVT / EndoKED-SEG and PraNet ``.pth`` files as released
+(see :mod:`endoked.seg.published`): their content is brought into this layout in memory, with ``"layout":
+"Polyp-PVT"`` or ``"PraNet"``.
 """
 
 from __future__ import annotations
@@ -23,12 +32,19 @@ import torch
 from endoked.backbones import backbone_info
 from endoked.errors import BackendUnavailableError, DataFormatError
 from endoked.io import atomic_path, atomic_write_json
+from endoked.seg import published
 from endoked.seg.encoder import build_encoder
-from endoked.seg.model import PolypPVT
+from endoked.seg.model import DECODERS, Decoder, PolypPVT
+from endoked.seg.pranet import PraNet
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "endoked-seg/1"
+NETWORKS: tuple[str, ...] = ("polyp-pvt", "pranet")
+
+SegNetwork = PolypPVT | PraNet
+"""A network a checkpoint builds; both give inference logits ``(B, 1, H, W)`` with ``logits`` and
+``predict_logits``."""
 SAFETENSORS_SUFFIX = ".safetensors"
 _INSTALL_HINT = "pip install 'endoked[interop]' (or pip install safetensors)"
 
@@ -41,9 +57,11 @@ def build_model(
     weights: str | Path | None = None,
     allow_download: bool = False,
     from_checkpoint: str | Path | None = None,
+    decoder: Decoder = "endoked",
 ) -> PolypPVT:
     """Polyp-PVT with an encoder from the backbone registry (see :func:`endoked.seg.encoder.build_encoder`);
-    ``from_checkpoint``: the network is built for the weights of that checkpoint (no weight lookup)."""
+    ``from_checkpoint``: the network is built for the weights of that checkpoint (no weight lookup);
+    ``decoder``: the decoder arithmetic (:class:`~endoked.seg.model.PolypPVT`)."""
     enc = build_encoder(
         encoder,
         pretrained=pretrained,
@@ -51,7 +69,7 @@ def build_model(
         allow_download=allow_download,
         from_checkpoint=from_checkpoint,
     )
-    return PolypPVT(enc, channel=channel)
+    return PolypPVT(enc, channel=channel, decoder=decoder)
 
 
 def unwrap(model: torch.nn.Module) -> PolypPVT:
@@ -72,7 +90,9 @@ def checkpoint_dict(model: torch.nn.Module, image_size: int, extra: dict[str, An
         "format": FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "encoder": net.encoder.name,
+        "network": "polyp-pvt",
         "channel": int(net.head_cfm.in_channels),
+        "decoder": net.decoder,
         "image_size": int(image_size),
         "mean": list(info.mean),
         "std": list(info.std),
@@ -157,12 +177,60 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
         raise DataFormatError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise DataFormatError(
-            f"{path} is not a segmentation checkpoint (format {FORMAT}); train one with "
-            "'endoked seg train' or the seg stage"
+    if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT:
+        return dict(ckpt)
+    return _read_published(path, ckpt)
+
+
+ACCEPTED = (
+    f"accepted are {FORMAT} checkpoints (model.pt, or model.safetensors with its model.json, written by "
+    "'endoked seg train' or the seg stage) and the published weights of Polyp-PVT / EndoKED-SEG (the state dict "
+    "of Polyp-PVT's PolypPVT: backbone.*, Translayer*, CFM.*, ca.*, sa.*, SAM.*, out_CFM.*, out_SAM.*) and of "
+    "PraNet (resnet.*, rfb*, agg1.*, ra*_conv*), raw or under 'state_dict' or 'model', DataParallel 'module.' "
+    "prefixes allowed"
+)
+
+
+def _read_published(path: Path, obj: Any) -> dict[str, Any]:
+    """A checkpoint dict from a published release (:mod:`endoked.seg.published`), or DataFormatError."""
+    state = published.tensor_state(obj)
+    layout = published.detect(state) if state is not None else None
+    if state is not None and layout is not None:
+        extra = published.unexpected(layout, state)
+        if extra:
+            raise DataFormatError(
+                f"{path} has the {layout.name} layout but {len(extra)} of its tensors are not part of it "
+                f"(first: {', '.join(extra[:3])}); {ACCEPTED}"
+            )
+        content = {"format": FORMAT, **published.to_checkpoint(layout, state)}
+        arithmetic = " with the official code's arithmetic" if layout.decoder == "official" else ""
+        logger.info(
+            "%s: published %s weights (official key layout, %d tensors): encoder %s, decoder width %d%s; input "
+            "%d x %d, ImageNet mean/std",
+            path,
+            layout.name,
+            len(state),
+            content["encoder"],
+            content["channel"],
+            arithmetic,
+            content["image_size"],
+            content["image_size"],
         )
-    return ckpt
+        return content
+    if state is None:
+        what = f"a {type(obj).__name__} without tensors"
+        if isinstance(obj, dict) and "format" in obj:
+            what = f"format {obj['format']!r}"
+        raise DataFormatError(f"{path} is not a segmentation checkpoint this package reads ({what}); {ACCEPTED}")
+    foreign = [k for k in state if all(lay.from_official(k) is None for lay in published.LAYOUTS)]
+    missing = "; ".join(
+        f"missing for {lay.name}: {', '.join([k for k in lay.signature if k not in state][:3])}"
+        for lay in published.LAYOUTS
+    )
+    raise DataFormatError(
+        f"{path} is not a segmentation checkpoint this package reads: none of its known layouts fits its "
+        f"{len(state)} tensors (unexpected: {', '.join(foreign[:3])}; {missing}); {ACCEPTED}"
+    )
 
 
 def convert_checkpoint(src: str | Path, dest: str | Path) -> Path:
@@ -181,18 +249,76 @@ def convert_checkpoint(src: str | Path, dest: str | Path) -> Path:
     return save_checkpoint(dest, ckpt)
 
 
-def load_model(path: str | Path) -> tuple[PolypPVT, dict[str, Any]]:
+def checkpoint_decoder(ckpt: dict[str, Any], path: str | Path) -> Decoder:
+    """The decoder arithmetic a checkpoint was trained with (``"endoked"`` when it does not say).
+
+    Raises:
+        DataFormatError: an unknown name.
+    """
+    decoder = ckpt.get("decoder", "endoked")
+    if decoder not in DECODERS:
+        raise DataFormatError(f"checkpoint {path}: unknown decoder {decoder!r} (known: {', '.join(DECODERS)})")
+    return decoder  # type: ignore[no-any-return]
+
+
+def checkpoint_network(ckpt: dict[str, Any], path: str | Path) -> str:
+    """The network a checkpoint builds (``"polyp-pvt"`` when it does not say).
+
+    Raises:
+        DataFormatError: an unknown name.
+    """
+    network = str(ckpt.get("network", "polyp-pvt"))
+    if network not in NETWORKS:
+        raise DataFormatError(f"checkpoint {path}: unknown network {network!r} (known: {', '.join(NETWORKS)})")
+    return network
+
+
+def load_weights(model: torch.nn.Module, ckpt: dict[str, Any], path: str | Path) -> None:
+    """Load a checkpoint's weights into ``model``: every tensor used, none missing, shapes equal.
+
+    Raises:
+        DataFormatError: names or shapes differ; a few are listed, with the names of the file's own layout.
+    """
+    state: dict[str, torch.Tensor] = ckpt["state_dict"]
+    target = model.state_dict()
+    layout = published.layout_named(ckpt.get("layout"))
+
+    def name(key: str) -> str:  # as the file names it
+        return (layout.to_official(key) or key) if layout is not None else key
+
+    missing = [name(k) for k in target if k not in state]
+    extra = [name(k) for k in state if k not in target]
+    shapes = [
+        f"{name(k)} {tuple(v.shape)} (needs {tuple(target[k].shape)})"
+        for k, v in state.items()
+        if k in target and tuple(v.shape) != tuple(target[k].shape)
+    ]
+    if missing or extra or shapes:
+        parts = [
+            f"{len(found)} {what} (first: {', '.join(found[:3])})"
+            for what, found in (("missing", missing), ("unexpected", extra), ("of another shape", shapes))
+            if found
+        ]
+        arch = f"encoder {ckpt['encoder']}, decoder width {ckpt['channel']}"
+        raise DataFormatError(f"checkpoint {path} does not fit its architecture ({arch}): tensors {'; '.join(parts)}")
+    model.load_state_dict(state, strict=True)
+
+
+def load_model(path: str | Path) -> tuple[SegNetwork, dict[str, Any]]:
     """Build the network of a checkpoint and load its weights (eval mode, CPU).
 
     Returns:
         The model and the checkpoint dict (for ``image_size``, ``mean``, ``std``...).
     """
     ckpt = read_checkpoint(path)
-    model = build_model(str(ckpt["encoder"]), int(ckpt["channel"]), from_checkpoint=path)
-    try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise DataFormatError(f"checkpoint {path} does not fit its own architecture: {exc}") from exc
+    model: SegNetwork
+    if checkpoint_network(ckpt, path) == "pranet":
+        model = PraNet(int(ckpt["channel"]), from_checkpoint=path)
+    else:
+        model = build_model(
+            str(ckpt["encoder"]), int(ckpt["channel"]), from_checkpoint=path, decoder=checkpoint_decoder(ckpt, path)
+        )
+    load_weights(model, ckpt, path)
     model.eval()
     logger.info(
         "seg model: %d tensors loaded from checkpoint %s (encoder %s, epoch %s)",

@@ -32,7 +32,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command("predict")
     def predict_cmd(
-        model: Annotated[Path, typer.Option("--model", "-m", help="Segmentation checkpoint (model.pt).")],
+        model: Annotated[
+            Path,
+            typer.Option(
+                "--model",
+                "-m",
+                help="Segmentation checkpoint (model.pt), or a published Polyp-PVT / EndoKED-SEG or PraNet .pth.",
+            ),
+        ],
         images: Annotated[Path, typer.Option("--images", "-i", help="Folder of images.")],
         out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <stem>.png probability maps.")],
         device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")] = "auto",
@@ -63,6 +70,14 @@ def register(app: typer.Typer) -> None:
     def train_cmd(
         data: Annotated[Path, typer.Option("--data", "-d", help="PraNet-layout folder: images/ and masks/.")],
         out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumed when it holds last.pt).")],
+        init: Annotated[
+            Path | None,
+            typer.Option(
+                "--init",
+                help="Start from this checkpoint (model.pt, model.safetensors, or a published Polyp-PVT / "
+                "EndoKED-SEG .pth); it decides the architecture. Same as --set seg.model.init=PATH.",
+            ),
+        ] = None,
         profile: ProfileOpt = None,
         config: ConfigOpt = None,
         set_: SetOpt = None,
@@ -82,6 +97,8 @@ def register(app: typer.Typer) -> None:
         if device is not None:
             check_device(device)
         cfg, run_cfg = resolve_seg_config(profile, config, set_ or ())
+        if init is not None:
+            cfg.model.init = str(init)
         if dry_run:
             typer.echo(yaml.safe_dump({"seg": cfg.model_dump(mode="json")}, sort_keys=False), nl=False)
             return

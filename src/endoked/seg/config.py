@@ -17,6 +17,9 @@ from endoked.config_fields import EncoderSource
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 
+Decoder = Literal["endoked", "official"]
+"""Decoder arithmetic of the network (:class:`endoked.seg.model.PolypPVT`)."""
+
 # seg keys before the sections: old key -> new key (dotted, below ``seg``); the run config refuses the old ones
 RENAMED: dict[str, str] = {
     "encoder": "model.backbone",
@@ -75,11 +78,26 @@ RENAMED: dict[str, str] = {
 
 
 class SegModelConfig(EncoderSource):
-    """The network: encoder backbone, its weights, decoder width, frozen stages."""
+    """The network: encoder backbone, its weights, decoder width and arithmetic, a checkpoint to start from,
+    frozen stages."""
 
     model_config = _STRICT
 
     channel: int = Field(default=32, ge=4, description="Width of the decoder (CFM/SAM), 32 in Polyp-PVT.")
+    decoder: Decoder = Field(
+        default="endoked",
+        description="Decoder arithmetic: 'endoked' (every conv-BN unit ends in a ReLU, as the paper describes; the "
+        "CFM upsamples the deepest level x4 at once) or 'official' (the published Polyp-PVT code: no ReLU after "
+        "its conv-BN units, the CFM upsamples x2 twice), which the released Polyp-PVT and EndoKED-SEG weights "
+        "were trained with. Both have the same parameters.",
+    )
+    init: str | None = Field(
+        default=None,
+        description="Start the whole network (encoder and decoder) from this checkpoint: a model.pt or "
+        "model.safetensors of this package (e.g. a run's seg/model.pt) or a published Polyp-PVT / EndoKED-SEG "
+        ".pth. The checkpoint decides the architecture: its encoder, decoder width and arithmetic replace "
+        "backbone, channel and decoder (logged); pretrained and weights are then not used.",
+    )
     freeze_stages: int = Field(
         default=0,
         ge=0,

@@ -4,11 +4,12 @@ The exported graph takes the image already resized to the training size and scal
 is inside the graph, so a deployment needs nothing of this package::
 
     image:  (B, 3, S, S) float32, RGB in [0, 1]       (B dynamic, S = the checkpoint's image_size)
-    logits: (B, 1, S, S) float32, P1 + P2 of Polyp-PVT
+    logits: (B, 1, S, S) float32, P1 + P2 of Polyp-PVT (S2 of PraNet)
     prob:   (B, 1, S, S) float32, sigmoid(logits)
 
 Resize ``prob`` back to the original image size (bilinear) as :class:`endoked.seg.Predictor` does. The model's
-``metadata_props`` record the format, encoder, image size, normalisation and the source checkpoint's sha256.
+``metadata_props`` record the format, network, encoder, decoder arithmetic, image size, normalisation and the source
+checkpoint's sha256.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import nn
 
 from endoked.errors import BackendUnavailableError, DataFormatError
 from endoked.io import atomic_path, sha256_file
-from endoked.seg.checkpoint import load_model
+from endoked.seg.checkpoint import SegNetwork, load_model
 from endoked.seg.model import PolypPVT
 
 logger = logging.getLogger(__name__)
@@ -39,9 +40,9 @@ _INSTALL_HINT = "pip install 'endoked[interop]' (or pip install onnx onnxscript 
 
 
 class DeployModel(nn.Module):
-    """Polyp-PVT with its input normalisation: ``(B, 3, S, S)`` RGB in [0, 1] -> logits and probabilities."""
+    """A network with its input normalisation: ``(B, 3, S, S)`` RGB in [0, 1] -> logits and probabilities."""
 
-    def __init__(self, model: PolypPVT, mean: list[float], std: list[float]) -> None:
+    def __init__(self, model: SegNetwork, mean: list[float], std: list[float]) -> None:
         super().__init__()
         self.model = model
         self.mean: torch.Tensor
@@ -50,8 +51,7 @@ class DeployModel(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p1, p2 = self.model((image - self.mean) / self.std)
-        logits = p1 + p2
+        logits = self.model.logits((image - self.mean) / self.std)
         return logits, torch.sigmoid(logits)
 
 
@@ -155,11 +155,13 @@ def export_onnx(
     props = {
         "format": ONNX_FORMAT,
         "encoder": str(ckpt["encoder"]),
+        "network": str(ckpt.get("network", "polyp-pvt")),
+        **({"decoder": model.decoder} if isinstance(model, PolypPVT) else {}),
         "image_size": str(size),
         "mean": json.dumps([float(v) for v in ckpt["mean"]]),
         "std": json.dumps([float(v) for v in ckpt["std"]]),
         "input": "image: (B, 3, S, S) float32 RGB in [0, 1], resized to S x S",
-        "outputs": "logits: (B, 1, S, S) P1 + P2; prob: sigmoid(logits)",
+        "outputs": "logits: (B, 1, S, S) P1 + P2 (Polyp-PVT) or S2 (PraNet); prob: sigmoid(logits)",
         "source_checkpoint": checkpoint.name,
         "source_sha256": sha256_file(checkpoint),
     }

@@ -14,24 +14,40 @@ The network, for an input ``(B, 3, H, W)`` (H, W multiples of 32) and decoder wi
   to every pixel (a non-local operation), giving ``Z (B, c, H/8, W/8)``;
 * two heads: ``P1 = conv1x1(T2)``, ``P2 = conv1x1(Z)``, each ``(B, 1, H/8, W/8)`` logits upsampled x8 to
   ``(B, 1, H, W)``. Training supervises both; inference uses ``P1 + P2``.
+
+Two decoder arithmetics share the same parameters (``decoder``):
+
+* ``"endoked"``: every conv-BN unit of the decoder ends in a ReLU (as the paper describes) and the CFM brings
+  ``X4`` to ``H/8`` in one x4 bilinear upsampling;
+* ``"official"``: the arithmetic of the published Polyp-PVT code (DengPingFan/Polyp-PVT ``lib/pvt.py``), which
+  the released Polyp-PVT and EndoKED-SEG weights were trained with: its conv-BN units (``BasicConv2d``) apply
+  no ReLU, and the CFM upsamples ``X4`` by 2 twice.
 """
 
 from __future__ import annotations
+
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from endoked.seg.config import Decoder
 from endoked.seg.encoder import StagedEncoder
 
+DECODERS: tuple[str, ...] = get_args(Decoder)
 
-class ConvBNReLU(nn.Sequential):
-    """``k x k`` convolution (no bias), BatchNorm, ReLU; spatial size kept for odd ``k``."""
 
-    def __init__(self, c_in: int, c_out: int, k: int = 1) -> None:
-        super().__init__(
-            nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
-        )
+class ConvBN(nn.Sequential):
+    """``k x k`` convolution (no bias), BatchNorm and, with ``relu``, a ReLU; spatial size kept for odd ``k``.
+
+    The parameters (``0.weight``, ``1.*``) are the same with and without the ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, k: int = 1, relu: bool = True) -> None:
+        layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out)]
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
 
 
 class ChannelAttention(nn.Module):
@@ -79,22 +95,27 @@ def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class CFM(nn.Module):
-    """Cascaded fusion module: ``x4 (B, c, h/4)``, ``x3 (B, c, h/2)``, ``x2 (B, c, h) -> (B, c, h, w)``."""
+    """Cascaded fusion module: ``x4 (B, c, h/4)``, ``x3 (B, c, h/2)``, ``x2 (B, c, h) -> (B, c, h, w)``.
 
-    def __init__(self, c: int) -> None:
+    ``relu``: the conv-BN units end in a ReLU; ``stepwise``: ``x4`` reaches ``x2``'s size through ``x3``'s
+    (two x2 upsamplings, as the published code) instead of one x4 upsampling."""
+
+    def __init__(self, c: int, relu: bool = True, stepwise: bool = False) -> None:
         super().__init__()
-        self.up1 = ConvBNReLU(c, c, 3)
-        self.up2 = ConvBNReLU(c, c, 3)
-        self.up3 = ConvBNReLU(c, c, 3)
-        self.up4 = ConvBNReLU(c, c, 3)
-        self.up5 = ConvBNReLU(2 * c, 2 * c, 3)
-        self.cat2 = ConvBNReLU(2 * c, 2 * c, 3)
-        self.cat3 = ConvBNReLU(3 * c, 3 * c, 3)
-        self.out = ConvBNReLU(3 * c, c, 3)
+        self.stepwise = stepwise
+        self.up1 = ConvBN(c, c, 3, relu)
+        self.up2 = ConvBN(c, c, 3, relu)
+        self.up3 = ConvBN(c, c, 3, relu)
+        self.up4 = ConvBN(c, c, 3, relu)
+        self.up5 = ConvBN(2 * c, 2 * c, 3, relu)
+        self.cat2 = ConvBN(2 * c, 2 * c, 3, relu)
+        self.cat3 = ConvBN(3 * c, 3 * c, 3, relu)
+        self.out = ConvBN(3 * c, c, 3, relu)
 
     def forward(self, x4: torch.Tensor, x3: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        x4_at_2 = _up(_up(x4, x3), x2) if self.stepwise else _up(x4, x2)
         x3_1 = self.up1(_up(x4, x3)) * x3
-        x2_1 = self.up2(_up(x4, x2)) * self.up3(_up(x3, x2)) * x2
+        x2_1 = self.up2(x4_at_2) * self.up3(_up(x3, x2)) * x2
         x3_2 = self.cat2(torch.cat([x3_1, self.up4(_up(x4, x3))], dim=1))
         x2_2 = self.cat3(torch.cat([x2_1, self.up5(_up(x3_2, x2))], dim=1))
         return self.out(x2_2)
@@ -153,18 +174,26 @@ class PolypPVT(nn.Module):
     Args:
         encoder: the four-stage encoder.
         channel: decoder width ``c``.
+        decoder: ``"endoked"`` or ``"official"``, the decoder arithmetic (see the module's description).
+
+    Raises:
+        ValueError: an unknown ``decoder``.
     """
 
-    def __init__(self, encoder: StagedEncoder, channel: int = 32) -> None:
+    def __init__(self, encoder: StagedEncoder, channel: int = 32, decoder: Decoder = "endoked") -> None:
         super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; use one of {', '.join(DECODERS)}")
+        relu = decoder == "endoked"
         c1, c2, c3, c4 = encoder.channels
+        self.decoder: Decoder = decoder
         self.encoder = encoder
         self.cim = CIM(c1)
-        self.reduce1 = ConvBNReLU(c1, channel, 1)
-        self.reduce2 = ConvBNReLU(c2, channel, 1)
-        self.reduce3 = ConvBNReLU(c3, channel, 1)
-        self.reduce4 = ConvBNReLU(c4, channel, 1)
-        self.cfm = CFM(channel)
+        self.reduce1 = ConvBN(c1, channel, 1, relu)
+        self.reduce2 = ConvBN(c2, channel, 1, relu)
+        self.reduce3 = ConvBN(c3, channel, 1, relu)
+        self.reduce4 = ConvBN(c4, channel, 1, relu)
+        self.cfm = CFM(channel, relu=relu, stepwise=not relu)
         self.sam = SAM(channel)
         self.head_cfm = nn.Conv2d(channel, 1, 1)
         self.head_sam = nn.Conv2d(channel, 1, 1)
@@ -195,8 +224,12 @@ class PolypPVT(nn.Module):
         """Like :meth:`forward` from the cached outputs of the frozen encoder stages."""
         return self.decode(self.encoder.forward_from(cached), size)
 
-    @torch.no_grad()
-    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Inference logits ``P1 + P2``: ``(B, 1, H, W)``."""
         p1, p2 = self(x)
         return p1 + p2
+
+    @torch.no_grad()
+    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`logits` without gradients."""
+        return self.logits(x)

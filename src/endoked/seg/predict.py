@@ -1,8 +1,9 @@
 """Inference: probability maps at each input image's own size (``endoked predict``).
 
-Each image is resized to the checkpoint's training size, the logits ``P1 + P2`` are upsampled bilinearly to
-the image's size and passed through a sigmoid; with ``tta_flip`` the logits of the horizontally flipped
-image (flipped back) are averaged in. Maps are written as ``<stem>.png``, 8-bit ``round(255 * p)``.
+Each image is resized to the checkpoint's training size, the inference logits (``P1 + P2`` of Polyp-PVT,
+``S2`` of PraNet) are upsampled bilinearly to the image's size and passed through a sigmoid; with ``tta_flip``
+the logits of the horizontally flipped image (flipped back) are averaged in. Maps are written as
+``<stem>.png``, 8-bit ``round(255 * p)``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from endoked.device import autocast_for, resolve_device
 from endoked.errors import DataFormatError
 from endoked.imaging import encode_png, read_rgb, write_png
 from endoked.io import ensure_writable_dir, write_jsonl
-from endoked.seg.checkpoint import load_model
+from endoked.seg.checkpoint import SegNetwork, load_model
 from endoked.seg.data import list_image_files
-from endoked.seg.model import PolypPVT
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Predictor:
 
     def __init__(
         self,
-        model: PolypPVT,
+        model: SegNetwork,
         image_size: int,
         mean: Sequence[float],
         std: Sequence[float],

@@ -28,7 +28,15 @@ from endoked.device import autocast_for
 from endoked.errors import ConfigError
 from endoked.features import frozen_forward, progress_bar
 from endoked.io import atomic_write_json, sha256_json
-from endoked.seg.checkpoint import build_model, checkpoint_dict, read_checkpoint, unwrap
+from endoked.seg.checkpoint import (
+    build_model,
+    checkpoint_decoder,
+    checkpoint_dict,
+    checkpoint_network,
+    load_weights,
+    read_checkpoint,
+    unwrap,
+)
 from endoked.seg.config import SegConfig
 from endoked.seg.data import PairStore, augment, scaled_size
 from endoked.seg.loss import structure_loss
@@ -224,11 +232,15 @@ class SegTask(TrainTask):
         init_checkpoint: Path | None,
         progress: bool,
     ) -> None:
+        init = None
+        if init_checkpoint is not None:
+            init = read_checkpoint(init_checkpoint)
+            cfg = init_architecture(cfg, init, init_checkpoint)
         self.store, self.train_idx, self.val_idx, self.cfg = store, train_idx, val_idx, cfg
         self.seed, self.device, self.epochs, self.progress = seed, device, epochs, progress
         keys = [store.items[i].key for i in train_idx] + ["|val|"] + [store.items[i].key for i in val_idx]
         self.fingerprint = _fingerprint(cfg, keys, seed, epochs, str(init_checkpoint) if init_checkpoint else None)
-        self.model = _build(cfg, seed, init_checkpoint).to(device)
+        self.model = _build(cfg, seed, init_checkpoint, init).to(device)
         groups = _param_groups(self.model, cfg)
         self.params = [p for g in groups for p in g["params"]]
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -366,18 +378,53 @@ class SegTask(TrainTask):
         )
 
 
-def _build(cfg: SegConfig, seed: int, init_checkpoint: Path | None) -> PolypPVT:
-    """The network seeded by ``seed`` (or warm-started from ``init_checkpoint``), frozen stages frozen."""
+def init_architecture(cfg: SegConfig, init: dict[str, Any], path: Path) -> SegConfig:
+    """``cfg`` with the architecture of the checkpoint training starts from: its encoder, decoder width and
+    decoder arithmetic replace ``model.backbone``, ``model.channel`` and ``model.decoder`` (logged).
+
+    Raises:
+        ConfigError: the checkpoint holds another network (PraNet: prediction only).
+        DataFormatError: the checkpoint names an unknown network or decoder.
+    """
+    network = checkpoint_network(init, path)
+    if network != "polyp-pvt":
+        raise ConfigError(
+            f"{path} holds {network} weights: they run with 'endoked predict' and 'seg export-onnx', but the "
+            "network trained here is Polyp-PVT; start from a Polyp-PVT checkpoint (model.pt of this package, or "
+            "the published Polyp-PVT / EndoKED-SEG .pth)"
+        )
+    arch: dict[str, Any] = {
+        "backbone": str(init["encoder"]),
+        "channel": int(init["channel"]),
+        "decoder": checkpoint_decoder(init, path),
+    }
+    replaced = [f"model.{k} {getattr(cfg.model, k)} -> {v}" for k, v in arch.items() if getattr(cfg.model, k) != v]
+    logger.info(
+        "seg: starting from checkpoint %s: encoder %s, decoder width %d, decoder arithmetic %s%s",
+        path,
+        arch["backbone"],
+        arch["channel"],
+        arch["decoder"],
+        f" (the checkpoint decides the architecture: {', '.join(replaced)})" if replaced else "",
+    )
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update=arch)})
+
+
+def _build(cfg: SegConfig, seed: int, init_checkpoint: Path | None, init: dict[str, Any] | None) -> PolypPVT:
+    """The network seeded by ``seed`` (or warm-started from ``init``, the content of ``init_checkpoint``),
+    frozen stages frozen."""
     torch.manual_seed(seed)
     model = build_model(
         cfg.model.backbone,
         cfg.model.channel,
-        pretrained=cfg.model.pretrained and init_checkpoint is None,
-        weights=cfg.model.weights if init_checkpoint is None else None,
+        pretrained=cfg.model.pretrained and init is None,
+        weights=cfg.model.weights if init is None else None,
         allow_download=cfg.model.allow_download,
+        from_checkpoint=init_checkpoint if init is not None else None,
+        decoder=cfg.model.decoder,
     )
-    if init_checkpoint is not None:
-        model.load_state_dict(read_checkpoint(init_checkpoint)["state_dict"])
+    if init_checkpoint is not None and init is not None:
+        load_weights(model, init, init_checkpoint)
     model.encoder.freeze(cfg.model.freeze_stages)
     return model
 
@@ -405,7 +452,8 @@ def train_model(
         seed: seeds model init, batch order, augmentation.
         device: compute device (default CPU; under torchrun, ``cuda:LOCAL_RANK`` when CUDA is used).
         epochs: overrides ``cfg.optim.epochs`` (refinement rounds).
-        init_checkpoint: warm start from this checkpoint's weights (fresh optimizer and schedule).
+        init_checkpoint: warm start from this checkpoint's weights (fresh optimizer and schedule); default
+            ``cfg.model.init``. Its architecture replaces the configured one (:func:`init_architecture`).
         progress: show a progress bar.
 
     Returns:
@@ -413,6 +461,8 @@ def train_model(
     """
     device = init_distributed(device or torch.device("cpu"))
     n_epochs = epochs or cfg.optim.epochs
+    if init_checkpoint is None and cfg.model.init is not None:
+        init_checkpoint = Path(cfg.model.init)
     if not train_idx:
         raise ConfigError("no training image left after the validation split; add images or lower val_fraction")
     out_dir.mkdir(parents=True, exist_ok=True)
