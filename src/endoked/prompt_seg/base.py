@@ -148,6 +148,14 @@ def resolve_decode_batch(decode_batch: int | None, device: torch.device) -> int 
     return decode_batch or None
 
 
+def best_mask(masks: torch.Tensor, iou: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per prompt, the mask with the highest predicted IoU: ``(N, C, ...)`` masks and ``(N, C)`` scores to
+    ``(N, ...)`` and ``(N,)`` (a SAM-family decoder's ``C`` = 3 candidates with multimask output, else 1)."""
+    best = iou.argmax(dim=1)
+    idx = torch.arange(len(best), device=best.device)
+    return masks[idx, best], iou[idx, best]
+
+
 def check_image(image: np.ndarray) -> np.ndarray:
     """Validate an ``(H, W, 3) uint8`` RGB image (a grey ``(H, W)`` image is expanded to RGB)."""
     arr = np.asarray(image)
