@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import get_args
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from endoked.errors import BackendUnavailableError, ConfigError, DataFormatError, WeightsNotFoundError
 from endoked.prompt_seg import create_segmenter
@@ -41,8 +43,40 @@ def blob_image(h: int = 192, w: int = 256, seed: int = 0) -> tuple[np.ndarray, n
 
 
 def test_registry_rejects_unknown_names() -> None:
-    with pytest.raises(ConfigError, match="litemedsam"):
+    with pytest.raises(ConfigError, match="litemedsam, sam, medsam, sam2, ellipse"):
         create_segmenter("nope")
+
+
+def test_config_accepts_exactly_the_registry() -> None:
+    from endoked.prompt_seg.base import SEGMENTERS
+    from endoked.prompt_seg.config import PromptSegConfig
+
+    assert set(get_args(PromptSegConfig.model_fields["segmenter"].annotation)) == set(SEGMENTERS)
+    for name in SEGMENTERS:
+        assert PromptSegConfig(segmenter=name).segmenter == name
+    with pytest.raises(ValidationError, match="'medsam', 'sam2' or 'ellipse'"):
+        PromptSegConfig(segmenter="sam3")
+
+
+def test_segmenter_kwargs_follow_the_backend() -> None:
+    from endoked.prompt_seg.config import PromptSegConfig
+
+    cfg = PromptSegConfig(segmenter="sam2", weights="w.pt", sam2_config="sam2_hiera_l", decode_batch=0)
+    assert cfg.segmenter_kwargs("cpu") == {
+        "weights": "w.pt",
+        "device": "cpu",
+        "multimask": False,
+        "decode_batch": 0,
+        "config": "sam2_hiera_l",
+    }
+    assert cfg.segmenter_kwargs("cpu", "medsam") == {
+        "weights": None,
+        "device": "cpu",
+        "multimask": False,
+        "decode_batch": 0,
+    }  # the weights are sam2's: another segmenter gets its own default
+    assert PromptSegConfig(segmenter="sam", sam_model_type="vit_l").segmenter_kwargs("cuda")["model_type"] == "vit_l"
+    assert cfg.segmenter_kwargs("cpu", "ellipse") == {}
 
 
 def test_ellipse_geometry_matches_analytic_area() -> None:

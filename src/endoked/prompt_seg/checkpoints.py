@@ -1,4 +1,4 @@
-"""Segmenters that run on a user-downloaded checkpoint (``sam``): where the package and the
+"""Segmenters that run on a user-downloaded checkpoint (``sam``, ``medsam``, ``sam2``): where the package and the
 file come from, and the one strict checkpoint loader.
 
 A :class:`CheckpointSource` carries what a user has to do (install a package, download a file, set
@@ -96,3 +96,20 @@ def load_checkpoint(model: torch.nn.Module, path: Path, what: str) -> None:
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())  # torch lists the missing/unexpected keys on tab-indented lines
         raise WeightsNotFoundError(f"{what} checkpoint {path} does not fit the model: {detail}") from exc
+
+
+def checkpoint_source(segmenter: str) -> CheckpointSource | None:
+    """What a registered segmenter needs from the user (``None``: nothing, or its weights ship in a package)."""
+    if segmenter == "sam":
+        from endoked.prompt_seg.sam import SOURCE
+
+        return SOURCE
+    if segmenter == "medsam":
+        from endoked.prompt_seg.medsam import SOURCE as MEDSAM
+
+        return MEDSAM
+    if segmenter == "sam2":
+        from endoked.prompt_seg.sam2 import SOURCE as SAM2
+
+        return SAM2
+    return None

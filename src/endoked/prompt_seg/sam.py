@@ -5,7 +5,8 @@ Install with ``pip install 'endoked[sam]'`` (or ``pip install segment-anything``
 https://github.com/facebookresearch/segment-anything#model-checkpoints) on a machine with internet; point
 ``prompt_seg.weights`` to it. Nothing is downloaded here.
 
-:func:`build_sam` builds the model from ``sam_model_registry`` and loads a checkpoint strictly.
+:func:`build_sam` (the model from ``sam_model_registry`` with a checkpoint loaded strictly) is shared with the
+``medsam`` segmenter, whose model is SAM ViT-B.
 """
 
 from __future__ import annotations
