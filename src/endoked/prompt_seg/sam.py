@@ -4,6 +4,9 @@ Install with ``pip install 'endoked[sam]'`` (or ``pip install segment-anything``
 (``sam_vit_b_01ec64.pth``, ``sam_vit_l_0b3195.pth`` or ``sam_vit_h_4b8939.pth`` from
 https://github.com/facebookresearch/segment-anything#model-checkpoints) on a machine with internet; point
 ``prompt_seg.weights`` to it. Nothing is downloaded here.
+
+:func:`build_sam` (the model from ``sam_model_registry`` with a checkpoint loaded strictly) is shared with the
+``medsam`` segmenter, whose model is SAM ViT-B.
 """
 
 from __future__ import annotations
@@ -16,28 +19,38 @@ import numpy as np
 import torch
 
 from endoked.device import resolve_device
-from endoked.errors import BackendUnavailableError, ConfigError, WeightsNotFoundError
-from endoked.prompt_seg.base import BoxPromptSegmenter, resolve_decode_batch
+from endoked.errors import ConfigError
+from endoked.prompt_seg.base import BoxPromptSegmenter, best_mask, resolve_decode_batch
+from endoked.prompt_seg.checkpoints import CheckpointSource, load_checkpoint
 
 logger = logging.getLogger(__name__)
 
 MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
-CHECKPOINT_HINT = (
-    "download sam_vit_b_01ec64.pth / sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth from "
-    "https://dl.fbaipublicfiles.com/segment_anything/ on a machine with internet and set "
-    "prompt_seg.weights to the file"
+SOURCE = CheckpointSource(
+    label="SAM",
+    module="segment_anything",
+    distribution="segment-anything",
+    install="pip install 'endoked[sam]' (or pip install segment-anything)",
+    download="download sam_vit_b_01ec64.pth / sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth from "
+    "https://dl.fbaipublicfiles.com/segment_anything/",
+    variant_key="prompt_seg.sam_model_type",
 )
 
 
-def _import_sam() -> Any:
-    try:
-        import segment_anything
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            "segmenter 'sam' needs the segment-anything package: pip install 'endoked[sam]' "
-            "(or pip install segment-anything)"
-        ) from exc
-    return segment_anything
+def build_sam(sam_pkg: Any, model_type: str, path: Path | None, what: str) -> torch.nn.Module:
+    """A SAM model of ``model_type`` from ``segment_anything.sam_model_registry``, ``path`` loaded strictly.
+
+    Args:
+        sam_pkg: the imported ``segment_anything`` package.
+        model_type: ``vit_b``, ``vit_l`` or ``vit_h``.
+        path: checkpoint file; ``None`` keeps the random initialisation.
+        what: the model in messages (``SAM vit_b``, ``MedSAM``).
+    """
+    model: torch.nn.Module = sam_pkg.sam_model_registry[model_type](checkpoint=None)
+    if path is not None:
+        load_checkpoint(model, path, what)
+        logger.info("%s weights loaded from %s", what, path)
+    return model
 
 
 class SamSegmenter(BoxPromptSegmenter):
@@ -67,30 +80,15 @@ class SamSegmenter(BoxPromptSegmenter):
         **_ignored: Any,
     ) -> None:
         super().__init__()
-        sam_pkg = _import_sam()
+        sam_pkg = SOURCE.import_package(self.name)
         self.device = resolve_device(device)
         self.multimask = multimask
         self.decode_batch = resolve_decode_batch(decode_batch, self.device)
         if model is None:
             if model_type not in MODEL_TYPES:
                 raise ConfigError(f"prompt_seg.sam_model_type {model_type!r} is not one of {', '.join(MODEL_TYPES)}")
-            path = None
-            if not random_init:
-                if weights is None:
-                    raise WeightsNotFoundError(f"segmenter 'sam' needs a checkpoint: {CHECKPOINT_HINT}")
-                path = Path(weights).expanduser()
-                if not path.is_file():
-                    raise WeightsNotFoundError(f"SAM checkpoint not found at {path}: {CHECKPOINT_HINT}")
-            model = sam_pkg.sam_model_registry[model_type](checkpoint=None)
-            if path is not None:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                try:
-                    model.load_state_dict(state, strict=True)
-                except RuntimeError as exc:
-                    raise WeightsNotFoundError(
-                        f"SAM checkpoint {path} does not fit model_type {model_type!r}: {exc}"
-                    ) from exc
-                logger.info("SAM %s weights loaded from %s", model_type, path)
+            path = None if random_init else SOURCE.resolve(weights, self.name)
+            model = build_sam(sam_pkg, model_type, path, f"SAM {model_type}")
         model.eval().to(self.device)
         self.predictor = sam_pkg.SamPredictor(model)
 
@@ -109,10 +107,5 @@ class SamSegmenter(BoxPromptSegmenter):
         masks, iou, _ = pred.predict_torch(
             point_coords=None, point_labels=None, boxes=box_t, multimask_output=self.multimask
         )
-        if self.multimask:
-            best = iou.argmax(dim=1)
-            idx = torch.arange(len(best), device=best.device)
-            masks, iou = masks[idx, best], iou[idx, best]
-        else:
-            masks, iou = masks[:, 0], iou[:, 0]
+        masks, iou = best_mask(masks, iou)
         return masks.cpu().numpy(), iou.float().cpu().numpy()

@@ -164,7 +164,7 @@ class PromptSegState:
 def setup(ctx: StageContext) -> PromptSegState:
     """Build the batch core's state (the segmenter loads its weights here, once)."""
     cfg: PromptSegConfig = ctx.config.prompt_seg
-    seg = create_segmenter(cfg.segmenter, **_segmenter_kwargs(cfg, ctx.config.device))
+    seg = create_segmenter(cfg.segmenter, **cfg.segmenter_kwargs(ctx.config.device))
     return PromptSegState(cfg, seg, _CamStore(ctx))
 
 
@@ -304,22 +304,6 @@ def run(ctx: StageContext) -> StageResult:
         "rejected": ctx.run.rel(ctx.work_dir / "rejected.parquet"),
     }
     return StageResult(outputs=outputs, counts=counts)
-
-
-def _segmenter_kwargs(cfg: PromptSegConfig, device: str) -> dict[str, Any]:
-    if cfg.segmenter == "ellipse":
-        return {}
-    kw: dict[str, Any] = {
-        "weights": cfg.weights,
-        "device": device,
-        "multimask": cfg.multimask,
-        "decode_batch": cfg.decode_batch,
-    }
-    if cfg.segmenter == "litemedsam":
-        kw.update(bf16=cfg.bf16, channels_last=cfg.channels_last, runtime=cfg.runtime)
-    else:
-        kw.update(model_type=cfg.sam_model_type)
-    return kw
 
 
 STAGE = StageSpec(name="prompt_seg", run=run, depends=("ingest", "cam"))

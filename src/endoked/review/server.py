@@ -22,18 +22,15 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 def segmenter_builder(run_root: Path, name: str | None, device: str | None = None) -> tuple[str, Callable[[], Any]]:
     """The name and a builder of the prompted segmenter for live re-prompting: ``name``, or the run's own
-    ``prompt_seg.segmenter`` (with its weights and precision settings) when ``name`` is None."""
+    ``prompt_seg.segmenter`` when ``name`` is None, with the run's ``prompt_seg`` settings (its weights only for
+    its own segmenter: :meth:`~endoked.prompt_seg.config.PromptSegConfig.segmenter_kwargs`)."""
     from endoked.config import resolve_config
 
     config_path = Path(run_root) / "config.yaml"
     cfg = resolve_config(None, config_path if config_path.is_file() else None, ())
     ps = cfg.prompt_seg
     chosen = name or ps.segmenter
-    kwargs: dict[str, Any] = {}
-    if chosen != "ellipse":
-        kwargs = {"weights": ps.weights, "device": device or cfg.device, "decode_batch": ps.decode_batch}
-        if chosen == "litemedsam":
-            kwargs.update(bf16=ps.bf16, channels_last=ps.channels_last)
+    kwargs = ps.segmenter_kwargs(device or cfg.device, chosen)
 
     def build() -> Any:
         from endoked.prompt_seg import create_segmenter
