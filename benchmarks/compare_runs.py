@@ -8,8 +8,11 @@ ledger's per-stage counts (the stage figures) are compared too; timings are igno
 Usage::
 
     python benchmarks/compare_runs.py RUN_BEFORE RUN_AFTER [--atol 1e-6] [--ignore TABLE:COLUMN ...]
+    python benchmarks/compare_runs.py RUN_BEFORE RUN_AFTER --masks   # agreement of the pseudo masks only
 
-Exit status 0 when everything matches, 1 otherwise (each difference is printed).
+Exit status 0 when everything matches, 1 otherwise (each difference is printed). ``--masks`` compares changes
+that alter masks on purpose: which images got a pseudo mask in either run, and the Dice between the two runs'
+masks where both have one.
 """
 
 from __future__ import annotations
@@ -130,6 +133,35 @@ def compare_runs(
     return len(common), diffs
 
 
+def mask_agreement(root_a: Path, root_b: Path) -> dict[str, Any]:
+    """Pseudo masks of two runs: images masked in both / only one, and the mean (min) Dice between the two runs'
+    masks on the images masked in both."""
+    import numpy as np
+    from PIL import Image
+
+    def masks(root: Path) -> dict[tuple[str, str], str]:
+        rows = pq.read_table(root / "prompt_seg" / "pseudo_labels.parquet").to_pylist()
+        return {(r["exam_id"], r["image"]): r["mask"] for r in rows}
+
+    ma, mb = masks(root_a), masks(root_b)
+    both = sorted(set(ma) & set(mb))
+    dices = []
+    for key in both:
+        a = np.asarray(Image.open(root_a / ma[key]).convert("L")) > 127
+        b = np.asarray(Image.open(root_b / mb[key]).convert("L")) > 127
+        total = int(a.sum() + b.sum())
+        dices.append(1.0 if total == 0 else 2.0 * float(np.logical_and(a, b).sum()) / total)
+    return {
+        "masked_both": len(both),
+        "only_before": len(set(ma) - set(mb)),
+        "only_after": len(set(mb) - set(ma)),
+        "same_images": len(both) / max(1, len(set(ma) | set(mb))),
+        "mean_dice": float(np.mean(dices)) if dices else float("nan"),
+        "min_dice": float(np.min(dices)) if dices else float("nan"),
+        "identical": int(sum(d == 1.0 for d in dices)),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("before", type=Path)
@@ -142,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TABLE:COLUMN",
         help="leave a column out, e.g. cam/cams.parquet:file (repeatable)",
     )
+    ap.add_argument("--masks", action="store_true", help="only the pseudo masks' agreement (see above)")
     args = ap.parse_args(argv)
+    if args.masks:
+        print(json.dumps(mask_agreement(args.before.resolve(), args.after.resolve()), indent=2))
+        return 0
     n, diffs = compare_runs(args.before.resolve(), args.after.resolve(), args.atol, frozenset(args.ignore))
     for d in diffs:
         print(d)
