@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from endoked.biopsy.config import BiopsyConfig
+from endoked.biopsy.curve import data_efficiency
 from endoked.biopsy.features import Features
 from endoked.biopsy.model import BiopsyModel, build_model
 from endoked.biopsy.train import (
@@ -181,3 +182,64 @@ def test_validation_without_both_classes_keeps_the_pretrained_head(pretrained: t
     info = select_weights(model, start, one_class, np.ones(len(one_class.ok)), "validation", "auroc", CPU)
     assert info["kept"] == "pretrained" and "note" in info
     assert torch.equal(_head(model), _head(base))
+
+
+def test_curve_reads_several_rules_from_one_training(pretrained: tuple[BiopsyModel, int]) -> None:
+    base, dim = pretrained
+    cfg = BiopsyConfig(
+        **{**BASE, "curve_fractions": [0.25, 1.0], "curve_repeats": 2, "finetune_steps": 20, "bootstrap": 50}
+    )
+    shifted = slice(2, 6)  # half the pre-trained signal remains
+    pool, y_pool = _feats(48, dim, 2, shifted, views=3)
+    test, y_test = _feats(90, dim, 3, shifted)
+    torch.manual_seed(1)
+    fresh = build_model(cfg).eval()
+    arms = {"pretrained": (base, True), "fresh": (fresh, False)}
+    args = (
+        {"pretrained": pool, "fresh": pool},
+        y_pool,
+        [f"g{i}" for i in range(48)],
+        {"pretrained": test, "fresh": test},
+        y_test,
+    )
+    plain = data_efficiency(arms, *args, cfg, CPU)
+    rules = [("last", "auroc"), ("validation", "auroc"), ("interpolate", "log_loss")]
+    anchored = BiopsyConfig(**{**cfg.model_dump(), "finetune_anchor": 1.0})
+    arms3 = {"pretrained": (base, True), "anchored": (base, True), "fresh": (fresh, False)}
+    rows = data_efficiency(
+        arms3,
+        {"pretrained": pool, "anchored": pool, "fresh": pool},
+        *args[1:3],
+        {"pretrained": test, "anchored": test, "fresh": test},
+        y_test,
+        cfg,
+        CPU,
+        configs={"anchored": anchored},
+        rules=rules,
+        baseline="fresh",
+    )
+    labels = ["last", "validation (auroc)", "interpolate (log_loss)"]
+    expected = [(arm, sel) for arm in ("pretrained", "anchored") for sel in labels] + [("fresh", "last")]
+    assert [(r["fraction"], r["arm"], r["select"]) for r in rows] == [
+        (f, a, s) for f in (0.25, 1.0) for a, s in expected
+    ]
+    # the 'last' rule reads the same training run as the default curve: identical figures
+    for old, new in zip(
+        [r for r in plain if r["arm"] == "pretrained"],
+        [r for r in rows if r["arm"] == "pretrained" and r["select"] == "last"],
+        strict=True,
+    ):
+        assert new["auroc"] == old["auroc"] and new["test_probs_mean"] == old["test_probs_mean"]
+        assert new["auroc_gain"] == old["auroc_gain"]
+    for r in rows:
+        assert sum(r["kept"].values()) == cfg.curve_repeats
+        if r["arm"] == "fresh":
+            assert "auroc_gain" not in r and "start_auroc" not in r and r["kept"]["finetuned"] == 2
+            continue
+        assert r["anchor"] == (1.0 if r["arm"] == "anchored" else 0.0)
+        lo, hi = r["auroc_gain_vs_start_ci"]
+        assert lo <= r["auroc_gain_vs_start"] + 1e-9 and r["auroc_gain_vs_start"] <= hi + 1e-9
+        assert abs(r["auroc"] - r["start_auroc"] - r["auroc_gain_vs_start"]) < 1e-12
+        assert "auroc_gain_ci" in r
+        if r["select"] == "last":
+            assert r["kept"]["finetuned"] == 2 and r["alpha_mean"] == 1.0
