@@ -29,7 +29,7 @@ import torch
 from endoked.biopsy.config import BiopsyConfig, FinetuneSelect, SelectMetric
 from endoked.biopsy.data import split_indices, subset_indices
 from endoked.biopsy.features import Features
-from endoked.biopsy.metrics import METRICS, bootstrap, bootstrap_ci, point_metrics
+from endoked.biopsy.metrics import METRICS, bootstrap_aurocs, bootstrap_ci, percentile_ci, point_metrics
 from endoked.biopsy.model import BiopsyModel
 from endoked.biopsy.train import calibrate, finetune, probabilities
 from endoked.stats import auroc
@@ -106,6 +106,10 @@ def data_efficiency(
     y_test = np.asarray(test_labels, dtype=np.int64)
     groups = np.asarray([str(g) for g in pool_groups])
     start_probs = {name: probabilities(arms[name][0], test[name], device) for name in names if arms[name][1]}
+    # AUROC of every model on every bootstrap resample of the test cases (the same resamples throughout), so
+    # each interval of an AUROC or of a paired difference is read from one pass per model
+    boot = cfg.bootstrap > 0
+    start_boot = {n: bootstrap_aurocs(y_test, p, cfg.bootstrap, cfg.seed) for n, p in start_probs.items() if boot}
     rows: list[dict[str, Any]] = []
     for fi, frac in enumerate(cfg.curve_fractions):
         probs: dict[Any, list[np.ndarray]] = {k: [] for k in keys}
@@ -147,10 +151,12 @@ def data_efficiency(
                     probs[key].append(probabilities(model, test[name], device))
                     thresholds[key].append(model.threshold)
                     choices[key].append(info)
-        base_probs = np.stack(probs[(baseline, arm_rules[baseline][0])]) if baseline is not None else None
+        stacked = {k: np.stack(probs[k]) for k in keys}
+        boot_auc = {k: bootstrap_aurocs(y_test, stacked[k], cfg.bootstrap, cfg.seed).mean(axis=1) for k in keys if boot}
+        base_key = (baseline, arm_rules[baseline][0]) if baseline is not None else None
         for name, rule in keys:
             key = (name, rule)
-            p = np.stack(probs[key])
+            p = stacked[key]
             per = [point_metrics(y_test, pr, t) for pr, t in zip(p, thresholds[key], strict=True)]
             row: dict[str, Any] = {
                 "fraction": frac,
@@ -166,25 +172,27 @@ def data_efficiency(
                 "seconds_per_fit": float(np.mean(seconds[key])),
                 "test_probs_mean": p.mean(axis=0).tolist(),
             }
-            ci = (
-                bootstrap_ci(y_test, p, thresholds[key], cfg.bootstrap, cfg.ci_level, cfg.seed) if cfg.bootstrap else {}
-            )
+            ci: dict[str, tuple[float, float]] = {}
+            if boot:
+                others = tuple(m for m in METRICS if m != "auroc")
+                ci = bootstrap_ci(y_test, p, thresholds[key], cfg.bootstrap, cfg.ci_level, cfg.seed, others)
+                ci["auroc"] = percentile_ci(boot_auc[key], cfg.ci_level)
             for m in METRICS:
                 vals = np.array([x[m] for x in per], dtype=np.float64)
                 row[m] = float(np.nanmean(vals))
                 row[f"{m}_sd"] = float(np.nanstd(vals))
                 if m in ci:
                     row[f"{m}_ci"] = list(ci[m])
-            if base_probs is not None and name != baseline:
-                row["auroc_gain"] = row["auroc"] - float(np.mean([auroc(y_test, q) for q in base_probs]))
-                if cfg.bootstrap:
-                    row["auroc_gain_ci"] = list(paired_auroc_gain_ci(y_test, p, base_probs, cfg)["gain"])
+            if base_key is not None and name != baseline:
+                row["auroc_gain"] = row["auroc"] - float(np.mean([auroc(y_test, q) for q in stacked[base_key]]))
+                if boot:
+                    row["auroc_gain_ci"] = list(percentile_ci(boot_auc[key] - boot_auc[base_key], cfg.ci_level))
             if name in start_probs:
-                start = start_probs[name][None, :]
                 row["start_auroc"] = auroc(y_test, start_probs[name])
                 row["auroc_gain_vs_start"] = row["auroc"] - row["start_auroc"]
-                if cfg.bootstrap:
-                    row["auroc_gain_vs_start_ci"] = list(paired_auroc_gain_ci(y_test, p, start, cfg)["gain"])
+                if boot:
+                    gain = boot_auc[key] - start_boot[name][:, 0]
+                    row["auroc_gain_vs_start_ci"] = list(percentile_ci(gain, cfg.ci_level))
             rows.append(row)
             logger.info(
                 "curve %.2f %s %s: n_train %.0f AUROC %.3f kept %s",
@@ -202,11 +210,6 @@ def paired_auroc_gain_ci(
     labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, cfg: BiopsyConfig
 ) -> dict[str, tuple[float, float]]:
     """Bootstrap interval of mean AUROC(a) - mean AUROC(b), both ``(R, N)`` scored on the same cases."""
-    y = np.asarray(labels, dtype=np.int64)
-
-    def stat(idx: np.ndarray) -> dict[str, float]:
-        a = np.mean([auroc(y[idx], p[idx]) for p in probs_a])
-        b = np.mean([auroc(y[idx], p[idx]) for p in probs_b])
-        return {"gain": float(a - b)}
-
-    return bootstrap(y.size, stat, cfg.bootstrap, cfg.ci_level, cfg.seed)
+    a = bootstrap_aurocs(labels, probs_a, cfg.bootstrap, cfg.seed).mean(axis=1)
+    b = bootstrap_aurocs(labels, probs_b, cfg.bootstrap, cfg.seed).mean(axis=1)
+    return {"gain": percentile_ci(a - b, cfg.ci_level)}
