@@ -14,9 +14,16 @@ Steps (all seeded):
    model fine-tuned with the same step budget, calibrated on the same validation images, scored on the test
    set with bootstrap 95 % CIs. A zero-label point scores the pre-trained model as it is.
 
+Fine-tuning variants of the pre-trained model are compared side by side in one run: every ``--anchor`` value
+(L2-SP strength, ``finetune_anchor``) is one more pre-trained arm (one more fine-tuning run per subset), every
+``--select`` rule (``last``, ``validation``, ``interpolate``; the latter two under each ``--select-metric``) is
+read from the same fine-tuned models at the cost of a few validation passes. The cached features are shared.
+
 Usage::
 
     python benchmarks/bench_biopsy.py --work /tmp/biopsy-bench --out /tmp/biopsy-bench/results
+    python benchmarks/bench_biopsy.py --work /tmp/biopsy-bench --out /tmp/biopsy-bench/variants \
+        --select last validation interpolate --select-metric auroc log_loss --anchor 0 0.01 0.1 1
 
 Writes ``results.json``, ``curve.md`` (the table for docs/BENCHMARKS.md), ``curve.png`` and ``roc.png``.
 """
@@ -121,8 +128,72 @@ def _truth_classes(archive: Path) -> dict[str, str]:
         return {r["image"]: r["cls"] for r in csv.DictReader(fh)}
 
 
-def bench(work: Path, out: Path, cfg: BiopsyConfig, seed: int, threads: int) -> dict[str, Any]:
+def variant_rules(selects: Sequence[str], metrics: Sequence[str]) -> list[tuple[Any, Any]]:
+    """``(finetune_select, finetune_select_metric)`` pairs: ``last`` once, the other rules under every metric."""
+    rules: list[tuple[Any, Any]] = []
+    for sel in selects:
+        for metric in metrics[:1] if sel == "last" else metrics:
+            if (sel, metric) not in rules:
+                rules.append((sel, metric))
+    return rules
+
+
+def pretrained_arm(anchor: float, anchors: Sequence[float]) -> str:
+    return "report-pretrained" if len(anchors) == 1 else f"report-pretrained, anchor {anchor:g}"
+
+
+def curve_variants(
+    pretrained: Any,
+    imagenet_model: Any,
+    pool: Any,
+    y_pool: np.ndarray,
+    groups: Sequence[str],
+    test: Any,
+    y_test: np.ndarray,
+    cfg: BiopsyConfig,
+    dev: torch.device,
+    rules: Sequence[tuple[Any, Any]],
+    anchors: Sequence[float],
+) -> list[dict[str, Any]]:
+    """The curve of every variant: one pre-trained arm per anchor (each read under every rule) and the
+    ImageNet arm, the baseline of the AUROC gain; all arms share the cached pool and test features."""
+    arms: dict[str, Any] = {pretrained_arm(a, anchors): (pretrained, True) for a in anchors}
+    configs = {
+        pretrained_arm(a, anchors): BiopsyConfig.model_validate({**cfg.model_dump(), "finetune_anchor": a})
+        for a in anchors
+    }
+    arms["imagenet"] = (imagenet_model, False)
+    return data_efficiency(
+        arms,
+        dict.fromkeys(arms, pool),
+        y_pool,
+        groups,
+        dict.fromkeys(arms, test),
+        y_test,
+        cfg,
+        dev,
+        configs=configs,
+        rules=rules,
+        baseline="imagenet",
+    )
+
+
+def bench(
+    work: Path,
+    out: Path,
+    cfg: BiopsyConfig,
+    seed: int,
+    threads: int,
+    selects: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    anchors: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark; ``selects``, ``metrics`` and ``anchors`` default to ``cfg``'s fine-tuning recipe."""
     torch.set_num_threads(threads)
+    selects = list(selects or [cfg.finetune_select])
+    metrics = list(metrics or [cfg.finetune_select_metric])
+    anchors = list(dict.fromkeys(anchors if anchors is not None else [cfg.finetune_anchor]))
+    rules = variant_rules(selects, metrics)
     dev = torch.device("cpu")
     t_all = time.perf_counter()
     if not (work / "split.json").is_file():
@@ -191,16 +262,18 @@ def bench(work: Path, out: Path, cfg: BiopsyConfig, seed: int, threads: int) -> 
     zero_row = evaluate(y_test, p_zero, zero.threshold, cfg.bootstrap, cfg.ci_level, cfg.seed)
     pre_val_auroc = evaluate(y_pre[va], probabilities(zero, pre_va, dev), 0.5, 0)["auroc"]
     t0 = time.perf_counter()
-    arms = {"report-pretrained": (pretrained, True), "imagenet": (imagenet_model, False)}
-    rows = data_efficiency(
-        arms,
-        {"report-pretrained": pool, "imagenet": pool},
+    rows = curve_variants(
+        pretrained,
+        imagenet_model,
+        pool,
         y_pool,
         [it.group for it in pool_items],
-        {"report-pretrained": test, "imagenet": test},
+        test,
         y_test,
         cfg,
         dev,
+        rules,
+        anchors,
     )
     timings["curve_s"] = round(time.perf_counter() - t0, 1)
     timings["total_s"] = round(time.perf_counter() - t_all, 1)
@@ -208,6 +281,7 @@ def bench(work: Path, out: Path, cfg: BiopsyConfig, seed: int, threads: int) -> 
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores visible, torch threads {threads}, "
         "shared with other jobs",
         "config": cfg.model_dump(mode="json"),
+        "variants": {"anchors": anchors, "rules": [list(r) for r in rules]},
         "split": split,
         "pipeline": pipeline,
         "pretrain_counts": pre_counts,
@@ -225,9 +299,12 @@ def bench(work: Path, out: Path, cfg: BiopsyConfig, seed: int, threads: int) -> 
     }
     out.mkdir(parents=True, exist_ok=True)
     curves = {"0 %, report-pretrained": (y_test, p_zero)}
+    first = (pretrained_arm(anchors[0], anchors), rows[0]["select"])
     for r in rows:
-        if r["fraction"] in (min(cfg.curve_fractions), max(cfg.curve_fractions)):
-            curves[f"{100 * r['fraction']:g} %, {r['arm']} (mean of repeats)"] = (
+        if r["fraction"] in (min(cfg.curve_fractions), max(cfg.curve_fractions)) and (
+            (r["arm"], r["select"]) == first or r["arm"] == "imagenet"
+        ):
+            curves[f"{100 * r['fraction']:g} %, {_model(r)} (mean of repeats)"] = (
                 y_test,
                 np.array(r["test_probs_mean"]),
             )
@@ -236,7 +313,7 @@ def bench(work: Path, out: Path, cfg: BiopsyConfig, seed: int, threads: int) -> 
         r.pop("test_probs_mean")
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (out / "curve.md").write_text(markdown(result), encoding="utf-8")
-    plot_curve(out / "curve.png", rows)
+    plot_curve(out / "curve.png", rows, zero_row["auroc"])
     return result
 
 
@@ -245,48 +322,72 @@ def _ci(row: dict[str, Any], m: str) -> str:
     return f"{row[m]:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{row[m]:.3f}"
 
 
+def _gain(row: dict[str, Any], key: str) -> str:
+    if key not in row:
+        return ""
+    ci = row.get(f"{key}_ci")
+    return f"{row[key]:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else f"{row[key]:+.3f}"
+
+
+def _model(row: dict[str, Any]) -> str:
+    return row["arm"] if row["arm"] == "imagenet" else f"{row['arm']}, {row['select']}"
+
+
+def _kept(row: dict[str, Any]) -> str:
+    if row["arm"] == "imagenet":
+        return ""
+    k = row["kept"]
+    return f"{k['pretrained']} / {k['finetuned']} / {k['interpolated']} (a {row['alpha_mean']:.2f})"
+
+
 def markdown(result: dict[str, Any]) -> str:
-    """The curve as a Markdown table."""
+    """The curve as a Markdown table, then which variants reach the pre-trained head's AUROC at every share."""
     lines = [
-        "| labelled share | train / val images | model | AUROC [95% CI] | AUROC gain [95% CI] | accuracy | "
-        "sensitivity | specificity |",
-        "|---|---|---|---|---|---|---|---|",
+        "| labelled share | train / val images | model | kept: pre-trained / fine-tuned / interpolated (mean a) | "
+        "AUROC [95% CI] | vs pre-trained head [95% CI] | vs imagenet [95% CI] | accuracy | sensitivity | "
+        "specificity |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     z = result["zero_label"]
     lines.append(
-        f"| 0 % | 0 / 0 | report-pretrained, no fine-tuning | {_ci(z, 'auroc')} | | {_ci(z, 'accuracy')} | "
+        f"| 0 % | 0 / 0 | report-pretrained, no fine-tuning | | {_ci(z, 'auroc')} | | | {_ci(z, 'accuracy')} | "
         f"{_ci(z, 'sensitivity')} | {_ci(z, 'specificity')} |"
     )
     for r in result["curve"]:
-        gain = (
-            f"{r['auroc_gain']:+.3f} [{r['auroc_gain_ci'][0]:+.3f}, {r['auroc_gain_ci'][1]:+.3f}]"
-            if "auroc_gain" in r
-            else ""
-        )
         lines.append(
-            f"| {100 * r['fraction']:g} % | {r['n_train']:.0f} / {r['n_val']:.0f} | {r['arm']} | "
-            f"{_ci(r, 'auroc')} | {gain} | {_ci(r, 'accuracy')} | {_ci(r, 'sensitivity')} | "
-            f"{_ci(r, 'specificity')} |"
+            f"| {100 * r['fraction']:g} % | {r['n_train']:.0f} / {r['n_val']:.0f} | {_model(r)} | {_kept(r)} | "
+            f"{_ci(r, 'auroc')} | {_gain(r, 'auroc_gain_vs_start')} | {_gain(r, 'auroc_gain')} | "
+            f"{_ci(r, 'accuracy')} | {_ci(r, 'sensitivity')} | {_ci(r, 'specificity')} |"
+        )
+    lines += ["", "Fine-tuned AUROC at or above the pre-trained head's (0 % row) at every labelled share:", ""]
+    for model in dict.fromkeys(_model(r) for r in result["curve"] if "auroc_gain_vs_start" in r):
+        rs = [r for r in result["curve"] if _model(r) == model]
+        worst = min(rs, key=lambda r: r["auroc_gain_vs_start"])
+        verdict = "yes" if worst["auroc_gain_vs_start"] >= 0 else "no"
+        lines.append(
+            f"- {model}: {verdict} (lowest gain {_gain(worst, 'auroc_gain_vs_start')} at {100 * worst['fraction']:g} %)"
         )
     return "\n".join(lines) + "\n"
 
 
-def plot_curve(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+def plot_curve(path: Path, rows: Sequence[dict[str, Any]], zero_auroc: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-    for arm in dict.fromkeys(r["arm"] for r in rows):
-        rs = [r for r in rows if r["arm"] == arm]
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    for model in dict.fromkeys(_model(r) for r in rows):
+        rs = [r for r in rows if _model(r) == model]
         x = [r["n_train"] + r["n_val"] for r in rs]
-        ax.plot(x, [r["auroc"] for r in rs], "o-", label=arm)
-        ax.fill_between(x, [r["auroc_ci"][0] for r in rs], [r["auroc_ci"][1] for r in rs], alpha=0.2)
+        ax.plot(x, [r["auroc"] for r in rs], "o-", label=model)
+        ax.fill_between(x, [r["auroc_ci"][0] for r in rs], [r["auroc_ci"][1] for r in rs], alpha=0.15)
+    if zero_auroc is not None:
+        ax.axhline(zero_auroc, color="grey", linestyle="--", linewidth=1, label="report-pretrained, no fine-tuning")
     ax.set_xscale("log")
     ax.set_xlabel("labelled images (train + validation)")
     ax.set_ylabel("test AUROC (95% CI)")
-    ax.legend()
+    ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -299,6 +400,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, archive and run")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="biopsy config override")
+    parser.add_argument(
+        "--select",
+        nargs="+",
+        choices=["last", "validation", "interpolate"],
+        help="finetune_select rules read from each fine-tuned pre-trained model (default: the config's)",
+    )
+    parser.add_argument(
+        "--select-metric",
+        nargs="+",
+        choices=["auroc", "log_loss"],
+        help="finetune_select_metric values for the validation and interpolate rules (default: the config's)",
+    )
+    parser.add_argument(
+        "--anchor",
+        nargs="+",
+        type=float,
+        help="finetune_anchor values; each is one pre-trained arm fine-tuned anew (default: the config's)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from endoked.biopsy.cli import build_config
@@ -306,7 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     set_progress(False)
     cfg = build_config(None, args.overrides)
-    result = bench(args.work, args.out, cfg, args.seed, args.threads)
+    if args.anchor and min(args.anchor) < 0:
+        parser.error("--anchor values must be >= 0")
+    result = bench(args.work, args.out, cfg, args.seed, args.threads, args.select, args.select_metric, args.anchor)
     print(markdown(result))
     print(
         json.dumps(

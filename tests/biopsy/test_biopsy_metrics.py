@@ -10,8 +10,10 @@ from scipy.stats import binom
 
 from endoked.biopsy.config import BiopsyConfig
 from endoked.biopsy.metrics import (
+    bootstrap_aurocs,
     bootstrap_ci,
     evaluate,
+    percentile_ci,
     plot_roc,
     point_metrics,
     roc_curve,
@@ -88,3 +90,14 @@ def test_temperature_scaling_recovers_temperature() -> None:
     y = (rng.random(z.size) < 1 / (1 + np.exp(-z / 2.5))).astype(int)  # true temperature 2.5
     assert fit_temperature(z, y) == pytest.approx(2.5, rel=0.05)
     assert fit_temperature(z[:5], np.ones(5)) == 1.0
+
+
+def test_bootstrap_aurocs_are_the_resamples_of_bootstrap_ci() -> None:
+    rng = np.random.default_rng(3)
+    y = (rng.random(80) < 0.6).astype(int)
+    p = rng.random((3, 80)) + 0.4 * y
+    per = bootstrap_aurocs(y, p, 200, seed=5)
+    assert per.shape == (200, 3)
+    assert percentile_ci(per.mean(axis=1), 0.9) == bootstrap_ci(y, p, 0.5, 200, 0.9, 5, ("auroc",))["auroc"]
+    assert np.isnan(bootstrap_aurocs(np.ones(5, dtype=int), np.arange(5.0), 3)).all()  # one class
+    assert np.isnan(percentile_ci([np.nan, np.inf])).all()

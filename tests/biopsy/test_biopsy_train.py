@@ -101,6 +101,7 @@ def test_train_writes_model_and_summary(trained: dict) -> None:
     assert summary["pretrain_counts"]["exams_unknown"] == 1
     assert summary["pretrain"]["steps"] == 40 and summary["finetune"]["steps"] == 40
     assert summary["calibration"]["source"] == "finetune_val"
+    assert summary["finetune"]["select"]["select"] == "last" and summary["finetune"]["select"]["kept"] == "finetuned"
     with open(out / "splits.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     fine = [r for r in rows if r["set"] == "finetune"]
@@ -155,6 +156,22 @@ def test_cli_predict_on_image_folder(trained: dict, tmp_path: Path) -> None:
     assert rows["c.png"]["prob_neoplastic"] == "" and "c.png" in rows["c.png"]["error"]
 
 
+def test_finetune_selection_is_recorded(trained: dict, tmp_path: Path) -> None:
+    from endoked.biopsy.train import INTERPOLATION_GRID
+
+    cfg = BiopsyConfig(**{**TINY, "finetune_select": "interpolate", "finetune_anchor": 0.1})
+    summary = train_classifier(
+        cfg, tmp_path / "m", run_dir=trained["run"], labels=trained["finetune"], device="cpu", workers=1
+    )
+    select = summary["finetune"]["select"]
+    assert select["select"] == "interpolate" and select["metric"] == "auroc" and select["anchor"] == 0.1
+    assert select["alpha"] in INTERPOLATION_GRID and set(select["scores"]) == {f"{a:g}" for a in INTERPOLATION_GRID}
+    saved = json.loads((tmp_path / "m" / "train.json").read_text(encoding="utf-8"))
+    assert saved["finetune"]["select"]["alpha"] == select["alpha"]
+    _, _, meta = load_model(tmp_path / "m" / "model.pt")
+    assert meta["finetune"]["select"]["kept"] == select["kept"]
+
+
 def test_pretrain_only_calibrates_on_report_labels(trained: dict, tmp_path: Path) -> None:
     cfg = BiopsyConfig(**{**TINY, "pretrain_steps": 10})
     summary = train_classifier(cfg, tmp_path / "m", run_dir=trained["run"], device="cpu", workers=1)
@@ -186,3 +203,23 @@ def test_partly_and_fully_trainable_encoder(trained: dict, tmp_path: Path, block
     )
     assert changed and first == (blocks > 0)
     assert summary["finetune"]["steps"] == 3
+
+
+def test_anchor_and_interpolation_with_a_trainable_encoder_part(trained: dict, tmp_path: Path) -> None:
+    cfg = BiopsyConfig(
+        **{
+            **TINY,
+            "trainable_blocks": 1,
+            "pretrain_steps": 3,
+            "finetune_steps": 3,
+            "flip_views": False,
+            "finetune_select": "interpolate",
+            "finetune_anchor": 1.0,
+        }
+    )
+    summary = train_classifier(
+        cfg, tmp_path / "m", run_dir=trained["run"], labels=trained["finetune"], device="cpu", workers=1
+    )
+    assert summary["finetune"]["select"]["select"] == "interpolate"
+    model, _, _ = load_model(tmp_path / "m" / "model.pt")
+    assert model.threshold == pytest.approx(summary["calibration"]["threshold"])

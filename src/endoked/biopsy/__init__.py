@@ -10,6 +10,8 @@ Public API:
   (``endoked.biopsy.data``);
 - :func:`evaluate`, :func:`bootstrap_ci`, :func:`roc_curve`, :func:`plot_roc` (``endoked.biopsy.metrics``;
   AUROC is :func:`endoked.stats.auroc`);
+- :func:`finetune` (the fine-tuning recipe: L2-SP anchor, choice of weights on validation),
+  :func:`select_weights` (``endoked.biopsy.train``);
 - :func:`data_efficiency` (``endoked.biopsy.curve``).
 """
 

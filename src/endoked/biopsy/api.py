@@ -3,8 +3,9 @@
 ``train_classifier`` writes into its output folder:
 
 - ``model.pt``: self-contained checkpoint (encoder, head, temperature, threshold, config);
-- ``train.json``: counts, step budgets, timings, pre-training validation AUROC against report labels,
-  calibration (temperature, threshold and how it was chosen);
+- ``train.json``: counts, step budgets, timings, pre-training validation AUROC against report labels, which
+  weights fine-tuning kept (``finetune.select``: rule, criterion, ``alpha``, validation figure of each
+  candidate), calibration (temperature, threshold and how it was chosen);
 - ``splits.csv``: image, path, label, group, set (pretrain / finetune), split (train / val);
 - ``rejects.csv``: rows of the labelled set that could not be used, with the reason (when any);
 - ``cache/``: encoder outputs, reused by a re-run with the same images and encoder.
@@ -37,7 +38,7 @@ from endoked.biopsy.data import (
 from endoked.biopsy.features import VIEWS, Features, encode_items
 from endoked.biopsy.metrics import evaluate, plot_roc, point_metrics
 from endoked.biopsy.model import BiopsyModel, build_model, load_model, mil_encoder_state, save_model
-from endoked.biopsy.train import calibrate, probabilities, train_steps
+from endoked.biopsy.train import calibrate, finetune, probabilities, train_steps
 from endoked.device import resolve_device
 from endoked.errors import ConfigError, DataFormatError, StageError
 from endoked.imaging import read_mask
@@ -147,35 +148,58 @@ def _train_phase(
     items: list[LabelledImage],
     name: str,
     *,
-    steps: int,
-    lr: float,
-    label_smoothing: float,
     seed: int,
-) -> tuple[_Phase, Any]:
-    """Split ``items`` by group, encode both splits (train with flip views), train the head for ``steps`` and
-    return the phase with the training log."""
+    pretrained: bool | None = None,
+) -> _Phase:
+    """Split ``items`` by group, encode both splits (train with flip views), train and return the phase.
+
+    ``pretrained`` None: report-supervised pre-training (``pretrain_steps`` at ``lr`` with
+    ``pretrain_label_smoothing``); True / False: fine-tuning from the pre-trained / a fresh head by
+    :func:`endoked.biopsy.train.finetune` (the recipe the data-efficiency curve uses), whose choice of weights
+    on the validation split is recorded in the summary under ``select``.
+    """
     cfg, model, dev = encode.cfg, encode.model, encode.device
     y = np.array([it.label for it in items])
     tr, va = split_indices(y, [it.group for it in items], cfg.val_fraction, cfg.seed)
     n_views = len(VIEWS) if cfg.flip_views else 1
     feats = encode([items[i] for i in tr], n_views, f"{name}_train")
     val_feats = encode([items[i] for i in va], 1, f"{name}_val")
-    log = train_steps(
-        model,
-        feats,
-        y[tr],
-        cfg,
-        steps=steps,
-        lr=lr,
-        label_smoothing=label_smoothing,
-        seed=seed,
-        device=dev,
-        progress=encode.progress,
-        desc=f"biopsy {'pre-train' if name == 'pretrain' else 'fine-tune'}",
-    )
-    summary = {"steps": log.steps, "seconds": log.seconds, "n_train": log.n_train, "losses": log.losses}
+    select: dict[str, Any] | None = None
+    if pretrained is None:
+        log = train_steps(
+            model,
+            feats,
+            y[tr],
+            cfg,
+            steps=cfg.pretrain_steps,
+            lr=cfg.lr,
+            label_smoothing=cfg.pretrain_label_smoothing,
+            seed=seed,
+            device=dev,
+            progress=encode.progress,
+            desc="biopsy pre-train",
+        )
+    else:
+        log, fitted = finetune(
+            model,
+            feats,
+            y[tr],
+            val_feats,
+            y[va],
+            cfg,
+            pretrained=pretrained,
+            seed=seed,
+            device=dev,
+            progress=encode.progress,
+            desc="biopsy fine-tune",
+        )
+        select = fitted[0][1]
+    summary: dict[str, Any] = {"steps": log.steps, "seconds": log.seconds, "n_train": log.n_train}
+    summary["losses"] = log.losses
     summary["unreadable"] = len(feats.failed) + len(val_feats.failed)
-    return _Phase(val_feats, y[va], summary, _split_rows(items, tr, va, name)), log
+    if select is not None:
+        summary["select"] = select
+    return _Phase(val_feats, y[va], summary, _split_rows(items, tr, va, name))
 
 
 def _split_rows(items: list[LabelledImage], train: np.ndarray, val: np.ndarray, set_name: str) -> list[str]:
@@ -263,15 +287,7 @@ def train_classifier(
     split_lines = ["image,path,label,group,set,split"]
     last: _Phase | None = None
     if pre_items:
-        last, _ = _train_phase(
-            encode,
-            pre_items,
-            "pretrain",
-            steps=cfg.pretrain_steps,
-            lr=cfg.lr,
-            label_smoothing=cfg.pretrain_label_smoothing,
-            seed=cfg.seed,
-        )
+        last = _train_phase(encode, pre_items, "pretrain", seed=cfg.seed)
         p = probabilities(model, last.val_feats, dev)
         ok = np.isfinite(p)
         summary["pretrain"] = {
@@ -289,21 +305,14 @@ def train_classifier(
                 "row,image,error\n"
                 + "".join(",".join(_csv_cell(e[k]) for k in ("row", "image", "error")) + "\n" for e in errors),
             )
-        last, _ = _train_phase(
-            encode,
-            items,
-            "finetune",
-            steps=cfg.finetune_steps,
-            lr=cfg.finetune_lr if pre_items else cfg.lr,
-            label_smoothing=cfg.label_smoothing,
-            seed=cfg.seed + 1,
-        )
+        last = _train_phase(encode, items, "finetune", seed=cfg.seed + 1, pretrained=bool(pre_items))
         summary["finetune"] = {
             **{k: last.summary[k] for k in ("steps", "seconds", "n_train")},
             "n_val": len(last.val_y),
             "losses": last.summary["losses"],
             "rejected_rows": len(errors),
             "unreadable": last.summary["unreadable"],
+            "select": last.summary["select"],
         }
         split_lines += last.split_lines
     if last is None:  # unreachable: one of the two sets is given

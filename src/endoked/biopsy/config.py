@@ -8,6 +8,11 @@ from pydantic import ConfigDict, Field, model_validator
 
 from endoked.config_fields import EncoderSource
 
+FinetuneSelect = Literal["last", "validation", "interpolate"]
+"""Which weights a fine-tuned pre-trained model keeps (see ``BiopsyConfig.finetune_select``)."""
+SelectMetric = Literal["auroc", "log_loss"]
+"""The validation criterion of that choice (see ``BiopsyConfig.finetune_select_metric``)."""
+
 
 class BiopsyConfig(EncoderSource):
     """Tunables of the optical-biopsy classifier: report-supervised pre-training, few-label fine-tuning,
@@ -88,6 +93,28 @@ class BiopsyConfig(EncoderSource):
     )
     encoder_lr: float = Field(1e-4, gt=0, description="Learning rate of trainable encoder parts.")
     weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay.")
+    finetune_anchor: float = Field(
+        0.0,
+        ge=0.0,
+        description="L2-SP strength alpha when fine-tuning a pre-trained model (Li et al., ICML 2018): the loss "
+        "gains alpha/2 * ||w - w0||^2 over the trainable weights, w0 being their values when fine-tuning starts, "
+        "and those weights get no weight decay towards 0; 0: plain weight decay (weight_decay), as before. "
+        "Training from a fresh head is not affected.",
+    )
+    finetune_select: FinetuneSelect = Field(
+        "last",
+        description="Which weights a fine-tuned pre-trained model keeps: 'last': the fine-tuned ones; 'validation': "
+        "the fine-tuned ones only when they beat the pre-trained ones on the validation split "
+        "(finetune_select_metric; ties keep the pre-trained ones); 'interpolate': (1 - a) * w0 + a * w_ft with a "
+        "in {0, 0.25, 0.5, 0.75, 1} chosen the same way (WiSE-FT, Wortsman et al., CVPR 2022; ties keep the "
+        "smallest a). Training from a fresh head always keeps the last weights.",
+    )
+    finetune_select_metric: SelectMetric = Field(
+        "auroc",
+        description="Validation criterion of finetune_select: 'auroc' (higher is better; a validation split "
+        "lacking a class keeps the pre-trained weights) or 'log_loss' (binary log-loss after temperature "
+        "scaling; lower is better).",
+    )
     label_smoothing: float = Field(
         0.0, ge=0.0, lt=0.5, description="Label smoothing of the binary targets in fine-tuning."
     )

@@ -115,11 +115,36 @@ def bootstrap(
                 values.setdefault(name, []).append(float(v))
             else:
                 values.setdefault(name, [])
+    return {name: percentile_ci(v, level) for name, v in values.items()}
+
+
+def percentile_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap figures (non-finite ones skipped); ``(nan, nan)`` when none is finite."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
     alpha = (1.0 - level) / 2.0
-    return {
-        name: (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) if v else (np.nan, np.nan)
-        for name, v in values.items()
-    }
+    return (float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))) if v.size else (np.nan, np.nan)
+
+
+def bootstrap_aurocs(labels: np.ndarray, probs: np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """AUROC of each of R models on each case resample that :func:`bootstrap` draws for the same case count and
+    ``seed``, so that intervals of AUROC differences between models can be read from one pass per model.
+
+    Args:
+        labels: ``(N,)`` 0/1.
+        probs: ``(N,)`` or ``(R, N)`` scores of R models on the same cases.
+
+    Returns:
+        ``(n_boot, R)`` float64; NaN for a resample holding a single class.
+    """
+    y = np.asarray(labels).astype(np.int64).ravel()
+    p2 = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_boot, p2.shape[0]), dtype=np.float64)
+    for b in range(n_boot):
+        idx = rng.integers(0, y.size, size=y.size)
+        out[b] = [auroc(y[idx], p[idx]) for p in p2]
+    return out
 
 
 def bootstrap_ci(
