@@ -69,6 +69,8 @@ def test_ort_module_equals_torch_for_any_batch(tmp_path: Path, monkeypatch: pyte
         assert [g.shape for g in got] == [w.shape for w in want]
         for g, w in zip(got, want, strict=True):
             assert torch.allclose(g, w, atol=1e-5)
+    # the CPU memory arena is off unless asked for (it kept every session's largest buffers)
+    assert run.session.get_session_options().enable_cpu_mem_arena is False
 
 
 def test_export_cache_is_used_and_keyed_by_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

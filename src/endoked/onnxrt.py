@@ -102,6 +102,10 @@ class OrtModule:
         input_names, output_names: names of the forward's inputs and outputs, in order.
         dynamic_axes: ``{name: {axis: label}}`` for the axes whose size may change between calls.
         threads: intra-op threads (default: ``torch.get_num_threads()``, so a stage's ``threads`` applies).
+        memory_arena: ONNX Runtime's CPU memory arena. Off by default: the arena keeps the largest buffers it
+            ever needed for every session, and the CAM maps (four scales, batches of views, one session per input
+            size) grew a process from 1.9 to 4.6 GB peak with it (LiteMedSAM: 1.5 to 2.4 GB), with no speed gain
+            measured.
 
     Calling it with torch tensors returns a tuple of CPU float tensors, one per output name.
     """
@@ -114,6 +118,7 @@ class OrtModule:
         output_names: Sequence[str],
         dynamic_axes: Mapping[str, Mapping[int, str]],
         threads: int | None = None,
+        memory_arena: bool = False,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -136,6 +141,7 @@ class OrtModule:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        opts.enable_cpu_mem_arena = memory_arena
         self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
