@@ -117,10 +117,12 @@ def scopes_for_sentence(text: str, s: int, e: int) -> list[Scope]:
                     begin = max(begin, t)
                     break
             if comma_bound:
-                for c in reversed(commas):
-                    if c < a:
-                        begin = max(begin, c + 1)
-                        break
+                before = [c for c in commas if c < a]
+                # A clause that is only the trigger ("降结肠小隆起，性质待定") modifies the clause before.
+                if before and not text[before[-1] + 1 : a].strip():
+                    before.pop()
+                if before:
+                    begin = max(begin, before[-1] + 1)
             if direction == "2":
                 begin = max(begin, a - 30)
             out.append(Scope(base, begin, a))

@@ -85,9 +85,14 @@ MIMIC: Table = [
     ("mimic", r"lymphoid\s+(?:hyperplasia|aggregates?|follicles?|nodules?|tissue)" + _E),
     ("mimic", r"(?:appendiceal|appendix)\s+stump|inverted\s+append\w*|(?:mucosal|haustral|prominent)\s+folds?" + _E),
     ("mimic", r"extrinsic\s+compression|varix|varices|(?:stool|fecal|faecal)\s+(?:ball|debris|residue)"),
-    ("mimic", r"(?:submucosal|subepithelial)(?!\s+(?:inject\w*|dissection|lift\w*|cushion|invasion|fibrosis))" + _E),
+    # A submucosal mass or tumour is a look-alike, not a suspected cancer ("黏膜下肿物", "subepithelial mass").
+    (
+        "mimic",
+        r"(?:submucosal|subepithelial)(?!\s+(?:inject\w*|dissection|lift\w*|cushion|invasion|fibrosis))"
+        r"(?:\s+(?:mass(?:es)?|tumou?rs?|lesions?|nodules?|bulges?))?" + _E,
+    ),
     ("mimic", r"脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张"),
-    ("mimic", r"(?:黏膜下|粘膜下)(?!注射|剥离|浸润|层)|阑尾残端|平滑肌瘤"),
+    ("mimic", r"(?:黏膜下|粘膜下)(?!注射|剥离|浸润|层)(?:隆起|肿物|肿块|占位|新生物|肿瘤|病变|结节)?|阑尾残端|平滑肌瘤"),
 ]
 
 # Locations: contract values.
@@ -338,7 +343,7 @@ CONTEXT: Table = [
         r"可疑|疑似|疑为|怀疑|不(?:能)?除外|不(?:能)?排除|疑(?=[息腺隆肿癌占新恶])|"
         r"似(?:见|有|为|是)?",
     ),
-    ("hedge_b", r"可能(?!为|是)"),
+    ("hedge_b", r"可能(?!为|是)|性质(?:待定|未定|不明|待查)"),
     ("neg_f", r"未见(?:明显)?|未发现|未(?:触|扪|探|检)及|未检出|未观察到|无(?:明显)?|没有|否认|排除"),
     ("neg_b", r"消失|(?:呈)?阴性|[:：]\s*(?:无|未见|阴性|-)(?=\s*(?:[,;.。]|$))|[(（]\s*-\s*[)）]"),
     (
@@ -443,7 +448,8 @@ EN_NUMBERS: dict[str, int] = {
 }
 EN_COUNT = (
     r"(?<![A-Za-z\d.#№])(?:(?P<times>(?<![A-Za-z])[x×]\s?\d{1,2})|"
-    r"(?P<none>a\s+few|a\s+number\s+of|several|multiple|numerous|many|innumerable|"
+    r"(?P<none>a\s+few|a\s+number\s+of|an?\s+(?:handful|cluster|group|crop|carpet|myriad|host|collection)\s+of|"
+    r"handfuls?\s+of|hundreds\s+of|scores\s+of|too\s+many\s+to\s+count|several|multiple|numerous|many|innumerable|"
     r"countless|scattered|diffuse|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
     r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
     r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|an?|one|single|solitary|isolated|another|two|three|four|five|"

@@ -1,0 +1,97 @@
+"""Second round of rules for harder reports: one family of clinical phrasing per test, on short sentences
+written for these tests (expected labels follow tests/extract/data/README.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from endoked.extract.rules import extract_rules
+
+
+def _summary(text: str) -> tuple[str | None, int | None, list[str]]:
+    out = extract_rules(text)
+    return out.polyp, out.polyp_count, sorted(p.location for p in out.polyps)
+
+
+def _sizes(text: str) -> list[float | None]:
+    return sorted((p.size_mm for p in extract_rules(text).polyps), key=lambda v: (v is None, v))
+
+
+# --- counts and sizes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "sizes"),
+    [
+        # "between X and Y mm" is a range for a group, not a list of two polyps.
+        ("Multiple (at least 6) sessile polyps between 3 and 7 mm in the transverse colon.", None, [7.0]),
+        ("Two polyps between 4 and 8 mm in the sigmoid, cold snare.", 2, [8.0, 8.0]),
+        # A list of sizes still gives one polyp each.
+        ("Two polyps, 4 and 6 mm, in the sigmoid.", 2, [4.0, 6.0]),
+    ],
+)
+def test_size_ranges_and_lists(text: str, count: int | None, sizes: list[float]) -> None:
+    out = extract_rules(text)
+    assert (out.polyp, out.polyp_count) == ("present", count)
+    assert _sizes(text) == sizes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A handful of small sessile polyps (2-4 mm) in the rectum; the three largest were removed.",
+        "A cluster of small polyps in the rectum.",
+        "Hundreds of polyps carpeting the rectum and sigmoid.",
+    ],
+)
+def test_vague_quantities_leave_the_count_undetermined(text: str) -> None:
+    assert extract_rules(text).polyp_count is None
+
+
+def test_a_number_inside_a_vague_quantity_still_counts() -> None:
+    assert _summary("A cluster of 3 polyps in the cecum.") == ("present", 3, ["cecum"] * 3)
+
+
+def test_a_number_closing_a_parenthesis_is_not_an_item_number() -> None:
+    # "(at least 6)" must not cut the sentence before "6)": the polyps keep their size and site.
+    out = extract_rules("Multiple (at least 6) sessile polyps, 3-5 mm, in the cecum.")
+    assert [(p.location, p.size_mm, p.morphology) for p in out.polyps] == [("cecum", 5.0, "sessile")]
+
+
+# --- look-alikes and hedges -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "所见：横结肠见一约2.0cm黏膜下肿物，表面光滑，质软。\n诊断：横结肠黏膜下肿物（脂肪瘤？）",
+        "直肠见一约0.8cm粘膜下隆起，表面光滑。",
+        "A 1 cm subepithelial mass in the rectum with normal overlying mucosa.",
+        "Submucosal tumor in the cecum, 12 mm, pillow sign positive.",
+    ],
+)
+def test_submucosal_masses_are_look_alikes_not_cancers(text: str) -> None:
+    out = extract_rules(text)
+    assert (out.polyp, out.malignancy_suspected) == ("absent", False)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "直肠见一约1cm黏膜下肿物，考虑神经内分泌肿瘤。",
+        "A 3 cm fungating mass in the sigmoid; submucosal invasion suspected.",
+    ],
+)
+def test_a_named_tumour_beside_a_submucosal_lesion_is_still_malignancy(text: str) -> None:
+    assert extract_rules(text).malignancy_suspected is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "诊断：降结肠小隆起，性质待定",
+        "所见：全结肠未见息肉。降结肠见一约0.3cm黏膜隆起，似为皱襞，不除外小息肉，未处理。\n诊断：降结肠小隆起，性质待定",
+    ],
+)
+def test_a_clause_that_is_only_a_hedge_modifies_the_clause_before(text: str) -> None:
+    assert _summary(text) == ("uncertain", None, [])
