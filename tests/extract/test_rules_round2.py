@@ -95,3 +95,47 @@ def test_a_named_tumour_beside_a_submucosal_lesion_is_still_malignancy(text: str
 )
 def test_a_clause_that_is_only_a_hedge_modifies_the_clause_before(text: str) -> None:
     assert _summary(text) == ("uncertain", None, [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'On careful inspection, the rectal "polyp" proved to be a prolapsing internal hemorrhoid. No true polyps.',
+        "The sigmoid polyp turned out to be a prominent fold on closer inspection.",
+        "直肠所谓息肉实为内痔，余结肠未见息肉。",
+        "乙状结肠息肉样隆起，活检证实为淋巴滤泡增生。",
+    ],
+)
+def test_a_mention_that_proved_to_be_a_look_alike_is_not_a_polyp(text: str) -> None:
+    assert _summary(text) == ("absent", 0, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "locations"),
+    [
+        ("A 5 mm polyp in the sigmoid, removed; a diverticulum nearby.", ["sigmoid"]),
+        ("The rectal polyp was removed; the second lesion was actually a lipoma.", ["rectum"]),
+    ],
+)
+def test_a_look_alike_beside_a_polyp_leaves_the_polyp(text: str, locations: list[str]) -> None:
+    assert _summary(text) == ("present", 1, locations)
+
+
+# --- history and other studies --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Reason: Polyp seen in the rectum on rigid sigmoidoscopy.\nCecum reached. No polyps.",
+        "A sigmoid polyp seen on flex sig. Colonoscopy: no polyp at that site or elsewhere.",
+        "Mass found on CT in the cecum; colonoscopy to the cecum showed normal mucosa, no polyps.",
+    ],
+)
+def test_what_another_study_showed_is_not_a_finding(text: str) -> None:
+    out = extract_rules(text)
+    assert (out.polyp, out.polyp_count, out.malignancy_suspected) == ("absent", 0, False)
+
+
+def test_a_polyp_seen_during_this_exam_is_a_finding() -> None:
+    assert _summary("A 5 mm polyp seen in the sigmoid on withdrawal, removed.") == ("present", 1, ["sigmoid"])

@@ -329,6 +329,13 @@ CONTEXT: Table = [
         + _B
         + r"(?:ct|ctc|mri|b超|钡剂灌肠|影像学?|外院(?:结?肠镜)?)(?:检查)?(?:提示|示|发现|报告|诊断)",
     ),
+    (  # "polyp seen on rigid sigmoidoscopy", "a mass found on CT": what another study showed
+        "hist_b",
+        r"(?:seen|found|noted|detected|identified|shown|demonstrated|reported)\s+(?:on|at|by)\s+(?:an?\s+|the\s+)?"
+        r"(?:recent\s+|prior\s+|previous\s+|earlier\s+|outside\s+|referring\s+)?(?:rigid\s+|flexible\s+|flex\s+)?"
+        r"(?:sigmoidoscopy|sig" + _E + r"|ct(?:\s+colonography)?" + _E + r"|ctc|imaging|mri|pet(?:[- ]ct)?|barium\s+enema|"
+        r"capsule(?:\s+endoscopy)?|ultrasound)",
+    ),
     (
         "hist_b",
         r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many)\s+(?:years?|months?)"
@@ -382,7 +389,7 @@ SECTION_HEADERS: Table = [
         "indication",
         r"pre-?\s?(?:procedure|operative|op)\s+(?:diagnos[ie]s|dx)|clinical\s+(?:history|information|"
         r"diagnosis|indications?)|reasons?\s+for\s+(?:the\s+)?(?:exam(?:ination)?|procedure|"
-        r"referral|colonoscopy)|indications?|history|hpi|presenting\s+complaint|referral",
+        r"referral|colonoscopy)|reasons?|indications?|history|hpi|presenting\s+complaint|referral",
     ),
     (
         "impression",
