@@ -139,3 +139,69 @@ def test_what_another_study_showed_is_not_a_finding(text: str) -> None:
 
 def test_a_polyp_seen_during_this_exam_is_a_finding() -> None:
     assert _summary("A 5 mm polyp seen in the sigmoid on withdrawal, removed.") == ("present", 1, ["sigmoid"])
+
+
+# --- polyp lists and telegraphic items ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "locations"),
+    [
+        # Items under a list introduction, with a segment and a size but no polyp noun or shape.
+        (
+            "Three polyps were removed:\n(1) Cecum, 3 mm, cold snare.\n(2) Transverse, 8 mm, pedunculated, hot snare."
+            "\n(3) Rectum, 5 mm, cold forceps.",
+            3,
+            ["cecum", "rectum", "transverse"],
+        ),
+        ("Polyps (2):\n- sigmoid 4 mm\n- rectum 6 mm", 2, ["rectum", "sigmoid"]),
+        # "Polyps: 2 (see below)" introduces the items: it is their total, not two more polyps.
+        (
+            "Polyps: 2 (see below)\n a) Transverse colon - 5 mm, 0-Is - CSP\n b) Sigmoid colon - 14 mm, 0-Ip - HSP",
+            2,
+            ["sigmoid", "transverse"],
+        ),
+        ("Polyps as follows:\n1. Ascending, 6 mm, CSP.\n2. Descending, 4 mm, CSP.", 2, ["ascending", "descending"]),
+        # A counted introduction and its first item in one sentence; items with a count and no noun.
+        (
+            "检查所见：共见息肉3枚：升结肠1枚，约0.3×0.4cm；降结肠1枚，约8mm，山田III型；直肠1枚，直径约5mm。",
+            3,
+            ["ascending", "descending", "rectum"],
+        ),
+        ("息肉2枚：升结肠0.3cm，乙状结肠0.5cm，均予冷圈套切除。", 2, ["ascending", "sigmoid"]),
+        # An item with a removal of this exam and no list introduction.
+        ("Cecum, 3 mm, cold snare.", 1, ["cecum"]),
+        ("升结肠1枚，约0.3cm，予钳除。", 1, ["ascending"]),
+    ],
+)
+def test_items_without_a_polyp_noun(text: str, count: int, locations: list[str]) -> None:
+    assert _summary(text) == ("present", count, locations)
+
+
+def test_items_keep_their_own_sizes() -> None:
+    out = extract_rules("Two polyps were removed:\n(1) Cecum, 3 mm, cold snare.\n(2) Rectum, 5 mm, cold snare.")
+    assert sorted((p.location, p.size_mm) for p in out.polyps) == [("cecum", 3.0), ("rectum", 5.0)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A distance is not a size: the flat scar is no telegraphic polyp item.
+        "The mucosectomy scar in the rectum at 7 cm from the AV is flat and white. No residual polyp.",
+        # A size that a scar, resection wound or ulcer owns.
+        "乙状结肠距肛门约30cm见EMR术后创面，约1.5cm，予钛夹4枚夹闭，止血成功。未见息肉。",
+        "Sigmoid: EMR scar, 10 mm, flat, no residual tissue.",
+        "Rectum: ulcer, 6 mm, biopsied.",
+        # A segment and a size with neither a list, a count nor a removal.
+        "Rectum 5 mm from the dentate line, normal.",
+        # Vascular lesions treated with APC are look-alikes.
+        "Three angioectasias in the ascending colon (2-5 mm), treated with APC.",
+        "升结肠见2处血管扩张，约0.3cm，予APC治疗。",
+    ],
+)
+def test_sized_items_that_are_not_polyps(text: str) -> None:
+    assert _summary(text) == ("absent", 0, [])
+
+
+def test_a_wound_after_todays_resection_keeps_the_polyp() -> None:
+    assert _summary("乙状结肠0.8cm，0-IIa，EMR切除，创面钛夹夹闭。") == ("present", 1, ["sigmoid"])

@@ -84,6 +84,7 @@ MIMIC: Table = [
     ("mimic", r"(?:anal\s+)?papilla(?:e|ry\s+hypertrophy)?" + _E + r"|skin\s+tags?" + _E),
     ("mimic", r"lymphoid\s+(?:hyperplasia|aggregates?|follicles?|nodules?|tissue)" + _E),
     ("mimic", r"(?:appendiceal|appendix)\s+stump|inverted\s+append\w*|(?:mucosal|haustral|prominent)\s+folds?" + _E),
+    ("mimic", r"angio-?\s?(?:ectasias?|dysplas(?:ia|ias|tic))|" + _B + r"(?-i:AVMs?)" + _E + r"|vascular\s+ectasias?"),
     ("mimic", r"extrinsic\s+compression|varix|varices|(?:stool|fecal|faecal)\s+(?:ball|debris|residue)"),
     # A submucosal mass or tumour is a look-alike, not a suspected cancer ("黏膜下肿物", "subepithelial mass").
     (
@@ -91,7 +92,7 @@ MIMIC: Table = [
         r"(?:submucosal|subepithelial)(?!\s+(?:inject\w*|dissection|lift\w*|cushion|invasion|fibrosis))"
         r"(?:\s+(?:mass(?:es)?|tumou?rs?|lesions?|nodules?|bulges?))?" + _E,
     ),
-    ("mimic", r"脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张"),
+    ("mimic", r"血管(?:扩张|畸形|发育不良|瘤)|脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张"),
     ("mimic", r"(?:黏膜下|粘膜下)(?!注射|剥离|浸润|层)(?:隆起|肿物|肿块|占位|新生物|肿瘤|病变|结节)?|阑尾残端|平滑肌瘤"),
 ]
 

@@ -53,12 +53,18 @@ _LESION_ADJ_RE = re.compile(
     r"(?:-appearing|-looking)?\s+(?:\w+\s+)?$|(?:腺瘤样|锯齿状|隆起性|隆起型)$",
     re.IGNORECASE,
 )
-_LIST_INTRO_RE = re.compile(r"[:：]\s*$")
+_LIST_INTRO_RE = re.compile(
+    r"[:：]\s*$|(?:see|listed|described|detailed|shown)\s+below|as\s+follows|如下|见下", re.IGNORECASE
+)
 _ELLIPSIS_RE = re.compile(
     r"(?:[,;:]|(?<![A-Za-z])(?:and|plus))\s+(?P<n>one|two|three|four|five|six|seven|eight|nine|ten|another|"
     r"\d{1,2})\s+(?:more\s+|other\s+|further\s+)?(?:(?:at|in|on|near)\s+)(?:the\s+)?",
     re.IGNORECASE,
 )
+_COLON_RE = re.compile(r"[:：]")
+# What a size before any polyp word may describe instead: a scar, a resection wound, an ulcer.
+_SITE_RE = re.compile(r"(?<![A-Za-z])(?:scars?|ulcers?|ulcerations?|erosions?|wounds?)(?![A-Za-z])|瘢痕|疤痕|创面|溃疡|糜烂")
+_ITEM_COUNT_RE = re.compile(rf"\s*[:：]?\s*(?:{lx.ZH_COUNT}|[(（]?\s*[x×]\s*\d)", re.IGNORECASE)
 _PENDING_RE = re.compile(
     r"pending|await|to\s+follow|not\s+(?:yet\s+)?available|待(?:回报|病理|报告|结果)|未回|待回", re.IGNORECASE
 )
@@ -74,6 +80,7 @@ class _SectionResult:
     summary_counts: list[tuple[int, Span]] = field(default_factory=list)
     summary_groups: list[Group] = field(default_factory=list)
     pathology_segments: list[tuple[int, int]] = field(default_factory=list)
+    list_open: bool = False  # a list introduction ("Five polyps were removed:") was seen: items follow
 
 
 def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
@@ -110,14 +117,61 @@ def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> 
     return False
 
 
-def _implied_mention(sent_toks: list[cx.Token]) -> cx.Token | None:
-    """Telegraphic items with no polyp noun ("Asc: 1 sessile 5mm, cold snare", "- 盲肠：0.7cm，Paris 0-IIa"):
-    a polyp morphology plus a size, and no mass word, stand for a polyp."""
-    if any(t.cat in ("POLYP", "MAL", "MIMIC") for t in sent_toks) or not any(t.cat == "SIZE" for t in sent_toks):
-        return None
+def _real_size(text: str, t: cx.Token) -> bool:
+    return t.cat == "SIZE" and parse_size(text, t.start, t.end) is not None
+
+
+def _implied_mentions(
+    text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], list_open: bool
+) -> list[cx.Token]:
+    """Telegraphic items with no polyp noun stand for polyps, when nothing else (mass, look-alike) is named
+    and a size is stated (not a distance: "the scar at 7 cm from the AV is flat" is no polyp) that no
+    scar, resection wound or ulcer named before it can own ("EMR术后创面，约1.5cm"):
+
+    - a polyp morphology plus a size ("Asc: 1 sessile 5mm, cold snare", "- 盲肠：0.7cm，Paris 0-IIa");
+    - a segment plus a size, in a list of polyps ("Five polyps were removed: (1) Cecum, 3 mm, cold snare"),
+      or with a count or a removal of this exam ("升结肠1枚，约0.3cm", "Cecum, 3 mm, cold snare"; not
+      "EMR术后创面，约1.5cm"): one polyp item per segment that has its own size.
+    """
+    if any(t.cat in ("POLYP", "MAL", "MIMIC") for t in sent_toks):
+        return []
+    sizes = [t for t in sent_toks if _real_size(text, t)]
+    if not sizes or _SITE_RE.search(text, sent_toks[0].start, sizes[0].start):
+        return []
     for t in sent_toks:
         if t.cat == "MORPH":
-            return cx.Token("POLYP", "implied", t.start, t.end, t.text)
+            return [cx.Token("POLYP", "implied", t.start, t.end, t.text)]
+    locs = [t for t in sent_toks if t.cat == "LOC" and t.value != "unspecified" and not is_landmark(text, t)]
+    if not locs:
+        return []
+    if not (
+        list_open
+        or any(t.cat == "REM" and t.value == "yes" and cx.status_of(t, scopes).current for t in sent_toks)
+        or _ITEM_COUNT_RE.match(text, locs[0].end)
+    ):
+        return []
+    if len(locs) == 1:
+        return [cx.Token("POLYP", "implied", locs[0].start, locs[0].end, locs[0].text)]
+    out = []
+    for i, loc in enumerate(locs):
+        nxt = locs[i + 1].start if i + 1 < len(locs) else sent_toks[-1].end
+        if any(loc.end <= t.start < nxt for t in sizes):
+            out.append(cx.Token("POLYP", "implied", loc.start, loc.end, loc.text))
+    return out
+
+
+def _intro_split(text: str, s: int, e: int, toks: list[cx.Token]) -> int | None:
+    """Where a counted list introduction ends inside a sentence ("共见息肉3枚：升结肠1枚，…", "Polyps (3):
+    cecum 4 mm, …"): after its colon, when a segment name starts the list; None otherwise."""
+    for m in _COLON_RE.finditer(text, s, e):
+        c = m.end()
+        before = [t for t in toks if s <= t.start < m.start()]
+        after = [t for t in toks if c <= t.start < e]
+        if not after or after[0].cat != "LOC" or after[0].start - c > 6 or any(t.cat == "POLYP" for t in after):
+            continue
+        polyp = [t for t in before if t.cat == "POLYP"]
+        if polyp and find_count(text, s, polyp[-1].start, polyp[-1].end, m.start()) is not None:
+            return c
     return None
 
 
@@ -167,8 +221,9 @@ def _build_group(
         g.count = None if plural else 1
     g.plural = plural
     g.each = has_each(text, ws, we)
-    g.summary = g.count_explicit and (
-        cx.TOTAL_RE.search(text, ws, we) is not None or _LIST_INTRO_RE.search(text, ws, we) is not None
+    intro = _LIST_INTRO_RE.search(text, ws, we) is not None
+    g.summary = (
+        g.count_explicit and g.count is not None and (cx.TOTAL_RE.search(text, ws, we) is not None or intro)
     )
     win_toks = [t for t in sent_toks if ws <= t.start < we]
     for t in win_toks:
@@ -197,6 +252,8 @@ def _build_group(
     # A named segment beats a generic "colonic"/"全结肠" in the same window ("on the colonic side of the
     # anastomosis", "全结肠黏膜粗糙，横结肠见散在炎性息肉").
     g.locations = [x for x in g.locations if x[0] != "unspecified"] or g.locations
+    if intro and not g.locations and not g.sizes:
+        g.summary = True  # "Polyps as follows:", "Multiple polyps:" introduce the items that follow
     if g.count is None and plural and not g.count_explicit and len(g.sizes) > 1:
         g.count = len(g.sizes)  # "6 mm and 4 mm sessile polyps"
     return g
@@ -240,7 +297,11 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
     toks = cx.scan(cx.FIND, text, orig, start, end)
     ti = 0
     last_group_sentence = -2
-    for si, (s, e) in enumerate(split_sentences(text, start, end, orig)):
+    spans: list[tuple[int, int]] = []
+    for s, e in split_sentences(text, start, end, orig):
+        split = _intro_split(text, s, e, toks) if ":" in text[s:e] or "：" in text[s:e] else None
+        spans.extend([(s, split), (split, e)] if split is not None else [(s, e)])
+    for si, (s, e) in enumerate(spans):
         while ti < len(toks) and toks[ti].start < s:
             ti += 1
         sent_toks = []
@@ -278,8 +339,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             mentions += _elliptical_mentions(text, sent_toks, mentions[0][0].end, cut, scopes)
             mentions.sort(key=lambda m: m[0].start)
         if not mentions:
-            implied = _implied_mention(sent_toks)
-            if implied is not None:
+            for implied in _implied_mentions(text, sent_toks, scopes, res.list_open):
                 st = cx.status_of(implied, scopes)
                 if st.current:
                     mentions.append((implied, st))
@@ -308,7 +368,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     is not None
                 )
                 vague = pt.value in ("elevation", "lesion") and st.hedged and not pst.hedged
-                if t.value != "ellipsis" and (
+                if t.value not in ("ellipsis", "implied") and (
                     vague
                     or (
                         (not seps or _APPOSITION_RE.search(pre) or not has_own)
@@ -325,8 +385,11 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         edges = [s, *bounds, cut]
         for i, (t, st, extra) in enumerate(primaries):
             g = _build_group(text, t, extra, (edges[i], edges[i + 1]), sent_toks, st, kind, scopes)
-            if g.summary and g.count is not None:
-                res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
+            if g.summary and _LIST_INTRO_RE.search(text, edges[i], edges[i + 1]):
+                res.list_open = True
+            if g.summary:
+                if g.count_explicit and g.count is not None:
+                    res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
                 res.summary_groups.append(g)
                 continue
             target = res.hedged if st.hedged else res.groups
