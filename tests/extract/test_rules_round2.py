@@ -205,3 +205,36 @@ def test_sized_items_that_are_not_polyps(text: str) -> None:
 
 def test_a_wound_after_todays_resection_keeps_the_polyp() -> None:
     assert _summary("乙状结肠0.8cm，0-IIa，EMR切除，创面钛夹夹闭。") == ("present", 1, ["sigmoid"])
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "sizes"),
+    [
+        # "各" after a list of sizes at one segment: one polyp per size.
+        ("2.横结肠：约0.3cm、0.5cm息肉各1枚，CSP；", 2, [3.0, 5.0]),
+        ("Sigmoid: polyps of 4 and 6 mm, one each, cold snare.", 2, [4.0, 6.0]),
+        # "各" over several segments: one per segment, as before.
+        ("升结肠、横结肠各见一枚息肉，约0.3cm。", 2, [3.0, 3.0]),
+    ],
+)
+def test_each_over_a_list_of_sizes(text: str, count: int, sizes: list[float]) -> None:
+    assert extract_rules(text).polyp_count == count
+    assert _sizes(text) == sizes
+
+
+# --- locations ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "locations"),
+    [
+        # Where the scope reached is not where the polyps are.
+        ("所见：进镜至回盲部，退镜观察：升结肠见2枚息肉，大小0.3cm、0.4cm，冷圈套切除。", ["ascending", "ascending"]),
+        ("Scope advanced to the cecum; two 4 mm polyps in the ascending colon were removed.", ["ascending", "ascending"]),
+        ("Cecum reached, and two polyps in the transverse colon were snared.", ["transverse", "transverse"]),
+        # With no other segment named, the landmark is still the best guess.
+        ("进镜至回盲部见一0.3cm息肉，予钳除。", ["cecum"]),
+    ],
+)
+def test_how_far_the_scope_went_is_no_polyp_site(text: str, locations: list[str]) -> None:
+    assert sorted(p.location for p in extract_rules(text).polyps) == sorted(locations)

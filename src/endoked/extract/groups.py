@@ -11,9 +11,13 @@ from endoked.extract.schema import PolypLabel, Span
 
 _LANDMARK_RE = re.compile(
     r"(?:from|above|below|beyond|distal\s+to|proximal\s+to|opposite(?:\s+to)?|across\s+from|"
-    r"near|adjacent\s+to|距(?:离)?|离|近)\s*(?:the\s+)?(?:approximately\s+)?$",
+    r"near|adjacent\s+to|距(?:离)?|离|近|"
+    # how far the scope went ("进镜至回盲部", "advanced to the cecum"): where the exam reached, not a site
+    r"(?:advanced|inserted|intubated|passed|reached)(?:\s+(?:up\s+)?to)?|进镜(?:至|到|达)|插(?:镜)?至|(?:到|抵)达)"
+    r"\s*(?:the\s+)?(?:approximately\s+)?$",
     re.IGNORECASE,
 )
+_REACHED_AFTER_RE = re.compile(r"\s*(?:was\s+|were\s+)?(?:reached|intubated)(?![A-Za-z])|\s*(?:已)?(?:到达|插入)", re.IGNORECASE)
 _ROMAN = {
     "i": 1,
     "ii": 2,
@@ -70,8 +74,12 @@ def morph_value(tok: Token) -> str:
 
 
 def is_landmark(text: str, tok: Token) -> bool:
-    """A location used as a reference point ("10 cm from the ileocecal valve", "距肛门")."""
-    return _LANDMARK_RE.search(text, max(0, tok.start - 22), tok.start) is not None
+    """A location used as a reference point ("10 cm from the ileocecal valve", "距肛门") or naming how far
+    the scope went ("进镜至回盲部", "advanced to the cecum", "cecum reached")."""
+    return (
+        _LANDMARK_RE.search(text, max(0, tok.start - 22), tok.start) is not None
+        or _REACHED_AFTER_RE.match(text, tok.end) is not None
+    )
 
 
 def compatible(a: str, b: str) -> bool:

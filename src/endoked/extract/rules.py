@@ -254,6 +254,8 @@ def _build_group(
     g.locations = [x for x in g.locations if x[0] != "unspecified"] or g.locations
     if intro and not g.locations and not g.sizes:
         g.summary = True  # "Polyps as follows:", "Multiple polyps:" introduce the items that follow
+    if g.each and g.count is not None and len(g.sizes) > 1 and len(set(g.location_values())) <= 1:
+        g.count, g.each = g.count * len(g.sizes), False  # "0.3cm、0.5cm息肉各1枚": one per listed size
     if g.count is None and plural and not g.count_explicit and len(g.sizes) > 1:
         g.count = len(g.sizes)  # "6 mm and 4 mm sessile polyps"
     return g
