@@ -238,3 +238,24 @@ def test_each_over_a_list_of_sizes(text: str, count: int, sizes: list[float]) ->
 )
 def test_how_far_the_scope_went_is_no_polyp_site(text: str, locations: list[str]) -> None:
     assert sorted(p.location for p in extract_rules(text).polyps) == sorted(locations)
+
+
+@pytest.mark.parametrize(
+    ("text", "location"),
+    [
+        # A sentence that only names a segment sets the scene for the next one.
+        (
+            "The previously tattooed segment of the ascending colon was examined. At the edge of the EMR scar "
+            "there was a 5 mm island of residual adenoma-appearing tissue, removed by cold snare.",
+            "ascending",
+        ),
+        ("升结肠：\n见一0.5cm息肉，予切除。", "ascending"),
+        # Not from a landmark, a normal or a negated segment, nor for an anaphor.
+        ("Cecum reached. A 5 mm polyp was removed.", "unspecified"),
+        ("The ascending colon was normal. A 5 mm polyp was removed.", "unspecified"),
+        ("No polyps in the ascending colon. A 5 mm polyp was removed.", "unspecified"),
+        ("A 6 mm polyp in the sigmoid. The transverse colon was examined. The polyp was retrieved.", "sigmoid"),
+    ],
+)
+def test_a_segment_named_alone_sets_the_scene(text: str, location: str) -> None:
+    assert [p.location for p in extract_rules(text).polyps] == [location]

@@ -65,6 +65,10 @@ _COLON_RE = re.compile(r"[:：]")
 # What a size before any polyp word may describe instead: a scar, a resection wound, an ulcer.
 _SITE_RE = re.compile(r"(?<![A-Za-z])(?:scars?|ulcers?|ulcerations?|erosions?|wounds?)(?![A-Za-z])|瘢痕|疤痕|创面|溃疡|糜烂")
 _ITEM_COUNT_RE = re.compile(rf"\s*[:：]?\s*(?:{lx.ZH_COUNT}|[(（]?\s*[x×]\s*\d)", re.IGNORECASE)
+_NORMAL_RE = re.compile(
+    r"(?<![A-Za-z])(?:normal|unremarkable|clear|clean|healthy|intact)(?![A-Za-z])|正常|无异常|未见异常|光滑|清晰|通畅",
+    re.IGNORECASE,
+)
 _PENDING_RE = re.compile(
     r"pending|await|to\s+follow|not\s+(?:yet\s+)?available|待(?:回报|病理|报告|结果)|未回|待回", re.IGNORECASE
 )
@@ -299,6 +303,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
     toks = cx.scan(cx.FIND, text, orig, start, end)
     ti = 0
     last_group_sentence = -2
+    scene: tuple[int, cx.Token] | None = None  # (sentence index, segment) of a sentence that only names one
     spans: list[tuple[int, int]] = []
     for s, e in split_sentences(text, start, end, orig):
         split = _intro_split(text, s, e, toks) if ":" in text[s:e] or "：" in text[s:e] else None
@@ -320,6 +325,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             res.pathology_segments.append((cue.end(), e))
             sent_toks = [t for t in sent_toks if t.start < cut]
         scopes = cx.scopes_for_sentence(text, s, cut)
+        prev_scene = scene[1] if scene is not None and scene[0] == si - 1 else None
+        scene = _scene(text, s, cut, sent_toks, scopes, si)
         prep = cx.PREP_RE.search(text, s, cut) is not None
         for t in sent_toks:
             if t.cat == "MAL" and cx.status_of(t, scopes).current:
@@ -394,6 +401,9 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
                 res.summary_groups.append(g)
                 continue
+            if not g.locations and prev_scene is not None and not _DEFINITE_RE.search(text, max(0, t.start - 40), t.start):
+                # "The tattooed segment of the ascending colon was examined. At the scar edge, a 5 mm polyp."
+                g.locations.append((prev_scene.value, Span(prev_scene.start, prev_scene.end), 0))
             target = res.hedged if st.hedged else res.groups
             same = [x for x in target if x.section == kind]
             refs = _refers_back(text, g, t, same)
@@ -405,6 +415,21 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             else:
                 target.append(g)
         last_group_sentence = si
+
+
+def _scene(
+    text: str, s: int, e: int, sent_toks: list[cx.Token], scopes: list[cx.Scope], si: int
+) -> tuple[int, cx.Token] | None:
+    """A sentence that only names one segment, neither negated nor normal nor where the scope reached ("The
+    tattooed segment of the ascending colon was examined.", "升结肠："): the scene of the next sentence."""
+    if not sent_toks or any(t.cat != "LOC" for t in sent_toks) or len({t.value for t in sent_toks}) != 1:
+        return None
+    tok = sent_toks[0]
+    if tok.value == "unspecified" or _NORMAL_RE.search(text, s, e):
+        return None
+    if any(is_landmark(text, t) or cx.status_of(t, scopes).negated for t in sent_toks):
+        return None
+    return si, tok
 
 
 def _follow_up(
