@@ -259,3 +259,48 @@ def test_how_far_the_scope_went_is_no_polyp_site(text: str, locations: list[str]
 )
 def test_a_segment_named_alone_sets_the_scene(text: str, location: str) -> None:
     assert [p.location for p in extract_rules(text).polyps] == [location]
+
+
+# --- morphology of polyps described together ------------------------------------------------------
+
+
+def _morphs(text: str) -> list[tuple[str, float | None, str]]:
+    return sorted((p.location, p.size_mm or 0.0, p.morphology) for p in extract_rules(text).polyps)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A shape inside one segment's parenthesis is that polyp's.
+        (
+            "Polyps in the cecum (5 mm), transverse colon (8 mm, pedunculated) and sigmoid colon (3 mm) were removed.",
+            [("cecum", 5.0, "unspecified"), ("sigmoid", 3.0, "unspecified"), ("transverse", 8.0, "pedunculated")],
+        ),
+        # "大者有蒂": the larger one's.
+        (
+            "乙状结肠见两枚息肉，大小约0.3cm及1.2cm，小者冷圈套切除，大者有蒂，热圈套切除。",
+            [("sigmoid", 3.0, "unspecified"), ("sigmoid", 12.0, "pedunculated")],
+        ),
+        ("Two sigmoid polyps, 4 and 9 mm; the larger one pedunculated.", [("sigmoid", 4.0, "unspecified"), ("sigmoid", 9.0, "pedunculated")]),
+        # "均为广基": all polyps of the sentence.
+        (
+            "直肠见一枚0.5cm息肉，乙状结肠见一枚0.6cm息肉，均为广基，均予冷圈套切除。",
+            [("rectum", 5.0, "sessile"), ("sigmoid", 6.0, "sessile")],
+        ),
+        # Said before or after every segment: all of them.
+        ("Two sessile polyps in the cecum and sigmoid.", [("cecum", 0.0, "sessile"), ("sigmoid", 0.0, "sessile")]),
+        ("乙状结肠及直肠见2枚息肉，亚蒂。", [("rectum", 0.0, "sessile"), ("sigmoid", 0.0, "sessile")]),
+        # A negated shape is nobody's.
+        (
+            "Scattered pseudopolyps in the transverse colon, 2-6 mm. No flat or raised dysplastic lesions.",
+            [("transverse", 6.0, "unspecified")],
+        ),
+    ],
+)
+def test_morphology_goes_to_the_polyp_it_describes(text: str, expected: list[tuple[str, float, str]]) -> None:
+    assert _morphs(text) == expected
+
+
+def test_removal_said_of_all_goes_to_each() -> None:
+    out = extract_rules("直肠见一枚0.5cm息肉，乙状结肠见一枚0.6cm息肉，均予冷圈套切除回收。")
+    assert [p.removed for p in out.polyps] == [True, True]

@@ -104,6 +104,10 @@ class Group:
     size_spans: list[Span] = field(default_factory=list)
     morph: str | None = None
     morph_spans: list[Span] = field(default_factory=list)
+    # Whose morphology it is when the group lists several polyps: None (all), a location value
+    # ("transverse colon (8 mm, pedunculated)"), or "max"/"min" ("大者有蒂", "the smaller one sessile").
+    morph_of: str | None = None
+    shared: set[str] = field(default_factory=set)  # attributes said of all polyps of the sentence ("均为广基")
     removed: bool | None = None
     removed_spans: list[Span] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
@@ -125,12 +129,24 @@ class Group:
         if not self.sizes and other.sizes:
             self.sizes, self.size_spans = list(other.sizes), list(other.size_spans)
         if self.morph is None and other.morph is not None:
-            self.morph, self.morph_spans = other.morph, list(other.morph_spans)
+            self.morph, self.morph_spans, self.morph_of = other.morph, list(other.morph_spans), other.morph_of
         if other.removed is not None and other.removed_spans:
             self.set_removed(other.removed, other.removed_spans[0])
         if not self.locations and other.locations:
             self.locations = list(other.locations)
         self.spans.extend(other.spans)
+
+
+def _owns_morph(group: Group, location: str | None, size: float | None) -> bool:
+    """Whether a polyp entry of the group (at ``location``, of ``size``) has the group's morphology."""
+    owner = group.morph_of
+    if owner is None:
+        return True
+    if owner in ("max", "min"):
+        if size is None or not group.sizes:
+            return True
+        return size == (max(group.sizes) if owner == "max" else min(group.sizes))
+    return location == owner
 
 
 def expand(group: Group) -> list[PolypLabel]:
@@ -161,7 +177,8 @@ def expand(group: Group) -> list[PolypLabel]:
             size = group.sizes[i] if i < len(group.sizes) else None
         else:
             size = group.sizes[0] if group.sizes else None
-        morph = group.morph or ("flat" if group.kind == "lst" else "unspecified")
+        morph = group.morph if _owns_morph(group, loc[0] if loc else None, size) else None
+        morph = morph or ("flat" if group.kind == "lst" else "unspecified")
         ev: dict[str, list[Span]] = {
             "location": [loc[1]] if loc else [],
             "size_mm": list(group.size_spans),

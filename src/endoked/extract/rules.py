@@ -65,6 +65,12 @@ _COLON_RE = re.compile(r"[:：]")
 # What a size before any polyp word may describe instead: a scar, a resection wound, an ulcer.
 _SITE_RE = re.compile(r"(?<![A-Za-z])(?:scars?|ulcers?|ulcerations?|erosions?|wounds?)(?![A-Za-z])|瘢痕|疤痕|创面|溃疡|糜烂")
 _ITEM_COUNT_RE = re.compile(rf"\s*[:：]?\s*(?:{lx.ZH_COUNT}|[(（]?\s*[x×]\s*\d)", re.IGNORECASE)
+_ALL_RE = re.compile(r"均|都|皆|全部|(?<![A-Za-z])(?:all|both)(?![A-Za-z])", re.IGNORECASE)
+_WHICH_SIZE_RE = re.compile(
+    r"(?P<max>(?:较|最)?大(?:者|的|一枚|一个)|(?<![A-Za-z])(?:larger|largest|bigger|biggest)(?:\s+one)?)|"
+    r"(?:较|最)?小(?:者|的|一枚|一个)|(?<![A-Za-z])(?:smaller|smallest)(?:\s+one)?",
+    re.IGNORECASE,
+)
 _NORMAL_RE = re.compile(
     r"(?<![A-Za-z])(?:normal|unremarkable|clear|clean|healthy|intact)(?![A-Za-z])|正常|无异常|未见异常|光滑|清晰|通畅",
     re.IGNORECASE,
@@ -240,13 +246,19 @@ def _build_group(
             if sz is not None:
                 g.sizes.extend(sz.values)
                 g.size_spans.append(Span(t.start, t.end))
-        elif t.cat == "MORPH" and g.morph is None:
+        elif t.cat == "MORPH" and g.morph is None and not cx.status_of(t, scopes).negated:
             value = morph_value(t)
             if value != "unspecified":
                 g.morph, g.morph_spans = value, [Span(t.start, t.end)]
+                if g.count != 1 or g.each:
+                    g.morph_of = _morph_owner(text, t, win_toks, scopes)
+                if _ALL_RE.search(text, max(ws, t.start - 8), t.start):
+                    g.shared.add("morph")
         elif t.cat == "REM":
             negated = cx.status_of(t, scopes).negated
             g.set_removed(t.value == "yes" and not negated, Span(t.start, t.end))
+            if _ALL_RE.search(text, max(ws, t.start - 12), t.start):
+                g.shared.add("removed")
     if not g.locations:  # "a 5 mm polyp and a 7 mm polyp in the sigmoid": borrow the nearest location
         locs = [t for t in sent_toks if t.cat == "LOC"]
         if locs:
@@ -263,6 +275,48 @@ def _build_group(
     if g.count is None and plural and not g.count_explicit and len(g.sizes) > 1:
         g.count = len(g.sizes)  # "6 mm and 4 mm sessile polyps"
     return g
+
+
+def _morph_owner(text: str, t: cx.Token, win_toks: list[cx.Token], scopes: list[cx.Scope]) -> str | None:
+    """Which of several polyps described together a morphology belongs to (see ``Group.morph_of``): the
+    larger or smaller one when it says so ("大者有蒂"), else the segment it follows when the window names
+    several ("the cecum (5 mm), transverse colon (8 mm, pedunculated) and sigmoid colon (3 mm)"); None when
+    it is said of all ("均为广基", "all sessile") or comes before or after every segment."""
+    before = text[max(0, t.start - 14) : t.start]
+    if _ALL_RE.search(before[-8:]):
+        return None
+    which = None
+    for which in _WHICH_SIZE_RE.finditer(before):  # the nearest: "小者冷圈套切除，大者有蒂"
+        pass
+    if which is not None:
+        return "max" if which.group("max") else "min"
+    locs = [
+        x
+        for x in win_toks
+        if x.cat == "LOC" and x.value != "unspecified" and not cx.status_of(x, scopes).negated and not is_landmark(text, x)
+    ]
+    if len({x.value for x in locs}) < 2:
+        return None
+    prior = [x for x in locs if x.end <= t.start]
+    if not prior:
+        return None
+    owner = prior[-1]
+    if any(x.start > t.start for x in locs):
+        return owner.value
+    # after the last segment: its own only inside a parenthesis opened after it
+    return owner.value if text.rfind("(", owner.end, t.start) > text.rfind(")", owner.end, t.start) else None
+
+
+def _share(groups: list[Group]) -> None:
+    """Attributes said of all polyps of a sentence ("…，均为广基，均予冷圈套切除") go to each of them."""
+    for g in groups:
+        for other in groups:
+            if other is g:
+                continue
+            if "morph" in g.shared and other.morph is None and g.morph is not None:
+                other.morph, other.morph_spans = g.morph, list(g.morph_spans)
+            if "removed" in g.shared and g.removed is not None and g.removed_spans:
+                other.set_removed(g.removed, g.removed_spans[0])
 
 
 def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> list[Group]:
@@ -392,6 +446,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 bounds.append(seps[-1].start() if seps else t.start)
             primaries.append((t, st, []))
         edges = [s, *bounds, cut]
+        built: list[Group] = []
         for i, (t, st, extra) in enumerate(primaries):
             g = _build_group(text, t, extra, (edges[i], edges[i + 1]), sent_toks, st, kind, scopes)
             if g.summary and _LIST_INTRO_RE.search(text, edges[i], edges[i + 1]):
@@ -414,6 +469,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     r.absorb(g)
             else:
                 target.append(g)
+                built.append(g)
+        _share(built)
         last_group_sentence = si
 
 
@@ -442,10 +499,12 @@ def _follow_up(
     for t in sent_toks:
         if t.cat == "REM":
             g.set_removed(t.value == "yes" and not cx.status_of(t, scopes).negated, Span(t.start, t.end))
-        elif t.cat == "MORPH" and g.morph is None:
-            value = morph_value(t)
+        elif t.cat == "MORPH" and g.morph is None and not cx.status_of(t, scopes).negated:
+            value = morph_value(t)  # not "No flat or raised dysplastic lesions."
             if value != "unspecified":
                 g.morph, g.morph_spans = value, [Span(t.start, t.end)]
+                if g.count != 1 or g.each:  # "Two polyps, 4 and 9 mm. The larger one pedunculated."
+                    g.morph_of = _morph_owner(text, t, sent_toks, scopes)
         elif t.cat == "SIZE" and not g.sizes and _SIZE_WORDS_RE.search(text, max(0, t.start - 30), t.start):
             sz = parse_size(text, t.start, t.end)
             if sz is not None:
