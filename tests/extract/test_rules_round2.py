@@ -103,6 +103,7 @@ def test_a_clause_that_is_only_a_hedge_modifies_the_clause_before(text: str) -> 
         'On careful inspection, the rectal "polyp" proved to be a prolapsing internal hemorrhoid. No true polyps.',
         "The sigmoid polyp turned out to be a prominent fold on closer inspection.",
         "直肠所谓息肉实为内痔，余结肠未见息肉。",
+        "What appeared to be a polyp in the sigmoid was only a prominent fold.",
         "乙状结肠息肉样隆起，活检证实为淋巴滤泡增生。",
     ],
 )
@@ -169,13 +170,29 @@ def test_a_polyp_seen_during_this_exam_is_a_finding() -> None:
             ["ascending", "descending", "rectum"],
         ),
         ("息肉2枚：升结肠0.3cm，乙状结肠0.5cm，均予冷圈套切除。", 2, ["ascending", "sigmoid"]),
+        # Count lines: the total of the items that follow.
+        ("Polyps removed: 3\n#1 ascending 4mm CSP\n#2 transverse 6mm CSP\n#3 sigmoid 10mm HSP", 3, None),
+        ("Number of polyps: 2\n- Transverse: 5 mm (CSP)\n- Descending: 7 mm (CSP)", 2, ["descending", "transverse"]),
+        ("Two polyps were removed. A 5 mm polyp in the sigmoid and a 3 mm polyp in the rectum.", 2, None),
+        ("息肉：3枚（详见下述）\n①盲肠0.3cm，冷圈套切除；\n②横结肠0.4cm，冷圈套切除；\n③直肠0.6cm，冷圈套切除。", 3, None),
+        # A list number "2、" is not a count.
+        ("检查所见：\n1、升结肠：0.5cm，CSP；\n2、乙状结肠：0.8cm，EMR。", 2, ["ascending", "sigmoid"]),
         # An item with a removal of this exam and no list introduction.
         ("Cecum, 3 mm, cold snare.", 1, ["cecum"]),
         ("升结肠1枚，约0.3cm，予钳除。", 1, ["ascending"]),
     ],
 )
-def test_items_without_a_polyp_noun(text: str, count: int, locations: list[str]) -> None:
-    assert _summary(text) == ("present", count, locations)
+def test_items_without_a_polyp_noun(text: str, count: int, locations: list[str] | None) -> None:
+    polyp, got_count, got_locations = _summary(text)
+    assert (polyp, got_count) == ("present", count)
+    assert len(got_locations) == count
+    if locations is not None:
+        assert got_locations == locations
+
+
+def test_a_count_line_beside_more_polyps_than_it_says_still_counts() -> None:
+    # What follows does not add up to the counted line: it is not their total.
+    assert _summary("Two polyps were removed. A third, 8 mm polyp in the sigmoid was left for EMR.")[1] == 3
 
 
 def test_items_keep_their_own_sizes() -> None:

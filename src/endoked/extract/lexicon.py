@@ -462,7 +462,7 @@ EN_COUNT = (
     r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
     r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
-    r"nineteen|twenty|both|\d{1,2}))(?![A-Za-z\d.)])"
+    r"nineteen|twenty|both|\d{1,2}))(?![A-Za-z\d.)、])"
 )
 ZH_CLASSIFIER = r"(?:枚|个|颗|处|粒|只|块)"
 ZH_COUNT = (

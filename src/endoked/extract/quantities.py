@@ -36,7 +36,9 @@ _ZH_COUNT_RE = re.compile(lx.ZH_COUNT, _FLAGS)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _POST_EN_RE = re.compile(
     r"\s*[(\[]?\s*(?:[x×]\s*(?P<n>\d{1,2})|(?:total\s+(?:of\s+)?)?(?P<p>\d{1,2})\s*"
-    r"(?:in\s+(?:number|total))?\s*[)\]])|\s*[:：]\s*(?P<c>\d{1,2})(?![\d.]|\s*(?:mm|cm))",
+    r"(?:in\s+(?:number|total))?\s*[)\]])|"
+    r"\s*(?:(?:removed|resected|found|seen|detected|retrieved|identified)\s*)?[:：]\s*(?P<c>\d{1,2})"
+    r"(?![\d.]|\s*(?:mm|cm))",
     _FLAGS,
 )
 _POST_ZH_RE = re.compile(rf"\s*[(（]?\s*(?:共计|共|计|约)?\s*(?:{lx.ZH_COUNT})", _FLAGS)

@@ -37,7 +37,8 @@ _RESEMBLES_RE = re.compile(
 # turned out to be on a closer look.
 _REVEALED_RE = re.compile(
     r"(?:prov(?:ed|en)|turn(?:ed|s)\s+out|(?:was|were|is|are)\s+(?:found|shown|confirmed|seen)|confirmed)\s+to\s+be|"
-    r"(?:was|were|is|are)\s+(?:actually|in\s+fact|really|rather|instead)|(?:actually|in\s+fact)\s+(?:was|were|is|are)|"
+    r"(?:was|were|is|are)\s+(?:actually|in\s+fact|really|rather|instead|only|just|merely|simply)|"
+    r"(?:actually|in\s+fact)\s+(?:was|were|is|are)|"
     r"实为|实际(?:上)?(?:为|是)|证实(?:为|是)|确认为|证明(?:为|是)",
     re.IGNORECASE,
 )
@@ -566,6 +567,30 @@ def _merge_impression(findings: list[Group], impression: list[Group]) -> list[Gr
     return out
 
 
+def _count_lines(res: _SectionResult) -> None:
+    """A counted mention that says nothing else ("Polyps removed: 3", "Two polyps were removed.") followed
+    by described polyps that add up to its number is their total, not more polyps."""
+    keep: list[Group] = []
+    for i, g in enumerate(res.groups):
+        later = res.groups[i + 1 :]
+        if (
+            g.count_explicit
+            and g.count is not None
+            and g.count > 1
+            and not g.each
+            and not any(v != "unspecified" for v in g.location_values())
+            and not g.sizes
+            and g.morph is None
+            and later
+            and _total(later) == g.count
+        ):
+            res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
+            res.summary_groups.append(g)
+        else:
+            keep.append(g)
+    res.groups = keep
+
+
 def _total(groups: list[Group]) -> int | None:
     total = 0
     for g in groups:
@@ -615,6 +640,7 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
         path_cat_of += co
     fnd, imp = per_kind["findings"], per_kind["impression"]
     for res in (fnd, imp):
+        _count_lines(res)
         if not res.groups and res.summary_groups:  # "A total of 5 polyps were removed." and nothing else
             res.groups = res.summary_groups
     out = ReportLabels(lang=lang, backend="rules")
