@@ -90,11 +90,18 @@ def test_a_named_tumour_beside_a_submucosal_lesion_is_still_malignancy(text: str
     "text",
     [
         "诊断：降结肠小隆起，性质待定",
+        "乙状结肠见一约0.4cm息肉样隆起，表面光滑，性质待定。",
         "所见：全结肠未见息肉。降结肠见一约0.3cm黏膜隆起，似为皱襞，不除外小息肉，未处理。\n诊断：降结肠小隆起，性质待定",
+        "横结肠见一0.3cm隆起，考虑为皱襞可能，但不能排除息肉。",
+        "Descending colon: small elevation, most likely a fold, but a diminutive polyp cannot be ruled out.",
     ],
 )
-def test_a_clause_that_is_only_a_hedge_modifies_the_clause_before(text: str) -> None:
+def test_an_elevation_of_undetermined_nature_is_uncertain(text: str) -> None:
     assert _summary(text) == ("uncertain", None, [])
+
+
+def test_undetermined_nature_of_a_named_polyp_is_about_its_histology() -> None:
+    assert _summary("结肠见一息肉，直径约0.5cm，表面光滑，性质待定。") == ("present", 1, ["unspecified"])
 
 
 @pytest.mark.parametrize(
@@ -104,6 +111,8 @@ def test_a_clause_that_is_only_a_hedge_modifies_the_clause_before(text: str) -> 
         "The sigmoid polyp turned out to be a prominent fold on closer inspection.",
         "直肠所谓息肉实为内痔，余结肠未见息肉。",
         "What appeared to be a polyp in the sigmoid was only a prominent fold.",
+        'Rectum: the 5 mm "polyp" of the referral was a hypertrophied anal papilla.',
+        "直肠见一“息肉”，约0.5cm，考虑内痔。",
         "乙状结肠息肉样隆起，活检证实为淋巴滤泡增生。",
     ],
 )

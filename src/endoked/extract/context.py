@@ -58,7 +58,8 @@ def scan(vocab: Vocab, low: str, orig: str, start: int, end: int) -> list[Token]
 
 @dataclass(slots=True)
 class Scope:
-    """A trigger's reach: kind ("neg", "hedge", "hist") over ``[start, end)``."""
+    """A trigger's reach: kind ("neg", "hedge", "hist", "vague": a hedge of vague mentions only) over
+    ``[start, end)``."""
 
     kind: str
     start: int
@@ -90,7 +91,7 @@ def scopes_for_sentence(text: str, s: int, e: int) -> list[Scope]:
     for kind, a, b, cjk in trig:
         base = kind.split("_")[0]
         direction = kind.split("_")[1]
-        comma_bound = cjk or base in ("hist", "hedge")
+        comma_bound = (cjk or base in ("hist", "hedge")) and direction != "s"  # "s": the sentence
         if direction == "w":
             out.append(Scope(base, a, b))
             continue
@@ -110,19 +111,17 @@ def scopes_for_sentence(text: str, s: int, e: int) -> list[Scope]:
             if direction == "2":
                 stop = min(stop, b + 30)
             out.append(Scope(base, b, stop))
-        if direction in ("b", "2"):
+        if direction in ("b", "2", "s"):
             begin = s
             for t in reversed(terms):
                 if t < a:
                     begin = max(begin, t)
                     break
             if comma_bound:
-                before = [c for c in commas if c < a]
-                # A clause that is only the trigger ("降结肠小隆起，性质待定") modifies the clause before.
-                if before and not text[before[-1] + 1 : a].strip():
-                    before.pop()
-                if before:
-                    begin = max(begin, before[-1] + 1)
+                for c in reversed(commas):
+                    if c < a:
+                        begin = max(begin, c + 1)
+                        break
             if direction == "2":
                 begin = max(begin, a - 30)
             out.append(Scope(base, begin, a))
@@ -143,6 +142,11 @@ class Status:
         return not self.negated and not self.historical
 
 
+def is_vague(tok: Token) -> bool:
+    """A polyp mention that does not name a polyp: an elevation, a lesion, "polypoid"/"息肉样" X."""
+    return tok.cat == "POLYP" and (tok.value in ("lesion", "elevation") or tok.text.startswith(("polypoid", "息肉样")))
+
+
 def status_of(tok: Token, scopes: list[Scope]) -> Status:
     """The context status of a token given the scopes of its sentence."""
     st = Status()
@@ -152,6 +156,8 @@ def status_of(tok: Token, scopes: list[Scope]) -> Status:
                 st.negated = True
             elif sc.kind == "hedge":
                 st.hedged = True
+            elif sc.kind == "vague":
+                st.hedged = st.hedged or is_vague(tok)
             else:
                 st.historical = True
     return st

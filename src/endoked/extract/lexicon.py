@@ -261,9 +261,9 @@ SIZE_OP = r"(?:\s*(?:[x×*✕]|by|-|~|to|至|到|,?\s*and|or|和|及|与|、)\s*
 SIZE = rf"(?<![\d.])(?:{NUM}(?:\s*{UNIT})?{SIZE_OP}){{0,3}}{NUM}\s*-?\s*{UNIT}"
 
 # Context triggers (ConText-style). Kinds: pseudo (cancels), neg_f/neg_b (negation forward/backward),
-# hedge_f/hedge_b/hedge_2 (uncertainty forward/backward/both sides), hedge_w (the match itself is the
-# scope), hist_f/hist_b (history, family, screening or hypothetical: not a current finding), term
-# (ends a scope).
+# hedge_f/hedge_b/hedge_2 (uncertainty forward/backward/both sides), vague_s (uncertainty of a vague
+# elevation/lesion mention, backward over the whole sentence, across commas), hedge_w (the match itself is the scope), hist_f/hist_b (history, family,
+# screening or hypothetical: not a current finding), term (ends a scope).
 CONTEXT: Table = [
     (
         "pseudo",
@@ -351,7 +351,10 @@ CONTEXT: Table = [
         r"可疑|疑似|疑为|怀疑|不(?:能)?除外|不(?:能)?排除|疑(?=[息腺隆肿癌占新恶])|"
         r"似(?:见|有|为|是)?",
     ),
-    ("hedge_b", r"可能(?!为|是)|性质(?:待定|未定|不明|待查)"),
+    ("hedge_b", r"可能(?!为|是)"),
+    # "…隆起，表面光滑，性质待定": the nature of a vague elevation or lesion the sentence described is
+    # undetermined (back to the sentence start); said of a named polyp it is about its histology.
+    ("vague_s", r"性质(?:待定|未定|不明|待查)|(?:nature|significance)\s+(?:undetermined|uncertain|unclear|indeterminate)"),
     ("neg_f", r"未见(?:明显)?|未发现|未(?:触|扪|探|检)及|未检出|未观察到|无(?:明显)?|没有|否认|排除"),
     ("neg_b", r"消失|(?:呈)?阴性|[:：]\s*(?:无|未见|阴性|-)(?=\s*(?:[,;.。]|$))|[(（]\s*-\s*[)）]"),
     (

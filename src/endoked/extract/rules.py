@@ -42,6 +42,7 @@ _REVEALED_RE = re.compile(
     r"实为|实际(?:上)?(?:为|是)|证实(?:为|是)|确认为|证明(?:为|是)",
     re.IGNORECASE,
 )
+_QUOTES = frozenset("\"'\u201c\u201d\u2018\u2019\u300c\u300d")
 _NEW_MARK_RE = re.compile(r"another|second|third|additional|further|other|more|另", re.IGNORECASE)
 _DEFINITE_RE = re.compile(
     r"(?:(?<![A-Za-z])(?:the|this|that|these|those|both|all|said|above|same|its)\s+"
@@ -107,18 +108,21 @@ def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
 def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> bool:
     """A look-alike, not a polyp: a vague mention (elevation, lesion, "polypoid"/"息肉样" X) explained as
     a look-alike ("小结节样隆起，…，考虑淋巴滤泡增生", "a lesion consistent with a lipoma"), any mention
-    that a look-alike just named is said to resemble ("憩室，内翻呈息肉样", "a fold mimicking a polyp"), or
-    any mention that proved to be a look-alike ("the "polyp" proved to be a hemorrhoid", "实为痔核")."""
+    that a look-alike just named is said to resemble ("憩室，内翻呈息肉样", "a fold mimicking a polyp"),
+    any mention that proved to be a look-alike ("the polyp proved to be a hemorrhoid", "实为痔核"), or a
+    so-called "polyp" in quotes with a look-alike named after it."""
     if _RESEMBLES_RE.search(text, max(0, tok.start - 25), tok.start):
         before = [t for t in sent_toks if t.end <= tok.start and t.cat in ("MIMIC", "POLYP", "MAL")]
         if before and before[-1].cat == "MIMIC":  # the look-alike is the subject: nothing else in between
             return True
     nxt = next((t.start for t in sent_toks if t.cat in ("POLYP", "MAL") and t.start > tok.start), cut)
     mimic = next((t for t in sent_toks if t.cat == "MIMIC" and tok.end <= t.start < nxt), None)
-    if mimic is not None and mimic.start - tok.end <= 60 and _REVEALED_RE.search(text, tok.end, mimic.start):
-        return True  # any mention that proved to be a look-alike ("the "polyp" proved to be a hemorrhoid")
-    vague = tok.value in ("lesion", "elevation") or tok.text.startswith(("polypoid", "息肉样"))
-    if not vague:
+    if mimic is not None and mimic.start - tok.end <= 60:
+        if _REVEALED_RE.search(text, tok.end, mimic.start):
+            return True  # any mention that proved to be a look-alike ("the polyp proved to be a hemorrhoid")
+        if tok.start > 0 and text[tok.start - 1] in _QUOTES and text[tok.end : tok.end + 1] in _QUOTES:
+            return True  # a so-called "polyp" and a look-alike named after it
+    if not cx.is_vague(tok):
         return False
     for t in sent_toks:
         if t.cat == "MIMIC" and tok.end <= t.start < nxt:
