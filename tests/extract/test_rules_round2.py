@@ -229,6 +229,15 @@ def test_sized_items_that_are_not_polyps(text: str) -> None:
     assert _summary(text) == ("absent", 0, [])
 
 
+def test_sized_lines_after_a_polyp_list_that_are_not_polyps() -> None:
+    text = (
+        "Two polyps were removed:\n(1) Cecum, 3 mm, cold snare.\n(2) Rectum, 5 mm, cold snare.\n"
+        "Sigmoid: 2 cm stricture, passable.\nDescending: tattoo 3 cm distal to the site.\n"
+        "Terminal ileum: intubated 10 cm, normal."
+    )
+    assert _summary(text) == ("present", 2, ["cecum", "rectum"])
+
+
 def test_a_wound_after_todays_resection_keeps_the_polyp() -> None:
     assert _summary("乙状结肠0.8cm，0-IIa，EMR切除，创面钛夹夹闭。") == ("present", 1, ["sigmoid"])
 

@@ -64,8 +64,15 @@ _ELLIPSIS_RE = re.compile(
     re.IGNORECASE,
 )
 _COLON_RE = re.compile(r"[:：]")
-# What a size before any polyp word may describe instead: a scar, a resection wound, an ulcer.
-_SITE_RE = re.compile(r"(?<![A-Za-z])(?:scars?|ulcers?|ulcerations?|erosions?|wounds?)(?![A-Za-z])|瘢痕|疤痕|创面|溃疡|糜烂")
+# What a size named before any polyp word may describe instead: a scar, a resection wound, an ulcer, a
+# stricture, a tattoo or clip ("Sigmoid: 2 cm stricture", "EMR术后创面，约1.5cm").
+_SITE = (
+    r"(?<![A-Za-z])(?:scars?|ulcer(?:s|ation|ations)?|erosions?|wounds?|stricture|stenosis|narrowing|fissure|"
+    r"fistula|abscess|tattoo(?:ed)?|ink|clips?|bleeding|blood|angulation)(?![A-Za-z])|"
+    r"瘢痕|疤痕|创面|溃疡|糜烂|狭窄|瘘|肛裂|出血|渗血|墨|标记|钛夹"
+)
+_SITE_RE = re.compile(_SITE, re.IGNORECASE)
+_SITE_AFTER_RE = re.compile(rf"\s*(?:[a-z-]+\s+){{0,2}}(?:{_SITE})", re.IGNORECASE)  # "2 cm stricture"
 _ITEM_COUNT_RE = re.compile(rf"\s*[:：]?\s*(?:{lx.ZH_COUNT}|[(（]?\s*[x×]\s*\d)", re.IGNORECASE)
 _ALL_RE = re.compile(r"均|都|皆|全部|(?<![A-Za-z])(?:all|both)(?![A-Za-z])", re.IGNORECASE)
 _WHICH_SIZE_RE = re.compile(
@@ -141,7 +148,8 @@ def _implied_mentions(
 ) -> list[cx.Token]:
     """Telegraphic items with no polyp noun stand for polyps, when nothing else (mass, look-alike) is named
     and a size is stated (not a distance: "the scar at 7 cm from the AV is flat" is no polyp) that no
-    scar, resection wound or ulcer named before it can own ("EMR术后创面，约1.5cm"):
+    scar, resection wound, ulcer or stricture named before or just after it owns ("EMR术后创面，约1.5cm",
+    "2 cm stricture"):
 
     - a polyp morphology plus a size ("Asc: 1 sessile 5mm, cold snare", "- 盲肠：0.7cm，Paris 0-IIa");
     - a segment plus a size, in a list of polyps ("Five polyps were removed: (1) Cecum, 3 mm, cold snare"),
@@ -152,6 +160,8 @@ def _implied_mentions(
         return []
     sizes = [t for t in sent_toks if _real_size(text, t)]
     if not sizes or _SITE_RE.search(text, sent_toks[0].start, sizes[0].start):
+        return []
+    if any(_SITE_AFTER_RE.match(text, t.end) for t in sizes):
         return []
     for t in sent_toks:
         if t.cat == "MORPH":
