@@ -287,6 +287,8 @@ def test_how_far_the_scope_went_is_no_polyp_site(text: str, locations: list[str]
         ("升结肠：\n见一0.5cm息肉，予切除。", "ascending"),
         # Not from a landmark, a normal or a negated segment, nor for an anaphor.
         ("Cecum reached. A 5 mm polyp was removed.", "unspecified"),
+        ("Cecal landmarks photographed. A 5 mm polyp was removed.", "unspecified"),
+        ("Retroflexion in the rectum. A 5 mm polyp was removed.", "unspecified"),
         ("The ascending colon was normal. A 5 mm polyp was removed.", "unspecified"),
         ("No polyps in the ascending colon. A 5 mm polyp was removed.", "unspecified"),
         ("A 6 mm polyp in the sigmoid. The transverse colon was examined. The polyp was retrieved.", "sigmoid"),

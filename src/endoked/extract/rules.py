@@ -84,6 +84,12 @@ _NORMAL_RE = re.compile(
     r"(?<![A-Za-z])(?:normal|unremarkable|clear|clean|healthy|intact)(?![A-Za-z])|正常|无异常|未见异常|光滑|清晰|通畅",
     re.IGNORECASE,
 )
+# The scope's route and landmarks ("Retroflexion in the rectum.", "Cecal landmarks photographed.", "退镜至直肠").
+_ROUTE_RE = re.compile(
+    r"photo\w*|landmarks?|retroflex\w*|withdr[ae]w\w*|insert\w*|intubat\w*|reached|advanced|"
+    r"到达|进镜|退镜|插镜|反转|倒镜|拍照",
+    re.IGNORECASE,
+)
 _PENDING_RE = re.compile(
     r"pending|await|to\s+follow|not\s+(?:yet\s+)?available|待(?:回报|病理|报告|结果)|未回|待回", re.IGNORECASE
 )
@@ -492,12 +498,13 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
 def _scene(
     text: str, s: int, e: int, sent_toks: list[cx.Token], scopes: list[cx.Scope], si: int
 ) -> tuple[int, cx.Token] | None:
-    """A sentence that only names one segment, neither negated nor normal nor where the scope reached ("The
-    tattooed segment of the ascending colon was examined.", "升结肠："): the scene of the next sentence."""
+    """A sentence that only names one segment, neither negated, normal, nor on the scope's route ("The
+    tattooed segment of the ascending colon was examined.", "升结肠："; not "Retroflexion in the rectum."):
+    the scene of the next sentence."""
     if not sent_toks or any(t.cat != "LOC" for t in sent_toks) or len({t.value for t in sent_toks}) != 1:
         return None
     tok = sent_toks[0]
-    if tok.value == "unspecified" or _NORMAL_RE.search(text, s, e):
+    if tok.value == "unspecified" or _NORMAL_RE.search(text, s, e) or _ROUTE_RE.search(text, s, e):
         return None
     if any(is_landmark(text, t) or cx.status_of(t, scopes).negated for t in sent_toks):
         return None
