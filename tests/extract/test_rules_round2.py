@@ -67,6 +67,8 @@ def test_a_number_closing_a_parenthesis_is_not_an_item_number() -> None:
         "所见：横结肠见一约2.0cm黏膜下肿物，表面光滑，质软。\n诊断：横结肠黏膜下肿物（脂肪瘤？）",
         "直肠见一约0.8cm粘膜下隆起，表面光滑。",
         "A 1 cm subepithelial mass in the rectum with normal overlying mucosa.",
+        "直肠见一约1.0cm黏膜下隆起性病变，表面光滑。",
+        "横结肠见一约2cm黏膜下肿瘤样隆起，表面光滑，考虑脂肪瘤。",
         "Submucosal tumor in the cecum, 12 mm, pillow sign positive.",
     ],
 )
@@ -93,11 +95,17 @@ def test_a_named_tumour_beside_a_submucosal_lesion_is_still_malignancy(text: str
         "乙状结肠见一约0.4cm息肉样隆起，表面光滑，性质待定。",
         "所见：全结肠未见息肉。降结肠见一约0.3cm黏膜隆起，似为皱襞，不除外小息肉，未处理。\n诊断：降结肠小隆起，性质待定",
         "横结肠见一0.3cm隆起，考虑为皱襞可能，但不能排除息肉。",
+        "横结肠见一约0.3cm扁平隆起，颜色与周围一致，考虑黏膜皱襞可能，小息肉不除外。",
         "Descending colon: small elevation, most likely a fold, but a diminutive polyp cannot be ruled out.",
     ],
 )
 def test_an_elevation_of_undetermined_nature_is_uncertain(text: str) -> None:
     assert _summary(text) == ("uncertain", None, [])
+
+
+def test_a_hedge_ending_its_clause_looks_back_only_there() -> None:
+    # "不除外腺瘤" looks forward at the histology: the polyp itself is definite.
+    assert _summary("乙状结肠见一0.5cm息肉，不除外腺瘤，予切除。") == ("present", 1, ["sigmoid"])
 
 
 def test_undetermined_nature_of_a_named_polyp_is_about_its_histology() -> None:
@@ -172,6 +180,8 @@ def test_a_polyp_seen_during_this_exam_is_a_finding() -> None:
             ["sigmoid", "transverse"],
         ),
         ("Polyps as follows:\n1. Ascending, 6 mm, CSP.\n2. Descending, 4 mm, CSP.", 2, ["ascending", "descending"]),
+        ("所见：共切除息肉2枚，详见下述。\nA）盲肠 0.4cm，钳除\nB）直肠 0.3cm，钳除", 2, ["cecum", "rectum"]),
+        ("Two polyps were found: a 6 mm polyp in the cecum and a 4 mm polyp in the rectum.", 2, ["cecum", "rectum"]),
         # A counted introduction and its first item in one sentence; items with a count and no noun.
         (
             "检查所见：共见息肉3枚：升结肠1枚，约0.3×0.4cm；降结肠1枚，约8mm，山田III型；直肠1枚，直径约5mm。",
@@ -267,6 +277,7 @@ def test_each_over_a_list_of_sizes(text: str, count: int, sizes: list[float]) ->
         ("所见：进镜至回盲部，退镜观察：升结肠见2枚息肉，大小0.3cm、0.4cm，冷圈套切除。", ["ascending", "ascending"]),
         ("Scope advanced to the cecum; two 4 mm polyps in the ascending colon were removed.", ["ascending", "ascending"]),
         ("Cecum reached, and two polyps in the transverse colon were snared.", ["transverse", "transverse"]),
+        ("所见：进镜80cm达回盲部，横结肠见两枚息肉，0.3cm、0.6cm，予冷圈套切除。", ["transverse", "transverse"]),
         # With no other segment named, the landmark is still the best guess.
         ("进镜至回盲部见一0.3cm息肉，予钳除。", ["cecum"]),
     ],

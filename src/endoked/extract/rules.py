@@ -193,12 +193,15 @@ def _implied_mentions(
 
 def _intro_split(text: str, s: int, e: int, toks: list[cx.Token]) -> int | None:
     """Where a counted list introduction ends inside a sentence ("共见息肉3枚：升结肠1枚，…", "Polyps (3):
-    cecum 4 mm, …"): after its colon, when a segment name starts the list; None otherwise."""
+    cecum 4 mm, …", "Two polyps were found: a 6 mm polyp in the cecum and …"): after its colon, when a
+    segment name starts the list or polyps are named after it; None otherwise."""
     for m in _COLON_RE.finditer(text, s, e):
         c = m.end()
         before = [t for t in toks if s <= t.start < m.start()]
         after = [t for t in toks if c <= t.start < e]
-        if not after or after[0].cat != "LOC" or after[0].start - c > 6 or any(t.cat == "POLYP" for t in after):
+        if not after:
+            continue
+        if not any(t.cat == "POLYP" for t in after) and (after[0].cat != "LOC" or after[0].start - c > 6):
             continue
         polyp = [t for t in before if t.cat == "POLYP"]
         if polyp and find_count(text, s, polyp[-1].start, polyp[-1].end, m.start()) is not None:
