@@ -233,6 +233,9 @@ def test_items_keep_their_own_sizes() -> None:
         # Vascular lesions treated with APC are look-alikes.
         "Three angioectasias in the ascending colon (2-5 mm), treated with APC.",
         "升结肠见2处血管扩张，约0.3cm，予APC治疗。",
+        # Ablation treats more than polyps.
+        "Rectum: 5 mm, APC of radiation proctitis.",
+        "直肠：0.5cm，予氩气刀电凝治疗。",
     ],
 )
 def test_sized_items_that_are_not_polyps(text: str) -> None:

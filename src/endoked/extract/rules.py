@@ -64,6 +64,8 @@ _ELLIPSIS_RE = re.compile(
     re.IGNORECASE,
 )
 _COLON_RE = re.compile(r"[:：]")
+# Ablation treats vascular lesions and bleeding as well as polyps: it does not make a sized item a polyp.
+_ABLATION_RE = re.compile(r"apc|argon|ablat|fulgur|电凝|氩|灼", re.IGNORECASE)
 # What a size named before any polyp word may describe instead: a scar, a resection wound, an ulcer, a
 # stricture, a tattoo or clip ("Sigmoid: 2 cm stricture", "EMR术后创面，约1.5cm").
 _SITE = (
@@ -177,7 +179,10 @@ def _implied_mentions(
         return []
     if not (
         list_open
-        or any(t.cat == "REM" and t.value == "yes" and cx.status_of(t, scopes).current for t in sent_toks)
+        or any(
+            t.cat == "REM" and t.value == "yes" and not _ABLATION_RE.match(t.text) and cx.status_of(t, scopes).current
+            for t in sent_toks
+        )
         or _ITEM_COUNT_RE.match(text, locs[0].end)
     ):
         return []
