@@ -193,7 +193,11 @@ def test_a_polyp_seen_during_this_exam_is_a_finding() -> None:
         ("Polyps removed: 3\n#1 ascending 4mm CSP\n#2 transverse 6mm CSP\n#3 sigmoid 10mm HSP", 3, None),
         ("Number of polyps: 2\n- Transverse: 5 mm (CSP)\n- Descending: 7 mm (CSP)", 2, ["descending", "transverse"]),
         ("Two polyps were removed. A 5 mm polyp in the sigmoid and a 3 mm polyp in the rectum.", 2, None),
-        ("息肉：3枚（详见下述）\n①盲肠0.3cm，冷圈套切除；\n②横结肠0.4cm，冷圈套切除；\n③直肠0.6cm，冷圈套切除。", 3, None),
+        (
+            "息肉：3枚（详见下述）\n①盲肠0.3cm，冷圈套切除；\n②横结肠0.4cm，冷圈套切除；\n③直肠0.6cm，冷圈套切除。",
+            3,
+            None,
+        ),
         # A list number "2、" is not a count.
         ("检查所见：\n1、升结肠：0.5cm，CSP；\n2、乙状结肠：0.8cm，EMR。", 2, ["ascending", "sigmoid"]),
         # An item with a removal of this exam and no list introduction.
@@ -278,7 +282,10 @@ def test_each_over_a_list_of_sizes(text: str, count: int, sizes: list[float]) ->
     [
         # Where the scope reached is not where the polyps are.
         ("所见：进镜至回盲部，退镜观察：升结肠见2枚息肉，大小0.3cm、0.4cm，冷圈套切除。", ["ascending", "ascending"]),
-        ("Scope advanced to the cecum; two 4 mm polyps in the ascending colon were removed.", ["ascending", "ascending"]),
+        (
+            "Scope advanced to the cecum; two 4 mm polyps in the ascending colon were removed.",
+            ["ascending", "ascending"],
+        ),
         ("Cecum reached, and two polyps in the transverse colon were snared.", ["transverse", "transverse"]),
         ("所见：进镜80cm达回盲部，横结肠见两枚息肉，0.3cm、0.6cm，予冷圈套切除。", ["transverse", "transverse"]),
         # With no other segment named, the landmark is still the best guess.
@@ -332,7 +339,10 @@ def _morphs(text: str) -> list[tuple[str, float | None, str]]:
             "乙状结肠见两枚息肉，大小约0.3cm及1.2cm，小者冷圈套切除，大者有蒂，热圈套切除。",
             [("sigmoid", 3.0, "unspecified"), ("sigmoid", 12.0, "pedunculated")],
         ),
-        ("Two sigmoid polyps, 4 and 9 mm; the larger one pedunculated.", [("sigmoid", 4.0, "unspecified"), ("sigmoid", 9.0, "pedunculated")]),
+        (
+            "Two sigmoid polyps, 4 and 9 mm; the larger one pedunculated.",
+            [("sigmoid", 4.0, "unspecified"), ("sigmoid", 9.0, "pedunculated")],
+        ),
         # "均为广基": all polyps of the sentence.
         (
             "直肠见一枚0.5cm息肉，乙状结肠见一枚0.6cm息肉，均为广基，均予冷圈套切除。",

@@ -17,7 +17,9 @@ _LANDMARK_RE = re.compile(
     r"\s*(?:the\s+)?(?:approximately\s+)?$",
     re.IGNORECASE,
 )
-_REACHED_AFTER_RE = re.compile(r"\s*(?:was\s+|were\s+)?(?:reached|intubated)(?![A-Za-z])|\s*(?:已)?(?:到达|插入)", re.IGNORECASE)
+_REACHED_AFTER_RE = re.compile(
+    r"\s*(?:was\s+|were\s+)?(?:reached|intubated)(?![A-Za-z])|\s*(?:已)?(?:到达|插入)", re.IGNORECASE
+)
 _ROMAN = {
     "i": 1,
     "ii": 2,

@@ -92,7 +92,10 @@ MIMIC: Table = [
         r"(?:submucosal|subepithelial)(?!\s+(?:inject\w*|dissection|lift\w*|cushion|invasion|fibrosis))"
         r"(?:\s+(?:mass(?:es)?|tumou?rs?|lesions?|nodules?|bulges?))?" + _E,
     ),
-    ("mimic", r"血管(?:扩张|畸形|发育不良|瘤)|脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张"),
+    (
+        "mimic",
+        r"血管(?:扩张|畸形|发育不良|瘤)|脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张",
+    ),
     (
         "mimic",
         r"(?:黏膜下|粘膜下)(?!注射|剥离|浸润|层)(?:(?:隆起|肿物|肿块|占位|新生物|肿瘤|病变|结节)(?:样|性|型)?"
@@ -266,8 +269,9 @@ SIZE = rf"(?<![\d.])(?:{NUM}(?:\s*{UNIT})?{SIZE_OP}){{0,3}}{NUM}\s*-?\s*{UNIT}"
 
 # Context triggers (ConText-style). Kinds: pseudo (cancels), neg_f/neg_b (negation forward/backward),
 # hedge_f/hedge_b/hedge_2 (uncertainty forward/backward/both sides), vague_s (uncertainty of a vague
-# elevation/lesion mention, backward over the whole sentence, across commas), hedge_w (the match itself is the scope), hist_f/hist_b (history, family,
-# screening or hypothetical: not a current finding), term (ends a scope).
+# elevation/lesion mention, backward over the whole sentence, across commas), hedge_w (the match itself
+# is the scope), hist_f/hist_b (history, family, screening or hypothetical: not a current finding), term
+# (ends a scope).
 CONTEXT: Table = [
     (
         "pseudo",
@@ -338,7 +342,11 @@ CONTEXT: Table = [
         "hist_b",
         r"(?:seen|found|noted|detected|identified|shown|demonstrated|reported)\s+(?:on|at|by)\s+(?:an?\s+|the\s+)?"
         r"(?:recent\s+|prior\s+|previous\s+|earlier\s+|outside\s+|referring\s+)?(?:rigid\s+|flexible\s+|flex\s+)?"
-        r"(?:sigmoidoscopy|sig" + _E + r"|ct(?:\s+colonography)?" + _E + r"|ctc|imaging|mri|pet(?:[- ]ct)?|barium\s+enema|"
+        r"(?:sigmoidoscopy|sig"
+        + _E
+        + r"|ct(?:\s+colonography)?"
+        + _E
+        + r"|ctc|imaging|mri|pet(?:[- ]ct)?|barium\s+enema|"
         r"capsule(?:\s+endoscopy)?|ultrasound)",
     ),
     (
@@ -360,7 +368,10 @@ CONTEXT: Table = [
     ("hedge_b", r"可能(?!为|是)"),
     # "…隆起，表面光滑，性质待定": the nature of a vague elevation or lesion the sentence described is
     # undetermined (back to the sentence start); said of a named polyp it is about its histology.
-    ("vague_s", r"性质(?:待定|未定|不明|待查)|(?:nature|significance)\s+(?:undetermined|uncertain|unclear|indeterminate)"),
+    (
+        "vague_s",
+        r"性质(?:待定|未定|不明|待查)|(?:nature|significance)\s+(?:undetermined|uncertain|unclear|indeterminate)",
+    ),
     ("neg_f", r"未见(?:明显)?|未发现|未(?:触|扪|探|检)及|未检出|未观察到|无(?:明显)?|没有|否认|排除"),
     ("neg_b", r"消失|(?:呈)?阴性|[:：]\s*(?:无|未见|阴性|-)(?=\s*(?:[,;.。]|$))|[(（]\s*-\s*[)）]"),
     (

@@ -172,11 +172,11 @@ def _to_mm(value: float, unit: str) -> float:
 def parse_size(text: str, start: int, end: int) -> Size | None:
     """Read a size expression ``text[start:end]`` (a SIZE token) as mm.
 
-    Ranges ("3-5 mm", "0.3~0.5cm", "between 3 and 7 mm") and products ("0.4×0.6 cm", "5 x 6 mm") give their largest number;
-    lists ("4 and 6 mm", "0.3cm、0.5cm") give one value each. Units missing on a number are taken from the
-    next number that has one. Returns None for distances ("at 25 cm", "距肛门15cm", "20 cm from the anal
-    verge"), bounds ("<5 mm"), stalk lengths and implausible polyp sizes (> 6 cm, in practice
-    distances such as "sigmoid (25 cm)").
+    Ranges ("3-5 mm", "0.3~0.5cm", "between 3 and 7 mm") and products ("0.4×0.6 cm", "5 x 6 mm") give
+    their largest number; lists ("4 and 6 mm", "0.3cm、0.5cm") give one value each. Units missing on a
+    number are taken from the next number that has one. Returns None for distances ("at 25 cm",
+    "距肛门15cm", "20 cm from the anal verge"), bounds ("<5 mm"), stalk lengths and implausible polyp
+    sizes (> 6 cm, in practice distances such as "sigmoid (25 cm)").
     """
     before = text[max(0, start - 24) : start]
     if _DISTANCE_BEFORE.search(before) or _BOUND_BEFORE.search(before):

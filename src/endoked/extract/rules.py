@@ -151,9 +151,7 @@ def _real_size(text: str, t: cx.Token) -> bool:
     return t.cat == "SIZE" and parse_size(text, t.start, t.end) is not None
 
 
-def _implied_mentions(
-    text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], list_open: bool
-) -> list[cx.Token]:
+def _implied_mentions(text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], list_open: bool) -> list[cx.Token]:
     """Telegraphic items with no polyp noun stand for polyps, when nothing else (mass, look-alike) is named
     and a size is stated (not a distance: "the scar at 7 cm from the AV is flat" is no polyp) that no
     scar, resection wound, ulcer or stricture named before or just after it owns ("EMR术后创面，约1.5cm",
@@ -261,9 +259,7 @@ def _build_group(
     g.plural = plural
     g.each = has_each(text, ws, we)
     intro = _LIST_INTRO_RE.search(text, ws, we) is not None
-    g.summary = (
-        g.count_explicit and g.count is not None and (cx.TOTAL_RE.search(text, ws, we) is not None or intro)
-    )
+    g.summary = g.count_explicit and g.count is not None and (cx.TOTAL_RE.search(text, ws, we) is not None or intro)
     win_toks = [t for t in sent_toks if ws <= t.start < we]
     for t in win_toks:
         if t.cat == "LOC":
@@ -314,15 +310,17 @@ def _morph_owner(text: str, t: cx.Token, win_toks: list[cx.Token], scopes: list[
     before = text[max(0, t.start - 14) : t.start]
     if _ALL_RE.search(before[-8:]):
         return None
-    which = None
-    for which in _WHICH_SIZE_RE.finditer(before):  # the nearest: "小者冷圈套切除，大者有蒂"
-        pass
-    if which is not None:
+    found = list(_WHICH_SIZE_RE.finditer(before))
+    if found:  # the nearest: "小者冷圈套切除，大者有蒂"
+        which = found[-1]
         return "max" if which.group("max") else "min"
     locs = [
         x
         for x in win_toks
-        if x.cat == "LOC" and x.value != "unspecified" and not cx.status_of(x, scopes).negated and not is_landmark(text, x)
+        if x.cat == "LOC"
+        and x.value != "unspecified"
+        and not cx.status_of(x, scopes).negated
+        and not is_landmark(text, x)
     ]
     if len({x.value for x in locs}) < 2:
         return None
@@ -485,7 +483,11 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
                 res.summary_groups.append(g)
                 continue
-            if not g.locations and prev_scene is not None and not _DEFINITE_RE.search(text, max(0, t.start - 40), t.start):
+            if (
+                not g.locations
+                and prev_scene is not None
+                and not _DEFINITE_RE.search(text, max(0, t.start - 40), t.start)
+            ):
                 # "The tattooed segment of the ascending colon was examined. At the scar edge, a 5 mm polyp."
                 g.locations.append((prev_scene.value, Span(prev_scene.start, prev_scene.end), 0))
             target = res.hedged if st.hedged else res.groups
