@@ -126,6 +126,8 @@ def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> 
     that a look-alike just named is said to resemble ("憩室，内翻呈息肉样", "a fold mimicking a polyp"),
     any mention that proved to be a look-alike ("the polyp proved to be a hemorrhoid", "实为痔核"), or a
     so-called "polyp" in quotes with a look-alike named after it."""
+    if not any(t.cat == "MIMIC" for t in sent_toks):
+        return False
     if _RESEMBLES_RE.search(text, max(0, tok.start - 25), tok.start):
         before = [t for t in sent_toks if t.end <= tok.start and t.cat in ("MIMIC", "POLYP", "MAL")]
         if before and before[-1].cat == "MIMIC":  # the look-alike is the subject: nothing else in between
@@ -162,7 +164,8 @@ def _implied_mentions(text: str, sent_toks: list[cx.Token], scopes: list[cx.Scop
       or with a count or a removal of this exam ("升结肠1枚，约0.3cm", "Cecum, 3 mm, cold snare"; not
       "EMR术后创面，约1.5cm"): one polyp item per segment that has its own size.
     """
-    if any(t.cat in ("POLYP", "MAL", "MIMIC") for t in sent_toks):
+    cats = {t.cat for t in sent_toks}
+    if "SIZE" not in cats or not cats.isdisjoint(("POLYP", "MAL", "MIMIC")) or cats.isdisjoint(("MORPH", "LOC")):
         return []
     sizes = [t for t in sent_toks if _real_size(text, t)]
     if not sizes or _SITE_RE.search(text, sent_toks[0].start, sizes[0].start):
@@ -258,9 +261,12 @@ def _build_group(
         g.count = None if plural else 1
     g.plural = plural
     g.each = has_each(text, ws, we)
-    intro = _LIST_INTRO_RE.search(text, ws, we) is not None
-    g.summary = g.count_explicit and g.count is not None and (cx.TOTAL_RE.search(text, ws, we) is not None or intro)
+    intro: bool | None = None  # a list introduction ("Polyps (7):", "(see below)"), looked up when needed
+    if g.count_explicit and g.count is not None:
+        intro = _LIST_INTRO_RE.search(text, ws, we) is not None
+        g.summary = intro or cx.TOTAL_RE.search(text, ws, we) is not None
     win_toks = [t for t in sent_toks if ws <= t.start < we]
+    said_of_all = _ALL_RE.search(text, ws, we) is not None  # "均为广基", "both removed" (checked per token below)
     for t in win_toks:
         if t.cat == "LOC":
             g.locations.append(
@@ -277,12 +283,12 @@ def _build_group(
                 g.morph, g.morph_spans = value, [Span(t.start, t.end)]
                 if g.count != 1 or g.each:
                     g.morph_of = _morph_owner(text, t, win_toks, scopes)
-                if _ALL_RE.search(text, max(ws, t.start - 8), t.start):
+                if said_of_all and _ALL_RE.search(text, max(ws, t.start - 8), t.start):
                     g.shared.add("morph")
         elif t.cat == "REM":
             negated = cx.status_of(t, scopes).negated
             g.set_removed(t.value == "yes" and not negated, Span(t.start, t.end))
-            if _ALL_RE.search(text, max(ws, t.start - 12), t.start):
+            if said_of_all and _ALL_RE.search(text, max(ws, t.start - 12), t.start):
                 g.shared.add("removed")
     if not g.locations:  # "a 5 mm polyp and a 7 mm polyp in the sigmoid": borrow the nearest location
         locs = [t for t in sent_toks if t.cat == "LOC"]
@@ -293,7 +299,7 @@ def _build_group(
     # A named segment beats a generic "colonic"/"全结肠" in the same window ("on the colonic side of the
     # anastomosis", "全结肠黏膜粗糙，横结肠见散在炎性息肉").
     g.locations = [x for x in g.locations if x[0] != "unspecified"] or g.locations
-    if intro and not g.locations and not g.sizes:
+    if not g.locations and not g.sizes and (intro or (intro is None and _LIST_INTRO_RE.search(text, ws, we))):
         g.summary = True  # "Polyps as follows:", "Multiple polyps:" introduce the items that follow
     if g.each and g.count is not None and len(g.sizes) > 1 and len(set(g.location_values())) <= 1:
         g.count, g.each = g.count * len(g.sizes), False  # "0.3cm、0.5cm息肉各1枚": one per listed size
@@ -387,7 +393,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
     scene: tuple[int, cx.Token] | None = None  # (sentence index, segment) of a sentence that only names one
     spans: list[tuple[int, int]] = []
     for s, e in split_sentences(text, start, end, orig):
-        split = _intro_split(text, s, e, toks) if ":" in text[s:e] or "：" in text[s:e] else None
+        split = _intro_split(text, s, e, toks) if _COLON_RE.search(text, s, e) else None
         spans.extend([(s, split), (split, e)] if split is not None else [(s, e)])
     for si, (s, e) in enumerate(spans):
         while ti < len(toks) and toks[ti].start < s:
@@ -511,9 +517,12 @@ def _scene(
     """A sentence that only names one segment, neither negated, normal, nor on the scope's route ("The
     tattooed segment of the ascending colon was examined.", "升结肠："; not "Retroflexion in the rectum."):
     the scene of the next sentence."""
-    if not sent_toks or any(t.cat != "LOC" for t in sent_toks) or len({t.value for t in sent_toks}) != 1:
+    if not sent_toks:
         return None
     tok = sent_toks[0]
+    for t in sent_toks:
+        if t.cat != "LOC" or t.value != tok.value:
+            return None
     if tok.value == "unspecified" or _NORMAL_RE.search(text, s, e) or _ROUTE_RE.search(text, s, e):
         return None
     if any(is_landmark(text, t) or cx.status_of(t, scopes).negated for t in sent_toks):
@@ -601,6 +610,8 @@ def _merge_impression(findings: list[Group], impression: list[Group]) -> list[Gr
 def _count_lines(res: _SectionResult) -> None:
     """A counted mention that says nothing else ("Polyps removed: 3", "Two polyps were removed.") followed
     by described polyps that add up to its number is their total, not more polyps."""
+    if len(res.groups) < 2:
+        return
     keep: list[Group] = []
     for i, g in enumerate(res.groups):
         later = res.groups[i + 1 :]
