@@ -1,6 +1,6 @@
 """Rules written against the harder development set (tests/extract/data/hard_dev.jsonl), one family per
-test, on sentences written for these tests; and the thresholds on the harder development and held-out
-sets."""
+test, on sentences written for these tests; and the thresholds on the two harder sets (the second round of
+rules, written against hard_heldout.jsonl, is tested in test_rules_round2.py)."""
 
 from __future__ import annotations
 
@@ -185,17 +185,15 @@ def test_polyps_beside_look_alikes(text: str, polyp: str, locations: list[str]) 
     assert (got_polyp, got_locations) == (polyp, locations)
 
 
-# hard_dev: the targets of the harder-reports task (the rules reach 1.000 on every one). hard_heldout: the
-# figures the rules reached on it when it was first measured, after all rule changes (docs/BENCHMARKS.md,
-# "Report labels on harder reports"), less 0.005; they are below the targets, and no rule was written from
-# its errors.
+# hard_dev: the targets of the harder-reports task (the rules reach 1.000 on every one). hard_heldout: measured
+# once unseen (docs/BENCHMARKS.md, "Report labels on harder reports"), then used for development in the second
+# round of rules; held at the figures reached after that round (1.000 on each), less 0.005. It no longer
+# measures unseen reports.
 TARGETS = {"polyp": 0.98, "polyp_count": 0.95, "location_f1": 0.93}
+SECOND_ROUND = {"polyp": 0.995, "polyp_count": 0.995, "location_f1": 0.995}
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},
-    "hard_heldout": {
-        "en": {"polyp": 0.938, "polyp_count": 0.852, "location_f1": 0.837},
-        "zh": {"polyp": 0.966, "polyp_count": 0.938, "location_f1": 0.909},
-    },
+    "hard_heldout": {"en": SECOND_ROUND, "zh": SECOND_ROUND},
 }
 
 

@@ -58,7 +58,8 @@ def scan(vocab: Vocab, low: str, orig: str, start: int, end: int) -> list[Token]
 
 @dataclass(slots=True)
 class Scope:
-    """A trigger's reach: kind ("neg", "hedge", "hist") over ``[start, end)``."""
+    """A trigger's reach: kind ("neg", "hedge", "hist", "vague": a hedge of vague mentions only) over
+    ``[start, end)``."""
 
     kind: str
     start: int
@@ -90,7 +91,7 @@ def scopes_for_sentence(text: str, s: int, e: int) -> list[Scope]:
     for kind, a, b, cjk in trig:
         base = kind.split("_")[0]
         direction = kind.split("_")[1]
-        comma_bound = cjk or base in ("hist", "hedge")
+        comma_bound = (cjk or base in ("hist", "hedge")) and direction != "s"  # "s": the sentence
         if direction == "w":
             out.append(Scope(base, a, b))
             continue
@@ -110,7 +111,7 @@ def scopes_for_sentence(text: str, s: int, e: int) -> list[Scope]:
             if direction == "2":
                 stop = min(stop, b + 30)
             out.append(Scope(base, b, stop))
-        if direction in ("b", "2"):
+        if direction in ("b", "2", "s"):
             begin = s
             for t in reversed(terms):
                 if t < a:
@@ -141,6 +142,11 @@ class Status:
         return not self.negated and not self.historical
 
 
+def is_vague(tok: Token) -> bool:
+    """A polyp mention that does not name a polyp: an elevation, a lesion, "polypoid"/"息肉样" X."""
+    return tok.cat == "POLYP" and (tok.value in ("lesion", "elevation") or tok.text.startswith(("polypoid", "息肉样")))
+
+
 def status_of(tok: Token, scopes: list[Scope]) -> Status:
     """The context status of a token given the scopes of its sentence."""
     st = Status()
@@ -150,6 +156,8 @@ def status_of(tok: Token, scopes: list[Scope]) -> Status:
                 st.negated = True
             elif sc.kind == "hedge":
                 st.hedged = True
+            elif sc.kind == "vague":
+                st.hedged = st.hedged or is_vague(tok)
             else:
                 st.historical = True
     return st

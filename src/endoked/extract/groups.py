@@ -11,8 +11,14 @@ from endoked.extract.schema import PolypLabel, Span
 
 _LANDMARK_RE = re.compile(
     r"(?:from|above|below|beyond|distal\s+to|proximal\s+to|opposite(?:\s+to)?|across\s+from|"
-    r"near|adjacent\s+to|距(?:离)?|离|近)\s*(?:the\s+)?(?:approximately\s+)?$",
+    r"near|adjacent\s+to|距(?:离)?|离|近|"
+    # how far the scope went ("进镜至回盲部", "advanced to the cecum"): where the exam reached, not a site
+    r"(?:advanced|inserted|intubated|passed|reached)(?:\s+(?:up\s+)?to)?|进镜[^,;，；。]{0,8}?(?:至|到|达)|插(?:镜)?至|(?:到|抵)达)"
+    r"\s*(?:the\s+)?(?:approximately\s+)?$",
     re.IGNORECASE,
+)
+_REACHED_AFTER_RE = re.compile(
+    r"\s*(?:was\s+|were\s+)?(?:reached|intubated)(?![A-Za-z])|\s*(?:已)?(?:到达|插入)", re.IGNORECASE
 )
 _ROMAN = {
     "i": 1,
@@ -70,8 +76,12 @@ def morph_value(tok: Token) -> str:
 
 
 def is_landmark(text: str, tok: Token) -> bool:
-    """A location used as a reference point ("10 cm from the ileocecal valve", "距肛门")."""
-    return _LANDMARK_RE.search(text, max(0, tok.start - 22), tok.start) is not None
+    """A location used as a reference point ("10 cm from the ileocecal valve", "距肛门") or naming how far
+    the scope went ("进镜至回盲部", "advanced to the cecum", "cecum reached")."""
+    return (
+        _LANDMARK_RE.search(text, max(0, tok.start - 22), tok.start) is not None
+        or _REACHED_AFTER_RE.match(text, tok.end) is not None
+    )
 
 
 def compatible(a: str, b: str) -> bool:
@@ -96,6 +106,10 @@ class Group:
     size_spans: list[Span] = field(default_factory=list)
     morph: str | None = None
     morph_spans: list[Span] = field(default_factory=list)
+    # Whose morphology it is when the group lists several polyps: None (all), a location value
+    # ("transverse colon (8 mm, pedunculated)"), or "max"/"min" ("大者有蒂", "the smaller one sessile").
+    morph_of: str | None = None
+    shared: set[str] = field(default_factory=set)  # attributes said of all polyps of the sentence ("均为广基")
     removed: bool | None = None
     removed_spans: list[Span] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
@@ -117,12 +131,24 @@ class Group:
         if not self.sizes and other.sizes:
             self.sizes, self.size_spans = list(other.sizes), list(other.size_spans)
         if self.morph is None and other.morph is not None:
-            self.morph, self.morph_spans = other.morph, list(other.morph_spans)
+            self.morph, self.morph_spans, self.morph_of = other.morph, list(other.morph_spans), other.morph_of
         if other.removed is not None and other.removed_spans:
             self.set_removed(other.removed, other.removed_spans[0])
         if not self.locations and other.locations:
             self.locations = list(other.locations)
         self.spans.extend(other.spans)
+
+
+def _owns_morph(group: Group, location: str | None, size: float | None) -> bool:
+    """Whether a polyp entry of the group (at ``location``, of ``size``) has the group's morphology."""
+    owner = group.morph_of
+    if owner is None:
+        return True
+    if owner in ("max", "min"):
+        if size is None or not group.sizes:
+            return True
+        return size == (max(group.sizes) if owner == "max" else min(group.sizes))
+    return location == owner
 
 
 def expand(group: Group) -> list[PolypLabel]:
@@ -153,7 +179,8 @@ def expand(group: Group) -> list[PolypLabel]:
             size = group.sizes[i] if i < len(group.sizes) else None
         else:
             size = group.sizes[0] if group.sizes else None
-        morph = group.morph or ("flat" if group.kind == "lst" else "unspecified")
+        morph = group.morph if _owns_morph(group, loc[0] if loc else None, size) else None
+        morph = morph or ("flat" if group.kind == "lst" else "unspecified")
         ev: dict[str, list[Span]] = {
             "location": [loc[1]] if loc else [],
             "size_mm": list(group.size_spans),

@@ -84,10 +84,23 @@ MIMIC: Table = [
     ("mimic", r"(?:anal\s+)?papilla(?:e|ry\s+hypertrophy)?" + _E + r"|skin\s+tags?" + _E),
     ("mimic", r"lymphoid\s+(?:hyperplasia|aggregates?|follicles?|nodules?|tissue)" + _E),
     ("mimic", r"(?:appendiceal|appendix)\s+stump|inverted\s+append\w*|(?:mucosal|haustral|prominent)\s+folds?" + _E),
+    ("mimic", r"angio-?\s?(?:ectasias?|dysplas(?:ia|ias|tic))|" + _B + r"(?-i:AVMs?)" + _E + r"|vascular\s+ectasias?"),
     ("mimic", r"extrinsic\s+compression|varix|varices|(?:stool|fecal|faecal)\s+(?:ball|debris|residue)"),
-    ("mimic", r"(?:submucosal|subepithelial)(?!\s+(?:inject\w*|dissection|lift\w*|cushion|invasion|fibrosis))" + _E),
-    ("mimic", r"脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张"),
-    ("mimic", r"(?:黏膜下|粘膜下)(?!注射|剥离|浸润|层)|阑尾残端|平滑肌瘤"),
+    # A submucosal mass or tumour is a look-alike, not a suspected cancer ("黏膜下肿物", "subepithelial mass").
+    (
+        "mimic",
+        r"(?:submucosal|subepithelial)(?!\s+(?:inject\w*|dissection|lift\w*|cushion|invasion|fibrosis))"
+        r"(?:\s+(?:mass(?:es)?|tumou?rs?|lesions?|nodules?|bulges?))?" + _E,
+    ),
+    (
+        "mimic",
+        r"血管(?:扩张|畸形|发育不良|瘤)|脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张",
+    ),
+    (
+        "mimic",
+        r"(?:黏膜下|粘膜下)(?!注射|剥离|浸润|层)(?:(?:隆起|肿物|肿块|占位|新生物|肿瘤|病变|结节)(?:样|性|型)?"
+        r"(?:隆起|病变|病灶)?)?|阑尾残端|平滑肌瘤",
+    ),
 ]
 
 # Locations: contract values.
@@ -255,8 +268,9 @@ SIZE_OP = r"(?:\s*(?:[x×*✕]|by|-|~|to|至|到|,?\s*and|or|和|及|与|、)\s*
 SIZE = rf"(?<![\d.])(?:{NUM}(?:\s*{UNIT})?{SIZE_OP}){{0,3}}{NUM}\s*-?\s*{UNIT}"
 
 # Context triggers (ConText-style). Kinds: pseudo (cancels), neg_f/neg_b (negation forward/backward),
-# hedge_f/hedge_b/hedge_2 (uncertainty forward/backward/both sides), hedge_w (the match itself is the
-# scope), hist_f/hist_b (history, family, screening or hypothetical: not a current finding), term
+# hedge_f/hedge_b/hedge_2 (uncertainty forward/backward/both sides), vague_s (uncertainty of a vague
+# elevation/lesion mention, backward over the whole sentence, across commas), hedge_w (the match itself
+# is the scope), hist_f/hist_b (history, family, screening or hypothetical: not a current finding), term
 # (ends a scope).
 CONTEXT: Table = [
     (
@@ -324,6 +338,17 @@ CONTEXT: Table = [
         + _B
         + r"(?:ct|ctc|mri|b超|钡剂灌肠|影像学?|外院(?:结?肠镜)?)(?:检查)?(?:提示|示|发现|报告|诊断)",
     ),
+    (  # "polyp seen on rigid sigmoidoscopy", "a mass found on CT": what another study showed
+        "hist_b",
+        r"(?:seen|found|noted|detected|identified|shown|demonstrated|reported)\s+(?:on|at|by)\s+(?:an?\s+|the\s+)?"
+        r"(?:recent\s+|prior\s+|previous\s+|earlier\s+|outside\s+|referring\s+)?(?:rigid\s+|flexible\s+|flex\s+)?"
+        r"(?:sigmoidoscopy|sig"
+        + _E
+        + r"|ct(?:\s+colonography)?"
+        + _E
+        + r"|ctc|imaging|mri|pet(?:[- ]ct)?|barium\s+enema|"
+        r"capsule(?:\s+endoscopy)?|ultrasound)",
+    ),
     (
         "hist_b",
         r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many)\s+(?:years?|months?)"
@@ -332,6 +357,8 @@ CONTEXT: Table = [
     ),
     # Chinese
     ("hedge_w", r"考虑[^,;.。]{0,20}?可能"),
+    # "小息肉不除外": at the end of its clause it looks back (before "不除外腺瘤" looks forward).
+    ("hedge_b", r"不(?:能)?(?:除外|排除)(?=\s*(?:[,;.。，；]|$))"),
     ("hedge_2", r"待排(?:除)?|待查"),
     (
         "hedge_f",
@@ -339,6 +366,12 @@ CONTEXT: Table = [
         r"似(?:见|有|为|是)?",
     ),
     ("hedge_b", r"可能(?!为|是)"),
+    # "…隆起，表面光滑，性质待定": the nature of a vague elevation or lesion the sentence described is
+    # undetermined (back to the sentence start); said of a named polyp it is about its histology.
+    (
+        "vague_s",
+        r"性质(?:待定|未定|不明|待查)|(?:nature|significance)\s+(?:undetermined|uncertain|unclear|indeterminate)",
+    ),
     ("neg_f", r"未见(?:明显)?|未发现|未(?:触|扪|探|检)及|未检出|未观察到|无(?:明显)?|没有|否认|排除"),
     ("neg_b", r"消失|(?:呈)?阴性|[:：]\s*(?:无|未见|阴性|-)(?=\s*(?:[,;.。]|$))|[(（]\s*-\s*[)）]"),
     (
@@ -377,7 +410,7 @@ SECTION_HEADERS: Table = [
         "indication",
         r"pre-?\s?(?:procedure|operative|op)\s+(?:diagnos[ie]s|dx)|clinical\s+(?:history|information|"
         r"diagnosis|indications?)|reasons?\s+for\s+(?:the\s+)?(?:exam(?:ination)?|procedure|"
-        r"referral|colonoscopy)|indications?|history|hpi|presenting\s+complaint|referral",
+        r"referral|colonoscopy)|reasons?|indications?|history|hpi|presenting\s+complaint|referral",
     ),
     (
         "impression",
@@ -443,12 +476,13 @@ EN_NUMBERS: dict[str, int] = {
 }
 EN_COUNT = (
     r"(?<![A-Za-z\d.#№])(?:(?P<times>(?<![A-Za-z])[x×]\s?\d{1,2})|"
-    r"(?P<none>a\s+few|a\s+number\s+of|several|multiple|numerous|many|innumerable|"
+    r"(?P<none>a\s+few|a\s+number\s+of|an?\s+(?:handful|cluster|group|crop|carpet|myriad|host|collection)\s+of|"
+    r"handfuls?\s+of|hundreds\s+of|scores\s+of|too\s+many\s+to\s+count|several|multiple|numerous|many|innumerable|"
     r"countless|scattered|diffuse|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
     r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
     r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
-    r"nineteen|twenty|both|\d{1,2}))(?![A-Za-z\d.)])"
+    r"nineteen|twenty|both|\d{1,2}))(?![A-Za-z\d.)、])"
 )
 ZH_CLASSIFIER = r"(?:枚|个|颗|处|粒|只|块)"
 ZH_COUNT = (

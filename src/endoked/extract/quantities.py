@@ -36,7 +36,9 @@ _ZH_COUNT_RE = re.compile(lx.ZH_COUNT, _FLAGS)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)*")
 _POST_EN_RE = re.compile(
     r"\s*[(\[]?\s*(?:[x×]\s*(?P<n>\d{1,2})|(?:total\s+(?:of\s+)?)?(?P<p>\d{1,2})\s*"
-    r"(?:in\s+(?:number|total))?\s*[)\]])|\s*[:：]\s*(?P<c>\d{1,2})(?![\d.]|\s*(?:mm|cm))",
+    r"(?:in\s+(?:number|total))?\s*[)\]])|"
+    r"\s*(?:(?:removed|resected|found|seen|detected|retrieved|identified)\s*)?[:：]\s*(?P<c>\d{1,2})"
+    r"(?![\d.]|\s*(?:mm|cm))",
     _FLAGS,
 )
 _POST_ZH_RE = re.compile(rf"\s*[(（]?\s*(?:共计|共|计|约)?\s*(?:{lx.ZH_COUNT})", _FLAGS)
@@ -150,6 +152,8 @@ _BOUND_BEFORE = re.compile(
     _FLAGS,
 )
 
+_BETWEEN_BEFORE = re.compile(r"(?<![A-Za-z])between\s+(?:approximately\s+|about\s+)?$|介于\s*$", _FLAGS)
+
 
 @dataclass(frozen=True)
 class Size:
@@ -168,11 +172,11 @@ def _to_mm(value: float, unit: str) -> float:
 def parse_size(text: str, start: int, end: int) -> Size | None:
     """Read a size expression ``text[start:end]`` (a SIZE token) as mm.
 
-    Ranges ("3-5 mm", "0.3~0.5cm") and products ("0.4×0.6 cm", "5 x 6 mm") give their largest number;
-    lists ("4 and 6 mm", "0.3cm、0.5cm") give one value each. Units missing on a number are taken from the
-    next number that has one. Returns None for distances ("at 25 cm", "距肛门15cm", "20 cm from the anal
-    verge"), bounds ("<5 mm"), stalk lengths and implausible polyp sizes (> 6 cm, in practice
-    distances such as "sigmoid (25 cm)").
+    Ranges ("3-5 mm", "0.3~0.5cm", "between 3 and 7 mm") and products ("0.4×0.6 cm", "5 x 6 mm") give
+    their largest number; lists ("4 and 6 mm", "0.3cm、0.5cm") give one value each. Units missing on a
+    number are taken from the next number that has one. Returns None for distances ("at 25 cm",
+    "距肛门15cm", "20 cm from the anal verge"), bounds ("<5 mm"), stalk lengths and implausible polyp
+    sizes (> 6 cm, in practice distances such as "sigmoid (25 cm)").
     """
     before = text[max(0, start - 24) : start]
     if _DISTANCE_BEFORE.search(before) or _BOUND_BEFORE.search(before):
@@ -181,11 +185,12 @@ def parse_size(text: str, start: int, end: int) -> Size | None:
         return None
     nums: list[list[float | str | None]] = []  # [value, unit]
     segments: list[list[int]] = [[]]
+    between = _BETWEEN_BEFORE.search(before) is not None  # "between 3 and 7 mm" is a range, not a list
     for m in _SIZE_PART_RE.finditer(text, start, end):
         if m.group("num"):
             nums.append([float(m.group("num")), m.group("unit")])
             segments[-1].append(len(nums) - 1)
-        elif m.group("op") and m.group("op").lower() in _LIST_OPS:
+        elif m.group("op") and m.group("op").lower() in _LIST_OPS and not between:
             segments.append([])
     if not nums:
         return None

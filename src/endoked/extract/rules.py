@@ -33,6 +33,16 @@ _RESEMBLES_RE = re.compile(
     r"(?:呈|类似|酷似)[^,;，；。]{0,3}$|(?:resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for)\s+(?:an?\s+)?\S*\s*$",
     re.IGNORECASE,
 )
+# "the rectal "polyp" proved to be a prolapsing hemorrhoid", "息肉样隆起，活检证实为淋巴滤泡": what the mention
+# turned out to be on a closer look.
+_REVEALED_RE = re.compile(
+    r"(?:prov(?:ed|en)|turn(?:ed|s)\s+out|(?:was|were|is|are)\s+(?:found|shown|confirmed|seen)|confirmed)\s+to\s+be|"
+    r"(?:was|were|is|are)\s+(?:actually|in\s+fact|really|rather|instead|only|just|merely|simply)|"
+    r"(?:actually|in\s+fact)\s+(?:was|were|is|are)|"
+    r"实为|实际(?:上)?(?:为|是)|证实(?:为|是)|确认为|证明(?:为|是)",
+    re.IGNORECASE,
+)
+_QUOTES = frozenset("\"'\u201c\u201d\u2018\u2019\u300c\u300d")
 _NEW_MARK_RE = re.compile(r"another|second|third|additional|further|other|more|另", re.IGNORECASE)
 _DEFINITE_RE = re.compile(
     r"(?:(?<![A-Za-z])(?:the|this|that|these|those|both|all|said|above|same|its)\s+"
@@ -45,10 +55,41 @@ _LESION_ADJ_RE = re.compile(
     r"(?:-appearing|-looking)?\s+(?:\w+\s+)?$|(?:腺瘤样|锯齿状|隆起性|隆起型)$",
     re.IGNORECASE,
 )
-_LIST_INTRO_RE = re.compile(r"[:：]\s*$")
+_LIST_INTRO_RE = re.compile(
+    r"[:：]\s*$|(?:see|listed|described|detailed|shown)\s+below|as\s+follows|如下|见下", re.IGNORECASE
+)
 _ELLIPSIS_RE = re.compile(
     r"(?:[,;:]|(?<![A-Za-z])(?:and|plus))\s+(?P<n>one|two|three|four|five|six|seven|eight|nine|ten|another|"
     r"\d{1,2})\s+(?:more\s+|other\s+|further\s+)?(?:(?:at|in|on|near)\s+)(?:the\s+)?",
+    re.IGNORECASE,
+)
+_COLON_RE = re.compile(r"[:：]")
+# Ablation treats vascular lesions and bleeding as well as polyps: it does not make a sized item a polyp.
+_ABLATION_RE = re.compile(r"apc|argon|ablat|fulgur|电凝|氩|灼", re.IGNORECASE)
+# What a size named before any polyp word may describe instead: a scar, a resection wound, an ulcer, a
+# stricture, a tattoo or clip ("Sigmoid: 2 cm stricture", "EMR术后创面，约1.5cm").
+_SITE = (
+    r"(?<![A-Za-z])(?:scars?|ulcer(?:s|ation|ations)?|erosions?|wounds?|stricture|stenosis|narrowing|fissure|"
+    r"fistula|abscess|tattoo(?:ed)?|ink|clips?|bleeding|blood|angulation)(?![A-Za-z])|"
+    r"瘢痕|疤痕|创面|溃疡|糜烂|狭窄|瘘|肛裂|出血|渗血|墨|标记|钛夹"
+)
+_SITE_RE = re.compile(_SITE, re.IGNORECASE)
+_SITE_AFTER_RE = re.compile(rf"\s*(?:[a-z-]+\s+){{0,2}}(?:{_SITE})", re.IGNORECASE)  # "2 cm stricture"
+_ITEM_COUNT_RE = re.compile(rf"\s*[:：]?\s*(?:{lx.ZH_COUNT}|[(（]?\s*[x×]\s*\d)", re.IGNORECASE)
+_ALL_RE = re.compile(r"均|都|皆|全部|(?<![A-Za-z])(?:all|both)(?![A-Za-z])", re.IGNORECASE)
+_WHICH_SIZE_RE = re.compile(
+    r"(?P<max>(?:较|最)?大(?:者|的|一枚|一个)|(?<![A-Za-z])(?:larger|largest|bigger|biggest)(?:\s+one)?)|"
+    r"(?:较|最)?小(?:者|的|一枚|一个)|(?<![A-Za-z])(?:smaller|smallest)(?:\s+one)?",
+    re.IGNORECASE,
+)
+_NORMAL_RE = re.compile(
+    r"(?<![A-Za-z])(?:normal|unremarkable|clear|clean|healthy|intact)(?![A-Za-z])|正常|无异常|未见异常|光滑|清晰|通畅",
+    re.IGNORECASE,
+)
+# The scope's route and landmarks ("Retroflexion in the rectum.", "Cecal landmarks photographed.", "退镜至直肠").
+_ROUTE_RE = re.compile(
+    r"photo\w*|landmarks?|retroflex\w*|withdr[ae]w\w*|insert\w*|intubat\w*|reached|advanced|"
+    r"到达|进镜|退镜|插镜|反转|倒镜|拍照",
     re.IGNORECASE,
 )
 _PENDING_RE = re.compile(
@@ -66,6 +107,7 @@ class _SectionResult:
     summary_counts: list[tuple[int, Span]] = field(default_factory=list)
     summary_groups: list[Group] = field(default_factory=list)
     pathology_segments: list[tuple[int, int]] = field(default_factory=list)
+    list_open: bool = False  # a list introduction ("Five polyps were removed:") was seen: items follow
 
 
 def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
@@ -80,17 +122,25 @@ def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
 
 def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> bool:
     """A look-alike, not a polyp: a vague mention (elevation, lesion, "polypoid"/"息肉样" X) explained as
-    a look-alike ("小结节样隆起，…，考虑淋巴滤泡增生", "a lesion consistent with a lipoma"), or any
-    mention that a look-alike just named is said to resemble ("憩室，内翻呈息肉样", "a fold mimicking a
-    polyp")."""
+    a look-alike ("小结节样隆起，…，考虑淋巴滤泡增生", "a lesion consistent with a lipoma"), any mention
+    that a look-alike just named is said to resemble ("憩室，内翻呈息肉样", "a fold mimicking a polyp"),
+    any mention that proved to be a look-alike ("the polyp proved to be a hemorrhoid", "实为痔核"), or a
+    so-called "polyp" in quotes with a look-alike named after it."""
+    if not any(t.cat == "MIMIC" for t in sent_toks):
+        return False
     if _RESEMBLES_RE.search(text, max(0, tok.start - 25), tok.start):
         before = [t for t in sent_toks if t.end <= tok.start and t.cat in ("MIMIC", "POLYP", "MAL")]
         if before and before[-1].cat == "MIMIC":  # the look-alike is the subject: nothing else in between
             return True
-    vague = tok.value in ("lesion", "elevation") or tok.text.startswith(("polypoid", "息肉样"))
-    if not vague:
-        return False
     nxt = next((t.start for t in sent_toks if t.cat in ("POLYP", "MAL") and t.start > tok.start), cut)
+    mimic = next((t for t in sent_toks if t.cat == "MIMIC" and tok.end <= t.start < nxt), None)
+    if mimic is not None and mimic.start - tok.end <= 60:
+        if _REVEALED_RE.search(text, tok.end, mimic.start):
+            return True  # any mention that proved to be a look-alike ("the polyp proved to be a hemorrhoid")
+        if tok.start > 0 and text[tok.start - 1] in _QUOTES and text[tok.end : tok.end + 1] in _QUOTES:
+            return True  # a so-called "polyp" and a look-alike named after it
+    if not cx.is_vague(tok):
+        return False
     for t in sent_toks:
         if t.cat == "MIMIC" and tok.end <= t.start < nxt:
             cue = _APPOSITION_RE.search(text, max(tok.end, t.start - 18), t.start)
@@ -99,14 +149,69 @@ def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> 
     return False
 
 
-def _implied_mention(sent_toks: list[cx.Token]) -> cx.Token | None:
-    """Telegraphic items with no polyp noun ("Asc: 1 sessile 5mm, cold snare", "- 盲肠：0.7cm，Paris 0-IIa"):
-    a polyp morphology plus a size, and no mass word, stand for a polyp."""
-    if any(t.cat in ("POLYP", "MAL", "MIMIC") for t in sent_toks) or not any(t.cat == "SIZE" for t in sent_toks):
-        return None
+def _real_size(text: str, t: cx.Token) -> bool:
+    return t.cat == "SIZE" and parse_size(text, t.start, t.end) is not None
+
+
+def _implied_mentions(text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], list_open: bool) -> list[cx.Token]:
+    """Telegraphic items with no polyp noun stand for polyps, when nothing else (mass, look-alike) is named
+    and a size is stated (not a distance: "the scar at 7 cm from the AV is flat" is no polyp) that no
+    scar, resection wound, ulcer or stricture named before or just after it owns ("EMR术后创面，约1.5cm",
+    "2 cm stricture"):
+
+    - a polyp morphology plus a size ("Asc: 1 sessile 5mm, cold snare", "- 盲肠：0.7cm，Paris 0-IIa");
+    - a segment plus a size, in a list of polyps ("Five polyps were removed: (1) Cecum, 3 mm, cold snare"),
+      or with a count or a removal of this exam ("升结肠1枚，约0.3cm", "Cecum, 3 mm, cold snare"; not
+      "EMR术后创面，约1.5cm"): one polyp item per segment that has its own size.
+    """
+    cats = {t.cat for t in sent_toks}
+    if "SIZE" not in cats or not cats.isdisjoint(("POLYP", "MAL", "MIMIC")) or cats.isdisjoint(("MORPH", "LOC")):
+        return []
+    sizes = [t for t in sent_toks if _real_size(text, t)]
+    if not sizes or _SITE_RE.search(text, sent_toks[0].start, sizes[0].start):
+        return []
+    if any(_SITE_AFTER_RE.match(text, t.end) for t in sizes):
+        return []
     for t in sent_toks:
         if t.cat == "MORPH":
-            return cx.Token("POLYP", "implied", t.start, t.end, t.text)
+            return [cx.Token("POLYP", "implied", t.start, t.end, t.text)]
+    locs = [t for t in sent_toks if t.cat == "LOC" and t.value != "unspecified" and not is_landmark(text, t)]
+    if not locs:
+        return []
+    if not (
+        list_open
+        or any(
+            t.cat == "REM" and t.value == "yes" and not _ABLATION_RE.match(t.text) and cx.status_of(t, scopes).current
+            for t in sent_toks
+        )
+        or _ITEM_COUNT_RE.match(text, locs[0].end)
+    ):
+        return []
+    if len(locs) == 1:
+        return [cx.Token("POLYP", "implied", locs[0].start, locs[0].end, locs[0].text)]
+    out = []
+    for i, loc in enumerate(locs):
+        nxt = locs[i + 1].start if i + 1 < len(locs) else sent_toks[-1].end
+        if any(loc.end <= t.start < nxt for t in sizes):
+            out.append(cx.Token("POLYP", "implied", loc.start, loc.end, loc.text))
+    return out
+
+
+def _intro_split(text: str, s: int, e: int, toks: list[cx.Token]) -> int | None:
+    """Where a counted list introduction ends inside a sentence ("共见息肉3枚：升结肠1枚，…", "Polyps (3):
+    cecum 4 mm, …", "Two polyps were found: a 6 mm polyp in the cecum and …"): after its colon, when a
+    segment name starts the list or polyps are named after it; None otherwise."""
+    for m in _COLON_RE.finditer(text, s, e):
+        c = m.end()
+        before = [t for t in toks if s <= t.start < m.start()]
+        after = [t for t in toks if c <= t.start < e]
+        if not after:
+            continue
+        if not any(t.cat == "POLYP" for t in after) and (after[0].cat != "LOC" or after[0].start - c > 6):
+            continue
+        polyp = [t for t in before if t.cat == "POLYP"]
+        if polyp and find_count(text, s, polyp[-1].start, polyp[-1].end, m.start()) is not None:
+            return c
     return None
 
 
@@ -156,10 +261,12 @@ def _build_group(
         g.count = None if plural else 1
     g.plural = plural
     g.each = has_each(text, ws, we)
-    g.summary = g.count_explicit and (
-        cx.TOTAL_RE.search(text, ws, we) is not None or _LIST_INTRO_RE.search(text, ws, we) is not None
-    )
+    intro: bool | None = None  # a list introduction ("Polyps (7):", "(see below)"), looked up when needed
+    if g.count_explicit and g.count is not None:
+        intro = _LIST_INTRO_RE.search(text, ws, we) is not None
+        g.summary = intro or cx.TOTAL_RE.search(text, ws, we) is not None
     win_toks = [t for t in sent_toks if ws <= t.start < we]
+    said_of_all = _ALL_RE.search(text, ws, we) is not None  # "均为广基", "both removed" (checked per token below)
     for t in win_toks:
         if t.cat == "LOC":
             g.locations.append(
@@ -170,13 +277,19 @@ def _build_group(
             if sz is not None:
                 g.sizes.extend(sz.values)
                 g.size_spans.append(Span(t.start, t.end))
-        elif t.cat == "MORPH" and g.morph is None:
+        elif t.cat == "MORPH" and g.morph is None and not cx.status_of(t, scopes).negated:
             value = morph_value(t)
             if value != "unspecified":
                 g.morph, g.morph_spans = value, [Span(t.start, t.end)]
+                if g.count != 1 or g.each:
+                    g.morph_of = _morph_owner(text, t, win_toks, scopes)
+                if said_of_all and _ALL_RE.search(text, max(ws, t.start - 8), t.start):
+                    g.shared.add("morph")
         elif t.cat == "REM":
             negated = cx.status_of(t, scopes).negated
             g.set_removed(t.value == "yes" and not negated, Span(t.start, t.end))
+            if said_of_all and _ALL_RE.search(text, max(ws, t.start - 12), t.start):
+                g.shared.add("removed")
     if not g.locations:  # "a 5 mm polyp and a 7 mm polyp in the sigmoid": borrow the nearest location
         locs = [t for t in sent_toks if t.cat == "LOC"]
         if locs:
@@ -186,9 +299,57 @@ def _build_group(
     # A named segment beats a generic "colonic"/"全结肠" in the same window ("on the colonic side of the
     # anastomosis", "全结肠黏膜粗糙，横结肠见散在炎性息肉").
     g.locations = [x for x in g.locations if x[0] != "unspecified"] or g.locations
+    if not g.locations and not g.sizes and (intro or (intro is None and _LIST_INTRO_RE.search(text, ws, we))):
+        g.summary = True  # "Polyps as follows:", "Multiple polyps:" introduce the items that follow
+    if g.each and g.count is not None and len(g.sizes) > 1 and len(set(g.location_values())) <= 1:
+        g.count, g.each = g.count * len(g.sizes), False  # "0.3cm、0.5cm息肉各1枚": one per listed size
     if g.count is None and plural and not g.count_explicit and len(g.sizes) > 1:
         g.count = len(g.sizes)  # "6 mm and 4 mm sessile polyps"
     return g
+
+
+def _morph_owner(text: str, t: cx.Token, win_toks: list[cx.Token], scopes: list[cx.Scope]) -> str | None:
+    """Which of several polyps described together a morphology belongs to (see ``Group.morph_of``): the
+    larger or smaller one when it says so ("大者有蒂"), else the segment it follows when the window names
+    several ("the cecum (5 mm), transverse colon (8 mm, pedunculated) and sigmoid colon (3 mm)"); None when
+    it is said of all ("均为广基", "all sessile") or comes before or after every segment."""
+    before = text[max(0, t.start - 14) : t.start]
+    if _ALL_RE.search(before[-8:]):
+        return None
+    found = list(_WHICH_SIZE_RE.finditer(before))
+    if found:  # the nearest: "小者冷圈套切除，大者有蒂"
+        which = found[-1]
+        return "max" if which.group("max") else "min"
+    locs = [
+        x
+        for x in win_toks
+        if x.cat == "LOC"
+        and x.value != "unspecified"
+        and not cx.status_of(x, scopes).negated
+        and not is_landmark(text, x)
+    ]
+    if len({x.value for x in locs}) < 2:
+        return None
+    prior = [x for x in locs if x.end <= t.start]
+    if not prior:
+        return None
+    owner = prior[-1]
+    if any(x.start > t.start for x in locs):
+        return owner.value
+    # after the last segment: its own only inside a parenthesis opened after it
+    return owner.value if text.rfind("(", owner.end, t.start) > text.rfind(")", owner.end, t.start) else None
+
+
+def _share(groups: list[Group]) -> None:
+    """Attributes said of all polyps of a sentence ("…，均为广基，均予冷圈套切除") go to each of them."""
+    for g in groups:
+        for other in groups:
+            if other is g:
+                continue
+            if "morph" in g.shared and other.morph is None and g.morph is not None:
+                other.morph, other.morph_spans = g.morph, list(g.morph_spans)
+            if "removed" in g.shared and g.removed is not None and g.removed_spans:
+                other.set_removed(g.removed, g.removed_spans[0])
 
 
 def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> list[Group]:
@@ -229,7 +390,12 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
     toks = cx.scan(cx.FIND, text, orig, start, end)
     ti = 0
     last_group_sentence = -2
-    for si, (s, e) in enumerate(split_sentences(text, start, end, orig)):
+    scene: tuple[int, cx.Token] | None = None  # (sentence index, segment) of a sentence that only names one
+    spans: list[tuple[int, int]] = []
+    for s, e in split_sentences(text, start, end, orig):
+        split = _intro_split(text, s, e, toks) if _COLON_RE.search(text, s, e) else None
+        spans.extend([(s, split), (split, e)] if split is not None else [(s, e)])
+    for si, (s, e) in enumerate(spans):
         while ti < len(toks) and toks[ti].start < s:
             ti += 1
         sent_toks = []
@@ -246,6 +412,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             res.pathology_segments.append((cue.end(), e))
             sent_toks = [t for t in sent_toks if t.start < cut]
         scopes = cx.scopes_for_sentence(text, s, cut)
+        prev_scene = scene[1] if scene is not None and scene[0] == si - 1 else None
+        scene = _scene(text, s, cut, sent_toks, scopes, si)
         prep = cx.PREP_RE.search(text, s, cut) is not None
         for t in sent_toks:
             if t.cat == "MAL" and cx.status_of(t, scopes).current:
@@ -267,8 +435,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             mentions += _elliptical_mentions(text, sent_toks, mentions[0][0].end, cut, scopes)
             mentions.sort(key=lambda m: m[0].start)
         if not mentions:
-            implied = _implied_mention(sent_toks)
-            if implied is not None:
+            for implied in _implied_mentions(text, sent_toks, scopes, res.list_open):
                 st = cx.status_of(implied, scopes)
                 if st.current:
                     mentions.append((implied, st))
@@ -297,7 +464,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     is not None
                 )
                 vague = pt.value in ("elevation", "lesion") and st.hedged and not pst.hedged
-                if t.value != "ellipsis" and (
+                if t.value not in ("ellipsis", "implied") and (
                     vague
                     or (
                         (not seps or _APPOSITION_RE.search(pre) or not has_own)
@@ -312,12 +479,23 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 bounds.append(seps[-1].start() if seps else t.start)
             primaries.append((t, st, []))
         edges = [s, *bounds, cut]
+        built: list[Group] = []
         for i, (t, st, extra) in enumerate(primaries):
             g = _build_group(text, t, extra, (edges[i], edges[i + 1]), sent_toks, st, kind, scopes)
-            if g.summary and g.count is not None:
-                res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
+            if g.summary and _LIST_INTRO_RE.search(text, edges[i], edges[i + 1]):
+                res.list_open = True
+            if g.summary:
+                if g.count_explicit and g.count is not None:
+                    res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
                 res.summary_groups.append(g)
                 continue
+            if (
+                not g.locations
+                and prev_scene is not None
+                and not _DEFINITE_RE.search(text, max(0, t.start - 40), t.start)
+            ):
+                # "The tattooed segment of the ascending colon was examined. At the scar edge, a 5 mm polyp."
+                g.locations.append((prev_scene.value, Span(prev_scene.start, prev_scene.end), 0))
             target = res.hedged if st.hedged else res.groups
             same = [x for x in target if x.section == kind]
             refs = _refers_back(text, g, t, same)
@@ -328,7 +506,28 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     r.absorb(g)
             else:
                 target.append(g)
+                built.append(g)
+        _share(built)
         last_group_sentence = si
+
+
+def _scene(
+    text: str, s: int, e: int, sent_toks: list[cx.Token], scopes: list[cx.Scope], si: int
+) -> tuple[int, cx.Token] | None:
+    """A sentence that only names one segment, neither negated, normal, nor on the scope's route ("The
+    tattooed segment of the ascending colon was examined.", "升结肠："; not "Retroflexion in the rectum."):
+    the scene of the next sentence."""
+    if not sent_toks:
+        return None
+    tok = sent_toks[0]
+    for t in sent_toks:
+        if t.cat != "LOC" or t.value != tok.value:
+            return None
+    if tok.value == "unspecified" or _NORMAL_RE.search(text, s, e) or _ROUTE_RE.search(text, s, e):
+        return None
+    if any(is_landmark(text, t) or cx.status_of(t, scopes).negated for t in sent_toks):
+        return None
+    return si, tok
 
 
 def _follow_up(
@@ -341,10 +540,12 @@ def _follow_up(
     for t in sent_toks:
         if t.cat == "REM":
             g.set_removed(t.value == "yes" and not cx.status_of(t, scopes).negated, Span(t.start, t.end))
-        elif t.cat == "MORPH" and g.morph is None:
-            value = morph_value(t)
+        elif t.cat == "MORPH" and g.morph is None and not cx.status_of(t, scopes).negated:
+            value = morph_value(t)  # not "No flat or raised dysplastic lesions."
             if value != "unspecified":
                 g.morph, g.morph_spans = value, [Span(t.start, t.end)]
+                if g.count != 1 or g.each:  # "Two polyps, 4 and 9 mm. The larger one pedunculated."
+                    g.morph_of = _morph_owner(text, t, sent_toks, scopes)
         elif t.cat == "SIZE" and not g.sizes and _SIZE_WORDS_RE.search(text, max(0, t.start - 30), t.start):
             sz = parse_size(text, t.start, t.end)
             if sz is not None:
@@ -406,6 +607,32 @@ def _merge_impression(findings: list[Group], impression: list[Group]) -> list[Gr
     return out
 
 
+def _count_lines(res: _SectionResult) -> None:
+    """A counted mention that says nothing else ("Polyps removed: 3", "Two polyps were removed.") followed
+    by described polyps that add up to its number is their total, not more polyps."""
+    if len(res.groups) < 2:
+        return
+    keep: list[Group] = []
+    for i, g in enumerate(res.groups):
+        later = res.groups[i + 1 :]
+        if (
+            g.count_explicit
+            and g.count is not None
+            and g.count > 1
+            and not g.each
+            and not any(v != "unspecified" for v in g.location_values())
+            and not g.sizes
+            and g.morph is None
+            and later
+            and _total(later) == g.count
+        ):
+            res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
+            res.summary_groups.append(g)
+        else:
+            keep.append(g)
+    res.groups = keep
+
+
 def _total(groups: list[Group]) -> int | None:
     total = 0
     for g in groups:
@@ -455,6 +682,7 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
         path_cat_of += co
     fnd, imp = per_kind["findings"], per_kind["impression"]
     for res in (fnd, imp):
+        _count_lines(res)
         if not res.groups and res.summary_groups:  # "A total of 5 polyps were removed." and nothing else
             res.groups = res.summary_groups
     out = ReportLabels(lang=lang, backend="rules")

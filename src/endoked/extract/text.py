@@ -174,9 +174,9 @@ _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 def split_sentences(text: str, start: int, end: int, orig: str | None = None) -> list[tuple[int, int]]:
     """Sentence spans inside ``text[start:end]``.
 
-    Boundaries: 。！；; newlines, in-line list numbers (" 2. ", " 3、"), and "." / "!" followed by a space
-    or the end, unless the period ends a
-    known abbreviation ("approx.", "asc.") or the next word starts in lower case. Decimal points never
+    Boundaries: 。！；; newlines, in-line list numbers (" 2. ", " 3、", not "(at least 6)"), and "." / "!"
+    followed by a space or the end, unless the period ends a known abbreviation ("approx.", "asc.") or
+    the next word starts in lower case. Decimal points never
     split. "?" does not split (it is an uncertainty marker in reports). ``orig`` is the text with its
     case when ``text`` is lower-cased.
     """
@@ -186,6 +186,8 @@ def split_sentences(text: str, start: int, end: int, orig: str | None = None) ->
     for m in _BOUNDARY.finditer(text, start, end):
         i = m.start()
         if m.end() == i:  # " 2. item" numbering inside a line: split before the number
+            if text.rfind("(", s, i) > text.rfind(")", s, i):
+                continue  # "multiple (at least 6) polyps": a number closing a parenthesis is no item number
             if i > s:
                 spans.append((s, i))
             s = i
