@@ -191,13 +191,20 @@ def test_polyps_beside_look_alikes(text: str, polyp: str, locations: list[str]) 
 # measures unseen reports.
 TARGETS = {"polyp": 0.98, "polyp_count": 0.95, "location_f1": 0.93}
 SECOND_ROUND = {"polyp": 0.995, "polyp_count": 0.995, "location_f1": 0.995}
+# blind_heldout: written after both rounds by a writer who never saw the rules; only measured. Held at the
+# figures measured on it (below the targets), less 0.005, so that a rule change that loses ground shows.
+BLIND = {
+    "en": {"polyp": 0.936, "polyp_count": 0.892, "location_f1": 0.909},
+    "zh": {"polyp": 0.980, "polyp_count": 0.950, "location_f1": 0.772},
+}
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},
     "hard_heldout": {"en": SECOND_ROUND, "zh": SECOND_ROUND},
+    "blind_heldout": BLIND,
 }
 
 
-@pytest.mark.parametrize("name", ["hard_dev", "hard_heldout"])
+@pytest.mark.parametrize("name", ["hard_dev", "hard_heldout", "blind_heldout"])
 def test_hard_sets_thresholds_per_language(name: str) -> None:
     gold = read_jsonl(DATA / f"{name}.jsonl")
     report = evaluate(gold, process_batch(gold))
