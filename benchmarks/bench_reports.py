@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 ROWS: tuple[tuple[str, str], ...] = (
     ("n", "reports"),
@@ -29,23 +28,6 @@ ROWS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
-def table(name: str, by_lang: dict[str, dict[str, Any]]) -> str:
-    """One Markdown table: a row per figure, a column per language (``all`` last)."""
-    langs = [lg for lg in by_lang if lg != "all"] + ["all"]
-    lines = [f"| {name} | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
-    for key, label in ROWS:
-        lines.append(f"| {label} | " + " | ".join(_fmt(by_lang[lg].get(key)) for lg in langs) + " |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, action="append", required=True, help="gold JSON Lines set (repeatable)")
@@ -53,14 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from endoked.extract import create_extractor, process_batch
-    from endoked.extract.evaluate import evaluate
+    from endoked.extract.evaluate import evaluate, figures_table
     from endoked.io import read_jsonl
 
     ex = create_extractor("rules")
     for path in args.data:
         gold = read_jsonl(path)
         report = evaluate(gold, process_batch(gold, ex))
-        print(table(path.name, report["by_lang"]))
+        print("\n".join(figures_table(report["by_lang"], path.name, ROWS)))
         print()
         if args.disagreements:
             for d in report["disagreements"]:

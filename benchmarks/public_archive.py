@@ -372,68 +372,45 @@ def plan_archive(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
     """Decide every exam's frames and crop boxes (reads masks, writes nothing)."""
     if spec.composition not in COMPOSITIONS:
         raise ValueError(f"unknown composition {spec.composition!r}; choose one of {', '.join(COMPOSITIONS)}")
-    if spec.composition != "crops":
-        return _plan_whole_frames(sources, spec)
     rng = np.random.default_rng(spec.seed)
-    n_pos = round(spec.exams * spec.positive_fraction)
-    positive = np.zeros(spec.exams, dtype=bool)
-    positive[rng.permutation(spec.exams)[:n_pos]] = True
-    order = rng.permutation(len(sources.polyp_images))
-    n_polyp_needed = n_pos * spec.polyp_frames[1]
-    polyp_pool = _Pool([sources.polyp_images[i] for i in order[:n_polyp_needed]], rng)
-    crop_pool = _Pool([sources.polyp_images[i] for i in order[n_polyp_needed:]] or sources.polyp_images, rng)
-    seq_names = list(sources.negative_frames)
-    seq_pools = {s: _Pool(sources.negative_frames[s], rng) for s in seq_names}
-    plans: list[ExamPlan] = []
-    for e in range(spec.exams):
-        plan = ExamPlan(f"P{e:04d}", bool(positive[e]), "zh" if rng.random() < spec.zh_fraction else "en")
-        sequence = seq_names[int(rng.integers(len(seq_names)))]
-        lo, hi = spec.polyp_frames if plan.positive else (0, 0)
-        for _ in range(int(rng.integers(lo, hi + 1))):
-            for _attempt in range(20):
-                img, mask_path = polyp_pool.draw()
-                box = polyp_crop_box(_load_mask(mask_path), float(rng.uniform(*spec.crop_scale)), rng, spec)
-                if box is not None:
-                    plan.frames.append(FramePlan("polyp", img, mask_path, box))
-                    break
-        lo, hi = spec.free_frames_positive if plan.positive else spec.free_frames_negative
-        for _ in range(int(rng.integers(lo, hi + 1))):
-            if rng.random() < spec.negative_source_share:
-                plan.frames.append(FramePlan("negative", seq_pools[sequence].draw()))
-                continue
-            for _attempt in range(20):
-                img, mask_path = crop_pool.draw()
-                box = free_crop_box(_load_mask(mask_path), float(rng.uniform(*spec.crop_scale)), rng, spec)
-                if box is not None:
-                    plan.frames.append(FramePlan("crop", img, mask_path, box))
-                    break
-        order_f = rng.permutation(len(plan.frames))
-        plan.frames = [plan.frames[i] for i in order_f]
-        plans.append(plan)
-    if polyp_pool.cycles > 1 or crop_pool.cycles > 1:
-        logger.warning(
-            "source images were reused (polyp frames: %d passes, crops: %d passes)", polyp_pool.cycles, crop_pool.cycles
-        )
-    return plans
-
-
-def _plan_whole_frames(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
-    """``full`` and ``heldout``: whole polyp frames; polyp-free crops scaled up to their source frame's size."""
-    rng = np.random.default_rng(spec.seed)
-    n_pos = round(spec.exams * spec.positive_fraction)
-    positive = np.zeros(spec.exams, dtype=bool)
-    positive[rng.permutation(spec.exams)[:n_pos]] = True
+    whole = spec.composition != "crops"
     pairs = sources.bkai_images if spec.composition == "heldout" else sources.polyp_images
     if not pairs:
         raise FileNotFoundError(f"composition {spec.composition!r}: no polyp images with masks found")
-    order = rng.permutation(len(pairs))
-    n_polyp_needed = n_pos * spec.polyp_frames[1]
-    polyp_pool = _Pool([pairs[i] for i in order[:n_polyp_needed]], rng)
-    crop_pool = _Pool([pairs[i] for i in order[n_polyp_needed:]] or pairs, rng)
     centre = HELDOUT_CENTRE if spec.composition == "heldout" else None
     seq_names = [s for s in sources.negative_frames if centre is None or s.startswith(centre + "/")]
     if not seq_names:
         raise FileNotFoundError(f"composition {spec.composition!r}: no PolypGen frames of {centre}")
+
+    def polyp_frame(img: Path, mask_path: Path) -> FramePlan | None:
+        mask = _load_mask(mask_path)
+        if whole:  # the whole frame
+            return FramePlan("polyp", img, mask_path, (0, 0, mask.shape[1], mask.shape[0])) if mask.any() else None
+        box = polyp_crop_box(mask, float(rng.uniform(*spec.crop_scale)), rng, spec)
+        return FramePlan("polyp", img, mask_path, box) if box is not None else None
+
+    def free_frame(img: Path, mask_path: Path) -> FramePlan | None:
+        mask = _load_mask(mask_path)
+        box = free_crop_box(mask, float(rng.uniform(*spec.crop_scale)), rng, spec)
+        if box is None:
+            return None
+        # whole-frame designs scale the crop back up to its source frame's size
+        return FramePlan("crop", img, mask_path, box, resize_to=(mask.shape[1], mask.shape[0]) if whole else None)
+
+    def negative_frame(frame: Path) -> FramePlan:
+        if not whole:
+            return FramePlan("negative", frame)
+        # cut to the aspect of a random polyp frame and scaled to its size: geometry says little
+        target = _image_size(pairs[int(rng.integers(len(pairs)))][0])
+        return FramePlan("negative", frame, None, aspect_box(_image_size(frame), target), resize_to=target)
+
+    n_pos = round(spec.exams * spec.positive_fraction)
+    positive = np.zeros(spec.exams, dtype=bool)
+    positive[rng.permutation(spec.exams)[:n_pos]] = True
+    order = rng.permutation(len(pairs))
+    n_polyp_needed = n_pos * spec.polyp_frames[1]
+    polyp_pool = _Pool([pairs[i] for i in order[:n_polyp_needed]], rng)
+    crop_pool = _Pool([pairs[i] for i in order[n_polyp_needed:]] or pairs, rng)
     seq_pools = {s: _Pool(sources.negative_frames[s], rng) for s in seq_names}
     plans: list[ExamPlan] = []
     for e in range(spec.exams):
@@ -442,27 +419,19 @@ def _plan_whole_frames(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
         lo, hi = spec.polyp_frames if plan.positive else (0, 0)
         for _ in range(int(rng.integers(lo, hi + 1))):
             for _attempt in range(20):
-                img, mask_path = polyp_pool.draw()
-                mask = _load_mask(mask_path)
-                if mask.any():
-                    plan.frames.append(FramePlan("polyp", img, mask_path, (0, 0, mask.shape[1], mask.shape[0])))
+                frame = polyp_frame(*polyp_pool.draw())
+                if frame is not None:
+                    plan.frames.append(frame)
                     break
         lo, hi = spec.free_frames_positive if plan.positive else spec.free_frames_negative
         for _ in range(int(rng.integers(lo, hi + 1))):
             if rng.random() < spec.negative_source_share:
-                # cut to the aspect of a random polyp frame and scaled to its size: geometry says nothing
-                frame = seq_pools[sequence].draw()
-                target = _image_size(pairs[int(rng.integers(len(pairs)))][0])
-                box = aspect_box(_image_size(frame), target)
-                plan.frames.append(FramePlan("negative", frame, None, box, resize_to=target))
+                plan.frames.append(negative_frame(seq_pools[sequence].draw()))
                 continue
             for _attempt in range(20):
-                img, mask_path = crop_pool.draw()
-                mask = _load_mask(mask_path)
-                box = free_crop_box(mask, float(rng.uniform(*spec.crop_scale)), rng, spec)
-                if box is not None:
-                    size = (mask.shape[1], mask.shape[0])
-                    plan.frames.append(FramePlan("crop", img, mask_path, box, resize_to=size))
+                frame = free_frame(*crop_pool.draw())
+                if frame is not None:
+                    plan.frames.append(frame)
                     break
         order_f = rng.permutation(len(plan.frames))
         plan.frames = [plan.frames[i] for i in order_f]

@@ -16,7 +16,7 @@ field):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,13 +202,24 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def figures_table(
+    by_lang: Mapping[str, Mapping[str, Any]], title: str = "field", rows: Sequence[tuple[str, str]] | None = None
+) -> list[str]:
+    """Markdown lines of one table: a row per figure (``rows``: ``(key, label)``; default every figure by its
+    key), a column per language in ``by_lang``'s order (:func:`evaluate` puts ``all`` last)."""
+    langs = list(by_lang)
+    rows = rows if rows is not None else [(k, k) for k in ("n", "errors", *FIELDS)]
+    lines = [f"| {title} | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
+    for key, label in rows:
+        lines.append(f"| {label} | " + " | ".join(_fmt(by_lang[lg].get(key)) for lg in langs) + " |")
+    return lines
+
+
 def to_markdown(report: Mapping[str, Any]) -> str:
     """A Markdown rendering: per-language table, polyp confusion matrices, disagreements."""
     by_lang = report["by_lang"]
     langs = list(by_lang)
-    lines = ["| field | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
-    for key in ("n", "errors", *FIELDS):
-        lines.append(f"| {key} | " + " | ".join(_fmt(by_lang[lg].get(key)) for lg in langs) + " |")
+    lines = figures_table(by_lang)
     for lg in langs:
         conf = by_lang[lg]["polyp_confusion"]
         cols = [*POLYP_STATUS, "error"]
