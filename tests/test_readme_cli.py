@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -11,17 +9,13 @@ import pytest
 import typer
 
 from endoked.cli import app
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _gen_cli() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_cli", ROOT / "docs" / "gen_cli.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gen_cli", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path("docs/gen_cli.py"))
 
 
 @pytest.fixture(scope="module")

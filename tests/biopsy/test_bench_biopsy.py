@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,19 +15,14 @@ from endoked.biopsy.features import Features
 from endoked.biopsy.metrics import evaluate
 from endoked.biopsy.model import build_model
 from endoked.biopsy.train import probabilities, train_steps
+from tests.scripts import load_script
 
-REPO = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
 def bb() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_biopsy", REPO / "benchmarks" / "bench_biopsy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_biopsy"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path("benchmarks/bench_biopsy.py"))
 
 
 def _feats(n: int, dim: int, seed: int, views: int = 1) -> tuple[Features, np.ndarray]:

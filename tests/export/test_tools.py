@@ -21,6 +21,7 @@ from endoked.export.source import load_items
 from endoked.export.tools import read_cvat, read_labelstudio
 from endoked.imaging import read_mask
 from tests.fakes import fake_run
+from tests.scripts import load_script
 
 
 def _converter_brush() -> ModuleType:
@@ -29,11 +30,7 @@ def _converter_brush() -> ModuleType:
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("label-studio-converter is not installed (pip install --no-deps label-studio-converter)")
     path = Path(next(iter(spec.submodule_search_locations))) / "brush.py"
-    mod_spec = importlib.util.spec_from_file_location("ls_brush_reference", path)
-    assert mod_spec is not None and mod_spec.loader is not None
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
-    return module
+    return load_script(path, "ls_brush_reference", register=False)
 
 
 def _masks(h: int = 37, w: int = 53) -> list[np.ndarray]:

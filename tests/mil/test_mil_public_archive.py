@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,16 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.scripts import load_script
+
 
 
 @pytest.fixture(scope="module")
 def pa() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("public_archive", REPO / "benchmarks" / "public_archive.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["public_archive"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path("benchmarks/public_archive.py"))
 
 
 @pytest.fixture

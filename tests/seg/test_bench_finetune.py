@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from endoked.seg.data import SegItem
+from tests.scripts import load_script
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def ft() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_finetune", REPO / "benchmarks" / "bench_finetune.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_finetune"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path("benchmarks/bench_finetune.py"))
 
 
 def test_nested_stratified_subsets(ft: ModuleType) -> None:
