@@ -14,7 +14,6 @@ from PIL import Image
 from tests.scripts import load_script
 
 
-
 @pytest.fixture(scope="module")
 def pa() -> ModuleType:
     return load_script(Path("benchmarks/public_archive.py"))

@@ -11,7 +11,6 @@ from endoked.seg.data import SegItem
 from tests.scripts import load_script
 
 
-
 @pytest.fixture(scope="module")
 def ft() -> ModuleType:
     return load_script(Path("benchmarks/bench_finetune.py"))
