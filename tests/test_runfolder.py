@@ -92,6 +92,21 @@ def test_stage_skipped_when_inputs_unchanged_and_rerun_when_changed(tmp_path: Pa
     assert entry["outputs"]["out"]["sha256"] == sha256_file(run.root / "a" / "out.txt")
 
 
+def test_stage_records_the_process_peak_memory(tmp_path: Path) -> None:
+    import resource
+
+    from endoked.runner import summary_lines
+
+    run = RunFolder(tmp_path / "run")
+    calls: list[str] = []
+    run_stage(run, RunConfig(), _counting_stage(calls, "a"))
+    peak = (run.entry("a") or {})["peak_rss_mb"]
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # earlier tests' subprocesses
+    assert own - 1 <= peak <= max(own, children) + 1 and peak > 10  # pytest itself holds tens of MiB
+    assert f"{peak / 1024:.1f} GB" in summary_lines(run, {"a": "ran"})[0]
+
+
 def test_interrupted_stage_resumes_with_partial_work(tmp_path: Path) -> None:
     run = RunFolder(tmp_path / "run")
     done_items: list[int] = []

@@ -44,6 +44,24 @@ class CorruptLedgerError(StageError):
     """``ledger.json`` cannot be parsed or does not hold a ledger."""
 
 
+def peak_rss_mb() -> float | None:
+    """Peak resident memory so far of this process and of its finished child processes (worker pools), in MiB
+    (the larger of the two; Linux and macOS units). Recorded when a stage finishes: a stage that raised the
+    process's peak shows a higher figure than the stage before it. None where the platform cannot say."""
+    import sys
+
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+
+    scale = 1 / (1024 * 1024) if sys.platform == "darwin" else 1 / 1024  # bytes on macOS, KiB on Linux
+    usage = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
+    return round(usage * scale, 1)
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
@@ -306,6 +324,7 @@ class RunFolder:
                 "status": "done",
                 "finished": _now(),
                 "seconds": round(seconds, 3),
+                "peak_rss_mb": peak_rss_mb(),
                 "outputs": {name: {"path": rel, "sha256": sha256_file(self.abs(rel))} for name, rel in outputs.items()},
                 "counts": counts,
             }

@@ -79,7 +79,9 @@ def summary_lines(run: RunFolder, status: dict[str, str]) -> list[str]:
         entry = run.entry(stage) or {}
         counts = entry.get("counts", {})
         flat = ", ".join(f"{k}={v}" for k, v in counts.items() if not isinstance(v, dict | list))
-        lines.append(f"  {stage:<11} {how:<8} {entry.get('seconds', 0):>7.1f}s  {flat}")
+        peak = entry.get("peak_rss_mb")
+        mem = f" {peak / 1024:>5.1f} GB" if isinstance(peak, int | float) else ""
+        lines.append(f"  {stage:<11} {how:<8} {entry.get('seconds', 0):>7.1f}s{mem}  {flat}")
     return lines
 
 
