@@ -102,7 +102,7 @@ def test_every_pipeline_stage_has_a_run_command(capsys: pytest.CaptureFixture[st
         assert main([stage.replace("_", "-"), "run", "--help"]) == 0, stage
         assert "--out" in capsys.readouterr().out
     assert main(["prompt-seg", "segmenters"]) == 0
-    assert capsys.readouterr().out.split() == ["litemedsam", "sam", "ellipse"]
+    assert capsys.readouterr().out.split() == ["litemedsam", "sam", "medsam", "sam2", "ellipse"]
     assert main(["cam", "methods"]) == 0
     assert "gradcam" in capsys.readouterr().out.split()
 
