@@ -139,7 +139,7 @@ def test_whole_frame_compositions(pa: ModuleType, data_root: Path, tmp_path: Pat
     spec = pa.ArchiveSpec(exams=10, seed=1, min_crop_side=20, composition=composition)
     counts = pa.build_archive(tmp_path / "a", spec, data_root)
     assert counts["polyp_images"] > 0 and counts["crop_images"] > 0 and counts["negative_source_images"] > 0
-    assert set(counts["leak_auroc"]) == {"area", "aspect", "brightness"}
+    assert set(counts["leak_auroc"]) == {"area", "aspect", "brightness", "sharpness"}
     with open(tmp_path / "a/truth/images.csv", newline="") as fh:
         images = list(csv.DictReader(fh))
     polyp_size = (320, 240) if composition == "full" else (200, 160)
