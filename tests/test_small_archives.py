@@ -93,3 +93,18 @@ def test_ledger_warnings_flag_chance_and_nan() -> None:
     healthy["seg"] = {"status": "done", "counts": {"val_mean_dice": 0.7}}
     assert ledger_warnings(healthy) == []
     assert set(STAGE_MINIMUMS) == {"ingest", "extract", "mil", "cam", "prompt_seg", "seg", "eval"}
+
+
+def test_ledger_warns_when_cam_boxes_few_of_many_selected_images() -> None:
+    drops = {"too_many_components": 140, "touches_border": 14}
+    cam = {"images": 154, "images_with_boxes": 0, "drop_reasons": drops}
+    got = [str(w) for w in ledger_warnings({"cam": {"status": "done", "counts": cam}})]
+    assert len(got) == 1 and "CAM boxes on 0 of 154 MIL-selected images (0%" in got[0]
+    assert "too_many_components 140, touches_border 14" in got[0] and "add exams" not in got[0]
+    # 204 of 291 boxed (70 %): healthy; 30 of 200 (15 %): flagged; 5 of 10: too few images, the old advice
+    ok = {"images": 291, "images_with_boxes": 204}
+    assert ledger_warnings({"cam": {"status": "done", "counts": ok}}) == []
+    low = {"images": 200, "images_with_boxes": 30}
+    assert "30 of 200" in str(ledger_warnings({"cam": {"status": "done", "counts": low}})[0])
+    few = {"images": 10, "images_with_boxes": 5}
+    assert "add exams" in str(ledger_warnings({"cam": {"status": "done", "counts": few}})[0])

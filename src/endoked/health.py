@@ -34,6 +34,8 @@ STAGE_MINIMUMS: dict[str, str] = {
 
 #: Below these, a finished stage's figures are flagged as unreliable.
 MIN_PSEUDO_MASKS = 20
+#: Below this share of MIL-selected images with a CAM box (given enough images), the CAMs are suspect.
+MIN_BOXED_SHARE = 0.2
 MIN_VAL_BAGS = 4
 MIN_MIL_EXAMS = 20
 #: An AUROC at or below this is "at chance" (0.5 is a coin; small sets scatter around it).
@@ -114,14 +116,25 @@ def ledger_warnings(stages: dict[str, Any], run: RunFolder | None = None) -> lis
                 )
             )
     cam = counts("cam")
-    if cam is not None and int(cam.get("images_with_boxes", 0) or 0) < MIN_PSEUDO_MASKS:
-        out.append(
-            RunWarning(
-                "cam",
-                f"CAM boxes on {int(cam.get('images_with_boxes', 0) or 0)} images (fewer than {MIN_PSEUDO_MASKS})",
-                ADD_EXAMS,
+    if cam is not None:
+        boxed, selected = int(cam.get("images_with_boxes", 0) or 0), int(cam.get("images", 0) or 0)
+        if selected >= 2 * MIN_PSEUDO_MASKS and boxed < MIN_BOXED_SHARE * selected:
+            # many images, few boxes: not an archive too small, but maps the box filters reject
+            reasons = cam.get("drop_reasons") or {}
+            top = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -int(kv[1]))[:3])
+            out.append(
+                RunWarning(
+                    "cam",
+                    f"CAM boxes on {boxed} of {selected} MIL-selected images ({boxed / selected:.0%}; dropped: "
+                    f"{top or 'no reasons recorded'}): the CAMs do not single out one region, as when the "
+                    "classifier found a cue spread over the whole frame (image source, sharpness, lighting)",
+                    "look at the CAM overlays in the report; check that polyp-free frames come from the same "
+                    "sources and devices as polyp frames; loosen cam.boxes.max_components / drop_border / "
+                    "max_area only if the maps do show the polyp",
+                )
             )
-        )
+        elif boxed < MIN_PSEUDO_MASKS:
+            out.append(RunWarning("cam", f"CAM boxes on {boxed} images (fewer than {MIN_PSEUDO_MASKS})", ADD_EXAMS))
     ps = counts("prompt_seg")
     if ps is not None:
         n = int(ps.get("pseudo_labels", 0) or 0)
