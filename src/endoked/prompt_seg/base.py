@@ -114,6 +114,24 @@ class BoxPromptSegmenter(abc.ABC):
         t = torch.from_numpy(np.ascontiguousarray(arr))[:, None]
         return (F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[:, 0] > 0).numpy()
 
+    def _lowres_in_chunks(
+        self,
+        boxes_xyxy: np.ndarray,
+        decode: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]],
+        shape: Callable[[], tuple[int, int]],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_lowres` for a backend with a low-resolution decoder: ``decode`` (checked boxes ->
+        logits ``(n, h', w')``, scores ``(n,)``) over chunks of ``decode_batch`` boxes, the logits cropped to
+        ``shape()`` (asked once the boxes are checked), as ``float32`` arrays."""
+        chunks = self._check_and_split(boxes_xyxy)
+        h, w = shape()
+        if not chunks or len(chunks[0]) == 0:
+            return np.zeros((0, h, w), np.float32), np.zeros((0,), np.float32)
+        parts = [decode(b) for b in chunks]
+        logits = torch.cat([lg for lg, _ in parts])[:, :h, :w]
+        iou = torch.cat([s for _, s in parts])
+        return logits.float().cpu().numpy(), iou.float().cpu().numpy()
+
     def _check_and_split(self, boxes_xyxy: np.ndarray) -> list[np.ndarray]:
         """Checked, clipped boxes in chunks of ``decode_batch``."""
         if self._image_size is None:

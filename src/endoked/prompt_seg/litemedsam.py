@@ -299,16 +299,13 @@ class LiteMedSamSegmenter(BoxPromptSegmenter):
     def predict_lowres(self, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mask logits ``(N, nh, nw)`` at the model's resolution (the padded 256 frame cropped to the image)
         and scores; see :meth:`BoxPromptSegmenter.predict_lowres`."""
-        chunks = self._check_and_split(boxes_xyxy)
-        if self._current is None:
-            raise DataFormatError("no embedding for the current image")
-        _, (nh, nw), _ = self._current
-        if not chunks or len(chunks[0]) == 0:
-            return np.zeros((0, nh, nw), np.float32), np.zeros((0,), np.float32)
-        parts = [self.predict_logits(b) for b in chunks]
-        logits = torch.cat([lg for lg, _ in parts])[:, :nh, :nw]
-        iou = torch.cat([s for _, s in parts])
-        return logits.float().cpu().numpy(), iou.float().cpu().numpy()
+
+        def model_frame() -> tuple[int, int]:  # the image's part of the padded 256 frame
+            if self._current is None:
+                raise DataFormatError("no embedding for the current image")
+            return self._current[1]
+
+        return self._lowres_in_chunks(boxes_xyxy, self.predict_logits, model_frame)
 
     @torch.inference_mode()
     def upsample_logits(self, logits: np.ndarray) -> np.ndarray:

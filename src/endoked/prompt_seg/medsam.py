@@ -156,13 +156,7 @@ class MedSamSegmenter(BoxPromptSegmenter):
     def predict_lowres(self, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mask logits ``(N, 256, 256)`` covering the whole image and scores; see
         :meth:`BoxPromptSegmenter.predict_lowres`."""
-        chunks = self._check_and_split(boxes_xyxy)
-        if not chunks or len(chunks[0]) == 0:
-            return np.zeros((0, 256, 256), np.float32), np.zeros((0,), np.float32)
-        parts = [self.predict_logits(b) for b in chunks]
-        logits = torch.cat([lg for lg, _ in parts])
-        iou = torch.cat([s for _, s in parts])
-        return logits.float().cpu().numpy(), iou.float().cpu().numpy()
+        return self._lowres_in_chunks(boxes_xyxy, self.predict_logits, lambda: (256, 256))
 
     def _upsample(self, logits: torch.Tensor) -> torch.Tensor:
         """MedSAM's mask: the sigmoid of the logits resized bilinearly to the image, above 0.5."""

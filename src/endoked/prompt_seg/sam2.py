@@ -163,14 +163,8 @@ class Sam2Segmenter(BoxPromptSegmenter):
         """Mask logits ``(N, 256, 256)`` covering the whole image and scores; see
         :meth:`BoxPromptSegmenter.predict_lowres` (the base class's :meth:`upsample_logits` turns them into
         exactly the masks :meth:`predict` returns)."""
-        chunks = self._check_and_split(boxes_xyxy)
-        if not chunks or len(chunks[0]) == 0:
-            side = self.model.image_size // 4
-            return np.zeros((0, side, side), np.float32), np.zeros((0,), np.float32)
-        parts = [self.predict_logits(b) for b in chunks]
-        logits = torch.cat([lg for lg, _ in parts])
-        iou = torch.cat([s for _, s in parts])
-        return logits.float().cpu().numpy(), iou.float().cpu().numpy()
+        side = self.model.image_size // 4  # the decoder's low-resolution grid
+        return self._lowres_in_chunks(boxes_xyxy, self.predict_logits, lambda: (side, side))
 
     @torch.inference_mode()
     def _predict(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
