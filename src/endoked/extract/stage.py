@@ -9,7 +9,8 @@ interrupted run resumes (the runner keeps the folder only when the inputs and co
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from endoked import tables
@@ -68,15 +69,17 @@ def run_extract(ctx: StageContext) -> StageResult:
         teardown=lambda ex: ex.close(),
         collect=False,
     )
-    # streamed back from the chunk parts, one chunk in memory at a time
+    # streamed back from the chunk parts, one chunk in memory at a time; the table pass also counts
     write_jsonl(ctx.work_dir / "labels.jsonl", done.rows(RECORDS))
-    write_parquet_chunks(
-        ctx.work_dir / "labels.parquet",
-        ([_table_row(r) for r in chunk] for chunk in done.chunk_rows(RECORDS)),
-        schema=LABELS_SCHEMA,
-    )
-    summary = summarize(done.rows(RECORDS))
-    counts: dict[str, Any] = {**summary, "backend": cfg.backend, "chunks_reused": done.chunks_reused}
+    summary: Counter[str] = Counter()
+
+    def table_chunks() -> Iterator[list[dict[str, Any]]]:
+        for chunk in done.chunk_rows(RECORDS):
+            summary.update(summarize(chunk))
+            yield [_table_row(r) for r in chunk]
+
+    write_parquet_chunks(ctx.work_dir / "labels.parquet", table_chunks(), schema=LABELS_SCHEMA)
+    counts: dict[str, Any] = {**summarize([]), **summary, "backend": cfg.backend, "chunks_reused": done.chunks_reused}
     ctx.logger.info("extract: %s", counts)
     return StageResult(
         outputs={
