@@ -137,7 +137,9 @@ def mask_agreement(root_a: Path, root_b: Path) -> dict[str, Any]:
     """Pseudo masks of two runs: images masked in both / only one, and the mean (min) Dice between the two runs'
     masks on the images masked in both."""
     import numpy as np
-    from PIL import Image
+
+    from endoked.imaging import read_mask
+    from endoked.scoring import dice
 
     def masks(root: Path) -> dict[tuple[str, str], str]:
         rows = pq.read_table(root / "prompt_seg" / "pseudo_labels.parquet").to_pylist()
@@ -145,12 +147,7 @@ def mask_agreement(root_a: Path, root_b: Path) -> dict[str, Any]:
 
     ma, mb = masks(root_a), masks(root_b)
     both = sorted(set(ma) & set(mb))
-    dices = []
-    for key in both:
-        a = np.asarray(Image.open(root_a / ma[key]).convert("L")) > 127
-        b = np.asarray(Image.open(root_b / mb[key]).convert("L")) > 127
-        total = int(a.sum() + b.sum())
-        dices.append(1.0 if total == 0 else 2.0 * float(np.logical_and(a, b).sum()) / total)
+    dices = [dice(read_mask(root_a / ma[key]), read_mask(root_b / mb[key])) for key in both]
     return {
         "masked_both": len(both),
         "only_before": len(set(ma) - set(mb)),
