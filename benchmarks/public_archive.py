@@ -464,15 +464,15 @@ def aspect_box(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int
 LEAK_CUES = ("area", "aspect", "brightness", "sharpness")
 
 
-def leak_auroc(frames: Sequence[tuple[float, ...]]) -> dict[str, float]:
+def leak_auroc(frames: Sequence[tuple[int, float, float, float, float]]) -> dict[str, float]:
     """How well each cue alone separates polyp from polyp-free frames: ``frames`` are ``(polyp 0/1, area,
-    aspect, mean brightness[, sharpness])``; per cue the AUROC of the better direction (0.5: no leak, 1.0: a
+    aspect, mean brightness, sharpness)``; per cue the AUROC of the better direction (0.5: no leak, 1.0: a
     give-away). Sharpness (variance of the grey Laplacian) shows frames scaled up from crops."""
     from endoked.stats import auroc
 
     y = np.asarray([f[0] for f in frames])
     out: dict[str, float] = {}
-    for i, name in enumerate(LEAK_CUES[: len(frames[0]) - 1] if frames else (), start=1):
+    for i, name in enumerate(LEAK_CUES, start=1):
         score = np.asarray([f[i] for f in frames], dtype=np.float64)
         a = float(auroc(y, score)) if 0 < y.sum() < len(y) else float("nan")
         out[name] = round(max(a, 1.0 - a), 4)
@@ -514,7 +514,7 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
     truth_exams: list[dict[str, Any]] = []
     truth_images: list[dict[str, Any]] = []
     truth_meta: list[dict[str, Any]] = []
-    cues: list[tuple[float, ...]] = []
+    cues: list[tuple[int, float, float, float, float]] = []
     counts: dict[str, Any] = {
         "exams": 0,
         "positive_exams": 0,

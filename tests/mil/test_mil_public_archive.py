@@ -129,9 +129,10 @@ def test_aspect_box_and_leak_auroc(pa: ModuleType) -> None:
     assert pa.aspect_box((300, 200), (600, 400)) == (0, 0, 300, 200)
     # area separates perfectly (either direction counts), aspect not at all (ties), brightness ranks one of the
     # four polyp/polyp-free pairs right (1.0 > 0.5): AUROC 0.25, i.e. 0.75 the other way round
-    frames = [(1, 100.0, 1.0, 1.0), (1, 200.0, 1.0, 0.0), (0, 10.0, 1.0, 0.5), (0, 20.0, 1.0, 2.0)]
-    assert pa.leak_auroc(frames) == {"area": 1.0, "aspect": 0.5, "brightness": 0.75}
-    assert pa.leak_auroc([(1, 1.0, 1.0, 1.0), (0, 2.0, 1.0, 1.0)])["area"] == 1.0
+    # sharpness: polyp frames 5 and 7 against 6 and 8: only 7 > 6 of the four pairs -> 0.25, i.e. 0.75
+    frames = [(1, 100.0, 1.0, 1.0, 5.0), (1, 200.0, 1.0, 0.0, 7.0), (0, 10.0, 1.0, 0.5, 6.0), (0, 20.0, 1.0, 2.0, 8.0)]
+    assert pa.leak_auroc(frames) == {"area": 1.0, "aspect": 0.5, "brightness": 0.75, "sharpness": 0.75}
+    assert pa.leak_auroc([(1, 1.0, 1.0, 1.0, 0.0), (0, 2.0, 1.0, 1.0, 0.0)])["area"] == 1.0
 
 
 @pytest.mark.parametrize("composition", ["full", "heldout"])
