@@ -18,9 +18,12 @@ Compositions (``--composition``), so that a setting chosen on one archive design
 - ``full``: polyp frames are the whole TrainDataset frames. Whole frames bring a label leak (a whole Kvasir or
   ClinicDB frame always shows a polyp), controlled here: the polyp-free crops are scaled back up to the size of
   the frame they were cut from and the PolypGen frames are cut to the aspect of a random polyp frame and scaled
-  to its size, so size and aspect say little about the label, and the leak that remains is
-  measured (``leak_auroc`` in ``truth/spec.json``: how well frame area, aspect and brightness alone separate
-  polyp from polyp-free frames; 0.5 is no leak).
+  to its size, so size and aspect say little about the label. A crop scaled up to its frame's size is
+  blurred, which would give polyp-free frames away, so every frame goes through the same loss of detail: each
+  whole polyp frame and PolypGen frame is sampled down to a share of its output size drawn from the crop
+  scales, then scaled up to it, as a crop of that share is. The leak that remains is measured (``leak_auroc``
+  in ``truth/spec.json``: how well frame area, aspect, brightness and sharpness alone separate polyp from
+  polyp-free frames; 0.5 is no leak).
 - ``heldout``: sources the chain was never tuned on: polyp frames are whole BKAI-IGH NeoPolyp frames
   (``biopsy/``), polyp-free frames are PolypGen centre B frames and BKAI crops away from the polyp, scaled as
   in ``full``.
@@ -50,7 +53,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -329,6 +332,9 @@ class FramePlan:
     mask: Path | None = None
     box: tuple[int, int, int, int] | None = None
     resize_to: tuple[int, int] | None = None  # (width, height) the cut box is scaled to (full/heldout crops)
+    # whole-frame designs: the share of the output size the frame is sampled at before it is scaled up to it, so
+    # every frame (whole, crop or PolypGen) carries the blur of a crop scaled up by 1/detail
+    detail: float | None = None
 
 
 @dataclass
@@ -384,8 +390,11 @@ def plan_archive(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
 
     def polyp_frame(img: Path, mask_path: Path) -> FramePlan | None:
         mask = _load_mask(mask_path)
-        if whole:  # the whole frame
-            return FramePlan("polyp", img, mask_path, (0, 0, mask.shape[1], mask.shape[0])) if mask.any() else None
+        if whole:  # the whole frame, with a crop's blur
+            if not mask.any():
+                return None
+            box = (0, 0, mask.shape[1], mask.shape[0])
+            return FramePlan("polyp", img, mask_path, box, detail=float(rng.uniform(*spec.crop_scale)))
         box = polyp_crop_box(mask, float(rng.uniform(*spec.crop_scale)), rng, spec)
         return FramePlan("polyp", img, mask_path, box) if box is not None else None
 
@@ -394,15 +403,19 @@ def plan_archive(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
         box = free_crop_box(mask, float(rng.uniform(*spec.crop_scale)), rng, spec)
         if box is None:
             return None
-        # whole-frame designs scale the crop back up to its source frame's size
-        return FramePlan("crop", img, mask_path, box, resize_to=(mask.shape[1], mask.shape[0]) if whole else None)
+        if not whole:
+            return FramePlan("crop", img, mask_path, box)
+        # whole-frame designs scale the crop back up to its source frame's size: its detail is its width's share
+        width = mask.shape[1]
+        return FramePlan("crop", img, mask_path, box, (width, mask.shape[0]), detail=(box[2] - box[0]) / width)
 
     def negative_frame(frame: Path) -> FramePlan:
         if not whole:
             return FramePlan("negative", frame)
         # cut to the aspect of a random polyp frame and scaled to its size: geometry says little
         target = _image_size(pairs[int(rng.integers(len(pairs)))][0])
-        return FramePlan("negative", frame, None, aspect_box(_image_size(frame), target), resize_to=target)
+        box = aspect_box(_image_size(frame), target)
+        return FramePlan("negative", frame, None, box, target, detail=float(rng.uniform(*spec.crop_scale)))
 
     n_pos = round(spec.exams * spec.positive_fraction)
     positive = np.zeros(spec.exams, dtype=bool)
@@ -492,12 +505,63 @@ def _findings(n: int, rng: np.random.Generator) -> list[Finding]:
     ]
 
 
-def _fit(image: Image.Image, max_side: int, resample: Image.Resampling) -> Image.Image:
-    w, h = image.size
+def _fit_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    w, h = size
     if max(w, h) <= max_side:
-        return image
+        return w, h
     s = max_side / max(w, h)
-    return image.resize((max(1, round(w * s)), max(1, round(h * s))), resample)
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def _fit(image: Image.Image, max_side: int, resample: Image.Resampling) -> Image.Image:
+    size = _fit_size(image.size, max_side)
+    return image if size == image.size else image.resize(size, resample)
+
+
+def resample_frame(image: Image.Image, frame: FramePlan, max_side: int) -> Image.Image:
+    """The cut ``image`` at its output size: scaled to ``frame.resize_to`` (if any) and fitted into ``max_side``.
+    With ``frame.detail``, the frame is first sampled down to that share of the output size (never up), so
+    that the output shows the same loss of detail as a crop of that share scaled up to the frame."""
+    target = _fit_size(frame.resize_to or image.size, max_side)
+    if frame.detail is not None:
+        mid = (max(1, round(target[0] * frame.detail)), max(1, round(target[1] * frame.detail)))
+        if mid[0] < image.width and mid[1] < image.height:
+            image = image.resize(mid, Image.Resampling.BILINEAR)
+    return image if image.size == target else image.resize(target, Image.Resampling.BILINEAR)
+
+
+SHARPNESS_SEED = 64  # polyp-free frames measured before the first polyp frame is matched
+
+
+def sharpness(image: Image.Image) -> float:
+    """Variance of the grey image's Laplacian: high for fine detail, low for a frame scaled up from a crop."""
+    gray = np.asarray(image.convert("L"), dtype=np.float32)
+    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
+
+
+def render_frame(frame: FramePlan, max_side: int) -> Image.Image:
+    """The frame's image as written: cut to its box, scaled (whole-frame designs) and fitted into ``max_side``."""
+    image = Image.open(frame.source).convert("RGB")
+    if frame.box is not None:
+        image = image.crop(frame.box)
+    if frame.resize_to is not None or frame.detail is not None:
+        return resample_frame(image, frame, max_side)
+    return _fit(image, max_side, Image.Resampling.BILINEAR)  # the crops design, byte for byte as before
+
+
+def match_sharpness(frame: FramePlan, image: Image.Image, target: float, spec: ArchiveSpec) -> Image.Image:
+    """Whole-frame designs: a whole polyp frame shows the endoscope's border, overlays and the polyp's own edges,
+    which no polyp-free crop has, so at the same ``detail`` it stays sharper than they are. It is sampled at a
+    lower detail (x0.9 per step, down to ``MIN_DETAIL``) until it is no sharper than ``target``: quantile matching
+    of the polyp frames' sharpness to the polyp-free frames'."""
+    detail = frame.detail if frame.detail is not None else 1.0
+    while sharpness(image) > target and detail * 0.9 >= MIN_DETAIL:
+        detail *= 0.9
+        image = render_frame(replace(frame, detail=detail), spec.max_side)
+    return image
+
+
+MIN_DETAIL = 0.15
 
 
 def _encode_jpeg(image: Image.Image, quality: int) -> bytes:
@@ -524,6 +588,15 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
         "crop_images": 0,
         "negative_source_images": 0,
     }
+    # whole-frame designs: each polyp frame is blurred down to the sharpness the polyp-free frames written so far
+    # (seeded with the first ones planned) have at its own quantile among the first polyp frames planned
+    whole = [f for p in plans for f in p.frames if f.detail is not None]
+    free_sharp = [
+        sharpness(render_frame(f, spec.max_side)) for f in [f for f in whole if f.kind != "polyp"][:SHARPNESS_SEED]
+    ]
+    polyp_sharp = np.sort(
+        [sharpness(render_frame(f, spec.max_side)) for f in [f for f in whole if f.kind == "polyp"][:SHARPNESS_SEED]]
+    )
     for plan in plans:
         n_polyp = sum(f.kind == "polyp" for f in plan.frames)
         findings = _findings(n_polyp, rng)
@@ -536,13 +609,15 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
         images: list[str] = []
         for k, frame in enumerate(plan.frames):
             rel = f"{plan.exam_id}/{k:02d}.jpg"
-            image = Image.open(frame.source).convert("RGB")
             mask_rel = ""
-            if frame.box is not None:
-                image = image.crop(frame.box)
-            if frame.resize_to is not None:
-                image = image.resize(frame.resize_to, Image.Resampling.BILINEAR)
-            image = _fit(image, spec.max_side, Image.Resampling.BILINEAR)
+            image = render_frame(frame, spec.max_side)
+            if frame.detail is not None:
+                if frame.kind == "polyp":
+                    # the free frames' sharpness at this frame's quantile among the polyp frames
+                    q = float(np.searchsorted(polyp_sharp, sharpness(image))) / max(1, len(polyp_sharp))
+                    image = match_sharpness(frame, image, float(np.quantile(free_sharp, min(q, 1.0))), spec)
+                else:
+                    free_sharp.append(sharpness(image))
             (out / plan.exam_id).mkdir(parents=True, exist_ok=True)
             (out / rel).write_bytes(_encode_jpeg(image, spec.jpeg_quality))
             if frame.kind == "polyp" and frame.mask is not None and frame.box is not None:
@@ -565,9 +640,14 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
                 }
             )
             gray = np.asarray(image.convert("L"), dtype=np.float32)
-            sharp = float(cv2.Laplacian(gray, cv2.CV_32F).var())
             cues.append(
-                (int(frame.kind == "polyp"), float(gray.size), image.width / image.height, float(gray.mean()), sharp)
+                (
+                    int(frame.kind == "polyp"),
+                    float(gray.size),
+                    image.width / image.height,
+                    float(gray.mean()),
+                    sharpness(image),
+                )
             )
             counts["images"] += 1
             counts[

@@ -160,3 +160,30 @@ def test_whole_frame_compositions(pa: ModuleType, data_root: Path, tmp_path: Pat
             assert (m == want).all()  # the whole frame's mask (class masks read as polyp where > 0)
     with pytest.raises(ValueError, match="unknown composition"):
         pa.plan_archive(pa.Sources.load(data_root), pa.ArchiveSpec(composition="tiles"))
+
+
+def test_whole_frames_carry_a_crops_loss_of_detail(pa: ModuleType, data_root: Path) -> None:
+    spec = pa.ArchiveSpec(exams=10, seed=1, min_crop_side=20, composition="full")
+    frames = [f for p in pa.plan_archive(pa.Sources.load(data_root), spec) for f in p.frames]
+    lo, hi = spec.crop_scale
+    for f in frames:
+        assert f.detail is not None
+        if f.kind == "crop":  # a crop's detail is its width's share of the frame it is scaled back up to
+            assert f.detail == pytest.approx((f.box[2] - f.box[0]) / f.resize_to[0])
+        else:
+            assert lo <= f.detail <= hi
+    assert all(
+        f.detail is None
+        for p in pa.plan_archive(pa.Sources.load(data_root), pa.ArchiveSpec(exams=10))
+        for f in p.frames
+    )
+    polyp = next(f for f in frames if f.kind == "polyp")
+    sharp = {d: pa.sharpness(pa.render_frame(pa.replace(polyp, detail=d), 512)) for d in (1.0, 0.7, 0.4)}
+    assert sharp[1.0] > sharp[0.7] > sharp[0.4]  # noise frames: less detail, smaller Laplacian variance
+    assert pa.render_frame(pa.replace(polyp, detail=0.4), 512).size == (320, 240)  # scaled back to the frame
+    assert pa.render_frame(pa.replace(polyp, detail=0.4), 200).size == (200, 150)  # and fitted into max_side
+    start = pa.render_frame(pa.replace(polyp, detail=1.0), 512)
+    matched = pa.match_sharpness(pa.replace(polyp, detail=1.0), start, sharp[0.4], spec)
+    assert pa.sharpness(matched) <= sharp[0.4] < pa.sharpness(start)
+    floor = pa.match_sharpness(pa.replace(polyp, detail=1.0), start, 0.0, spec)  # unreachable: stops at the floor
+    assert pa.sharpness(floor) > 0.0
