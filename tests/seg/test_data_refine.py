@@ -229,6 +229,38 @@ def test_refine_update_rule_decides_whether_a_pool_mask_is_replaced(
         assert np.array_equal(np.asarray(Image.open(pool[0].mask)) > 0, old_mask > 0)
 
 
+@pytest.mark.parametrize("keep_previous", [True, False])
+def test_gated_round_records_predictions_but_changes_no_mask(tmp_path: Path, keep_previous: bool) -> None:
+    from endoked.seg.data import SegItem
+    from endoked.seg.refine import refine_pool
+
+    img = np.zeros((100, 100, 3), np.uint8)
+    old_mask = np.zeros((100, 100), np.uint8)
+    old_mask[35:65, 35:65] = 255
+    items = [
+        SegItem(f"E/{i}", _png(tmp_path / f"a{i}.png", img), _png(tmp_path / f"m{i}.png", old_mask)) for i in (0, 1)
+    ]
+    truth = {"E/0": _png(tmp_path / "t.png", (_disk(100, 100, 50, 50, 15) * 255).astype(np.uint8))}
+    cfg = tiny_config(refine__update="always", refine__keep_previous=keep_previous, refine__min_score_new=0.5)
+    pool, records, stats = refine_pool(
+        items,
+        _DiskPredictor(0.95),
+        cfg,
+        tmp_path / "out",
+        truth=truth,
+        progress=False,
+        unlabelled=[("E/2", _png(tmp_path / "b.png", img))],
+        gated=True,
+    )
+    assert [(it.key, it.mask) for it in pool] == [(it.key, it.mask) for it in items]  # nothing replaced or added
+    by_key = {r["key"]: r for r in records}
+    assert by_key["E/0"]["reason"] == "kept_previous" and by_key["E/2"]["reason"] == "round_gated"
+    assert stats["n_updated"] == 0 and stats["n_added"] == 0
+    # the refused candidate is still measured against the truth, so a gate can be judged afterwards
+    assert by_key["E/0"]["dice_truth_candidate"] == pytest.approx(1.0)
+    assert by_key["E/0"]["dice_truth"] == pytest.approx(by_key["E/0"]["dice_truth_prev"])
+
+
 def test_zoom_out_shrinks_the_sample_onto_a_black_canvas() -> None:
     from endoked.seg.data import augment
 

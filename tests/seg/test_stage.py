@@ -113,6 +113,20 @@ def test_stage_trains_refines_and_is_skipped_when_done(tmp_path: Path) -> None:
     assert (records.stat().st_mtime_ns, sha256_file(run.root / "seg" / "model.pt")) == before
 
 
+def test_round_gate_on_the_previous_rounds_validation(tmp_path: Path) -> None:
+    run, archive = _run_folder(tmp_path)
+    kw = {"optim__epochs": 2, "refine__rounds": 1, "refine__epochs": 1, "refine__boxes__threshold": 0.3}
+    seg = tiny_config(refine__boxes__max_area=0.9, refine__min_val_dice=1.0, **kw)  # no network reaches 1.0
+    config = SegRunConfig(device="cpu", seg=seg, ingest={"archive": str(archive)})
+    assert run_stage(run, config, STAGE, progress=False)[0] == "ran"
+    stats = read_jsonl(run.output("seg", "pseudo_stats"))[0]
+    val = json.loads((run.root / "seg" / "round0" / "summary.json").read_text())["best_val"]["mean_dice"]
+    assert stats["gated"] is True and stats["val_mean_dice_before"] == pytest.approx(val, abs=1e-4)
+    assert stats["n_updated"] == 0 and stats["n_added"] == 0 and stats["n_pool_after"] == 8
+    table = read_parquet(run.output("seg", "pseudo_labels")).to_pylist()
+    assert all("/round1/" not in r["mask"] for r in table)  # every mask is still prompt_seg's
+
+
 def test_stage_without_usable_labels_fails_clearly(tmp_path: Path) -> None:
     run, _archive = _run_folder(tmp_path, n=2)
     for p in (run.root / "prompt_seg" / "masks").glob("*.png"):

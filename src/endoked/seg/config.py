@@ -67,6 +67,7 @@ RENAMED: dict[str, str] = {
     "refine_min_score_new": "refine.min_score_new",
     "refine_update": "refine.update",
     "refine_min_agreement": "refine.min_agreement",
+    "refine_min_val_dice": "refine.min_val_dice",
     "refine_keep_previous": "refine.keep_previous",
     "refine_threshold": "refine.boxes.threshold",
     "min_box_area": "refine.boxes.min_area",
@@ -280,6 +281,16 @@ class SegRefineConfig(BaseModel):
         ge=0.0,
         le=1.0,
         description="With update='agree': the Dice with the previous mask a prediction needs to replace it.",
+    )
+    min_val_dice: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Truth-free gate of each refinement round: the previous round's network may replace or add masks "
+        "only when its validation meanDice (held-out pool images, scored against their pseudo masks) reaches this. "
+        "A network that cannot reproduce the masks it was taught on images it did not see predicts no better "
+        "than those masks; below the gate the round predicts and records every image but changes no mask and adds "
+        "none. 0 turns the gate off.",
     )
     keep_previous: bool = Field(
         default=True,

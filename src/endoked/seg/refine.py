@@ -99,18 +99,23 @@ RECORDS = "refine/records"  # one JSON record per image (the round's record and 
 
 @dataclass
 class RefineState:
-    """The state of :func:`process_batch`: the previous round's network, the optional segmenter, the settings."""
+    """The state of :func:`process_batch`: the previous round's network, the optional segmenter, the settings and
+    whether the round is gated (its network may neither replace nor add a mask)."""
 
     predictor: Predictor
     segmenter: BoxPromptSegmenter | None
     cfg: SegConfig
+    gated: bool = False
 
 
 def setup(
-    predictor: Callable[[], Predictor], segmenter: Callable[[], BoxPromptSegmenter] | None, cfg: SegConfig
+    predictor: Callable[[], Predictor],
+    segmenter: Callable[[], BoxPromptSegmenter] | None,
+    cfg: SegConfig,
+    gated: bool = False,
 ) -> RefineState:
     """Build the :class:`RefineState` (``predictor``/``segmenter`` are builders, called where the batches run)."""
-    return RefineState(predictor(), segmenter() if segmenter is not None else None, cfg)
+    return RefineState(predictor(), segmenter() if segmenter is not None else None, cfg, gated)
 
 
 def process_batch(rows: list[dict[str, Any]], state: RefineState) -> BatchOutput:
@@ -125,13 +130,17 @@ def process_batch(rows: list[dict[str, Any]], state: RefineState) -> BatchOutput
         mask = row["mask"]
         res = refine_prediction(prob, cfg, img, state.segmenter)
         candidate = res.mask  # the filtered prediction, before the score and update rules
+        if mask is None and res.mask is not None and state.gated:
+            res = RefinedMask(None, "round_gated", res.score, res.boxes_xyxy)
         if mask is None and res.mask is not None and res.score < cfg.refine.min_score_new:
             res = RefinedMask(None, "low_score", res.score, res.boxes_xyxy)
         prev = read_mask_u8(mask) > 0 if mask is not None else None
         agreement = dice(res.mask, prev) if res.mask is not None and prev is not None else None
         # agreement exists exactly when a pool image got a prediction; the update rule may refuse it
         kept_prev = agreement is not None and (
-            cfg.refine.update == "never" or (cfg.refine.update == "agree" and agreement < cfg.refine.min_agreement)
+            state.gated
+            or cfg.refine.update == "never"
+            or (cfg.refine.update == "agree" and agreement < cfg.refine.min_agreement)
         )
         if kept_prev:
             res = RefinedMask(None, "kept_previous", res.score, res.boxes_xyxy)
@@ -154,7 +163,7 @@ def process_batch(rows: list[dict[str, Any]], state: RefineState) -> BatchOutput
             rec["dice_truth_prev"] = before
             rec["dice_truth"] = dice(res.mask, gt) if res.mask is not None else before
             rec["dice_truth_candidate"] = dice(candidate, gt) if candidate is not None else None
-        keep_old = (cfg.refine.keep_previous or kept_prev) and mask is not None
+        keep_old = (cfg.refine.keep_previous or kept_prev or state.gated) and mask is not None
         out.tables[RECORDS].append({"record": rec, "mask_file": mask_file, "keep_old": keep_old})
     return out
 
@@ -171,6 +180,7 @@ def refine_pool(
     progress: bool = True,
     unlabelled: Sequence[tuple[str, Path]] = (),
     chunk_dir: Path | None = None,
+    gated: bool = False,
 ) -> tuple[list[SegItem], list[dict[str, Any]], dict[str, Any]]:
     """One refinement round over a pool, run by the resumable batch driver
     (:func:`endoked.batching.run_batches`: :func:`process_batch` in chunks of ``batch_size`` images).
@@ -187,6 +197,8 @@ def refine_pool(
         unlabelled: ``(key, image)`` of positive images without a pseudo mask yet; one whose prediction passes
             the filters and ``cfg.refine.min_score_new`` joins the pool (the pool grows round by round).
         chunk_dir: the finished chunks (default: ``<mask_dir>_chunks`` beside ``mask_dir``).
+        gated: the round's network failed the truth-free gate (``cfg.refine.min_val_dice``): every image is still
+            predicted and recorded (candidate figures), but no mask is replaced and no image joins the pool.
 
     Returns:
         The next pool, one record per image (``key``, ``kept``, ``new``, ``reason``, ``score``, ``dice_prev``
@@ -208,7 +220,7 @@ def refine_pool(
     seg_setup = None if segmenter is None else given_or_builder(segmenter)
     done = run_batches(
         rows,
-        setup=partial(setup, given_or_builder(predictor), seg_setup, cfg),
+        setup=partial(setup, given_or_builder(predictor), seg_setup, cfg, gated),
         process_batch=process_batch,
         outputs=(RECORDS,),
         chunk_dir=chunk_dir or mask_dir.with_name(f"{mask_dir.name}_chunks"),

@@ -14,6 +14,7 @@ fixed) are not re-predicted by the refinement rounds; a rejected image never re-
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from collections.abc import Sequence
 from functools import partial
@@ -182,7 +183,9 @@ def run_seg(ctx: StageContext) -> StageResult:
         pool_file = rdir / "pool.jsonl"
         if rnd > 0:
             if not pool_file.is_file():
-                _refine_round(ctx, cfg, items, scores, checkpoint, rdir, device, truth, positives)
+                prev_val = read_jsonl_safe(work / f"round{rnd - 1}" / "summary.json").get("best_val") or {}
+                val = float(prev_val.get("mean_dice", float("nan")))
+                _refine_round(ctx, cfg, items, scores, checkpoint, rdir, device, truth, positives, val)
             saved = read_jsonl(pool_file)
             items = [SegItem(r["key"], Path(r["image"]), Path(r["mask"])) for r in saved]
             scores.update({r["key"]: float(r["score"]) for r in saved})
@@ -270,9 +273,11 @@ def _refine_round(
     device: Any,
     truth: dict[str, Path],
     positives: Sequence[tuple[str, Path]],
+    val_mean_dice: float = float("nan"),
 ) -> None:
     """Predict the pool and the ``positives`` outside it, filter, write the new masks and ``pool.jsonl``
-    (written last: the round's marker)."""
+    (written last: the round's marker). ``val_mean_dice`` is the previous round's validation meanDice against
+    its pseudo masks, for the round gate (``refine.min_val_dice``; a round without validation is not gated)."""
     from endoked.seg.predict import Predictor
     from endoked.seg.refine import refine_pool
 
@@ -288,6 +293,14 @@ def _refine_round(
     fixed = [it for it in items if decided.get(it.key) in ("accept", "fix")]
     have = {it.key for it in items}
     unlabelled = [(key, image) for key, image in positives if key not in have and key not in decided]
+    gated = cfg.refine.min_val_dice > 0 and val_mean_dice < cfg.refine.min_val_dice  # NaN: not gated
+    if gated:
+        logger.warning(
+            "seg refinement round gated: the previous round's validation meanDice against its pseudo masks is "
+            "%.3f, under refine.min_val_dice=%.2f; its predictions are recorded but replace and add no mask",
+            val_mean_dice,
+            cfg.refine.min_val_dice,
+        )
     new_items, records, stats = refine_pool(
         [it for it in items if it.key not in decided],
         predictor,
@@ -298,8 +311,11 @@ def _refine_round(
         batch_size=cfg.predict.batch_size,
         progress=ctx.progress,
         unlabelled=unlabelled,
+        gated=gated,
     )
     new_items = [*new_items, *fixed]
+    stats["gated"] = gated
+    stats["val_mean_dice_before"] = None if math.isnan(val_mean_dice) else round(val_mean_dice, 4)
     stats["n_reviewed"] = len(fixed)
     stats["n_pool_after"] = len(new_items)
     logger.info("seg refinement round: %s", {k: v for k, v in stats.items() if k != "drop_reasons"})
