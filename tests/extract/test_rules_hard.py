@@ -191,20 +191,29 @@ def test_polyps_beside_look_alikes(text: str, polyp: str, locations: list[str]) 
 # measures unseen reports.
 TARGETS = {"polyp": 0.98, "polyp_count": 0.95, "location_f1": 0.93}
 SECOND_ROUND = {"polyp": 0.995, "polyp_count": 0.995, "location_f1": 0.995}
-# blind_heldout: written after both rounds by a writer who never saw the rules; only measured. Held at the
-# figures measured on it (below the targets), less 0.005, so that a rule change that loses ground shows.
+# blind_heldout: written after both rounds by a writer who never saw the rules and measured unseen (en 0.941 /
+# 0.897 / 0.915, zh 0.985 / 0.955 / 0.777); its errors were then used for a third round of rules
+# (test_rules_round3.py), so it is a development set now, held at the figures after that round less 0.005.
 BLIND = {
-    "en": {"polyp": 0.936, "polyp_count": 0.892, "location_f1": 0.909},
-    "zh": {"polyp": 0.980, "polyp_count": 0.950, "location_f1": 0.772},
+    "en": {"polyp": 0.980, "polyp_count": 0.936, "location_f1": 0.947},
+    "zh": {"polyp": 0.980, "polyp_count": 0.965, "location_f1": 0.977},
+}
+# blind2: written after the third round by another writer who saw neither the rules nor the other sets; only
+# measured (its figures, below the polyp-status target, are held less 0.005). Using its errors to change a rule
+# makes it a development set, and a new blind set is needed.
+BLIND2 = {
+    "en": {"polyp": 0.964, "polyp_count": 0.949, "location_f1": 0.956},
+    "zh": {"polyp": 0.964, "polyp_count": 0.949, "location_f1": 0.922},
 }
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},
     "hard_heldout": {"en": SECOND_ROUND, "zh": SECOND_ROUND},
     "blind_heldout": BLIND,
+    "blind2": BLIND2,
 }
 
 
-@pytest.mark.parametrize("name", ["hard_dev", "hard_heldout", "blind_heldout"])
+@pytest.mark.parametrize("name", ["hard_dev", "hard_heldout", "blind_heldout", "blind2"])
 def test_hard_sets_thresholds_per_language(name: str) -> None:
     gold = read_jsonl(DATA / f"{name}.jsonl")
     report = evaluate(gold, process_batch(gold))

@@ -72,8 +72,9 @@ MALIGNANCY: Table = [
     ("mal", r"恶(?:性|变)(?:肿瘤|病变)?"),
     ("mal", r"肿物|肿块|占位(?:性病变)?|新生物|菜花样?"),
     ("mal", r"(?:神经内分泌)?肿瘤(?!性)"),
-    ("mal", r"浸润|淋巴瘤|间质瘤|转移"),
+    ("mal", r"(?<!脂肪)浸润|淋巴瘤|间质瘤|转移"),  # 脂肪浸润: fatty infiltration
     ("mal", r"(?<=[\u4e00-\u9fff])(?-i:Ca|MT)" + _E),
+    ("mal", r"(?<![A-Za-z])\?\s?(?-i:Ca)" + _E + "|" + _B + r"(?-i:Ca)\s?\?"),  # "?Ca", "Ca?"
 ]
 
 # Look-alikes: lesions that are not polyps. A vague elevation/lesion/"polypoid" mention explained as one
@@ -135,7 +136,7 @@ LOCATION: Table = [
     ("cecum", _B + r"ca?ec(?:um|al)" + _E + r"|回盲部|盲肠|回盲区"),
     ("hepatic_flexure", r"hepatic\s+flexure|right\s+colic\s+flexure|" + _B + r"(?-i:HF)" + _E + r"|(?:结肠)?肝曲|肝区"),
     ("splenic_flexure", r"splenic\s+flexure|left\s+colic\s+flexure|" + _B + r"(?-i:SF)" + _E + r"|(?:结肠)?脾曲|脾区"),
-    ("ascending", r"ascending(?:\s+colon)?|" + _B + r"asc\.?(?:\s*colon)?" + _E + "|" + _B + r"a-\s?colon|升结肠?"),
+    ("ascending", r"as?c?ending(?:\s+colon)?|" + _B + r"asc\.?(?:\s*colon)?" + _E + "|" + _B + r"a-\s?colon|升结肠?"),
     ("transverse", r"transverse(?:\s+colon)?|" + _B + r"trans\.?\s*colon|" + _B + r"t-\s?colon|横结肠?"),
     ("descending", r"descending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B + r"d-\s?colon|降结肠?"),
     (
@@ -298,7 +299,8 @@ CONTEXT: Table = [
         r"(?:(?:was|were|is|are)\s+)?not\s+(?:seen|identified|found|detected|visuali[sz]ed|present|"
         r"noted|observed|appreciated|demonstrated)|none\s+(?:seen|found|identified|noted|detected)|"
         r"[:\-]\s*(?:none|negative|absent|nil)" + _E + r"|(?:were|was|is|are)\s+absent|ruled\s+out|"
-        r"-\s?free" + _E,  # "polyp-free colon"
+        r"-\s?free" + _E + "|"  # "polyp-free colon"
+        r":?\s*\[\s*\]\s*yes\s*\[\s*[x✓✔]\s*\]\s*no" + _E,  # checkbox forms: "Polyps detected: [ ] Yes [x] No"
     ),
     # Disclaimers: "small lesions may have been missed", "小病变可能漏诊" (what could be missed was not seen).
     (
@@ -309,7 +311,7 @@ CONTEXT: Table = [
     (
         "neg_f",
         _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+(?:of|from)|"
-        r"absence\s+of|" + _B + r"(?:nor|neither|denies|never)" + _E,
+        r"absence\s+of|" + _B + r"(?:nor|neither|denies|never|nil|zero)" + _E,
     ),
     ("hedge_2", _B + r"(?:vs\.?|versus)" + _E + r"|\?|？"),
     (
@@ -397,7 +399,8 @@ PATH_CUE = (
     r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?)|histopatholog(?:y|ical)|biops(?:y|ies))\s+"
     r"(?:results?\s+|report\s+)?(?:showed|shows|revealed|reveals|returned|confirmed|demonstrated|"
     r"consistent\s+with|:)|(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?))\s+(?:was|were|is|are)|"
-    r"病理(?:结果|报告|回报|诊断|检查)?\s*(?:示|提示|回报|为|显示|报告|[:：])|病检(?:示|提示|为|[:：])|"
+    r"(?<!既往)(?<!以往)(?<!原)病理(?:结果|报告|回报|诊断|检查)?\s*(?:示|提示|回报|为|显示|报告|[:：])|"
+    r"病检(?:示|提示|为|[:：])|"
     r"活检(?:病理)?(?:示|提示|为|[:：])"
 )
 
@@ -420,7 +423,7 @@ SECTION_HEADERS: Table = [
     (
         "pathology",
         r"(?:final\s+)?(?:pathologic(?:al)?\s+)?diagnosis\s*\(pathology\)|pathology(?:\s+(?:results?|"
-        r"reports?|findings))?|path|histo(?:patho)?(?:logy)?|biopsy\s+results?|"
+        r"reports?|findings|addend(?:um|a)))?|path|histo(?:patho)?(?:logy)?|biopsy\s+results?|"
         r"microscopic(?:\s+description)?",
     ),
     ("findings", r"(?:endoscopic\s+|colonoscopy\s+|procedure\s+)?findings?|description|procedure(?:\s+details)?"),
@@ -486,6 +489,7 @@ EN_COUNT = (
 )
 ZH_CLASSIFIER = r"(?:枚|个|颗|处|粒|只|块)"
 ZH_COUNT = (
-    rf"(?P<none>数|多|若干|几|十余|十几|多数)\s*{ZH_CLASSIFIER}|多发|散在|弥漫|密集|大量|无数|成簇|"
+    rf"(?P<none>(?:\d{{1,3}}|[一二两三四五六七八九十百]{{1,3}})\s*(?:余|多|来)|数[十百]?|几十?|上百|若干|多数?)"
+    rf"\s*{ZH_CLASSIFIER}|多发|散在|弥漫|密集|大量|无数|成簇|"
     rf"(?P<num>\d{{1,2}}|[一二两三四五六七八九十]{{1,3}})\s*{ZH_CLASSIFIER}|(?P<one>单发|单个|孤立)"
 )

@@ -134,9 +134,11 @@ def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> 
             return True
     nxt = next((t.start for t in sent_toks if t.cat in ("POLYP", "MAL") and t.start > tok.start), cut)
     mimic = next((t for t in sent_toks if t.cat == "MIMIC" and tok.end <= t.start < nxt), None)
+    if mimic is not None and mimic.start - tok.end <= 140 and _REVEALED_RE.search(text, tok.end, mimic.start):
+        # any mention that proved to be a look-alike ("the polyp proved to be a hemorrhoid"), also after a clause
+        # on how ("a polypoid lesion which, on probing with closed forceps, everted and proved to be ...")
+        return True
     if mimic is not None and mimic.start - tok.end <= 60:
-        if _REVEALED_RE.search(text, tok.end, mimic.start):
-            return True  # any mention that proved to be a look-alike ("the polyp proved to be a hemorrhoid")
         if tok.start > 0 and text[tok.start - 1] in _QUOTES and text[tok.end : tok.end + 1] in _QUOTES:
             return True  # a so-called "polyp" and a look-alike named after it
     if not cx.is_vague(tok):
@@ -569,6 +571,9 @@ def _pathology(
             continue
         scopes = cx.scopes_for_sentence(text, s, e)
         cur = [t for t in toks if cx.status_of(t, scopes).current]
+        # "黏膜低级别上皮内瘤变": the mucosa named right before a dysplasia term is its site, not a result of its own
+        dys = [t.start for t in cur if t.value == "dysplasia"]
+        cur = [t for t in cur if t.value != "other" or not any(d >= t.end and not text[t.end : d].strip() for d in dys)]
         has_other = any(t.value != "dysplasia" for t in cur)
         for t in cur:
             value = t.value
