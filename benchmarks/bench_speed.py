@@ -19,6 +19,11 @@ Runs alternate old/new ``--repeats`` times (the machine may be shared: alternati
 images/s is the median. Usage::
 
     python benchmarks/bench_speed.py --images 32 --repeats 3 --json /tmp/bench_speed.json
+
+One setting of the new tree against another (``--old-src`` = ``--new-src``, ``--old-env``/``--new-env``), e.g. ONNX
+Runtime's memory arena on ("old") against off::
+
+    python benchmarks/bench_speed.py --old-src src --old-env ENDOKED_ORT_MEMORY_ARENA=1 --stage cam
 """
 
 from __future__ import annotations
@@ -197,8 +202,10 @@ def encoder_int8_check(pairs: list[tuple[Path, Path]]) -> dict[str, Any]:
     }
 
 
-def run_worker(src: Path, stage: str, n: int, out: Path, head: Path, batch: int) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(src)}
+def run_worker(
+    src: Path, stage: str, n: int, out: Path, head: Path, batch: int, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(src), **(extra_env or {})}
     cmd = [
         sys.executable,
         __file__,
@@ -262,6 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cam-batch", type=int, default=8)
     ap.add_argument("--json", type=Path)
     ap.add_argument(
+        "--old-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the old side's workers only (with --old-src = --new-src: an A/B of one setting)",
+    )
+    ap.add_argument("--new-env", action="append", default=[], metavar="KEY=VALUE", help="the same for the new side")
+    ap.add_argument(
         "--encoder-int8",
         action="store_true",
         help="only compare the fp32 and int8-dynamic LiteMedSAM encoders (new tree, in process)",
@@ -288,11 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.old_src.is_dir():
         raise SystemExit(f"{args.old_src} not found: git worktree add --detach /tmp/old22 22bd02f")
     stages = ("prompt_seg", "cam") if args.stage == "both" else (args.stage,)
+    envs = {side: dict(kv.split("=", 1) for kv in getattr(args, f"{side}_env")) for side in ("old", "new")}
     report: dict[str, Any] = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "old_src": str(args.old_src),
         "new_src": str(args.new_src),
         "images": len(pairs),
+        "env": envs,
     }
     with tempfile.TemporaryDirectory() as tmp:
         head = Path(tmp) / "head.pt"
@@ -303,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             outs = {k: Path(tmp) / f"{stage}-{k}.npz" for k in ("old", "new")}
             for _ in range(args.repeats):
                 for which, src in (("new", args.new_src), ("old", args.old_src)):
-                    res = run_worker(src, stage, len(pairs), outs[which], head, args.cam_batch)
+                    res = run_worker(src, stage, len(pairs), outs[which], head, args.cam_batch, envs[which])
                     times[which].append(res["images"] / res["wall_s"])
                     setups[which].append(res.get("setup_s", 0.0))
                     runtimes[which] = res.get("runtime", "torch")

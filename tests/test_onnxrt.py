@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from endoked import onnxrt
-from endoked.errors import BackendUnavailableError
+from endoked.errors import BackendUnavailableError, ConfigError
 
 pytest.importorskip("onnxruntime", reason="the ONNX Runtime path needs onnxruntime")
 
@@ -69,8 +69,36 @@ def test_ort_module_equals_torch_for_any_batch(tmp_path: Path, monkeypatch: pyte
         assert [g.shape for g in got] == [w.shape for w in want]
         for g, w in zip(got, want, strict=True):
             assert torch.allclose(g, w, atol=1e-5)
-    # the CPU memory arena is off unless asked for (it kept every session's largest buffers)
-    assert run.session.get_session_options().enable_cpu_mem_arena is False
+    # by default the sessions draw on one arena registered with ONNX Runtime's environment, shared by all
+    opts = run.session.get_session_options()
+    assert opts.enable_cpu_mem_arena is True
+    assert opts.get_session_config_entry("session.use_env_allocators") == "1"
+
+
+def _config_entry(opts: object, key: str) -> str | None:
+    try:
+        return str(opts.get_session_config_entry(key))  # type: ignore[attr-defined]
+    except RuntimeError:  # ONNX Runtime raises for a key that was never set
+        return None
+
+
+@pytest.mark.parametrize(("value", "arena", "shared"), [("off", False, False), ("session", True, False)])
+def test_memory_arena_modes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, arena: bool, shared: bool
+) -> None:
+    monkeypatch.setenv("ENDOKED_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(onnxrt.ARENA_ENV, value)
+    m = _tiny()
+    run = _ort(m)
+    opts = run.session.get_session_options()
+    assert opts.enable_cpu_mem_arena is arena
+    assert (_config_entry(opts, "session.use_env_allocators") == "1") is shared
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(run(x)[0], m(x)[0], atol=1e-5)  # the allocator changes nothing in the results
+    monkeypatch.setenv(onnxrt.ARENA_ENV, "yes please")
+    with pytest.raises(ConfigError, match=r"ENDOKED_ORT_MEMORY_ARENA.*shared, session, off"):
+        onnxrt.memory_arena_mode()
 
 
 def test_export_cache_is_used_and_keyed_by_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

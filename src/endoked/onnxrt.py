@@ -38,7 +38,7 @@ from typing import Any, Literal
 import torch
 
 from endoked.config_fields import Runtime
-from endoked.errors import BackendUnavailableError
+from endoked.errors import BackendUnavailableError, ConfigError
 from endoked.io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -102,10 +102,11 @@ class OrtModule:
         input_names, output_names: names of the forward's inputs and outputs, in order.
         dynamic_axes: ``{name: {axis: label}}`` for the axes whose size may change between calls.
         threads: intra-op threads (default: ``torch.get_num_threads()``, so a stage's ``threads`` applies).
-        memory_arena: ONNX Runtime's CPU memory arena. Off by default: the arena keeps the largest buffers it
-            ever needed for every session, and the CAM maps (four scales, batches of views, one session per input
-            size) grew a process from 1.9 to 4.6 GB peak with it (LiteMedSAM: 1.5 to 2.4 GB), with no speed gain
-            measured.
+        memory_arena: "shared", "session" or "off" (see :func:`memory_arena_mode`); None:
+            ``$ENDOKED_ORT_MEMORY_ARENA`` decides, ``shared`` when unset. With an arena per session the CAM maps
+            (four scales, batches of views, one session per input size) grew a process from 1.9 to 4.6 GB peak
+            (LiteMedSAM: 1.5 to 2.4 GB); without one, each call pays for fresh memory (cam 2.4× slower):
+            docs/BENCHMARKS.md.
 
     Calling it with torch tensors returns a tuple of CPU float tensors, one per output name.
     """
@@ -118,7 +119,7 @@ class OrtModule:
         output_names: Sequence[str],
         dynamic_axes: Mapping[str, Mapping[int, str]],
         threads: int | None = None,
-        memory_arena: bool = False,
+        memory_arena: str | None = None,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -141,7 +142,10 @@ class OrtModule:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        opts.enable_cpu_mem_arena = memory_arena
+        mode = memory_arena_mode() if memory_arena is None else memory_arena
+        opts.enable_cpu_mem_arena = mode != "off"
+        if mode == "shared":
+            _use_shared_arena(ort, opts)
         self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
 
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -150,6 +154,37 @@ class OrtModule:
             for name, t in zip(self.input_names, inputs, strict=True)
         }
         return tuple(torch.from_numpy(a) for a in self.session.run(self.output_names, feed))
+
+
+ARENA_ENV = "ENDOKED_ORT_MEMORY_ARENA"
+ARENA_MODES = ("shared", "session", "off")
+_shared_arena_registered = False
+
+
+def memory_arena_mode() -> str:
+    """How ONNX Runtime sessions allocate CPU memory (``$ENDOKED_ORT_MEMORY_ARENA``, read when a session is made;
+    a process-wide runtime setting, like the thread count):
+
+    - ``shared`` (default): one arena for every session of the process, registered with ONNX Runtime's
+      environment: buffers are reused between calls (no page faults on every call) and the process keeps the
+      largest need of any one session, not the sum over sessions;
+    - ``session``: ONNX Runtime's default, an arena per session (the CAM maps' one session per input size each
+      keep their own largest buffers);
+    - ``off``: no arena; every call allocates and frees (least memory, slowest).
+    """
+    value = os.environ.get(ARENA_ENV, "").strip().lower() or "shared"
+    if value not in ARENA_MODES:
+        raise ConfigError(f"${ARENA_ENV}={os.environ[ARENA_ENV]!r}: use one of {', '.join(ARENA_MODES)}")
+    return value
+
+
+def _use_shared_arena(ort: Any, opts: Any) -> None:
+    global _shared_arena_registered
+    if not _shared_arena_registered:
+        mem = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        ort.create_and_register_allocator(mem, ort.OrtArenaCfg(0, -1, -1, -1))  # ONNX Runtime's arena defaults
+        _shared_arena_registered = True
+    opts.add_session_config_entry("session.use_env_allocators", "1")
 
 
 def cache_dir() -> Path:
