@@ -80,7 +80,12 @@ def _run_folder(tmp_path: Path, n: int = 8) -> tuple[RunFolder, Path]:
 def test_stage_trains_refines_and_is_skipped_when_done(tmp_path: Path) -> None:
     run, archive = _run_folder(tmp_path)
     seg = tiny_config(
-        optim__epochs=2, refine__rounds=1, refine__epochs=1, refine__boxes__threshold=0.3, refine__boxes__max_area=0.9
+        optim__epochs=2,
+        refine__rounds=1,
+        refine__epochs=1,
+        refine__boxes__threshold=0.3,
+        refine__boxes__max_area=0.9,
+        refine__min_val_dice=0.0,  # the round's mechanics, ungated (the gate has its own test)
     )
     config = SegRunConfig(device="cpu", seg=seg, ingest={"archive": str(archive)})
     status, result = run_stage(run, config, STAGE, progress=False)
@@ -93,6 +98,7 @@ def test_stage_trains_refines_and_is_skipped_when_done(tmp_path: Path) -> None:
     stats = read_jsonl(run.output("seg", "pseudo_stats"))
     # the round predicts the 8 labelled images and the 2 selected positives without a mask (not the negative)
     assert [s["round"] for s in stats] == [1] and stats[0]["n_images"] == 10 and stats[0]["n_pool_before"] == 8
+    assert stats[0]["gated"] is False
     records = read_jsonl(run.root / "seg" / "round1" / "records.jsonl")
     assert sorted(r["key"] for r in records if r["new"]) == ["U/U/0.png", "U/U/1.png"]
     assert stats[0]["n_pool_after"] == 8 + stats[0]["n_added"]
