@@ -474,13 +474,16 @@ def aspect_box(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int
     return 0, y0, w, y0 + ch
 
 
-LEAK_CUES = ("area", "aspect", "brightness", "sharpness")
+LEAK_CUES = ("area", "aspect", "brightness", "sharpness", "dark_border")
+Cues = tuple[int, float, float, float, float, float]
 
 
-def leak_auroc(frames: Sequence[tuple[int, float, float, float, float]]) -> dict[str, float]:
+def leak_auroc(frames: Sequence[Cues]) -> dict[str, float]:
     """How well each cue alone separates polyp from polyp-free frames: ``frames`` are ``(polyp 0/1, area,
-    aspect, mean brightness, sharpness)``; per cue the AUROC of the better direction (0.5: no leak, 1.0: a
-    give-away). Sharpness (variance of the grey Laplacian) shows frames scaled up from crops."""
+    aspect, mean brightness, sharpness, dark border)``; per cue the AUROC of the better direction (0.5: no leak,
+    1.0: a give-away). Sharpness (variance of the grey Laplacian) shows frames scaled up from crops; the dark
+    border (:func:`dark_border`) the endoscope's black frame and overlays that whole frames show and crops cut
+    from their inside do not."""
     from endoked.stats import auroc
 
     y = np.asarray([f[0] for f in frames])
@@ -539,6 +542,14 @@ def sharpness(image: Image.Image) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_32F).var())
 
 
+def dark_border(image: Image.Image, ring: float = 0.06, level: int = 20) -> float:
+    """Share of the outer ring (``ring`` of the shorter side wide) darker than ``level`` grey levels."""
+    gray = np.asarray(image.convert("L"))
+    k = max(1, round(ring * min(gray.shape)))
+    edge = np.concatenate([gray[:k].ravel(), gray[-k:].ravel(), gray[k:-k, :k].ravel(), gray[k:-k, -k:].ravel()])
+    return float((edge < level).mean())
+
+
 def render_frame(frame: FramePlan, max_side: int) -> Image.Image:
     """The frame's image as written: cut to its box, scaled (whole-frame designs) and fitted into ``max_side``."""
     image = Image.open(frame.source).convert("RGB")
@@ -578,7 +589,7 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
     truth_exams: list[dict[str, Any]] = []
     truth_images: list[dict[str, Any]] = []
     truth_meta: list[dict[str, Any]] = []
-    cues: list[tuple[int, float, float, float, float]] = []
+    cues: list[Cues] = []
     counts: dict[str, Any] = {
         "exams": 0,
         "positive_exams": 0,
@@ -647,6 +658,7 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
                     image.width / image.height,
                     float(gray.mean()),
                     sharpness(image),
+                    dark_border(image),
                 )
             )
             counts["images"] += 1

@@ -130,9 +130,23 @@ def test_aspect_box_and_leak_auroc(pa: ModuleType) -> None:
     # area separates perfectly (either direction counts), aspect not at all (ties), brightness ranks one of the
     # four polyp/polyp-free pairs right (1.0 > 0.5): AUROC 0.25, i.e. 0.75 the other way round
     # sharpness: polyp frames 5 and 7 against 6 and 8: only 7 > 6 of the four pairs -> 0.25, i.e. 0.75
-    frames = [(1, 100.0, 1.0, 1.0, 5.0), (1, 200.0, 1.0, 0.0, 7.0), (0, 10.0, 1.0, 0.5, 6.0), (0, 20.0, 1.0, 2.0, 8.0)]
-    assert pa.leak_auroc(frames) == {"area": 1.0, "aspect": 0.5, "brightness": 0.75, "sharpness": 0.75}
-    assert pa.leak_auroc([(1, 1.0, 1.0, 1.0, 0.0), (0, 2.0, 1.0, 1.0, 0.0)])["area"] == 1.0
+    # dark border: the polyp frames' 0.3 and 0.2 against 0.0 and 0.1: every pair ranked -> 1.0
+    frames = [
+        (1, 100.0, 1.0, 1.0, 5.0, 0.3),
+        (1, 200.0, 1.0, 0.0, 7.0, 0.2),
+        (0, 10.0, 1.0, 0.5, 6.0, 0.0),
+        (0, 20.0, 1.0, 2.0, 8.0, 0.1),
+    ]
+    want = {"area": 1.0, "aspect": 0.5, "brightness": 0.75, "sharpness": 0.75, "dark_border": 1.0}
+    assert pa.leak_auroc(frames) == want
+    assert pa.leak_auroc([(1, 1.0, 1.0, 1.0, 0.0, 0.0), (0, 2.0, 1.0, 1.0, 0.0, 0.0)])["area"] == 1.0
+    # the dark border: a 100 x 50 frame, black but for a bright centre; the ring is 3 px wide (6 % of 50)
+    img = np.full((50, 100), 200, np.uint8)
+    img[:3], img[:, :3] = 0, 0  # the top rows and the left columns of the ring are dark
+    ring = 2 * 3 * 100 + 2 * 3 * 44
+    # dark: the top 3 rows, the left 3 columns between them and the bottom rows, and the left columns' 3 x 3
+    # corner in the bottom rows
+    assert pa.dark_border(Image.fromarray(img)) == pytest.approx((3 * 100 + 3 * 44 + 3 * 3) / ring)
 
 
 @pytest.mark.parametrize("composition", ["full", "heldout"])
@@ -140,7 +154,7 @@ def test_whole_frame_compositions(pa: ModuleType, data_root: Path, tmp_path: Pat
     spec = pa.ArchiveSpec(exams=10, seed=1, min_crop_side=20, composition=composition)
     counts = pa.build_archive(tmp_path / "a", spec, data_root)
     assert counts["polyp_images"] > 0 and counts["crop_images"] > 0 and counts["negative_source_images"] > 0
-    assert set(counts["leak_auroc"]) == {"area", "aspect", "brightness", "sharpness"}
+    assert set(counts["leak_auroc"]) == {"area", "aspect", "brightness", "sharpness", "dark_border"}
     with open(tmp_path / "a/truth/images.csv", newline="") as fh:
         images = list(csv.DictReader(fh))
     polyp_size = (320, 240) if composition == "full" else (200, 160)
