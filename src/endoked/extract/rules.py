@@ -138,9 +138,9 @@ def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> 
         # any mention that proved to be a look-alike ("the polyp proved to be a hemorrhoid"), also after a clause
         # on how ("a polypoid lesion which, on probing with closed forceps, everted and proved to be ...")
         return True
-    if mimic is not None and mimic.start - tok.end <= 60:
-        if tok.start > 0 and text[tok.start - 1] in _QUOTES and text[tok.end : tok.end + 1] in _QUOTES:
-            return True  # a so-called "polyp" and a look-alike named after it
+    quoted = tok.start > 0 and text[tok.start - 1] in _QUOTES and text[tok.end : tok.end + 1] in _QUOTES
+    if mimic is not None and mimic.start - tok.end <= 60 and quoted:
+        return True  # a so-called "polyp" and a look-alike named after it
     if not cx.is_vague(tok):
         return False
     for t in sent_toks:
