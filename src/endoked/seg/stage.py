@@ -174,6 +174,7 @@ def run_seg(ctx: StageContext) -> StageResult:
     round_stats: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     checkpoint: Path | None = None
+    prev_val: dict[str, float] = {}  # the previous round's validation figures (against its pseudo masks)
     positives = mil_positives(ctx.run) if cfg.refine.expand and cfg.refine.rounds else []
     negatives = mil_negatives(ctx.run, round(cfg.negatives_ratio * len(items)), ctx.config.seed)
     if cfg.negatives_ratio > 0:
@@ -183,7 +184,6 @@ def run_seg(ctx: StageContext) -> StageResult:
         pool_file = rdir / "pool.jsonl"
         if rnd > 0:
             if not pool_file.is_file():
-                prev_val = read_jsonl_safe(work / f"round{rnd - 1}" / "summary.json").get("best_val") or {}
                 val = float(prev_val.get("mean_dice", float("nan")))
                 _refine_round(ctx, cfg, items, scores, checkpoint, rdir, device, truth, positives, val)
             saved = read_jsonl(pool_file)
@@ -205,7 +205,7 @@ def run_seg(ctx: StageContext) -> StageResult:
             progress=ctx.progress,
             negatives=negatives,
         )
-        checkpoint = result.checkpoint
+        checkpoint, prev_val = result.checkpoint, result.best_val
         history.extend({**h, "round": rnd} for h in result.history)
         logger.info(
             "seg round %d: %d images, best epoch %d, val %s (%s)",
