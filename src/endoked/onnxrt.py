@@ -42,6 +42,7 @@ from endoked.errors import BackendUnavailableError, ConfigError
 from endoked.io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
+ArenaMode = Literal["shared", "session", "off"]  # see memory_arena_mode
 
 __all__ = [
     "INSTALL_HINT",
@@ -119,7 +120,7 @@ class OrtModule:
         output_names: Sequence[str],
         dynamic_axes: Mapping[str, Mapping[int, str]],
         threads: int | None = None,
-        memory_arena: str | None = None,
+        memory_arena: ArenaMode | None = None,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -157,11 +158,11 @@ class OrtModule:
 
 
 ARENA_ENV = "ENDOKED_ORT_MEMORY_ARENA"
-ARENA_MODES = ("shared", "session", "off")
+ARENA_MODES: tuple[ArenaMode, ...] = ("shared", "session", "off")
 _shared_arena_registered = False
 
 
-def memory_arena_mode() -> str:
+def memory_arena_mode() -> ArenaMode:
     """How ONNX Runtime sessions allocate CPU memory (``$ENDOKED_ORT_MEMORY_ARENA``, read when a session is made;
     a process-wide runtime setting, like the thread count):
 
@@ -173,9 +174,10 @@ def memory_arena_mode() -> str:
     - ``off``: no arena; every call allocates and frees (least memory, slowest).
     """
     value = os.environ.get(ARENA_ENV, "").strip().lower() or "shared"
-    if value not in ARENA_MODES:
-        raise ConfigError(f"${ARENA_ENV}={os.environ[ARENA_ENV]!r}: use one of {', '.join(ARENA_MODES)}")
-    return value
+    for mode in ARENA_MODES:
+        if value == mode:
+            return mode
+    raise ConfigError(f"${ARENA_ENV}={os.environ[ARENA_ENV]!r}: use one of {', '.join(ARENA_MODES)}")
 
 
 def _use_shared_arena(ort: Any, opts: Any) -> None:
