@@ -21,9 +21,9 @@ images/s is the median. Usage::
     python benchmarks/bench_speed.py --images 32 --repeats 3 --json /tmp/bench_speed.json
 
 One setting of the new tree against another (``--old-src`` = ``--new-src``, ``--old-env``/``--new-env``), e.g. ONNX
-Runtime's memory arena on ("old") against off::
+Runtime's memory arena per session ("old") against the default, one arena shared by the process::
 
-    python benchmarks/bench_speed.py --old-src src --old-env ENDOKED_ORT_MEMORY_ARENA=1 --stage cam
+    python benchmarks/bench_speed.py --old-src src --old-env ENDOKED_ORT_MEMORY_ARENA=session --stage cam
 """
 
 from __future__ import annotations
