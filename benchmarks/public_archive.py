@@ -560,19 +560,23 @@ def render_frame(frame: FramePlan, max_side: int) -> Image.Image:
     return _fit(image, max_side, Image.Resampling.BILINEAR)  # the crops design, byte for byte as before
 
 
-def match_sharpness(frame: FramePlan, image: Image.Image, target: float, spec: ArchiveSpec) -> Image.Image:
+MIN_DETAIL = 0.15  # the least detail match_sharpness samples a polyp frame at
+
+
+def match_sharpness(
+    frame: FramePlan, image: Image.Image, sharp: float, target: float, spec: ArchiveSpec
+) -> tuple[Image.Image, float]:
     """Whole-frame designs: a whole polyp frame shows the endoscope's border, overlays and the polyp's own edges,
     which no polyp-free crop has, so at the same ``detail`` it stays sharper than they are. It is sampled at a
     lower detail (x0.9 per step, down to ``MIN_DETAIL``) until it is no sharper than ``target``: quantile matching
-    of the polyp frames' sharpness to the polyp-free frames'."""
+    of the polyp frames' sharpness to the polyp-free frames'. ``sharp`` is ``image``'s sharpness; returns the
+    image and its sharpness."""
     detail = frame.detail if frame.detail is not None else 1.0
-    while sharpness(image) > target and detail * 0.9 >= MIN_DETAIL:
+    while sharp > target and detail * 0.9 >= MIN_DETAIL:
         detail *= 0.9
         image = render_frame(replace(frame, detail=detail), spec.max_side)
-    return image
-
-
-MIN_DETAIL = 0.15
+        sharp = sharpness(image)
+    return image, sharp
 
 
 def _encode_jpeg(image: Image.Image, quality: int) -> bytes:
@@ -622,13 +626,15 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
             rel = f"{plan.exam_id}/{k:02d}.jpg"
             mask_rel = ""
             image = render_frame(frame, spec.max_side)
+            sharp = sharpness(image)
             if frame.detail is not None:
                 if frame.kind == "polyp":
                     # the free frames' sharpness at this frame's quantile among the polyp frames
-                    q = float(np.searchsorted(polyp_sharp, sharpness(image))) / max(1, len(polyp_sharp))
-                    image = match_sharpness(frame, image, float(np.quantile(free_sharp, min(q, 1.0))), spec)
+                    q = float(np.searchsorted(polyp_sharp, sharp)) / max(1, len(polyp_sharp))
+                    target = float(np.quantile(free_sharp, min(q, 1.0)))
+                    image, sharp = match_sharpness(frame, image, sharp, target, spec)
                 else:
-                    free_sharp.append(sharpness(image))
+                    free_sharp.append(sharp)
             (out / plan.exam_id).mkdir(parents=True, exist_ok=True)
             (out / rel).write_bytes(_encode_jpeg(image, spec.jpeg_quality))
             if frame.kind == "polyp" and frame.mask is not None and frame.box is not None:
@@ -657,7 +663,7 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
                     float(gray.size),
                     image.width / image.height,
                     float(gray.mean()),
-                    sharpness(image),
+                    sharp,
                     dark_border(image),
                 )
             )

@@ -197,7 +197,8 @@ def test_whole_frames_carry_a_crops_loss_of_detail(pa: ModuleType, data_root: Pa
     assert pa.render_frame(pa.replace(polyp, detail=0.4), 512).size == (320, 240)  # scaled back to the frame
     assert pa.render_frame(pa.replace(polyp, detail=0.4), 200).size == (200, 150)  # and fitted into max_side
     start = pa.render_frame(pa.replace(polyp, detail=1.0), 512)
-    matched = pa.match_sharpness(pa.replace(polyp, detail=1.0), start, sharp[0.4], spec)
-    assert pa.sharpness(matched) <= sharp[0.4] < pa.sharpness(start)
-    floor = pa.match_sharpness(pa.replace(polyp, detail=1.0), start, 0.0, spec)  # unreachable: stops at the floor
-    assert pa.sharpness(floor) > 0.0
+    matched, got = pa.match_sharpness(pa.replace(polyp, detail=1.0), start, sharp[1.0], sharp[0.4], spec)
+    assert pa.sharpness(matched) == got <= sharp[0.4] < pa.sharpness(start)
+    # unreachable: stops at the floor
+    floor, got = pa.match_sharpness(pa.replace(polyp, detail=1.0), start, sharp[1.0], 0.0, spec)
+    assert pa.sharpness(floor) == got > 0.0
