@@ -36,6 +36,7 @@ import yaml
 
 from endoked import tables
 from endoked.boxes import BoxFilter, box_iou, box_of_mask, boxes_from_cam
+from endoked.cam.config import CamConfig
 from endoked.imaging import resize_map
 from endoked.runfolder import RunFolder
 from endoked.scoring import load_truth
@@ -91,53 +92,50 @@ def replay(run_dir: Path) -> dict[str, Any]:
     truth = load_truth(archive) if archive else None
     if truth is None:
         raise SystemExit(f"{run_dir}: the run's archive has no truth/")
-    gate = float((config.get("cam") or {}).get("min_class_prob", 0.5))
+    gate = float((config.get("cam") or {}).get("min_class_prob", CamConfig.model_fields["min_class_prob"].default))
     maps = load_maps(run)
-    true_box, true_mask = {}, {}
-    for m in maps:
-        mask = truth.mask(*m["key"])
-        true_mask[m["key"]] = mask
-        true_box[m["key"]] = box_of_mask(mask) if mask is not None else None
-    rows = []
-    for s in settings():
-        params = BoxFilter(**s)
-        n_pos = n_boxed = n_hit = n_on = n_free_boxed = 0
-        hits: dict[str, list[int]] = defaultdict(list)
-        for m in maps:
-            polyp = truth.polyp.get(m["key"]) == 1
-            boxes = []
-            if m["prob"] is None or m["prob"] >= gate:
-                res = boxes_from_cam(resize_map(m["cam"], m["size"]), params)
-                boxes = res.boxes
+    grid = settings()
+    params = [BoxFilter(**s) for s in grid]
+    tallies: list[dict[str, Any]] = [
+        {"pos": 0, "boxed": 0, "hit": 0, "on": 0, "free": 0, "by_origin": defaultdict(list)} for _ in grid
+    ]
+    for m in maps:  # each map resized and each true mask read once, then cut under every setting
+        key = m["key"]
+        polyp = truth.polyp.get(key) == 1
+        mask = truth.mask(*key) if polyp else None
+        tb = box_of_mask(mask) if mask is not None else None
+        passes_gate = m["prob"] is None or m["prob"] >= gate
+        cam = resize_map(m["cam"], m["size"]) if passes_gate else None
+        for p, t in zip(params, tallies, strict=True):
+            boxes = boxes_from_cam(cam, p).boxes if cam is not None else []
             if not polyp:
-                n_free_boxed += bool(boxes)
+                t["free"] += bool(boxes)
                 continue
-            n_pos += 1
-            n_boxed += bool(boxes)
-            tb = true_box[m["key"]]
-            hit = bool(boxes) and tb is not None and float(box_iou(boxes[0].as_array(), tb)[0, 0]) >= HIT_IOU
-            n_hit += hit
+            t["pos"] += 1
+            t["boxed"] += bool(boxes)
+            t["hit"] += bool(boxes) and tb is not None and float(box_iou(boxes[0].as_array(), tb)[0, 0]) >= HIT_IOU
             on = False
-            if boxes and true_mask[m["key"]] is not None:
-                b, mask = boxes[0], true_mask[m["key"]]
+            if boxes and mask is not None:
+                b = boxes[0]
                 cy = min(mask.shape[0] - 1, int((b.y0 + b.y1) / 2))
                 cx = min(mask.shape[1] - 1, int((b.x0 + b.x1) / 2))
                 on = bool(mask[cy, cx])
-            n_on += on
-            hits[truth.origin.get(m["key"], "all")].append(int(on))
-        rows.append(
-            {
-                "setting": s,
-                "label": _label(s),
-                "polyp_frames": n_pos,
-                "boxed": n_boxed / max(1, n_pos),
-                "hit": n_hit / max(1, n_pos),
-                "on_polyp": n_on / max(1, n_pos),
-                "precision": n_on / max(1, n_boxed),
-                "free_boxed": n_free_boxed,
-                "hit_by_origin": {o: float(np.mean(v)) for o, v in sorted(hits.items())},
-            }
-        )
+            t["on"] += on
+            t["by_origin"][truth.origin.get(key, "all")].append(int(on))
+    rows = [
+        {
+            "setting": s,
+            "label": _label(s),
+            "polyp_frames": t["pos"],
+            "boxed": t["boxed"] / max(1, t["pos"]),
+            "hit": t["hit"] / max(1, t["pos"]),
+            "on_polyp": t["on"] / max(1, t["pos"]),
+            "precision": t["on"] / max(1, t["boxed"]),
+            "free_boxed": t["free"],
+            "hit_by_origin": {o: float(np.mean(v)) for o, v in sorted(t["by_origin"].items())},
+        }
+        for s, t in zip(grid, tallies, strict=True)
+    ]
     return {"run": str(run_dir), "images": len(maps), "rows": rows}
 
 
