@@ -18,8 +18,8 @@ from endoked.extract.rules import extract_rules
         ("乙状结肠见数十枚息肉。", "present", None),
         ("乙状结肠见2枚息肉，约0.3cm。", "present", 2),
         (
-            "In the transverse colon a 7 mm polypoid-looking bulge, on closer inspection with the water jet and "
-            "forceps, proved to be a lipoma (pillow sign). No polyps.",
+            "In the transverse colon a 7 mm polypoid-appearing lesion which, on closer inspection with the water "
+            "jet, the cap and the closed forceps, proved to be a lipoma (pillow sign). No polyps.",
             "absent",
             0,
         ),
