@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ class Slow:
         self.inner = inner
 
     def __call__(self, path):
-        print(os.getpid(), flush=True)
+        os.write(1, f"worker {os.getpid()}\\n".encode())  # one write: lines from two workers never interleave
         time.sleep(0.2)
         return self.inner(path)
 
@@ -59,7 +60,9 @@ def test_sigkill_of_a_pooled_ingest_leaves_no_workers(tmp_path: Path) -> None:
         while len(workers) < 2:
             line = parent.stdout.readline()
             assert line, "the ingest ended before its pool started"
-            workers.add(int(line))
+            found = re.fullmatch(r"worker (\d+)\n?", line)
+            if found:  # anything else the ingest prints on stdout is not a worker's line
+                workers.add(int(found.group(1)))
         assert parent.pid not in workers and all(_alive(w) for w in workers)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
