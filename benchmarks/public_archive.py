@@ -23,7 +23,11 @@ Compositions (``--composition``), so that a setting chosen on one archive design
   whole polyp frame and PolypGen frame is sampled down to a share of its output size drawn from the crop
   scales, then scaled up to it, as a crop of that share is. The leak that remains is measured (``leak_auroc``
   in ``truth/spec.json``: how well frame area, aspect, brightness and sharpness alone separate polyp from
-  polyp-free frames; 0.5 is no leak).
+  polyp-free frames; 0.5 is no leak). Every frame is then shown through one common endoscope mask (an octagon,
+  black outside; ``scope_mask``), so that each source's own border and corner overlays, and the crops' lack of
+  any, do not tell the classes apart (the ``dark_border`` cue); a whole polyp frame whose polyp the mask would
+  hide (less than ``min_polyp_fraction`` of it visible) is not drawn, and the true masks are cut by it too.
+  ``--no-scope-mask`` keeps the sources' own borders (the archives of the figures before the mask).
 - ``heldout``: sources the chain was never tuned on: polyp frames are whole BKAI-IGH NeoPolyp frames
   (``biopsy/``), polyp-free frames are PolypGen centre B frames and BKAI crops away from the polyp, scaled as
   in ``full``.
@@ -125,6 +129,8 @@ class ArchiveSpec:
     jpeg_quality: int = 92
     zh_fraction: float = 0.5
     composition: str = "crops"  # crops | full | heldout (see the module docstring)
+    # whole-frame designs: every frame is shown through one common endoscope mask (see scope_mask)
+    scope_mask: bool = True
 
 
 @dataclass
@@ -335,6 +341,7 @@ class FramePlan:
     # whole-frame designs: the share of the output size the frame is sampled at before it is scaled up to it, so
     # every frame (whole, crop or PolypGen) carries the blur of a crop scaled up by 1/detail
     detail: float | None = None
+    scope: bool = False  # shown through the common endoscope mask (whole-frame designs, ArchiveSpec.scope_mask)
 
 
 @dataclass
@@ -393,8 +400,13 @@ def plan_archive(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
         if whole:  # the whole frame, with a crop's blur
             if not mask.any():
                 return None
+            if spec.scope_mask:  # most of the polyp must stay visible through the endoscope mask
+                seen = np.count_nonzero(mask & scope_mask((mask.shape[1], mask.shape[0])))
+                if seen < spec.min_polyp_fraction * np.count_nonzero(mask):
+                    return None
             box = (0, 0, mask.shape[1], mask.shape[0])
-            return FramePlan("polyp", img, mask_path, box, detail=float(rng.uniform(*spec.crop_scale)))
+            detail = float(rng.uniform(*spec.crop_scale))
+            return FramePlan("polyp", img, mask_path, box, detail=detail, scope=spec.scope_mask)
         box = polyp_crop_box(mask, float(rng.uniform(*spec.crop_scale)), rng, spec)
         return FramePlan("polyp", img, mask_path, box) if box is not None else None
 
@@ -407,7 +419,9 @@ def plan_archive(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
             return FramePlan("crop", img, mask_path, box)
         # whole-frame designs scale the crop back up to its source frame's size: its detail is its width's share
         width = mask.shape[1]
-        return FramePlan("crop", img, mask_path, box, (width, mask.shape[0]), detail=(box[2] - box[0]) / width)
+        return FramePlan(
+            "crop", img, mask_path, box, (width, mask.shape[0]), (box[2] - box[0]) / width, spec.scope_mask
+        )
 
     def negative_frame(frame: Path) -> FramePlan:
         if not whole:
@@ -415,7 +429,7 @@ def plan_archive(sources: Sources, spec: ArchiveSpec) -> list[ExamPlan]:
         # cut to the aspect of a random polyp frame and scaled to its size: geometry says little
         target = _image_size(pairs[int(rng.integers(len(pairs)))][0])
         box = aspect_box(_image_size(frame), target)
-        return FramePlan("negative", frame, None, box, target, detail=float(rng.uniform(*spec.crop_scale)))
+        return FramePlan("negative", frame, None, box, target, float(rng.uniform(*spec.crop_scale)), spec.scope_mask)
 
     n_pos = round(spec.exams * spec.positive_fraction)
     positive = np.zeros(spec.exams, dtype=bool)
@@ -550,13 +564,35 @@ def dark_border(image: Image.Image, ring: float = 0.06, level: int = 20) -> floa
     return float((edge < level).mean())
 
 
+SCOPE_RING = 0.07  # the common endoscope mask's black ring, as a share of the frame's shorter side
+SCOPE_CORNER = 0.22  # its cut corners (an octagon, as many endoscopes show), same unit
+
+
+def scope_mask(size: tuple[int, int], ring: float = SCOPE_RING, corner: float = SCOPE_CORNER) -> np.ndarray:
+    """The common endoscope mask of a ``size = (width, height)`` frame: ``(height, width)`` bool, True inside an
+    octagon inset by ``ring`` and with corners cut by ``corner`` (both shares of the shorter side). Every frame of a
+    whole-frame design is blacked out outside it, so that each source's own border, corner overlays and the
+    crops' lack of any border no longer tell polyp from polyp-free frames."""
+    w, h = size
+    side = min(w, h)
+    r, c = ring * side, corner * side
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    dx = np.minimum(x - r, (w - r) - x)  # distance inside the inset rectangle, per axis
+    dy = np.minimum(y - r, (h - r) - y)
+    return (dx >= 0) & (dy >= 0) & (dx + dy >= c)
+
+
 def render_frame(frame: FramePlan, max_side: int) -> Image.Image:
-    """The frame's image as written: cut to its box, scaled (whole-frame designs) and fitted into ``max_side``."""
+    """The frame's image as written: cut to its box, scaled (whole-frame designs) and fitted into ``max_side``,
+    and shown through the common endoscope mask when ``frame.scope``."""
     image = Image.open(frame.source).convert("RGB")
     if frame.box is not None:
         image = image.crop(frame.box)
     if frame.resize_to is not None or frame.detail is not None:
-        return resample_frame(image, frame, max_side)
+        image = resample_frame(image, frame, max_side)
+        if frame.scope:
+            image = Image.fromarray(np.asarray(image) * scope_mask(image.size)[..., None].astype(np.uint8))
+        return image
     return _fit(image, max_side, Image.Resampling.BILINEAR)  # the crops design, byte for byte as before
 
 
@@ -642,6 +678,8 @@ def write_archive(plans: Sequence[ExamPlan], out: Path, spec: ArchiveSpec) -> di
                 mask = Image.fromarray(np.where(cut, 255, 0).astype(np.uint8)).resize(
                     image.size, Image.Resampling.NEAREST
                 )
+                if frame.scope:  # the polyp's part under the endoscope mask cannot be seen
+                    mask = Image.fromarray(np.asarray(mask) * scope_mask(image.size).astype(np.uint8))
                 mask_rel = f"truth/masks/{plan.exam_id}/{k:02d}.png"
                 (out / mask_rel).parent.mkdir(parents=True, exist_ok=True)
                 mask.save(out / mask_rel)
@@ -714,10 +752,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--positive-fraction", type=float, default=0.5)
     parser.add_argument("--composition", choices=COMPOSITIONS, default="crops", help="archive design (see above)")
     parser.add_argument("--data", type=Path, default=None, help="public data root (default: shared data)")
+    parser.add_argument(
+        "--no-scope-mask",
+        dest="scope_mask",
+        action="store_false",
+        help="whole-frame designs: keep each source's own border instead of one common endoscope mask",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     spec = ArchiveSpec(
-        exams=args.exams, seed=args.seed, positive_fraction=args.positive_fraction, composition=args.composition
+        exams=args.exams,
+        seed=args.seed,
+        positive_fraction=args.positive_fraction,
+        composition=args.composition,
+        scope_mask=args.scope_mask,
     )
     counts = build_archive(args.out, spec, args.data)
     print(json.dumps(counts))

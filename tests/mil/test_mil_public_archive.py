@@ -171,7 +171,13 @@ def test_whole_frame_compositions(pa: ModuleType, data_root: Path, tmp_path: Pat
             folder = "polyp/TrainDataset" if composition == "full" else "biopsy"
             m = np.asarray(Image.open(tmp_path / "a" / r["mask"])) > 0
             want = np.asarray(Image.open(data_root / folder / "masks" / f"{Path(source).stem}.png")) > 0
-            assert (m == want).all()  # the whole frame's mask (class masks read as polyp where > 0)
+            # the whole frame's mask (class masks read as polyp where > 0), cut by the common endoscope mask
+            assert (m == (want & pa.scope_mask(polyp_size))).all()
+            assert m.sum() >= spec.min_polyp_fraction * want.sum()  # most of the polyp stays in sight
+        with Image.open(tmp_path / "a" / r["image"]) as im:  # black outside the mask (JPEG's ringing aside)
+            outside = np.asarray(im.convert("L"))[~pa.scope_mask(polyp_size)]
+        assert np.percentile(outside, 95) < 20
+    assert counts["leak_auroc"]["dark_border"] == 0.5  # every frame's border is the same black ring
     with pytest.raises(ValueError, match="unknown composition"):
         pa.plan_archive(pa.Sources.load(data_root), pa.ArchiveSpec(composition="tiles"))
 
@@ -202,3 +208,25 @@ def test_whole_frames_carry_a_crops_loss_of_detail(pa: ModuleType, data_root: Pa
     # unreachable: stops at the floor
     floor, got = pa.match_sharpness(pa.replace(polyp, detail=1.0), start, sharp[1.0], 0.0, spec)
     assert pa.sharpness(floor) == got > 0.0
+
+
+def test_scope_mask_is_an_inset_octagon(pa: ModuleType) -> None:
+    m = pa.scope_mask((200, 100), ring=0.1, corner=0.2)  # ring 10 px, corners cut 20 px (shorter side 100)
+    assert m.shape == (100, 200) and m.dtype == bool
+    assert not m[:10].any() and not m[-10:].any() and not m[:, :10].any() and not m[:, -10:].any()
+    assert m[50, 100] and m[50, 11] and m[11, 100]  # inside, next to the ring
+    assert not m[11, 11] and not m[88, 188] and m[30, 30]  # corners cut along x + y = 10 + 10 + 20
+    # area: the 180 x 80 inset rectangle less four right triangles with 20 px legs
+    assert m.sum() == pytest.approx(180 * 80 - 4 * 20 * 20 / 2, rel=0.01)
+    assert (m == m[::-1]).all() and (m == m[:, ::-1]).all()
+
+
+def test_no_scope_mask_keeps_the_sources_borders(pa: ModuleType, data_root: Path) -> None:
+    spec = pa.ArchiveSpec(exams=6, seed=1, min_crop_side=20, composition="full", scope_mask=False)
+    frames = [f for p in pa.plan_archive(pa.Sources.load(data_root), spec) for f in p.frames]
+    assert frames and not any(f.scope for f in frames)
+    with_scope = pa.replace(frames[0], scope=True)
+    plain = np.asarray(pa.render_frame(frames[0], 512))
+    masked = np.asarray(pa.render_frame(with_scope, 512))
+    inside = pa.scope_mask((plain.shape[1], plain.shape[0]))
+    assert (masked[inside] == plain[inside]).all() and not masked[~inside].any() and plain[~inside].any()
