@@ -198,22 +198,38 @@ BLIND = {
     "en": {"polyp": 0.980, "polyp_count": 0.936, "location_f1": 0.947},
     "zh": {"polyp": 0.980, "polyp_count": 0.965, "location_f1": 0.977},
 }
-# blind2: written after the third round by another writer who saw neither the rules nor the other sets; only
-# measured (its figures, below the polyp-status target, are held less 0.005). Using its errors to change a rule
-# makes it a development set, and a new blind set is needed.
+# blind2: written after the third round by another writer who saw neither the rules nor the other sets and measured
+# unseen (en 0.969 / 0.954 / 0.961, zh 0.969 / 0.954 / 0.927); its errors were then used for a fourth round of rules
+# (test_rules_round4.py), so it is a development set now, held at the figures after that round less 0.005.
 BLIND2 = {
-    "en": {"polyp": 0.964, "polyp_count": 0.949, "location_f1": 0.956},
-    "zh": {"polyp": 0.964, "polyp_count": 0.949, "location_f1": 0.922},
+    "en": {"polyp": 0.995, "polyp_count": 0.995, "location_f1": 0.995},
+    "zh": {"polyp": 0.995, "polyp_count": 0.995, "location_f1": 0.995},
+}
+# blind3: written after the fourth round by a fourth writer, measured unseen (en 0.938 / 0.877 / 0.676, zh 0.923 /
+# 0.908 / 0.940; the same figures as the third round's rules); its errors were then used for a fifth round
+# (test_rules_round4.py), so it too is a development set now, held at the figures after that round less 0.005.
+BLIND3 = {
+    "en": {"polyp": 0.995, "polyp_count": 0.964, "location_f1": 0.946},
+    "zh": {"polyp": 0.995, "polyp_count": 0.980, "location_f1": 0.984},
+}
+# blind4: written after the fifth round by a fifth writer who saw neither the rules nor the other sets; only measured
+# (round 3's rules gave en 0.969 / 0.908 / 0.867, zh 0.923 / 0.908 / 0.909 on it), held at its figures less 0.005.
+# Using its errors to change a rule makes it a development set, and a new blind set is needed.
+BLIND4 = {
+    "en": {"polyp": 0.980, "polyp_count": 0.918, "location_f1": 0.872},
+    "zh": {"polyp": 0.949, "polyp_count": 0.933, "location_f1": 0.928},
 }
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},
     "hard_heldout": {"en": SECOND_ROUND, "zh": SECOND_ROUND},
     "blind_heldout": BLIND,
     "blind2": BLIND2,
+    "blind3": BLIND3,
+    "blind4": BLIND4,
 }
 
 
-@pytest.mark.parametrize("name", ["hard_dev", "hard_heldout", "blind_heldout", "blind2"])
+@pytest.mark.parametrize("name", ["hard_dev", "hard_heldout", "blind_heldout", "blind2", "blind3", "blind4"])
 def test_hard_sets_thresholds_per_language(name: str) -> None:
     gold = read_jsonl(DATA / f"{name}.jsonl")
     report = evaluate(gold, process_batch(gold))

@@ -67,6 +67,7 @@ class Scope:
 
 
 _CLAUSE_PUNCT = re.compile(r"[,;。!?]|\.(?!\d)")
+_PAREN_RE = re.compile(r"[(（][^()（）]*[)）]")
 
 
 def _is_cjk(s: str) -> bool:
@@ -87,10 +88,13 @@ def scopes_for_sentence(text: str, s: int, e: int) -> list[Scope]:
     if not trig:
         return []
     commas = [m.start() for m in _CLAUSE_PUNCT.finditer(text, s, e)]
+    parens = [(m.start() + 1, m.end() - 1) for m in _PAREN_RE.finditer(text, s, e)]
     out: list[Scope] = []
     for kind, a, b, cjk in trig:
         base = kind.split("_")[0]
         direction = kind.split("_")[1]
+        if base == "hist":  # "(ascending colon, 25 mm LST-G, 6 months ago)": the whole aside is history
+            out.extend(Scope(base, p0, p1) for p0, p1 in parens if p0 <= a and b <= p1)
         comma_bound = (cjk or base in ("hist", "hedge")) and direction != "s"  # "s": the sentence
         if direction == "w":
             out.append(Scope(base, a, b))

@@ -114,6 +114,8 @@ class Group:
     removed_spans: list[Span] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
     count_spans: list[Span] = field(default_factory=list)
+    # a count per segment ("升结肠见2枚、横结肠见1枚、乙状结肠见3枚息肉"), in the order named; sums to ``count``
+    location_counts: list[tuple[str, Span, int]] = field(default_factory=list)
 
     def location_values(self) -> list[str]:
         return [v for v, _, _ in self.locations]
@@ -153,6 +155,9 @@ def _owns_morph(group: Group, location: str | None, size: float | None) -> bool:
 
 def expand(group: Group) -> list[PolypLabel]:
     """Contract entries of a group: one per polyp when the number is known, else one per location."""
+    if group.location_counts and group.count == sum(n for _, _, n in group.location_counts):
+        per = [(v, sp) for v, sp, n in group.location_counts for _ in range(n)]
+        return [_entry(group, loc, _size_of(group, i, len(per))) for i, loc in enumerate(per)]
     locs: list[tuple[str, Span]] = []
     seen: set[str] = set()
     single = group.count == 1 and not group.each
@@ -175,25 +180,26 @@ def expand(group: Group) -> list[PolypLabel]:
             loc = locs[i // group.count] if locs else None
         else:
             loc = locs[i % len(locs)] if locs else None
-        if len(group.sizes) == n or len(group.sizes) > 1:
-            size = group.sizes[i] if i < len(group.sizes) else None
-        else:
-            size = group.sizes[0] if group.sizes else None
-        morph = group.morph if _owns_morph(group, loc[0] if loc else None, size) else None
-        morph = morph or ("flat" if group.kind == "lst" else "unspecified")
-        ev: dict[str, list[Span]] = {
-            "location": [loc[1]] if loc else [],
-            "size_mm": list(group.size_spans),
-            "morphology": list(group.morph_spans),
-            "removed": list(group.removed_spans),
-        }
-        out.append(
-            PolypLabel(
-                location=loc[0] if loc else "unspecified",
-                size_mm=size,
-                morphology=morph,
-                removed=group.removed,
-                evidence=ev,
-            )
-        )
+        out.append(_entry(group, loc, _size_of(group, i, n)))
     return out
+
+
+def _size_of(group: Group, i: int, n: int) -> float | None:
+    """The size of the group's ``i``-th of ``n`` entries: one size each when listed, else the one size for all."""
+    if len(group.sizes) == n or len(group.sizes) > 1:
+        return group.sizes[i] if i < len(group.sizes) else None
+    return group.sizes[0] if group.sizes else None
+
+
+def _entry(group: Group, loc: tuple[str, Span] | None, size: float | None) -> PolypLabel:
+    morph = group.morph if _owns_morph(group, loc[0] if loc else None, size) else None
+    morph = morph or ("flat" if group.kind == "lst" else "unspecified")
+    ev: dict[str, list[Span]] = {
+        "location": [loc[1]] if loc else [],
+        "size_mm": list(group.size_spans),
+        "morphology": list(group.morph_spans),
+        "removed": list(group.removed_spans),
+    }
+    return PolypLabel(
+        location=loc[0] if loc else "unspecified", size_mm=size, morphology=morph, removed=group.removed, evidence=ev
+    )

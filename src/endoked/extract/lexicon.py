@@ -34,6 +34,10 @@ POLYP: Table = [
         r"polypoid\s+(?:lesions?|growths?|nodules?|areas?|elevations?|tissue|mucosa|projections?|"
         r"excrescences?|structures?|changes?)" + _E,
     ),
+    # what is left of, or came back at, an earlier resection is a polyp of this exam ("a 4 mm island of residual
+    # adenomatous tissue at the scar", "瘢痕处见残留病变")
+    ("adenoma", r"(?:residual|recurrent)\s+(?:adenomatous|neoplastic|polypoid)\s+(?:tissue|lesions?|growths?)" + _E),
+    ("adenoma", r"adenomatous\s+tissue" + _E),
     ("polyp", r"polyps?" + _E),
     ("adenoma", r"adenomas?" + _E),
     ("pseudo", r"假性?息肉"),
@@ -47,6 +51,7 @@ POLYP: Table = [
         r"隆起(?:性|型)?(?:病变|病灶)?(?!型?(?:肿物|肿块|癌|占位|新生物))",
     ),
     ("lesion", _B + r"(?:lesions?|nodules?|growths?|elevations?|protrusions?)" + _E),
+    ("polyp", r"(?:残留|残余|复发)的?(?:病变|病灶|组织|隆起)"),
     ("lesion", r"(?:病变|病灶)"),
 ]
 
@@ -137,11 +142,22 @@ LOCATION: Table = [
     ("hepatic_flexure", r"hepatic\s+flexure|right\s+colic\s+flexure|" + _B + r"(?-i:HF)" + _E + r"|(?:结肠)?肝曲|肝区"),
     ("splenic_flexure", r"splenic\s+flexure|left\s+colic\s+flexure|" + _B + r"(?-i:SF)" + _E + r"|(?:结肠)?脾曲|脾区"),
     ("ascending", r"as?c?ending(?:\s+colon)?|" + _B + r"asc\.?(?:\s*colon)?" + _E + "|" + _B + r"a-\s?colon|升结肠?"),
-    ("transverse", r"transverse(?:\s+colon)?|" + _B + r"trans\.?\s*colon|" + _B + r"t-\s?colon|横结肠?"),
+    (
+        "transverse",
+        r"transverse(?:\s+colon)?|"
+        + _B
+        + r"trans\.?\s*colon|"
+        + _B
+        + r"t-\s?colon|"
+        + _B
+        + r"(?-i:TC)"
+        + _E
+        + r"|横结肠?",
+    ),
     ("descending", r"descending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B + r"d-\s?colon|降结肠?"),
     (
         "sigmoid",
-        r"sigmoid(?:\s+colon)?|" + _B + r"sig\.?(?:\s*colon)?" + _E + "|" + _B + r"s-\s?colon|"
+        r"sigm(?:oi|io)d(?:\s+colon)?|" + _B + r"sig\.?(?:\s*colon)?" + _E + "|" + _B + r"s-\s?colon|"
         r"乙状结肠|乙结肠|乙状",
     ),
     ("rectum", r"rect(?:um|al)" + _E + "|" + _B + r"rect" + _E + r"|直肠"),
@@ -280,6 +296,16 @@ CONTEXT: Table = [
         r"necessarily)|gram[- ]negative|无蒂|无法|有无|术后创面|不规则|良恶性|"
         r"[(（][^()（）]{0,12}术后[)）]",
     ),
+    # a finding glimpsed once and not found again on a second look is only possible ("Questionable polyp at the
+    # caecal pole, not seen on second inspection"; "未能再次找到")
+    (
+        "hedge_b",
+        r"(?:not|never)\s+(?:be\s+)?(?:seen|found|identified|relocated|located|visuali[sz]ed)\s+(?:again\s+)?"
+        r"(?:on|at|during)\s+(?:a\s+|the\s+)?(?:second|repeat(?:ed)?|further|subsequent|re-?)\s*\w*|"
+        r"(?:could|can)\s*not\s+be\s+(?:found|relocated|located|identified|seen)\s+again|"
+        r"(?:未能|无法|未)再次?(?:找到|发现|见到)",
+    ),
+    ("hedge_b", r"(?:难以|不易|无法)(?:鉴别|区分|区别)|鉴别困难"),
     ("hist_f", r"(?:to|in\s+order\s+to)\s+(?:rule\s+out|exclude)|" + _B + r"r/o" + _E + r"|(?:以|为|需)排除"),
     (
         "hedge_b",
@@ -291,6 +317,7 @@ CONTEXT: Table = [
         "hedge_f",
         r"(?:cannot|can\s*not|could\s*not|can't|couldn't|unable\s+to)\s+(?:exclude|rule\s+out)|"
         r"possibl[ey]|questionabl[ey]|question\s+of|suspect(?:ed)?|suspicious\s+(?:for|of)|"
+        r"suspicious(?=\s+(?:[a-z-]+\s+)?(?:polyp|polypoid|lesion|area|elevation|nodule|bump))|"
         r"concerning\s+for|worrisome\s+for|equivocal|indeterminate|presumed|"
         r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable)(?=\s+(?:an?\s+)?(?:polyp|lesion))",
     ),
@@ -300,7 +327,8 @@ CONTEXT: Table = [
         r"noted|observed|appreciated|demonstrated)|none\s+(?:seen|found|identified|noted|detected)|"
         r"[:\-]\s*(?:none|negative|absent|nil)" + _E + r"|(?:were|was|is|are)\s+absent|ruled\s+out|"
         r"-\s?free" + _E + "|"  # "polyp-free colon"
-        r":?\s*\[\s*\]\s*yes\s*\[\s*[x✓✔]\s*\]\s*no" + _E,  # checkbox forms: "Polyps detected: [ ] Yes [x] No"
+        r":?\s*\[\s*\]\s*yes\s*\[\s*[x✓✔]\s*\]\s*no" + _E + "|"  # checkbox forms: "Polyps detected: [ ] Yes [x] No"
+        r":?\s*\[\s*[x✓✔]\s*\]\s*(?:none|no|absent|nil)" + _E,  # "Polyps: [x] none [ ] yes"
     ),
     # Disclaimers: "small lesions may have been missed", "小病变可能漏诊" (what could be missed was not seen).
     (
@@ -320,7 +348,9 @@ CONTEXT: Table = [
         + _B
         + r"(?:hx|h/o|s/p)"
         + _E
-        + r"|status\s+post|"
+        + r"|status\s+post|surveillance\s+post|post[- ](?:EMR|ESD|polypectomy|resection)"
+        + _E
+        + "|"
         + _B
         + r"(?:prior|previous(?:ly)?|past|family|father|mother|brother|sister|sibling|parents?|"
         r"if|should|recommend(?:ed|ation)?)" + _E + r"|surveillance\s+(?:for|of|after)|"
@@ -355,7 +385,8 @@ CONTEXT: Table = [
         "hist_b",
         r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many)\s+(?:years?|months?)"
         r"\s+ago|(?:in|since|during)\s+(?:19|20)\d\d" + _E + r"|at\s+(?:the\s+)?(?:last|prior|previous|"
-        r"index|initial)\s+(?:colonoscopy|exam\w*|procedure)|previously\s+(?:removed|resected)",
+        r"index|initial)\s+(?:colonoscopy|exam\w*|procedure)|previously\s+(?:removed|resected)|"
+        r"[(（]\s*(?:19|20)\d\d\s*[)）]",  # "EMR of a transverse colon LST (2022)"
     ),
     # Chinese
     ("hedge_w", r"考虑[^,;.。]{0,20}?可能"),
@@ -372,14 +403,16 @@ CONTEXT: Table = [
     # undetermined (back to the sentence start); said of a named polyp it is about its histology.
     (
         "vague_s",
-        r"性质(?:待定|未定|不明|待查)|(?:nature|significance)\s+(?:undetermined|uncertain|unclear|indeterminate)",
+        r"性质(?:待定|未定|不明|待查|(?:无法|难以|不能|未能)(?:判断|确定|明确|判定))|(?:nature|significance)\s+(?:undetermined|uncertain|unclear|indeterminate)",
     ),
+    ("neg_f", r"(?:并)?非(?=\s*(?:息肉|腺瘤|肿瘤|真性))|不是(?=\s*(?:息肉|腺瘤))"),
     ("neg_f", r"未见(?:明显)?|未发现|未(?:触|扪|探|检)及|未检出|未观察到|无(?:明显)?|没有|否认|排除"),
+    ("neg_b", r"[:：]\s*[■☑☒✓✔]\s*(?:无|否|未见|阴性)"),  # checkbox forms: "息肉：■无 □有"
     ("neg_b", r"消失|(?:呈)?阴性|[:：]\s*(?:无|未见|阴性|-)(?=\s*(?:[,;.。]|$))|[(（]\s*-\s*[)）]"),
     (
         "hist_f",
         r"既往|曾(?:于|经|行|因|有)?|(?:\d+|[一二两三四五六七八九十]+|数|多)\s*(?:年|个月|月)余?前|"
-        r"(?:19|20)\d\d\s*年|家族|父亲|母亲|筛查|随访|建议|如有|原",
+        r"(?:19|20)\d\d\s*年|家族|父亲|母亲|哥哥|姐姐|弟弟|妹妹|兄弟|姐妹|子女|筛查|随访|建议|如有|原",
     ),
     ("hist_b", r"术后|病?史|复查|随访|筛查|瘢痕|疤痕"),
     (
@@ -398,7 +431,9 @@ PREP = r"prep(?:aration)?" + _E + r"|(?-i:BBPS)|boston|bowel\s+cleans|肠道准�
 PATH_CUE = (
     r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?)|histopatholog(?:y|ical)|biops(?:y|ies))\s+"
     r"(?:results?\s+|report\s+)?(?:showed|shows|revealed|reveals|returned|confirmed|demonstrated|"
-    r"consistent\s+with|:)|(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?))\s+(?:was|were|is|are)|"
+    r"consistent\s+with|:)|"
+    r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?)|histopatholog(?:y|ical)|biops(?:y|ies))"
+    r"(?:\s+(?:results?|report))?\s*:(?=\s*[a-z])|(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?))\s+(?:was|were|is|are)|"
     r"(?<!既往)(?<!以往)(?<!原)病理(?:结果|报告|回报|诊断|检查)?\s*(?:示|提示|回报|为|显示|报告|[:：])|"
     r"病检(?:示|提示|为|[:：])|"
     r"活检(?:病理)?(?:示|提示|为|[:：])"
@@ -436,7 +471,7 @@ SECTION_HEADERS: Table = [
     ),
     (
         "indication",
-        r"临床诊断|临床资料|临床信息|现病史|既往史|简要病史|病史|主诉|检查(?:目的|原因|指征)|适应[症证]|"
+        r"临床诊断|临床资料|临床信息|现病史|既往史|家族史|简要病史|病史|主诉|检查(?:目的|原因|指征)|适应[症证]|"
         r"申请(?:目的|理由)|术前诊断",
     ),
     ("pathology", r"(?:组织)?病理(?:诊断|结果|报告|回报|检查)?|病检(?:结果)?|活检病理"),
@@ -481,7 +516,7 @@ EN_COUNT = (
     r"(?<![A-Za-z\d.#№])(?:(?P<times>(?<![A-Za-z])[x×]\s?\d{1,2})|"
     r"(?P<none>a\s+few|a\s+number\s+of|an?\s+(?:handful|cluster|group|crop|carpet|myriad|host|collection)\s+of|"
     r"handfuls?\s+of|hundreds\s+of|scores\s+of|too\s+many\s+to\s+count|several|multiple|numerous|many|innumerable|"
-    r"countless|scattered|diffuse|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
+    r"countless|scattered|diffuse|(?:approximately|about|around|roughly|circa|~)\s*\d+|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
     r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
     r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from endoked.extract import context as cx
 from endoked.extract import lexicon as lx
 from endoked.extract.groups import Group, compatible, expand, is_landmark, morph_value
-from endoked.extract.quantities import find_count, has_each, parse_size
+from endoked.extract.quantities import find_count, has_each, parse_size, zh_number
 from endoked.extract.schema import PATHOLOGY_ORDER, ReportLabels, Span
 from endoked.extract.text import detect_lang, normalize, split_sections, split_sentences
 from endoked.extract.vocab import lower_ascii
@@ -64,6 +64,19 @@ _ELLIPSIS_RE = re.compile(
     re.IGNORECASE,
 )
 _COLON_RE = re.compile(r"[:：]")
+# "同一肠段另见一枚约3mm息肉", "in the same segment, a second 3 mm polyp": the site of the polyp just described
+_SAME_SITE_RE = re.compile(
+    r"同一?(?:肠段|部位|节段|段|处)|(?:the\s+)?same\s+(?:segment|site|area|region|location)", re.IGNORECASE
+)
+# "升结肠见2枚、横结肠见1枚、乙状结肠见3枚息肉": a count right after each segment, the polyp noun after the last
+_LOC_COUNT_RE = re.compile(
+    r"\s*(?:内|处)?\s*(?:可见|见|有|发现|检出)?\s*(?:约)?\s*(?P<n>\d{1,2}|[一二两三四五六七八九十]{1,3})\s*(?:枚|个|颗|处)|"
+    r"\s*[(（]\s*(?:[x×]\s*)?(?P<p>\d{1,2})\s*[)）]"  # "from the transverse colon (2) and the sigmoid (3)"
+)
+# telegraphic list items: "Sigmoid: 6 mm sessile - CSP; 3 mm - CFP" (the second item is a size and a removal only)
+_ITEM_FILLER_RE = re.compile(r"[\s\-:,;()（）：，；]*")
+# "直肠、乙状结肠黏膜充血水肿": segments named as the subject of a mucosal description, not a polyp's site
+_MUCOSA_AFTER_RE = re.compile(r"(?:\s*(?:、|及|和|与)\s*[\u4e00-\u9fff]{1,6}?)*\s*(?:黏膜|粘膜)")
 # Ablation treats vascular lesions and bleeding as well as polyps: it does not make a sized item a polyp.
 _ABLATION_RE = re.compile(r"apc|argon|ablat|fulgur|电凝|氩|灼", re.IGNORECASE)
 # What a size named before any polyp word may describe instead: a scar, a resection wound, an ulcer, a
@@ -145,7 +158,7 @@ def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> 
         return False
     for t in sent_toks:
         if t.cat == "MIMIC" and tok.end <= t.start < nxt:
-            cue = _APPOSITION_RE.search(text, max(tok.end, t.start - 18), t.start)
+            cue = _APPOSITION_RE.search(text, max(tok.end, t.start - 25), t.start)
             if cue is not None:
                 return True
     return False
@@ -298,11 +311,26 @@ def _build_group(
             t = min(locs, key=lambda t: abs(t.start - mention.start))
             g.locations.append((t.value, Span(t.start, t.end), 0))
     g.locations = [x for x in g.locations if x[2] < 1000] or g.locations
+    # segments whose mucosa a clause describes give way to the polyp's own ("直肠、乙状结肠黏膜充血水肿，降结肠
+    # 及乙状结肠见多发炎性假息肉"; not when no other segment is named)
+    own = [x for x in g.locations if not _MUCOSA_AFTER_RE.match(text, x[1].end) or mention.start < x[1].start]
+    g.locations = own or g.locations
     # A named segment beats a generic "colonic"/"全结肠" in the same window ("on the colonic side of the
     # anastomosis", "全结肠黏膜粗糙，横结肠见散在炎性息肉").
     g.locations = [x for x in g.locations if x[0] != "unspecified"] or g.locations
     if not g.locations and not g.sizes and (intro or (intro is None and _LIST_INTRO_RE.search(text, ws, we))):
         g.summary = True  # "Polyps as follows:", "Multiple polyps:" introduce the items that follow
+    per_loc = []
+    for t in win_toks:
+        m = _LOC_COUNT_RE.match(text, t.end) if t.cat == "LOC" else None
+        if m is not None and m.group("n") and t.end > mention.start:  # "…见3枚息肉": counts come before the noun
+            m = None
+        n = zh_number(m.group("n") or m.group("p")) if m is not None else None
+        if n:
+            per_loc.append((t.value, Span(t.start, t.end), n))
+    if len(per_loc) > 1 and not g.each:
+        g.location_counts = per_loc
+        g.count, g.count_explicit = sum(n for _, _, n in per_loc), True
     if g.each and g.count is not None and len(g.sizes) > 1 and len(set(g.location_values())) <= 1:
         g.count, g.each = g.count * len(g.sizes), False  # "0.3cm、0.5cm息肉各1枚": one per listed size
     if g.count is None and plural and not g.count_explicit and len(g.sizes) > 1:
@@ -441,6 +469,12 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 st = cx.status_of(implied, scopes)
                 if st.current:
                     mentions.append((implied, st))
+        if not mentions and si == last_group_sentence + 1:
+            sibling = _sibling_item(text, s, cut, sent_toks, scopes, res)
+            if sibling is not None:
+                res.groups.append(sibling)
+                last_group_sentence = si
+                continue
         if not mentions:
             _follow_up(text, sent_toks, scopes, res, si, last_group_sentence)
             continue
@@ -498,6 +532,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             ):
                 # "The tattooed segment of the ascending colon was examined. At the scar edge, a 5 mm polyp."
                 g.locations.append((prev_scene.value, Span(prev_scene.start, prev_scene.end), 0))
+            if not g.locations and res.groups and _SAME_SITE_RE.search(text, s, t.start):
+                g.locations = [x for x in res.groups[-1].locations if x[0] != "unspecified"][:1]
             target = res.hedged if st.hedged else res.groups
             same = [x for x in target if x.section == kind]
             refs = _refers_back(text, g, t, same)
@@ -513,16 +549,53 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         last_group_sentence = si
 
 
+def _sibling_item(
+    text: str, s: int, e: int, sent_toks: list[cx.Token], scopes: list[cx.Scope], res: _SectionResult
+) -> Group | None:
+    """A telegraphic item right after a one-polyp item, made of nothing but another size and a removal of this
+    exam ("Sigmoid: 6 mm sessile - CSP; 3 mm - CFP"): a second polyp at the same site. Not a restatement of the
+    same polyp (same size) nor anything with more words ("3 mm base, snared")."""
+    if not res.groups or len(sent_toks) < 2 or sent_toks[0].cat != "SIZE":
+        return None
+    prev = res.groups[-1]
+    if prev.count != 1 or prev.each or not prev.sizes or prev.hedged:
+        return None
+    if any(t.cat not in ("SIZE", "REM") for t in sent_toks) or sum(t.cat == "SIZE" for t in sent_toks) != 1:
+        return None
+    rem = [t for t in sent_toks if t.cat == "REM"]
+    if not all(t.value == "yes" and cx.status_of(t, scopes).current for t in rem):
+        return None
+    pos = s
+    for t in sent_toks:  # only separators between the tokens
+        if _ITEM_FILLER_RE.fullmatch(text, pos, t.start) is None:
+            return None
+        pos = t.end
+    if _ITEM_FILLER_RE.fullmatch(text, pos, e) is None:
+        return None
+    size = parse_size(text, sent_toks[0].start, sent_toks[0].end)
+    if size is None or list(size.values) == prev.sizes:
+        return None
+    g = Group(kind="implied", section=prev.section, hedged=False)
+    g.spans = [Span(sent_toks[0].start, sent_toks[0].end)]
+    g.sizes, g.size_spans = list(size.values), [Span(sent_toks[0].start, sent_toks[0].end)]
+    g.locations = [x for x in prev.locations if x[0] != "unspecified"][:1]
+    g.set_removed(True, Span(rem[0].start, rem[0].end))
+    return g
+
+
 def _scene(
     text: str, s: int, e: int, sent_toks: list[cx.Token], scopes: list[cx.Scope], si: int
 ) -> tuple[int, cx.Token] | None:
-    """A sentence that only names one segment, neither negated, normal, nor on the scope's route ("The
-    tattooed segment of the ascending colon was examined.", "升结肠："; not "Retroflexion in the rectum."):
-    the scene of the next sentence."""
+    """A sentence that only names one segment (and perhaps a resection), neither negated, normal, nor on the
+    scope's route ("The tattooed segment of the ascending colon was examined.", "Check after EMR at the hepatic
+    flexure.", "升结肠："; not "Retroflexion in the rectum."): the scene of the next sentence."""
     if not sent_toks:
         return None
-    tok = sent_toks[0]
-    for t in sent_toks:
+    locs = [t for t in sent_toks if t.cat != "REM"]  # "Check 6 months after EMR at the hepatic flexure."
+    if not locs:
+        return None
+    tok = locs[0]
+    for t in locs:
         if t.cat != "LOC" or t.value != tok.value:
             return None
     if tok.value == "unspecified" or _NORMAL_RE.search(text, s, e) or _ROUTE_RE.search(text, s, e):
@@ -590,6 +663,24 @@ def _pathology(
             lead = len(text[start:end]) - len(text[start:end].lstrip(" \n:：-"))
             cats, spans, cat_of_span = ["other"], [Span(start + lead, start + lead + len(body), src)], ["other"]
     return cats, spans, cat_of_span
+
+
+def _hedged_by_impression(fnd: _SectionResult, imp: _SectionResult) -> None:
+    """A vague elevation or lesion of Findings that the Impression only calls a possible polyp ("横结肠见一约0.3cm
+    小隆起 … 诊断：横结肠隆起（息肉？）") is hedged too, when the Impression asserts no polyp."""
+    if imp.groups or not imp.hedged:
+        return
+    for g in list(fnd.groups):
+        if g.kind not in ("elevation", "lesion"):
+            continue
+        locs = [v for v in g.location_values() if v != "unspecified"]
+        if any(
+            not locs or any(compatible(a, b) for a in locs for b in h.location_values() or ["unspecified"])
+            for h in imp.hedged
+        ):
+            fnd.groups.remove(g)
+            g.hedged = True
+            fnd.hedged.append(g)
 
 
 def _merge_impression(findings: list[Group], impression: list[Group]) -> list[Group]:
@@ -686,6 +777,7 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
         path_spans += sp
         path_cat_of += co
     fnd, imp = per_kind["findings"], per_kind["impression"]
+    _hedged_by_impression(fnd, imp)
     for res in (fnd, imp):
         _count_lines(res)
         if not res.groups and res.summary_groups:  # "A total of 5 polyps were removed." and nothing else
