@@ -25,7 +25,9 @@ from endoked.biopsy.train import (
 from endoked.stats import auroc
 
 CPU = torch.device("cpu")
-BASE = {
+BASE = {  # the plain recipe (no anchor, last weights): the mechanisms below are tested one at a time
+    "finetune_anchor": 0.0,
+    "finetune_select": "last",
     "backbone": "test_efficientnet",
     "pretrained": False,
     "batch_size": 16,
@@ -64,8 +66,9 @@ def pretrained() -> tuple[BiopsyModel, int]:
 
 def test_anchor_zero_is_plain_training_bitwise(pretrained: tuple[BiopsyModel, int]) -> None:
     base, dim = pretrained
+    defaults = BiopsyConfig.model_fields
+    assert defaults["finetune_anchor"].default == 10.0 and defaults["finetune_select"].default == "interpolate"
     cfg = BiopsyConfig(**BASE)
-    assert cfg.finetune_anchor == 0.0 and cfg.finetune_select == "last"
     ft, y = _feats(40, dim, 2, views=3)
     val, y_val = _feats(12, dim, 4)
     plain = copy.deepcopy(base)
@@ -95,7 +98,7 @@ def test_huge_anchor_keeps_the_weights_near_the_start(pretrained: tuple[BiopsyMo
     drift = {}
     for anchor in (0.0, 10.0, 1e6):
         model = copy.deepcopy(base)
-        cfg = BiopsyConfig(**BASE, finetune_anchor=anchor)
+        cfg = BiopsyConfig(**{**BASE, "finetune_anchor": anchor})
         finetune(model, ft, 1 - y, val, y_val, cfg, pretrained=True, seed=1, device=CPU)  # flipped labels
         drift[anchor] = float((_head(model) - w0).norm())
     assert drift[0.0] > 1.0
@@ -106,7 +109,7 @@ def test_huge_anchor_keeps_the_weights_near_the_start(pretrained: tuple[BiopsyMo
     for anchor in (0.0, 1e6):
         torch.manual_seed(3)
         model = build_model(BiopsyConfig(**BASE))
-        cfg = BiopsyConfig(**BASE, finetune_anchor=anchor)
+        cfg = BiopsyConfig(**{**BASE, "finetune_anchor": anchor})
         _, [(_, info)] = finetune(model, ft, y, val, y_val, cfg, pretrained=False, seed=1, device=CPU)
         fresh[anchor] = _head(model)
         assert info["anchor"] == 0.0 and info["kept"] == "finetuned"
@@ -129,7 +132,7 @@ def test_flipped_noise_labels_keep_the_pretrained_head(pretrained: tuple[BiopsyM
     ft, y = _feats(40, dim, 2)
     val, y_val = _feats(10, dim, 4)
     test, y_test = _feats(300, dim, 3)
-    cfg = BiopsyConfig(**BASE, finetune_select_metric=metric)
+    cfg = BiopsyConfig(**{**BASE, "finetune_select_metric": metric})
     model = copy.deepcopy(base)
     rules = [("last", metric), ("validation", metric), ("interpolate", metric)]
     _, fitted = finetune(model, ft, 1 - y, val, y_val, cfg, pretrained=True, seed=1, device=CPU, rules=rules)

@@ -101,7 +101,9 @@ def test_train_writes_model_and_summary(trained: dict) -> None:
     assert summary["pretrain_counts"]["exams_unknown"] == 1
     assert summary["pretrain"]["steps"] == 40 and summary["finetune"]["steps"] == 40
     assert summary["calibration"]["source"] == "finetune_val"
-    assert summary["finetune"]["select"]["select"] == "last" and summary["finetune"]["select"]["kept"] == "finetuned"
+    select = summary["finetune"]["select"]  # the default rule: interpolate, chosen on validation AUROC, anchored
+    assert select["select"] == "interpolate" and select["metric"] == "auroc" and select["anchor"] == 10.0
+    assert select["kept"] in ("pretrained", "finetuned", "interpolated") and 0.0 <= select["alpha"] <= 1.0
     with open(out / "splits.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     fine = [r for r in rows if r["set"] == "finetune"]

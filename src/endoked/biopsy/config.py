@@ -94,15 +94,16 @@ class BiopsyConfig(EncoderSource):
     encoder_lr: float = Field(1e-4, gt=0, description="Learning rate of trainable encoder parts.")
     weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay.")
     finetune_anchor: float = Field(
-        0.0,
+        10.0,
         ge=0.0,
         description="L2-SP strength alpha when fine-tuning a pre-trained model (Li et al., ICML 2018): the loss "
         "gains alpha/2 * ||w - w0||^2 over the trainable weights, w0 being their values when fine-tuning starts, "
-        "and those weights get no weight decay towards 0; 0: plain weight decay (weight_decay), as before. "
-        "Training from a fresh head is not affected.",
+        "and those weights get no weight decay towards 0; 0: plain weight decay (weight_decay). Default 10 with "
+        "finetune_select 'interpolate': the pair that never fell clearly below the pre-trained head in the "
+        "biopsy benchmark (docs/BENCHMARKS.md). Training from a fresh head is not affected.",
     )
     finetune_select: FinetuneSelect = Field(
-        "last",
+        "interpolate",
         description="Which weights a fine-tuned pre-trained model keeps: 'last': the fine-tuned ones; 'validation': "
         "the fine-tuned ones only when they beat the pre-trained ones on the validation split "
         "(finetune_select_metric; ties keep the pre-trained ones); 'interpolate': (1 - a) * w0 + a * w_ft with a "
