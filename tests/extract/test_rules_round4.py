@@ -90,6 +90,7 @@ def test_hedges(text: str, want: str) -> None:
         ("Ascending: 7 mm sessile - CSP; 7 mm - retrieved.", ("present", 1, ["ascending"])),
         ("Ascending: 7 mm sessile - CSP; 4 mm base, tattooed.", ("present", 1, ["ascending"])),
         ("Approximately 20 polyps throughout the colon, 2-5 mm; ten removed.", ("present", None, ["unspecified"])),
+        ("About 5 mm sessile polyp in the cecum, removed.", ("present", 1, ["cecum"])),  # an approximate size
         ("CSP x2: 4 mm TC, 5 mm sigmoid.", ("present", 2, ["sigmoid", "transverse"])),
     ],
 )
