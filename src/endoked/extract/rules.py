@@ -370,6 +370,16 @@ def _morph_owner(text: str, t: cx.Token, win_toks: list[cx.Token], scopes: list[
     return owner.value if text.rfind("(", owner.end, t.start) > text.rfind(")", owner.end, t.start) else None
 
 
+def _could_be_at(sites: list[str], other: Group) -> bool:
+    """Whether a description naming the segments ``sites`` (none: any) can be of ``other``'s polyps."""
+    return not sites or any(compatible(a, b) for a in sites for b in other.location_values() or ["unspecified"])
+
+
+def _named_site(g: Group) -> list[tuple[str, Span, int]]:
+    """The group's first named segment (not "unspecified"), as a location entry for another group; [] if none."""
+    return [x for x in g.locations if x[0] != "unspecified"][:1]
+
+
 def _share(groups: list[Group]) -> None:
     """Attributes said of all polyps of a sentence ("…，均为广基，均予冷圈套切除") go to each of them."""
     for g in groups:
@@ -411,7 +421,7 @@ def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> l
     if definite and _PLURAL_DEF_RE.search(before):
         return list(prev)
     for p in reversed(prev):
-        if not locs or any(compatible(a, b) for a in locs for b in p.location_values() or ["unspecified"]):
+        if _could_be_at(locs, p):
             return [p]
     return []
 
@@ -533,7 +543,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 # "The tattooed segment of the ascending colon was examined. At the scar edge, a 5 mm polyp."
                 g.locations.append((prev_scene.value, Span(prev_scene.start, prev_scene.end), 0))
             if not g.locations and res.groups and _SAME_SITE_RE.search(text, s, t.start):
-                g.locations = [x for x in res.groups[-1].locations if x[0] != "unspecified"][:1]
+                g.locations = _named_site(res.groups[-1])
             target = res.hedged if st.hedged else res.groups
             same = [x for x in target if x.section == kind]
             refs = _refers_back(text, g, t, same)
@@ -578,7 +588,7 @@ def _sibling_item(
     g = Group(kind="implied", section=prev.section, hedged=False)
     g.spans = [Span(sent_toks[0].start, sent_toks[0].end)]
     g.sizes, g.size_spans = list(size.values), [Span(sent_toks[0].start, sent_toks[0].end)]
-    g.locations = [x for x in prev.locations if x[0] != "unspecified"][:1]
+    g.locations = _named_site(prev)
     g.set_removed(True, Span(rem[0].start, rem[0].end))
     return g
 
@@ -674,10 +684,7 @@ def _hedged_by_impression(fnd: _SectionResult, imp: _SectionResult) -> None:
         if g.kind not in ("elevation", "lesion"):
             continue
         locs = [v for v in g.location_values() if v != "unspecified"]
-        if any(
-            not locs or any(compatible(a, b) for a in locs for b in h.location_values() or ["unspecified"])
-            for h in imp.hedged
-        ):
+        if any(_could_be_at(locs, h) for h in imp.hedged):
             fnd.groups.remove(g)
             g.hedged = True
             fnd.hedged.append(g)
@@ -690,11 +697,7 @@ def _merge_impression(findings: list[Group], impression: list[Group]) -> list[Gr
     out = list(findings)
     for g in impression:
         locs = [v for v in g.location_values() if v != "unspecified"]
-        matches = [
-            f
-            for f in findings
-            if not locs or any(compatible(a, b) for a in locs for b in f.location_values() or ["unspecified"])
-        ]
+        matches = [f for f in findings if _could_be_at(locs, f)]
         if matches:
             if len(matches) == 1:
                 matches[0].absorb(g)
