@@ -428,12 +428,11 @@ CONTEXT: Table = [
 PREP = r"prep(?:aration)?" + _E + r"|(?-i:BBPS)|boston|bowel\s+cleans|肠道准备|清洁度|肠道清洁|波士顿"
 
 # "Pathology showed ..." inside a findings/impression sentence: what follows is a pathology result.
+_PATH_WORD = r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?)|histopatholog(?:y|ical)|biops(?:y|ies))"
 PATH_CUE = (
-    r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?)|histopatholog(?:y|ical)|biops(?:y|ies))\s+"
-    r"(?:results?\s+|report\s+)?(?:showed|shows|revealed|reveals|returned|confirmed|demonstrated|"
-    r"consistent\s+with|:)|"
-    r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?)|histopatholog(?:y|ical)|biops(?:y|ies))"
-    r"(?:\s+(?:results?|report))?\s*:(?=\s*[a-z])|(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?))\s+(?:was|were|is|are)|"
+    _PATH_WORD + r"\s+(?:results?\s+|report\s+)?(?:showed|shows|revealed|reveals|returned|confirmed|demonstrated|"
+    r"consistent\s+with|:)|" + _PATH_WORD + r"(?:\s+(?:results?|report))?\s*:(?=\s*[a-z])|"
+    r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?))\s+(?:was|were|is|are)|"
     r"(?<!既往)(?<!以往)(?<!原)病理(?:结果|报告|回报|诊断|检查)?\s*(?:示|提示|回报|为|显示|报告|[:：])|"
     r"病检(?:示|提示|为|[:：])|"
     r"活检(?:病理)?(?:示|提示|为|[:：])"
