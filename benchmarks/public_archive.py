@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import logging
@@ -568,18 +569,21 @@ SCOPE_RING = 0.07  # the common endoscope mask's black ring, as a share of the f
 SCOPE_CORNER = 0.22  # its cut corners (an octagon, as many endoscopes show), same unit
 
 
+@functools.lru_cache(maxsize=64)  # a few frame sizes, each masked many times (renders, sharpness steps, truth)
 def scope_mask(size: tuple[int, int], ring: float = SCOPE_RING, corner: float = SCOPE_CORNER) -> np.ndarray:
     """The common endoscope mask of a ``size = (width, height)`` frame: ``(height, width)`` bool, True inside an
     octagon inset by ``ring`` and with corners cut by ``corner`` (both shares of the shorter side). Every frame of a
     whole-frame design is blacked out outside it, so that each source's own border, corner overlays and the
-    crops' lack of any border no longer tell polyp from polyp-free frames."""
+    crops' lack of any border no longer tell polyp from polyp-free frames. Cached per size: read-only."""
     w, h = size
     side = min(w, h)
     r, c = ring * side, corner * side
     y, x = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
     dx = np.minimum(x - r, (w - r) - x)  # distance inside the inset rectangle, per axis
     dy = np.minimum(y - r, (h - r) - y)
-    return (dx >= 0) & (dy >= 0) & (dx + dy >= c)
+    inside = (dx >= 0) & (dy >= 0) & (dx + dy >= c)
+    inside.flags.writeable = False
+    return inside
 
 
 def render_frame(frame: FramePlan, max_side: int) -> Image.Image:
