@@ -33,6 +33,11 @@ TOTAL_RE = compile_lower(lx.TOTAL)
 _CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 
 
+# An option of a checkbox form that was not ticked ("Location: [ ] Cecum [x] Sigmoid", "□升结肠 ■乙状结肠"):
+# its words are not said of this exam.
+_UNCHECKED_RE = re.compile(r"(?:\[\s?\]|\(\s?\)|[□☐])\s*$")
+
+
 @dataclass(slots=True)
 class Token:
     """A vocabulary hit: category (POLYP, MAL, MORPH, LOC, REM, SIZE, MIMIC, PATH), value, span, text."""
@@ -53,7 +58,11 @@ def scan(vocab: Vocab, low: str, orig: str, start: int, end: int) -> list[Token]
         orig: the normalised report with its case (for case-sensitive abbreviations).
         start, end: the stretch to scan (absolute offsets).
     """
-    return [Token(cat, value, s, e, low[s:e]) for cat, value, s, e in vocab.scan(low, orig, start, end)]
+    return [
+        Token(cat, value, s, e, low[s:e])
+        for cat, value, s, e in vocab.scan(low, orig, start, end)
+        if not _UNCHECKED_RE.search(low, max(start, s - 6), s)
+    ]
 
 
 @dataclass(slots=True)
@@ -128,6 +137,8 @@ def scopes_for_sentence(text: str, s: int, e: int) -> list[Scope]:
                         break
             if direction == "2":
                 begin = max(begin, a - 30)
+            if base == "hedge":  # "平坦型病变（腺瘤可能）": a hedge in brackets is about the bracket's words
+                begin = max([begin, *(p0 for p0, p1 in parens if p0 <= a and b <= p1)])
             out.append(Scope(base, begin, a))
     return out
 

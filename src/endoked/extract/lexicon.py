@@ -47,7 +47,8 @@ POLYP: Table = [
     ("adenoma", r"腺瘤(?:性息肉)?"),
     (
         "elevation",
-        r"(?<!黏膜下)(?<!粘膜下)(?<!外压性)(?<!外压)(?<=[见枚个处米mM小大样平状形起蒂基一\d])"
+        # not the raised rim of an ulcerated mass ("边缘呈堤样隆起", "环堤状隆起")
+        r"(?<!黏膜下)(?<!粘膜下)(?<!外压性)(?<!外压)(?<!堤样)(?<!堤状)(?<![环周]堤)(?<=[见枚个处米mM小大样平状形起蒂基一\d])"
         r"隆起(?:性|型)?(?:病变|病灶)?(?!型?(?:肿物|肿块|癌|占位|新生物))",
     ),
     ("lesion", _B + r"(?:lesions?|nodules?|growths?|elevations?|protrusions?)" + _E),
@@ -92,6 +93,7 @@ MIMIC: Table = [
     ("mimic", r"(?:appendiceal|appendix)\s+stump|inverted\s+append\w*|(?:mucosal|haustral|prominent)\s+folds?" + _E),
     ("mimic", r"angio-?\s?(?:ectasias?|dysplas(?:ia|ias|tic))|" + _B + r"(?-i:AVMs?)" + _E + r"|vascular\s+ectasias?"),
     ("mimic", r"extrinsic\s+compression|varix|varices|(?:stool|fecal|faecal)\s+(?:ball|debris|residue)"),
+    ("mimic", r"xanthomas?" + _E + r"|黄色瘤|黄斑瘤"),
     # A submucosal mass or tumour is a look-alike, not a suspected cancer ("黏膜下肿物", "subepithelial mass").
     (
         "mimic",
@@ -112,7 +114,7 @@ MIMIC: Table = [
 # Locations: contract values.
 LOCATION: Table = [
     ("rectosigmoid", r"recto-?\s?sigmoid(?:\s+(?:junction|colon|region|area))?"),
-    ("rectosigmoid", r"sigmoid-?\s?rectal\s+junction|" + _B + r"(?-i:RS)\s*junction"),
+    ("rectosigmoid", r"sigmoid-?\s?rectal\s+junction|" + _B + r"(?-i:RS)(?:\s*junction|" + _E + ")"),
     (
         "rectosigmoid",
         r"直(?:肠)?乙(?:状结肠|状)?(?:交界|移行)(?:处|部)?|"
@@ -141,7 +143,20 @@ LOCATION: Table = [
     ("cecum", _B + r"ca?ec(?:um|al)" + _E + r"|回盲部|盲肠|回盲区"),
     ("hepatic_flexure", r"hepatic\s+flexure|right\s+colic\s+flexure|" + _B + r"(?-i:HF)" + _E + r"|(?:结肠)?肝曲|肝区"),
     ("splenic_flexure", r"splenic\s+flexure|left\s+colic\s+flexure|" + _B + r"(?-i:SF)" + _E + r"|(?:结肠)?脾曲|脾区"),
-    ("ascending", r"as?c?ending(?:\s+colon)?|" + _B + r"asc\.?(?:\s*colon)?" + _E + "|" + _B + r"a-\s?colon|升结肠?"),
+    (
+        "ascending",
+        r"as?c?ending(?:\s+colon)?|"
+        + _B
+        + r"asc\.?(?:\s*colon)?"
+        + _E
+        + "|"
+        + _B
+        + r"a-\s?colon|"
+        + _B
+        + r"(?-i:AC)"
+        + _E
+        + r"|升结肠?",
+    ),
     (
         "transverse",
         r"transverse(?:\s+colon)?|"

@@ -39,6 +39,7 @@ _REVEALED_RE = re.compile(
     r"(?:prov(?:ed|en)|turn(?:ed|s)\s+out|(?:was|were|is|are)\s+(?:found|shown|confirmed|seen)|confirmed)\s+to\s+be|"
     r"(?:was|were|is|are)\s+(?:actually|in\s+fact|really|rather|instead|only|just|merely|simply)|"
     r"(?:actually|in\s+fact)\s+(?:was|were|is|are)|"
+    r"(?:show(?:ed|s|ing)?|ha(?:d|s|ving))\s+(?:the\s+)?(?:typical|classic|characteristic)\s+(?:appearance|features?)\s+of|"
     r"实为|实际(?:上)?(?:为|是)|证实(?:为|是)|确认为|证明(?:为|是)",
     re.IGNORECASE,
 )
@@ -64,6 +65,7 @@ _ELLIPSIS_RE = re.compile(
     re.IGNORECASE,
 )
 _COLON_RE = re.compile(r"[:：]")
+_OPEN_BRACKET_RE = re.compile(r"\s*[(（]\s*")
 # "同一肠段另见一枚约3mm息肉", "in the same segment, a second 3 mm polyp": the site of the polyp just described
 _SAME_SITE_RE = re.compile(
     r"同一?(?:肠段|部位|节段|段|处)|(?:the\s+)?same\s+(?:segment|site|area|region|location)", re.IGNORECASE
@@ -108,6 +110,13 @@ _ROUTE_RE = re.compile(
 _PENDING_RE = re.compile(
     r"pending|await|to\s+follow|not\s+(?:yet\s+)?available|待(?:回报|病理|报告|结果)|未回|待回", re.IGNORECASE
 )
+# A field of a form: "Location: [x] Sigmoid", "Number: 1", "部位：乙状结肠", "数目：2枚".
+_FORM_FIELD_RE = re.compile(
+    r"\s*(?P<field>location|site|number|count|size|morphology|removal|部位|数目|数量|大小|形态)\s*[:：]\s*"
+    r"(?P<n>\d+|[一二两三四五六七八九十])?",
+    re.IGNORECASE,
+)
+_REMOVAL_INTRO_RE = re.compile(r"[x×]\s*(?P<n>\d{1,2})\s*[:：]\s*", re.IGNORECASE)
 _SIZE_WORDS_RE = re.compile(r"measur|size|diameter|(?<![A-Za-z])it(?:s)?(?![A-Za-z])|大小|直径|约|其", re.IGNORECASE)
 
 
@@ -121,6 +130,7 @@ class _SectionResult:
     summary_groups: list[Group] = field(default_factory=list)
     pathology_segments: list[tuple[int, int]] = field(default_factory=list)
     list_open: bool = False  # a list introduction ("Five polyps were removed:") was seen: items follow
+    removal_intro: tuple[int, Span] | None = None  # (sentence index, span) of "CSP x2:": the next items were removed
 
 
 def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
@@ -227,7 +237,23 @@ def _intro_split(text: str, s: int, e: int, toks: list[cx.Token]) -> int | None:
         polyp = [t for t in before if t.cat == "POLYP"]
         if polyp and find_count(text, s, polyp[-1].start, polyp[-1].end, m.start()) is not None:
             return c
+        if before and all(t.cat == "REM" for t in before) and _REMOVAL_INTRO_RE.search(text, s, m.end()):
+            return c  # "CSP x2: 5mm SSL AC, 4mm HP RS."
     return None
+
+
+def _removal_intro(text: str, s: int, e: int, sent_toks: list[cx.Token], res: _SectionResult, si: int) -> bool:
+    """A count of resections that introduces the list of what was removed ("CSP x2:"): the number of the
+    polyps that follow, all removed. True when the span was one."""
+    m = _REMOVAL_INTRO_RE.search(text, s, e)
+    if m is None or not sent_toks or any(t.cat != "REM" for t in sent_toks) or text[m.end() : e].strip():
+        return False
+    res.summary_counts.append((int(m.group("n")), Span(m.start("n"), m.end("n"))))
+    res.list_open = True
+    rem = sent_toks[-1]
+    if rem.value == "yes":
+        res.removal_intro = (si, Span(rem.start, rem.end))
+    return True
 
 
 def _elliptical_mentions(
@@ -444,6 +470,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             sent_toks.append(toks[tj])
             tj += 1
         if not sent_toks:
+            if _FORM_FIELD_RE.match(text, s) and _follow_up(text, s, [], [], res, si, last_group_sentence):
+                last_group_sentence = si  # "Number: 1"
             continue
         cue = cx.PATH_CUE_RE.search(text, s, e)
         cut = e
@@ -451,6 +479,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             cut = cue.start()
             res.pathology_segments.append((cue.end(), e))
             sent_toks = [t for t in sent_toks if t.start < cut]
+        if _removal_intro(text, s, cut, sent_toks, res, si):
+            continue
         scopes = cx.scopes_for_sentence(text, s, cut)
         prev_scene = scene[1] if scene is not None and scene[0] == si - 1 else None
         scene = _scene(text, s, cut, sent_toks, scopes, si)
@@ -486,7 +516,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 last_group_sentence = si
                 continue
         if not mentions:
-            _follow_up(text, sent_toks, scopes, res, si, last_group_sentence)
+            if _follow_up(text, s, sent_toks, scopes, res, si, last_group_sentence):
+                last_group_sentence = si  # a form's fields follow one another ("Location: ...", "Size: ...")
             continue
         # Merge appositions ("a polyp, likely an adenoma") and find window boundaries between polyps.
         primaries: list[tuple[cx.Token, cx.Status, list[cx.Token]]] = []
@@ -509,9 +540,18 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     )
                     is not None
                 )
-                vague = pt.value in ("elevation", "lesion") and st.hedged and not pst.hedged
+                # a guess at histology ("平坦型病变（腺瘤可能）") does not question that the lesion is there
+                vague = pt.value in ("elevation", "lesion") and st.hedged and not pst.hedged and t.value == "polyp"
+                # ... it is said of that lesion: "息肉（增生性可能）" is one polyp
+                guess = (
+                    st.hedged
+                    and not pst.hedged
+                    and t.value != "polyp"
+                    and _OPEN_BRACKET_RE.fullmatch(text, between_end, t.start)
+                )
                 if t.value not in ("ellipsis", "implied") and (
                     vague
+                    or guess
                     or (
                         (not seps or _APPOSITION_RE.search(pre) or not has_own)
                         and st.hedged == pst.hedged
@@ -544,6 +584,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 g.locations.append((prev_scene.value, Span(prev_scene.start, prev_scene.end), 0))
             if not g.locations and res.groups and _SAME_SITE_RE.search(text, s, t.start):
                 g.locations = _named_site(res.groups[-1])
+            if res.removal_intro is not None and res.removal_intro[0] == si - 1 and g.removed is None:
+                g.set_removed(True, res.removal_intro[1])  # "CSP x2: 5mm SSL AC, 4mm HP RS."
             target = res.hedged if st.hedged else res.groups
             same = [x for x in target if x.section == kind]
             refs = _refers_back(text, g, t, same)
@@ -616,12 +658,24 @@ def _scene(
 
 
 def _follow_up(
-    text: str, sent_toks: list[cx.Token], scopes: list[cx.Scope], res: _SectionResult, si: int, last_si: int
-) -> None:
-    """A sentence right after a polyp description, with no polyp word: "Removed with a cold snare."."""
+    text: str, s: int, sent_toks: list[cx.Token], scopes: list[cx.Scope], res: _SectionResult, si: int, last_si: int
+) -> bool:
+    """A sentence right after a polyp description, with no polyp word: "Removed with a cold snare."; also a
+    form's field ("Location: [x] Sigmoid", "Number: 1", "部位：乙状结肠"). True when it was one."""
     if si != last_si + 1 or not res.groups or any(t.cat in ("MAL", "MIMIC") for t in sent_toks):
-        return
+        return False
     g = res.groups[-1]
+    form = _FORM_FIELD_RE.match(text, s)
+    if form is not None and form.group("field").startswith(("number", "count", "数")):
+        n = zh_number(form.group("n"))
+        if n is not None and n > 0 and not g.count_explicit and not res.summary_counts:
+            g.count, g.count_explicit, g.count_spans = n, True, [Span(form.start("n"), form.end("n"))]
+        return True
+    locs = [t for t in sent_toks if t.cat == "LOC" and t.value != "unspecified"]
+    if form is not None and locs and not g.locations and not any(cx.status_of(t, scopes).negated for t in locs):
+        g.locations = [(t.value, Span(t.start, t.end), 0) for t in locs]
+    if not sent_toks:
+        return form is not None
     for t in sent_toks:
         if t.cat == "REM":
             g.set_removed(t.value == "yes" and not cx.status_of(t, scopes).negated, Span(t.start, t.end))
@@ -635,6 +689,7 @@ def _follow_up(
             sz = parse_size(text, t.start, t.end)
             if sz is not None:
                 g.sizes, g.size_spans = list(sz.values), [Span(t.start, t.end)]
+    return form is not None
 
 
 def _pathology(
