@@ -36,10 +36,11 @@ import cv2
 import numpy as np
 import torch
 
+from endoked import tables
 from endoked.boxes import box_iou, mask_components_boxes
 from endoked.cam.stage import STAGE as CAM_STAGE
 from endoked.config import resolve_config
-from endoked.io import read_parquet, write_parquet
+from endoked.io import read_parquet
 from endoked.pipeline import run_stage
 from endoked.prompt_seg.stage import STAGE as SEG_STAGE
 from endoked.runfolder import RunFolder
@@ -61,9 +62,9 @@ def truth_selection(archive: Path) -> list[dict[str, Any]]:
     out = []
     for (exam_id, image), r in sorted(truth.items()):
         if r["polyp"] == "1":
-            out.append({"exam_id": exam_id, "image": image, "label": 1, "score": 1.0})
+            out.append({"exam_id": exam_id, "image": image, "label": 1, "score": 1.0, "by": "truth"})
         elif exam_id in absent:
-            out.append({"exam_id": exam_id, "image": image, "label": 0, "score": 0.0})
+            out.append({"exam_id": exam_id, "image": image, "label": 0, "score": 0.0, "by": "truth"})
     return out
 
 
@@ -92,7 +93,8 @@ def score_variant(archive: Path, run: RunFolder, sweep: list[float]) -> dict[str
         if t is not None and t["polyp"] == "1":
             gb = mask_components_boxes(_gt(archive, t), 50)
             ious.append(float(box_iou(box[None], gb).max()) if len(gb) else 0.0)
-    pseudo = read_parquet(run.output("prompt_seg", "pseudo_labels")).to_pylist()
+    seg_done = (run.entry("prompt_seg") or {}).get("status") == "done"
+    pseudo = read_parquet(run.output("prompt_seg", "pseudo_labels")).to_pylist() if seg_done else []
     per_mask: list[tuple[float, float | None]] = []  # (cam_agreement, dice or None on polyp-free frames)
     for p in pseudo:
         t = truth[(p["exam_id"], p["image"])]
@@ -147,9 +149,16 @@ def score_variant(archive: Path, run: RunFolder, sweep: list[float]) -> dict[str
 
 
 def run_variant(
-    archive: Path, base: Path, out: Path, overrides: list[str], profile: str, sweep: list[float]
+    archive: Path,
+    base: Path,
+    out: Path,
+    overrides: list[str],
+    profile: str,
+    sweep: list[float],
+    cam_only: bool = False,
 ) -> dict[str, Any]:
-    """Copy the run folder's ingest + mil, run cam and prompt_seg with ``overrides``, score."""
+    """Copy the run folder's ingest + mil, run cam and (unless ``cam_only``) prompt_seg with ``overrides``,
+    score."""
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(base, out, ignore=shutil.ignore_patterns("cam", "prompt_seg", "seg", "eval", "report*"))
@@ -160,7 +169,7 @@ def run_variant(
     t0 = time.perf_counter()
     _, cam_res = run_stage(run, cfg, CAM_STAGE, progress=False)
     t1 = time.perf_counter()
-    _, seg_res = run_stage(run, cfg, SEG_STAGE, progress=False)
+    seg_res = None if cam_only else run_stage(run, cfg, SEG_STAGE, progress=False)[1]
     t2 = time.perf_counter()
     figures = score_variant(archive, run, sweep)
     n_cam = cam_res.counts["images"] if cam_res else 0
@@ -186,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--truth-selection", action="store_true", help="replace mil/selection with the truth's")
     p.add_argument("--variant", action="append", default=[], help="NAME:key=value,key=value (repeatable)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--cam-only", action="store_true", help="run and score the cam stage only (no prompt_seg)")
     p.add_argument("--agreement-sweep", default="", help="comma-separated cam_agreement thresholds to score")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -200,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(args.run, base, ignore=shutil.ignore_patterns("mil", "cam", "prompt_seg", "seg", "eval"))
         run = RunFolder(base)
         path = run.stage_dir("mil") / "selection.parquet"
-        write_parquet(path, truth_selection(args.archive))
+        tables.write(path, "mil/selection", truth_selection(args.archive))
         run.mark_running("mil", "truth-selection", {"archive": str(args.archive)})
         run.mark_done("mil", {"selection": run.rel(path)}, {}, 0.0)
     sweep = [float(v) for v in args.agreement_sweep.split(",") if v.strip()]
@@ -216,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 merged[-1] += "," + piece
         logger.info("variant %s: %s", name, merged)
-        figures = run_variant(args.archive, base, args.out / name, merged, args.profile, sweep)
+        figures = run_variant(args.archive, base, args.out / name, merged, args.profile, sweep, args.cam_only)
         results[name] = {"overrides": merged, **figures}
         logger.info("variant %s: %s", name, json.dumps(results[name], default=str))
         (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
