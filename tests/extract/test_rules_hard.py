@@ -220,6 +220,13 @@ BLIND4 = {
     "en": {"polyp": 0.995, "polyp_count": 0.964, "location_f1": 0.941},
     "zh": {"polyp": 0.995, "polyp_count": 0.980, "location_f1": 0.985},
 }
+# blind5: written after the sixth round by a sixth writer who saw neither the rules nor the other sets; only measured
+# (docs/BENCHMARKS.md), held at its figures less 0.005. Using its errors to change a rule makes it a development set,
+# and a new blind set is needed.
+BLIND5 = {
+    "en": {"polyp": 0.918, "polyp_count": 0.903, "location_f1": 0.835},
+    "zh": {"polyp": 0.918, "polyp_count": 0.887, "location_f1": 0.904},
+}
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},
     "hard_heldout": {"en": SECOND_ROUND, "zh": SECOND_ROUND},
@@ -227,10 +234,11 @@ MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "blind2": BLIND2,
     "blind3": BLIND3,
     "blind4": BLIND4,
+    "blind5": BLIND5,
 }
 
 
-@pytest.mark.parametrize("name", ["hard_dev", "hard_heldout", "blind_heldout", "blind2", "blind3", "blind4"])
+@pytest.mark.parametrize("name", ["hard_dev", "hard_heldout", "blind_heldout", "blind2", "blind3", "blind4", "blind5"])
 def test_hard_sets_thresholds_per_language(name: str) -> None:
     gold = read_jsonl(DATA / f"{name}.jsonl")
     report = evaluate(gold, process_batch(gold))
