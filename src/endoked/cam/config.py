@@ -38,6 +38,13 @@ class CamConfig(EncoderSource):
     batch_size: int = Field(64, ge=1, description="Cached samples per training step.")
     feature_dropout: float = Field(0.1, ge=0, lt=1, description="Channel dropout on the features while training.")
     train_flip: bool = Field(True, description="Also train on horizontally flipped images.")
+    train_jitter: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="Extra training views per image with random brightness, contrast and gamma, so that the head "
+        "cannot tell the classes apart by a frame's overall exposure instead of the polyp.",
+    )
     max_train_per_class: int | None = Field(
         None, ge=1, description="Cap on training images per class (random subset); None = all selected images."
     )

@@ -92,6 +92,8 @@ def _train(
             flip=cfg.train_flip,
             device=device,
             on_batch=pb.update,
+            jitter=cfg.train_jitter,
+            seed=ctx.config.seed,
         )
     history = fit_head(
         net,

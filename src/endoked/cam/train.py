@@ -44,6 +44,26 @@ def to_input(image: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0)
 
 
+def photometric_jitter(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    brightness: float = 0.35,
+    contrast: float = 0.3,
+    gamma: float = 0.35,
+) -> torch.Tensor:
+    """Random exposure of a ``(B, 3, H, W)`` batch in [0, 1], one draw per image: gamma ``exp(U(-g, g))``,
+    contrast about the image's mean ``1 + U(-c, c)``, brightness ``1 + U(-b, b)``; clipped to [0, 1]."""
+    n = x.shape[0]
+
+    def draw(half: float) -> torch.Tensor:
+        return (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * half
+
+    y = x.clamp(0, 1).pow(torch.exp(draw(gamma)))
+    mean = y.mean(dim=(1, 2, 3), keepdim=True)
+    y = (y - mean) * (1 + draw(contrast)) + mean
+    return (y * (1 + draw(brightness))).clamp_(0, 1)
+
+
 @dataclass
 class FeatureCache:
     """The head's input for a set of images: encoder levels fused at the finest one (float16, on CPU).
@@ -69,6 +89,8 @@ def cache_features(
     flip: bool = True,
     device: torch.device | None = None,
     on_batch: Callable[[int], None] | None = None,
+    jitter: int = 0,
+    seed: int = 0,
 ) -> FeatureCache:
     """Run the frozen encoder over ``(image, label)`` pairs and keep the head's levels.
 
@@ -80,6 +102,10 @@ def cache_features(
         flip: also cache the horizontally flipped view (doubles the training set).
         device: where the encoder runs.
         on_batch: called with the number of images after each batch (progress).
+        jitter: extra views per image with random brightness, contrast and gamma
+            (:func:`photometric_jitter`), so that the head cannot separate the classes by a frame's overall
+            exposure, which a centre's or a light source's look may carry, rather than by the polyp.
+        seed: seed of the jitter.
     """
     device = device or torch.device("cpu")
     net.eval().to(device)
@@ -87,12 +113,17 @@ def cache_features(
     labels: list[float] = []
     batch: list[torch.Tensor] = []
     batch_labels: list[float] = []
+    gen = torch.Generator().manual_seed(seed)
 
     def flush() -> None:
         if not batch:
             return
-        x = normalize(torch.stack(batch).to(device))
+        raw = torch.stack(batch)
+        x = normalize(raw.to(device))
         views = [x, torch.flip(x, dims=[3])] if flip else [x]
+        for j in range(jitter):  # alternately flipped, so jitter and flip combine
+            v = normalize(photometric_jitter(raw, gen).to(device))
+            views.append(torch.flip(v, dims=[3]) if flip and j % 2 else v)
         for view in views:
             fused.append(frozen_forward(lambda v: net.fuse(net.encode(v)), view, torch.float16))
             labels.extend(batch_labels)
