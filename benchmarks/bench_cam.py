@@ -100,6 +100,7 @@ def score_variant(archive: Path, run: RunFolder, sweep: list[float]) -> dict[str
     seg_done = (run.entry("prompt_seg") or {}).get("status") == "done"
     pseudo = read_parquet(run.output("prompt_seg", "pseudo_labels")).to_pylist() if seg_done else []
     per_mask: list[tuple[float, float | None]] = []  # (cam_agreement, dice or None on polyp-free frames)
+    origin_dices: dict[str, list[float]] = {}
     for p in pseudo:
         t = truth[(p["exam_id"], p["image"])]
         pred = cv2.imread(str(run.abs(p["mask"])), cv2.IMREAD_GRAYSCALE) > 127
@@ -107,6 +108,7 @@ def score_variant(archive: Path, run: RunFolder, sweep: list[float]) -> dict[str
         if t["polyp"] == "1":
             g = _gt(archive, t)
             per_mask.append((agreement, float(2 * (pred & g).sum() / max(pred.sum() + g.sum(), 1))))
+            origin_dices.setdefault(t.get("origin", "?"), []).append(per_mask[-1][1] or 0.0)
         else:
             per_mask.append((agreement, None))
     dices = [d for _, d in per_mask if d is not None]
@@ -148,6 +150,13 @@ def score_variant(archive: Path, run: RunFolder, sweep: list[float]) -> dict[str
         "coverage_of_selected": len(dices) / n_sel_polyp if n_sel_polyp else None,
         "coverage_of_all_polyp_frames": len(dices) / n_polyp if n_polyp else None,
         "pseudo_on_polyp_free_frames": on_free,
+        "by_origin": {
+            o: {
+                "mean_dice": float(np.mean(d)),
+                "coverage": len(d) / max(1, sum(r["polyp"] == "1" and r.get("origin") == o for r in truth.values())),
+            }
+            for o, d in sorted(origin_dices.items())
+        },
         "false_mask_rate": on_free / n_free if n_free else None,
     }
 
