@@ -470,7 +470,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             sent_toks.append(toks[tj])
             tj += 1
         if not sent_toks:
-            if _FORM_FIELD_RE.match(text, s) and _follow_up(text, s, [], [], res, si, last_group_sentence):
+            if _follow_up(text, s, [], [], res, si, last_group_sentence):
                 last_group_sentence = si  # "Number: 1"
             continue
         cue = cx.PATH_CUE_RE.search(text, s, e)
@@ -674,8 +674,6 @@ def _follow_up(
     locs = [t for t in sent_toks if t.cat == "LOC" and t.value != "unspecified"]
     if form is not None and locs and not g.locations and not any(cx.status_of(t, scopes).negated for t in locs):
         g.locations = [(t.value, Span(t.start, t.end), 0) for t in locs]
-    if not sent_toks:
-        return form is not None
     for t in sent_toks:
         if t.cat == "REM":
             g.set_removed(t.value == "yes" and not cx.status_of(t, scopes).negated, Span(t.start, t.end))
