@@ -220,12 +220,13 @@ BLIND4 = {
     "en": {"polyp": 0.995, "polyp_count": 0.964, "location_f1": 0.941},
     "zh": {"polyp": 0.995, "polyp_count": 0.980, "location_f1": 0.985},
 }
-# blind5: written after the sixth round by a sixth writer who saw neither the rules nor the other sets; only measured
-# (docs/BENCHMARKS.md), held at its figures less 0.005. Using its errors to change a rule makes it a development set,
-# and a new blind set is needed.
+# blind5: written after the sixth round by a sixth writer who saw neither the rules nor the other sets and measured
+# unseen (en 0.923 / 0.908 / 0.840, zh 0.923 / 0.892 / 0.909 with the sixth round's rules); its errors were then used
+# for a seventh round (test_rules_round7.py), so it is a development set now, held at the figures after that round
+# (1.000 on each) less 0.005.
 BLIND5 = {
-    "en": {"polyp": 0.918, "polyp_count": 0.903, "location_f1": 0.835},
-    "zh": {"polyp": 0.918, "polyp_count": 0.887, "location_f1": 0.904},
+    "en": {"polyp": 0.995, "polyp_count": 0.995, "location_f1": 0.995},
+    "zh": {"polyp": 0.995, "polyp_count": 0.995, "location_f1": 0.995},
 }
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},

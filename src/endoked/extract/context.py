@@ -96,8 +96,11 @@ def scopes_for_sentence(text: str, s: int, e: int) -> list[Scope]:
         trig.append((kind, a0, b0, _is_cjk(text[a0:b0])))
     if not trig:
         return []
-    commas = [m.start() for m in _CLAUSE_PUNCT.finditer(text, s, e)]
     parens = [(m.start() + 1, m.end() - 1) for m in _PAREN_RE.finditer(text, s, e)]
+    # punctuation inside brackets ("平坦病变（SSL？）与炎症改变难以鉴别") does not end a clause outside them
+    commas = [
+        c for c in (m.start() for m in _CLAUSE_PUNCT.finditer(text, s, e)) if not any(p0 <= c < p1 for p0, p1 in parens)
+    ]
     out: list[Scope] = []
     for kind, a, b, cjk in trig:
         base = kind.split("_")[0]

@@ -18,7 +18,7 @@ _E = r"(?![A-Za-z])"  # right word boundary
 # Polyp mentions. Values are kinds: polyp, adenoma, ssl, lst, pseudo, polyposis, lesion (a generic
 # lesion/elevation that counts as a polyp only next to a polyp morphology), elevation (隆起).
 POLYP: Table = [
-    ("lst", r"laterally[- ]spreading\s+(?:tumou?rs?|lesions?|neoplasms?|adenomas?)"),
+    ("lst", r"lateral(?:ly)?[- ]spreading\s+(?:tumou?rs?|lesions?|neoplasms?|adenomas?)"),
     ("lst", _B + r"(?-i:LSTs?)(?:[- ](?:(?-i:G|NG|GH|GM|NG-F|NG-PD)|granular|non-?granular))?" + _E),
     ("lst", r"侧向发育型?(?:肿瘤|病变|息肉)?"),
     ("adenoma", r"traditional\s+serrated\s+adenomas?"),
@@ -36,7 +36,11 @@ POLYP: Table = [
     ),
     # what is left of, or came back at, an earlier resection is a polyp of this exam ("a 4 mm island of residual
     # adenomatous tissue at the scar", "瘢痕处见残留病变")
-    ("adenoma", r"(?:residual|recurrent)\s+(?:adenomatous|neoplastic|polypoid)\s+(?:tissue|lesions?|growths?)" + _E),
+    (
+        "adenoma",
+        r"(?:residual|recurrent)\s+(?:adenomatous|neoplastic|polypoid)(?:[- ]?(?:looking|appearing))?\s+"
+        r"(?:tissue|lesions?|growths?)" + _E,
+    ),
     ("adenoma", r"adenomatous\s+tissue" + _E),
     ("polyp", r"polyps?" + _E),
     ("adenoma", r"adenomas?" + _E),
@@ -172,10 +176,14 @@ LOCATION: Table = [
     ("descending", r"descending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B + r"d-\s?colon|降结肠?"),
     (
         "sigmoid",
-        r"sigm(?:oi|io)d(?:\s+colon)?|" + _B + r"sig\.?(?:\s*colon)?" + _E + "|" + _B + r"s-\s?colon|"
+        r"sigm(?:oi|io)d(?!oscop)(?:\s+colon)?|" + _B + r"sig\.?(?:\s*colon)?" + _E + "|" + _B + r"s-\s?colon|"
         r"乙状结肠|乙结肠|乙状",
     ),
-    ("rectum", r"rect(?:um|al)" + _E + "|" + _B + r"rect" + _E + r"|直肠"),
+    (  # a Hartmann's rectal stump is the rectum (not the stump of the appendix)
+        "rectum",
+        r"rect(?:um|al)" + _E + "|" + _B + r"rect" + _E + r"|直肠|"
+        r"(?:hartmann'?s\s+)?(?<!appendiceal\s)(?<!appendix\s)(?<!appendicular\s)stump" + _E,
+    ),
     (
         "ileum",
         r"(?:neo-?\s?)?(?:terminal\s+)?ile(?:um|al)"
@@ -184,7 +192,8 @@ LOCATION: Table = [
         + _B
         + r"(?-i:TI)"
         + _E
-        + r"|(?:末端|终末)回肠|回肠(?:末端|末段)?",
+        + r"|(?:末端|终末)回肠|回肠(?:末端|末段)?|"
+        r"(?:ileal\s+|j-?\s?)?pouch(?:\s+body)?" + _E + r"|(?:回肠)?储袋",  # an ileal pouch (IPAA) is ileum
     ),
     (
         "anastomosis",
@@ -320,7 +329,7 @@ CONTEXT: Table = [
         r"(?:could|can)\s*not\s+be\s+(?:found|relocated|located|identified|seen)\s+again|"
         r"(?:未能|无法|未)再次?(?:找到|发现|见到)",
     ),
-    ("hedge_b", r"(?:难以|不易|无法)(?:鉴别|区分|区别)|鉴别困难"),
+    ("hedge_b", r"(?:难以|不易|无法|不能|未能)(?:鉴别|区分|区别)|鉴别困难"),
     ("hist_f", r"(?:to|in\s+order\s+to)\s+(?:rule\s+out|exclude)|" + _B + r"r/o" + _E + r"|(?:以|为|需)排除"),
     (
         "hedge_b",
@@ -361,7 +370,7 @@ CONTEXT: Table = [
         "hist_f",
         r"(?:personal\s+|family\s+)?history\s+of|"
         + _B
-        + r"(?:hx|h/o|s/p)"
+        + r"(?:hx|h/o|s/p|f/?hx|fh/o)"
         + _E
         + r"|status\s+post|surveillance\s+post|post[- ](?:EMR|ESD|polypectomy|resection)"
         + _E
@@ -383,7 +392,8 @@ CONTEXT: Table = [
         + _E
         + "|"
         + _B
-        + r"(?:ct|ctc|mri|b超|钡剂灌肠|影像学?|外院(?:结?肠镜)?)(?:检查)?(?:提示|示|发现|报告|诊断)",
+        + r"(?:ct(?:结肠成像|仿真结肠镜|结肠造影)?|ctc|mri|b超|钡剂灌肠|影像学?|外院(?:结?肠镜)?)(?:检查)?"
+        r"(?:提示|示|发现|报告|诊断)",
     ),
     (  # "polyp seen on rigid sigmoidoscopy", "a mass found on CT": what another study showed
         "hist_b",
@@ -400,8 +410,27 @@ CONTEXT: Table = [
         "hist_b",
         r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many)\s+(?:years?|months?)"
         r"\s+ago|(?:in|since|during)\s+(?:19|20)\d\d" + _E + r"|at\s+(?:the\s+)?(?:last|prior|previous|"
-        r"index|initial)\s+(?:colonoscopy|exam\w*|procedure)|previously\s+(?:removed|resected)|"
+        r"index|initial)\s+(?:colonoscopy|exam\w*|procedure)|at\s+that\s+(?:colonoscopy|exam\w*|procedure)|"
+        r"previously\s+(?:removed|resected)|"
         r"[(（]\s*(?:19|20)\d\d\s*[)）]",  # "EMR of a transverse colon LST (2022)"
+    ),
+    # an operation or radiotherapy for a cancer ("Anterior resection in 2022 for rectal cancer", "Post right
+    # hemicolectomy (2021, T2N0 caecal adenocarcinoma)", "宫颈癌放疗后") was done before this exam
+    (
+        "hist_f",
+        r"(?:resection|colectomy|proctectomy|surgery|operation|radiotherapy|radiation(?:\s+therapy)?|"
+        r"chemo(?:radio)?therapy|chemoradiation)(?:\s+(?:in\s+)?(?:19|20)\d\d)?\s+for" + _E + "|"
+        r"post[- ]?\s*(?:(?:right|left|extended|sigmoid|total|subtotal|transverse)\s+)?(?:hemi)?colectomy|"
+        r"(?<=[(（])\s*(?:19|20)\d\d(?=\s*[,，;；])",
+    ),
+    ("hist_b", r"(?:放|化|放化)疗(?:后|史)"),
+    # "Surveillance colonoscopy three years after piecemeal EMR of a 30 mm LST", "an addendum regarding the
+    # index colonoscopy": what the time since, or the note about, an earlier exam names is history
+    (
+        "hist_f",
+        r"(?:\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|eighteen)[- ]?\s*"
+        r"(?:years?|yrs?|months?|weeks?)\s+(?:after|following|post)" + _E + r"|(?:regarding|concerning|about)\s+"
+        r"(?:the\s+)?(?:index|prior|previous|last|earlier|initial)\s+(?:colonoscopy|exam\w*|procedure)",
     ),
     # Chinese
     ("hedge_w", r"考虑[^,;.。]{0,20}?可能"),
@@ -414,11 +443,13 @@ CONTEXT: Table = [
         r"似(?:见|有|为|是)?",
     ),
     ("hedge_b", r"可能(?!为|是)"),
+    ("hedge_f", r"是否(?:为|是|系)?(?=\s*(?:息肉|腺瘤|病变|隆起))"),  # "无法判断是否为息肉"
     # "…隆起，表面光滑，性质待定": the nature of a vague elevation or lesion the sentence described is
     # undetermined (back to the sentence start); said of a named polyp it is about its histology.
     (
         "vague_s",
-        r"性质(?:待定|未定|不明|待查|(?:无法|难以|不能|未能)(?:判断|确定|明确|判定))|(?:nature|significance)\s+(?:undetermined|uncertain|unclear|indeterminate)",
+        r"性质(?:待定|未定|不明|待查|(?:无法|难以|不能|未能)(?:判断|确定|明确|判定))|"
+        r"(?:无法|难以|不能|未能)(?:判断|确定|明确|判定)(?=是否|其?性质)|(?:nature|significance)\s+(?:undetermined|uncertain|unclear|indeterminate)",
     ),
     ("neg_f", r"(?:并)?非(?=\s*(?:息肉|腺瘤|肿瘤|真性))|不是(?=\s*(?:息肉|腺瘤))"),
     ("neg_f", r"未见(?:明显)?|未发现|未(?:触|扪|探|检)及|未检出|未观察到|无(?:明显)?|没有|否认|排除"),
@@ -534,11 +565,11 @@ EN_COUNT = (
     r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
     r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
-    r"nineteen|twenty|both|\d{1,2}))(?![A-Za-z\d.)、])"
+    r"nineteen|twenty|both|\d{1,2}))(?![A-Za-z\d.)、]|\s*(?:个月|月|年|周|天|日|岁))"  # "术后6个月" is a time
 )
-ZH_CLASSIFIER = r"(?:枚|个|颗|处|粒|只|块)"
+ZH_CLASSIFIER = r"(?:枚|个(?!月)|颗|处|粒|只|块)"  # "6个月" is a time
 ZH_COUNT = (
     rf"(?P<none>(?:\d{{1,3}}|[一二两三四五六七八九十百]{{1,3}})\s*(?:余|多|来)|数[十百]?|几十?|上百|若干|多数?)"
-    rf"\s*{ZH_CLASSIFIER}|多发|散在|弥漫|密集|大量|无数|成簇|"
+    rf"\s*{ZH_CLASSIFIER}|多发|散在|弥漫|密集|密布|布满|大量|无数|成簇|"
     rf"(?P<num>\d{{1,2}}|[一二两三四五六七八九十]{{1,3}})\s*{ZH_CLASSIFIER}|(?P<one>单发|单个|孤立)"
 )

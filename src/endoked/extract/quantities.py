@@ -145,13 +145,23 @@ _DISTANCE_BEFORE = re.compile(
     r"(?:approximately|approx\.?|about|around|~|约)?\s*$",
     _FLAGS,
 )
-_DISTANCE_AFTER = re.compile(r"\s*(?:from\s+(?:the\s+)?(?:anal|anus|dentate|AV|verge)|处|in\s+length|长(?!蒂))", _FLAGS)
+_DISTANCE_AFTER = re.compile(  # "20 cm from the anal verge", "5 cm distal to the valve"
+    r"\s*(?:from\s+(?:the\s+)?(?:anal|anus|dentate|AV|verge)|处|in\s+length|长(?!蒂)|"
+    r"(?:distal|proximal|beyond|above|below|short\s+of)\s+(?:to\s+|from\s+)?(?:the\s+)?[a-z])",
+    _FLAGS,
+)
 _BOUND_BEFORE = re.compile(
     r"(?:<|＜|less\s+than|smaller\s+than|under|below|小于|不足|>|greater\s+than|larger\s+than|"
     r"more\s+than|over|exceeding|大于|超过)\s*(?:approximately|about|约)?\s*$",
     _FLAGS,
 )
 
+# an upper limit given for a whole group ("all under 5 mm", "均小于0.5cm") is the group's size
+_GROUP_CAP_BEFORE = re.compile(
+    r"(?:(?<![A-Za-z])(?:all|each|both)\s+(?:(?:were|are|being|measuring)\s+)?|[均都皆]\s*)"
+    r"(?:<|＜|less\s+than|smaller\s+than|under|below|小于|不足)\s*(?:approximately|about|约)?\s*$",
+    _FLAGS,
+)
 _BETWEEN_BEFORE = re.compile(r"(?<![A-Za-z])between\s+(?:approximately\s+|about\s+)?$|介于\s*$", _FLAGS)
 
 
@@ -175,11 +185,12 @@ def parse_size(text: str, start: int, end: int) -> Size | None:
     Ranges ("3-5 mm", "0.3~0.5cm", "between 3 and 7 mm") and products ("0.4×0.6 cm", "5 x 6 mm") give
     their largest number; lists ("4 and 6 mm", "0.3cm、0.5cm") give one value each. Units missing on a
     number are taken from the next number that has one. Returns None for distances ("at 25 cm",
-    "距肛门15cm", "20 cm from the anal verge"), bounds ("<5 mm"), stalk lengths and implausible polyp
+    "距肛门15cm", "20 cm from the anal verge"), bounds ("<5 mm", but not a group's upper limit: "all under
+    5 mm" is 5 mm), stalk lengths and implausible polyp
     sizes (> 6 cm, in practice distances such as "sigmoid (25 cm)").
     """
     before = text[max(0, start - 24) : start]
-    if _DISTANCE_BEFORE.search(before) or _BOUND_BEFORE.search(before):
+    if _DISTANCE_BEFORE.search(before) or (_BOUND_BEFORE.search(before) and not _GROUP_CAP_BEFORE.search(before)):
         return None
     if _DISTANCE_AFTER.match(text, end):
         return None

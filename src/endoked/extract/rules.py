@@ -26,7 +26,7 @@ _SEP_RE = re.compile(
 )
 _APPOSITION_RE = re.compile(
     r"(?:likely|probably|consistent\s+with|compatible\s+with|suggestive\s+of|c/w|"
-    r"resembling|i\.e\.|考虑|符合|疑为|呈)",
+    r"resembling|i\.e\.|\s[-\u2013\u2014]\s|考虑|符合|疑为|呈)",  # "a protrusion ... - an inverted diverticulum"
     re.IGNORECASE,
 )
 _RESEMBLES_RE = re.compile(
@@ -65,6 +65,10 @@ _ELLIPSIS_RE = re.compile(
     re.IGNORECASE,
 )
 _COLON_RE = re.compile(r"[:：]")
+# a list item that is a number and a segment ("Four polyps were removed: one in the caecum, two in the ...")
+_COUNTED_SITE_RE = re.compile(
+    r"\s*(?:one|two|three|four|five|six|\d{1,2})\s+(?:in|at|from)\s+(?:the\s+)?$", re.IGNORECASE
+)
 _OPEN_BRACKET_RE = re.compile(r"\s*[(（]\s*")
 # "同一肠段另见一枚约3mm息肉", "in the same segment, a second 3 mm polyp": the site of the polyp just described
 _SAME_SITE_RE = re.compile(
@@ -72,7 +76,7 @@ _SAME_SITE_RE = re.compile(
 )
 # "升结肠见2枚、横结肠见1枚、乙状结肠见3枚息肉": a count right after each segment, the polyp noun after the last
 _LOC_COUNT_RE = re.compile(
-    r"\s*(?:内|处)?\s*(?:可见|见|有|发现|检出)?\s*(?:约)?\s*(?P<n>\d{1,2}|[一二两三四五六七八九十]{1,3})\s*(?:枚|个|颗|处)|"
+    r"\s*(?:内|处)?\s*(?:可见|见|有|发现|检出)?\s*(?:约)?\s*(?P<n>\d{1,2}|[一二两三四五六七八九十]{1,3})\s*(?:枚|个(?!月)|颗|处)|"
     r"\s*[(（]\s*(?:[x×]\s*)?(?P<p>\d{1,2})\s*[)）]"  # "from the transverse colon (2) and the sigmoid (3)"
 )
 # telegraphic list items: "Sigmoid: 6 mm sessile - CSP; 3 mm - CFP" (the second item is a size and a removal only)
@@ -232,7 +236,9 @@ def _intro_split(text: str, s: int, e: int, toks: list[cx.Token]) -> int | None:
         after = [t for t in toks if c <= t.start < e]
         if not after:
             continue
-        if not any(t.cat == "POLYP" for t in after) and (after[0].cat != "LOC" or after[0].start - c > 6):
+        if not any(t.cat == "POLYP" for t in after) and (
+            after[0].cat != "LOC" or (after[0].start - c > 6 and not _COUNTED_SITE_RE.match(text, c, after[0].start))
+        ):
             continue
         polyp = [t for t in before if t.cat == "POLYP"]
         if polyp and find_count(text, s, polyp[-1].start, polyp[-1].end, m.start()) is not None:
@@ -484,7 +490,11 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         scopes = cx.scopes_for_sentence(text, s, cut)
         prev_scene = scene[1] if scene is not None and scene[0] == si - 1 else None
         scene = _scene(text, s, cut, sent_toks, scopes, si)
-        prep = cx.PREP_RE.search(text, s, cut) is not None
+        # a hedged mention in a sentence about the preparation is a disclaimer ("polyps cannot be excluded"),
+        # unless the sentence places or sizes it: then it is a lesion the stool kept from being characterised
+        prep = cx.PREP_RE.search(text, s, cut) is not None and not any(
+            t.cat in ("SIZE", "LOC") and not cx.status_of(t, scopes).negated for t in sent_toks
+        )
         for t in sent_toks:
             if t.cat == "MAL" and cx.status_of(t, scopes).current:
                 res.malignancy_spans.append(Span(t.start, t.end))
@@ -504,6 +514,9 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         if mentions:
             mentions += _elliptical_mentions(text, sent_toks, mentions[0][0].end, cut, scopes)
             mentions.sort(key=lambda m: m[0].start)
+        if not mentions and res.list_open and s > 0 and text[s - 1] in ":：":
+            # the items of a counted list introduction ("Four polyps were removed: one in the caecum, two in ...")
+            mentions = _elliptical_mentions(text, sent_toks, s - 1, cut, scopes)
         if not mentions:
             for implied in _implied_mentions(text, sent_toks, scopes, res.list_open):
                 st = cx.status_of(implied, scopes)
