@@ -228,6 +228,20 @@ BLIND5 = {
     "en": {"polyp": 0.995, "polyp_count": 0.995, "location_f1": 0.995},
     "zh": {"polyp": 0.995, "polyp_count": 0.995, "location_f1": 0.995},
 }
+# blind6: written after the seventh round by a seventh writer, measured unseen (en 0.954 / 0.877 / 0.720, zh 0.985 /
+# 0.923 / 0.928 with the seventh round's rules); its errors were then used for an eighth round (test_rules_round8.py),
+# so it is a development set now, held at the figures after that round less 0.005.
+BLIND6 = {
+    "en": {"polyp": 0.980, "polyp_count": 0.964, "location_f1": 0.930},
+    "zh": {"polyp": 0.995, "polyp_count": 0.995, "location_f1": 0.988},
+}
+# blind7: written after the eighth round by an eighth writer who saw neither the rules nor the other sets; only
+# measured (docs/BENCHMARKS.md), held at its figures less 0.005. Using its errors to change a rule makes it a
+# development set, and a new blind set is needed.
+BLIND7 = {
+    "en": {"polyp": 0.995, "polyp_count": 0.887, "location_f1": 0.914},
+    "zh": {"polyp": 0.980, "polyp_count": 0.964, "location_f1": 0.962},
+}
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},
     "hard_heldout": {"en": SECOND_ROUND, "zh": SECOND_ROUND},
@@ -236,10 +250,12 @@ MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "blind3": BLIND3,
     "blind4": BLIND4,
     "blind5": BLIND5,
+    "blind6": BLIND6,
+    "blind7": BLIND7,
 }
 
 
-@pytest.mark.parametrize("name", ["hard_dev", "hard_heldout", "blind_heldout", "blind2", "blind3", "blind4", "blind5"])
+@pytest.mark.parametrize("name", list(MINIMUM))
 def test_hard_sets_thresholds_per_language(name: str) -> None:
     gold = read_jsonl(DATA / f"{name}.jsonl")
     report = evaluate(gold, process_batch(gold))

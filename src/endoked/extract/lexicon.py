@@ -42,7 +42,7 @@ POLYP: Table = [
         r"(?:tissue|lesions?|growths?)" + _E,
     ),
     ("adenoma", r"adenomatous\s+tissue" + _E),
-    ("polyp", r"polyps?" + _E),
+    ("polyp", r"(?:polyps?|polpys?|ployps?|poylps?)" + _E),  # with the common typos
     ("adenoma", r"adenomas?" + _E),
     ("pseudo", r"假性?息肉"),
     ("polyposis", r"息肉病"),
@@ -117,6 +117,11 @@ MIMIC: Table = [
 
 # Locations: contract values.
 LOCATION: Table = [
+    # the whole colon named as a range ("throughout (caecum to rectum)", "回盲部至直肠") is no one segment
+    (
+        "unspecified",
+        r"(?:from\s+(?:the\s+)?)?ca?ecum\s+to\s+(?:the\s+)?(?:rectum|anus|anal\s+verge)|(?:回盲部|盲肠)(?:至|到)(?:直肠|肛门)",
+    ),
     ("rectosigmoid", r"recto-?\s?sigmoid(?:\s+(?:junction|colon|region|area))?"),
     ("rectosigmoid", r"sigmoid-?\s?rectal\s+junction|" + _B + r"(?-i:RS)(?:\s*junction|" + _E + ")"),
     (
@@ -173,11 +178,24 @@ LOCATION: Table = [
         + _E
         + r"|横结肠?",
     ),
-    ("descending", r"descending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B + r"d-\s?colon|降结肠?"),
+    (
+        "descending",
+        r"de(?:s|sc|c)ending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B + r"d-\s?colon|降结肠?",
+    ),
     (
         "sigmoid",
-        r"sigm(?:oi|io)d(?!oscop)(?:\s+colon)?|" + _B + r"sig\.?(?:\s*colon)?" + _E + "|" + _B + r"s-\s?colon|"
-        r"乙状结肠|乙结肠|乙状",
+        r"sigm(?:oi|io)d(?!oscop)(?:\s+colon)?|"
+        + _B
+        + r"(?-i:SC)"
+        + _E
+        + "|"
+        + _B
+        + r"sig\.?(?:\s*colon)?"
+        + _E
+        + "|"
+        + _B
+        + r"s-\s?colon|"
+        r"乙状结肠|乙结肠|乙状|降乙(?:状结肠)?(?:交界|移行)(?:处|部)?|descending[- ]sigmoid\s+junction",
     ),
     (  # a Hartmann's rectal stump is the rectum (not the stump of the appendix)
         "rectum",
@@ -271,7 +289,13 @@ PATHOLOGY: Table = [
     (
         "adenoma",
         r"(?:tubulo-?\s?villous|tubular|villous|traditional\s+serrated)\s+adenoma|adenomat\w*|"
-        r"adenomas?" + _E + "|" + _B + r"(?-i:TV?As?)" + _E + r"|管状绒毛状腺瘤|绒毛状腺瘤|管状腺瘤|腺瘤",
+        r"adenomas?"
+        + _E
+        + "|"
+        + _B
+        + r"(?-i:(?:TV?|TS)As?)"
+        + _E
+        + r"|传统锯齿状腺瘤|管状绒毛状腺瘤|绒毛状腺瘤|管状腺瘤|腺瘤",
     ),
     (
         "dysplasia",
@@ -363,9 +387,19 @@ CONTEXT: Table = [
     (
         "neg_f",
         _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+(?:of|from)|"
-        r"absence\s+of|" + _B + r"(?:nor|neither|denies|never|nil|zero)" + _E,
+        r"absence\s+of|(?:relative\s+)?sparing\s+of|not\s+(?:diagnostic|typical|characteristic)\s+of|"
+        + _B
+        + r"(?:nor|neither|denies|never|nil|zero)"
+        + _E,
     ),
     ("hedge_2", _B + r"(?:vs\.?|versus)" + _E + r"|\?|？"),
+    # a polyp or something that is no lesion at all ("a 6 mm raised area, polyp or adherent stool")
+    (
+        "hedge_2",
+        r"(?<![a-z])or\s+(?:an?\s+)?(?:adherent|retained|residual)?\s*(?:stool|faeces|feces|debris|bubbles?|mucus)"
+        + _E
+        + r"|(?:stool|debris|faeces|feces)\s+or(?=\s+(?:an?\s+)?polyp)",
+    ),
     (
         "hist_f",
         r"(?:personal\s+|family\s+)?history\s+of|"
@@ -395,8 +429,11 @@ CONTEXT: Table = [
         + r"(?:ct(?:结肠成像|仿真结肠镜|结肠造影)?|ctc|mri|b超|钡剂灌肠|影像学?|外院(?:结?肠镜)?)(?:检查)?"
         r"(?:提示|示|发现|报告|诊断)",
     ),
-    (  # "polyp seen on rigid sigmoidoscopy", "a mass found on CT": what another study showed
+    (  # "polyp seen on rigid sigmoidoscopy", "a mass found on CT", "suspected to be a polyp on CT"
         "hist_b",
+        r"(?:(?<=polyp)|(?<=lesion))\s+(?:on|at|by)\s+(?:ct(?:\s+colonography)?|ctc|imaging|mri|barium\s+enema)"
+        + _E
+        + "|"
         r"(?:seen|found|noted|detected|identified|shown|demonstrated|reported)\s+(?:on|at|by)\s+(?:an?\s+|the\s+)?"
         r"(?:recent\s+|prior\s+|previous\s+|earlier\s+|outside\s+|referring\s+)?(?:rigid\s+|flexible\s+|flex\s+)?"
         r"(?:sigmoidoscopy|sig"
@@ -493,7 +530,7 @@ SECTION_HEADERS: Table = [
         "indication",
         r"pre-?\s?(?:procedure|operative|op)\s+(?:diagnos[ie]s|dx)|clinical\s+(?:history|information|"
         r"diagnosis|indications?)|reasons?\s+for\s+(?:the\s+)?(?:exam(?:ination)?|procedure|"
-        r"referral|colonoscopy)|reasons?|indications?|history|hpi|presenting\s+complaint|referral",
+        r"referral|colonoscopy)|reasons?|indications?|history|background|hpi|presenting\s+complaint|referral",
     ),
     (
         "impression",
@@ -502,7 +539,7 @@ SECTION_HEADERS: Table = [
     ),
     (
         "pathology",
-        r"(?:final\s+)?(?:pathologic(?:al)?\s+)?diagnosis\s*\(pathology\)|pathology(?:\s+(?:results?|"
+        r"(?:final\s+)?(?:pathologic(?:al)?\s+)?diagnosis\s*\(pathology\)|(?:final\s+)?pathology(?:\s+(?:results?|"
         r"reports?|findings|addend(?:um|a)))?|path|histo(?:patho)?(?:logy)?|biopsy\s+results?|"
         r"microscopic(?:\s+description)?",
     ),
@@ -520,8 +557,8 @@ SECTION_HEADERS: Table = [
         r"申请(?:目的|理由)|术前诊断",
     ),
     ("pathology", r"(?:组织)?病理(?:诊断|结果|报告|回报|检查)?|病检(?:结果)?|活检病理"),
-    ("impression", r"(?:内镜|镜下|检查|初步)?诊断(?:意见)?|(?:内镜|检查)?(?:结论|印象)"),
-    ("findings", r"(?:检查|内镜|镜下|肠镜|镜检)?所见|(?:检查|内镜)描述|检查(?:结果|经过)"),
+    ("impression", r"(?:内镜|镜下|镜检|肠镜|检查|初步)?诊断(?:意见)?|(?:内镜|检查)?(?:结论|印象)"),
+    ("findings", r"(?:检查|内镜|镜下|肠镜|镜检)?所见|(?:检查|内镜)描述|检查(?:结果|经过)|息肉(?:情况|描述|信息)"),
     ("plan", r"建议|处理(?:意见)?|医嘱|注意事项|随访"),
     ("other", r"肠道准备|麻醉(?:方式)?|检查方式|并发症|标本|进镜(?:深度)?|退镜时间"),
 ]

@@ -44,7 +44,8 @@ _POST_EN_RE = re.compile(
 _POST_ZH_RE = re.compile(rf"\s*[(（]?\s*(?:共计|共|计|约)?\s*(?:{lx.ZH_COUNT})", _FLAGS)
 _CLAUSE_END = re.compile(r"[,;。，；]|\.(?!\d)")
 _SENT_END = re.compile(r"[;。；]|\.(?!\d)")
-_EACH_RE = re.compile(r"各|(?<![A-Za-z])each(?![A-Za-z])", _FLAGS)
+# "one each in the sigmoid and rectum"; not "three polyps in the caecum, ... (one in each)": that count is the total
+_EACH_RE = re.compile(r"各|(?<![A-Za-z])(?<!in\s)(?<!at\s)(?<!of\s)each(?![A-Za-z])", _FLAGS)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ _APPOSITION_RE = re.compile(
     re.IGNORECASE,
 )
 _RESEMBLES_RE = re.compile(
-    r"(?:呈|类似|酷似)[^,;，；。]{0,3}$|(?:resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for)\s+(?:an?\s+)?\S*\s*$",
+    r"(?:呈|类似|酷似)[^,;，；。]{0,5}$|(?:resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for)\s+(?:an?\s+)?\S*\s*$",
     re.IGNORECASE,
 )
 # "the rectal "polyp" proved to be a prolapsing hemorrhoid", "息肉样隆起，活检证实为淋巴滤泡": what the mention
@@ -50,6 +50,10 @@ _DEFINITE_RE = re.compile(
     r"(?:[\w.-]+\s+){0,3}|(?:该|此|上述|以上|这|所述|前述)[^,，。]{0,6})$",
     re.IGNORECASE,
 )
+_ONE_EACH_RE = re.compile(r"(?<![A-Za-z])(?:one|1)\s+each(?![A-Za-z])", re.IGNORECASE)
+_TIMES_RE = re.compile(r"\s*[x×]\s*(?P<n>\d{1,2})(?!\d|\.\d)", re.IGNORECASE)
+_ZH_SEEN_RE = re.compile(r"见|发现|检出|有|示|多发|散在")
+_ZH_TREATED_RE = re.compile(r"\s*(?:已|均)?(?:予|行|经|用|以)")
 _PLURAL_DEF_RE = re.compile(r"(?<![A-Za-z])(?:these|those|both|all)(?![A-Za-z])|上述|以上", re.IGNORECASE)
 _LESION_ADJ_RE = re.compile(
     r"(?:serrated|adenomatous|neoplastic|polypoid|raised|elevated|protruding)"
@@ -132,7 +136,8 @@ class _SectionResult:
     malignancy_spans: list[Span] = field(default_factory=list)
     summary_counts: list[tuple[int, Span]] = field(default_factory=list)
     summary_groups: list[Group] = field(default_factory=list)
-    pathology_segments: list[tuple[int, int]] = field(default_factory=list)
+    # (start, end, fallback): a result after a cue; fallback when the cue opens a line ("Biopsy: scar tissue")
+    pathology_segments: list[tuple[int, int, bool]] = field(default_factory=list)
     list_open: bool = False  # a list introduction ("Five polyps were removed:") was seen: items follow
     removal_intro: tuple[int, Span] | None = None  # (sentence index, span) of "CSP x2:": the next items were removed
 
@@ -308,6 +313,8 @@ def _build_group(
         g.count = None if plural else 1
     g.plural = plural
     g.each = has_each(text, ws, we)
+    if g.each and g.count is None and _ONE_EACH_RE.search(text, ws, we):
+        g.count = 1  # "4 mm polyps in the splenic flexure and descending colon (one each)"
     intro: bool | None = None  # a list introduction ("Polyps (7):", "(see below)"), looked up when needed
     if g.count_explicit and g.count is not None:
         intro = _LIST_INTRO_RE.search(text, ws, we) is not None
@@ -430,6 +437,11 @@ def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> l
         return []
     before = text[max(0, mention.start - 40) : mention.start]
     definite = _DEFINITE_RE.search(before) is not None
+    if not definite and not g.sizes and not g.count_explicit and "\u4e00" <= mention.text[:1] <= "\u9fff":
+        # "直肠息肉予活检钳钳除": a polyp named as the subject of a treatment, not seen (见/发现) in its clause,
+        # is one described before
+        clause = re.split(r"[。；;，,\n]", before)[-1]
+        definite = _ZH_SEEN_RE.search(clause) is None and _ZH_TREATED_RE.match(text, mention.end) is not None
     if _NEW_MARK_RE.search(text, max(0, mention.start - 25), mention.start):
         return []
     locs = [v for v in g.location_values() if v != "unspecified"]
@@ -464,9 +476,12 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
     last_group_sentence = -2
     scene: tuple[int, cx.Token] | None = None  # (sentence index, segment) of a sentence that only names one
     spans: list[tuple[int, int]] = []
+    intro_ends: set[int] = set()  # where a counted list introduction ends (its items follow)
     for s, e in split_sentences(text, start, end, orig):
         split = _intro_split(text, s, e, toks) if _COLON_RE.search(text, s, e) else None
         spans.extend([(s, split), (split, e)] if split is not None else [(s, e)])
+        if split is not None:
+            intro_ends.add(split)
     for si, (s, e) in enumerate(spans):
         while ti < len(toks) and toks[ti].start < s:
             ti += 1
@@ -475,21 +490,30 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         while tj < len(toks) and toks[tj].start < e:
             sent_toks.append(toks[tj])
             tj += 1
-        if not sent_toks:
+        cue = cx.PATH_CUE_RE.search(text, s, e)
+        if not sent_toks and cue is None:
             if _follow_up(text, s, [], [], res, si, last_group_sentence):
                 last_group_sentence = si  # "Number: 1"
             continue
-        cue = cx.PATH_CUE_RE.search(text, s, e)
         cut = e
         if cue is not None:
             cut = cue.start()
-            res.pathology_segments.append((cue.end(), e))
+            # pathology of an earlier exam quoted in today's note ("2022年…切除横结肠息肉（病理：…）") is history
+            at = cue.start()
+            if not any(sc.kind == "hist" and sc.start <= at < sc.end for sc in cx.scopes_for_sentence(text, s, e)):
+                line_start = not text[text.rfind("\n", 0, at) + 1 : at].strip()
+                res.pathology_segments.append((cue.end(), e, line_start))
             sent_toks = [t for t in sent_toks if t.start < cut]
         if _removal_intro(text, s, cut, sent_toks, res, si):
             continue
         scopes = cx.scopes_for_sentence(text, s, cut)
         prev_scene = scene[1] if scene is not None and scene[0] == si - 1 else None
         scene = _scene(text, s, cut, sent_toks, scopes, si)
+        site_intro = False  # "In the transverse colon there were two polyps: a 7 mm ... and a 3 mm ...": their site
+        if e in intro_ends:
+            sites = [t for t in sent_toks if t.cat == "LOC" and t.value != "unspecified" and not is_landmark(text, t)]
+            if sites and len({t.value for t in sites}) == 1 and not cx.status_of(sites[0], scopes).negated:
+                scene, site_intro = (si, sites[0]), True
         # a hedged mention in a sentence about the preparation is a disclaimer ("polyps cannot be excluded"),
         # unless the sentence places or sizes it: then it is a lesion the stool kept from being characterised
         prep = cx.PREP_RE.search(text, s, cut) is not None and not any(
@@ -514,9 +538,17 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         if mentions:
             mentions += _elliptical_mentions(text, sent_toks, mentions[0][0].end, cut, scopes)
             mentions.sort(key=lambda m: m[0].start)
-        if not mentions and res.list_open and s > 0 and text[s - 1] in ":：":
+        if not mentions and (res.list_open or s in intro_ends) and s > 0 and text[s - 1] in ":：":
             # the items of a counted list introduction ("Four polyps were removed: one in the caecum, two in ...")
             mentions = _elliptical_mentions(text, sent_toks, s - 1, cut, scopes)
+            if not mentions:  # "Eleven polyps were removed: caecum x3, ascending x4, ..."
+                # each item from its segment to its number, so that the next segment starts the next item
+                times = [
+                    (t, m) for t in sent_toks if t.cat == "LOC" and (m := _TIMES_RE.match(text, t.end)) is not None
+                ]
+                mentions = [
+                    (cx.Token("POLYP", "ellipsis", t.start, m.end(), m.group("n")), cx.Status()) for t, m in times
+                ]
         if not mentions:
             for implied in _implied_mentions(text, sent_toks, scopes, res.list_open):
                 st = cx.status_of(implied, scopes)
@@ -584,7 +616,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             if g.summary and _LIST_INTRO_RE.search(text, edges[i], edges[i + 1]):
                 res.list_open = True
             if g.summary:
-                if g.count_explicit and g.count is not None:
+                if g.count_explicit and g.count is not None and not site_intro:  # a segment's list is not the total
                     res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
                 res.summary_groups.append(g)
                 continue
@@ -834,8 +866,8 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
             path_spans += sp
             path_cat_of += co
     for res in per_kind.values():
-        for a, b in res.pathology_segments:
-            c, sp, co = _pathology(low, norm, a, b, "text", fallback=False)
+        for a, b, line_start in res.pathology_segments:
+            c, sp, co = _pathology(low, norm, a, b, "text", fallback=line_start)
             path_cats += c
             path_spans += sp
             path_cat_of += co

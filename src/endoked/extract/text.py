@@ -33,7 +33,8 @@ _FOLD = _build_fold_table()
 
 
 def normalize(text: str) -> str:
-    """Fold full-width forms, dashes and odd spaces to ASCII, one character for one character.
+    """Fold full-width forms, dashes and odd spaces to ASCII, one character for one character, and the common
+    misspelling 熄肉 to 息肉.
 
     Args:
         text: the report as given.
@@ -41,7 +42,7 @@ def normalize(text: str) -> str:
     Returns:
         A string of exactly the same length, so offsets carry over unchanged.
     """
-    return text.translate(_FOLD)
+    return text.translate(_FOLD).replace("熄肉", "息肉")
 
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
