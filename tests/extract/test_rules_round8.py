@@ -37,8 +37,8 @@ def _summary(text: str) -> Summary:
             ("present", 7, [("cecum", None)] * 3 + [("sigmoid", None)] * 2 + [("transverse", None)] * 2),
         ),
         (
-            "The caecum had a 4 mm flat polyp, removed. In the sigmoid colon there were two polyps: a 9 mm pedunculated "
-            "polyp removed with hot snare and a 3 mm sessile polyp removed with cold forceps.",
+            "The caecum had a 4 mm flat polyp, removed. In the sigmoid colon there were two polyps: a 9 mm "
+            "pedunculated polyp removed with hot snare and a 3 mm sessile polyp removed with cold forceps.",
             ("present", 3, [("cecum", 4.0), ("sigmoid", 3.0), ("sigmoid", 9.0)]),
         ),
         # a Chinese polyp named as the subject of a treatment is the one described before ...
