@@ -11,7 +11,7 @@ from endoked.extract.schema import PolypLabel, Span
 
 _LANDMARK_RE = re.compile(
     r"(?:from|above|below|beyond|distal\s+to|proximal\s+to|opposite(?:\s+to)?|across\s+from|"
-    r"near|adjacent\s+to|距(?:离)?|离|近|"
+    r"near|adjacent\s+to|距(?:离)?|离|近|以|"  # "全结肠散在多发小息肉，以横结肠为多": where most are, not a site
     # how far the scope went ("进镜至回盲部", "advanced to the cecum"): where the exam reached, not a site
     r"(?:advanced|inserted|intubated|passed|reached)(?:\s+(?:up\s+)?to)?|进镜[^,;，；。]{0,8}?(?:至|到|达)|插(?:镜)?至|(?:到|抵)达)"
     r"\s*(?:the\s+)?(?:approximately\s+)?$",

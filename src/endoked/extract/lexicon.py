@@ -42,6 +42,8 @@ POLYP: Table = [
         r"(?:tissue|lesions?|growths?)" + _E,
     ),
     ("adenoma", r"adenomatous\s+tissue" + _E),
+    # the heading of a polyp table or list names no polyp of its own ("Colonoscopy - polyp summary", "POLYP TABLE")
+    ("heading", r"polyps?\s+(?:summary|table|list|log|details|register)" + _E + r"|息肉(?:情况|列表|汇总|一览)"),
     ("polyp", r"(?:polyps?|polpys?|ployps?|poylps?)" + _E),  # with the common typos
     ("adenoma", r"adenomas?" + _E),
     ("pseudo", r"假性?息肉"),
@@ -150,6 +152,15 @@ LOCATION: Table = [
         + r"|阑尾(?:开)?口|阑尾窝",
     ),
     ("cecum", _B + r"ca?ec(?:um|al)" + _E + r"|回盲部|盲肠|回盲区"),
+    # a flexure's junction with the next segment is the flexure ("hepatic flexure/proximal transverse junction")
+    (
+        "hepatic_flexure",
+        r"hepatic\s+flexure\s*/\s*(?:proximal\s+|distal\s+)?(?:transverse|ascending)(?:\s+colon)?\s+junction",
+    ),
+    (
+        "splenic_flexure",
+        r"splenic\s+flexure\s*/\s*(?:proximal\s+|distal\s+)?(?:transverse|descending)(?:\s+colon)?\s+junction",
+    ),
     ("hepatic_flexure", r"hepatic\s+flexure|right\s+colic\s+flexure|" + _B + r"(?-i:HF)" + _E + r"|(?:结肠)?肝曲|肝区"),
     ("splenic_flexure", r"splenic\s+flexure|left\s+colic\s+flexure|" + _B + r"(?-i:SF)" + _E + r"|(?:结肠)?脾曲|脾区"),
     (
@@ -357,7 +368,8 @@ CONTEXT: Table = [
     ("hist_f", r"(?:to|in\s+order\s+to)\s+(?:rule\s+out|exclude)|" + _B + r"r/o" + _E + r"|(?:以|为|需)排除"),
     (
         "hedge_b",
-        r"(?:cannot|can\s*not|could\s*not|can't|couldn't)\s+be\s+(?:excluded|ruled\s+out)|"
+        r"(?:cannot|can\s*not|could\s*not|can't|couldn't)\s+be\s+(?:(?:entirely|completely|fully|definitely)\s+)?"
+        r"(?:excluded|ruled\s+out)|"
         r"not\s+(?:be\s+)?(?:excluded|ruled\s+out)|(?:is|was|are|were)\s+(?:possible|suspected|"
         r"questionable)",
     ),
@@ -458,9 +470,12 @@ CONTEXT: Table = [
         r"(?:resection|colectomy|proctectomy|surgery|operation|radiotherapy|radiation(?:\s+therapy)?|"
         r"chemo(?:radio)?therapy|chemoradiation)(?:\s+(?:in\s+)?(?:19|20)\d\d)?\s+for" + _E + "|"
         r"post[- ]?\s*(?:(?:right|left|extended|sigmoid|total|subtotal|transverse)\s+)?(?:hemi)?colectomy|"
-        r"(?<=[(（])\s*(?:19|20)\d\d(?=\s*[,，;；])",
+        r"(?<=[(（])\s*(?:19|20)\d\d(?=\s*[,，;；])|"
+        r"(?<![\d/.-])(?:19|20)\d\d(?=\s*[)）])",  # "(2 tubular adenomas 2021)": the bracket is history
     ),
     ("hist_b", r"(?:放|化|放化)疗(?:后|史)"),
+    # "(For reference, 2021 polyps: tubular adenoma x 2)"
+    ("hist_f", r"for\s+(?:reference|comparison)|(?:19|20)\d\d\s+(?=polyps?|adenomas?|lesions?)"),
     # "Surveillance colonoscopy three years after piecemeal EMR of a 30 mm LST", "an addendum regarding the
     # index colonoscopy": what the time since, or the note about, an earlier exam names is history
     (
@@ -494,7 +509,7 @@ CONTEXT: Table = [
     ("neg_b", r"消失|(?:呈)?阴性|[:：]\s*(?:无|未见|阴性|-)(?=\s*(?:[,;.。]|$))|[(（]\s*-\s*[)）]"),
     (
         "hist_f",
-        r"既往|曾(?:于|经|行|因|有)?|(?:\d+|[一二两三四五六七八九十]+|数|多)\s*(?:年|个月|月)余?前|"
+        r"既往|前次|上次|曾(?:于|经|行|因|有)?|(?:\d+|[一二两三四五六七八九十]+|数|多)\s*(?:年|个月|月)余?前|"
         r"(?:19|20)\d\d\s*年|家族|父亲|母亲|哥哥|姐姐|弟弟|妹妹|兄弟|姐妹|子女|筛查|随访|建议|如有|原",
     ),
     ("hist_b", r"术后|病?史|复查|随访|筛查|瘢痕|疤痕"),
@@ -513,10 +528,16 @@ PREP = r"prep(?:aration)?" + _E + r"|(?-i:BBPS)|boston|bowel\s+cleans|肠道准�
 # "Pathology showed ..." inside a findings/impression sentence: what follows is a pathology result.
 _PATH_WORD = r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?)|histopatholog(?:y|ical)|biops(?:y|ies))"
 PATH_CUE = (
-    _PATH_WORD + r"\s+(?:results?\s+|report\s+)?(?:showed|shows|revealed|reveals|returned|confirmed|demonstrated|"
-    r"consistent\s+with|:)|" + _PATH_WORD + r"(?:\s+(?:results?|report))?\s*:(?=\s*[a-z])|"
+    _PATH_WORD + r"\s+(?:results?\s+|report\s+)?(?:(?:has|have)\s+)?(?:now\s+)?(?:showed|shows|revealed|reveals|"
+    r"returned|come\s+back|confirmed|demonstrated|"
+    r"(?:from|of|on)\s+[^:.\n]{0,40}?:|"  # "Histology from today's rectal polyp: hyperplastic polyp"
+    r"consistent\s+with|:)|"
+    + _PATH_WORD
+    + r"(?:\s+(?:results?|report))?\s*:(?=\s*[a-z])|"
+    + _PATH_WORD
+    + r"\s+addend(?:um|a)(?:\s*\([^()]{0,40}\))?\s*:|"  # "Histology addendum (reported 2 weeks later): ..."
     r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?))\s+(?:was|were|is|are)|"
-    r"(?<!既往)(?<!以往)(?<!原)病理(?:结果|报告|回报|诊断|检查)?\s*(?:示|提示|回报|为|显示|报告|[:：])|"
+    r"(?<!既往)(?<!以往)(?<!原)(?<!前次)(?<!上次)病理(?:结果|报告|回报|诊断|检查)?\s*(?:示|提示|回报|为|显示|报告|[:：])|"
     r"病检(?:示|提示|为|[:：])|"
     r"活检(?:病理)?(?:示|提示|为|[:：])"
 )
@@ -602,7 +623,7 @@ EN_COUNT = (
     r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
     r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
-    r"nineteen|twenty|both|\d{1,2}))(?![A-Za-z\d.)、]|\s*(?:个月|月|年|周|天|日|岁))"  # "术后6个月" is a time
+    r"nineteen|twenty|both|\d{1,2}))(?![A-Za-z\d.)、]|\s*(?:个月|月|年|周|天|日|岁|\|))"  # "术后6个月", "| 2 | Asc |"
 )
 ZH_CLASSIFIER = r"(?:枚|个(?!月)|颗|处|粒|只|块)"  # "6个月" is a time
 ZH_COUNT = (

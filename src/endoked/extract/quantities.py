@@ -38,7 +38,9 @@ _POST_EN_RE = re.compile(
     r"\s*[(\[]?\s*(?:[x×]\s*(?P<n>\d{1,2})|(?:total\s+(?:of\s+)?)?(?P<p>\d{1,2})\s*"
     r"(?:in\s+(?:number|total))?\s*[)\]])|"
     r"\s*(?:(?:removed|resected|found|seen|detected|retrieved|identified)\s*)?[:：]\s*(?P<c>\d{1,2})"
-    r"(?![\d.]|\s*(?:mm|cm))",
+    r"(?![\d.]|\s*(?:mm|cm))|"
+    # "0-Is polyp 6-8 mm x2": a size, then how many (not "6 mm x 4 mm", a product)
+    r"\s*(?:\d+(?:\.\d+)?\s*(?:-|to)\s*)?\d+(?:\.\d+)?\s*(?:mm|cm)\s*[x×]\s*(?P<s>\d{1,2})(?![\d.]|\s*(?:mm|cm))",
     _FLAGS,
 )
 _POST_ZH_RE = re.compile(rf"\s*[(（]?\s*(?:共计|共|计|约)?\s*(?:{lx.ZH_COUNT})", _FLAGS)
@@ -101,13 +103,14 @@ def find_count(
         exclude: spans whose numbers are not counts (sizes: the "5" of "a 5 mm polyp").
     """
     exclude = exclude or []
-    post = text[mention_end : min(zone_end, mention_end + 12)]
+    post = text[mention_end : min(zone_end, mention_end + 20)]
     m = _POST_ZH_RE.match(post)
     if m:
         return Count(_zh_value(m), mention_end + m.start(), mention_end + m.end())
     m = _POST_EN_RE.match(post)
     if m:
-        return Count(int(m.group("n") or m.group("p") or m.group("c")), mention_end + m.start(), mention_end + m.end())
+        n = m.group("n") or m.group("p") or m.group("c") or m.group("s")
+        return Count(int(n), mention_end + m.start(), mention_end + m.end())
     lo = max(zone_start, mention_start - 60)
     best: tuple[Count, int] | None = None
     for m in _ZH_COUNT_RE.finditer(text, lo, mention_start):

@@ -30,7 +30,7 @@ _APPOSITION_RE = re.compile(
     re.IGNORECASE,
 )
 _RESEMBLES_RE = re.compile(
-    r"(?:呈|类似|酷似)[^,;，；。]{0,5}$|(?:resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for)\s+(?:an?\s+)?\S*\s*$",
+    r"(?:呈|类似|酷似)[^,;，；。]{0,16}$|(?:resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for)\s+(?:an?\s+)?\S*\s*$",
     re.IGNORECASE,
 )
 # "the rectal "polyp" proved to be a prolapsing hemorrhoid", "息肉样隆起，活检证实为淋巴滤泡": what the mention
@@ -50,6 +50,7 @@ _DEFINITE_RE = re.compile(
     r"(?:[\w.-]+\s+){0,3}|(?:该|此|上述|以上|这|所述|前述)[^,，。]{0,6})$",
     re.IGNORECASE,
 )
+_COUNT_TIMES_SIZE_RE = re.compile(r"(?P<n>[2-9])\s*[x×]\s*(?P<v>\d+(?:\.\d+)?)\s*(?P<u>mm|cm)", re.IGNORECASE)
 _ONE_EACH_RE = re.compile(r"(?<![A-Za-z])(?:one|1)\s+each(?![A-Za-z])", re.IGNORECASE)
 _TIMES_RE = re.compile(r"\s*[x×]\s*(?P<n>\d{1,2})(?!\d|\.\d)", re.IGNORECASE)
 _ZH_SEEN_RE = re.compile(r"见|发现|检出|有|示|多发|散在")
@@ -69,9 +70,10 @@ _ELLIPSIS_RE = re.compile(
     re.IGNORECASE,
 )
 _COLON_RE = re.compile(r"[:：]")
-# a list item that is a number and a segment ("Four polyps were removed: one in the caecum, two in the ...")
+# a list item that starts with a number and a segment ("Four polyps were removed: one in the caecum, two in the ...",
+# "Three polyps: at the hepatic flexure 1.2 cm ...; mid transverse 0.5 cm; ...")
 _COUNTED_SITE_RE = re.compile(
-    r"\s*(?:one|two|three|four|five|six|\d{1,2})\s+(?:in|at|from)\s+(?:the\s+)?$", re.IGNORECASE
+    r"\s*(?:(?:one|two|three|four|five|six|\d{1,2})\s+)?(?:in|at|from)\s+(?:the\s+)?$", re.IGNORECASE
 )
 _OPEN_BRACKET_RE = re.compile(r"\s*[(（]\s*")
 # "同一肠段另见一枚约3mm息肉", "in the same segment, a second 3 mm polyp": the site of the polyp just described
@@ -116,7 +118,8 @@ _ROUTE_RE = re.compile(
     re.IGNORECASE,
 )
 _PENDING_RE = re.compile(
-    r"pending|await|to\s+follow|not\s+(?:yet\s+)?available|待(?:回报|病理|报告|结果)|未回|待回", re.IGNORECASE
+    r"pending|await|to\s+follow|not\s+(?:yet\s+)?available|not\s+sent|待(?:回报|病理|报告|结果)|未回|待回|未送(?:检)?",
+    re.IGNORECASE,
 )
 # A field of a form: "Location: [x] Sigmoid", "Number: 1", "部位：乙状结肠", "数目：2枚".
 _FORM_FIELD_RE = re.compile(
@@ -144,7 +147,9 @@ class _SectionResult:
 
 def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
     """A generic "lesion"/"病变" counts as a polyp only next to a polyp morphology ("0-IIa lesion") or a
-    polyp-type adjective ("serrated-appearing lesions", "adenomatous lesion")."""
+    polyp-type adjective ("serrated-appearing lesions", "adenomatous lesion"); a table's heading never does."""
+    if tok.value == "heading":
+        return False
     if tok.value != "lesion":
         return True
     if _LESION_ADJ_RE.search(text, max(0, tok.start - 25), tok.start):
@@ -313,8 +318,11 @@ def _build_group(
         g.count = None if plural else 1
     g.plural = plural
     g.each = has_each(text, ws, we)
-    if g.each and g.count is None and _ONE_EACH_RE.search(text, ws, we):
-        g.count = 1  # "4 mm polyps in the splenic flexure and descending colon (one each)"
+    if g.each and _ONE_EACH_RE.search(text, ws, we):
+        if g.count is None:
+            g.count = 1  # "4 mm polyps in the splenic flexure and descending colon (one each)"
+        elif g.count_explicit and g.count > 1:
+            g.each = False  # "Two polyps, one each in the caecum and the descending colon": the count is the total
     intro: bool | None = None  # a list introduction ("Polyps (7):", "(see below)"), looked up when needed
     if g.count_explicit and g.count is not None:
         intro = _LIST_INTRO_RE.search(text, ws, we) is not None
@@ -374,6 +382,13 @@ def _build_group(
         g.count, g.each = g.count * len(g.sizes), False  # "0.3cm、0.5cm息肉各1枚": one per listed size
     if g.count is None and plural and not g.count_explicit and len(g.sizes) > 1:
         g.count = len(g.sizes)  # "6 mm and 4 mm sessile polyps"
+    if g.count is None and plural and not g.count_explicit and len(g.size_spans) == 1:
+        # "2 x 3mm sessile polyps": a number without a unit times a size, before a plural noun, is how many
+        m = _COUNT_TIMES_SIZE_RE.fullmatch(text, g.size_spans[0].start, g.size_spans[0].end)
+        if m is not None and g.size_spans[0].end <= mention.start:
+            g.count, g.count_explicit = int(m.group("n")), True
+            g.count_spans = [Span(g.size_spans[0].start, g.size_spans[0].start + len(m.group("n")))]
+            g.sizes = [float(m.group("v")) * (10.0 if m.group("u").lower() == "cm" else 1.0)]
     return g
 
 
@@ -470,6 +485,98 @@ def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> l
     return []
 
 
+_TABLE_ROW_RE = re.compile(r"^[ \t]*\|?(?:[^|\n]*\|){2,}[^|\n]*$", re.MULTILINE)
+_SITE_HEAD_RE = re.compile(r"site|location|segment|部位|位置", re.IGNORECASE)
+_SIZE_HEAD_RE = re.compile(r"size|diameter|大小|直径|尺寸", re.IGNORECASE)
+_SHAPE_HEAD_RE = re.compile(r"paris|morpholog|shape|type|形态|分型", re.IGNORECASE)
+_HEAD_UNIT_RE = re.compile(r"\b(mm|cm)\b|(毫米|厘米)", re.IGNORECASE)
+_BARE_NUMBER_RE = re.compile(r"\s*(\d+(?:\.\d+)?)(?:\s*(?:-|to|~)\s*(\d+(?:\.\d+)?))?\s*$")
+_BARE_PARIS_RE = re.compile(r"\s*(?:0\s*-\s*)?(I{1,2})\s*([abcps]{0,3})\s*$", re.IGNORECASE)
+
+
+def _cells(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    """The cells of the pipe-table row ``text[a:b]`` as spans (the empty cells outside outer pipes dropped)."""
+    out: list[tuple[int, int]] = []
+    x = a
+    for i in range(a, b + 1):
+        if i == b or text[i] == "|":
+            out.append((x, i))
+            x = i + 1
+    if out and not text[out[0][0] : out[0][1]].strip():
+        out = out[1:]
+    if out and not text[out[-1][0] : out[-1][1]].strip():
+        out = out[:-1]
+    return out
+
+
+def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tuple[list[Group], list[tuple[int, int]]]:
+    """Polyps listed in a pipe table with a header row naming the site column ("# | Site | Size (mm) | Paris"):
+    one group per data row whose site cell names a segment, its size read from the size cell (a bare number takes
+    the header's unit) and its shape from a shape cell (Paris classes with or without "0-"). Returns the groups
+    and the spans of the rows read, which the sentence rules then skip."""
+    rows = [(m.start(), m.end()) for m in _TABLE_ROW_RE.finditer(text, start, end)]
+    groups: list[Group] = []
+    used: list[tuple[int, int]] = []
+    i = 0
+    while i < len(rows):
+        hs, he = rows[i]
+        head = [text[a:b] for a, b in _cells(text, hs, he)]
+        site = next((k for k, c in enumerate(head) if _SITE_HEAD_RE.search(c)), None)
+        if site is None or any(t.cat == "LOC" for t in cx.scan(cx.FIND, text, orig, hs, he)):
+            i += 1
+            continue
+        size = next((k for k, c in enumerate(head) if _SIZE_HEAD_RE.search(c)), None)
+        shape = next((k for k, c in enumerate(head) if _SHAPE_HEAD_RE.search(c)), None)
+        unit_m = _HEAD_UNIT_RE.search(head[size]) if size is not None else None
+        unit = 10.0 if unit_m and (unit_m.group(0).lower() in ("cm", "厘米")) else 1.0
+        used.append((hs, he))
+        j = i + 1
+        while j < len(rows) and (j == i + 1 or rows[j][0] <= text.find("\n", rows[j - 1][1]) + 1):
+            rs, re_ = rows[j]
+            cells = _cells(text, rs, re_)
+            if set(text[rs:re_]) <= set("|-: \t"):  # a Markdown rule line
+                used.append((rs, re_))
+                j += 1
+                continue
+            if len(cells) <= site:
+                break
+            a, b = cells[site]
+            locs = [t for t in cx.scan(cx.FIND, text, orig, a, b) if t.cat == "LOC"]
+            used.append((rs, re_))
+            j += 1
+            if not locs:
+                continue
+            g = Group(kind="polyp", section=kind, hedged=False)
+            g.spans = [Span(rs, re_)]
+            g.locations = [(locs[0].value, Span(locs[0].start, locs[0].end), 0)]
+            row_toks = cx.scan(cx.FIND, text, orig, rs, re_)
+            if size is not None and size < len(cells):
+                sa, sb = cells[size]
+                parsed = [parse_size(text, t.start, t.end) for t in row_toks if t.cat == "SIZE" and sa <= t.start < sb]
+                bare = _BARE_NUMBER_RE.match(text, sa, sb)
+                if parsed and parsed[0] is not None:
+                    g.sizes = [max(parsed[0].values)]
+                elif bare is not None:
+                    g.sizes = [float(bare.group(2) or bare.group(1)) * unit]
+                if g.sizes:
+                    g.size_spans = [Span(sa, sb)]
+            morphs = [t for t in row_toks if t.cat == "MORPH"]
+            if morphs:
+                g.morph, g.morph_spans = morph_value(morphs[0]), [Span(morphs[0].start, morphs[0].end)]
+            elif shape is not None and shape < len(cells):
+                pm = _BARE_PARIS_RE.match(text, *cells[shape])
+                if pm is not None:
+                    minor = pm.group(2).lower()
+                    g.morph = "flat" if pm.group(1).upper() == "II" else "pedunculated" if minor == "p" else "sessile"
+                    g.morph_spans = [Span(*cells[shape])]
+            rem = [t for t in row_toks if t.cat == "REM"]
+            if rem:
+                g.set_removed(rem[0].value == "yes", Span(rem[0].start, rem[0].end))
+            groups.append(g)
+        i = j
+    return groups, used
+
+
 def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res: _SectionResult) -> None:
     toks = cx.scan(cx.FIND, text, orig, start, end)
     ti = 0
@@ -482,9 +589,14 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         spans.extend([(s, split), (split, e)] if split is not None else [(s, e)])
         if split is not None:
             intro_ends.add(split)
+    path_until = -1  # a result introduced by "…:" runs to the end of its line ("Histology has now returned: …; …")
+    table, table_rows = _table_groups(text, orig, start, end, kind) if "|" in text[start:end] else ([], [])
+    res.groups.extend(table)
     for si, (s, e) in enumerate(spans):
         while ti < len(toks) and toks[ti].start < s:
             ti += 1
+        if s < path_until or any(a <= s < b or (s < a and e > a) for a, b in table_rows):
+            continue
         sent_toks = []
         tj = ti
         while tj < len(toks) and toks[tj].start < e:
@@ -502,7 +614,11 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             at = cue.start()
             if not any(sc.kind == "hist" and sc.start <= at < sc.end for sc in cx.scopes_for_sentence(text, s, e)):
                 line_start = not text[text.rfind("\n", 0, at) + 1 : at].strip()
-                res.pathology_segments.append((cue.end(), e, line_start))
+                stop = e
+                if text[cue.end() - 1] in ":：" or text[cue.end() : cue.end() + 3].lstrip()[:1] in (":", "："):
+                    nl = text.find("\n", cue.end(), end)
+                    stop = path_until = max(e, end if nl < 0 else nl)
+                res.pathology_segments.append((cue.end(), stop, line_start))
             sent_toks = [t for t in sent_toks if t.start < cut]
         if _removal_intro(text, s, cut, sent_toks, res, si):
             continue
@@ -746,12 +862,18 @@ def _pathology(
     cats: list[str] = []
     spans: list[Span] = []
     cat_of_span: list[str] = []
+    hedged_cats: list[tuple[str, Span]] = []
     for s, e in split_sentences(text, start, end, orig):
         toks = cx.scan(cx.PATH, text, orig, s, e)
         if not toks:
             continue
         scopes = cx.scopes_for_sentence(text, s, e)
         cur = [t for t in toks if cx.status_of(t, scopes).current]
+        # "hyperplastic polyps; a sessile serrated lesion cannot be entirely excluded": a hedged category counts only
+        # when the result states none
+        hedged = [t for t in cur if cx.status_of(t, scopes).hedged and t.value not in ("other", "dysplasia")]
+        hedged_cats += [(t.value, Span(t.start, t.end, src)) for t in hedged]
+        cur = [t for t in cur if t not in hedged]
         # "黏膜低级别上皮内瘤变": the mucosa named right before a dysplasia term is its site, not a result of its own
         dys = [t.start for t in cur if t.value == "dysplasia"]
         cur = [t for t in cur if t.value != "other" or not any(d >= t.end and not text[t.end : d].strip() for d in dys)]
@@ -765,6 +887,12 @@ def _pathology(
             cats.append(value)
             spans.append(Span(t.start, t.end, src))
             cat_of_span.append(value)
+    if not cats and hedged_cats:
+        cats, spans, cat_of_span = (
+            [c for c, _ in hedged_cats],
+            [sp for _, sp in hedged_cats],
+            [c for c, _ in hedged_cats],
+        )
     if fallback and not cats and not _PENDING_RE.search(text, start, end):
         body = text[start:end].strip(" \n:：-")
         if len(re.findall(r"[A-Za-z]{2,}|[\u4e00-\u9fff]", body)) >= 2:
