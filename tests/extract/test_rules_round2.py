@@ -3,14 +3,16 @@ written for these tests (expected labels follow tests/extract/data/README.md).""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from endoked.extract.rules import extract_rules
+from tests.extract.rules_summary import polyp_summary
 
 
-def _summary(text: str) -> tuple[str | None, int | None, list[str]]:
-    out = extract_rules(text)
-    return out.polyp, out.polyp_count, sorted(p.location for p in out.polyps)
+def _summary(text: str) -> Any:
+    return polyp_summary(text, "location")
 
 
 def _sizes(text: str) -> list[float | None]:

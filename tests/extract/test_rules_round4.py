@@ -4,14 +4,16 @@ for these tests, with the cases a rule must leave alone beside them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from endoked.extract.rules import extract_rules
+from tests.extract.rules_summary import polyp_summary
 
 
-def _summary(text: str) -> tuple[str, int | None, list[str]]:
-    out = extract_rules(text)
-    return out.polyp, out.polyp_count, sorted(p.location for p in out.polyps)
+def _summary(text: str) -> Any:
+    return polyp_summary(text, "location")
 
 
 @pytest.mark.parametrize(

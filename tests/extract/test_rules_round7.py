@@ -3,19 +3,21 @@ since), each family on sentences written for these tests, with the cases a rule 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from endoked.extract.quantities import parse_size
 from endoked.extract.rules import extract_rules
 from endoked.extract.text import normalize
 from endoked.extract.vocab import lower_ascii
+from tests.extract.rules_summary import polyp_summary
 
 Summary = tuple[str, int | None, list[tuple[str, float | None, bool | None]]]
 
 
-def _summary(text: str) -> Summary:
-    out = extract_rules(text)
-    return out.polyp, out.polyp_count, sorted((p.location, p.size_mm, p.removed) for p in out.polyps)
+def _summary(text: str) -> Any:
+    return polyp_summary(text, "location", "size_mm", "removed")
 
 
 @pytest.mark.parametrize(

@@ -3,16 +3,18 @@ since), each family on sentences written for these tests, with the cases a rule 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from endoked.extract.rules import extract_rules
+from tests.extract.rules_summary import polyp_summary
 
 Summary = tuple[str, int | None, list[tuple[str, float | None, str]]]
 
 
-def _summary(text: str) -> Summary:
-    out = extract_rules(text)
-    return out.polyp, out.polyp_count, sorted((p.location, p.size_mm, p.morphology) for p in out.polyps)
+def _summary(text: str) -> Any:
+    return polyp_summary(text, "location", "size_mm", "morphology")
 
 
 @pytest.mark.parametrize(
