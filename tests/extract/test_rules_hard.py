@@ -242,6 +242,13 @@ BLIND7 = {
     "en": {"polyp": 0.995, "polyp_count": 0.995, "location_f1": 0.995},
     "zh": {"polyp": 0.995, "polyp_count": 0.980, "location_f1": 0.987},
 }
+# blind8: written after the ninth round by a ninth writer who saw neither the rules nor the other sets; only measured
+# (docs/BENCHMARKS.md), held at its figures less 0.005. Using its errors to change a rule makes it a development set,
+# and a new blind set is needed.
+BLIND8 = {
+    "en": {"polyp": 0.964, "polyp_count": 0.872, "location_f1": 0.728},
+    "zh": {"polyp": 0.964, "polyp_count": 0.933, "location_f1": 0.925},
+}
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},
     "hard_heldout": {"en": SECOND_ROUND, "zh": SECOND_ROUND},
@@ -252,6 +259,7 @@ MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "blind5": BLIND5,
     "blind6": BLIND6,
     "blind7": BLIND7,
+    "blind8": BLIND8,
 }
 
 
