@@ -138,3 +138,18 @@ def test_counts_sites_and_history(text: str, want: Summary) -> None:
 def test_pathology_results(text: str, want: tuple[str | None, int]) -> None:
     out = extract_rules(text)
     assert (out.pathology, out.polyp_count) == want
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Polyps found: [x] Yes [ ] No\nNumber: 各1\nLocation: [x] Sigmoid\nSize: 10 mm",
+        "Polyps found: [x] Yes\nNumber: several\nLocation: [x] Sigmoid",
+        "| Site | Size (mm) |\n| Sigmoid |\n| | 4 |",
+        "Site | Size (mm) | Paris\nRectum | big | 0-\nCaecum | 3-4 | IIx",
+    ],
+)
+def test_odd_forms_and_tables_do_not_break(text: str) -> None:
+    """A form's number field without a number, rows shorter than the header and cells that are not sizes or
+    Paris classes: a label comes back (found by mutating the report sets)."""
+    assert extract_rules(text).polyp == "present"

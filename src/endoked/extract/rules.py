@@ -828,7 +828,7 @@ def _follow_up(
     g = res.groups[-1]
     form = _FORM_FIELD_RE.match(text, s)
     if form is not None and form.group("field").startswith(("number", "count", "数")):
-        n = zh_number(form.group("n"))
+        n = zh_number(form.group("n")) if form.group("n") else None  # "Number: 各1", "Number: several"
         if n is not None and n > 0 and not g.count_explicit and not res.summary_counts:
             g.count, g.count_explicit, g.count_spans = n, True, [Span(form.start("n"), form.end("n"))]
         return True
