@@ -277,3 +277,47 @@ def test_lowres_consensus_agrees_with_full_resolution() -> None:
     c_low = mask_consensus([clean_mask(lg > 0) for lg in logits])
     c_full = mask_consensus([clean_mask(m) for m in seg.upsample_logits(logits)])
     np.testing.assert_allclose(c_low, c_full, atol=0.03)
+
+
+def test_cam_peaks_strongest_first_and_apart() -> None:
+    from endoked.prompt_seg.refine import cam_peak_boxes, cam_peaks
+
+    cam = np.zeros((100, 200), np.float32)
+    cam[30, 50], cam[31, 52], cam[70, 150], cam[10, 190] = 1.0, 0.9, 0.8, 0.3
+    # (31, 52) is within 5 % of the shorter side (5 px) of the stronger (30, 50); 0.3 is below half the maximum
+    assert cam_peaks(cam, 3) == [(30, 50), (70, 150)]
+    assert cam_peaks(cam, 3, min_peak=0.2) == [(30, 50), (70, 150), (10, 190)]
+    assert cam_peaks(np.zeros((10, 10), np.float32)) == []
+    boxes = cam_peak_boxes(cam, [0.1, 0.3], peaks=2)
+    # sides 10 and 30 px (shares of the shorter side, 100), centred on each peak, clipped to the image
+    np.testing.assert_allclose(
+        boxes, [[45, 25, 55, 35], [35, 15, 65, 45], [145, 65, 155, 75], [135, 55, 165, 85]], atol=1e-6
+    )
+    np.testing.assert_allclose(cam_peak_boxes(cam, [0.8], peaks=1), [[10, 0, 90, 70]], atol=1e-6)  # y clipped at 0
+    assert cam_peak_boxes(np.zeros((10, 10), np.float32), [0.2]).shape == (0, 4)
+
+
+def test_peak_prompts_find_a_small_object_inside_a_broad_cam() -> None:
+    """A whole-frame CAM that covers a broad area with its peak on a small object: the CAM components' boxes are
+    far larger than the object (the fake segmenter returns such a box as its own mask), the boxes around the
+    peak are centred on it and return the object."""
+    from endoked.prompt_seg.refine import Selection, select_mask
+
+    obj = disk_cam(size=200, cy=90, cx=110, r=9) > 0
+    cam = 0.5 * disk_cam(size=200, cy=100, cx=100, r=70) + 0.3 * disk_cam(size=200, cy=100, cx=100, r=40)
+    cam[86:95, 106:115] += 0.2  # the peak, on the object
+    seg = _ObjectSegmenter(obj)
+    base = dict(thresholds=(0.4, 0.7), scales=(1.0,), w_score=1.0, w_consensus=1.0, lowres_consensus=False)
+    default = select_mask(seg, cam, sel=Selection(**base))  # type: ignore[arg-type]
+    assert default is not None and default.mask.sum() > 4 * obj.sum()
+    only = select_mask(seg, cam, sel=Selection(**base, peak_sizes=(0.1, 0.15, 0.22), peak_only=True))  # type: ignore[arg-type]
+    assert only is not None
+    np.testing.assert_array_equal(only.mask, obj)
+    assert only.consensus == pytest.approx(1.0)  # all three peak prompts return the object
+    mixed = select_mask(seg, cam, sel=Selection(**base, peak_sizes=(0.1, 0.15, 0.22)))  # type: ignore[arg-type]
+    assert mixed is not None
+    np.testing.assert_array_equal(mixed.mask, obj)
+    # peak_only without peak sizes keeps the usual candidates
+    same = select_mask(seg, cam, sel=Selection(**base, peak_only=True))  # type: ignore[arg-type]
+    assert same is not None
+    np.testing.assert_array_equal(same.mask, default.mask)

@@ -81,6 +81,17 @@ class PromptSegConfig(BaseModel):
     candidate_min_area: float = Field(
         0.003, ge=0, lt=1, description="CAM components smaller than this image fraction give no candidate."
     )
+    candidate_peak_sizes: list[float] = Field(
+        [],
+        description="consensus selection: square prompts centred on the CAM's strongest peaks, one per size (side "
+        "as a share of the image's shorter side); empty = none.",
+    )
+    candidate_peaks: int = Field(1, ge=1, description="consensus selection: how many CAM peaks get peak prompts.")
+    candidate_peak_only: bool = Field(
+        False,
+        description="consensus selection: prompt with the peak boxes only (no CAM components, no cam stage "
+        "boxes); needs candidate_peak_sizes.",
+    )
     select_weight_score: float = Field(1.0, ge=0, description="consensus selection: weight of the segmenter score.")
     select_weight_consensus: float = Field(
         1.0, ge=0, description="consensus selection: weight of the agreement among candidate masks."

@@ -209,6 +209,60 @@ def cam_component_boxes(
     return np.stack(out).astype(np.float32) if out else np.zeros((0, 4), np.float32)
 
 
+def cam_peaks(cam: np.ndarray, peaks: int = 1, min_peak: float = 0.5) -> list[tuple[int, int]]:
+    """The ``peaks`` strongest local maxima of ``cam`` as ``(y, x)``, strongest first.
+
+    A maximum counts when it is the largest value within a window of 5 % of the shorter side and at least
+    ``min_peak`` of the map's maximum; maxima closer than that window to a stronger one are dropped.
+    """
+    h, w = cam.shape
+    top = float(cam.max()) if cam.size else 0.0
+    if top <= 0 or peaks <= 0:
+        return []
+    k = max(3, round(min(h, w) * 0.05) | 1)
+    m = np.asarray(cam, np.float32)
+    local = (m >= cv2.dilate(m, np.ones((k, k), np.uint8))) & (m >= min_peak * top)
+    ys, xs = np.nonzero(local)
+    out: list[tuple[int, int]] = []
+    for i in np.argsort(-m[ys, xs], kind="stable"):
+        y, x = int(ys[i]), int(xs[i])
+        if all(max(abs(y - py), abs(x - px)) > k for py, px in out):
+            out.append((y, x))
+            if len(out) == peaks:
+                break
+    return out
+
+
+def cam_peak_boxes(cam: np.ndarray, sizes: Sequence[float], peaks: int = 1, min_peak: float = 0.5) -> np.ndarray:
+    """Square prompts centred on the CAM's strongest peaks (:func:`cam_peaks`), one per size in ``sizes`` (the
+    side as a share of the shorter image side), clipped to the image.
+
+    The peak of a whole-frame CAM lands on the polyp far more often than the box of its thresholded region,
+    which a small polyp leaves several times too large (docs/BENCHMARKS.md): boxes of several sizes around
+    the peak let the segmenter find the object there, and the consensus among their masks picks its size.
+
+    Returns:
+        ``(K, 4) float32`` xyxy boxes in the CAM's pixel frame, strongest peak first (possibly ``K = 0``).
+    """
+    h, w = cam.shape
+    side = float(min(h, w))
+    out = [
+        np.array(
+            [
+                max(0.0, x - s * side / 2),
+                max(0.0, y - s * side / 2),
+                min(w, x + s * side / 2),
+                min(h, y + s * side / 2),
+            ],
+            np.float32,
+        )
+        for y, x in cam_peaks(cam, peaks, min_peak)
+        for s in sizes
+        if s > 0
+    ]
+    return np.stack(out) if out else np.zeros((0, 4), np.float32)
+
+
 def merge_boxes(boxes: np.ndarray, iou_threshold: float = 0.98) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Group near-identical prompts so that each group is decoded once.
 
@@ -298,6 +352,9 @@ class Selection:
     consensus_size: int = 64
     merge_iou: float = 0.98
     lowres_consensus: bool = True
+    peak_sizes: tuple[float, ...] = ()
+    peaks: int = 1
+    peak_only: bool = False
 
 
 def select_mask(
@@ -313,7 +370,9 @@ def select_mask(
     Candidates are ``boxes`` (e.g. the cam stage's boxes) plus :func:`cam_component_boxes` of the CAM; all
     are decoded in one batch (the image embedding is computed once), cleaned, and ranked by
     ``sel``'s weighted sum of the segmenter's score, the consensus among candidates (:func:`mask_consensus`)
-    and the CAM agreement. Returns ``None`` when there is no candidate.
+    and the CAM agreement. With ``sel.peak_sizes``, boxes centred on the CAM's peaks (:func:`cam_peak_boxes`)
+    join the candidates, or are the only ones with ``sel.peak_only``. Returns ``None`` when there is no
+    candidate.
 
     Args:
         seg: segmenter with the image set.
@@ -323,9 +382,12 @@ def select_mask(
         keep_largest, fill_holes: mask clean-up.
     """
     sel = sel or Selection()
-    parts = [np.asarray(boxes, np.float32).reshape(-1, 4)] if boxes is not None else []
-    if cam is not None:
+    only_peaks = sel.peak_only and bool(sel.peak_sizes) and cam is not None
+    parts = [np.asarray(boxes, np.float32).reshape(-1, 4)] if boxes is not None and not only_peaks else []
+    if cam is not None and not only_peaks:
         parts.append(cam_component_boxes(cam, sel.thresholds, sel.scales, sel.min_component_area))
+    if cam is not None and sel.peak_sizes:
+        parts.append(cam_peak_boxes(cam, sel.peak_sizes, sel.peaks))
     cands = np.concatenate(parts) if parts else np.zeros((0, 4), np.float32)
     cands = cands[(cands[:, 2] - cands[:, 0] >= 1) & (cands[:, 3] - cands[:, 1] >= 1)]
     if len(cands) == 0:

@@ -107,6 +107,9 @@ def _selection(cfg: PromptSegConfig) -> Selection:
         w_cam=cfg.select_weight_agreement,
         merge_iou=cfg.merge_iou,
         lowres_consensus=cfg.lowres_consensus,
+        peak_sizes=tuple(cfg.candidate_peak_sizes),
+        peaks=cfg.candidate_peaks,
+        peak_only=cfg.candidate_peak_only,
     )
 
 
