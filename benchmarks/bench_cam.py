@@ -7,6 +7,8 @@ frames of polyp-free exams = 0), which isolates the cam + prompt_seg steps. Then
 folder and their outputs are scored against ``truth/images.csv``:
 
 - box IoU: best IoU of the image's first CAM box with the boxes of the true mask's components;
+- CAM peak on the polyp: share of the polyp frames with a saved CAM whose maximum lies on the true mask
+  (dilated by 2 % of the frame's longer side), the point a peak prompt is centred on;
 - pseudo masks: mean Dice over the polyp frames that received one, coverage (share of selected-positive
   polyp frames that received one, and share of all polyp frames), and pseudo masks on truly polyp-free
   frames (count and share of all polyp-free frames);
@@ -79,6 +81,31 @@ def _gt(archive: Path, row: dict[str, str]) -> np.ndarray:
     return m > 127
 
 
+def peak_on_polyp(archive: Path, run: RunFolder, truth: dict[tuple[str, str], dict[str, str]]) -> float | None:
+    """Share of the polyp frames with a saved CAM whose maximum (the CAM resized to the frame) lies on the true
+    mask dilated by 2 % of the frame's longer side; None when the run saved no CAMs."""
+    outputs = (run.entry("cam") or {}).get("outputs", {})
+    if "cams" not in outputs:
+        return None
+    path = run.output("cam", "cams")
+    files: dict[str, Any] = {}
+    hits: list[bool] = []
+    for r in read_parquet(path).to_pylist():
+        t = truth.get((r["exam_id"], r["image"]))
+        if t is None or t["polyp"] != "1":
+            continue
+        if r["file"] not in files:
+            files[r["file"]] = np.load(run.abs(r["file"]))
+        cam = np.asarray(files[r["file"]][r["key"]], np.float32)
+        g = _gt(archive, t)
+        h, w = g.shape
+        k = max(3, round(0.02 * max(h, w)) | 1)
+        near = cv2.dilate(g.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+        y, x = np.unravel_index(int(np.argmax(cv2.resize(cam, (w, h), interpolation=cv2.INTER_LINEAR))), (h, w))
+        hits.append(bool(near[y, x]))
+    return float(np.mean(hits)) if hits else None
+
+
 def score_variant(archive: Path, run: RunFolder, sweep: list[float]) -> dict[str, Any]:
     """Figures of one finished cam + prompt_seg run against the truth; with ``sweep``, also the pseudo-mask
     figures when only masks with ``cam_agreement >= t`` are kept, for each ``t``."""
@@ -142,6 +169,7 @@ def score_variant(archive: Path, run: RunFolder, sweep: list[float]) -> dict[str
         "images_with_boxes": len(first_box),
         "box_iou_mean": float(np.mean(ious)) if ious else None,
         "box_iou_ge_0.5": float(np.mean(np.array(ious) >= 0.5)) if ious else None,
+        "cam_peak_on_polyp": peak_on_polyp(archive, run, truth),
         "cam_drop_reasons": reasons,
         "boxes_on_polyp_free_frames": boxed_free,
         "pseudo_masks": len(pseudo),
