@@ -43,7 +43,8 @@ class CamConfig(EncoderSource):
         ge=0,
         le=8,
         description="Extra training views per image with random brightness, contrast and gamma, so that the head "
-        "cannot tell the classes apart by a frame's overall exposure instead of the polyp.",
+        "cannot tell the classes apart by a frame's overall exposure instead of the polyp (measured on the "
+        "heldout design: no gain, docs/BENCHMARKS.md; off).",
     )
     max_train_per_class: int | None = Field(
         None, ge=1, description="Cap on training images per class (random subset); None = all selected images."
