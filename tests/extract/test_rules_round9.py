@@ -36,6 +36,11 @@ def _summary(text: str) -> Any:
             "【息肉情况】\n部位 | 大小 | 形态 | 处理\n盲肠 | 3mm | Is | CSP\n肝曲 | 12mm | Ip | 热圈套",
             ("present", 2, [("cecum", 3.0, "sessile"), ("hepatic_flexure", 12.0, "pedunculated")]),
         ),
+        # a row that names a site but no polyp (no size, shape or polyp word; or "normal") is no polyp
+        (
+            "Site | Finding | Size (mm)\nRectum | normal | \nSigmoid | polyp | 5\nCaecum | lipoma, not a polyp | ",
+            ("present", 1, [("sigmoid", 5.0, "unspecified")]),
+        ),
         # a table with no site column is read by the sentence rules as before
         ("Findings | Sigmoid 5 mm polyp | removed", ("present", 1, [("sigmoid", 5.0, "unspecified")])),
     ],
@@ -145,7 +150,7 @@ def test_pathology_results(text: str, want: tuple[str | None, int]) -> None:
     [
         "Polyps found: [x] Yes [ ] No\nNumber: 各1\nLocation: [x] Sigmoid\nSize: 10 mm",
         "Polyps found: [x] Yes\nNumber: several\nLocation: [x] Sigmoid",
-        "| Site | Size (mm) |\n| Sigmoid |\n| | 4 |",
+        "| Site | Size (mm) |\n| Sigmoid | 4 |\n| | 4 |",
         "Site | Size (mm) | Paris\nRectum | big | 0-\nCaecum | 3-4 | IIx",
     ],
 )

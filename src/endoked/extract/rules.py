@@ -491,6 +491,9 @@ _SIZE_HEAD_RE = re.compile(r"size|diameter|大小|直径|尺寸", re.IGNORECASE)
 _SHAPE_HEAD_RE = re.compile(r"paris|morpholog|shape|type|形态|分型", re.IGNORECASE)
 _HEAD_UNIT_RE = re.compile(r"\b(mm|cm)\b|(毫米|厘米)", re.IGNORECASE)
 _BARE_NUMBER_RE = re.compile(r"\s*(\d+(?:\.\d+)?)(?:\s*(?:-|to|~)\s*(\d+(?:\.\d+)?))?\s*$")
+_TABLE_NONE_RE = re.compile(
+    r"(?<![A-Za-z])(?:normal|none|nil|nad|no\s+polyps?|not\s+seen|absent)(?![A-Za-z])|未见|正常|无息肉", re.IGNORECASE
+)
 _BARE_PARIS_RE = re.compile(r"\s*(?:0\s*-\s*)?(I{1,2})\s*([abcps]{0,3})\s*$", re.IGNORECASE)
 
 
@@ -572,7 +575,15 @@ def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tupl
             rem = [t for t in row_toks if t.cat == "REM"]
             if rem:
                 g.set_removed(rem[0].value == "yes", Span(rem[0].start, rem[0].end))
-            groups.append(g)
+            # a row says a polyp is there by a polyp word, or by a size or a shape beside no look-alike; "Rectum |
+            # normal" and "Caecum | lipoma, not a polyp" say none is
+            scopes = cx.scopes_for_sentence(text, rs, re_)
+            named = any(t.cat == "POLYP" and cx.status_of(t, scopes).current for t in row_toks)
+            negated = any(t.cat == "POLYP" and cx.status_of(t, scopes).negated for t in row_toks)
+            mimic = any(t.cat == "MIMIC" for t in row_toks)
+            polypish = named or (bool(g.sizes or g.morph) and not mimic and not negated)
+            if polypish and not _TABLE_NONE_RE.search(text, rs, re_):
+                groups.append(g)
         i = j
     return groups, used
 
