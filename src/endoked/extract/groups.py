@@ -58,16 +58,18 @@ _NEIGHBOURS: dict[str, set[str]] = {
 }
 
 
+def paris_morphology(major: str, minor: str) -> str:
+    """Contract morphology of Paris class ``major`` (I, II, III) with suffix ``minor`` ("p", "s", "sp", "a", ...)."""
+    if major.upper() == "I":
+        return "pedunculated" if minor.lower() == "p" else "sessile"
+    return "flat"
+
+
 def morph_value(tok: Token) -> str:
     """Contract morphology of a MORPH token (Paris and Yamada classes resolved)."""
     if tok.value == "paris":
         m = _PARIS_RE.search(tok.text)
-        if not m:
-            return "unspecified"
-        major, minor = m.group(1).upper(), m.group(2).lower()
-        if major == "I":
-            return "pedunculated" if minor == "p" else "sessile"
-        return "flat"
+        return paris_morphology(m.group(1), m.group(2)) if m else "unspecified"
     if tok.value == "yamada":
         m = _YAMADA_RE.search(tok.text.replace("山田", ""))
         n = _ROMAN.get(m.group(1).lower(), 0) if m else 0

@@ -178,7 +178,8 @@ class Size:
     end: int
 
 
-def _to_mm(value: float, unit: str) -> float:
+def to_mm(value: float, unit: str) -> float:
+    """``value`` in mm, given in ``unit`` (mm, cm, 毫米, 厘米, 公分, ㎜, ㎝)."""
     u = unit.lower()
     return value * 10.0 if u.startswith(("c", "厘", "公", "㎝")) else value
 
@@ -220,7 +221,7 @@ def parse_size(text: str, start: int, end: int) -> Size | None:
     for seg in segments:
         if not seg:
             continue
-        mm = [_to_mm(float(nums[i][0] or 0.0), str(nums[i][1] or "mm")) for i in seg]
+        mm = [to_mm(float(nums[i][0] or 0.0), str(nums[i][1] or "mm")) for i in seg]
         values.append(max(mm))
     if not values or max(values) <= 0 or max(values) > 60:
         return None

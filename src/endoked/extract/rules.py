@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from endoked.extract import context as cx
 from endoked.extract import lexicon as lx
-from endoked.extract.groups import Group, compatible, expand, is_landmark, morph_value
-from endoked.extract.quantities import find_count, has_each, parse_size, zh_number
+from endoked.extract.groups import Group, compatible, expand, is_landmark, morph_value, paris_morphology
+from endoked.extract.quantities import find_count, has_each, parse_size, to_mm, zh_number
 from endoked.extract.schema import PATHOLOGY_ORDER, ReportLabels, Span
 from endoked.extract.text import detect_lang, normalize, split_sections, split_sentences
 from endoked.extract.vocab import lower_ascii
@@ -388,7 +388,7 @@ def _build_group(
         if m is not None and g.size_spans[0].end <= mention.start:
             g.count, g.count_explicit = int(m.group("n")), True
             g.count_spans = [Span(g.size_spans[0].start, g.size_spans[0].start + len(m.group("n")))]
-            g.sizes = [float(m.group("v")) * (10.0 if m.group("u").lower() == "cm" else 1.0)]
+            g.sizes = [to_mm(float(m.group("v")), m.group("u"))]
     return g
 
 
@@ -531,7 +531,7 @@ def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tupl
         size = next((k for k, c in enumerate(head) if _SIZE_HEAD_RE.search(c)), None)
         shape = next((k for k, c in enumerate(head) if _SHAPE_HEAD_RE.search(c)), None)
         unit_m = _HEAD_UNIT_RE.search(head[size]) if size is not None else None
-        unit = 10.0 if unit_m and (unit_m.group(0).lower() in ("cm", "厘米")) else 1.0
+        unit = unit_m.group(0) if unit_m else "mm"
         used.append((hs, he))
         j = i + 1
         while j < len(rows) and (j == i + 1 or rows[j][0] <= text.find("\n", rows[j - 1][1]) + 1):
@@ -544,7 +544,8 @@ def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tupl
             if len(cells) <= site:
                 break
             a, b = cells[site]
-            locs = [t for t in cx.scan(cx.FIND, text, orig, a, b) if t.cat == "LOC"]
+            row_toks = cx.scan(cx.FIND, text, orig, rs, re_)
+            locs = [t for t in row_toks if t.cat == "LOC" and a <= t.start < b]
             used.append((rs, re_))
             j += 1
             if not locs:
@@ -552,7 +553,6 @@ def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tupl
             g = Group(kind="polyp", section=kind, hedged=False)
             g.spans = [Span(rs, re_)]
             g.locations = [(locs[0].value, Span(locs[0].start, locs[0].end), 0)]
-            row_toks = cx.scan(cx.FIND, text, orig, rs, re_)
             if size is not None and size < len(cells):
                 sa, sb = cells[size]
                 parsed = [parse_size(text, t.start, t.end) for t in row_toks if t.cat == "SIZE" and sa <= t.start < sb]
@@ -560,7 +560,7 @@ def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tupl
                 if parsed and parsed[0] is not None:
                     g.sizes = [max(parsed[0].values)]
                 elif bare is not None:
-                    g.sizes = [float(bare.group(2) or bare.group(1)) * unit]
+                    g.sizes = [to_mm(float(bare.group(2) or bare.group(1)), unit)]
                 if g.sizes:
                     g.size_spans = [Span(sa, sb)]
             morphs = [t for t in row_toks if t.cat == "MORPH"]
@@ -569,9 +569,7 @@ def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tupl
             elif shape is not None and shape < len(cells):
                 pm = _BARE_PARIS_RE.match(text, *cells[shape])
                 if pm is not None:
-                    minor = pm.group(2).lower()
-                    g.morph = "flat" if pm.group(1).upper() == "II" else "pedunculated" if minor == "p" else "sessile"
-                    g.morph_spans = [Span(*cells[shape])]
+                    g.morph, g.morph_spans = paris_morphology(pm.group(1), pm.group(2)), [Span(*cells[shape])]
             rem = [t for t in row_toks if t.cat == "REM"]
             if rem:
                 g.set_removed(rem[0].value == "yes", Span(rem[0].start, rem[0].end))
@@ -622,9 +620,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         if cue is not None:
             cut = cue.start()
             # pathology of an earlier exam quoted in today's note ("2022年…切除横结肠息肉（病理：…）") is history
-            at = cue.start()
-            if not any(sc.kind == "hist" and sc.start <= at < sc.end for sc in cx.scopes_for_sentence(text, s, e)):
-                line_start = not text[text.rfind("\n", 0, at) + 1 : at].strip()
+            if not any(sc.kind == "hist" and sc.start <= cut < sc.end for sc in cx.scopes_for_sentence(text, s, e)):
+                line_start = not text[text.rfind("\n", 0, cut) + 1 : cut].strip()
                 stop = e
                 if text[cue.end() - 1] in ":：" or text[cue.end() : cue.end() + 3].lstrip()[:1] in (":", "："):
                     nl = text.find("\n", cue.end(), end)
