@@ -46,9 +46,11 @@ from endoked import tables
 from endoked.boxes import box_iou, mask_components_boxes
 from endoked.cam.stage import STAGE as CAM_STAGE
 from endoked.config import resolve_config
+from endoked.imaging import resize_map
 from endoked.io import read_parquet
 from endoked.pipeline import run_stage
 from endoked.prompt_seg.stage import STAGE as SEG_STAGE
+from endoked.prompt_seg.stage import CamStore
 from endoked.runfolder import RunFolder
 
 logger = logging.getLogger("endoked.benchmarks.cam")
@@ -84,24 +86,17 @@ def _gt(archive: Path, row: dict[str, str]) -> np.ndarray:
 def peak_on_polyp(archive: Path, run: RunFolder, truth: dict[tuple[str, str], dict[str, str]]) -> float | None:
     """Share of the polyp frames with a saved CAM whose maximum (the CAM resized to the frame) lies on the true
     mask dilated by 2 % of the frame's longer side; None when the run saved no CAMs."""
-    outputs = (run.entry("cam") or {}).get("outputs", {})
-    if "cams" not in outputs:
-        return None
-    path = run.output("cam", "cams")
-    files: dict[str, Any] = {}
+    cams = CamStore(run)
     hits: list[bool] = []
-    for r in read_parquet(path).to_pylist():
-        t = truth.get((r["exam_id"], r["image"]))
-        if t is None or t["polyp"] != "1":
+    for (exam_id, image), t in sorted(truth.items()):
+        cam = cams.get(exam_id, image) if t["polyp"] == "1" else None
+        if cam is None:
             continue
-        if r["file"] not in files:
-            files[r["file"]] = np.load(run.abs(r["file"]))
-        cam = np.asarray(files[r["file"]][r["key"]], np.float32)
         g = _gt(archive, t)
         h, w = g.shape
         k = max(3, round(0.02 * max(h, w)) | 1)
         near = cv2.dilate(g.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
-        y, x = np.unravel_index(int(np.argmax(cv2.resize(cam, (w, h), interpolation=cv2.INTER_LINEAR))), (h, w))
+        y, x = np.unravel_index(int(np.argmax(resize_map(cam, (h, w)))), (h, w))
         hits.append(bool(near[y, x]))
     return float(np.mean(hits)) if hits else None
 

@@ -36,6 +36,7 @@ from endoked.prompt_seg.base import create_segmenter
 from endoked.prompt_seg.config import PromptSegConfig
 from endoked.prompt_seg.overlay import overlay_png
 from endoked.prompt_seg.refine import MaskResult, Selection, passes_filter, segment_box, select_mask
+from endoked.runfolder import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +69,16 @@ def mask_relpaths(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
     return out
 
 
-class _CamStore:
-    """Lazy access to the CAMs the cam stage saved (one npz per chunk)."""
+class CamStore:
+    """Lazy access to the CAMs the cam stage of ``run`` saved (one npz per chunk), max-normalised float32."""
 
-    def __init__(self, ctx: StageContext) -> None:
-        self.run = ctx.run
+    def __init__(self, run: RunFolder) -> None:
+        self.run = run
         self.index: dict[tuple[str, str], tuple[str, str]] = {}
         self._file: str | None = None
         self._npz: dict[str, np.ndarray] = {}
         try:
-            cams = tables.rows(ctx.run, "cam/cams")
+            cams = tables.rows(run, "cam/cams")
         except StageError:
             return
         for r in cams:
@@ -161,14 +162,14 @@ class PromptSegState:
 
     cfg: PromptSegConfig
     segmenter: Any
-    cams: _CamStore
+    cams: CamStore
 
 
 def setup(ctx: StageContext) -> PromptSegState:
     """Build the batch core's state (the segmenter loads its weights here, once)."""
     cfg: PromptSegConfig = ctx.config.prompt_seg
     seg = create_segmenter(cfg.segmenter, **cfg.segmenter_kwargs(ctx.config.device))
-    return PromptSegState(cfg, seg, _CamStore(ctx))
+    return PromptSegState(cfg, seg, CamStore(ctx.run))
 
 
 def _overlay_name(exam_id: str, image: str) -> str:
@@ -249,7 +250,7 @@ def batch_rows(ctx: StageContext, cfg: PromptSegConfig) -> list[dict[str, Any]]:
     for b in tables.boxes(ctx.run):
         by_image[(str(b["exam_id"]), str(b["image"]))].append({k: float(b[k]) for k in ("x0", "y0", "x1", "y1")})
     if cfg.selection == "consensus" and cfg.rescue_dropped:
-        cams = _CamStore(ctx)
+        cams = CamStore(ctx.run)
         for d in tables.rows(ctx.run, "cam/dropped"):
             key = (str(d["exam_id"]), str(d["image"]))
             if d["reason"] in RESCUABLE and key in cams.index and key not in by_image:
