@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from endoked.extract import context as cx
 from endoked.extract.quantities import parse_size
 from endoked.extract.rules import extract_rules
 from endoked.extract.text import normalize
@@ -147,14 +148,10 @@ def test_sites_sizes_and_counts(text: str, want: Summary) -> None:
     ],
 )
 def test_group_upper_limit_and_distance(phrase: str, want: float | None) -> None:
-    low = lower_ascii(normalize(phrase))
-    m = next(i for i, ch in enumerate(low) if ch.isdigit())
-    end = m
-    while end < len(low) and (low[end].isdigit() or low[end] in ". "):
-        end += 1
-    while end < len(low) and low[end] in "cm":
-        end += 1
-    size = parse_size(low, m, end)
+    orig = normalize(phrase)
+    low = lower_ascii(orig)
+    tok = next(t for t in cx.scan(cx.FIND, low, orig, 0, len(low)) if t.cat == "SIZE")
+    size = parse_size(low, tok.start, tok.end)
     assert (max(size.values) if size is not None else None) == want
 
 
