@@ -250,8 +250,11 @@ MORPHOLOGY: Table = [
     ),
     (
         "flat",
-        r"flat(?:\s+elevated)?|slightly\s+(?:elevated|raised)|superficial(?:ly)?\s+elevated|"
-        r"depressed|扁平|平坦|浅表隆起|表浅",
+        # whole words only: "insufflation" names no shape
+        _B
+        + r"flat(?:\s+elevated)?|slightly\s+(?:elevated|raised)|superficial(?:ly)?\s+elevated|"
+        + _B
+        + r"depressed|扁平|平坦|浅表隆起|表浅",
     ),
 ]
 
@@ -423,7 +426,8 @@ CONTEXT: Table = [
         + "|"
         + _B
         + r"(?:prior|previous(?:ly)?|past|family|father|mother|brother|sister|sibling|parents?|"
-        r"if|should|recommend(?:ed|ation)?)" + _E + r"|surveillance\s+(?:for|of|after)|"
+        r"if|should|recommend(?:ed|ation)?|(?:first|second)[- ]degree|relatives?|uncle|aunt|cousin|"
+        r"grand(?:father|mother|parents?))" + _E + r"|surveillance\s+(?:for|of|after)|"
         r"follow-?\s?up\s+(?:of|for|after)|screening\s+(?:for|of)|evaluat(?:e|ion)\s+(?:for|of)|"
         r"assess\s+for",
     ),
@@ -509,7 +513,7 @@ CONTEXT: Table = [
     ("neg_b", r"消失|(?:呈)?阴性|[:：]\s*(?:无|未见|阴性|-)(?=\s*(?:[,;.。]|$))|[(（]\s*-\s*[)）]"),
     (
         "hist_f",
-        r"既往|前次|上次|曾(?:于|经|行|因|有)?|(?:\d+|[一二两三四五六七八九十]+|数|多)\s*(?:年|个月|月)余?前|"
+        r"既往|前次|上次|曾(?:于|经|行|因|有)?|如(?:发现|见到?|检出|再见)|(?:\d+|[一二两三四五六七八九十]+|数|多)\s*(?:年|个月|月)余?前|"
         r"(?:19|20)\d\d\s*年|家族|父亲|母亲|哥哥|姐姐|弟弟|妹妹|兄弟|姐妹|子女|筛查|随访|建议|如有|原",
     ),
     ("hist_b", r"术后|病?史|复查|随访|筛查|瘢痕|疤痕"),
@@ -561,7 +565,7 @@ SECTION_HEADERS: Table = [
     (
         "pathology",
         r"(?:final\s+)?(?:pathologic(?:al)?\s+)?diagnosis\s*\(pathology\)|(?:final\s+)?pathology(?:\s+(?:results?|"
-        r"reports?|findings|addend(?:um|a)))?|path|histo(?:patho)?(?:logy)?|biopsy\s+results?|"
+        r"reports?|findings|addend(?:um|a)))?|path|histo(?:patho)?(?:logy)?|biopsy\s+results?|hpe|"
         r"microscopic(?:\s+description)?",
     ),
     ("findings", r"(?:endoscopic\s+|colonoscopy\s+|procedure\s+)?findings?|description|procedure(?:\s+details)?"),
@@ -614,16 +618,18 @@ EN_NUMBERS: dict[str, int] = {
     "twenty": 20,
     "a couple of": 2,
     "a pair of": 2,
+    "half a dozen": 6,
 }
 EN_COUNT = (
     r"(?<![A-Za-z\d.#№])(?:(?P<times>(?<![A-Za-z])[x×]\s?\d{1,2})|"
     r"(?P<none>a\s+few|a\s+number\s+of|an?\s+(?:handful|cluster|group|crop|carpet|myriad|host|collection)\s+of|"
     r"handfuls?\s+of|hundreds\s+of|scores\s+of|too\s+many\s+to\s+count|several|multiple|numerous|many|innumerable|"
-    r"countless|scattered|diffuse|(?:approximately|about|around|roughly|circa|~)\s*\d+|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
+    r"countless|scattered|diffuse|(?:approximately|about|around|roughly|circa|(?:an\s+)?estimated|~)\s*\d+|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
     r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
-    r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|an?|one|single|solitary|isolated|another|two|three|four|five|"
+    r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|half\s+a\s+dozen|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
-    r"nineteen|twenty|both|\d{1,2}))(?![A-Za-z\d.)、]|\s*(?:个月|月|年|周|天|日|岁|\|))"  # "术后6个月", "| 2 | Asc |"
+    r"nineteen|twenty|both|\d{1,2}(?!\s*(?:-|to)\s*\d)))"
+    r"(?![A-Za-z\d.)、]|\s*(?:个月|月|年|周|天|日|岁|\|))"  # "术后6个月", "| 2 | Asc |"
 )
 ZH_CLASSIFIER = r"(?:枚|个(?!月)|颗|处|粒|只|块)"  # "6个月" is a time
 ZH_COUNT = (

@@ -30,7 +30,8 @@ _APPOSITION_RE = re.compile(
     re.IGNORECASE,
 )
 _RESEMBLES_RE = re.compile(
-    r"(?:呈|类似|酷似)[^,;，；。]{0,16}$|(?:resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for)\s+(?:an?\s+)?\S*\s*$",
+    r"(?:呈|类似|酷似)[^,;，；。]{0,16}$|(?:resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for)\s+(?:an?\s+)?"
+    r"(?:\d+(?:\.\d+)?\s*(?:mm|cm)\s+)?\S*\s*$",
     re.IGNORECASE,
 )
 # "the rectal "polyp" proved to be a prolapsing hemorrhoid", "息肉样隆起，活检证实为淋巴滤泡": what the mention
@@ -43,6 +44,9 @@ _REVEALED_RE = re.compile(
     r"实为|实际(?:上)?(?:为|是)|证实(?:为|是)|确认为|证明(?:为|是)",
     re.IGNORECASE,
 )
+# "见一约1.0cm浅溃疡，周边黏膜充血、结节样隆起": the raised rim of another finding, not a lesion of its own
+_RIM_RE = re.compile(r"(?:周边|周围|边缘|四周)(?:黏膜|粘膜)?[^,;，；。]{0,10}$")
+_POLYPOID_RE = re.compile(r"polypoid|息肉样", re.IGNORECASE)
 _QUOTES = frozenset("\"'\u201c\u201d\u2018\u2019\u300c\u300d")
 _NEW_MARK_RE = re.compile(r"another|second|third|additional|further|other|more|另", re.IGNORECASE)
 _DEFINITE_RE = re.compile(
@@ -651,6 +655,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             if t.cat == "POLYP" and _qualifies(text, t, sent_toks):
                 if _is_mimic(text, t, sent_toks, cut):
                     continue
+                if t.value == "elevation" and _RIM_RE.search(text, max(s, t.start - 16), t.start):
+                    continue
                 st = cx.status_of(t, scopes)
                 if st.negated or (st.hedged and prep and not st.historical):
                     if st.negated:
@@ -710,7 +716,14 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     is not None
                 )
                 # a guess at histology ("平坦型病变（腺瘤可能）") does not question that the lesion is there
-                vague = pt.value in ("elevation", "lesion") and st.hedged and not pst.hedged and t.value == "polyp"
+                # ("a 10 mm polypoid protrusion ... - polyp vs inverted diverticulum", "polypoid lesion (polyp vs X)")
+                vague = (
+                    (pt.value in ("elevation", "lesion") or (_POLYPOID_RE.match(pt.text) is not None and not has_own))
+                    and st.hedged
+                    and not pst.hedged
+                    and t.value == "polyp"
+                    and _POLYPOID_RE.match(t.text) is None
+                )
                 # ... it is said of that lesion: "息肉（增生性可能）" is one polyp
                 guess = (
                     st.hedged
@@ -1030,6 +1043,11 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
         if summary:
             out.polyp_count = max(c for c, _ in summary)
             out.evidence["polyp_count"] = [s for _, s in summary]
+            counted = [g for g in groups if g.count is not None]
+            if len(counted) < len(groups) and counted and _total(counted) == out.polyp_count:
+                # "Five polyps were removed: three ... and two ... A few additional diminutive polyps ...": the
+                # total covers the counted items; an unnumbered group beside them leaves the count unknown
+                out.polyp_count = None
         else:
             total = _total(groups)
             if (
