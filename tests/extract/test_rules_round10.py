@@ -144,3 +144,56 @@ def test_pathology_addendum_is_not_more_polyps() -> None:
         "Addendum (pathology, 10 days later): tubulovillous adenoma; a second fragment of tubular adenoma."
     )
     assert (out.polyp_count, out.pathology) == (1, "adenoma")
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # the segments a group over the whole colon is densest in are no sites of their own
+        (
+            "进镜至回盲部。全结肠散在多发息肉，大小约0.2-0.5cm，以降结肠及直肠为著，部分予CSP切除。",
+            ("present", None, [("unspecified", 5.0, "unspecified")]),
+        ),
+        # ... a group named in those segments only keeps them
+        (
+            "降结肠及直肠见多发息肉，大小约0.2-0.5cm，予CSP切除。",
+            ("present", None, [("descending", 5.0, "unspecified"), ("rectum", 5.0, "unspecified")]),
+        ),
+        # a group's number given in the impression gives one entry per polyp
+        (
+            "直肠见多发小息肉，大小0.2-0.4cm，予活检钳逐一钳除。\n诊断：直肠多发息肉（4枚，钳除）",
+            ("present", 4, [("rectum", 4.0, "unspecified")] * 4),
+        ),
+        # a score ("Mayo 1分") is no count
+        (
+            "所见：乙状结肠见多发炎性假息肉，大小0.2-0.4cm。\n诊断：溃疡性结肠炎（Mayo 1分）伴炎性息肉",
+            ("present", None, [("sigmoid", 4.0, "unspecified")]),
+        ),
+        # a distance from the valve is no size
+        (
+            "In the terminal ileum, about 4 cm from the valve, a 6 mm sessile polyp was removed.",
+            ("present", 1, [("ileum", 6.0, "sessile")]),
+        ),
+    ],
+)
+def test_groups_sites_and_numbers(text: str, want: Summary) -> None:
+    assert _summary(text) == want
+
+
+@pytest.mark.parametrize(
+    ("pathology", "want"),
+    [
+        (
+            "Histopath: (a) scar: colonic mucosa, no adenoma. (b) caecal polyp: sessile serrated lesion.",
+            "sessile_serrated",
+        ),
+        (
+            "Pathology: hyperplastic polyps.\nComment: does not meet the WHO criteria for serrated polyposis.",
+            "hyperplastic",
+        ),
+        ("Pathology: inflammatory myoglandular polyp.", "inflammatory"),
+        ("Pathology: inflammatory fibroid polyp.", "other"),
+    ],
+)
+def test_pathology_results(pathology: str, want: str) -> None:
+    assert extract_rules("Findings: a 6 mm polyp in the caecum, removed.\n" + pathology).pathology == want

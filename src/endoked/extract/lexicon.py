@@ -323,7 +323,7 @@ PATHOLOGY: Table = [
     ("hyperplastic", r"hyperplastic|" + _B + r"(?-i:HPs?)" + _E + r"|增生性(?:息肉)?"),
     (
         "inflammatory",
-        r"inflammatory\s+(?:pseudo-?\s?)?polyps?|pseudo-?\s?polyps?|post-?inflammatory\s+polyps?|"
+        r"inflammatory\s+(?:pseudo-?\s?|myoglandular\s+)?polyps?|pseudo-?\s?polyps?|post-?inflammatory\s+polyps?|"
         r"炎性(?:假)?息肉|炎症性息肉|假(?:性)?息肉",
     ),
     (
@@ -403,6 +403,7 @@ CONTEXT: Table = [
         "neg_f",
         _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+(?:of|from)|"
         r"absence\s+of|(?:relative\s+)?sparing\s+of|not\s+(?:diagnostic|typical|characteristic)\s+of|"
+        r"(?:does|do|did)\s+not\s+(?:meet|fulfil+)\s+(?:the\s+)?(?:[\w-]+\s+)?criteria\s+for|"
         + _B
         + r"(?:nor|neither|denies|never|nil|zero)"
         + _E,
@@ -565,7 +566,7 @@ SECTION_HEADERS: Table = [
     (
         "pathology",
         r"(?:final\s+)?(?:pathologic(?:al)?\s+)?diagnosis\s*\(pathology\)|(?:final\s+)?pathology(?:\s+(?:results?|"
-        r"reports?|findings|addend(?:um|a)))?|path|histo(?:patho)?(?:logy)?|biopsy\s+results?|hpe|"
+        r"reports?|findings|addend(?:um|a)))?|path|histo(?:path(?:o(?:logy)?)?|logy)?|biopsy\s+results?|hpe|"
         r"microscopic(?:\s+description)?",
     ),
     ("findings", r"(?:endoscopic\s+|colonoscopy\s+|procedure\s+)?findings?|description|procedure(?:\s+details)?"),
@@ -629,7 +630,7 @@ EN_COUNT = (
     r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|half\s+a\s+dozen|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
     r"nineteen|twenty|both|\d{1,2}(?!\s*(?:-|to)\s*\d)))"
-    r"(?![A-Za-z\d.)、]|\s*(?:个月|月|年|周|天|日|岁|\|))"  # "术后6个月", "| 2 | Asc |"
+    r"(?![A-Za-z\d.)、]|\s*(?:个月|月|年|周|天|日|岁|分|级|期|次|型|\|))"  # "术后6个月", "Mayo 1分", "| 2 | Asc |"
 )
 ZH_CLASSIFIER = r"(?:枚|个(?!月)|颗|处|粒|只|块)"  # "6个月" is a time
 ZH_COUNT = (

@@ -46,6 +46,7 @@ _REVEALED_RE = re.compile(
 )
 # "见一约1.0cm浅溃疡，周边黏膜充血、结节样隆起": the raised rim of another finding, not a lesion of its own
 _RIM_RE = re.compile(r"(?:周边|周围|边缘|四周)(?:黏膜|粘膜)?[^,;，；。]{0,10}$")
+_EMPHASIS_RE = re.compile(r"以[^,;，；。]{0,16}?为(?:著|主|多|甚|重|密集)")
 _POLYPOID_RE = re.compile(r"polypoid|息肉样", re.IGNORECASE)
 _QUOTES = frozenset("\"'\u201c\u201d\u2018\u2019\u300c\u300d")
 _NEW_MARK_RE = re.compile(r"another|second|third|additional|further|other|more|另", re.IGNORECASE)
@@ -366,6 +367,16 @@ def _build_group(
     # 及乙状结肠见多发炎性假息肉"; not when no other segment is named)
     own = [x for x in g.locations if not _MUCOSA_AFTER_RE.match(text, x[1].end) or mention.start < x[1].start]
     g.locations = own or g.locations
+    # segments a group over the whole colon is only densest in are no sites of its own ("全结肠散在多发息肉，…，以乙状
+    # 结肠及直肠为著": one entry over the whole colon)
+    emphasis = [m.span() for m in _EMPHASIS_RE.finditer(text, ws, we)]
+    if emphasis:
+
+        def _inside(x: tuple[str, Span, int]) -> bool:
+            return any(a <= x[1].start < b for a, b in emphasis)
+
+        if any(x[0] == "unspecified" and not _inside(x) for x in g.locations):
+            g.locations = [x for x in g.locations if not _inside(x)]
     # A named segment beats a generic "colonic"/"全结肠" in the same window ("on the colonic side of the
     # anastomosis", "全结肠黏膜粗糙，横结肠见散在炎性息肉").
     g.locations = [x for x in g.locations if x[0] != "unspecified"] or g.locations
@@ -1060,6 +1071,16 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
                 total = i_total
             out.polyp_count = total
             out.evidence["polyp_count"] = [s for g in groups for s in (g.count_spans or g.spans)]
+        one = groups[0]
+        if (
+            len(groups) == 1
+            and one.count is None
+            and out.polyp_count is not None
+            and not one.each
+            and len(set(one.location_values())) <= 1
+        ):
+            # "乙状结肠见多发小息肉，…，共钳除3枚", "Impression: 3 polyps": the group's number, given elsewhere
+            one.count = out.polyp_count
         out.polyps = [p for g in groups for p in expand(g)]
     elif hedged:
         # Uncertain: no polyp is asserted, so none is listed; the hedged mentions are the evidence.
