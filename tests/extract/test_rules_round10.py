@@ -197,3 +197,42 @@ def test_groups_sites_and_numbers(text: str, want: Summary) -> None:
 )
 def test_pathology_results(pathology: str, want: str) -> None:
     assert extract_rules("Findings: a 6 mm polyp in the caecum, removed.\n" + pathology).pathology == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # a table's count column: that many polyps per row, each with its own size when one is listed each
+        (
+            "部位 | 数量 | 大小 | 形态 | 处理\n升结肠 | 2 | 0.3cm、0.6cm | Is | CSP\n直肠 | 1 | 0.2cm | IIa | 钳除",
+            ("present", 3, [("ascending", 3.0, "sessile"), ("ascending", 6.0, "sessile"), ("rectum", 2.0, "flat")]),
+        ),
+        (
+            "Site | N | Size (mm)\nCaecum | 3 | 4\nRectum | 1 | 2",
+            ("present", 4, [("cecum", 4.0, "unspecified")] * 3 + [("rectum", 2.0, "unspecified")]),
+        ),
+        # ... a "No." column numbers the rows
+        (
+            "No. | Site | Size\n1 | Caecum | 4 mm\n2 | Rectum | 2 mm",
+            ("present", 2, [("cecum", 4.0, "unspecified"), ("rectum", 2.0, "unspecified")]),
+        ),
+        # per-segment items "N x size": that many polyps of that size; the larger number first is two dimensions
+        (
+            "Findings:\nCaecum: 2 polyps, 3-5 mm.\nAscending: 3 x 4 mm.\nSigmoid: 1 x 9 mm.",
+            (
+                "present",
+                6,
+                [("ascending", 4.0, "unspecified")] * 3
+                + [("cecum", 5.0, "unspecified")] * 2
+                + [("sigmoid", 9.0, "unspecified")],
+            ),
+        ),
+        (
+            "Findings:\nCaecum: 2 polyps, 3-5 mm.\nSigmoid: 6 x 4 mm.",
+            ("present", 3, [("cecum", 5.0, "unspecified")] * 2 + [("sigmoid", 6.0, "unspecified")]),
+        ),
+        ("Rectum: scar 2 x 6 mm, no residual.", ("absent", 0, [])),
+    ],
+)
+def test_tables_and_items_with_numbers(text: str, want: Summary) -> None:
+    assert _summary(text) == want

@@ -55,7 +55,7 @@ _DEFINITE_RE = re.compile(
     r"(?:[\w.-]+\s+){0,3}|(?:该|此|上述|以上|这|所述|前述)[^,，。]{0,6})$",
     re.IGNORECASE,
 )
-_COUNT_TIMES_SIZE_RE = re.compile(r"(?P<n>[2-9])\s*[x×]\s*(?P<v>\d+(?:\.\d+)?)\s*(?P<u>mm|cm)", re.IGNORECASE)
+_COUNT_TIMES_SIZE_RE = re.compile(r"(?P<n>[1-9])\s*[x×]\s*(?P<v>\d+(?:\.\d+)?)\s*(?P<u>mm|cm)", re.IGNORECASE)
 _ONE_EACH_RE = re.compile(r"(?<![A-Za-z])(?:one|1)\s+each(?![A-Za-z])", re.IGNORECASE)
 _TIMES_RE = re.compile(r"\s*[x×]\s*(?P<n>\d{1,2})(?!\d|\.\d)", re.IGNORECASE)
 _ZH_SEEN_RE = re.compile(r"见|发现|检出|有|示|多发|散在")
@@ -105,7 +105,10 @@ _SITE = (
 )
 _SITE_RE = re.compile(_SITE, re.IGNORECASE)
 _SITE_AFTER_RE = re.compile(rf"\s*(?:[a-z-]+\s+){{0,2}}(?:{_SITE})", re.IGNORECASE)  # "2 cm stricture"
-_ITEM_COUNT_RE = re.compile(rf"\s*[:：]?\s*(?:{lx.ZH_COUNT}|[(（]?\s*[x×]\s*\d)", re.IGNORECASE)
+_ITEM_COUNT_RE = re.compile(
+    rf"\s*[:：]?\s*(?:{lx.ZH_COUNT}|[(（]?\s*[x×]\s*\d)|\s*[:：]\s*[1-9]\s*[x×]\s*\d+(?:\.\d+)?\s*(?:mm|cm)(?=\s*(?:[.;,\n]|$))",
+    re.IGNORECASE,
+)
 _ALL_RE = re.compile(r"均|都|皆|全部|(?<![A-Za-z])(?:all|both)(?![A-Za-z])", re.IGNORECASE)
 _WHICH_SIZE_RE = re.compile(
     r"(?P<max>(?:较|最)?大(?:者|的|一枚|一个)|(?<![A-Za-z])(?:larger|largest|bigger|biggest)(?:\s+one)?)|"
@@ -400,10 +403,22 @@ def _build_group(
     if g.count is None and plural and not g.count_explicit and len(g.size_spans) == 1:
         # "2 x 3mm sessile polyps": a number without a unit times a size, before a plural noun, is how many
         m = _COUNT_TIMES_SIZE_RE.fullmatch(text, g.size_spans[0].start, g.size_spans[0].end)
-        if m is not None and g.size_spans[0].end <= mention.start:
+        if m is not None and int(m.group("n")) > 1 and g.size_spans[0].end <= mention.start:
             g.count, g.count_explicit = int(m.group("n")), True
             g.count_spans = [Span(g.size_spans[0].start, g.size_spans[0].start + len(m.group("n")))]
             g.sizes = [to_mm(float(m.group("v")), m.group("u"))]
+    if mention.value == "implied" and len(g.size_spans) == 1:
+        # a per-segment item "Ascending: 2 x 6 mm", "Sigmoid: 1 x 4 mm": a number of polyps times one size, when the
+        # number is the smaller (the two dimensions "5 x 4 mm" name the larger first: one polyp)
+        sz = g.size_spans[0]
+        m = _COUNT_TIMES_SIZE_RE.fullmatch(text, sz.start, sz.end)
+        if m is not None and (not g.count_explicit or any(c.end > sz.start for c in g.count_spans)):
+            if int(m.group("n")) < float(m.group("v")):
+                g.count, g.count_explicit = int(m.group("n")), True
+                g.count_spans = [Span(sz.start, sz.start + len(m.group("n")))]
+                g.sizes = [to_mm(float(m.group("v")), m.group("u"))]
+            else:
+                g.count, g.count_explicit, g.count_spans = 1, False, []
     return g
 
 
@@ -504,6 +519,11 @@ _TABLE_ROW_RE = re.compile(r"^[ \t]*\|?(?:[^|\n]*\|){2,}[^|\n]*$", re.MULTILINE)
 _SITE_HEAD_RE = re.compile(r"site|location|segment|部位|位置", re.IGNORECASE)
 _SIZE_HEAD_RE = re.compile(r"size|diameter|大小|直径|尺寸", re.IGNORECASE)
 _SHAPE_HEAD_RE = re.compile(r"paris|morpholog|shape|type|形态|分型", re.IGNORECASE)
+# a column of how many polyps a row stands for ("部位 | 数量 | 大小"); "No." and "#" number the rows
+_COUNT_HEAD_RE = re.compile(
+    r"数量|个数|枚数|(?<![a-z])(?:count|qty|n|number\s+of\s+polyps|(?:no\.?|#)\s+of\s+polyps)(?![a-z])", re.IGNORECASE
+)
+_BARE_COUNT_RE = re.compile(r"\s*([1-9]\d?)\s*(?:枚|个)?\s*$")
 _HEAD_UNIT_RE = re.compile(r"\b(mm|cm)\b|(毫米|厘米)", re.IGNORECASE)
 _BARE_NUMBER_RE = re.compile(r"\s*(\d+(?:\.\d+)?)(?:\s*(?:-|to|~)\s*(\d+(?:\.\d+)?))?\s*$")
 _TABLE_NONE_RE = re.compile(
@@ -545,6 +565,7 @@ def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tupl
             continue
         size = next((k for k, c in enumerate(head) if _SIZE_HEAD_RE.search(c)), None)
         shape = next((k for k, c in enumerate(head) if _SHAPE_HEAD_RE.search(c)), None)
+        number = next((k for k, c in enumerate(head) if _COUNT_HEAD_RE.search(c)), None)
         unit_m = _HEAD_UNIT_RE.search(head[size]) if size is not None else None
         unit = unit_m.group(0) if unit_m else "mm"
         used.append((hs, he))
@@ -568,12 +589,17 @@ def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tupl
             g = Group(kind="polyp", section=kind, hedged=False)
             g.spans = [Span(rs, re_)]
             g.locations = [(locs[0].value, Span(locs[0].start, locs[0].end), 0)]
+            n = _BARE_COUNT_RE.match(text, *cells[number]) if number is not None and number < len(cells) else None
+            if n is not None:  # "横结肠 | 2 | 0.5cm、0.7cm": two polyps, each with its size when one is listed each
+                g.count, g.count_explicit = int(n.group(1)), True
+                g.count_spans = [Span(*cells[number])]
             if size is not None and size < len(cells):
                 sa, sb = cells[size]
                 parsed = [parse_size(text, t.start, t.end) for t in row_toks if t.cat == "SIZE" and sa <= t.start < sb]
                 bare = _BARE_NUMBER_RE.match(text, sa, sb)
                 if parsed and parsed[0] is not None:
-                    g.sizes = [max(parsed[0].values)]
+                    values = list(parsed[0].values)
+                    g.sizes = values if g.count is not None and len(values) == g.count > 1 else [max(values)]
                 elif bare is not None:
                     g.sizes = [to_mm(float(bare.group(2) or bare.group(1)), unit)]
                 if g.sizes:
