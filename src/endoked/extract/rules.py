@@ -410,12 +410,12 @@ def _build_group(
     if mention.value == "implied" and len(g.size_spans) == 1:
         # a per-segment item "Ascending: 2 x 6 mm", "Sigmoid: 1 x 4 mm": a number of polyps times one size, when the
         # number is the smaller (the two dimensions "5 x 4 mm" name the larger first: one polyp)
-        sz = g.size_spans[0]
-        m = _COUNT_TIMES_SIZE_RE.fullmatch(text, sz.start, sz.end)
-        if m is not None and (not g.count_explicit or any(c.end > sz.start for c in g.count_spans)):
+        item = g.size_spans[0]
+        m = _COUNT_TIMES_SIZE_RE.fullmatch(text, item.start, item.end)
+        if m is not None and (not g.count_explicit or any(c.end > item.start for c in g.count_spans)):
             if int(m.group("n")) < float(m.group("v")):
                 g.count, g.count_explicit = int(m.group("n")), True
-                g.count_spans = [Span(sz.start, sz.start + len(m.group("n")))]
+                g.count_spans = [Span(item.start, item.start + len(m.group("n")))]
                 g.sizes = [to_mm(float(m.group("v")), m.group("u"))]
             else:
                 g.count, g.count_explicit, g.count_spans = 1, False, []
@@ -589,10 +589,11 @@ def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tupl
             g = Group(kind="polyp", section=kind, hedged=False)
             g.spans = [Span(rs, re_)]
             g.locations = [(locs[0].value, Span(locs[0].start, locs[0].end), 0)]
-            n = _BARE_COUNT_RE.match(text, *cells[number]) if number is not None and number < len(cells) else None
-            if n is not None:  # "横结肠 | 2 | 0.5cm、0.7cm": two polyps, each with its size when one is listed each
-                g.count, g.count_explicit = int(n.group(1)), True
-                g.count_spans = [Span(*cells[number])]
+            if number is not None and number < len(cells):
+                n = _BARE_COUNT_RE.match(text, *cells[number])
+                if n is not None:  # "横结肠 | 2 | 0.5cm、0.7cm": two polyps, each with its size when one is listed each
+                    g.count, g.count_explicit = int(n.group(1)), True
+                    g.count_spans = [Span(*cells[number])]
             if size is not None and size < len(cells):
                 sa, sb = cells[size]
                 parsed = [parse_size(text, t.start, t.end) for t in row_toks if t.cat == "SIZE" and sa <= t.start < sb]
