@@ -107,11 +107,12 @@ def scopes_for_sentence(text: str, s: int, e: int) -> list[Scope]:
         direction = kind.split("_")[1]
         if base == "hist":  # "(ascending colon, 25 mm LST-G, 6 months ago)": the whole aside is history
             out.extend(Scope(base, p0, p1) for p0, p1 in parens if p0 <= a and b <= p1)
-        comma_bound = (cjk or base in ("hist", "hedge")) and direction != "s"  # "s": the sentence
+        # "s": back to the sentence start; "F": on to its end (both over commas)
+        comma_bound = (cjk or base in ("hist", "hedge")) and direction not in ("s", "F")
         if direction == "w":
             out.append(Scope(base, a, b))
             continue
-        if direction in ("f", "2"):
+        if direction in ("f", "2", "F"):
             stop = e
             for t in terms:
                 if t >= b:

@@ -54,7 +54,7 @@ POLYP: Table = [
     (
         "elevation",
         # not the raised rim of an ulcerated mass ("边缘呈堤样隆起", "环堤状隆起")
-        r"(?<!黏膜下)(?<!粘膜下)(?<!外压性)(?<!外压)(?<!堤样)(?<!堤状)(?<![环周]堤)(?<=[见枚个处米mM小大样平状形起蒂基一\d])"
+        r"(?<!黏膜下)(?<!粘膜下)(?<!外压性)(?<!外压)(?<!堤样)(?<!堤状)(?<![环周]堤)(?<=[见枚个处米mM小大样平状形起蒂基一\d肠曲])"
         r"隆起(?:性|型)?(?:病变|病灶)?(?!型?(?:肿物|肿块|癌|占位|新生物))",
     ),
     ("lesion", _B + r"(?:lesions?|nodules?|growths?|elevations?|protrusions?)" + _E),
@@ -348,9 +348,9 @@ SIZE = rf"(?<![\d.])(?:{NUM}(?:\s*{UNIT})?{SIZE_OP}){{0,3}}{NUM}\s*-?\s*{UNIT}"
 
 # Context triggers (ConText-style). Kinds: pseudo (cancels), neg_f/neg_b (negation forward/backward),
 # hedge_f/hedge_b/hedge_2 (uncertainty forward/backward/both sides), vague_s (uncertainty of a vague
-# elevation/lesion mention, backward over the whole sentence, across commas), hedge_w (the match itself
-# is the scope), hist_f/hist_b (history, family, screening or hypothetical: not a current finding), term
-# (ends a scope).
+# elevation/lesion mention, backward over the whole sentence, across commas), hedge_w/hist_w (the match itself
+# is the scope), hist_f/hist_b (history, family, screening or hypothetical: not a current finding), hist_F
+# (history forward to the end of the sentence, across commas), term (ends a scope).
 CONTEXT: Table = [
     (
         "pseudo",
@@ -382,7 +382,9 @@ CONTEXT: Table = [
         r"possibl[ey]|questionabl[ey]|question\s+of|suspect(?:ed)?|suspicious\s+(?:for|of)|"
         r"suspicious(?=\s+(?:[a-z-]+\s+)?(?:polyp|polypoid|lesion|area|elevation|nodule|bump))|"
         r"concerning\s+for|worrisome\s+for|equivocal|indeterminate|presumed|"
-        r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable)(?=\s+(?:an?\s+)?(?:polyp|lesion))",
+        r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable)(?=\s+(?:an?\s+)?(?:polyp|lesion))|"
+        # "it could not be decided whether this was a small polyp or the crest of a fold"
+        r"whether\s+(?:this|it|these|that|the\s+\w+)\s+(?:is|was|were|are|represent\w*|(?:might|could|would)\s+be)",
     ),
     (
         "neg_b",
@@ -403,6 +405,7 @@ CONTEXT: Table = [
         "neg_f",
         _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+(?:of|from)|"
         r"absence\s+of|(?:relative\s+)?sparing\s+of|not\s+(?:diagnostic|typical|characteristic)\s+of|"
+        r"(?<![A-Za-z])not(?=\s+(?:true\s+|real\s+|actual\s+)?polyps?(?![A-Za-z]))|"  # "haemorrhagic bullae, not polyps"
         r"(?:does|do|did)\s+not\s+(?:meet|fulfil+)\s+(?:the\s+)?(?:[\w-]+\s+)?criteria\s+for|"
         + _B
         + r"(?:nor|neither|denies|never|nil|zero)"
@@ -438,8 +441,8 @@ CONTEXT: Table = [
         "hist_f",
         _B + r"(?:ct(?:\s+colonography)?|ctc|virtual\s+colonoscopy|barium\s+enema|imaging|mri|pet(?:[- ]ct)?|"
         r"capsule(?:\s+endoscopy)?|(?:flexible\s+|flex\s+)?sigmoidoscopy|flex\s+sig|"
-        r"outside\s+(?:colonoscopy|exam\w*|report|study))(?:\s*\([^()]{0,20}\))?\s+(?:showed|shows|showing|"
-        r"reported|reports|revealed|reveals|suggested|suggests|suggesting|demonstrated|described|found|detected)"
+        r"outside\s+(?:colonoscopy|exam\w*|report|study))(?:\s*\([^()]{0,20}\))?(?:\s*:|\s+(?:showed|shows|showing|"
+        r"reported|reports|revealed|reveals|suggested|suggests|suggesting|demonstrated|described|found|detected))"
         + _E
         + "|"
         + _B
@@ -460,6 +463,15 @@ CONTEXT: Table = [
         + r"|ctc|imaging|mri|pet(?:[- ]ct)?|barium\s+enema|"
         r"capsule(?:\s+endoscopy)?|ultrasound)",
     ),
+    # "As you will recall, in 2021 we removed a 22 mm adenoma ...": a recollection, or a year that opens the sentence
+    # (to the end of the sentence, over its commas)
+    (
+        "hist_F",
+        r"as\s+you\s+(?:will\s+|may\s+|might\s+)?(?:recall|remember|know)|"
+        r"(?:^|(?<=[.\n]))\s*(?:in|during)\s+(?:19|20)\d\d" + _E,
+    ),
+    # 'CTC "polyp" not clearly reproduced': the other study's so-called polyp
+    ("hist_w", r"(?:ctc|ct(?:\s+colonography)?|mri|imaging)\s*[\"'\u201c\u201d][^\"'\u201c\u201d]{1,24}[\"'\u201c\u201d]"),
     (
         "hist_b",
         r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many)\s+(?:years?|months?)"
@@ -500,13 +512,15 @@ CONTEXT: Table = [
         r"似(?:见|有|为|是)?",
     ),
     ("hedge_b", r"可能(?!为|是)"),
-    ("hedge_f", r"是否(?:为|是|系)?(?=\s*(?:息肉|腺瘤|病变|隆起))"),  # "无法判断是否为息肉"
+    # "无法判断是否为息肉", "无法判断为息肉或黏附的粪块"
+    ("hedge_f", r"是否(?:为|是|系)?(?=\s*(?:息肉|腺瘤|病变|隆起))|(?<=判断)(?:为|是)(?=\s*(?:息肉|腺瘤|病变|隆起))"),
     # "…隆起，表面光滑，性质待定": the nature of a vague elevation or lesion the sentence described is
     # undetermined (back to the sentence start); said of a named polyp it is about its histology.
     (
         "vague_s",
         r"性质(?:待定|未定|不明|待查|(?:无法|难以|不能|未能)(?:判断|确定|明确|判定))|"
-        r"(?:无法|难以|不能|未能)(?:判断|确定|明确|判定)(?=是否|其?性质)|(?:nature|significance)\s+(?:undetermined|uncertain|unclear|indeterminate)",
+        # (after 无法, which the pseudo trigger has taken: "无法判断为息肉或黏附的粪块")
+        r"(?:(?<=无法)|(?<=难以)|(?<=不能)|(?<=未能))(?:判断|确定|明确|判定|区分)(?=是否|其?性质|为|是)|(?:nature|significance)\s+(?:undetermined|uncertain|unclear|indeterminate)",
     ),
     ("neg_f", r"(?:并)?非(?=\s*(?:息肉|腺瘤|肿瘤|真性))|不是(?=\s*(?:息肉|腺瘤))"),
     ("neg_f", r"未见(?:明显)?|未发现|未(?:触|扪|探|检)及|未检出|未观察到|无(?:明显)?|没有|否认|排除"),

@@ -44,8 +44,11 @@ _REVEALED_RE = re.compile(
     r"实为|实际(?:上)?(?:为|是)|证实(?:为|是)|确认为|证明(?:为|是)",
     re.IGNORECASE,
 )
-# "见一约1.0cm浅溃疡，周边黏膜充血、结节样隆起": the raised rim of another finding, not a lesion of its own
-_RIM_RE = re.compile(r"(?:周边|周围|边缘|四周)(?:黏膜|粘膜)?[^,;，；。]{0,10}$")
+# "见一约1.0cm浅溃疡，周边黏膜充血、结节样隆起": the raised rim of another finding, and "局部黏膜呈结节样隆起": how
+# the mucosa looks, not a lesion of its own
+_RIM_RE = re.compile(r"(?:(?:周边|周围|边缘|四周)(?:黏膜|粘膜)?|(?:黏膜|粘膜)呈)[^,;，；。]{0,10}$")
+# "淋巴滤泡样小隆起", "lymphoid follicle-like elevations": an elevation named after a look-alike it resembles
+_LIKE_MIMIC_RE = re.compile(r"\s*(?:样|状|-?like)\s*(?:小|大|扁平|的)?\s*$", re.IGNORECASE)
 _EMPHASIS_RE = re.compile(r"以[^,;，；。]{0,16}?为(?:著|主|多|甚|重|密集)")
 _POLYPOID_RE = re.compile(r"polypoid|息肉样", re.IGNORECASE)
 _QUOTES = frozenset("\"'\u201c\u201d\u2018\u2019\u300c\u300d")
@@ -259,7 +262,9 @@ def _intro_split(text: str, s: int, e: int, toks: list[cx.Token]) -> int | None:
         ):
             continue
         polyp = [t for t in before if t.cat == "POLYP"]
-        if polyp and find_count(text, s, polyp[-1].start, polyp[-1].end, m.start()) is not None:
+        sizes = [(t.start, t.end) for t in before if t.cat in ("SIZE", "MORPH")]
+        n = find_count(text, s, polyp[-1].start, polyp[-1].end, m.start(), sizes) if polyp else None
+        if n is not None and n.value != 1:  # "a 6 mm lesion: polyp vs prolapse change" introduces no list
             return c
         if before and all(t.cat == "REM" for t in before) and _REMOVAL_INTRO_RE.search(text, s, m.end()):
             return c  # "CSP x2: 5mm SSL AC, 4mm HP RS."
@@ -695,6 +700,9 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     continue
                 if t.value == "elevation" and _RIM_RE.search(text, max(s, t.start - 16), t.start):
                     continue
+                near = [x for x in sent_toks if x.cat == "MIMIC" and t.start - 8 <= x.end <= t.start]
+                if cx.is_vague(t) and near and _LIKE_MIMIC_RE.fullmatch(text, near[-1].end, t.start):
+                    continue
                 st = cx.status_of(t, scopes)
                 if st.negated or (st.hedged and prep and not st.historical):
                     if st.negated:
@@ -960,13 +968,15 @@ def _pathology(
     return cats, spans, cat_of_span
 
 
-def _hedged_by_impression(fnd: _SectionResult, imp: _SectionResult) -> None:
-    """A vague elevation or lesion of Findings that the Impression only calls a possible polyp ("横结肠见一约0.3cm
-    小隆起 … 诊断：横结肠隆起（息肉？）") is hedged too, when the Impression asserts no polyp."""
+def _hedged_by_impression(text: str, fnd: _SectionResult, imp: _SectionResult) -> None:
+    """A vague elevation or lesion of Findings (also a "polypoid"/息肉样 one) that the Impression only calls a possible
+    polyp or leaves undetermined ("横结肠见一约0.3cm小隆起 … 诊断：横结肠隆起（息肉？）", "乙状结肠见一约0.6cm息肉样隆起 …
+    诊断：乙状结肠隆起，性质待定") is hedged too, when the Impression asserts no polyp."""
     if imp.groups or not imp.hedged:
         return
     for g in list(fnd.groups):
-        if g.kind not in ("elevation", "lesion"):
+        polypoid = g.kind == "polyp" and _POLYPOID_RE.match(text, g.spans[0].start) is not None
+        if g.kind not in ("elevation", "lesion") and not polypoid:
             continue
         locs = [v for v in g.location_values() if v != "unspecified"]
         if any(_could_be_at(locs, h) for h in imp.hedged):
@@ -1065,7 +1075,7 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
         path_spans += sp
         path_cat_of += co
     fnd, imp = per_kind["findings"], per_kind["impression"]
-    _hedged_by_impression(fnd, imp)
+    _hedged_by_impression(low, fnd, imp)
     for res in (fnd, imp):
         _count_lines(res)
         if not res.groups and res.summary_groups:  # "A total of 5 polyps were removed." and nothing else
