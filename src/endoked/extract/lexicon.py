@@ -405,7 +405,8 @@ CONTEXT: Table = [
         "neg_f",
         _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+(?:of|from)|"
         r"absence\s+of|(?:relative\s+)?sparing\s+of|not\s+(?:diagnostic|typical|characteristic)\s+of|"
-        r"(?<![A-Za-z])not(?=\s+(?:true\s+|real\s+|actual\s+)?polyps?(?![A-Za-z]))|"  # "haemorrhagic bullae, not polyps"
+        # "haemorrhagic bullae, not polyps"
+        r"(?<![A-Za-z])not(?=\s+(?:true\s+|real\s+|actual\s+)?polyps?(?![A-Za-z]))|"
         r"(?:does|do|did)\s+not\s+(?:meet|fulfil+)\s+(?:the\s+)?(?:[\w-]+\s+)?criteria\s+for|"
         + _B
         + r"(?:nor|neither|denies|never|nil|zero)"
@@ -471,7 +472,10 @@ CONTEXT: Table = [
         r"(?:^|(?<=[.\n]))\s*(?:in|during)\s+(?:19|20)\d\d" + _E,
     ),
     # 'CTC "polyp" not clearly reproduced': the other study's so-called polyp
-    ("hist_w", r"(?:ctc|ct(?:\s+colonography)?|mri|imaging)\s*[\"'\u201c\u201d][^\"'\u201c\u201d]{1,24}[\"'\u201c\u201d]"),
+    (
+        "hist_w",
+        r"(?:ctc|ct(?:\s+colonography)?|mri|imaging)\s*[\"'\u201c\u201d][^\"'\u201c\u201d]{1,24}[\"'\u201c\u201d]",
+    ),
     (
         "hist_b",
         r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|many)\s+(?:years?|months?)"

@@ -970,8 +970,8 @@ def _pathology(
 
 def _hedged_by_impression(text: str, fnd: _SectionResult, imp: _SectionResult) -> None:
     """A vague elevation or lesion of Findings (also a "polypoid"/息肉样 one) that the Impression only calls a possible
-    polyp or leaves undetermined ("横结肠见一约0.3cm小隆起 … 诊断：横结肠隆起（息肉？）", "乙状结肠见一约0.6cm息肉样隆起 …
-    诊断：乙状结肠隆起，性质待定") is hedged too, when the Impression asserts no polyp."""
+    polyp or leaves undetermined ("横结肠见一约0.3cm小隆起 … 诊断：横结肠隆起（息肉？）", "乙状结肠见一约0.6cm
+    息肉样隆起 … 诊断：乙状结肠隆起，性质待定") is hedged too, when the Impression asserts no polyp."""
     if imp.groups or not imp.hedged:
         return
     for g in list(fnd.groups):
