@@ -82,3 +82,49 @@ def _summary(text: str) -> Any:
 )
 def test_status(text: str, want: Summary) -> None:
     assert _summary(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # an item's number ("Finding 3:") is no count
+        (
+            "Findings:\n  Finding 1: Location: Caecum | Size: 0.5 cm | Intervention: cold snare\n"
+            "  Finding 3: Location: Rectum | Size: 0.3 cm | Intervention: cold forceps",
+            ("present", 2, [("cecum", 5.0, "unspecified"), ("rectum", 3.0, "unspecified")]),
+        ),
+        # a decorated addendum header opens a result, so its polyps are no more polyps
+        (
+            "Findings: a 6 mm polyp in the sigmoid, cold snare.\n---- ADDENDUM (Pathology, 02/03/2024) ----\n"
+            "A. Sigmoid polyp: tubular adenoma. B. Rectal polyp: hyperplastic polyp.",
+            ("present", 1, [("sigmoid", 6.0, "unspecified")]),
+        ),
+        # a polyp on the staple line is at the anastomosis
+        (
+            "On the colonic side of the staple line there was a 5 mm sessile polyp, removed.",
+            ("present", 1, [("anastomosis", 5.0, "sessile")]),
+        ),
+        # a procedure's name and a post-operative diagnosis header
+        (
+            "检查名称：电子结肠镜 + 内镜下息肉切除术\n内镜所见：乙状结肠见一枚约0.4cm息肉，予CSP切除。\n"
+            "术后诊断：乙状结肠息肉（CSP术后）",
+            ("present", 1, [("sigmoid", 4.0, "unspecified")]),
+        ),
+        (
+            "结肠镜检查+息肉切除报告\n所见：直肠见一枚约0.3cm息肉，予钳除。",
+            ("present", 1, [("rectum", 3.0, "unspecified")]),
+        ),
+        # a range or an estimate of counts is no count
+        ("直肠见2-3枚约0.2cm小息肉，未予处理。", ("present", None, [("rectum", 2.0, "unspecified")])),
+        ("直肠见两三枚小息肉，未予处理。", ("present", None, [("rectum", None, "unspecified")])),
+        ("升结肠见约15枚息肉，大小0.2-0.5cm，均予CSP切除。", ("present", None, [("ascending", 5.0, "unspecified")])),
+        ("乙状结肠见二十枚息肉，均予切除。", ("present", 20, [("sigmoid", None, "unspecified")] * 20)),
+        # a flexure's junction with the next segment is the flexure; the wall opposite the valve is the caecum
+        ("肝曲与横结肠交界处见一约0.7cm广基息肉，予CSP切除。", ("present", 1, [("hepatic_flexure", 7.0, "sessile")])),
+        ("横结肠与脾曲交界处见一约0.4cm息肉。", ("present", 1, [("splenic_flexure", 4.0, "unspecified")])),
+        ("回盲瓣对侧见一约0.6cm扁平息肉，予冷圈套切除。", ("present", 1, [("cecum", 6.0, "flat")])),
+        ("回盲瓣见一约0.6cm息肉。", ("present", 1, [("ileocecal_valve", 6.0, "unspecified")])),
+    ],
+)
+def test_counts_and_sites(text: str, want: Summary) -> None:
+    assert _summary(text) == want

@@ -131,6 +131,8 @@ LOCATION: Table = [
         r"直(?:肠)?乙(?:状结肠|状)?(?:交界|移行)(?:处|部)?|"
         r"乙(?:状结肠|状)?直(?:肠)?(?:交界|移行)(?:处|部)?",
     ),
+    # the wall opposite the valve is the caecum (回盲瓣对侧)
+    ("cecum", r"回盲瓣对侧|opposite\s+(?:to\s+)?(?:the\s+)?(?:ileo-?\s?ca?ecal\s+valve|(?-i:ICV)|valve)" + _E),
     (
         "ileocecal_valve",
         r"ileo-?\s?ca?ecal\s+(?:valve|junction)|"
@@ -153,13 +155,18 @@ LOCATION: Table = [
     ),
     ("cecum", _B + r"ca?ec(?:um|al)" + _E + r"|回盲部|盲肠|回盲区"),
     # a flexure's junction with the next segment is the flexure ("hepatic flexure/proximal transverse junction")
+    # (肝曲与横结肠交界处)
     (
         "hepatic_flexure",
-        r"hepatic\s+flexure\s*/\s*(?:proximal\s+|distal\s+)?(?:transverse|ascending)(?:\s+colon)?\s+junction",
+        r"hepatic\s+flexure\s*/\s*(?:proximal\s+|distal\s+)?(?:transverse|ascending)(?:\s+colon)?\s+junction|"
+        r"(?:结肠)?肝曲(?:与|和)?(?:横结肠|升结肠)(?:交界|移行)(?:处|部)?|"
+        r"(?:横结肠|升结肠)(?:与|和)?(?:结肠)?肝曲(?:交界|移行)(?:处|部)?",
     ),
     (
         "splenic_flexure",
-        r"splenic\s+flexure\s*/\s*(?:proximal\s+|distal\s+)?(?:transverse|descending)(?:\s+colon)?\s+junction",
+        r"splenic\s+flexure\s*/\s*(?:proximal\s+|distal\s+)?(?:transverse|descending)(?:\s+colon)?\s+junction|"
+        r"(?:结肠)?脾曲(?:与|和)?(?:横结肠|降结肠)(?:交界|移行)(?:处|部)?|"
+        r"(?:横结肠|降结肠)(?:与|和)?(?:结肠)?脾曲(?:交界|移行)(?:处|部)?",
     ),
     ("hepatic_flexure", r"hepatic\s+flexure|right\s+colic\s+flexure|" + _B + r"(?-i:HF)" + _E + r"|(?:结肠)?肝曲|肝区"),
     ("splenic_flexure", r"splenic\s+flexure|left\s+colic\s+flexure|" + _B + r"(?-i:SF)" + _E + r"|(?:结肠)?脾曲|脾区"),
@@ -227,7 +234,7 @@ LOCATION: Table = [
     (
         "anastomosis",
         r"(?:(?:ileo|colo|ileo-?colic|colo-?colonic|ileo-?rectal|colo-?rectal|ileo-?anal)"
-        r"[- ]?)?anastomo(?:sis|tic)" + _E + r"|吻合口",
+        r"[- ]?)?anastomo(?:sis|tic)" + _E + r"|staple\s+line|吻合口",
     ),
     ("unspecified", r"结直肠|大肠|全结肠|colorectal|large\s+bowel|colonic"),
 ]
@@ -471,6 +478,9 @@ CONTEXT: Table = [
         r"as\s+you\s+(?:will\s+|may\s+|might\s+)?(?:recall|remember|know)|"
         r"(?:^|(?<=[.\n]))\s*(?:in|during)\s+(?:19|20)\d\d" + _E,
     ),
+    # a procedure's name ("检查名称：电子结肠镜 + 内镜下息肉切除术", "结肠镜检查+息肉切除报告") names no polyp
+    # of its own
+    ("hist_w", r"(?:检查|手术|操作|诊疗)(?:名称|项目)[:：][^\n。]*|息肉(?:切除|摘除)(?:术)?(?:报告|记录)"),
     # 'CTC "polyp" not clearly reproduced': the other study's so-called polyp
     (
         "hist_w",
@@ -601,7 +611,7 @@ SECTION_HEADERS: Table = [
         r"申请(?:目的|理由)|术前诊断",
     ),
     ("pathology", r"(?:组织)?病理(?:诊断|结果|报告|回报|检查)?|病检(?:结果)?|活检病理"),
-    ("impression", r"(?:内镜|镜下|镜检|肠镜|检查|初步)?诊断(?:意见)?|(?:内镜|检查)?(?:结论|印象)"),
+    ("impression", r"(?:内镜|镜下|镜检|肠镜|检查|初步|术后|最终)?诊断(?:意见)?|(?:内镜|检查)?(?:结论|印象)"),
     ("findings", r"(?:检查|内镜|镜下|肠镜|镜检)?所见|(?:检查|内镜)描述|检查(?:结果|经过)|息肉(?:情况|描述|信息)"),
     ("plan", r"建议|处理(?:意见)?|医嘱|注意事项|随访"),
     ("other", r"肠道准备|麻醉(?:方式)?|检查方式|并发症|标本|进镜(?:深度)?|退镜时间"),
@@ -652,7 +662,10 @@ EN_COUNT = (
 )
 ZH_CLASSIFIER = r"(?:枚|个(?!月)|颗|处|粒|只|块)"  # "6个月" is a time
 ZH_COUNT = (
-    rf"(?P<none>(?:\d{{1,3}}|[一二两三四五六七八九十百]{{1,3}})\s*(?:余|多|来)|数[十百]?|几十?|上百|若干|多数?)"
+    # "2-3枚", "两三枚", "约20枚": a range or an estimate of counts is no count
+    rf"(?P<none>(?:\d{{1,3}}|[一二两三四五六七八九十百]{{1,3}})\s*(?:余|多|来)|数[十百]?|几十?|上百|若干|多数?|"
+    rf"\d{{1,2}}\s*[-~～至到]\s*\d{{1,2}}|[一二两三四五六七八][二三四五六七八九]|"
+    rf"(?<=约)\s*(?:\d{{1,3}}|[一二两三四五六七八九十]{{1,3}}))"
     rf"\s*{ZH_CLASSIFIER}|多发|散在|弥漫|密集|密布|布满|大量|无数|成簇|"
     rf"(?P<num>\d{{1,2}}|[一二两三四五六七八九十]{{1,3}})\s*{ZH_CLASSIFIER}|(?P<one>单发|单个|孤立)"
 )

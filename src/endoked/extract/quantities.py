@@ -46,6 +46,8 @@ _POST_EN_RE = re.compile(
 _POST_ZH_RE = re.compile(rf"\s*[(（]?\s*(?:共计|共|计|约)?\s*(?:{lx.ZH_COUNT})", _FLAGS)
 _CLAUSE_END = re.compile(r"[,;。，；]|\.(?!\d)")
 _SENT_END = re.compile(r"[;。；]|\.(?!\d)")
+# the number of an item ("Finding 3:", "Polyp 2 -", "Lesion #1") is no count
+_ITEM_NUMBER_RE = re.compile(r"(?:finding|polyp|lesion|item|specimen|site)\s*(?:no\.?|#)?\s*$", re.IGNORECASE)
 # "one each in the sigmoid and rectum"; not "three polyps in the caecum, ... (one in each)": that count is the total
 _EACH_RE = re.compile(r"各|(?<![A-Za-z])(?<!in\s)(?<!at\s)(?<!of\s)each(?![A-Za-z])", _FLAGS)
 
@@ -124,6 +126,7 @@ def find_count(
                 len(_WORD_RE.findall(gap)) <= 6
                 and not _SENT_END.search(gap)
                 and not _overlaps(m.start(), m.end(), exclude)
+                and not (m.group("num") and _ITEM_NUMBER_RE.search(text, max(0, m.start() - 12), m.start()))
             ):
                 best = (Count(_en_value(m), m.start(), m.end()), m.end())
     if best is None or best[0].value == 0:

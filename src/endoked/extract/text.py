@@ -69,10 +69,11 @@ class Section:
 _HEADER_ALTS = "|".join(f"(?P<h{i}>{lower_pattern(pat)})" for i, (_, pat) in enumerate(SECTION_HEADERS))
 _HEADER_RE = re.compile(
     r"(?:^|(?<=[\n.。;；!！])|(?<=[\n.。;；!！][ \t])|(?<=[\n.。;；!！][ \t][ \t]))[ \t]*"
+    r"(?:[-=*#]{2,}[ \t]*)?"  # "---- ADDENDUM (Pathology, 03/14/2024) ----"
     # "Addendum (pathology, 2 weeks later):" names its kind inside the bracket
     r"(?:addendum\s*[-:]?\s*(?P<ab>[(（][ \t]*)?)?(?:(?P<br>[【\[])[ \t]*)?(?:" + _HEADER_ALTS + r")"
     r"(?(ab)[^()（）\n]{0,60}[)）])(?:[ \t]*[(（][^()（）\n]{0,60}[)）])?"
-    r"[ \t]*(?(br)[】\]][ \t]*[:：]?|(?:[:：]|(?=\n)|$))",
+    r"(?:[ \t]*[-=*#]{2,})?[ \t]*(?(br)[】\]][ \t]*[:：]?|(?:[:：]|(?=\n)|$))",
     re.MULTILINE,
 )
 _HEADER_KINDS = [kind for kind, _ in SECTION_HEADERS]
