@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from endoked.extract.rules import extract_rules
 from tests.extract.rules_summary import polyp_summary
 
 Summary = tuple[str, int | None, list[tuple[str, float | None, str]]]
@@ -128,3 +129,48 @@ def test_status(text: str, want: Summary) -> None:
 )
 def test_counts_and_sites(text: str, want: Summary) -> None:
     assert _summary(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # common misspellings of segments and shapes
+        (
+            "Findngs:\n-Trnasverse colon: 5mm sesile polpy, CSP.\n-Sigmiod colon: 1.2 cm pedunculted polyp, HSP.",
+            ("present", 2, [("sigmoid", 12.0, "pedunculated"), ("transverse", 5.0, "sessile")]),
+        ),
+        # "a dozen" is twelve
+        (
+            "Rectum: a dozen diminutive (1-3 mm) pale sessile polyps; the largest was removed.",
+            ("present", 12, [("rectum", 3.0, "sessile")] * 12),
+        ),
+        # the segment that heads a line is the site of a polyp the line places only by a distance
+        (
+            "Caecum reached.\nSigmoid colon: marked diverticulosis. Amongst the diverticula a 5 mm polyp at 30 cm was "
+            "removed.\nRectum: normal.",
+            ("present", 1, [("sigmoid", 5.0, "unspecified")]),
+        ),
+        # ... not on the next line, and not when the head names the instrument (乙状结肠镜检查：)
+        (
+            "Sigmoid colon: marked diverticulosis.\nA 5 mm polyp at 30 cm was removed.",
+            ("present", 1, [("unspecified", 5.0, "unspecified")]),
+        ),
+        (
+            "乙状结肠镜检查：进镜约40cm。距肛门约15cm见一枚约0.5cm息肉，予冷圈套切除。",
+            ("present", 1, [("unspecified", 5.0, "unspecified")]),
+        ),
+    ],
+)
+def test_spellings_words_and_line_heads(text: str, want: Summary) -> None:
+    assert _summary(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "mal"),
+    [
+        ("Colonoscopy - screening (bowel cancer screening programme, FIT 150). No polyps.", False),
+        ("Sigmoid: 30 mm ulcerated mass, suspicious for cancer.", True),
+    ],
+)
+def test_screening_programme_is_no_suspicion(text: str, mal: bool) -> None:
+    assert extract_rules(text).malignancy_suspected is mal

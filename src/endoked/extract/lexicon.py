@@ -186,7 +186,7 @@ LOCATION: Table = [
     ),
     (
         "transverse",
-        r"transverse(?:\s+colon)?|"
+        r"(?:transverse|trnasverse|tranverse|transvers|transervse)(?:\s+colon)?|"
         + _B
         + r"trans\.?\s*colon|"
         + _B
@@ -249,10 +249,10 @@ MORPHOLOGY: Table = [
     ("paris", r"paris\s*(?:class(?:ification)?\s*)?(?:type\s*)?(?:I[ps]{1,2}|II[abc]|Ip|Is)" + _E),
     ("yamada", r"yamada\s*(?:type\s*)?(?:IV|I{1,3}|[1-4])" + _E),
     ("yamada", r"山田\s*(?:分型)?\s*[:：]?\s*(?:[ⅠⅡⅢⅣ]|IV|I{1,3}|[1-4一二三四])\s*型?"),
-    ("sessile", r"semi-?\s?pedunculated|sub-?\s?pedunculated|sessile|broad-?\s?based|亚蒂|无蒂|广基|宽基"),
+    ("sessile", r"semi-?\s?pedunculated|sub-?\s?pedunculated|sess?ile?|broad-?\s?based|亚蒂|无蒂|广基|宽基"),
     (
         "pedunculated",
-        r"pedunculated|stalked|(?:on|with)\s+an?\s+(?:\w+\s+)?stalk|"
+        r"pedun?c?ul?a?ted|stalked|(?:on|with)\s+an?\s+(?:\w+\s+)?stalk|"
         r"有蒂|带蒂|长蒂|粗蒂|短蒂|细蒂|蒂部|蒂",
     ),
     (
@@ -481,6 +481,8 @@ CONTEXT: Table = [
     # a procedure's name ("检查名称：电子结肠镜 + 内镜下息肉切除术", "结肠镜检查+息肉切除报告") names no polyp
     # of its own
     ("hist_w", r"(?:检查|手术|操作|诊疗)(?:名称|项目)[:：][^\n。]*|息肉(?:切除|摘除)(?:术)?(?:报告|记录)"),
+    # the programme's name ("bowel cancer screening programme") suspects no cancer
+    ("hist_w", r"(?:bowel|colorectal|colon)\s+cancer\s+screening|结直肠癌筛查|大肠癌筛查"),
     # 'CTC "polyp" not clearly reproduced': the other study's so-called polyp
     (
         "hist_w",
@@ -648,6 +650,7 @@ EN_NUMBERS: dict[str, int] = {
     "a couple of": 2,
     "a pair of": 2,
     "half a dozen": 6,
+    "a dozen": 12,
 }
 EN_COUNT = (
     r"(?<![A-Za-z\d.#№])(?:(?P<times>(?<![A-Za-z])[x×]\s?\d{1,2})|"
@@ -655,7 +658,7 @@ EN_COUNT = (
     r"handfuls?\s+of|hundreds\s+of|scores\s+of|too\s+many\s+to\s+count|several|multiple|numerous|many|innumerable|"
     r"countless|scattered|diffuse|(?:approximately|about|around|roughly|circa|(?:an\s+)?estimated|~)\s*\d+|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
     r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
-    r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|half\s+a\s+dozen|an?|one|single|solitary|isolated|another|two|three|four|five|"
+    r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|half\s+a\s+dozen|a\s+dozen|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
     r"nineteen|twenty|both|\d{1,2}(?!\s*(?:-|to)\s*\d)))"
     r"(?![A-Za-z\d.)、]|\s*(?:个月|月|年|周|天|日|岁|分|级|期|次|型|\|))"  # "术后6个月", "Mayo 1分", "| 2 | Asc |"

@@ -50,6 +50,8 @@ _RIM_RE = re.compile(r"(?:(?:周边|周围|边缘|四周)(?:黏膜|粘膜)?|(?:�
 # "淋巴滤泡样小隆起", "lymphoid follicle-like elevations": an elevation named after a look-alike it resembles
 _LIKE_MIMIC_RE = re.compile(r"\s*(?:样|状|-?like)\s*(?:小|大|扁平|的)?\s*$", re.IGNORECASE)
 _EMPHASIS_RE = re.compile(r"以[^,;，；。]{0,16}?为(?:著|主|多|甚|重|密集)")
+# a line headed by a segment and a colon ("Sigmoid colon: …", "- 乙状结肠：…")
+_LINE_HEAD_RE = re.compile(r"[ \t]*(?:[-*•·]\s*|\d{1,2}[.)、]\s*)?[^\n:：.。;；,，]{2,30}?[:：]")
 _POLYPOID_RE = re.compile(r"polypoid|息肉样", re.IGNORECASE)
 _QUOTES = frozenset("\"'\u201c\u201d\u2018\u2019\u300c\u300d")
 _NEW_MARK_RE = re.compile(r"another|second|third|additional|further|other|more|另", re.IGNORECASE)
@@ -645,6 +647,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         spans.extend([(s, split), (split, e)] if split is not None else [(s, e)])
         if split is not None:
             intro_ends.add(split)
+    line_site: tuple[int, cx.Token] | None = None  # (line end, segment) of a line headed "Sigmoid colon: …"
     path_until = -1  # a result introduced by "…:" runs to the end of its line ("Histology has now returned: …; …")
     table, table_rows = _table_groups(text, orig, start, end, kind) if "|" in text[start:end] else ([], [])
     res.groups.extend(table)
@@ -678,6 +681,17 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         if _removal_intro(text, s, cut, sent_toks, res, si):
             continue
         scopes = cx.scopes_for_sentence(text, s, cut)
+        line_begin = text.rfind("\n", 0, s) + 1
+        head = _LINE_HEAD_RE.match(text, line_begin) if not text[line_begin:s].strip() else None
+        if (
+            head is not None
+            and sent_toks
+            and sent_toks[0].cat == "LOC"
+            and text[sent_toks[0].end : head.end()].strip() in (":", "：")  # not "乙状结肠镜检查："
+            and not is_landmark(text, sent_toks[0])
+        ):
+            nl = text.find("\n", s, end)
+            line_site = (end if nl < 0 else nl, sent_toks[0])
         prev_scene = scene[1] if scene is not None and scene[0] == si - 1 else None
         scene = _scene(text, s, cut, sent_toks, scopes, si)
         site_intro = False  # "In the transverse colon there were two polyps: a 7 mm ... and a 3 mm ...": their site
@@ -812,6 +826,15 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 g.locations.append((prev_scene.value, Span(prev_scene.start, prev_scene.end), 0))
             if not g.locations and res.groups and _SAME_SITE_RE.search(text, s, t.start):
                 g.locations = _named_site(res.groups[-1])
+            if (
+                line_site is not None
+                and t.start < line_site[0]
+                and not any(v != "unspecified" for v in g.location_values())
+            ):
+                # "Sigmoid colon: moderate diverticulosis. Amongst the diverticula a 5 mm polyp at 32 cm ...": the
+                # segment that heads the line is the site of what the line describes
+                site = line_site[1]
+                g.locations = [(site.value, Span(site.start, site.end), 0)]
             if res.removal_intro is not None and res.removal_intro[0] == si - 1 and g.removed is None:
                 g.set_removed(True, res.removal_intro[1])  # "CSP x2: 5mm SSL AC, 4mm HP RS."
             target = res.hedged if st.hedged else res.groups
