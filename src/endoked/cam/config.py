@@ -23,7 +23,11 @@ class CamConfig(EncoderSource):
         description="Encoder levels the head reads (0 = stride 2 … 4 = stride 32 for EfficientNet); the CAM has "
         "the stride of the finest one.",
     )
-    head: Literal["linear", "mlp"] = Field("linear", description="Dense head: one 1×1 conv, or 1×1 conv → ReLU → 1×1.")
+    head: Literal["linear", "mlp"] = Field(
+        "mlp",
+        description="Dense head: one 1×1 conv, or 1×1 conv → ReLU → 1×1 (the default: higher pseudo-mask Dice or "
+        "coverage on every archive design, docs/BENCHMARKS.md).",
+    )
     hidden: int = Field(64, ge=1, description="Width of the mlp head.")
     pool: Literal["gap", "lse", "max", "topk"] = Field(
         "gap",
