@@ -174,3 +174,54 @@ def test_spellings_words_and_line_heads(text: str, want: Summary) -> None:
 )
 def test_screening_programme_is_no_suspicion(text: str, mal: bool) -> None:
     assert extract_rules(text).malignancy_suspected is mal
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # decimal commas before a unit (not "4, 6 mm"); a lower bound is the size, an upper bound is none
+        (
+            "In the caecum a sessile polyp of 0,7 cm was removed with a cold snare.",
+            ("present", 1, [("cecum", 7.0, "sessile")]),
+        ),
+        ("乙状结肠见一直径大于2cm的有蒂息肉，予圈套切除。", ("present", 1, [("sigmoid", 20.0, "pedunculated")])),
+        ("Rectum: a large (>3 cm) flat polyp, referred for ESD.", ("present", 1, [("rectum", 30.0, "flat")])),
+        ("Rectum: a polyp < 5 mm, removed.", ("present", 1, [("rectum", None, "unspecified")])),
+        (
+            "Two polyps, 4, 6 mm, in the sigmoid.",
+            ("present", 2, [("sigmoid", 6.0, "unspecified")] * 2),
+        ),
+        # misspelt 乙壮结肠 and 回盲办; a segment named only for its mucosa ("以远至…黏膜")
+        ("乙壮结肠见一枚约0.4cm息肉，予钳除。", ("present", 1, [("sigmoid", 4.0, "unspecified")])),
+        (
+            "脾曲以远至乙状结肠黏膜血管纹理消失，降结肠见多发炎性假息肉，大小0.2-0.5cm。",
+            ("present", None, [("descending", 5.0, "unspecified")]),
+        ),
+        # segments offered when the site is unsure are no sites
+        (
+            "距肛缘约30cm处见一枚约0.5cm息肉（因肠袢影响，所在肠段难以确定，乙状结肠或降结肠），予CSP切除。",
+            ("present", 1, [("unspecified", 5.0, "unspecified")]),
+        ),
+        # a sentence that goes on counting the polyps just described
+        (
+            "Findings: Two diminutive polyps were seen in the sigmoid colon; both were removed. A third was found in "
+            "the rectum and removed. A couple more, in the descending colon, measured 4 mm and 6 mm.",
+            (
+                "present",
+                5,
+                [
+                    ("descending", 4.0, "unspecified"),
+                    ("descending", 6.0, "unspecified"),
+                    ("rectum", None, "unspecified"),
+                ]
+                + [("sigmoid", None, "unspecified")] * 2,
+            ),
+        ),
+        (
+            "Findings: Two polyps in the sigmoid colon, 5 mm, removed. A second look at the caecum was normal.",
+            ("present", 2, [("sigmoid", 5.0, "unspecified")] * 2),
+        ),
+    ],
+)
+def test_sizes_sites_and_continued_counts(text: str, want: Summary) -> None:
+    assert _summary(text) == want

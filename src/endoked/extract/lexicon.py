@@ -143,7 +143,7 @@ LOCATION: Table = [
         + _B
         + r"(?-i:ICV)"
         + _E
-        + r"|回盲瓣",
+        + r"|回盲[瓣办]",
     ),
     (
         "appendiceal_orifice",
@@ -213,7 +213,7 @@ LOCATION: Table = [
         + "|"
         + _B
         + r"s-\s?colon|"
-        r"乙状结肠|乙结肠|乙状|降乙(?:状结肠)?(?:交界|移行)(?:处|部)?|descending[- ]sigmoid\s+junction",
+        r"乙[状壮]结肠|乙结肠|乙状|降乙(?:状结肠)?(?:交界|移行)(?:处|部)?|descending[- ]sigmoid\s+junction",
     ),
     (  # a Hartmann's rectal stump is the rectum (not the stump of the appendix)
         "rectum",
@@ -348,7 +348,8 @@ PATHOLOGY: Table = [
 ]
 
 # Size: numbers with a unit; ranges, products and lists share a trailing unit.
-NUM = r"(?:\d+(?:\.\d+)?|\.\d+)"
+# a decimal comma right before a unit is a decimal point ("0,6 cm"; "4, 6 mm" stays a list)
+NUM = r"(?:\d+(?:\.\d+|,\d(?=\s*(?:mm|cm|毫米|厘米)))?|\.\d+)"
 UNIT = r"(?:mm(?![a-z])|millimet(?:er|re)s?|cm(?![a-z])|centimet(?:er|re)s?|毫米|厘米|公分|㎜|㎝)"
 SIZE_OP = r"(?:\s*(?:[x×*✕]|by|-|~|to|至|到|,?\s*and|or|和|及|与|、)\s*)"
 SIZE = rf"(?<![\d.])(?:{NUM}(?:\s*{UNIT})?{SIZE_OP}){{0,3}}{NUM}\s*-?\s*{UNIT}"

@@ -157,9 +157,9 @@ _DISTANCE_AFTER = re.compile(  # "20 cm from the anal verge", "5 cm distal to th
     r"(?:distal|proximal|beyond|above|below|short\s+of)\s+(?:to\s+|from\s+)?(?:the\s+)?[a-z])",
     _FLAGS,
 )
+# an upper bound is no size; a lower bound (">3 cm", 直径大于2cm) is the least the polyp measures, its size
 _BOUND_BEFORE = re.compile(
-    r"(?:<|＜|less\s+than|smaller\s+than|under|below|小于|不足|>|greater\s+than|larger\s+than|"
-    r"more\s+than|over|exceeding|大于|超过)\s*(?:approximately|about|约)?\s*$",
+    r"(?:<|＜|less\s+than|smaller\s+than|under|below|小于|不足)\s*(?:approximately|about|约)?\s*$",
     _FLAGS,
 )
 
@@ -193,8 +193,8 @@ def parse_size(text: str, start: int, end: int) -> Size | None:
     Ranges ("3-5 mm", "0.3~0.5cm", "between 3 and 7 mm") and products ("0.4×0.6 cm", "5 x 6 mm") give
     their largest number; lists ("4 and 6 mm", "0.3cm、0.5cm") give one value each. Units missing on a
     number are taken from the next number that has one. Returns None for distances ("at 25 cm",
-    "距肛门15cm", "20 cm from the anal verge"), bounds ("<5 mm", but not a group's upper limit: "all under
-    5 mm" is 5 mm), stalk lengths and implausible polyp
+    "距肛门15cm", "20 cm from the anal verge"), upper bounds ("<5 mm", but not a group's upper limit: "all under
+    5 mm" is 5 mm; a lower bound, ">3 cm", is the size), stalk lengths and implausible polyp
     sizes (> 6 cm, in practice distances such as "sigmoid (25 cm)").
     """
     before = text[max(0, start - 24) : start]
@@ -207,7 +207,7 @@ def parse_size(text: str, start: int, end: int) -> Size | None:
     between = _BETWEEN_BEFORE.search(before) is not None  # "between 3 and 7 mm" is a range, not a list
     for m in _SIZE_PART_RE.finditer(text, start, end):
         if m.group("num"):
-            nums.append([float(m.group("num")), m.group("unit")])
+            nums.append([float(m.group("num").replace(",", ".")), m.group("unit")])
             segments[-1].append(len(nums) - 1)
         elif m.group("op") and m.group("op").lower() in _LIST_OPS and not between:
             segments.append([])

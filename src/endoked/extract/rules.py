@@ -49,6 +49,19 @@ _REVEALED_RE = re.compile(
 _RIM_RE = re.compile(r"(?:(?:周边|周围|边缘|四周)(?:黏膜|粘膜)?|(?:黏膜|粘膜)呈)[^,;，；。]{0,10}$")
 # "淋巴滤泡样小隆起", "lymphoid follicle-like elevations": an elevation named after a look-alike it resembles
 _LIKE_MIMIC_RE = re.compile(r"\s*(?:样|状|-?like)\s*(?:小|大|扁平|的)?\s*$", re.IGNORECASE)
+_UNSURE_SITE_RE = re.compile(
+    r"(?:所在)?(?:肠段|部位)[^。;；\n]{0,8}?(?:难以|无法|不能|未能)(?:确定|判断|明确)[^)）。;；\n]*|"
+    r"(?:segment|site|location)\s+(?:is\s+|was\s+)?(?:uncertain|unclear|indeterminate)[^.;)\n]*",
+    re.IGNORECASE,
+)
+# "A third, …", "A couple more, …", "Two more …": a sentence that goes on counting the polyps just described
+_CONTINUED_RE = re.compile(
+    r"\s*(?P<head>(?:an?|the)\s+(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|further|final|last)"
+    r"(?:\s+one)?|(?P<more>a\s+couple|a\s+pair|two|three|four|five|six|\d)\s+(?:more|further|others?))(?=[\s,])"
+    r"(?!\s+(?:look|opinion|inspection|view|pass|time|exam\w*|withdrawal|attempt|retroflexion|intubation|dose|"
+    r"session|procedure|colonoscopy|biops\w*|injection|clip|snare|pieces?)(?![A-Za-z]))",
+    re.IGNORECASE,
+)
 _EMPHASIS_RE = re.compile(r"以[^,;，；。]{0,16}?为(?:著|主|多|甚|重|密集)")
 # a line headed by a segment and a colon ("Sigmoid colon: …", "- 乙状结肠：…")
 _LINE_HEAD_RE = re.compile(r"[ \t]*(?:[-*•·]\s*|\d{1,2}[.)、]\s*)?[^\n:：.。;；,，]{2,30}?[:：]")
@@ -97,8 +110,11 @@ _LOC_COUNT_RE = re.compile(
 )
 # telegraphic list items: "Sigmoid: 6 mm sessile - CSP; 3 mm - CFP" (the second item is a size and a removal only)
 _ITEM_FILLER_RE = re.compile(r"[\s\-:,;()（）：，；]*")
-# "直肠、乙状结肠黏膜充血水肿": segments named as the subject of a mucosal description, not a polyp's site
-_MUCOSA_AFTER_RE = re.compile(r"(?:\s*(?:、|及|和|与)\s*[\u4e00-\u9fff]{1,6}?)*\s*(?:黏膜|粘膜)")
+# "直肠、乙状结肠黏膜充血水肿", "脾曲以远至乙状结肠黏膜…": segments named as the subject of a mucosal description, not
+# a polyp's site
+_MUCOSA_AFTER_RE = re.compile(
+    r"(?:\s*(?:、|及|和|与|以远至|以近至|以远|以近|至|到)\s*[\u4e00-\u9fff]{0,6}?)*\s*(?:黏膜|粘膜)"
+)
 # Ablation treats vascular lesions and bleeding as well as polyps: it does not make a sized item a polyp.
 _ABLATION_RE = re.compile(r"apc|argon|ablat|fulgur|电凝|氩|灼", re.IGNORECASE)
 # What a size named before any polyp word may describe instead: a scar, a resection wound, an ulcer, a
@@ -377,6 +393,10 @@ def _build_group(
     # 及乙状结肠见多发炎性假息肉"; not when no other segment is named)
     own = [x for x in g.locations if not _MUCOSA_AFTER_RE.match(text, x[1].end) or mention.start < x[1].start]
     g.locations = own or g.locations
+    # segments offered when the site is unsure ("因肠袢影响，所在肠段难以确定，乙状结肠或降结肠") are no sites
+    unsure = [m.span() for m in _UNSURE_SITE_RE.finditer(text, ws, we)]
+    if unsure:
+        g.locations = [x for x in g.locations if not any(a <= x[1].start < b for a, b in unsure)]
     # segments a group over the whole colon is only densest in are no sites of its own ("全结肠散在多发息肉，…，以乙状
     # 结肠及直肠为著": one entry over the whole colon)
     emphasis = [m.span() for m in _EMPHASIS_RE.finditer(text, ws, we)]
@@ -739,6 +759,12 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 mentions = [
                     (cx.Token("POLYP", "ellipsis", t.start, m.end(), m.group("n")), cx.Status()) for t, m in times
                 ]
+        if not mentions and res.groups and si <= last_group_sentence + 2:  # (after "both were removed.")
+            more = _continued_item(text, s, cut, sent_toks, scopes, kind)
+            if more is not None:
+                res.groups.append(more)
+                last_group_sentence = si
+                continue
         if not mentions:
             for implied in _implied_mentions(text, sent_toks, scopes, res.list_open):
                 st = cx.status_of(implied, scopes)
@@ -883,6 +909,33 @@ def _sibling_item(
     g.sizes, g.size_spans = list(size.values), [Span(sent_toks[0].start, sent_toks[0].end)]
     g.locations = _named_site(prev)
     g.set_removed(True, Span(rem[0].start, rem[0].end))
+    return g
+
+
+def _continued_item(
+    text: str, s: int, e: int, sent_toks: list[cx.Token], scopes: list[cx.Scope], section: str
+) -> Group | None:
+    """A sentence right after polyps that goes on counting them without a polyp noun ("A third, also diminutive,
+    was found in the rectum and removed.", "A couple more, in the descending colon, measured 4 mm and 6 mm."): one
+    more polyp for an ordinal, that many for "N more", described by the sentence's own segment, size and removal."""
+    m = _CONTINUED_RE.match(text, s)
+    if m is None or any(t.cat in ("MAL", "MIMIC") for t in sent_toks) or _NORMAL_RE.search(text, s, e):
+        return None
+    if any(sc.kind == "neg" for sc in scopes):  # "A second pass through the caecum showed no polyp."
+        return None
+    if not any(t.cat in ("LOC", "SIZE") for t in sent_toks):
+        return None
+    if m.group("more"):
+        word = re.sub(r"\s+", " ", m.group("more").lower())
+        n = int(word) if word.isdigit() else lx.EN_NUMBERS.get(word, lx.EN_NUMBERS.get(word + " of"))  # "a couple"
+        if n is None:
+            return None
+    else:
+        n = 1
+    mention = cx.Token("POLYP", "implied", m.start("head"), m.end("head"), m.group("head"))
+    g = _build_group(text, mention, [], (s, e), sent_toks, cx.Status(), section, scopes)
+    g.count, g.count_explicit, g.each = n, True, False
+    g.count_spans = [Span(mention.start, mention.end)]
     return g
 
 
