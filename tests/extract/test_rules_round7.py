@@ -142,7 +142,8 @@ def test_sites_sizes_and_counts(text: str, want: Summary) -> None:
         ("all under 5 mm", 5.0),
         ("均小于0.5cm", 5.0),
         ("less than 5 mm", None),  # a bound on one polyp is still no size
-        ("over 20 mm", 20.0),  # a lower bound is the least the polyp measures (the choice of blind9.jsonl's writer)
+        ("over 20 mm", None),  # "over" is as often an extent ("clustered over 5 cm")
+        ("more than 20 mm", 20.0),  # a lower bound is the least the polyp measures (blind9.jsonl's writer's choice)
         ("5 cm distal to the valve", None),
         ("5 mm sessile", 5.0),
     ],

@@ -157,9 +157,10 @@ _DISTANCE_AFTER = re.compile(  # "20 cm from the anal verge", "5 cm distal to th
     r"(?:distal|proximal|beyond|above|below|short\s+of)\s+(?:to\s+|from\s+)?(?:the\s+)?[a-z])",
     _FLAGS,
 )
-# an upper bound is no size; a lower bound (">3 cm", 直径大于2cm) is the least the polyp measures, its size
+# an upper bound is no size; a lower bound (">3 cm", 直径大于2cm) is the least the polyp measures, its size, but
+# "over" is as often an extent ("clustered over about 5 cm") and stays no size
 _BOUND_BEFORE = re.compile(
-    r"(?:<|＜|less\s+than|smaller\s+than|under|below|小于|不足)\s*(?:approximately|about|约)?\s*$",
+    r"(?:<|＜|less\s+than|smaller\s+than|under|below|小于|不足|(?<![A-Za-z])over)\s*(?:approximately|about|约)?\s*$",
     _FLAGS,
 )
 
