@@ -233,10 +233,15 @@ BLIND7 = _floors(en=(0.995, 0.995, 0.995), zh=(0.995, 0.980, 0.987))
 # 0.938 / 0.930 with the ninth round's rules); its errors were then used for a tenth round (test_rules_round10.py), so
 # it is a development set now, held at the figures after that round less 0.005.
 BLIND8 = _floors(en=(0.995, 0.995, 0.989), zh=(0.995, 0.995, 0.995))
-# blind9: written after the tenth round by a tenth writer who saw neither the rules nor the other sets, asked to make
-# the reports hard for a rule-based labeller; only measured (docs/BENCHMARKS.md), held at its figures less 0.005.
-# Using its errors to change a rule makes it a development set, and a new blind set is needed.
-BLIND9 = _floors(en=(0.872, 0.810, 0.761), zh=(0.933, 0.841, 0.771))
+# blind9: written after the tenth round by a tenth writer asked to make the reports hard for a rule-based labeller,
+# measured unseen (en 0.877 / 0.815 / 0.766, zh 0.938 / 0.846 / 0.776 with the tenth round's rules); its errors were
+# then used for an eleventh round (test_rules_round11.py), so it is a development set now, held at the figures after
+# that round less 0.005.
+BLIND9 = _floors(en=(0.995, 0.980, 0.966), zh=(0.995, 0.995, 0.995))
+# blind10: written after the eleventh round by an eleventh writer who saw neither the rules nor the other sets; only
+# measured (docs/BENCHMARKS.md), held at its figures less 0.005. Using its errors to change a rule makes it a
+# development set, and a new blind set is needed.
+BLIND10 = _floors(en=(0.949, 0.903, 0.904), zh=(0.933, 0.887, 0.918))
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},
     "hard_heldout": {"en": SECOND_ROUND, "zh": SECOND_ROUND},
@@ -249,6 +254,7 @@ MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "blind7": BLIND7,
     "blind8": BLIND8,
     "blind9": BLIND9,
+    "blind10": BLIND10,
 }
 
 
