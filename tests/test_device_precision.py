@@ -1,11 +1,11 @@
-"""Detection of a device's native reduced precision."""
+"""Detection of a device's native reduced precision; a stage's torch thread count, set and restored."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from endoked.device import native_low_precision
+from endoked.device import native_low_precision, torch_threads
 
 CPU = torch.device("cpu")
 
@@ -57,3 +57,16 @@ def test_litemedsam_bf16_auto_resolves_from_the_device(monkeypatch: pytest.Monke
     assert native.runtime == "torch"  # a native low-precision encoder keeps torch under runtime auto
     assert litemedsam.LiteMedSamSegmenter(device="cpu", bf16=False, model=model, runtime="torch").bf16 is False
     assert calls == [None, False]
+
+
+def test_torch_threads_sets_and_restores_the_count() -> None:
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(other):  # restored on the way out of an error too
+        raise RuntimeError("stage failed")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before

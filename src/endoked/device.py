@@ -29,6 +29,19 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 @contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch CPU threads (``None``: as they are) and restore the process's count after
+    it, so that one stage's setting does not carry over into the next stage or the next run in the same process."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def autocast_for(device: torch.device, enabled: bool = True) -> Iterator[None]:
     """Mixed precision only where it pays and is safe: fp16 autocast on CUDA, nothing elsewhere."""
     if enabled and device.type == "cuda":

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from endoked import tables
 from endoked.batching import BatchOutput, run_batches
 from endoked.boxes import DROP_REASONS
+from endoked.device import torch_threads
 from endoked.errors import DataFormatError, StageError
 from endoked.imaging import encode_png, mask_to_u8, read_rgb, resize_map
 from endoked.io import sha256_bytes
@@ -273,20 +273,19 @@ def batch_rows(ctx: StageContext, cfg: PromptSegConfig) -> list[dict[str, Any]]:
 def run(ctx: StageContext) -> StageResult:
     """Masks for every image with CAM boxes, filtered, in resumable chunks (:func:`endoked.batching.run_batches`)."""
     cfg: PromptSegConfig = ctx.config.prompt_seg
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
     items = batch_rows(ctx, cfg)
-    done = run_batches(
-        items,
-        setup=lambda: setup(ctx),
-        process_batch=process_batch,
-        outputs=(PSEUDO, REJECTED),
-        chunk_dir=ctx.work_dir / "chunks",
-        run_root=ctx.run.root,
-        chunk_size=cfg.chunk_size,
-        desc="prompt_seg",
-        progress=ctx.progress,
-    )
+    with torch_threads(cfg.threads):
+        done = run_batches(
+            items,
+            setup=lambda: setup(ctx),
+            process_batch=process_batch,
+            outputs=(PSEUDO, REJECTED),
+            chunk_dir=ctx.work_dir / "chunks",
+            run_root=ctx.run.root,
+            chunk_size=cfg.chunk_size,
+            desc="prompt_seg",
+            progress=ctx.progress,
+        )
     all_rows, all_rejected = done.tables[PSEUDO], done.tables[REJECTED]
     tables.write(ctx.work_dir / "pseudo_labels.parquet", PSEUDO, all_rows)
     tables.write(ctx.work_dir / "rejected.parquet", REJECTED, all_rejected)
