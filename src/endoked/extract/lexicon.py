@@ -103,7 +103,7 @@ MIMIC: Table = [
     # A submucosal mass or tumour is a look-alike, not a suspected cancer ("黏膜下肿物", "subepithelial mass").
     (
         "mimic",
-        r"(?:submucosal|subepithelial)(?!\s+(?:inject\w*|dissection|lift\w*|cushion|invasion|fibrosis))"
+        r"(?:submucosal|subepithelial)(?!\s+(?:inject\w*|dissection|lift\w*|cushion|invasi\w*|fibrosis))"
         r"(?:\s+(?:mass(?:es)?|tumou?rs?|lesions?|nodules?|bulges?))?" + _E,
     ),
     (
@@ -413,6 +413,9 @@ CONTEXT: Table = [
         "neg_f",
         _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+(?:of|from)|"
         r"absence\s+of|(?:relative\s+)?sparing\s+of|not\s+(?:diagnostic|typical|characteristic)\s+of|"
+        # "a thickened fold was initially thought to be a polyp; on closer inspection …", "I did not find any polyps"
+        r"(?:initially|originally|at\s+first|first)\s+(?:thought|felt|suspected|believed|considered|taken|mistaken)\s+"
+        r"(?:to\s+be|for|as)|(?:did|do|does|could)\s*(?:not|n't)\s+(?:find|see|identify|detect|visuali[sz]e)|"
         # "haemorrhagic bullae, not polyps"
         r"(?<![A-Za-z])not(?=\s+(?:true\s+|real\s+|actual\s+)?polyps?(?![A-Za-z]))|"
         r"(?:does|do|did)\s+not\s+(?:meet|fulfil+)\s+(?:the\s+)?(?:[\w-]+\s+)?criteria\s+for|"
@@ -476,7 +479,7 @@ CONTEXT: Table = [
     # (to the end of the sentence, over its commas)
     (
         "hist_F",
-        r"as\s+you\s+(?:will\s+|may\s+|might\s+)?(?:recall|remember|know)|"
+        r"(?:as\s+)?you\s+(?:will\s+|may\s+|might\s+)?(?:recall|remember|know)|"
         r"(?:^|(?<=[.\n]))\s*(?:in|during)\s+(?:19|20)\d\d" + _E,
     ),
     # a procedure's name ("检查名称：电子结肠镜 + 内镜下息肉切除术", "结肠镜检查+息肉切除报告") names no polyp
@@ -542,6 +545,11 @@ CONTEXT: Table = [
     ("neg_f", r"(?:并)?非(?=\s*(?:息肉|腺瘤|肿瘤|真性))|不是(?=\s*(?:息肉|腺瘤))"),
     ("neg_f", r"未见(?:明显)?|未发现|未(?:触|扪|探|检)及|未检出|未观察到|无(?:明显)?|没有|否认|排除"),
     ("neg_b", r"[:：]\s*[■☑☒✓✔]\s*(?:无|否|未见|阴性)"),  # checkbox forms: "息肉：■无 □有"
+    # a form's field answered with a hedge ("Polyp: Suspected", "息肉：可疑")
+    (
+        "hedge_b",
+        r"[:：]\s*(?:suspected|possible|questionable|equivocal|uncertain|可疑|疑似|待定)(?=\s*(?:[,;.。，；\n]|$))",
+    ),
     ("neg_b", r"消失|(?:呈)?阴性|[:：]\s*(?:无|未见|阴性|-)(?=\s*(?:[,;.。]|$))|[(（]\s*-\s*[)）]"),
     (
         "hist_f",

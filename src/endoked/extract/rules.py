@@ -45,8 +45,8 @@ _REVEALED_RE = re.compile(
     re.IGNORECASE,
 )
 # "见一约1.0cm浅溃疡，周边黏膜充血、结节样隆起": the raised rim of another finding, and "局部黏膜呈结节样隆起": how
-# the mucosa looks, not a lesion of its own
-_RIM_RE = re.compile(r"(?:(?:周边|周围|边缘|四周)(?:黏膜|粘膜)?|(?:黏膜|粘膜)呈)[^,;，；。]{0,10}$")
+# the mucosa looks ("部分呈结节样隆起"), or a vein's bulge ("静脉团块状隆起"), not a lesion of its own
+_RIM_RE = re.compile(r"(?:(?:周边|周围|边缘|四周)(?:黏膜|粘膜)?|(?:黏膜|粘膜|部分|局部|多处)呈|静脉)[^,;，；。]{0,10}$")
 # "淋巴滤泡样小隆起", "lymphoid follicle-like elevations": an elevation named after a look-alike it resembles
 _LIKE_MIMIC_RE = re.compile(r"\s*(?:样|状|-?like)\s*(?:小|大|扁平|的)?\s*$", re.IGNORECASE)
 _UNSURE_SITE_RE = re.compile(
@@ -172,6 +172,8 @@ class _SectionResult:
     pathology_segments: list[tuple[int, int, bool]] = field(default_factory=list)
     list_open: bool = False  # a list introduction ("Five polyps were removed:") was seen: items follow
     removal_intro: tuple[int, Span] | None = None  # (sentence index, span) of "CSP x2:": the next items were removed
+    # segments where a sentence names a look-alike and no polyp ("诊断：回肠末段淋巴滤泡增生")
+    mimic_sites: set[str] = field(default_factory=set)
 
 
 def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
@@ -745,6 +747,10 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 if st.historical:
                     continue
                 mentions.append((t, st))
+        if not mentions and any(t.cat == "MIMIC" and cx.status_of(t, scopes).current for t in sent_toks):
+            res.mimic_sites.update(
+                t.value for t in sent_toks if t.cat == "LOC" and t.value != "unspecified" and not is_landmark(text, t)
+            )
         if mentions:
             mentions += _elliptical_mentions(text, sent_toks, mentions[0][0].end, cut, scopes)
             mentions.sort(key=lambda m: m[0].start)
@@ -1061,6 +1067,21 @@ def _hedged_by_impression(text: str, fnd: _SectionResult, imp: _SectionResult) -
             fnd.hedged.append(g)
 
 
+def _explained_by_impression(text: str, fnd: _SectionResult, imp: _SectionResult) -> None:
+    """A vague elevation or lesion of Findings (also a "polypoid"/息肉样 one) whose segment the Impression names only
+    for a look-alike ("回肠末段黏膜可见散在多发小颗粒样隆起 … 诊断：回肠末段淋巴滤泡增生") is that look-alike, when the
+    Impression names no polyp at all."""
+    if imp.groups or imp.hedged or not imp.mimic_sites:
+        return
+    for g in list(fnd.groups):
+        polypoid = g.kind == "polyp" and _POLYPOID_RE.match(text, g.spans[0].start) is not None
+        if g.kind not in ("elevation", "lesion") and not polypoid:
+            continue
+        locs = {v for v in g.location_values() if v != "unspecified"}
+        if locs and locs <= imp.mimic_sites:
+            fnd.groups.remove(g)
+
+
 def _merge_impression(findings: list[Group], impression: list[Group]) -> list[Group]:
     """Impression restates Findings: add an Impression group only at a location Findings did not cover."""
     if not findings:
@@ -1152,6 +1173,7 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
         path_cat_of += co
     fnd, imp = per_kind["findings"], per_kind["impression"]
     _hedged_by_impression(low, fnd, imp)
+    _explained_by_impression(low, fnd, imp)
     for res in (fnd, imp):
         _count_lines(res)
         if not res.groups and res.summary_groups:  # "A total of 5 polyps were removed." and nothing else
