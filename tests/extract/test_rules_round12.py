@@ -66,3 +66,45 @@ def test_submucosal_invasion_is_no_look_alike() -> None:
         "Impression: Sigmoid lesion with features of deep submucosal invasive cancer."
     )
     assert (out.polyp, out.malignancy_suspected) == ("present", True)
+
+
+@pytest.mark.parametrize(
+    ("text", "mal", "pathology"),
+    [
+        # a small neuroendocrine tumour is a submucosal look-alike, no suspected cancer; a neuroendocrine carcinoma is
+        (
+            "Rectum: 6 mm yellowish submucosal nodule, removed by EMR-C. Impression: ?neuroendocrine tumour.\n"
+            "Histology: well-differentiated neuroendocrine tumour, grade 1.",
+            False,
+            "other",
+        ),
+        ("Rectum: 40 mm ulcerated mass. Histology: poorly differentiated neuroendocrine carcinoma.", True, "other"),
+        ("直肠见一约0.5cm黏膜下隆起，予切除。病理：类癌（神经内分泌瘤G1）。", False, "other"),
+        # an institution's name and another study's quoted "mass" suspect no cancer
+        ("××省肿瘤医院 内镜科\n所见：乙状结肠见一枚约0.4cm息肉，予钳除。", False, None),
+        ('检查指征：CT提示"回盲部占位？"\n诊断：回盲瓣脂肪瘤样改变（CT所示"占位"考虑为此）', False, None),
+        # "insufficient for a diagnosis of" negates the category
+        (
+            "Caecum: flat pale area, biopsied.\nHistology: colonic mucosa; features are insufficient for a diagnosis "
+            "of sessile serrated lesion.",
+            False,
+            "other",
+        ),
+    ],
+)
+def test_malignancy_and_pathology(text: str, mal: bool, pathology: str | None) -> None:
+    out = extract_rules(text)
+    assert (out.malignancy_suspected, out.pathology) == (mal, pathology)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Findings: a 4 mm polyp in the caecum, removed.\nRecommendation: await pathology.\n\n"
+        "Addendum 03/18/2024: Pathology returned. A. Cecum polyp: tubular adenoma.",
+        "Findings: a 4 mm polyp in the caecum, removed.\nPathology returned. A. Cecum polyp: tubular adenoma.",
+    ],
+)
+def test_dated_addendum_and_a_cue_ending_its_sentence(text: str) -> None:
+    out = extract_rules(text)
+    assert (out.polyp_count, out.pathology) == (1, "adenoma")

@@ -68,19 +68,20 @@ MALIGNANCY: Table = [
     ("mal", r"cancer(?:s|ous)?" + _E),
     ("mal", r"malignan(?:t|cy|cies)" + _E),
     ("mal", _B + r"mass(?:es)?" + _E),
-    ("mal", _B + r"tumou?rs?" + _E),
+    ("mal", _B + r"(?<!neuroendocrine\s)(?<!carcinoid\s)tumou?rs?" + _E),
     ("mal", _B + r"(?-i:CRC)" + _E),
     ("mal", r"fungating|apple[- ]core"),
     ("mal", r"infiltrat(?:ive|ing)" + _E),
     ("mal", r"(?<!non-)(?<!non)(?<!minimally )invasi(?:ve|on)" + _E),
     ("mal", r"carcinoids?" + _E),
-    ("mal", r"neuroendocrine\s+(?:tumou?r|neoplasm|carcinoma)s?"),
+    # a neuroendocrine carcinoma is a cancer; a (well-differentiated) neuroendocrine tumour is a look-alike below
+    ("mal", r"neuroendocrine\s+carcinomas?"),
     ("mal", _B + r"(?-i:NETs?|GIST)" + _E),
     ("mal", r"lymphomas?|sarcomas?|metasta(?:sis|ses|tic)" + _E),
     ("mal", _B + r"NICE\s*(?:type\s*)?(?:3|III)" + _E),
     ("mal", _B + r"JNET\s*(?:type\s*)?(?:3|2B)" + _E),
     ("mal", r"kudo\s*(?:pit\s*pattern\s*)?(?:type\s*)?V[IN]" + _E),
-    ("mal", r"癌(?!胚)(?:变)?"),
+    ("mal", r"(?<!类)癌(?!胚)(?:变)?"),  # 类癌 is a carcinoid
     ("mal", r"恶(?:性|变)(?:肿瘤|病变)?"),
     ("mal", r"肿物|肿块|占位(?:性病变)?|新生物|菜花样?"),
     ("mal", r"(?:神经内分泌)?肿瘤(?!性)"),
@@ -100,6 +101,11 @@ MIMIC: Table = [
     ("mimic", r"angio-?\s?(?:ectasias?|dysplas(?:ia|ias|tic))|" + _B + r"(?-i:AVMs?)" + _E + r"|vascular\s+ectasias?"),
     ("mimic", r"extrinsic\s+compression|varix|varices|(?:stool|fecal|faecal)\s+(?:ball|debris|residue)"),
     ("mimic", r"xanthomas?" + _E + r"|黄色瘤|黄斑瘤"),
+    # a small rectal neuroendocrine tumour is a submucosal nodule, not a polyp (and no suspected cancer)
+    (
+        "mimic",
+        r"neuroendocrine\s+(?:tumou?rs?|neoplasms?)" + _E + r"|carcinoids?" + _E + r"|神经内分泌(?:肿瘤|瘤)|类癌",
+    ),
     # A submucosal mass or tumour is a look-alike, not a suspected cancer ("黏膜下肿物", "subepithelial mass").
     (
         "mimic",
@@ -306,7 +312,7 @@ PATHOLOGY: Table = [
         + _E
         + r"|(?:无蒂|广基)?锯齿状(?:腺瘤|病变|息肉)",
     ),
-    ("adenocarcinoma", r"(?:adeno)?carcinoma|cancer|malignan(?:t|cy)|signet[- ]ring|腺癌|癌变|癌|恶性"),
+    ("adenocarcinoma", r"(?:adeno)?carcinoma|cancer|malignan(?:t|cy)|signet[- ]ring|腺癌|癌变|(?<!类)癌|恶性"),
     (
         "adenoma",
         r"(?:tubulo-?\s?villous|tubular|villous|traditional\s+serrated)\s+adenoma|adenomat\w*|"
@@ -418,6 +424,7 @@ CONTEXT: Table = [
         r"(?:to\s+be|for|as)|(?:did|do|does|could)\s*(?:not|n't)\s+(?:find|see|identify|detect|visuali[sz]e)|"
         # "haemorrhagic bullae, not polyps"
         r"(?<![A-Za-z])not(?=\s+(?:true\s+|real\s+|actual\s+)?polyps?(?![A-Za-z]))|"
+        r"insufficient\s+for\s+(?:a\s+)?diagnosis\s+of|"
         r"(?:does|do|did)\s+not\s+(?:meet|fulfil+)\s+(?:the\s+)?(?:[\w-]+\s+)?criteria\s+for|"
         + _B
         + r"(?:nor|neither|denies|never|nil|zero)"
@@ -485,12 +492,18 @@ CONTEXT: Table = [
     # a procedure's name ("检查名称：电子结肠镜 + 内镜下息肉切除术", "结肠镜检查+息肉切除报告") names no polyp
     # of its own
     ("hist_w", r"(?:检查|手术|操作|诊疗)(?:名称|项目)[:：][^\n。]*|息肉(?:切除|摘除)(?:术)?(?:报告|记录)"),
+    # an institution's name ("××省肿瘤医院", "Cancer Centre") suspects no cancer
+    (
+        "hist_w",
+        r"(?:肿瘤|癌症)(?:医院|中心|研究所|防治(?:中心|所)?)|(?:cancer|oncology)\s+(?:centre|center|institute|hospital)",
+    ),
     # the programme's name ("bowel cancer screening programme") suspects no cancer
     ("hist_w", r"(?:bowel|colorectal|colon)\s+cancer\s+screening|结直肠癌筛查|大肠癌筛查"),
     # 'CTC "polyp" not clearly reproduced': the other study's so-called polyp
     (
         "hist_w",
-        r"(?:ctc|ct(?:\s+colonography)?|mri|imaging)\s*[\"'\u201c\u201d][^\"'\u201c\u201d]{1,24}[\"'\u201c\u201d]",
+        r"(?:ctc|ct(?:\s+colonography)?|mri|imaging)\s*(?:所示|提示|示)?\s*[\"'\u201c\u201d][^\"'\u201c\u201d]{1,24}"
+        r"[\"'\u201c\u201d]",
     ),
     (
         "hist_b",
@@ -606,7 +619,8 @@ SECTION_HEADERS: Table = [
         "pathology",
         r"(?:final\s+)?(?:pathologic(?:al)?\s+)?diagnosis\s*\(pathology\)|(?:final\s+)?pathology(?:\s+(?:results?|"
         r"reports?|findings|addend(?:um|a)))?|path|histo(?:path(?:o(?:logy)?)?|logy)?|biopsy\s+results?|hpe|"
-        r"microscopic(?:\s+description)?",
+        r"microscopic(?:\s+description)?|"
+        r"addend(?:um|a)\s+\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}",  # "Addendum 03/18/2024: Pathology returned. …"
     ),
     ("findings", r"(?:endoscopic\s+|colonoscopy\s+|procedure\s+)?findings?|description|procedure(?:\s+details)?"),
     ("plan", r"plan|recommendations?|follow-?\s?up|disposition|advice"),

@@ -695,7 +695,9 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             if not any(sc.kind == "hist" and sc.start <= cut < sc.end for sc in cx.scopes_for_sentence(text, s, e)):
                 line_start = not text[text.rfind("\n", 0, cut) + 1 : cut].strip()
                 stop = e
-                if text[cue.end() - 1] in ":：" or text[cue.end() : cue.end() + 3].lstrip()[:1] in (":", "："):
+                opens = text[cue.end() - 1] in ":：" or text[cue.end() : cue.end() + 3].lstrip()[:1] in (":", "：")
+                # "Pathology returned. A. Cecum polyp: tubular adenoma. …": a cue that ends its sentence opens the line
+                if opens or not text[cue.end() : e].strip(" .。"):
                     nl = text.find("\n", cue.end(), end)
                     stop = path_until = max(e, end if nl < 0 else nl)
                 res.pathology_segments.append((cue.end(), stop, line_start))
