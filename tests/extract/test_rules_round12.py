@@ -108,3 +108,27 @@ def test_malignancy_and_pathology(text: str, mal: bool, pathology: str | None) -
 def test_dated_addendum_and_a_cue_ending_its_sentence(text: str) -> None:
     out = extract_rules(text)
     assert (out.polyp_count, out.pathology) == (1, "adenoma")
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # a count field of one followed by the polyp it counts
+        (
+            "Findings:\n  Polyp count: 1\n  Polyp #1 - site: hepatic flexure; size: 5 mm; shape: sessile; method: CSP",
+            ("present", 1, [("hepatic_flexure", 5.0, "sessile")]),
+        ),
+        (
+            "Findings:\n  Number of polyps: 2\n  Polyp #1 - site: caecum; size: 4 mm\n"
+            "  Polyp #2 - site: rectum; size: 3 mm",
+            ("present", 2, [("cecum", 4.0, "unspecified"), ("rectum", 3.0, "unspecified")]),
+        ),
+        # ... and a polyp of its own when nothing follows
+        (
+            "Findings:\n  Polyp count: 1\n  Comment: removed by cold snare",
+            ("present", 1, [("unspecified", None, "unspecified")]),
+        ),
+    ],
+)
+def test_count_fields(text: str, want: Summary) -> None:
+    assert _summary(text) == want

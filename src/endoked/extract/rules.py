@@ -62,6 +62,11 @@ _CONTINUED_RE = re.compile(
     r"session|procedure|colonoscopy|biops\w*|injection|clip|snare|pieces?)(?![A-Za-z]))",
     re.IGNORECASE,
 )
+# a count field ("Polyp count: 1", "Number of polyps: 2", "息肉数目：1")
+_COUNT_FIELD_RE = re.compile(
+    r"(?:(?:polyps?|lesions?)\s*(?:count|number|total)|息肉(?:数目|数量|个数|总数))\s*[:：]\s*(?P<n>\d{1,2})(?![\d.])",
+    re.IGNORECASE,
+)
 _EMPHASIS_RE = re.compile(r"以[^,;，；。]{0,16}?为(?:著|主|多|甚|重|密集)")
 # a line headed by a segment and a colon ("Sigmoid colon: …", "- 乙状结肠：…")
 _LINE_HEAD_RE = re.compile(r"[ \t]*(?:[-*•·]\s*|\d{1,2}[.)、]\s*)?[^\n:：.。;；,，]{2,30}?[:：]")
@@ -1100,18 +1105,22 @@ def _merge_impression(findings: list[Group], impression: list[Group]) -> list[Gr
     return out
 
 
-def _count_lines(res: _SectionResult) -> None:
-    """A counted mention that says nothing else ("Polyps removed: 3", "Two polyps were removed.") followed
-    by described polyps that add up to its number is their total, not more polyps."""
+def _count_lines(text: str, res: _SectionResult) -> None:
+    """A counted mention that says nothing else ("Polyps removed: 3", "Two polyps were removed.", also a count field
+    of one: "Polyp count: 1") followed by described polyps that add up to its number is their total, not more
+    polyps."""
     if len(res.groups) < 2:
         return
     keep: list[Group] = []
     for i, g in enumerate(res.groups):
         later = res.groups[i + 1 :]
+        field = _COUNT_FIELD_RE.match(text, g.spans[0].start)
+        if field is not None and not g.count_explicit:
+            g.count, g.count_explicit = int(field.group("n")), True  # "Polyp count: 1"
         if (
             g.count_explicit
             and g.count is not None
-            and g.count > 1
+            and (g.count > 1 or field is not None)
             and not g.each
             and not any(v != "unspecified" for v in g.location_values())
             and not g.sizes
@@ -1177,7 +1186,7 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
     _hedged_by_impression(low, fnd, imp)
     _explained_by_impression(low, fnd, imp)
     for res in (fnd, imp):
-        _count_lines(res)
+        _count_lines(low, res)
         if not res.groups and res.summary_groups:  # "A total of 5 polyps were removed." and nothing else
             res.groups = res.summary_groups
     out = ReportLabels(lang=lang, backend="rules")
