@@ -132,3 +132,39 @@ def test_dated_addendum_and_a_cue_ending_its_sentence(text: str) -> None:
 )
 def test_count_fields(text: str, want: Summary) -> None:
     assert _summary(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # a segment standing for its polyps after 另见 ("乙状结肠另见两枚，大小约0.3cm、0.4cm")
+        (
+            "降结肠见一枚约0.5cm息肉，予冷圈套切除。乙状结肠另见两枚，大小约0.2cm、0.6cm，亦予钳除。",
+            (
+                "present",
+                3,
+                [("descending", 5.0, "unspecified"), ("sigmoid", 2.0, "unspecified"), ("sigmoid", 6.0, "unspecified")],
+            ),
+        ),
+        # a distance from the valve is no size
+        ("升结肠距回盲瓣约4cm见一枚约0.7cm息肉，予切除。", ("present", 1, [("ascending", 7.0, "unspecified")])),
+        # an impression restating an elevation the findings only hedged
+        (
+            "镜下所见：升结肠见一枚约0.5cm息肉，予切除。直肠见一处约0.2cm小隆起，息肉？淋巴滤泡？未予处理。\n"
+            "镜下诊断：1. 升结肠息肉 2. 直肠小隆起",
+            ("present", 1, [("ascending", 5.0, "unspecified")]),
+        ),
+        (
+            "镜下所见：直肠见一处约0.3cm小隆起，予钳除。\n镜下诊断：直肠小隆起",
+            ("present", 1, [("rectum", 3.0, "unspecified")]),
+        ),
+        # the number given later in the sentence for an unnumbered group
+        (
+            "直肠散在数枚小息肉，大小约0.2-0.3cm，逐一予活检钳钳除，共3枚。",
+            ("present", 3, [("rectum", 3.0, "unspecified")] * 3),
+        ),
+        ("乙状结肠见多发小息肉，大小0.2-0.3cm，未予处理。", ("present", None, [("sigmoid", 3.0, "unspecified")])),
+    ],
+)
+def test_chinese_counts_sizes_and_restatements(text: str, want: Summary) -> None:
+    assert _summary(text) == want

@@ -43,7 +43,8 @@ _POST_EN_RE = re.compile(
     r"\s*(?:\d+(?:\.\d+)?\s*(?:-|to)\s*)?\d+(?:\.\d+)?\s*(?:mm|cm)\s*[x×]\s*(?P<s>\d{1,2})(?![\d.]|\s*(?:mm|cm))",
     _FLAGS,
 )
-_POST_ZH_RE = re.compile(rf"\s*[(（]?\s*(?:共计|共|计|约)?\s*(?:{lx.ZH_COUNT})", _FLAGS)
+# after the mention ("息肉2枚", "（共3枚）"; after a segment standing for its polyps, "乙状结肠另见两枚")
+_POST_ZH_RE = re.compile(rf"\s*[(（]?\s*(?:(?:另|亦|又)?(?:可见|见))?\s*(?:共计|共|计|约)?\s*(?:{lx.ZH_COUNT})", _FLAGS)
 _CLAUSE_END = re.compile(r"[,;。，；]|\.(?!\d)")
 _SENT_END = re.compile(r"[;。；]|\.(?!\d)")
 # the number of an item ("Finding 3:", "Polyp 2 -", "Lesion #1") is no count
@@ -147,7 +148,7 @@ _SIZE_PART_RE = re.compile(
 )
 _LIST_OPS = {"and", "or", "和", "及", "与", "、"}
 _DISTANCE_BEFORE = re.compile(
-    r"(?:(?<![A-Za-z])at|距(?:离)?(?:肛门|肛缘|肛|齿状线)?(?:口)?|进镜|insert(?:ed|ion)(?:\s+to)?|advanced(?:\s+to)?|"
+    r"(?:(?<![A-Za-z])at|距(?:离)?(?:肛门|肛缘|肛|齿状线|回盲瓣|回盲部|吻合口)?(?:口)?|进镜|insert(?:ed|ion)(?:\s+to)?|advanced(?:\s+to)?|"
     r"withdrawn(?:\s+to)?|蒂长|stalk(?:\s+length)?(?:\s+of)?|stalk\s+measuring)\s*"
     r"(?:approximately|approx\.?|about|around|~|约)?\s*$",
     _FLAGS,

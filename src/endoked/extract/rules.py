@@ -67,6 +67,9 @@ _COUNT_FIELD_RE = re.compile(
     r"(?:(?:polyps?|lesions?)\s*(?:count|number|total)|息肉(?:数目|数量|个数|总数))\s*[:：]\s*(?P<n>\d{1,2})(?![\d.])",
     re.IGNORECASE,
 )
+_LATER_TOTAL_RE = re.compile(
+    r"共(?:计)?(?:钳除|切除|摘除|取出|送检|予以?切除)?\s*(?P<n>\d{1,2}|[一二两三四五六七八九十]{1,3})\s*枚"
+)
 _EMPHASIS_RE = re.compile(r"以[^,;，；。]{0,16}?为(?:著|主|多|甚|重|密集)")
 # a line headed by a segment and a colon ("Sigmoid colon: …", "- 乙状结肠：…")
 _LINE_HEAD_RE = re.compile(r"[ \t]*(?:[-*•·]\s*|\d{1,2}[.)、]\s*)?[^\n:：.。;；,，]{2,30}?[:：]")
@@ -354,6 +357,12 @@ def _build_group(
         g.count_spans = [Span(cnt.start, cnt.end)]
     else:
         g.count = None if plural else 1
+    if g.count is None and mention.value != "polyposis":
+        # "直肠散在数枚小息肉，…，逐一予活检钳钳除，共4枚": the number given later in the sentence for the group
+        later = _LATER_TOTAL_RE.search(text, mention.end, we)
+        if later is not None:
+            g.count, g.count_explicit = zh_number(later.group("n")), True
+            g.count_spans = [Span(later.start(), later.end())]
     g.plural = plural
     g.each = has_each(text, ws, we)
     if g.each and _ONE_EACH_RE.search(text, ws, we):
@@ -1074,6 +1083,22 @@ def _hedged_by_impression(text: str, fnd: _SectionResult, imp: _SectionResult) -
             fnd.hedged.append(g)
 
 
+def _impression_restates_hedged(text: str, fnd: _SectionResult, imp: _SectionResult) -> None:
+    """A vague elevation or lesion of the Impression ("直肠小隆起") at a segment where Findings only hedged one
+    ("直肠见一处约0.2cm小隆起，息肉？淋巴滤泡？") restates that hedge, when Findings assert no polyp there."""
+    for g in list(imp.groups):
+        polypoid = g.kind == "polyp" and _POLYPOID_RE.match(text, g.spans[0].start) is not None
+        if g.kind not in ("elevation", "lesion") and not polypoid:
+            continue
+        locs = [v for v in g.location_values() if v != "unspecified"]
+        if not locs or any(_could_be_at(locs, f) for f in fnd.groups):
+            continue
+        if any(_could_be_at(locs, h) for h in fnd.hedged):
+            imp.groups.remove(g)
+            g.hedged = True
+            imp.hedged.append(g)
+
+
 def _explained_by_impression(text: str, fnd: _SectionResult, imp: _SectionResult) -> None:
     """A vague elevation or lesion of Findings (also a "polypoid"/息肉样 one) whose segment the Impression names only
     for a look-alike ("回肠末段黏膜可见散在多发小颗粒样隆起 … 诊断：回肠末段淋巴滤泡增生") is that look-alike, when the
@@ -1184,6 +1209,7 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
         path_cat_of += co
     fnd, imp = per_kind["findings"], per_kind["impression"]
     _hedged_by_impression(low, fnd, imp)
+    _impression_restates_hedged(low, fnd, imp)
     _explained_by_impression(low, fnd, imp)
     for res in (fnd, imp):
         _count_lines(low, res)
