@@ -168,3 +168,24 @@ def test_count_fields(text: str, want: Summary) -> None:
 )
 def test_chinese_counts_sizes_and_restatements(text: str, want: Summary) -> None:
     assert _summary(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # a sentence that names no place keeps the scene of the one before
+        (
+            "The tattoo was identified in the transverse colon. The EMR scar was examined with NBI. At the scar edge "
+            "there was a 3 mm flat focus of residual adenoma, removed with cold snare.",
+            ("present", 1, [("transverse", 3.0, "flat")]),
+        ),
+        # ... a sentence that names another place ends it
+        (
+            "The tattoo was identified in the transverse colon. The caecum was normal. At 40 cm there was a 3 mm "
+            "polyp, removed.",
+            ("present", 1, [("unspecified", 3.0, "unspecified")]),
+        ),
+    ],
+)
+def test_scene_carried_over_a_placeless_sentence(text: str, want: Summary) -> None:
+    assert _summary(text) == want

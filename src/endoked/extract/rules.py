@@ -731,7 +731,13 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             nl = text.find("\n", s, end)
             line_site = (end if nl < 0 else nl, sent_toks[0])
         prev_scene = scene[1] if scene is not None and scene[0] == si - 1 else None
-        scene = _scene(text, s, cut, sent_toks, scopes, si)
+        new_scene = _scene(text, s, cut, sent_toks, scopes, si)
+        placeless = not any(t.cat in ("LOC", "POLYP", "MAL") for t in sent_toks)
+        if new_scene is None and prev_scene is not None and placeless:
+            # "The tattoo was identified in the ascending colon. The EMR scar was examined with NBI. At the scar edge
+            # a 4 mm …": a sentence that names no place keeps the scene
+            new_scene = (si, prev_scene)
+        scene = new_scene
         site_intro = False  # "In the transverse colon there were two polyps: a 7 mm ... and a 3 mm ...": their site
         if e in intro_ends:
             sites = [t for t in sent_toks if t.cat == "LOC" and t.value != "unspecified" and not is_landmark(text, t)]
