@@ -238,10 +238,14 @@ BLIND8 = _floors(en=(0.995, 0.995, 0.989), zh=(0.995, 0.995, 0.995))
 # then used for an eleventh round (test_rules_round11.py), so it is a development set now, held at the figures after
 # that round less 0.005.
 BLIND9 = _floors(en=(0.995, 0.980, 0.966), zh=(0.995, 0.995, 0.995))
-# blind10: written after the eleventh round by an eleventh writer who saw neither the rules nor the other sets; only
+# blind10: written after the eleventh round by an eleventh writer, measured unseen (en 0.954 / 0.908 / 0.909, zh 0.938 /
+# 0.892 / 0.923 with the eleventh round's rules); its errors were then used for a twelfth round
+# (test_rules_round12.py), so it is a development set now, held at the figures after that round less 0.005.
+BLIND10 = _floors(en=(0.995, 0.964, 0.945), zh=(0.980, 0.980, 0.986))
+# blind11: written after the twelfth round by a twelfth writer who saw neither the rules nor the other sets; only
 # measured (docs/BENCHMARKS.md), held at its figures less 0.005. Using its errors to change a rule makes it a
 # development set, and a new blind set is needed.
-BLIND10 = _floors(en=(0.949, 0.903, 0.904), zh=(0.933, 0.887, 0.918))
+BLIND11 = _floors(en=(0.918, 0.872, 0.866), zh=(0.980, 0.933, 0.937))
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},
     "hard_heldout": {"en": SECOND_ROUND, "zh": SECOND_ROUND},
@@ -255,6 +259,7 @@ MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "blind8": BLIND8,
     "blind9": BLIND9,
     "blind10": BLIND10,
+    "blind11": BLIND11,
 }
 
 
