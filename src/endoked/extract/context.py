@@ -162,8 +162,9 @@ class Status:
 
 
 def is_vague(tok: Token) -> bool:
-    """A polyp mention that does not name a polyp: an elevation, a lesion, "polypoid"/"息肉样" X."""
-    return tok.cat == "POLYP" and (tok.value in ("lesion", "elevation") or tok.text.startswith(("polypoid", "息肉样")))
+    """A polyp mention that does not name a polyp: an elevation, a lesion, "polypoid"/"polyp-like"/"息肉样" X."""
+    vague_words = ("polypoid", "polyp-like", "polyplike", "息肉样")
+    return tok.cat == "POLYP" and (tok.value in ("lesion", "elevation") or tok.text.startswith(vague_words))
 
 
 def status_of(tok: Token, scopes: list[Scope]) -> Status:

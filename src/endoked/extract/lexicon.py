@@ -31,7 +31,7 @@ POLYP: Table = [
     ("polyposis", r"polyposis" + _E),
     (
         "polyp",
-        r"polypoid\s+(?:lesions?|growths?|nodules?|areas?|elevations?|tissue|mucosa|projections?|"
+        r"(?:polypoid|polyp-?like)\s+(?:lesions?|growths?|nodules?|areas?|elevations?|tissue|mucosa|projections?|"
         r"excrescences?|structures?|changes?)" + _E,
     ),
     # what is left of, or came back at, an earlier resection is a polyp of this exam ("a 4 mm island of residual
@@ -43,7 +43,12 @@ POLYP: Table = [
     ),
     ("adenoma", r"adenomatous\s+tissue" + _E),
     # the heading of a polyp table or list names no polyp of its own ("Colonoscopy - polyp summary", "POLYP TABLE")
-    ("heading", r"polyps?\s+(?:summary|table|list|log|details|register)" + _E + r"|息肉(?:情况|列表|汇总|一览)"),
+    # (and a form's field about the polyp: "Polyp location: Transverse colon", "Polyp size: 5 mm")
+    (
+        "heading",
+        r"polyps?\s+(?:summary|table|list|log|details|register)" + _E + r"|息肉(?:情况|列表|汇总|一览)|"
+        r"polyps?\s+(?:location|site|size|type|morphology|shape|removal|retrieval|description)(?=\s*[:：])",
+    ),
     ("polyp", r"(?:polyps?|polpys?|ployps?|poylps?)" + _E),  # with the common typos
     ("adenoma", r"adenomas?" + _E),
     ("pseudo", r"假性?息肉"),
@@ -99,7 +104,11 @@ MIMIC: Table = [
     ("mimic", r"lymphoid\s+(?:hyperplasia|aggregates?|follicles?|nodules?|tissue)" + _E),
     ("mimic", r"(?:appendiceal|appendix)\s+stump|inverted\s+append\w*|(?:mucosal|haustral|prominent)\s+folds?" + _E),
     ("mimic", r"angio-?\s?(?:ectasias?|dysplas(?:ia|ias|tic))|" + _B + r"(?-i:AVMs?)" + _E + r"|vascular\s+ectasias?"),
-    ("mimic", r"extrinsic\s+compression|varix|varices|(?:stool|fecal|faecal)\s+(?:ball|debris|residue)"),
+    (
+        "mimic",
+        r"extrinsic\s+compression|varix|varices|(?:stool|fecal|faecal)\s+(?:ball|debris|residue)|"
+        r"(?:adherent|retained|residual|stuck)\s+(?:stool|faeces|feces|faecal\s+matter)" + _E,
+    ),
     ("mimic", r"xanthomas?" + _E + r"|黄色瘤|黄斑瘤"),
     # a small rectal neuroendocrine tumour is a submucosal nodule, not a polyp (and no suspected cancer)
     (
@@ -404,7 +413,9 @@ CONTEXT: Table = [
         "neg_b",
         r"(?:(?:was|were|is|are)\s+)?not\s+(?:seen|identified|found|detected|visuali[sz]ed|present|"
         r"noted|observed|appreciated|demonstrated)|none\s+(?:seen|found|identified|noted|detected)|"
-        r"[:\-]\s*(?:none|negative|absent|nil)" + _E + r"|(?:were|was|is|are)\s+absent|ruled\s+out|"
+        # "Polyps: 0" (not "Paris: 0-IIa", "Size: 0.5 cm")
+        r"[:\-]\s*(?:none|negative|absent|nil|zero)" + _E + r"|:\s*0(?=[ \t]*(?:[,;|\n]|\.(?!\d)|$))|"
+        r"(?:were|was|is|are)\s+absent|ruled\s+out|"
         r"-\s?free" + _E + "|"  # "polyp-free colon"
         r":?\s*\[\s*\]\s*yes\s*\[\s*[x✓✔]\s*\]\s*no" + _E + "|"  # checkbox forms: "Polyps detected: [ ] Yes [x] No"
         r":?\s*\[\s*[x✓✔]\s*\]\s*(?:none|no|absent|nil)" + _E,  # "Polyps: [x] none [ ] yes"
@@ -537,7 +548,7 @@ CONTEXT: Table = [
     # Chinese
     ("hedge_w", r"考虑[^,;.。]{0,20}?可能"),
     # "小息肉不除外": at the end of its clause it looks back (before "不除外腺瘤" looks forward).
-    ("hedge_b", r"不(?:能)?(?:除外|排除)(?=\s*(?:[,;.。，；]|$))"),
+    ("hedge_b", r"不(?:能)?(?:除外|排除)(?=\s*(?:[,;.。，；)）]|$))"),
     ("hedge_2", r"待排(?:除)?|待查"),
     (
         "hedge_f",

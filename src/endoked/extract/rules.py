@@ -73,7 +73,7 @@ _LATER_TOTAL_RE = re.compile(
 _EMPHASIS_RE = re.compile(r"以[^,;，；。]{0,16}?为(?:著|主|多|甚|重|密集)")
 # a line headed by a segment and a colon ("Sigmoid colon: …", "- 乙状结肠：…")
 _LINE_HEAD_RE = re.compile(r"[ \t]*(?:[-*•·]\s*|\d{1,2}[.)、]\s*)?[^\n:：.。;；,，]{2,30}?[:：]")
-_POLYPOID_RE = re.compile(r"polypoid|息肉样", re.IGNORECASE)
+_POLYPOID_RE = re.compile(r"polypoid|polyp-?like|息肉样", re.IGNORECASE)
 _QUOTES = frozenset("\"'\u201c\u201d\u2018\u2019\u300c\u300d")
 _NEW_MARK_RE = re.compile(r"another|second|third|additional|further|other|more|另", re.IGNORECASE)
 _DEFINITE_RE = re.compile(
@@ -217,6 +217,9 @@ def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> 
     quoted = tok.start > 0 and text[tok.start - 1] in _QUOTES and text[tok.end : tok.end + 1] in _QUOTES
     if mimic is not None and mimic.start - tok.end <= 60 and quoted:
         return True  # a so-called "polyp" and a look-alike named after it
+    before = [t for t in sent_toks if t.cat == "MIMIC" and t.end <= tok.start]
+    if quoted and before and tok.start - before[-1].end <= 60:
+        return True  # ... or before it ("Transverse colon lipoma (the referred "polyp")")
     if not cx.is_vague(tok):
         return False
     for t in sent_toks:
