@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from endoked.extract.rules import extract_rules
 from tests.extract.rules_summary import polyp_summary
 
 Summary = tuple[str, int | None, list[tuple[str, float | None, str]]]
@@ -58,3 +59,32 @@ def _summary(text: str) -> Any:
 )
 def test_status(text: str, want: Summary) -> None:
     assert _summary(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # 病理结果回报（补充）opens a result, so its numbered lines are no more polyps
+        (
+            "检查所见：盲肠见一约0.6cm息肉，予切除；直肠见一约0.3cm息肉，予钳除。\n\n病理结果回报（补充）：\n"
+            "1.（盲肠）管状腺瘤；\n2.（直肠）增生性息肉。",
+            ("present", 2, [("cecum", 6.0, "unspecified"), ("rectum", 3.0, "unspecified")]),
+        ),
+        # input-method slips: 生结肠, 西肉
+        ("生结肠见两枚约0.3cm西肉，予以钳除。", ("present", 2, [("ascending", 3.0, "unspecified")] * 2)),
+    ],
+)
+def test_chinese_headers_and_slips(text: str, want: Summary) -> None:
+    assert _summary(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "mal"),
+    [
+        ("Colonoscopy - Hereditary GI Cancer Clinic\nFindings: three 4 mm polyps in the rectum, removed.", False),
+        ("所见：乙状结肠见一处外压性隆起，表面光滑。\n诊断：乙状结肠外压性改变（考虑盆腔占位压迫）", False),
+        ("所见：乙状结肠见一约3cm占位，表面溃烂。", True),
+    ],
+)
+def test_outside_masses_and_clinic_names(text: str, mal: bool) -> None:
+    assert extract_rules(text).malignancy_suspected is mal

@@ -88,7 +88,8 @@ MALIGNANCY: Table = [
     ("mal", r"kudo\s*(?:pit\s*pattern\s*)?(?:type\s*)?V[IN]" + _E),
     ("mal", r"(?<!类)癌(?!胚)(?:变)?"),  # 类癌 is a carcinoid
     ("mal", r"恶(?:性|变)(?:肿瘤|病变)?"),
-    ("mal", r"肿物|肿块|占位(?:性病变)?|新生物|菜花样?"),
+    # (a mass outside the bowel pressing on it, "盆腔占位压迫", is no colonic cancer)
+    ("mal", r"(?<!盆腔)(?<!腹腔)(?<!腹膜后)(?:肿物|肿块|占位(?:性病变)?|新生物)|菜花样?"),
     ("mal", r"(?:神经内分泌)?肿瘤(?!性)"),
     ("mal", r"(?<!脂肪)浸润|淋巴瘤|间质瘤|转移"),  # 脂肪浸润: fatty infiltration
     ("mal", r"(?<=[\u4e00-\u9fff])(?-i:Ca|MT)" + _E),
@@ -197,7 +198,7 @@ LOCATION: Table = [
         + _B
         + r"(?-i:AC)"
         + _E
-        + r"|升结肠?",
+        + r"|升结肠?|生结肠",  # (生结肠: an input-method slip)
     ),
     (
         "transverse",
@@ -506,7 +507,7 @@ CONTEXT: Table = [
     # an institution's name ("××省肿瘤医院", "Cancer Centre") suspects no cancer
     (
         "hist_w",
-        r"(?:肿瘤|癌症)(?:医院|中心|研究所|防治(?:中心|所)?)|(?:cancer|oncology)\s+(?:centre|center|institute|hospital)",
+        r"(?:肿瘤|癌症)(?:医院|中心|研究所|防治(?:中心|所)?)|(?:cancer|oncology)\s+(?:centre|center|institute|hospital|clinic)",
     ),
     # the programme's name ("bowel cancer screening programme") suspects no cancer
     ("hist_w", r"(?:bowel|colorectal|colon)\s+cancer\s+screening|结直肠癌筛查|大肠癌筛查"),
@@ -646,7 +647,7 @@ SECTION_HEADERS: Table = [
         r"临床诊断|临床资料|临床信息|现病史|既往史|家族史|简要病史|病史|主诉|检查(?:目的|原因|指征)|适应[症证]|"
         r"申请(?:目的|理由)|术前诊断",
     ),
-    ("pathology", r"(?:组织)?病理(?:诊断|结果|报告|回报|检查)?|病检(?:结果)?|活检病理"),
+    ("pathology", r"(?:组织)?病理(?:诊断|结果|报告|回报|检查){0,2}|病检(?:结果)?|活检病理"),  # 病理结果回报
     ("impression", r"(?:内镜|镜下|镜检|肠镜|检查|初步|术后|最终)?诊断(?:意见)?|(?:内镜|检查)?(?:结论|印象)"),
     ("findings", r"(?:检查|内镜|镜下|肠镜|镜检)?所见|(?:检查|内镜)描述|检查(?:结果|经过)|息肉(?:情况|描述|信息)"),
     ("plan", r"建议|处理(?:意见)?|医嘱|注意事项|随访"),

@@ -34,7 +34,7 @@ _FOLD = _build_fold_table()
 
 def normalize(text: str) -> str:
     """Fold full-width forms, dashes and odd spaces to ASCII, one character for one character, and the common
-    misspelling 熄肉 to 息肉.
+    misspellings 熄肉 and 西肉 (input-method slips) to 息肉.
 
     Args:
         text: the report as given.
@@ -42,7 +42,7 @@ def normalize(text: str) -> str:
     Returns:
         A string of exactly the same length, so offsets carry over unchanged.
     """
-    return text.translate(_FOLD).replace("熄肉", "息肉")
+    return text.translate(_FOLD).replace("熄肉", "息肉").replace("西肉", "息肉")
 
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
