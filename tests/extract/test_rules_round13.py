@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from endoked.extract.rules import extract_rules
+from endoked.extract.text import normalize, split_sections
+from endoked.extract.vocab import lower_ascii
 from tests.extract.rules_summary import polyp_summary
 
 Summary = tuple[str, int | None, list[tuple[str, float | None, str]]]
@@ -88,3 +90,20 @@ def test_chinese_headers_and_slips(text: str, want: Summary) -> None:
 )
 def test_outside_masses_and_clinic_names(text: str, mal: bool) -> None:
     assert extract_rules(text).malignancy_suspected is mal
+
+
+def test_bilingual_headers_and_a_note_to_the_patient() -> None:
+    text = (
+        "Findings 檢查結果:\n- Rectum: 2 small sessile polyps, ~3 mm each, removed by cold forceps.\n"
+        "Diagnosis 診斷: Rectal polyps x2, removed.\n"
+        "病人須知：直腸有兩粒細小瘜肉，已於檢查時切除。\n"
+        "Pathology 病理: Rectal polyps: hyperplastic polyps (2)."
+    )
+    out = extract_rules(text)
+    assert (out.polyp_count, [p.location for p in out.polyps], out.pathology) == (
+        2,
+        ["rectum", "rectum"],
+        "hyperplastic",
+    )
+    kinds = [s.kind for s in split_sections(lower_ascii(normalize(text)))]
+    assert kinds == ["findings", "impression", "plan", "pathology"]
