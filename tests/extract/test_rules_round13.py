@@ -107,3 +107,22 @@ def test_bilingual_headers_and_a_note_to_the_patient() -> None:
     )
     kinds = [s.kind for s in split_sections(lower_ascii(normalize(text)))]
     assert kinds == ["findings", "impression", "plan", "pathology"]
+
+
+def test_a_block_repeated_by_an_ehr_copy_counts_once() -> None:
+    block = "Findings:\nA 5 mm sessile polyp was found in the sigmoid colon. The polyp was removed with a cold snare.\n"
+    out = extract_rules("Indication: screening\n" + block + block + "Impression:\n- One 5 mm polyp, removed.")
+    assert (out.polyp_count, [p.location for p in out.polyps]) == (1, ["sigmoid"])
+    # ... two different blocks are two findings
+    other = "Findings:\nA 4 mm sessile polyp was found in the rectum, removed.\n"
+    assert extract_rules(block + other).polyp_count == 2
+
+
+def test_addendum_header_with_words_before_its_colon() -> None:
+    text = (
+        "Findings: a 3 mm polyp in the rectum, cold forceps.\n\n"
+        "ADDENDUM - pathology received 03/02:\nA. Rectal polyp: hyperplastic polyp."
+    )
+    kinds = [s.kind for s in split_sections(lower_ascii(normalize(text)))]
+    assert kinds == ["findings", "pathology"]
+    assert extract_rules(text).pathology == "hyperplastic"

@@ -1195,7 +1195,12 @@ def extract_rules(text: str, pathology: str | None = None) -> ReportLabels:
     path_cats: list[str] = []
     path_spans: list[Span] = []
     path_cat_of: list[str] = []
+    seen: set[tuple[str, str]] = set()
     for sec in split_sections(low):
+        body = " ".join(low[sec.start : sec.end].split())
+        if body and (sec.kind, body) in seen:
+            continue  # a block an EHR copy repeats word for word ("Findings: …" twice) counts once
+        seen.add((sec.kind, body))
         if sec.kind in FINDING_SECTIONS:
             part = "impression" if sec.kind == "impression" else "findings"
             _finding_section(low, norm, sec.start, sec.end, part, per_kind[part])
