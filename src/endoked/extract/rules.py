@@ -1075,6 +1075,13 @@ def _pathology(
     return cats, spans, cat_of_span
 
 
+def _vague_group(text: str, g: Group) -> bool:
+    """A group whose mention names no polyp: an elevation, a lesion, or a "polypoid"/"polyp-like"/息肉样 one."""
+    return g.kind in ("elevation", "lesion") or (
+        g.kind == "polyp" and _POLYPOID_RE.match(text, g.spans[0].start) is not None
+    )
+
+
 def _hedged_by_impression(text: str, fnd: _SectionResult, imp: _SectionResult) -> None:
     """A vague elevation or lesion of Findings (also a "polypoid"/息肉样 one) that the Impression only calls a possible
     polyp or leaves undetermined ("横结肠见一约0.3cm小隆起 … 诊断：横结肠隆起（息肉？）", "乙状结肠见一约0.6cm
@@ -1082,8 +1089,7 @@ def _hedged_by_impression(text: str, fnd: _SectionResult, imp: _SectionResult) -
     if imp.groups or not imp.hedged:
         return
     for g in list(fnd.groups):
-        polypoid = g.kind == "polyp" and _POLYPOID_RE.match(text, g.spans[0].start) is not None
-        if g.kind not in ("elevation", "lesion") and not polypoid:
+        if not _vague_group(text, g):
             continue
         locs = [v for v in g.location_values() if v != "unspecified"]
         if any(_could_be_at(locs, h) for h in imp.hedged):
@@ -1096,8 +1102,7 @@ def _impression_restates_hedged(text: str, fnd: _SectionResult, imp: _SectionRes
     """A vague elevation or lesion of the Impression ("直肠小隆起") at a segment where Findings only hedged one
     ("直肠见一处约0.2cm小隆起，息肉？淋巴滤泡？") restates that hedge, when Findings assert no polyp there."""
     for g in list(imp.groups):
-        polypoid = g.kind == "polyp" and _POLYPOID_RE.match(text, g.spans[0].start) is not None
-        if g.kind not in ("elevation", "lesion") and not polypoid:
+        if not _vague_group(text, g):
             continue
         locs = [v for v in g.location_values() if v != "unspecified"]
         if not locs or any(_could_be_at(locs, f) for f in fnd.groups):
@@ -1115,8 +1120,7 @@ def _explained_by_impression(text: str, fnd: _SectionResult, imp: _SectionResult
     if imp.groups or imp.hedged or not imp.mimic_sites:
         return
     for g in list(fnd.groups):
-        polypoid = g.kind == "polyp" and _POLYPOID_RE.match(text, g.spans[0].start) is not None
-        if g.kind not in ("elevation", "lesion") and not polypoid:
+        if not _vague_group(text, g):
             continue
         locs = {v for v in g.location_values() if v != "unspecified"}
         if locs and locs <= imp.mimic_sites:
