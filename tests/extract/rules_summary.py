@@ -12,3 +12,12 @@ def polyp_summary(text: str, *fields: str) -> tuple[str, int | None, list[Any]]:
     out = extract_rules(text)
     rows = [tuple(getattr(p, f) for f in fields) for p in out.polyps]
     return out.polyp, out.polyp_count, sorted(r[0] if len(fields) == 1 else r for r in rows)
+
+
+# (polyp status, count, sorted (location, size_mm, morphology)): what rounds 9 onwards compare
+SiteSizeShape = tuple[str, int | None, list[tuple[str, float | None, str]]]
+
+
+def site_size_shape(text: str) -> Any:
+    """:func:`polyp_summary` with each polyp as its location, size and morphology."""
+    return polyp_summary(text, "location", "size_mm", "morphology")

@@ -3,18 +3,11 @@ since), each family on sentences written for these tests, with the cases a rule 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from endoked.extract.rules import extract_rules
-from tests.extract.rules_summary import polyp_summary
-
-Summary = tuple[str, int | None, list[tuple[str, float | None, str]]]
-
-
-def _summary(text: str) -> Any:
-    return polyp_summary(text, "location", "size_mm", "morphology")
+from tests.extract.rules_summary import SiteSizeShape as Summary
+from tests.extract.rules_summary import site_size_shape as _summary
 
 
 @pytest.mark.parametrize(
