@@ -72,6 +72,9 @@ def test_a_number_closing_a_parenthesis_is_not_an_item_number() -> None:
         "直肠见一约1.0cm黏膜下隆起性病变，表面光滑。",
         "横结肠见一约2cm黏膜下肿瘤样隆起，表面光滑，考虑脂肪瘤。",
         "Submucosal tumor in the cecum, 12 mm, pillow sign positive.",
+        # a neuroendocrine tumour is a submucosal look-alike, no suspected cancer (as blind10's and blind12's writers
+        # labelled it; this case expected malignancy before round 12)
+        "直肠见一约1cm黏膜下肿物，考虑神经内分泌肿瘤。",
     ],
 )
 def test_submucosal_masses_are_look_alikes_not_cancers(text: str) -> None:
@@ -82,7 +85,7 @@ def test_submucosal_masses_are_look_alikes_not_cancers(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "直肠见一约1cm黏膜下肿物，考虑神经内分泌肿瘤。",
+        "直肠见一约1cm黏膜下肿物，考虑神经内分泌癌。",
         "A 3 cm fungating mass in the sigmoid; submucosal invasion suspected.",
     ],
 )

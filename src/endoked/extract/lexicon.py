@@ -90,7 +90,7 @@ MALIGNANCY: Table = [
     ("mal", r"恶(?:性|变)(?:肿瘤|病变)?"),
     # (a mass outside the bowel pressing on it, "盆腔占位压迫", is no colonic cancer)
     ("mal", r"(?<!盆腔)(?<!腹腔)(?<!腹膜后)(?:肿物|肿块|占位(?:性病变)?|新生物)|菜花样?"),
-    ("mal", r"(?:神经内分泌)?肿瘤(?!性)"),
+    ("mal", r"(?<!神经内分泌)肿瘤(?!性)"),  # a neuroendocrine tumour is a look-alike (MIMIC below)
     ("mal", r"(?<!脂肪)浸润|淋巴瘤|间质瘤|转移"),  # 脂肪浸润: fatty infiltration
     ("mal", r"(?<=[\u4e00-\u9fff])(?-i:Ca|MT)" + _E),
     ("mal", r"(?<![A-Za-z])\?\s?(?-i:Ca)" + _E + "|" + _B + r"(?-i:Ca)\s?\?"),  # "?Ca", "Ca?"
@@ -403,7 +403,7 @@ CONTEXT: Table = [
     (
         "hedge_f",
         r"(?:cannot|can\s*not|could\s*not|can't|couldn't|unable\s+to)\s+(?:exclude|rule\s+out)|"
-        r"possibl[ey]|questionabl[ey]|question\s+of|suspect(?:ed)?|suspicious\s+(?:for|of)|"
+        r"possibl[ey]|possibility\s+of|questionabl[ey]|question\s+of|suspect(?:ed)?|suspicious\s+(?:for|of)|"
         r"suspicious(?=\s+(?:[a-z-]+\s+)?(?:polyp|polypoid|lesion|area|elevation|nodule|bump))|"
         r"concerning\s+for|worrisome\s+for|equivocal|indeterminate|presumed|"
         r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable)(?=\s+(?:an?\s+)?(?:polyp|lesion))|"
@@ -507,10 +507,13 @@ CONTEXT: Table = [
     # an institution's name ("××省肿瘤医院", "Cancer Centre") suspects no cancer
     (
         "hist_w",
-        r"(?:肿瘤|癌症)(?:医院|中心|研究所|防治(?:中心|所)?)|(?:cancer|oncology)\s+(?:centre|center|institute|hospital|clinic)",
+        r"(?:肿瘤|癌症|(?:结直肠|大肠|结肠|直肠)?癌)(?:医院|中心|研究所|防治(?:中心|所)?|门诊|专科)|"
+        r"(?:cancer|oncology)\s+(?:centre|center|institute|hospital|clinic)",
     ),
     # the programme's name ("bowel cancer screening programme") suspects no cancer
     ("hist_w", r"(?:bowel|colorectal|colon)\s+cancer\s+screening|结直肠癌筛查|大肠癌筛查"),
+    # a visit's name after an earlier cancer ("Colorectal Cancer Follow-up") suspects no new one
+    ("hist_w", r"(?:bowel|colorectal|colon|rectal)\s+cancer\s+(?:follow-?\s?up|surveillance)"),
     # 'CTC "polyp" not clearly reproduced': the other study's so-called polyp
     (
         "hist_w",
@@ -558,7 +561,12 @@ CONTEXT: Table = [
     ),
     ("hedge_b", r"可能(?!为|是)"),
     # "无法判断是否为息肉", "无法判断为息肉或黏附的粪块"
-    ("hedge_f", r"是否(?:为|是|系)?(?=\s*(?:息肉|腺瘤|病变|隆起))|(?<=判断)(?:为|是)(?=\s*(?:息肉|腺瘤|病变|隆起))"),
+    # ("不能明确是否为扁平息肉": a shape word or two may come first)
+    (
+        "hedge_f",
+        r"是否(?:为|是|系)?(?=[^,，。；;]{0,4}?(?:息肉|腺瘤|病变|隆起))|"
+        r"(?<=判断)(?:为|是)(?=[^,，。；;]{0,4}?(?:息肉|腺瘤|病变|隆起))",
+    ),
     # "…隆起，表面光滑，性质待定": the nature of a vague elevation or lesion the sentence described is
     # undetermined (back to the sentence start); said of a named polyp it is about its histology.
     (

@@ -70,6 +70,11 @@ _COUNT_FIELD_RE = re.compile(
 _LATER_TOTAL_RE = re.compile(
     r"共(?:计)?(?:钳除|切除|摘除|取出|送检|予以?切除)?\s*(?P<n>\d{1,2}|[一二两三四五六七八九十]{1,3})\s*枚"
 )
+_RESOLVED_RE = re.compile(
+    r"\s*(?:(?:on|at|with|under)\s+[^,.;]{0,40}?,?\s+)?(?:it|this|the\s+(?:lesion|elevation|area|nodule|bump))\s+"
+    r"(?:was|is|proved\s+to\s+be|turned\s+out\s+to\s+be|was\s+found\s+to\s+be)\s+",
+    re.IGNORECASE,
+)
 _EMPHASIS_RE = re.compile(r"以[^,;，；。]{0,16}?为(?:著|主|多|甚|重|密集)")
 # a line headed by a segment and a colon ("Sigmoid colon: …", "- 乙状结肠：…")
 _LINE_HEAD_RE = re.compile(r"[ \t]*(?:[-*•·]\s*|\d{1,2}[.)、]\s*)?[^\n:：.。;；,，]{2,30}?[:：]")
@@ -687,6 +692,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
         if split is not None:
             intro_ends.add(split)
     line_site: tuple[int, cx.Token] | None = None  # (line end, segment) of a line headed "Sigmoid colon: …"
+    last_built: list[Group] = []  # the groups the last sentence with polyps built
     path_until = -1  # a result introduced by "…:" runs to the end of its line ("Histology has now returned: …; …")
     table, table_rows = _table_groups(text, orig, start, end, kind) if "|" in text[start:end] else ([], [])
     res.groups.extend(table)
@@ -790,6 +796,15 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 mentions = [
                     (cx.Token("POLYP", "ellipsis", t.start, m.end(), m.group("n")), cx.Status()) for t, m in times
                 ]
+        if not mentions and last_built and si == last_group_sentence + 1 and _resolved_as_mimic(text, s, sent_toks):
+            # "A 2 mm pale elevation raised the possibility of a diminutive polyp; on NBI it was a lymphoid follicle."
+            for g in last_built:
+                if g.hedged or _vague_group(text, g):
+                    for pool in (res.groups, res.hedged):
+                        if g in pool:
+                            pool.remove(g)
+            last_built = []
+            continue
         if not mentions and res.groups and si <= last_group_sentence + 2:  # (after "both were removed.")
             more = _continued_item(text, s, cut, sent_toks, scopes, kind)
             if more is not None:
@@ -906,6 +921,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 target.append(g)
                 built.append(g)
         _share(built)
+        last_built = built
         last_group_sentence = si
 
 
@@ -941,6 +957,16 @@ def _sibling_item(
     g.locations = _named_site(prev)
     g.set_removed(True, Span(rem[0].start, rem[0].end))
     return g
+
+
+def _resolved_as_mimic(text: str, s: int, sent_toks: list[cx.Token]) -> bool:
+    """The sentence says that what was just described is a look-alike ("On NBI near focus it was a lymphoid follicle.",
+    "It proved to be a prominent fold.")."""
+    m = _RESOLVED_RE.match(text, s)
+    if m is None:
+        return False
+    first = next((t for t in sent_toks if t.start >= m.end() and t.cat != "LOC"), None)
+    return first is not None and first.cat == "MIMIC" and first.start - m.end() <= 30
 
 
 def _continued_item(
