@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from endoked.extract.rules import extract_rules
+from endoked.extract.text import normalize, split_sections
+from endoked.extract.vocab import lower_ascii
 from tests.extract.rules_summary import SiteSizeShape as Summary
 from tests.extract.rules_summary import site_size_shape as _summary
 
@@ -48,3 +50,22 @@ def test_status(text: str, want: Summary) -> None:
 )
 def test_no_cancer_in_names_and_neuroendocrine_tumours(text: str, mal: bool) -> None:
     assert extract_rules(text).malignancy_suspected is mal
+
+
+def test_bilingual_slash_headers() -> None:
+    text = (
+        "Findings / Constatations:\n1. Ascending colon: one 6 mm sessile polyp, removed by cold snare.\n"
+        "Impression / Impression:\nOne small colonic polyp removed.\nUn petit polype du côlon réséqué.\n"
+        "Pathology addendum / Addenda - pathologie (2024-05-02):\nA. Ascending colon polyp: tubular adenoma."
+    )
+    out = extract_rules(text)
+    assert (out.polyp_count, out.pathology) == (1, "adenoma")
+    assert [s.kind for s in split_sections(lower_ascii(normalize(text)))] == ["findings", "impression", "pathology"]
+
+
+def test_an_ordinal_polyp_is_a_new_one() -> None:
+    out = extract_rules(
+        "In the descending colon there was another similar polyp of 5 mm, removed. A fourth polyp, 10 mm and "
+        "pedunculated, was found in the sigmoid and removed with a hot snare."
+    )
+    assert [(p.location, p.size_mm) for p in out.polyps] == [("descending", 5.0), ("sigmoid", 10.0)]

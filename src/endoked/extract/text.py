@@ -72,7 +72,8 @@ _HEADER_RE = re.compile(
     r"(?:[-=*#]{2,}[ \t]*)?"  # "---- ADDENDUM (Pathology, 03/14/2024) ----"
     # "Addendum (pathology, 2 weeks later):" names its kind inside the bracket
     r"(?:(?P<ad>addendum)\s*[-:]?\s*(?P<ab>[(（][ \t]*)?)?(?:(?P<br>[【\[])[ \t]*)?(?:" + _HEADER_ALTS + r")"
-    r"(?:[ \t]+[\u4e00-\u9fff]{1,8})?"  # a bilingual header: "Findings 檢查結果:"
+    # a bilingual header: "Findings 檢查結果:", "Findings / Constatations:", "Pathology addendum / Addenda (…):"
+    r"(?:[ \t]+[\u4e00-\u9fff]{1,8}|[ \t]*/[ \t]*[^:：/\n]{1,40}?)?"
     r"(?(ad)[^:：()（）\n]{0,30}?)"  # "ADDENDUM - pathology received 03/02:"
     r"(?(ab)[^()（）\n]{0,60}[)）])(?:[ \t]*[(（][^()（）\n]{0,60}[)）])?"
     r"(?:[ \t]*[-=*#]{2,})?[ \t]*(?(br)[】\]][ \t]*[:：]?|(?:[:：]|(?=\n)|$))",
