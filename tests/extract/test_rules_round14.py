@@ -65,7 +65,13 @@ def test_bilingual_slash_headers() -> None:
 
 def test_an_ordinal_polyp_is_a_new_one() -> None:
     out = extract_rules(
-        "In the descending colon there was another similar polyp of 5 mm, removed. A fourth polyp, 10 mm and "
-        "pedunculated, was found in the sigmoid and removed with a hot snare."
+        "The transverse colon contained two small sessile polyps, each about 4 mm, removed with a cold snare. In the "
+        "descending colon there was another similar polyp of 5 mm, removed in the same fashion. A fourth polyp, 10 mm "
+        "and pedunculated, was found in the sigmoid and removed with a hot snare."
     )
-    assert [(p.location, p.size_mm) for p in out.polyps] == [("descending", 5.0), ("sigmoid", 10.0)]
+    assert [(p.location, p.size_mm) for p in out.polyps] == [
+        ("transverse", 4.0),
+        ("transverse", 4.0),
+        ("descending", 5.0),
+        ("sigmoid", 10.0),
+    ]
