@@ -124,7 +124,8 @@ MIMIC: Table = [
     ),
     (
         "mimic",
-        r"血管(?:扩张|畸形|发育不良|瘤)|脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张",
+        r"血管(?:扩张|畸形|发育不良|瘤)|脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张|"
+        r"(?:黏膜|粘膜)脱垂",
     ),
     (
         "mimic",
@@ -432,8 +433,8 @@ CONTEXT: Table = [
         _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+(?:of|from)|"
         r"absence\s+of|(?:relative\s+)?sparing\s+of|not\s+(?:diagnostic|typical|characteristic)\s+of|"
         # "a thickened fold was initially thought to be a polyp; on closer inspection …", "I did not find any polyps"
-        r"(?:initially|originally|at\s+first|first)\s+(?:thought|felt|suspected|believed|considered|taken|mistaken)\s+"
-        r"(?:to\s+be|for|as)|(?:did|do|does|could)\s*(?:not|n't)\s+(?:find|see|identify|detect|visuali[sz]e)|"
+        r"(?:initially|originally|at\s+first|first)\s+(?:(?:thought|felt|suspected|believed|considered|taken|mistaken)\s+"
+        r"(?:to\s+be|for|as)|looked\s+like|appeared\s+(?:to\s+be|as|like)|resembled)|(?:did|do|does|could)\s*(?:not|n't)\s+(?:find|see|identify|detect|visuali[sz]e)|"
         # "haemorrhagic bullae, not polyps"
         r"(?<![A-Za-z])not(?=\s+(?:true\s+|real\s+|actual\s+)?polyps?(?![A-Za-z]))|"
         r"insufficient\s+for\s+(?:a\s+)?diagnosis\s+of|"
@@ -605,7 +606,8 @@ PREP = r"prep(?:aration)?" + _E + r"|(?-i:BBPS)|boston|bowel\s+cleans|肠道准�
 # "Pathology showed ..." inside a findings/impression sentence: what follows is a pathology result.
 _PATH_WORD = r"(?:patholog(?:y|ic(?:al)?)|histolog(?:y|ic(?:al)?)|histopatholog(?:y|ical)|biops(?:y|ies))"
 PATH_CUE = (
-    _PATH_WORD + r"\s+(?:results?\s+|report\s+)?(?:(?:has|have)\s+)?(?:now\s+)?(?:showed|shows|revealed|reveals|"
+    _PATH_WORD
+    + r"\s+(?:results?\s+|report\s+)?(?:(?:has|have)\s+)?(?:now\s+|since\s+)?(?:showed|shows|revealed|reveals|"
     r"returned|come\s+back|confirmed|demonstrated|"
     r"(?:from|of|on)\s+[^:.\n]{0,40}?:|"  # "Histology from today's rectal polyp: hyperplastic polyp"
     r"consistent\s+with|:)|"

@@ -68,7 +68,7 @@ _COUNT_FIELD_RE = re.compile(
     re.IGNORECASE,
 )
 _LATER_TOTAL_RE = re.compile(
-    r"共(?:计)?(?:钳除|切除|摘除|取出|送检|予以?切除)?\s*(?P<n>\d{1,2}|[一二两三四五六七八九十]{1,3})\s*枚"
+    r"(?:共计?|合计|计)(?:钳除|切除|摘除|取出|送检|予以?切除)?\s*(?P<n>\d{1,2}|[一二两三四五六七八九十]{1,3})\s*枚"
 )
 _RESOLVED_RE = re.compile(
     r"\s*(?:(?:on|at|with|under)\s+[^,.;]{0,40}?,?\s+)?(?:it|this|the\s+(?:lesion|elevation|area|nodule|bump))\s+"
@@ -118,6 +118,9 @@ _OPEN_BRACKET_RE = re.compile(r"\s*[(（]\s*")
 _SAME_SITE_RE = re.compile(
     r"同一?(?:肠段|部位|节段|段|处)|(?:the\s+)?same\s+(?:segment|site|area|region|location)", re.IGNORECASE
 )
+# "直肠…见一枚…息肉，予切除。另见数枚约0.2cm小息肉": a sentence opening 另见 with no segment goes on where the last
+# one was
+_ANOTHER_SEEN_RE = re.compile(r"\s*(?:另|此外)(?:可)?见")
 # "升结肠见2枚、横结肠见1枚、乙状结肠见3枚息肉": a count right after each segment, the polyp noun after the last
 _LOC_COUNT_RE = re.compile(
     r"\s*(?:内|处)?\s*(?:可见|见|有|发现|检出)?\s*(?:约)?\s*(?P<n>\d{1,2}|[一二两三四五六七八九十]{1,3})\s*(?:枚|个(?!月)|颗|处)|"
@@ -898,7 +901,8 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
             ):
                 # "The tattooed segment of the ascending colon was examined. At the scar edge, a 5 mm polyp."
                 g.locations.append((prev_scene.value, Span(prev_scene.start, prev_scene.end), 0))
-            if not g.locations and res.groups and _SAME_SITE_RE.search(text, s, t.start):
+            same_site = _SAME_SITE_RE.search(text, s, t.start) or _ANOTHER_SEEN_RE.match(text, s)
+            if not g.locations and res.groups and same_site:
                 g.locations = _named_site(res.groups[-1])
             if (
                 line_site is not None
