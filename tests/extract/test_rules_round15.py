@@ -43,3 +43,30 @@ def test_histology_that_has_since_come_back() -> None:
         "back as a tubular adenoma with low-grade dysplasia."
     )
     assert out.pathology == "adenoma"
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # near the appendiceal orifice is the caecum, and "1 cm away" is a distance
+        (
+            "Near the appendiceal orifice (about 1 cm away) there was a 4 mm flat polyp, removed by cold snare.",
+            ("present", 1, [("cecum", 4.0, "flat")]),
+        ),
+        (
+            "On the rim of the appendiceal orifice a 4 mm flat polyp, removed.",
+            ("present", 1, [("appendiceal_orifice", 4.0, "flat")]),
+        ),
+        # the junction of a flexure and the next segment is the flexure
+        (
+            "At the junction of the hepatic flexure and proximal transverse colon: 5 mm 0-IIa polyp, cold snare.",
+            ("present", 1, [("hepatic_flexure", 5.0, "flat")]),
+        ),
+        (
+            "At the junction of the splenic flexure with the descending colon a 6 mm polyp was removed.",
+            ("present", 1, [("splenic_flexure", 6.0, "unspecified")]),
+        ),
+    ],
+)
+def test_landmark_sites(text: str, want: Summary) -> None:
+    assert _summary(text) == want

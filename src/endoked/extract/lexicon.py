@@ -162,6 +162,12 @@ LOCATION: Table = [
         + _E
         + r"|回盲[瓣办]",
     ),
+    # near the orifice is the caecum (its rim, or right next to it, is the orifice)
+    (
+        "cecum",
+        r"(?:near|close\s+to)\s+(?:the\s+)?(?:appendi(?:ceal|x)\s+(?:orifice|opening)|"
+        r"(?-i:AO))" + _E,
+    ),
     (
         "appendiceal_orifice",
         r"appendi(?:ceal|x|cular)\s+(?:orifice|opening)|orifice\s+of\s+the\s+appendix|"
@@ -176,12 +182,16 @@ LOCATION: Table = [
     (
         "hepatic_flexure",
         r"hepatic\s+flexure\s*/\s*(?:proximal\s+|distal\s+)?(?:transverse|ascending)(?:\s+colon)?\s+junction|"
+        r"junction\s+of\s+the\s+hepatic\s+flexure\s+(?:and|with)\s+(?:the\s+)?(?:proximal\s+|distal\s+)?"
+        r"(?:transverse|ascending)(?:\s+colon)?|"
         r"(?:结肠)?肝曲(?:与|和)?(?:横结肠|升结肠)(?:交界|移行)(?:处|部)?|"
         r"(?:横结肠|升结肠)(?:与|和)?(?:结肠)?肝曲(?:交界|移行)(?:处|部)?",
     ),
     (
         "splenic_flexure",
         r"splenic\s+flexure\s*/\s*(?:proximal\s+|distal\s+)?(?:transverse|descending)(?:\s+colon)?\s+junction|"
+        r"junction\s+of\s+the\s+splenic\s+flexure\s+(?:and|with)\s+(?:the\s+)?(?:proximal\s+|distal\s+)?"
+        r"(?:transverse|descending)(?:\s+colon)?|"
         r"(?:结肠)?脾曲(?:与|和)?(?:横结肠|降结肠)(?:交界|移行)(?:处|部)?|"
         r"(?:横结肠|降结肠)(?:与|和)?(?:结肠)?脾曲(?:交界|移行)(?:处|部)?",
     ),

@@ -154,7 +154,8 @@ _DISTANCE_BEFORE = re.compile(
     _FLAGS,
 )
 _DISTANCE_AFTER = re.compile(  # "20 cm from the anal verge", "5 cm distal to the valve"
-    r"\s*(?:from\s+(?:the\s+)?(?:anal|anus|dentate|AV|verge|(?:ileo-?ca?ecal\s+)?valve|ICV|anastomo|appendi)|处|in\s+length|长(?!蒂)|"
+    r"\s*(?:from\s+(?:the\s+)?(?:anal|anus|dentate|AV|verge|(?:ileo-?ca?ecal\s+)?valve|ICV|anastomo|appendi)|away|"
+    r"处|in\s+length|长(?!蒂)|"
     r"(?:distal|proximal|beyond|above|below|short\s+of)\s+(?:to\s+|from\s+)?(?:the\s+)?[a-z])",
     _FLAGS,
 )
