@@ -125,7 +125,7 @@ MIMIC: Table = [
     (
         "mimic",
         r"血管(?:扩张|畸形|发育不良|瘤)|脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张|"
-        r"(?:黏膜|粘膜)脱垂",
+        r"(?:黏膜|粘膜)脱垂|(?:缺血性|假膜性|伪膜性)(?:结肠炎|肠炎)",
     ),
     (
         "mimic",
@@ -403,6 +403,12 @@ CONTEXT: Table = [
         r"(?:未能|无法|未)再次?(?:找到|发现|见到)",
     ),
     ("hedge_b", r"(?:难以|不易|无法|不能|未能)(?:鉴别|区分|区别)|鉴别困难"),
+    # "… but a small hyperplastic polyp remained in the differential"
+    ("hedge_b", r"(?:remain(?:s|ed)?|is|was|stays?)\s+(?:in|on)\s+the\s+differential"),
+    # "the previously described polyp could not be found" (not "… found again", a glimpse: hedged above)
+    ("neg_b", r"(?:could|can)\s*not\s+be\s+(?:found|located|identified)(?!\s+again)"),
+    # "the preparation limits detection of small or flat lesions": a disclaimer
+    ("hist_f", r"limit(?:s|ed|ing)?\s+(?:the\s+)?detection\s+of"),
     ("hist_f", r"(?:to|in\s+order\s+to)\s+(?:rule\s+out|exclude)|" + _B + r"r/o" + _E + r"|(?:以|为|需)排除"),
     (
         "hedge_b",
@@ -414,7 +420,9 @@ CONTEXT: Table = [
     (
         "hedge_f",
         r"(?:cannot|can\s*not|could\s*not|can't|couldn't|unable\s+to)\s+(?:exclude|rule\s+out)|"
-        r"possibl[ey]|possibility\s+of|questionabl[ey]|question\s+of|suspect(?:ed)?|suspicious\s+(?:for|of)|"
+        r"possibl[ey]|possibility\s+of|questionabl[ey]|question\s+of|(?:raised\s+)?concern\s+for|"
+        r"differential(?:\s+diagnosis)?\s*(?::|includes?|of)|there\s+appeared\s+to\s+be|"
+        r"(?:appear(?:s|ed)?|seem(?:s|ed)?)\s+to\s+be(?=\s+an?\s+(?:[\w-]+\s+){0,2}(?:lesion|polyp|elevation|nodule|bump))|suspect(?:ed)?|suspicious\s+(?:for|of)|"
         r"suspicious(?=\s+(?:[a-z-]+\s+)?(?:polyp|polypoid|lesion|area|elevation|nodule|bump))|"
         r"concerning\s+for|worrisome\s+for|equivocal|indeterminate|presumed|"
         r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable)(?=\s+(?:an?\s+)?(?:polyp|lesion))|"
