@@ -60,3 +60,19 @@ from tests.extract.rules_summary import site_size_shape as _summary
 )
 def test_status(text: str, want: Summary) -> None:
     assert _summary(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # a ratio ("adrenaline 1:10,000") is no count
+        (
+            "In the sigmoid a 20 mm pedunculated polyp. Stalk injected with adrenaline 1:10,000 and polyp removed with "
+            "hot snare.",
+            ("present", 1, [("sigmoid", 20.0, "pedunculated")]),
+        ),
+        ("Findings: 10 polyps in the rectum, all removed.", ("present", 10, [("rectum", None, "unspecified")] * 10)),
+    ],
+)
+def test_ratios_are_no_counts(text: str, want: Summary) -> None:
+    assert _summary(text) == want

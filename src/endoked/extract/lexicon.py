@@ -717,7 +717,7 @@ EN_NUMBERS: dict[str, int] = {
     "a dozen": 12,
 }
 EN_COUNT = (
-    r"(?<![A-Za-z\d.#№])(?:(?P<times>(?<![A-Za-z])[x×]\s?\d{1,2})|"
+    r"(?<![A-Za-z\d.#№])(?<!\d:)(?:(?P<times>(?<![A-Za-z])[x×]\s?\d{1,2})|"  # not a ratio's "1:10,000"
     r"(?P<none>a\s+few|a\s+number\s+of|an?\s+(?:handful|cluster|group|crop|carpet|myriad|host|collection)\s+of|"
     r"handfuls?\s+of|hundreds\s+of|scores\s+of|too\s+many\s+to\s+count|several|multiple|numerous|many|innumerable|"
     r"countless|scattered|diffuse|(?:approximately|about|around|roughly|circa|(?:an\s+)?estimated|~)\s*\d+|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
@@ -725,7 +725,8 @@ EN_COUNT = (
     r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|half\s+a\s+dozen|a\s+dozen|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
     r"nineteen|twenty|both|\d{1,2}(?!\s*(?:-|to)\s*\d)))"
-    r"(?![A-Za-z\d.)、]|\s*(?:个月|月|年|周|天|日|岁|分|级|期|次|型|\|))"  # "术后6个月", "Mayo 1分", "| 2 | Asc |"
+    # not "术后6个月", "Mayo 1分", "| 2 | Asc |", "1:10,000"
+    r"(?![A-Za-z\d.)、]|,\d{3}|\s*(?:个月|月|年|周|天|日|岁|分|级|期|次|型|\|))"
 )
 ZH_CLASSIFIER = r"(?:枚|个(?!月)|颗|处|粒|只|块)"  # "6个月" is a time
 ZH_COUNT = (

@@ -784,10 +784,10 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     continue
                 mentions.append((t, st))
         if not mentions and any(t.cat == "MIMIC" and cx.status_of(t, scopes).current for t in sent_toks):
-            sites = {
+            mimic_at = {
                 t.value for t in sent_toks if t.cat == "LOC" and t.value != "unspecified" and not is_landmark(text, t)
             }
-            res.mimic_sites.update(sites or {"*"})  # "*": a look-alike named for no segment ("诊断：缺血性肠炎可能")
+            res.mimic_sites.update(mimic_at or {"*"})  # "*": a look-alike named for no segment ("诊断：缺血性肠炎可能")
         if mentions:
             mentions += _elliptical_mentions(text, sent_toks, mentions[0][0].end, cut, scopes)
             mentions.sort(key=lambda m: m[0].start)
