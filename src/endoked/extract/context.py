@@ -161,10 +161,13 @@ class Status:
         return not self.negated and not self.historical
 
 
+# a mention that only looks like a polyp ("polypoid lesion", "polyp-like area", "息肉样隆起"), matched at its start
+POLYPOID_RE = re.compile(r"polypoid|polyp-?like|息肉样", re.IGNORECASE)
+
+
 def is_vague(tok: Token) -> bool:
     """A polyp mention that does not name a polyp: an elevation, a lesion, "polypoid"/"polyp-like"/"息肉样" X."""
-    vague_words = ("polypoid", "polyp-like", "polyplike", "息肉样")
-    return tok.cat == "POLYP" and (tok.value in ("lesion", "elevation") or tok.text.startswith(vague_words))
+    return tok.cat == "POLYP" and (tok.value in ("lesion", "elevation") or POLYPOID_RE.match(tok.text) is not None)
 
 
 def status_of(tok: Token, scopes: list[Scope]) -> Status:

@@ -78,7 +78,6 @@ _RESOLVED_RE = re.compile(
 _EMPHASIS_RE = re.compile(r"以[^,;，；。]{0,16}?为(?:著|主|多|甚|重|密集)")
 # a line headed by a segment and a colon ("Sigmoid colon: …", "- 乙状结肠：…")
 _LINE_HEAD_RE = re.compile(r"[ \t]*(?:[-*•·]\s*|\d{1,2}[.)、]\s*)?[^\n:：.。;；,，]{2,30}?[:：]")
-_POLYPOID_RE = re.compile(r"polypoid|polyp-?like|息肉样", re.IGNORECASE)
 _QUOTES = frozenset("\"'\u201c\u201d\u2018\u2019\u300c\u300d")
 _NEW_MARK_RE = re.compile(
     r"another|second|third|fourth|fifth|sixth|seventh|additional|further|other|more|另", re.IGNORECASE
@@ -192,6 +191,12 @@ class _SectionResult:
     removal_intro: tuple[int, Span] | None = None  # (sentence index, span) of "CSP x2:": the next items were removed
     # segments where a sentence names a look-alike and no polyp ("诊断：回肠末段淋巴滤泡增生")
     mimic_sites: set[str] = field(default_factory=set)
+
+    def hedge(self, g: Group) -> None:
+        """Move an asserted group to the hedged ones."""
+        self.groups.remove(g)
+        g.hedged = True
+        self.hedged.append(g)
 
 
 def _qualifies(text: str, tok: cx.Token, toks: list[cx.Token]) -> bool:
@@ -343,6 +348,17 @@ def _elliptical_mentions(
     return out
 
 
+def _starts_within(span: Span, ranges: list[tuple[int, int]]) -> bool:
+    return any(a <= span.start < b for a, b in ranges)
+
+
+def _count_times_size(g: Group, m: re.Match[str], start: int) -> None:
+    """Set ``g`` to ``n`` polyps of one size from a "n x v mm" match whose number starts at ``start``."""
+    g.count, g.count_explicit = int(m.group("n")), True
+    g.count_spans = [Span(start, start + len(m.group("n")))]
+    g.sizes = [to_mm(float(m.group("v")), m.group("u"))]
+
+
 def _build_group(
     text: str,
     mention: cx.Token,
@@ -424,18 +440,12 @@ def _build_group(
     g.locations = own or g.locations
     # segments offered when the site is unsure ("因肠袢影响，所在肠段难以确定，乙状结肠或降结肠") are no sites
     unsure = [m.span() for m in _UNSURE_SITE_RE.finditer(text, ws, we)]
-    if unsure:
-        g.locations = [x for x in g.locations if not any(a <= x[1].start < b for a, b in unsure)]
+    g.locations = [x for x in g.locations if not _starts_within(x[1], unsure)]
     # segments a group over the whole colon is only densest in are no sites of its own ("全结肠散在多发息肉，…，以乙状
     # 结肠及直肠为著": one entry over the whole colon)
     emphasis = [m.span() for m in _EMPHASIS_RE.finditer(text, ws, we)]
-    if emphasis:
-
-        def _inside(x: tuple[str, Span, int]) -> bool:
-            return any(a <= x[1].start < b for a, b in emphasis)
-
-        if any(x[0] == "unspecified" and not _inside(x) for x in g.locations):
-            g.locations = [x for x in g.locations if not _inside(x)]
+    if any(x[0] == "unspecified" and not _starts_within(x[1], emphasis) for x in g.locations):
+        g.locations = [x for x in g.locations if not _starts_within(x[1], emphasis)]
     # A named segment beats a generic "colonic"/"全结肠" in the same window ("on the colonic side of the
     # anastomosis", "全结肠黏膜粗糙，横结肠见散在炎性息肉").
     g.locations = [x for x in g.locations if x[0] != "unspecified"] or g.locations
@@ -460,9 +470,7 @@ def _build_group(
         # "2 x 3mm sessile polyps": a number without a unit times a size, before a plural noun, is how many
         m = _COUNT_TIMES_SIZE_RE.fullmatch(text, g.size_spans[0].start, g.size_spans[0].end)
         if m is not None and int(m.group("n")) > 1 and g.size_spans[0].end <= mention.start:
-            g.count, g.count_explicit = int(m.group("n")), True
-            g.count_spans = [Span(g.size_spans[0].start, g.size_spans[0].start + len(m.group("n")))]
-            g.sizes = [to_mm(float(m.group("v")), m.group("u"))]
+            _count_times_size(g, m, g.size_spans[0].start)
     if mention.value == "implied" and len(g.size_spans) == 1:
         # a per-segment item "Ascending: 2 x 6 mm", "Sigmoid: 1 x 4 mm": a number of polyps times one size, when the
         # number is the smaller (the two dimensions "5 x 4 mm" name the larger first: one polyp)
@@ -470,9 +478,7 @@ def _build_group(
         m = _COUNT_TIMES_SIZE_RE.fullmatch(text, item.start, item.end)
         if m is not None and (not g.count_explicit or any(c.end > item.start for c in g.count_spans)):
             if int(m.group("n")) < float(m.group("v")):
-                g.count, g.count_explicit = int(m.group("n")), True
-                g.count_spans = [Span(item.start, item.start + len(m.group("n")))]
-                g.sizes = [to_mm(float(m.group("v")), m.group("u"))]
+                _count_times_size(g, m, item.start)
             else:
                 g.count, g.count_explicit, g.count_spans = 1, False, []
     return g
@@ -856,11 +862,11 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 # a guess at histology ("平坦型病变（腺瘤可能）") does not question that the lesion is there
                 # ("a 10 mm polypoid protrusion ... - polyp vs inverted diverticulum", "polypoid lesion (polyp vs X)")
                 vague = (
-                    (pt.value in ("elevation", "lesion") or (_POLYPOID_RE.match(pt.text) is not None and not has_own))
+                    (pt.value in ("elevation", "lesion") or (cx.POLYPOID_RE.match(pt.text) is not None and not has_own))
                     and st.hedged
                     and not pst.hedged
                     and t.value == "polyp"
-                    and _POLYPOID_RE.match(t.text) is None
+                    and cx.POLYPOID_RE.match(t.text) is None
                 )
                 # ... it is said of that lesion: "息肉（增生性可能）" is one polyp
                 guess = (
@@ -1111,7 +1117,7 @@ def _pathology(
 def _vague_group(text: str, g: Group) -> bool:
     """A group whose mention names no polyp: an elevation, a lesion, or a "polypoid"/"polyp-like"/息肉样 one."""
     return g.kind in ("elevation", "lesion") or (
-        g.kind == "polyp" and _POLYPOID_RE.match(text, g.spans[0].start) is not None
+        g.kind == "polyp" and cx.POLYPOID_RE.match(text, g.spans[0].start) is not None
     )
 
 
@@ -1126,9 +1132,7 @@ def _hedged_by_impression(text: str, fnd: _SectionResult, imp: _SectionResult) -
             continue
         locs = [v for v in g.location_values() if v != "unspecified"]
         if any(_could_be_at(locs, h) for h in imp.hedged):
-            fnd.groups.remove(g)
-            g.hedged = True
-            fnd.hedged.append(g)
+            fnd.hedge(g)
 
 
 def _impression_restates_hedged(text: str, fnd: _SectionResult, imp: _SectionResult) -> None:
@@ -1141,9 +1145,7 @@ def _impression_restates_hedged(text: str, fnd: _SectionResult, imp: _SectionRes
         if not locs or any(_could_be_at(locs, f) for f in fnd.groups):
             continue
         if any(_could_be_at(locs, h) for h in fnd.hedged):
-            imp.groups.remove(g)
-            g.hedged = True
-            imp.hedged.append(g)
+            imp.hedge(g)
 
 
 def _explained_by_impression(text: str, fnd: _SectionResult, imp: _SectionResult) -> None:
