@@ -130,9 +130,13 @@ class Group:
         elif value == self.removed:
             self.removed_spans.append(span)
 
-    def absorb(self, other: Group) -> None:
-        """Fill what this group lacks from another description of the same polyps."""
-        if not self.sizes and other.sizes:
+    def absorb(self, other: Group, part: bool = False) -> None:
+        """Fill what this group lacks from another description of the same polyps; ``part``: of some of them
+        ("the largest measured 12 mm"), whose sizes add to those already given, up to the group's count."""
+        if part and other.sizes and self.count is not None and len(self.sizes) + len(other.sizes) <= self.count:
+            self.sizes.extend(other.sizes)
+            self.size_spans.extend(other.size_spans)
+        elif not self.sizes and other.sizes:
             self.sizes, self.size_spans = list(other.sizes), list(other.size_spans)
         if self.morph is None and other.morph is not None:
             self.morph, self.morph_spans, self.morph_of = other.morph, list(other.morph_spans), other.morph_of

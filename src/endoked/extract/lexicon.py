@@ -103,7 +103,13 @@ MIMIC: Table = [
     ("mimic", r"lipoma(?:s|tous)?" + _E + r"|diverticul(?:um|a|ar|osis)" + _E + r"|h(?:a)?emorrhoid(?:s|al)?" + _E),
     ("mimic", r"(?:anal\s+)?papilla(?:e|ry\s+hypertrophy)?" + _E + r"|skin\s+tags?" + _E),
     ("mimic", r"lymphoid\s+(?:hyperplasia|aggregates?|follicles?|nodules?|tissue)" + _E),
-    ("mimic", r"(?:appendiceal|appendix)\s+stump|inverted\s+append\w*|(?:mucosal|haustral|prominent)\s+folds?" + _E),
+    (
+        "mimic",
+        r"(?:appendiceal|appendix)\s+stump|inverted\s+append\w*|(?:mucosal|haustral|prominent)\s+folds?"
+        + _E
+        + r"|(?:mucosal|mucosa|rectal)\s+prolapse"
+        + _E,
+    ),
     ("mimic", r"angio-?\s?(?:ectasias?|dysplas(?:ia|ias|tic))|" + _B + r"(?-i:AVMs?)" + _E + r"|vascular\s+ectasias?"),
     (
         "mimic",
@@ -425,7 +431,7 @@ CONTEXT: Table = [
         r"(?:appear(?:s|ed)?|seem(?:s|ed)?)\s+to\s+be(?=\s+an?\s+(?:[\w-]+\s+){0,2}(?:lesion|polyp|elevation|nodule|bump))|suspect(?:ed)?|suspicious\s+(?:for|of)|"
         r"suspicious(?=\s+(?:[a-z-]+\s+)?(?:polyp|polypoid|lesion|area|elevation|nodule|bump))|"
         r"concerning\s+for|worrisome\s+for|equivocal|indeterminate|presumed|"
-        r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable)(?=\s+(?:an?\s+)?(?:polyp|lesion))|"
+        r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable)(?=\s+(?:an?\s+)?(?:polyp|lesion))|probably(?=\s+(?:an?\s+)?(?:(?:small|tiny|diminutive|little)\s+)?(?:polyp|lesion))|"
         # "it could not be decided whether this was a small polyp or the crest of a fold"
         r"whether\s+(?:this|it|these|that|the\s+\w+)\s+(?:is|was|were|are|represent\w*|(?:might|could|would)\s+be)",
     ),
@@ -720,7 +726,7 @@ EN_COUNT = (
     r"(?<![A-Za-z\d.#№])(?<!\d:)(?:(?P<times>(?<![A-Za-z])[x×]\s?\d{1,2})|"  # not a ratio's "1:10,000"
     r"(?P<none>a\s+few|a\s+number\s+of|an?\s+(?:handful|cluster|group|crop|carpet|myriad|host|collection)\s+of|"
     r"handfuls?\s+of|hundreds\s+of|scores\s+of|too\s+many\s+to\s+count|several|multiple|numerous|many|innumerable|"
-    r"countless|scattered|diffuse|(?:approximately|about|around|roughly|circa|(?:an\s+)?estimated|~)\s*\d+|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
+    r"countless|scattered|diffuse|(?:approximately|about|around|roughly|circa|(?:an\s+)?estimated|~)\s*\d+(?:\s*(?:-|to|or)\s*\d+)?|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
     r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
     r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|half\s+a\s+dozen|a\s+dozen|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"

@@ -82,6 +82,14 @@ _QUOTES = frozenset("\"'\u201c\u201d\u2018\u2019\u300c\u300d")
 _NEW_MARK_RE = re.compile(
     r"another|second|third|fourth|fifth|sixth|seventh|additional|further|other|more|另", re.IGNORECASE
 )
+# "Three polyps were found in the transverse colon. The largest measured 12 mm …; the other two measured 3 mm and
+# 4 mm": a sentence about some of the polyps just counted ("其中最大者", "余2枚")
+_PART_RE = re.compile(
+    r"(?:(?<![A-Za-z])the\s+(?:largest|biggest|smallest|larger|smaller|other\s+(?:one|two|three|four|five|\d)|"
+    r"remaining(?:\s+(?:one|two|three|four|five|\d))?|rest)(?![A-Za-z])|其中(?:最|较)?[大小](?:者|的)|其余|余下?[\d一二两三四五]?枚)"
+    r"[^.;。；\n]*$",
+    re.IGNORECASE,
+)
 _DEFINITE_RE = re.compile(
     r"(?:(?<![A-Za-z])(?:the|this|that|these|those|both|all|said|above|same|its)\s+"
     r"(?:[\w.-]+\s+){0,3}|(?:该|此|上述|以上|这|所述|前述)[^,，。]{0,6})$",
@@ -89,6 +97,7 @@ _DEFINITE_RE = re.compile(
 )
 _COUNT_TIMES_SIZE_RE = re.compile(r"(?P<n>[1-9])\s*[x×]\s*(?P<v>\d+(?:\.\d+)?)\s*(?P<u>mm|cm)", re.IGNORECASE)
 _ONE_EACH_RE = re.compile(r"(?<![A-Za-z])(?:one|1)\s+each(?![A-Za-z])", re.IGNORECASE)
+_AND_A_RE = re.compile(r"\s*(?:,|,?\s*and)\s+an?\s+", re.IGNORECASE)  # "a 5 mm and a 7 mm sessile polyp"
 _TIMES_RE = re.compile(r"\s*[x×]\s*(?P<n>\d{1,2})(?!\d|\.\d)", re.IGNORECASE)
 _ZH_SEEN_RE = re.compile(r"见|发现|检出|有|示|多发|散在")
 _ZH_TREATED_RE = re.compile(r"\s*(?:已|均)?(?:予|行|经|用|以)")
@@ -466,6 +475,11 @@ def _build_group(
         g.count, g.each = g.count * len(g.sizes), False  # "0.3cm、0.5cm息肉各1枚": one per listed size
     if g.count is None and plural and not g.count_explicit and len(g.sizes) > 1:
         g.count = len(g.sizes)  # "6 mm and 4 mm sessile polyps"
+    if g.count == 1 and not plural and len(g.size_spans) > 1 and g.size_spans[-1].end <= mention.start:
+        # "a 5 mm and a 7 mm sessile polyp": one noun after sizes each with its own article is one polyp per size
+        pairs = zip(g.size_spans, g.size_spans[1:], strict=False)
+        if all(_AND_A_RE.fullmatch(text, a.end, b.start) for a, b in pairs):
+            g.count = len(g.size_spans)
     if g.count is None and plural and not g.count_explicit and len(g.size_spans) == 1:
         # "2 x 3mm sessile polyps": a number without a unit times a size, before a plural noun, is how many
         m = _COUNT_TIMES_SIZE_RE.fullmatch(text, g.size_spans[0].start, g.size_spans[0].end)
@@ -549,6 +563,9 @@ def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> l
         # is one described before
         clause = re.split(r"[。；;，,\n]", before)[-1]
         definite = _ZH_SEEN_RE.search(clause) is None and _ZH_TREATED_RE.match(text, mention.end) is not None
+    part = prev[-1].count_explicit and (prev[-1].count or 0) > 1 and not g.count_explicit
+    if part and mention.value == "implied" and _PART_RE.search(text, max(0, mention.start - 60), mention.start):
+        return [prev[-1]]
     if _NEW_MARK_RE.search(text, max(0, mention.start - 25), mention.start):
         return []
     locs = [v for v in g.location_values() if v != "unspecified"]
@@ -865,7 +882,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     (pt.value in ("elevation", "lesion") or (cx.POLYPOID_RE.match(pt.text) is not None and not has_own))
                     and st.hedged
                     and not pst.hedged
-                    and t.value == "polyp"
+                    and (t.value == "polyp" or (t.value == "ssl" and pt.value == "elevation"))
                     and cx.POLYPOID_RE.match(t.text) is None
                 )
                 # ... it is said of that lesion: "息肉（增生性可能）" is one polyp
@@ -929,7 +946,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 continue
             if refs:
                 for r in refs:
-                    r.absorb(g)
+                    r.absorb(g, part=t.value == "implied" and r.count_explicit and (r.count or 0) > 1)
             else:
                 target.append(g)
                 built.append(g)
