@@ -50,6 +50,10 @@ FOUR_IN_PARTS = (
             ),
         ),
         (
+            "乙状结肠见息肉3枚。其中最大者约1.2cm，有蒂，予圈套切除；其余2枚约0.3cm、0.4cm，无蒂，予活检钳钳除。",
+            ("present", 3, [(SIG, 3.0, PED), (SIG, 4.0, PED), (SIG, 12.0, PED)]),
+        ),
+        (
             "Two polyps in the rectum, 3 mm and 4 mm, cold snared. Another 8 mm sessile polyp in the sigmoid colon, "
             "snared.",
             (

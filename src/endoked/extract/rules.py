@@ -87,7 +87,7 @@ _NEW_MARK_RE = re.compile(
 _PART_RE = re.compile(
     r"(?:(?<![A-Za-z])the\s+(?:largest|biggest|smallest|larger|smaller|other\s+(?:one|two|three|four|five|\d)|"
     r"remaining(?:\s+(?:one|two|three|four|five|\d))?|rest)(?![A-Za-z])|其中(?:最|较)?[大小](?:者|的)|其余|余下?[\d一二两三四五]?枚)"
-    r"[^.;。；\n]*$",
+    r"(?:[^.;。；\n]|\.(?=\d))*$",
     re.IGNORECASE,
 )
 _DEFINITE_RE = re.compile(
@@ -563,8 +563,13 @@ def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> l
         # is one described before
         clause = re.split(r"[。；;，,\n]", before)[-1]
         definite = _ZH_SEEN_RE.search(clause) is None and _ZH_TREATED_RE.match(text, mention.end) is not None
-    part = prev[-1].count_explicit and (prev[-1].count or 0) > 1 and not g.count_explicit
-    if part and mention.value == "implied" and _PART_RE.search(text, max(0, mention.start - 60), mention.start):
+    m = _PART_RE.search(text, max(0, mention.start - 60), mention.end) if mention.value == "implied" else None
+    if (
+        m is not None
+        and prev[-1].count_explicit
+        and (prev[-1].count or 0) > 1
+        and all(m.start() <= c.start < m.end() for c in g.count_spans)
+    ):
         return [prev[-1]]
     if _NEW_MARK_RE.search(text, max(0, mention.start - 25), mention.start):
         return []
