@@ -396,7 +396,7 @@ CONTEXT: Table = [
     (
         "pseudo",
         r"no\s+(?:change|increase|significant\s+change|interval\s+change)|not\s+(?:only|all|every|"
-        r"necessarily)|gram[- ]negative|无蒂|无法|有无|术后创面|不规则|良恶性|"
+        r"necessarily)|gram[- ]negative|无蒂|无法|有无|无痛|术后创面|不规则|良恶性|"
         r"[(（][^()（）]{0,12}术后[)）]",
     ),
     # a finding glimpsed once and not found again on a second look is only possible ("Questionable polyp at the

@@ -32,9 +32,28 @@ def _build_fold_table() -> dict[int, str]:
 _FOLD = _build_fold_table()
 
 
+_HAN_RE = re.compile(r"[\u3400-\u9fff]")
+_SIMPLIFIED: dict[str, str] = {}  # Traditional (or variant) character -> Simplified, filled as characters are met
+
+
+def _to_simplified(chars: set[str]) -> dict[int, str]:
+    """Simplified forms of the Han characters ``chars``, one character for one character (OpenCC's ``t2s``
+    conversion, character by character; a character it would turn into more than one is kept)."""
+    new = sorted(chars.difference(_SIMPLIFIED))
+    if new:
+        import opencc
+
+        conv = opencc.OpenCC("t2s")
+        for ch in new:
+            out = conv.convert(ch)
+            _SIMPLIFIED[ch] = out if len(out) == 1 else ch
+    return {ord(ch): _SIMPLIFIED[ch] for ch in chars if _SIMPLIFIED[ch] != ch}
+
+
 def normalize(text: str) -> str:
-    """Fold full-width forms, dashes and odd spaces to ASCII, one character for one character, and the common
-    misspellings 熄肉 and 西肉 (input-method slips) to 息肉.
+    """Fold full-width forms, dashes and odd spaces to ASCII and Traditional Chinese characters to Simplified
+    ones (Hong Kong and Taiwan reports: 乙狀結腸 -> 乙状结肠), one character for one character, and the polyp's
+    variant and misspelt forms 瘜肉 (Taiwan), 熄肉 and 西肉 (input-method slips) to 息肉.
 
     Args:
         text: the report as given.
@@ -42,7 +61,11 @@ def normalize(text: str) -> str:
     Returns:
         A string of exactly the same length, so offsets carry over unchanged.
     """
-    return text.translate(_FOLD).replace("熄肉", "息肉").replace("西肉", "息肉")
+    folded = text.translate(_FOLD)
+    han = set(_HAN_RE.findall(folded))
+    if han:
+        folded = folded.translate(_to_simplified(han))
+    return folded.replace("瘜肉", "息肉").replace("熄肉", "息肉").replace("西肉", "息肉")
 
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
