@@ -34,3 +34,63 @@ def test_traditional_characters_fold_to_simplified_one_for_one() -> None:
 )
 def test_status(text: str, want: Summary) -> None:
     assert _summary(text) == want
+
+
+ROWS = (
+    "Polyp 1 | Site: Caecum | Size: 6 mm | Excision: Cold snare\n"
+    "Polyp 2 | Site: Sigmoid colon | Size: 4 mm | Excision: Cold snare\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # a form's count field that the rows below outnumber is a stale total; one they match is their total
+        (
+            "Polyps detected: 2\n" + ROWS + "Polyp 3 | Site: Rectum | Size: 3 mm | Excision: Cold snare",
+            (
+                "present",
+                3,
+                [("cecum", 6.0, "unspecified"), ("rectum", 3.0, "unspecified"), ("sigmoid", 4.0, "unspecified")],
+            ),
+        ),
+        (
+            "Polyps detected: 2\n" + ROWS,
+            ("present", 2, [("cecum", 6.0, "unspecified"), ("sigmoid", 4.0, "unspecified")]),
+        ),
+        # "a trio of" is three
+        (
+            "Sigmoid: a trio of small polyps, 3-4 mm, cold snared.",
+            ("present", 3, [("sigmoid", 4.0, "unspecified")] * 3),
+        ),
+    ],
+)
+def test_counts(text: str, want: Summary) -> None:
+    assert _summary(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # "probable" before a sized polyp hedges it; "probably hyperplastic" guesses the type of a polyp
+        ("Findings: Probable 4 mm polyp in the sigmoid, removed with cold forceps.", ("uncertain", None, [])),
+        (
+            "Findings: 4 mm polyp in the sigmoid, probably hyperplastic, removed with cold forceps.",
+            ("present", 1, [("sigmoid", 4.0, "unspecified")]),
+        ),
+        # a form's field answered "Not confirmed"
+        (
+            "Polyps detected: Not confirmed - see comment\nComment: a 3 mm pale bump at the dentate line, ? polyp "
+            "? anal papilla. Left.",
+            ("uncertain", None, []),
+        ),
+        # "not convincingly a polyp" is no polyp beside definite ones
+        (
+            "Two 5 mm polyps in the sigmoid, cold snared. A tiny possible third polyp in the rectum vs. a lymphoid "
+            "follicle - not convincingly a polyp, left.",
+            ("present", 2, [("sigmoid", 5.0, "unspecified")] * 2),
+        ),
+    ],
+)
+def test_hedges(text: str, want: Summary) -> None:
+    assert _summary(text) == want

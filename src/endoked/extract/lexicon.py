@@ -431,7 +431,10 @@ CONTEXT: Table = [
         r"(?:appear(?:s|ed)?|seem(?:s|ed)?)\s+to\s+be(?=\s+an?\s+(?:[\w-]+\s+){0,2}(?:lesion|polyp|elevation|nodule|bump))|suspect(?:ed)?|suspicious\s+(?:for|of)|"
         r"suspicious(?=\s+(?:[a-z-]+\s+)?(?:polyp|polypoid|lesion|area|elevation|nodule|bump))|"
         r"concerning\s+for|worrisome\s+for|equivocal|indeterminate|presumed|"
-        r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable)(?=\s+(?:an?\s+)?(?:polyp|lesion))|probably(?=\s+(?:an?\s+)?(?:(?:small|tiny|diminutive|little)\s+)?(?:polyp|lesion))|"
+        # "not convincingly a polyp"
+        r"not\s+(?:convincingly|clearly|definitely|certainly|obviously)(?=\s+(?:an?\s+)?(?:polyp|lesion))|"
+        r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable|probably)(?=\s+(?:an?\s+)?"
+        r"(?:(?:small|tiny|diminutive|little|\d+(?:\.\d+)?\s*(?:mm|cm))\s+){0,2}(?:polyp|lesion))|"
         # "it could not be decided whether this was a small polyp or the crest of a fold"
         r"whether\s+(?:this|it|these|that|the\s+\w+)\s+(?:is|was|were|are|represent\w*|(?:might|could|would)\s+be)",
     ),
@@ -606,7 +609,8 @@ CONTEXT: Table = [
     # a form's field answered with a hedge ("Polyp: Suspected", "息肉：可疑")
     (
         "hedge_b",
-        r"[:：]\s*(?:suspected|possible|questionable|equivocal|uncertain|可疑|疑似|待定)(?=\s*(?:[,;.。，；\n]|$))",
+        r"[:：]\s*(?:suspected|possible|questionable|equivocal|uncertain|not\s+confirmed|unconfirmed|可疑|疑似|待定)"
+        r"(?=\s*(?:[,;.。，；\n]|-\s|$))",
     ),
     ("neg_b", r"消失|(?:呈)?阴性|[:：]\s*(?:无|未见|阴性|-)(?=\s*(?:[,;.。]|$))|[(（]\s*-\s*[)）]"),
     (
@@ -719,6 +723,7 @@ EN_NUMBERS: dict[str, int] = {
     "twenty": 20,
     "a couple of": 2,
     "a pair of": 2,
+    "a trio of": 3,
     "half a dozen": 6,
     "a dozen": 12,
 }
@@ -728,7 +733,7 @@ EN_COUNT = (
     r"handfuls?\s+of|hundreds\s+of|scores\s+of|too\s+many\s+to\s+count|several|multiple|numerous|many|innumerable|"
     r"countless|scattered|diffuse|(?:approximately|about|around|roughly|circa|(?:an\s+)?estimated|~)\s*\d+(?:\s*(?:-|to|or)\s*\d+)?|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
     r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
-    r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|half\s+a\s+dozen|a\s+dozen|an?|one|single|solitary|isolated|another|two|three|four|five|"
+    r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|a\s+trio\s+of|half\s+a\s+dozen|a\s+dozen|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
     r"nineteen|twenty|both|\d{1,2}(?!\s*(?:-|to)\s*\d)))"
     # not "术后6个月", "Mayo 1分", "| 2 | Asc |", "1:10,000"

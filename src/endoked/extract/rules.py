@@ -64,7 +64,8 @@ _CONTINUED_RE = re.compile(
 )
 # a count field ("Polyp count: 1", "Number of polyps: 2", "息肉数目：1")
 _COUNT_FIELD_RE = re.compile(
-    r"(?:(?:polyps?|lesions?)\s*(?:count|number|total)|息肉(?:数目|数量|个数|总数))\s*[:：]\s*(?P<n>\d{1,2})(?![\d.])",
+    r"(?:(?:polyps?|lesions?)\s*(?:count|number|total|detected|found|seen|identified|removed)|息肉(?:数目|数量|个数|总数))"
+    r"\s*(?:[:：]|\.{2,})\s*(?P<n>\d{1,2})(?![\d.])",
     re.IGNORECASE,
 )
 _LATER_TOTAL_RE = re.compile(
@@ -1212,6 +1213,12 @@ def _count_lines(text: str, res: _SectionResult) -> None:
         field = _COUNT_FIELD_RE.match(text, g.spans[0].start)
         if field is not None and not g.count_explicit:
             g.count, g.count_explicit = int(field.group("n")), True  # "Polyp count: 1"
+        later_total = _total(later) if later else None
+        if field is not None and later_total is not None and g.count is not None and later_total > g.count:
+            # a form's count field that the itemised polyps below it outnumber is a stale total ("Polyps detected: 2"
+            # over three "Polyp n | Site: …" rows): the items count
+            res.summary_groups.append(g)
+            continue
         if (
             g.count_explicit
             and g.count is not None
