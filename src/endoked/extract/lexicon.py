@@ -23,7 +23,8 @@ POLYP: Table = [
     ("lst", r"侧向发育型?(?:肿瘤|病变|息肉)?"),
     ("adenoma", r"traditional\s+serrated\s+adenomas?"),
     ("ssl", r"(?:sessile\s+)?serrated\s+(?:adenomas?|lesions?|polyps?)(?:\s*/\s*polyps?)?"),
-    ("ssl", _B + r"(?-i:SS[ALP]s?(?:/Ps?)?)" + _E),
+    # (not the Specialist Screening Practitioner of a screening programme's report: "SSP: Dr A. Hussain")
+    ("ssl", _B + r"(?-i:SS[ALP]s?(?:/Ps?)?)" + _E + r"(?!\s*[:：]|\s+(?:assessment|clinic|nurse|review))"),
     ("adenoma", _B + r"(?-i:TSAs?)" + _E),
     ("polyp", _B + r"(?-i:HPs?)" + _E),  # hyperplastic(-appearing) polyp: "Rect 3mm HP, left in situ"
     ("ssl", r"锯齿状(?:腺瘤|病变|息肉)"),
@@ -70,7 +71,14 @@ POLYP: Table = [
 # Malignancy / mass mentions (not polyps).
 MALIGNANCY: Table = [
     ("mal", r"(?:adeno)?carcinomas?" + _E),
-    ("mal", r"cancer(?:s|ous)?" + _E),
+    # (not the name of a programme or a place: "Bowel Cancer Screening Programme", "Hereditary GI Cancer Program")
+    (
+        "mal",
+        r"cancer(?:s|ous)?"
+        + _E
+        + r"(?!\s+(?:screening|program(?:me)?|cent(?:re|er)|institute|service|clinic|unit|hospital|network|registry|"
+        r"prevention|genetics?))",
+    ),
     ("mal", r"malignan(?:t|cy|cies)" + _E),
     ("mal", _B + r"mass(?:es)?" + _E),
     ("mal", _B + r"(?<!neuroendocrine\s)(?<!carcinoid\s)tumou?rs?" + _E),
@@ -78,19 +86,19 @@ MALIGNANCY: Table = [
     ("mal", r"fungating|apple[- ]core"),
     ("mal", r"infiltrat(?:ive|ing)" + _E),
     ("mal", r"(?<!non-)(?<!non)(?<!minimally )invasi(?:ve|on)" + _E),
-    ("mal", r"carcinoids?" + _E),
     # a neuroendocrine carcinoma is a cancer; a (well-differentiated) neuroendocrine tumour is a look-alike below
     ("mal", r"neuroendocrine\s+carcinomas?"),
-    ("mal", _B + r"(?-i:NETs?|GIST)" + _E),
+    ("mal", _B + r"(?-i:GIST)" + _E),  # a NET or carcinoid is a look-alike (MIMIC below), no cancer
     ("mal", r"lymphomas?|sarcomas?|metasta(?:sis|ses|tic)" + _E),
     ("mal", _B + r"NICE\s*(?:type\s*)?(?:3|III)" + _E),
     ("mal", _B + r"JNET\s*(?:type\s*)?(?:3|2B)" + _E),
     ("mal", r"kudo\s*(?:pit\s*pattern\s*)?(?:type\s*)?V[IN]" + _E),
-    ("mal", r"(?<!类)癌(?!胚)(?:变)?"),  # 类癌 is a carcinoid
+    # 类癌 is a carcinoid; 防癌筛查 (cancer screening), 癌症中心 and 肿瘤医院 name a service, not a finding
+    ("mal", r"(?<!类)(?<!防)癌(?!胚|症?(?:筛查|早筛|中心|医院|研究所))(?:变)?"),
     ("mal", r"恶(?:性|变)(?:肿瘤|病变)?"),
     # (a mass outside the bowel pressing on it, "盆腔占位压迫", is no colonic cancer)
     ("mal", r"(?<!盆腔)(?<!腹腔)(?<!腹膜后)(?:肿物|肿块|占位(?:性病变)?|新生物)|菜花样?"),
-    ("mal", r"(?<!神经内分泌)肿瘤(?!性)"),  # a neuroendocrine tumour is a look-alike (MIMIC below)
+    ("mal", r"(?<!神经内分泌)肿瘤(?!性|医院|科|中心|研究所)"),  # a neuroendocrine tumour is a look-alike (MIMIC below)
     ("mal", r"(?<!脂肪)浸润|淋巴瘤|间质瘤|转移"),  # 脂肪浸润: fatty infiltration
     ("mal", r"(?<=[\u4e00-\u9fff])(?-i:Ca|MT)" + _E),
     ("mal", r"(?<![A-Za-z])\?\s?(?-i:Ca)" + _E + "|" + _B + r"(?-i:Ca)\s?\?"),  # "?Ca", "Ca?"
@@ -168,7 +176,12 @@ LOCATION: Table = [
         + _E
         + r"|回盲[瓣办]",
     ),
-    # near the orifice is the caecum (its rim, or right next to it, is the orifice)
+    # near the orifice is the caecum (its rim, or right next to it, is the orifice: "Caecum - on the rim of the
+    # appendiceal orifice")
+    (
+        "appendiceal_orifice",
+        _B + r"ca?ecum\s*[-,:(]?\s*(?:on|at)\s+the\s+(?:rim|edge|margin|lip)\s+of\s+the\s+appendi(?:ceal|x)\s+orifice",
+    ),
     (
         "cecum",
         r"(?:near|close\s+to)\s+(?:the\s+)?(?:appendi(?:ceal|x)\s+(?:orifice|opening)|"
@@ -229,6 +242,8 @@ LOCATION: Table = [
         + _E
         + r"|横结肠?",
     ),
+    # the descending-sigmoid junction is the sigmoid (降乙交界, below)
+    ("sigmoid", r"descending(?:\s+colon)?\s*[-/]\s*sigmoid(?:\s+colon)?\s+junction"),
     (
         "descending",
         r"de(?:s|sc|c)ending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B + r"d-\s?colon|降结肠?",
@@ -246,7 +261,7 @@ LOCATION: Table = [
         + "|"
         + _B
         + r"s-\s?colon|"
-        r"乙[状壮]结肠|乙结肠|乙状|降乙(?:状结肠)?(?:交界|移行)(?:处|部)?|descending[- ]sigmoid\s+junction",
+        r"乙[状壮]结肠|乙结肠|乙状|降乙(?:状结肠)?(?:交界|移行)(?:处|部)?",
     ),
     (  # a Hartmann's rectal stump is the rectum (not the stump of the appendix)
         "rectum",
@@ -580,7 +595,7 @@ CONTEXT: Table = [
     # Chinese
     ("hedge_w", r"考虑[^,;.。]{0,20}?可能"),
     # "小息肉不除外": at the end of its clause it looks back (before "不除外腺瘤" looks forward).
-    ("hedge_b", r"不(?:能)?(?:除外|排除)(?=\s*(?:[,;.。，；)）]|$))"),
+    ("hedge_b", r"(?:不(?:能)?|未能|难以)(?:除外|排除)(?=\s*(?:[,;.。，；)）]|$))"),
     ("hedge_2", r"待排(?:除)?|待查"),
     (
         "hedge_f",
@@ -588,6 +603,7 @@ CONTEXT: Table = [
         r"似(?:见|有|为|是)?",
     ),
     ("hedge_b", r"可能(?!为|是)"),
+    ("hedge_f", r"可能(?:为|是)(?=\s*(?:一?[枚个]|小|扁平)?\s*(?:息肉|腺瘤))"),  # "小隆起，可能为息肉"
     # "无法判断是否为息肉", "无法判断为息肉或黏附的粪块"
     # ("不能明确是否为扁平息肉": a shape word or two may come first)
     (
@@ -686,7 +702,11 @@ SECTION_HEADERS: Table = [
         r"申请(?:目的|理由)|术前诊断",
     ),
     ("pathology", r"(?:组织)?病理(?:诊断|结果|报告|回报|检查){0,2}|病检(?:结果)?|活检病理"),  # 病理结果回报
-    ("impression", r"(?:内镜|镜下|镜检|肠镜|检查|初步|术后|最终)?诊断(?:意见)?|(?:内镜|检查)?(?:结论|印象)"),
+    # (a health check's summary, "健康体检总结：结肠息肉（已摘除）", restates the colonoscopy like an impression)
+    (
+        "impression",
+        r"(?:内镜|镜下|镜检|肠镜|检查|初步|术后|最终)?诊断(?:意见)?|(?:内镜|检查)?(?:结论|印象)|(?:健康)?体检总结|总检(?:结论|意见)",
+    ),
     ("findings", r"(?:检查|内镜|镜下|肠镜|镜检)?所见|(?:检查|内镜)描述|检查(?:结果|经过)|息肉(?:情况|描述|信息)"),
     # (a note to the patient restates the findings in lay words: "病人須知：直腸有兩粒細小瘜肉，已於檢查時切除")
     ("plan", r"建议|处理(?:意见)?|医嘱|注意事项|随访|(?:病人|患者)(?:须知|須知)|温馨提示|溫馨提示"),

@@ -65,7 +65,8 @@ _CONTINUED_RE = re.compile(
 # a count field ("Polyp count: 1", "Number of polyps: 2", "息肉数目：1")
 _COUNT_FIELD_RE = re.compile(
     r"(?:(?:polyps?|lesions?)\s*(?:count|number|total|detected|found|seen|identified|removed)|息肉(?:数目|数量|个数|总数))"
-    r"\s*(?:[:：]|\.{2,})\s*(?P<n>\d{1,2})(?![\d.])",
+    r"\s*(?:[:：]|\.{2,})\s*(?:(?P<n>\d{1,2})(?![\d.])|(?P<many>[>＞]\s*\d+|(?:more|greater)\s+than\s+\w+|"
+    r"multiple|several|numerous|many|innumerable|多发|多枚|数枚))",
     re.IGNORECASE,
 )
 _LATER_TOTAL_RE = re.compile(
@@ -99,6 +100,7 @@ _DEFINITE_RE = re.compile(
 _COUNT_TIMES_SIZE_RE = re.compile(r"(?P<n>[1-9])\s*[x×]\s*(?P<v>\d+(?:\.\d+)?)\s*(?P<u>mm|cm)", re.IGNORECASE)
 _ONE_EACH_RE = re.compile(r"(?<![A-Za-z])(?:one|1)\s+each(?![A-Za-z])", re.IGNORECASE)
 _AND_A_RE = re.compile(r"\s*(?:,|,?\s*and)\s+an?\s+", re.IGNORECASE)  # "a 5 mm and a 7 mm sessile polyp"
+_PAREN_COUNT_RE = re.compile(r"[ \t]*[(（]\s*[1-9]\d?\s*[)）][ \t]*(?:[.;]|$)", re.MULTILINE)
 _TIMES_RE = re.compile(r"\s*[x×]\s*(?P<n>\d{1,2})(?!\d|\.\d)", re.IGNORECASE)
 _ZH_SEEN_RE = re.compile(r"见|发现|检出|有|示|多发|散在")
 _ZH_TREATED_RE = re.compile(r"\s*(?:已|均)?(?:予|行|经|用|以)")
@@ -270,7 +272,13 @@ def _implied_mentions(text: str, sent_toks: list[cx.Token], scopes: list[cx.Scop
       or with a count or a removal of this exam ("升结肠1枚，约0.3cm", "Cecum, 3 mm, cold snare"; not
       "EMR术后创面，约1.5cm"): one polyp item per segment that has its own size.
     """
-    cats = {t.cat for t in sent_toks}
+    if list_open and {t.cat for t in sent_toks} == {"LOC"} and len(sent_toks) == 1:
+        # "Six polyps were removed, 2-6 mm:\n- Cecum (2)\n- Ascending colon (1)": a segment and how many, in a list
+        loc = sent_toks[0]
+        if loc.value != "unspecified" and _PAREN_COUNT_RE.match(text, loc.end):
+            return [cx.Token("POLYP", "implied", loc.start, loc.end, loc.text)]
+    # a cancer the sentence rules out names no mass ("no features of deep invasion")
+    cats = {t.cat for t in sent_toks if t.cat != "MAL" or not cx.status_of(t, scopes).negated}
     if "SIZE" not in cats or not cats.isdisjoint(("POLYP", "MAL", "MIMIC")) or cats.isdisjoint(("MORPH", "LOC")):
         return []
     sizes = [t for t in sent_toks if _real_size(text, t)]
@@ -1211,6 +1219,11 @@ def _count_lines(text: str, res: _SectionResult) -> None:
     for i, g in enumerate(res.groups):
         later = res.groups[i + 1 :]
         field = _COUNT_FIELD_RE.match(text, g.spans[0].start)
+        if field is not None and field.group("many"):
+            if any(x.count is None for x in later) and not g.sizes and not g.location_values():
+                res.summary_groups.append(g)  # "Polyps detected: >10" over the group it counts
+                continue
+            field = None
         if field is not None and not g.count_explicit:
             g.count, g.count_explicit = int(field.group("n")), True  # "Polyp count: 1"
         later_total = _total(later) if later else None

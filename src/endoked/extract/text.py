@@ -199,6 +199,7 @@ _ABBREV = frozenset(
 )
 _BOUNDARY = re.compile(r"[.!。！;；\n]|(?<=[ \t])(?=\d{1,2}[.、)](?!\d))")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
+_TIMES_BEFORE = re.compile(r"(?<![A-Za-z])[x×][ \t]+$", re.IGNORECASE)
 
 
 def split_sentences(text: str, start: int, end: int, orig: str | None = None) -> list[tuple[int, int]]:
@@ -218,6 +219,8 @@ def split_sentences(text: str, start: int, end: int, orig: str | None = None) ->
         if m.end() == i:  # " 2. item" numbering inside a line: split before the number
             if text.rfind("(", s, i) > text.rfind(")", s, i):
                 continue  # "multiple (at least 6) polyps": a number closing a parenthesis is no item number
+            if _TIMES_BEFORE.search(text, max(start, i - 4), i):
+                continue  # "Polyps x 3.": a multiplier is no item number
             if i > s:
                 spans.append((s, i))
             s = i
