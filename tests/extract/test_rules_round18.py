@@ -137,16 +137,16 @@ def test_hedges(text: str, want: Summary) -> None:
             "Polyp 1 | Site: Descending/sigmoid junction | Size: 4 mm | Cold snare",
             ("present", 1, [("sigmoid", 4.0, "unspecified")]),
         ),
-        # a listed segment with how many in brackets, after a counted introduction
+        # a listed segment with how many in brackets, after a counted introduction whose one size each item takes
         (
             "Findings: Six polyps were removed with cold snare, sizes 2-6 mm:\n- Cecum (2)\n- Ascending colon (1)\n"
             "- Transverse colon (3)\nAll retrieved.",
             (
                 "present",
                 6,
-                [("ascending", None, "unspecified")]
-                + [("cecum", None, "unspecified")] * 2
-                + [("transverse", None, "unspecified")] * 3,
+                [("ascending", 6.0, "unspecified")]
+                + [("cecum", 6.0, "unspecified")] * 2
+                + [("transverse", 6.0, "unspecified")] * 3,
             ),
         ),
         # a health check's summary restates the colonoscopy

@@ -932,6 +932,10 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                     res.summary_counts.append((g.count, g.count_spans[0] if g.count_spans else g.spans[0]))
                 res.summary_groups.append(g)
                 continue
+            intro_group = res.summary_groups[-1] if res.list_open and res.summary_groups else None
+            if t.value == "implied" and not g.sizes and intro_group is not None and len(intro_group.sizes) == 1:
+                # "Six polyps were removed, sizes 2-6 mm:\n- Cecum (2)": the introduction's one size is each item's
+                g.sizes, g.size_spans = list(intro_group.sizes), list(intro_group.size_spans)
             if (
                 not g.locations
                 and prev_scene is not None
