@@ -60,7 +60,7 @@ POLYP: Table = [
     (
         "elevation",
         # not the raised rim of an ulcerated mass ("边缘呈堤样隆起", "环堤状隆起")
-        r"(?<!黏膜下)(?<!粘膜下)(?<!外压性)(?<!外压)(?<!堤样)(?<!堤状)(?<![环周]堤)(?<=[见枚个处米mM小大样平状形起蒂基一\d肠曲])"
+        r"(?<!黏膜下)(?<!粘膜下)(?<!外压性)(?<!外压)(?<!堤样)(?<!堤状)(?<![环周]堤)(?<=[见枚个处米mM小大样平状形型起蒂基一\d肠曲])"
         r"隆起(?:性|型)?(?:病变|病灶)?(?!型?(?:肿物|肿块|癌|占位|新生物))",
     ),
     ("lesion", _B + r"(?:lesions?|nodules?|growths?|elevations?|protrusions?)" + _E),
@@ -224,7 +224,7 @@ LOCATION: Table = [
         + _E
         + "|"
         + _B
-        + r"a-\s?colon|"
+        + r"a[-/]\s?colon|"
         + _B
         + r"(?-i:AC)"
         + _E
@@ -236,7 +236,7 @@ LOCATION: Table = [
         + _B
         + r"trans\.?\s*colon|"
         + _B
-        + r"t-\s?colon|"
+        + r"t[-/]\s?colon|"
         + _B
         + r"(?-i:TC)"
         + _E
@@ -246,7 +246,7 @@ LOCATION: Table = [
     ("sigmoid", r"descending(?:\s+colon)?\s*[-/]\s*sigmoid(?:\s+colon)?\s+junction"),
     (
         "descending",
-        r"de(?:s|sc|c)ending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B + r"d-\s?colon|降结肠?",
+        r"de(?:s|sc|c)ending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B + r"d[-/]\s?colon|降结肠?",
     ),
     (
         "sigmoid",
@@ -260,7 +260,7 @@ LOCATION: Table = [
         + _E
         + "|"
         + _B
-        + r"s-\s?colon|"
+        + r"s[-/]\s?colon|"
         r"乙[状壮]结肠|乙结肠|乙状|降乙(?:状结肠)?(?:交界|移行)(?:处|部)?",
     ),
     (  # a Hartmann's rectal stump is the rectum (not the stump of the appendix)
@@ -421,6 +421,7 @@ CONTEXT: Table = [
         r"(?:not|never)\s+(?:be\s+)?(?:seen|found|identified|relocated|located|visuali[sz]ed)\s+(?:again\s+)?"
         r"(?:on|at|during)\s+(?:a\s+|the\s+)?(?:second|repeat(?:ed)?|further|subsequent|re-?)\s*\w*|"
         r"(?:could|can)\s*not\s+be\s+(?:found|relocated|located|identified|seen)\s+again|"
+        r"(?:could|can)\s*not\s+be\s+re-?(?:identified|found|located|visuali[sz]ed)|"
         r"(?:未能|无法|未)再次?(?:找到|发现|见到)",
     ),
     ("hedge_b", r"(?:难以|不易|无法|不能|未能)(?:鉴别|区分|区别)|鉴别困难"),
@@ -430,7 +431,9 @@ CONTEXT: Table = [
     ("neg_b", r"(?:could|can)\s*not\s+be\s+(?:found|located|identified)(?!\s+again)"),
     # "the preparation limits detection of small or flat lesions": a disclaimer
     ("hist_f", r"limit(?:s|ed|ing)?\s+(?:the\s+)?detection\s+of"),
-    ("hist_f", r"(?:to|in\s+order\s+to)\s+(?:rule\s+out|exclude)|" + _B + r"r/o" + _E + r"|(?:以|为|需)排除"),
+    ("hist_f", r"(?:to|in\s+order\s+to)\s+(?:rule\s+out|exclude|r/o)|(?:以|为|需)排除"),
+    # a finding's "r/o polyp" (rule out) or "t/c polyp" (to consider) names what the lesion may be
+    ("hedge_f", _B + r"(?:r/o|t/c)" + _E),
     (
         "hedge_b",
         r"(?:cannot|can\s*not|could\s*not|can't|couldn't)\s+be\s+(?:(?:entirely|completely|fully|definitely)\s+)?"
@@ -442,6 +445,8 @@ CONTEXT: Table = [
         "hedge_f",
         r"(?:cannot|can\s*not|could\s*not|can't|couldn't|unable\s+to)\s+(?:exclude|rule\s+out)|"
         r"possibl[ey]|possibility\s+of|questionabl[ey]|question\s+of|(?:raised\s+)?concern\s+for|"
+        # "Query small flat lesion in the ascending colon" (a query, as "?")
+        r"(?<![A-Za-z])query(?=\s+(?:[\w-]+\s+){0,3}(?:polyps?|lesions?|elevations?|nodules?))|"
         r"differential(?:\s+diagnosis)?\s*(?::|includes?|of)|there\s+appeared\s+to\s+be|"
         r"(?:appear(?:s|ed)?|seem(?:s|ed)?)\s+to\s+be(?=\s+an?\s+(?:[\w-]+\s+){0,2}(?:lesion|polyp|elevation|nodule|bump))|suspect(?:ed)?|suspicious\s+(?:for|of)|"
         r"suspicious(?=\s+(?:[a-z-]+\s+)?(?:polyp|polypoid|lesion|area|elevation|nodule|bump))|"
@@ -542,7 +547,9 @@ CONTEXT: Table = [
     (
         "hist_F",
         r"(?:as\s+)?you\s+(?:will\s+|may\s+|might\s+)?(?:recall|remember|know)|"
-        r"(?:^|(?<=[.\n]))\s*(?:in|during)\s+(?:19|20)\d\d" + _E,
+        r"(?:^|(?<=[.\n]))\s*(?:in|during)\s+(?:19|20)\d\d" + _E + "|"
+        # a guideline quoted ("Per ASGE PIVI, diminutive rectosigmoid polyps may be left in situ") describes no polyp
+        r"(?:per|according\s+to|as\s+per)\s+(?:the\s+)?(?:ASGE|ESGE|BSG|ACG|USMSTF|PIVI|guidelines?)" + _E,
     ),
     # a procedure's name ("检查名称：电子结肠镜 + 内镜下息肉切除术", "结肠镜检查+息肉切除报告") names no polyp
     # of its own
@@ -595,11 +602,11 @@ CONTEXT: Table = [
     # Chinese
     ("hedge_w", r"考虑[^,;.。]{0,20}?可能"),
     # "小息肉不除外": at the end of its clause it looks back (before "不除外腺瘤" looks forward).
-    ("hedge_b", r"(?:不(?:能)?|未能|难以)(?:除外|排除)(?=\s*(?:[,;.。，；)）]|$))"),
+    ("hedge_b", r"(?:不(?:能)?|未能|难以)(?:完全)?(?:除外|排除)(?=\s*(?:[,;.。，；)）]|$))"),
     ("hedge_2", r"待排(?:除)?|待查"),
     (
         "hedge_f",
-        r"可疑|疑似|疑为|怀疑|不(?:能)?除外|不(?:能)?排除|疑(?=[息腺隆肿癌占新恶])|"
+        r"可疑|疑似|疑为|怀疑|不(?:能)?(?:完全)?除外|不(?:能)?(?:完全)?排除|疑(?=[息腺隆肿癌占新恶])|"
         r"似(?:见|有|为|是)?",
     ),
     ("hedge_b", r"可能(?!为|是)"),
@@ -632,7 +639,7 @@ CONTEXT: Table = [
     (
         "hist_f",
         r"既往|前次|上次|曾(?:于|经|行|因|有)?|如(?:发现|见到?|检出|再见)|(?:\d+|[一二两三四五六七八九十]+|数|多)\s*(?:年|个月|月)余?前|"
-        r"(?:19|20)\d\d\s*年|家族|父亲|母亲|哥哥|姐姐|弟弟|妹妹|兄弟|姐妹|子女|筛查|随访|建议|如有|原",
+        r"(?:19|20)\d\d\s*年|家族|父亲|母亲|哥哥|姐姐|弟弟|妹妹|兄弟|姐妹|子女|筛查|随访|建议|如有|原(?!位)",
     ),
     ("hist_b", r"术后|病?史|复查|随访|筛查|瘢痕|疤痕"),
     (
@@ -751,7 +758,7 @@ EN_COUNT = (
     r"(?<![A-Za-z\d.#№])(?<!\d:)(?:(?P<times>(?<![A-Za-z])[x×]\s?\d{1,2})|"  # not a ratio's "1:10,000"
     r"(?P<none>a\s+few|a\s+number\s+of|an?\s+(?:handful|cluster|group|crop|carpet|myriad|host|collection)\s+of|"
     r"handfuls?\s+of|hundreds\s+of|scores\s+of|too\s+many\s+to\s+count|several|multiple|numerous|many|innumerable|"
-    r"countless|scattered|diffuse|(?:approximately|about|around|roughly|circa|(?:an\s+)?estimated|~)\s*\d+(?:\s*(?:-|to|or)\s*\d+)?|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
+    r"countless|scattered|diffuse|(?:approximately|about|around|roughly|circa|(?:an\s+)?estimated|~|±)\s*\d+(?:\s*(?:-|to|or)\s*\d+)?|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
     r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
     r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|a\s+trio\s+of|half\s+a\s+dozen|a\s+dozen|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"

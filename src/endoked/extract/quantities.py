@@ -44,13 +44,27 @@ _POST_EN_RE = re.compile(
     _FLAGS,
 )
 # after the mention ("息肉2枚", "（共3枚）"; after a segment standing for its polyps, "乙状结肠另见两枚")
-_POST_ZH_RE = re.compile(rf"\s*[(（]?\s*(?:(?:另|亦|又)?(?:可见|见))?\s*(?:共计|共|计|约)?\s*(?:{lx.ZH_COUNT})", _FLAGS)
+_POST_ZH_RE = re.compile(
+    rf"\s*[:：]?\s*[(（]?\s*(?:(?:另|亦|又)?(?:可见|见))?\s*(?:共计|共|计|约)?\s*(?:{lx.ZH_COUNT})", _FLAGS
+)
 _CLAUSE_END = re.compile(r"[,;。，；]|\.(?!\d)")
 _SENT_END = re.compile(r"[;。；]|\.(?!\d)")
 # the number of an item ("Finding 3:", "Polyp 2 -", "Lesion #1") is no count
 _ITEM_NUMBER_RE = re.compile(r"(?:finding|polyp|lesion|item|specimen|site)\s*(?:no\.?|#)?\s*$", re.IGNORECASE)
 # "one each in the sigmoid and rectum"; not "three polyps in the caecum, ... (one in each)": that count is the total
 _EACH_RE = re.compile(r"各|(?<![A-Za-z])(?<!in\s)(?<!at\s)(?<!of\s)each(?![A-Za-z])", _FLAGS)
+
+
+def _row_number(text: str, start: int, end: int) -> bool:
+    """Digits that open a line and are followed by a column gap are a table row's number (" 3  Transverse  6 mm"),
+    not a count."""
+    line_start = text.rfind("\n", 0, start) + 1
+    return (
+        text[start:end].isdigit() and not text[line_start:start].strip() and _COLUMN_GAP_RE.match(text, end) is not None
+    )
+
+
+_COLUMN_GAP_RE = re.compile(r"(?: {2,}|\t)")
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,7 @@ def find_count(
                 and not _SENT_END.search(gap)
                 and not _overlaps(m.start(), m.end(), exclude)
                 and not (m.group("num") and _ITEM_NUMBER_RE.search(text, max(0, m.start() - 12), m.start()))
+                and not (m.group("num") and _row_number(text, m.start(), m.end()))
             ):
                 best = (Count(_en_value(m), m.start(), m.end()), m.end())
     if best is None or best[0].value == 0:

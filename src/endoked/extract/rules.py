@@ -29,6 +29,8 @@ _APPOSITION_RE = re.compile(
     r"resembling|i\.e\.|\s[-\u2013\u2014]\s|考虑|符合|疑为|呈)",  # "a protrusion ... - an inverted diverticulum"
     re.IGNORECASE,
 )
+_NON_POLYP_TUMOUR_RE = re.compile(r"lymphomas?|sarcomas?|metasta|淋巴瘤|肉瘤|转移", re.IGNORECASE)
+_TYPICAL_RE = re.compile(r"(?:typical|characteristic|diagnostic)\s+of|in\s+keeping\s+with", re.IGNORECASE)
 _RESEMBLES_RE = re.compile(
     r"(?:呈|类似|酷似)[^,;，；。]{0,16}$|(?:resembl\w*|mimick?\w*|simulat\w*|mistaken\s+for)\s+(?:an?\s+)?"
     r"(?:\d+(?:\.\d+)?\s*(?:mm|cm)\s+)?\S*\s*$",
@@ -41,7 +43,7 @@ _REVEALED_RE = re.compile(
     r"(?:was|were|is|are)\s+(?:actually|in\s+fact|really|rather|instead|only|just|merely|simply)|"
     r"(?:actually|in\s+fact)\s+(?:was|were|is|are)|"
     r"(?:show(?:ed|s|ing)?|ha(?:d|s|ving))\s+(?:the\s+)?(?:typical|classic|characteristic)\s+(?:appearance|features?)\s+of|"
-    r"实为|实际(?:上)?(?:为|是)|证实(?:为|是)|确认为|证明(?:为|是)",
+    r"实为|实际(?:上)?(?:为|是)|证实(?:为|是)|确认为|证明(?:为|是)|(?:冲洗|冲水|吸引|触碰|推之)后(?:证实)?(?:为|系|是)",
     re.IGNORECASE,
 )
 # "见一约1.0cm浅溃疡，周边黏膜充血、结节样隆起": the raised rim of another finding, and "局部黏膜呈结节样隆起": how
@@ -74,7 +76,7 @@ _LATER_TOTAL_RE = re.compile(
 )
 _RESOLVED_RE = re.compile(
     r"\s*(?:(?:on|at|with|under)\s+[^,.;]{0,40}?,?\s+)?(?:it|this|the\s+(?:lesion|elevation|area|nodule|bump))\s+"
-    r"(?:was|is|proved\s+to\s+be|turned\s+out\s+to\s+be|was\s+found\s+to\s+be)\s+",
+    r"(?:was|is|proved\s+to\s+be|turned\s+out\s+to\s+be|was\s+found\s+to\s+be|everted\s+(?:into|as))\s+",
     re.IGNORECASE,
 )
 _EMPHASIS_RE = re.compile(r"以[^,;，；。]{0,16}?为(?:著|主|多|甚|重|密集)")
@@ -111,7 +113,8 @@ _LESION_ADJ_RE = re.compile(
     re.IGNORECASE,
 )
 _LIST_INTRO_RE = re.compile(
-    r"[:：]\s*$|(?:see|listed|described|detailed|shown)\s+below|as\s+follows|如下|见下", re.IGNORECASE
+    r"[:：]\s*$|(?:see|listed|described|detailed|shown)\s+below|see\s+(?:the\s+)?(?:polyp\s+)?table|as\s+follows|如下|见下",
+    re.IGNORECASE,
 )
 _ELLIPSIS_RE = re.compile(
     r"(?:[,;:]|(?<![A-Za-z])(?:and|plus))\s+(?P<n>one|two|three|four|five|six|seven|eight|nine|ten|another|"
@@ -229,6 +232,14 @@ def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> 
     that a look-alike just named is said to resemble ("憩室，内翻呈息肉样", "a fold mimicking a polyp"),
     any mention that proved to be a look-alike ("the polyp proved to be a hemorrhoid", "实为痔核"), or a
     so-called "polyp" in quotes with a look-alike named after it."""
+    if cx.is_vague(tok):
+        # nodules explained as a tumour that is never a polyp ("raised nodular lesions … typical of Kaposi sarcoma")
+        for t in sent_toks:
+            if t.cat != "MAL" or t.start < tok.end or not _NON_POLYP_TUMOUR_RE.match(text, t.start):
+                continue
+            lo = max(tok.end, t.start - 30)
+            if _APPOSITION_RE.search(text, lo, t.start) or _TYPICAL_RE.search(text, lo, t.start):
+                return True
     if not any(t.cat == "MIMIC" for t in sent_toks):
         return False
     if _RESEMBLES_RE.search(text, max(0, tok.start - 25), tok.start):
@@ -480,7 +491,13 @@ def _build_group(
     if len(per_loc) > 1 and not g.each:
         g.location_counts = per_loc
         g.count, g.count_explicit = sum(n for _, _, n in per_loc), True
-    if g.each and g.count is not None and len(g.sizes) > 1 and len(set(g.location_values())) <= 1:
+    if (
+        g.each
+        and g.count is not None
+        and len(g.sizes) > 1
+        and len(set(g.location_values())) <= 1
+        and (g.count == 1 or "各" in text[ws:we])  # not "Two polyps, 1.5cm and 1.0cm, each snared"
+    ):
         g.count, g.each = g.count * len(g.sizes), False  # "0.3cm、0.5cm息肉各1枚": one per listed size
     if g.count is None and plural and not g.count_explicit and len(g.sizes) > 1:
         g.count = len(g.sizes)  # "6 mm and 4 mm sessile polyps"
