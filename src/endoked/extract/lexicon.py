@@ -82,7 +82,7 @@ MALIGNANCY: Table = [
     ("mal", r"malignan(?:t|cy|cies)" + _E),
     ("mal", _B + r"mass(?:es)?" + _E),
     ("mal", _B + r"(?<!neuroendocrine\s)(?<!carcinoid\s)tumou?rs?" + _E),
-    ("mal", _B + r"(?-i:CRC)" + _E),
+    ("mal", _B + r"(?-i:CRC)" + _E + r"(?![-‐]\w)"),  # not a study's code, "CRC-PREV-02"
     ("mal", r"fungating|apple[- ]core"),
     ("mal", r"infiltrat(?:ive|ing)" + _E),
     ("mal", r"(?<!non-)(?<!non)(?<!minimally )invasi(?:ve|on)" + _E),
@@ -94,7 +94,8 @@ MALIGNANCY: Table = [
     ("mal", _B + r"JNET\s*(?:type\s*)?(?:3|2B)" + _E),
     ("mal", r"kudo\s*(?:pit\s*pattern\s*)?(?:type\s*)?V[IN]" + _E),
     # 类癌 is a carcinoid; 防癌筛查 (cancer screening), 癌症中心 and 肿瘤医院 name a service, not a finding
-    ("mal", r"(?<!类)(?<!防)癌(?!胚|症?(?:筛查|早筛|中心|医院|研究所))(?:变)?"),
+    # (癌前病变 is precancerous: no cancer)
+    ("mal", r"(?<!类)(?<!防)癌(?!胚|前|症?(?:筛查|早筛|中心|医院|研究所))(?:变)?"),
     ("mal", r"恶(?:性|变)(?:肿瘤|病变)?"),
     # (a mass outside the bowel pressing on it, "盆腔占位压迫", is no colonic cancer)
     ("mal", r"(?<!盆腔)(?<!腹腔)(?<!腹膜后)(?:肿物|肿块|占位(?:性病变)?|新生物)|菜花样?"),
@@ -113,7 +114,7 @@ MIMIC: Table = [
     ("mimic", r"lymphoid\s+(?:hyperplasia|aggregates?|follicles?|nodules?|tissue)" + _E),
     (
         "mimic",
-        r"(?:appendiceal|appendix)\s+stump|inverted\s+append\w*|(?:mucosal|haustral|prominent)\s+folds?"
+        r"(?:appendiceal|appendix)\s+stump|inverted\s+append\w*|(?:mucosal|haustral|prominent|semilunar)\s+(?:semilunar\s+)?folds?"
         + _E
         + r"|(?:mucosal|mucosa|rectal)\s+prolapse"
         + _E,
@@ -150,6 +151,19 @@ MIMIC: Table = [
 
 # Locations: contract values.
 LOCATION: Table = [
+    # the Latin and continental names of English reports written in German, Dutch or Swiss units ("colon ascendens",
+    # "Sigma", "coecum", "right flexure", "Bauhin's valve")
+    ("ascending", _B + r"(?:colon\s+)?ascendens" + _E),
+    ("transverse", _B + r"(?:colon\s+)?transversum" + _E),
+    ("descending", _B + r"(?:colon\s+)?descendens" + _E),
+    ("sigmoid", _B + r"(?:(?:colon\s+)?sigmoideum|sigma|sigmoïd(?:\s+colon)?)" + _E),
+    ("cecum", _B + r"co?ec(?:um|al)" + _E),
+    ("hepatic_flexure", _B + r"(?:right\s+(?:colic\s+)?flexure|flexura\s+(?:coli\s+)?(?:hepatica|dextra))" + _E),
+    (
+        "splenic_flexure",
+        _B + r"(?:left\s+(?:colic\s+)?flexure|flexura\s+(?:coli\s+)?(?:lienalis|splenica|sinistra))" + _E,
+    ),
+    ("ileocecal_valve", _B + r"(?:bauhin(?:'s|s)?\s+valve|valvula\s+bauhini)" + _E),
     # the whole colon named as a range ("throughout (caecum to rectum)", "回盲部至直肠") is no one segment
     (
         "unspecified",
@@ -414,6 +428,8 @@ CONTEXT: Table = [
         r"necessarily)|gram[- ]negative|无蒂|无法|有无|无痛|术后创面|不规则|良恶性|"
         r"[(（][^()（）]{0,12}术后[)）]",
     ),
+    # a form's field answered no ("Cancer suspected: No"), before "suspected" is read as a hedge
+    ("neg_b", r"(?:suspected|suspicion)\s*[:：]\s*(?:\[\s*[x✓✔]\s*\]\s*)?no(?=\s*(?:[,;|\n]|\.(?!\d)|$))"),
     # a finding glimpsed once and not found again on a second look is only possible ("Questionable polyp at the
     # caecal pole, not seen on second inspection"; "未能再次找到")
     (
@@ -451,6 +467,8 @@ CONTEXT: Table = [
         r"(?:appear(?:s|ed)?|seem(?:s|ed)?)\s+to\s+be(?=\s+an?\s+(?:[\w-]+\s+){0,2}(?:lesion|polyp|elevation|nodule|bump))|suspect(?:ed)?|suspicious\s+(?:for|of)|"
         r"suspicious(?=\s+(?:[a-z-]+\s+)?(?:polyp|polypoid|lesion|area|elevation|nodule|bump))|"
         r"concerning\s+for|worrisome\s+for|equivocal|indeterminate|presumed|"
+        # "V.a." (Verdacht auf: suspicion of)
+        r"(?<![A-Za-z])v\.\s?a\.(?=\s)|"
         # "not convincingly a polyp"
         r"not\s+(?:convincingly|clearly|definitely|certainly|obviously)(?=\s+(?:an?\s+)?(?:polyp|lesion))|"
         r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable|probably)(?=\s+(?:an?\s+)?"
@@ -490,7 +508,8 @@ CONTEXT: Table = [
         + r"(?:nor|neither|denies|never|nil|zero)"
         + _E,
     ),
-    ("hedge_2", _B + r"(?:vs\.?|versus)" + _E + r"|\?|？"),
+    # ("DD": a differential diagnosis in reports from German-speaking units)
+    ("hedge_2", _B + r"(?:vs\.?|versus|dd(?=\s+[a-z]))" + _E + r"|\?|？"),
     # a polyp or something that is no lesion at all ("a 6 mm raised area, polyp or adherent stool")
     (
         "hedge_2",
@@ -626,7 +645,7 @@ CONTEXT: Table = [
         # (after 无法, which the pseudo trigger has taken: "无法判断为息肉或黏附的粪块")
         r"(?:(?<=无法)|(?<=难以)|(?<=不能)|(?<=未能))(?:判断|确定|明确|判定|区分)(?=是否|其?性质|为|是)|(?:nature|significance)\s+(?:undetermined|uncertain|unclear|indeterminate)",
     ),
-    ("neg_f", r"(?:并)?非(?=\s*(?:息肉|腺瘤|肿瘤|真性))|不是(?=\s*(?:息肉|腺瘤))"),
+    ("neg_f", r"(?:并)?非(?=\s*(?:息肉|腺瘤|肿瘤|真性|癌|恶性))|不是(?=\s*(?:息肉|腺瘤|癌|恶性))"),
     ("neg_f", r"未见(?:明显)?|未发现|未(?:触|扪|探|检)及|未检出|未观察到|无(?:明显)?|没有|否认|排除"),
     ("neg_b", r"[:：]\s*[■☑☒✓✔]\s*(?:无|否|未见|阴性)"),  # checkbox forms: "息肉：■无 □有"
     # a form's field answered with a hedge ("Polyp: Suspected", "息肉：可疑")
@@ -638,7 +657,7 @@ CONTEXT: Table = [
     ("neg_b", r"消失|(?:呈)?阴性|[:：]\s*(?:无|未见|阴性|-)(?=\s*(?:[,;.。]|$))|[(（]\s*-\s*[)）]"),
     (
         "hist_f",
-        r"既往|前次|上次|曾(?:于|经|行|因|有)?|如(?:发现|见到?|检出|再见)|(?:\d+|[一二两三四五六七八九十]+|数|多)\s*(?:年|个月|月)余?前|"
+        r"既往|前次|上次|上回|去年|前年|以前|曾(?:于|经|行|因|有)?|如(?:发现|见到?|检出|再见)|(?:\d+|[一二两三四五六七八九十]+|数|多)\s*(?:年|个月|月)余?前|"
         r"(?:19|20)\d\d\s*年|家族|父亲|母亲|哥哥|姐姐|弟弟|妹妹|兄弟|姐妹|子女|筛查|随访|建议|如有|原(?!位)",
     ),
     ("hist_b", r"术后|病?史|复查|随访|筛查|瘢痕|疤痕"),

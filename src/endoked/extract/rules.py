@@ -263,8 +263,8 @@ def _is_mimic(text: str, tok: cx.Token, sent_toks: list[cx.Token], cut: int) -> 
     for t in sent_toks:
         if t.cat == "MIMIC" and tok.end <= t.start < nxt:
             cue = _APPOSITION_RE.search(text, max(tok.end, t.start - 25), t.start)
-            if cue is not None:
-                return True
+            if cue is not None or _OPEN_BRACKET_RE.fullmatch(text, tok.end, t.start):
+                return True  # "…, a 2 mm nodule - lymphoid", "小结节样隆起（淋巴滤泡增生）"
     return False
 
 
@@ -670,7 +670,11 @@ def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tupl
         hs, he = rows[i]
         head = [text[a:b] for a, b in _cells(text, hs, he)]
         site = next((k for k, c in enumerate(head) if _SITE_HEAD_RE.search(c)), None)
-        if site is None or any(t.cat == "LOC" for t in cx.scan(cx.FIND, text, orig, hs, he)):
+        if (
+            site is None
+            or any(t.cat == "LOC" for t in cx.scan(cx.FIND, text, orig, hs, he))
+            or _SITE_CODE_RE.search(head[site]) is not None  # "#1 site 4 | …": a coded row, not a header
+        ):
             i += 1
             continue
         size = next((k for k, c in enumerate(head) if _SIZE_HEAD_RE.search(c)), None)
@@ -738,8 +742,34 @@ def _table_groups(text: str, orig: str, start: int, end: int, kind: str) -> tupl
     return groups, used
 
 
+_SITE_LEGEND_RE = re.compile(r"(?:site|location|segment)\s+codes?\s*[:：]\s*(?P<body>[^\n]+)")
+_LEGEND_ITEM_RE = re.compile(r"(?P<code>\d{1,2})\s*=\s*(?P<name>[^=\n]+?)(?=\s+\d{1,2}\s*=|[;,]?\s*$)")
+_SITE_CODE_RE = re.compile(r"(?<![a-z])site\s*(?:code\s*)?[:#=]?\s*(?P<code>\d{1,2})(?![\d.])")
+
+
+def _with_site_codes(text: str, orig: str, toks: list[cx.Token], start: int, end: int) -> list[cx.Token]:
+    """A case report form's site codes read as segments: the legend ("Site codes: 1=caecum 2=ascending …") names no
+    site of its own, and each "site 4" in the section is the segment the legend gives code 4."""
+    legend = _SITE_LEGEND_RE.search(text)
+    if legend is None:
+        return toks
+    codes: dict[str, str] = {}
+    for m in _LEGEND_ITEM_RE.finditer(text, legend.start("body"), legend.end("body")):
+        names = [t for t in cx.scan(cx.FIND, text, orig, m.start("name"), m.end("name")) if t.cat == "LOC"]
+        if names:
+            codes[m.group("code")] = names[0].value
+    if not codes:
+        return toks
+    kept = [t for t in toks if not (t.cat == "LOC" and legend.start() <= t.start < legend.end())]
+    for m in _SITE_CODE_RE.finditer(text, start, end):
+        value = codes.get(m.group("code"))
+        if value is not None and not legend.start() <= m.start() < legend.end():
+            kept.append(cx.Token("LOC", value, m.start(), m.end(), text[m.start() : m.end()]))
+    return sorted(kept, key=lambda t: (t.start, t.end))
+
+
 def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res: _SectionResult) -> None:
-    toks = cx.scan(cx.FIND, text, orig, start, end)
+    toks = _with_site_codes(text, orig, cx.scan(cx.FIND, text, orig, start, end), start, end)
     ti = 0
     last_group_sentence = -2
     scene: tuple[int, cx.Token] | None = None  # (sentence index, segment) of a sentence that only names one
