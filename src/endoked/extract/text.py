@@ -4,8 +4,10 @@ into the report exactly as given."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from endoked.extract.lexicon import SECTION_HEADERS
 from endoked.extract.vocab import lower_pattern
@@ -36,14 +38,20 @@ _HAN_RE = re.compile(r"[\u3400-\u9fff]")
 _SIMPLIFIED: dict[str, str] = {}  # Traditional (or variant) character -> Simplified, filled as characters are met
 
 
+@functools.cache
+def _t2s() -> Any:
+    """OpenCC's Traditional -> Simplified converter, built once (it loads its tables)."""
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
 def _to_simplified(chars: set[str]) -> dict[int, str]:
     """Simplified forms of the Han characters ``chars``, one character for one character (OpenCC's ``t2s``
     conversion, character by character; a character it would turn into more than one is kept)."""
     new = sorted(chars.difference(_SIMPLIFIED))
     if new:
-        import opencc
-
-        conv = opencc.OpenCC("t2s")
+        conv = _t2s()
         for ch in new:
             out = conv.convert(ch)
             _SIMPLIFIED[ch] = out if len(out) == 1 else ch
