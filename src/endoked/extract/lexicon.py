@@ -32,7 +32,7 @@ POLYP: Table = [
     ("polyposis", r"polyposis" + _E),
     (
         "polyp",
-        r"(?:polypoid|polyp-?like)\s+(?:lesions?|growths?|nodules?|areas?|elevations?|tissue|mucosa|projections?|"
+        r"(?:polypoid(?:al)?|polyp-?like)\s+(?:lesions?|growths?|nodules?|areas?|elevations?|tissue|mucosa|projections?|"
         r"excrescences?|structures?|changes?)" + _E,
     ),
     # what is left of, or came back at, an earlier resection is a polyp of this exam ("a 4 mm island of residual
@@ -48,7 +48,9 @@ POLYP: Table = [
     (
         "heading",
         r"polyps?\s+(?:summary|table|list|log|details|register)" + _E + r"|息肉(?:情况|列表|汇总|一览)|"
-        r"polyps?\s+(?:location|site|size|type|morphology|shape|removal|retrieval|description)(?=\s*[:：])",
+        r"polyps?\s+(?:location|site|size|type|morphology|shape|removal|retrieval|description)(?=\s*[:：])|"
+        # an EHR export's field name ("POLYP_COMMENT: …", "POLYP_FOUND: Suspected")
+        r"polyps?_[a-z]+(?=\s*[:：=])",
     ),
     ("polyp", r"(?:polyps?|polpys?|ployps?|poylps?)" + _E),  # with the common typos
     ("adenoma", r"adenomas?" + _E),
@@ -102,7 +104,7 @@ MALIGNANCY: Table = [
     ("mal", r"(?<!神经内分泌)肿瘤(?!性|医院|科|中心|研究所)"),  # a neuroendocrine tumour is a look-alike (MIMIC below)
     ("mal", r"(?<!脂肪)浸润|淋巴瘤|间质瘤|转移"),  # 脂肪浸润: fatty infiltration
     ("mal", r"(?<=[\u4e00-\u9fff])(?-i:Ca|MT)" + _E),
-    ("mal", r"(?<![A-Za-z])\?\s?(?-i:Ca)" + _E + "|" + _B + r"(?-i:Ca)\s?\?"),  # "?Ca", "Ca?"
+    ("mal", r"(?<![A-Za-z])\?\s?(?:early\s+)?(?-i:Ca)" + _E + "|" + _B + r"(?-i:Ca)\s?\?"),  # "?Ca", "Ca?"
 ]
 
 # Look-alikes: lesions that are not polyps. A vague elevation/lesion/"polypoid" mention explained as one
@@ -228,6 +230,11 @@ LOCATION: Table = [
         r"(?:结肠)?脾曲(?:与|和)?(?:横结肠|降结肠)(?:交界|移行)(?:处|部)?|"
         r"(?:横结肠|降结肠)(?:与|和)?(?:结肠)?脾曲(?:交界|移行)(?:处|部)?",
     ),
+    # the splenic flexure-descending junction is the splenic flexure ("SF/DC junction")
+    (
+        "splenic_flexure",
+        r"(?:splenic\s+flexure|" + _B + r"(?-i:SF))\s*[-/]\s*(?:descending(?:\s+colon)?|(?-i:DC))\s+junction",
+    ),
     ("hepatic_flexure", r"hepatic\s+flexure|right\s+colic\s+flexure|" + _B + r"(?-i:HF)" + _E + r"|(?:结肠)?肝曲|肝区"),
     ("splenic_flexure", r"splenic\s+flexure|left\s+colic\s+flexure|" + _B + r"(?-i:SF)" + _E + r"|(?:结肠)?脾曲|脾区"),
     (
@@ -260,7 +267,17 @@ LOCATION: Table = [
     ("sigmoid", r"descending(?:\s+colon)?\s*[-/]\s*sigmoid(?:\s+colon)?\s+junction"),
     (
         "descending",
-        r"de(?:s|sc|c)ending(?:\s+colon)?|" + _B + r"desc\.?(?:\s*colon)?" + _E + "|" + _B + r"d[-/]\s?colon|降结肠?",
+        r"de(?:s|sc|c)ending(?:\s+colon)?|"
+        + _B
+        + r"desc\.?(?:\s*colon)?"
+        + _E
+        + "|"
+        + _B
+        + r"d[-/]\s?colon|"
+        + _B
+        + r"(?-i:DC)"
+        + _E
+        + r"|降结肠?",
     ),
     (
         "sigmoid",
@@ -311,10 +328,10 @@ MORPHOLOGY: Table = [
     ("paris", r"paris\s*(?:class(?:ification)?\s*)?(?:type\s*)?(?:I[ps]{1,2}|II[abc]|Ip|Is)" + _E),
     ("yamada", r"yamada\s*(?:type\s*)?(?:IV|I{1,3}|[1-4])" + _E),
     ("yamada", r"山田\s*(?:分型)?\s*[:：]?\s*(?:[ⅠⅡⅢⅣ]|IV|I{1,3}|[1-4一二三四])\s*型?"),
-    ("sessile", r"semi-?\s?pedunculated|sub-?\s?pedunculated|sess?ile?|broad-?\s?based|亚蒂|无蒂|广基|宽基"),
+    ("sessile", r"semi-?\s?pedunculated|sub-?\s?pedunculated|sess?ile?|broad-?\s?based|亚蒂|无蒂|无茎|广基|宽基"),
     (
         "pedunculated",
-        r"pedun?c?ul?a?ted|stalked|(?:on|with)\s+an?\s+(?:\w+\s+)?stalk|"
+        r"pedun?c?ul?a?ted|pedunc\.|stalked|(?:on|with)\s+an?\s+(?:\w+\s+)?stalk|"
         r"有蒂|带蒂|长蒂|粗蒂|短蒂|细蒂|蒂部|蒂",
     ),
     (
@@ -425,7 +442,7 @@ CONTEXT: Table = [
     (
         "pseudo",
         r"no\s+(?:change|increase|significant\s+change|interval\s+change)|not\s+(?:only|all|every|"
-        r"necessarily)|gram[- ]negative|无蒂|无法|有无|无痛|术后创面|不规则|良恶性|"
+        r"necessarily)|gram[- ]negative|无蒂|无茎|无法|有无|无痛|术后创面|不规则|良恶性|"
         r"[(（][^()（）]{0,12}术后[)）]",
     ),
     # a form's field answered no ("Cancer suspected: No"), before "suspected" is read as a hedge
@@ -438,9 +455,12 @@ CONTEXT: Table = [
         r"(?:on|at|during)\s+(?:a\s+|the\s+)?(?:second|repeat(?:ed)?|further|subsequent|re-?)\s*\w*|"
         r"(?:could|can)\s*not\s+be\s+(?:found|relocated|located|identified|seen)\s+again|"
         r"(?:could|can)\s*not\s+be\s+re-?(?:identified|found|located|visuali[sz]ed)|"
+        r"(?:could|can)\s*(?:not|n't)\s+(?:find|locate|relocate|see)\s+(?:it|this|that|them|the\s+\w+)\s+again|"
         r"(?:未能|无法|未)再次?(?:找到|发现|见到)",
     ),
-    ("hedge_b", r"(?:难以|不易|无法|不能|未能)(?:鉴别|区分|区别)|鉴别困难"),
+    ("hedge_b", r"(?:难以|不易|无法|不能|未能)(?:鉴别|区分|区别|确认|确定)|鉴别困难"),
+    # a polyp or something that is no lesion at all ("考虑气泡或小息肉", "息肉或粪渣")
+    ("hedge_2", r"(?:气泡|泡沫|粪便?|粪渣|粪块|黏液|皱襞)或(?=(?:小)?息肉)|息肉或(?=(?:气泡|泡沫|粪|黏液|皱襞))"),
     # "… but a small hyperplastic polyp remained in the differential"
     ("hedge_b", r"(?:remain(?:s|ed)?|is|was|stays?)\s+(?:in|on)\s+the\s+differential"),
     # "the previously described polyp could not be found" (not "… found again", a glimpse: hedged above)
@@ -471,6 +491,8 @@ CONTEXT: Table = [
         r"(?<![A-Za-z])v\.\s?a\.(?=\s)|"
         # "not convincingly a polyp"
         r"not\s+(?:convincingly|clearly|definitely|certainly|obviously)(?=\s+(?:an?\s+)?(?:polyp|lesion))|"
+        # "I am not convinced this is a polyp", "I thought I saw a tiny polyp"
+        r"not\s+convinced\s+(?:that\s+)?(?:this|it|these)\s+(?:is|was|are|were|represents?)|thought\s+(?:I|we)\s+saw|"
         r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable|probably)(?=\s+(?:an?\s+)?"
         r"(?:(?:small|tiny|diminutive|little|\d+(?:\.\d+)?\s*(?:mm|cm))\s+){0,2}(?:polyp|lesion))|"
         # "it could not be decided whether this was a small polyp or the crest of a fold"
@@ -481,7 +503,8 @@ CONTEXT: Table = [
         r"(?:(?:was|were|is|are)\s+)?not\s+(?:seen|identified|found|detected|visuali[sz]ed|present|"
         r"noted|observed|appreciated|demonstrated)|none\s+(?:seen|found|identified|noted|detected)|"
         # "Polyps: 0" (not "Paris: 0-IIa", "Size: 0.5 cm")
-        r"[:\-]\s*(?:none|negative|absent|nil|zero)" + _E + r"|:\s*0(?=[ \t]*(?:[,;|\n]|\.(?!\d)|$))|"
+        r"[:\-=]\s*(?:none|negative|absent|nil|zero)" + _E + r"|[:=]\s*0(?=[ \t]*(?:[,;|\n]|\.(?!\d)|$))|"
+        r"=\s*no(?=[ \t]*(?:[,;|\n]|\.(?!\d)|$))|"
         r"(?:were|was|is|are)\s+absent|ruled\s+out|"
         r"-\s?free" + _E + "|"  # "polyp-free colon"
         r":?\s*\[\s*\]\s*yes\s*\[\s*[x✓✔]\s*\]\s*no" + _E + "|"  # checkbox forms: "Polyps detected: [ ] Yes [x] No"
@@ -495,11 +518,18 @@ CONTEXT: Table = [
     ),
     (
         "neg_f",
-        _B + r"no(?!\.\s*\d)" + _E + r"|not\s+(?:a|any)" + _E + r"|without|negative\s+for|free\s+(?:of|from)|"
+        # (not "No. 2", "No. of polyps: 2" or a table's "No. |" column)
+        _B
+        + r"no(?!\.?\s*(?:\d|of\s))(?!\.\s*\|)"
+        + _E
+        + r"|not\s+(?:a|any)"
+        + _E
+        + r"|without|negative\s+for|free\s+(?:of|from)|"
         r"absence\s+of|(?:relative\s+)?sparing\s+of|not\s+(?:diagnostic|typical|characteristic)\s+of|"
         # "a thickened fold was initially thought to be a polyp; on closer inspection …", "I did not find any polyps"
+        r"(?:initially|originally|at\s+first)(?=\s+(?:polyp-?like|polypoid))|"
         r"(?:initially|originally|at\s+first|first)\s+(?:(?:thought|felt|suspected|believed|considered|taken|mistaken)\s+"
-        r"(?:to\s+be|for|as)|looked\s+like|appeared\s+(?:to\s+be|as|like)|resembled)|(?:did|do|does|could)\s*(?:not|n't)\s+(?:find|see|identify|detect|visuali[sz]e)|"
+        r"(?:to\s+be|for|as)|looked\s+like|appeared\s+(?:to\s+be|as|like)|resembled)|(?:did|do|does|could)\s*(?:not|n't)\s+(?:find|see|identify|detect|visuali[sz]e)(?!\s+(?:it|this|that|them|the\s+\w+)\s+again)|"
         # "haemorrhagic bullae, not polyps"
         r"(?<![A-Za-z])not(?=\s+(?:true\s+|real\s+|actual\s+)?polyps?(?![A-Za-z]))|"
         r"insufficient\s+for\s+(?:a\s+)?diagnosis\s+of|"
@@ -517,6 +547,8 @@ CONTEXT: Table = [
         + _E
         + r"|(?:stool|debris|faeces|feces)\s+or(?=\s+(?:an?\s+)?polyp)",
     ),
+    # a field of earlier findings ("Previous: 2023 colonoscopy, polyps 1 and 2 (…)"): history to its end
+    ("hist_F", r"(?:^|(?<=\n))\s*(?:previous|prior)(?:\s+(?:findings|colonoscopy|exam))?\s*[:：]"),
     (
         "hist_f",
         r"(?:personal\s+|family\s+)?history\s+of|"
