@@ -9,6 +9,7 @@ pathology sections, the pathology field and "pathology showed ..." clauses.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -578,6 +579,12 @@ def _share(groups: list[Group]) -> None:
                 other.set_removed(g.removed, g.removed_spans[0])
 
 
+def _has_parts(g: Group) -> bool:
+    """A group counted explicitly as more than one polyp: later sentences may describe some of them ("the largest
+    …", "the other two …"), adding sizes, not polyps."""
+    return g.count_explicit and (g.count or 0) > 1
+
+
 def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> list[Group]:
     """Earlier groups of the same section that this description restates (empty: a new polyp)."""
     if not prev:
@@ -590,12 +597,7 @@ def _refers_back(text: str, g: Group, mention: cx.Token, prev: list[Group]) -> l
         clause = re.split(r"[。；;，,\n]", before)[-1]
         definite = _ZH_SEEN_RE.search(clause) is None and _ZH_TREATED_RE.match(text, mention.end) is not None
     m = _PART_RE.search(text, max(0, mention.start - 60), mention.end) if mention.value == "implied" else None
-    if (
-        m is not None
-        and prev[-1].count_explicit
-        and (prev[-1].count or 0) > 1
-        and all(m.start() <= c.start < m.end() for c in g.count_spans)
-    ):
+    if m is not None and _has_parts(prev[-1]) and all(m.start() <= c.start < m.end() for c in g.count_spans):
         return [prev[-1]]
     if _NEW_MARK_RE.search(text, max(0, mention.start - 25), mention.start):
         return []
@@ -747,23 +749,32 @@ _LEGEND_ITEM_RE = re.compile(r"(?P<code>\d{1,2})\s*=\s*(?P<name>[^=\n]+?)(?=\s+\
 _SITE_CODE_RE = re.compile(r"(?<![a-z])site\s*(?:code\s*)?[:#=]?\s*(?P<code>\d{1,2})(?![\d.])")
 
 
-def _with_site_codes(text: str, orig: str, toks: list[cx.Token], start: int, end: int) -> list[cx.Token]:
-    """A case report form's site codes read as segments: the legend ("Site codes: 1=caecum 2=ascending …") names no
-    site of its own, and each "site 4" in the section is the segment the legend gives code 4."""
+@functools.lru_cache(maxsize=16)
+def _site_legend(text: str, orig: str) -> tuple[dict[str, str], tuple[int, int]] | None:
+    """A report's site-code legend ("Site codes: 1=caecum 2=ascending …"): code -> segment and the legend's span;
+    parsed once per report, however many finding sections ask."""
     legend = _SITE_LEGEND_RE.search(text)
     if legend is None:
-        return toks
+        return None
     codes: dict[str, str] = {}
     for m in _LEGEND_ITEM_RE.finditer(text, legend.start("body"), legend.end("body")):
         names = [t for t in cx.scan(cx.FIND, text, orig, m.start("name"), m.end("name")) if t.cat == "LOC"]
         if names:
             codes[m.group("code")] = names[0].value
-    if not codes:
+    return (codes, (legend.start(), legend.end())) if codes else None
+
+
+def _with_site_codes(text: str, orig: str, toks: list[cx.Token], start: int, end: int) -> list[cx.Token]:
+    """A case report form's site codes read as segments: the legend ("Site codes: 1=caecum 2=ascending …") names no
+    site of its own, and each "site 4" in the section is the segment the legend gives code 4."""
+    found = _site_legend(text, orig)
+    if found is None:
         return toks
-    kept = [t for t in toks if not (t.cat == "LOC" and legend.start() <= t.start < legend.end())]
+    codes, (l0, l1) = found
+    kept = [t for t in toks if not (t.cat == "LOC" and l0 <= t.start < l1)]
     for m in _SITE_CODE_RE.finditer(text, start, end):
         value = codes.get(m.group("code"))
-        if value is not None and not legend.start() <= m.start() < legend.end():
+        if value is not None and not l0 <= m.start() < l1:
             kept.append(cx.Token("LOC", value, m.start(), m.end(), text[m.start() : m.end()]))
     return sorted(kept, key=lambda t: (t.start, t.end))
 
@@ -1011,7 +1022,7 @@ def _finding_section(text: str, orig: str, start: int, end: int, kind: str, res:
                 continue
             if refs:
                 for r in refs:
-                    r.absorb(g, part=t.value == "implied" and r.count_explicit and (r.count or 0) > 1)
+                    r.absorb(g, part=t.value == "implied" and _has_parts(r))
             else:
                 target.append(g)
                 built.append(g)
