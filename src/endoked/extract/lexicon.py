@@ -579,6 +579,14 @@ CONTEXT: Table = [
         + r"(?:ct(?:结肠成像|仿真结肠镜|结肠造影)?|ctc|mri|b超|钡剂灌肠|影像学?|外院(?:结?肠镜)?)(?:检查)?"
         r"(?:提示|示|发现|报告|诊断)",
     ),
+    # a finding quoted from another unit's exam ("Referred with a 'polyp at 20 cm' on an outside flexible
+    # sigmoidoscopy") and the "referral polyp" it names
+    (
+        "hist_b",
+        r"(?:on|at|from)\s+an?\s+(?:outside|referring|external)\s+(?:rigid\s+|flexible\s+|flex\s+)?"
+        r"(?:sigmoidoscopy|colonoscopy|endoscopy|exam\w*)" + _E + r"|per\s+(?:the\s+)?outside\s+records",
+    ),
+    ("hist_w", r"referral\s+(?:polyps?|lesions?)" + _E),
     (  # "polyp seen on rigid sigmoidoscopy", "a mass found on CT", "suspected to be a polyp on CT"
         "hist_b",
         r"(?:(?<=polyp)|(?<=lesion))\s+(?:on|at|by)\s+(?:ct(?:\s+colonography)?|ctc|imaging|mri|barium\s+enema)"
@@ -693,6 +701,8 @@ CONTEXT: Table = [
         r"(?:19|20)\d\d\s*年|家族|父亲|母亲|哥哥|姐姐|弟弟|妹妹|兄弟|姐妹|子女|筛查|随访|建议|如有|原(?!位)",
     ),
     ("hist_b", r"术后|病?史|复查|随访|筛查|瘢痕|疤痕"),
+    # an admission diagnosis written inside a ward note's sentence ("…入院，入院诊断：结肠息肉") precedes the exam
+    ("hist_F", r"入院诊断\s*[:：]"),
     (
         "term",
         _B + r"(?:but|however|although|though|except|apart\s+from|aside\s+from|whereas|while|yet|which|"
@@ -732,7 +742,8 @@ SECTION_HEADERS: Table = [
         "indication",
         r"pre-?\s?(?:procedure|operative|op)\s+(?:diagnos[ie]s|dx)|clinical\s+(?:history|information|"
         r"diagnosis|indications?)|reasons?\s+for\s+(?:the\s+)?(?:exam(?:ination)?|procedure|"
-        r"referral|colonoscopy)|reasons?|indications?|history|background|hpi|presenting\s+complaint|referral",
+        r"referral|colonoscopy|admission)|reasons?|indications?|(?:past\s+)?(?:medical\s+)?history|pmh|"
+        r"admission\s+diagnos[ie]s|background|hpi|presenting\s+complaint|referral",
     ),
     (
         "impression",
@@ -757,13 +768,13 @@ SECTION_HEADERS: Table = [
     (
         "indication",
         r"临床诊断|临床资料|临床信息|现病史|既往史|家族史|简要病史|病史|主诉|检查(?:目的|原因|指征)|适应[症证]|"
-        r"申请(?:目的|理由)|术前诊断",
+        r"申请(?:目的|理由)|术前诊断|入院(?:诊断|情况)",
     ),
     ("pathology", r"(?:组织)?病理(?:诊断|结果|报告|回报|检查){0,2}|病检(?:结果)?|活检病理"),  # 病理结果回报
     # (a health check's summary, "健康体检总结：结肠息肉（已摘除）", restates the colonoscopy like an impression)
     (
         "impression",
-        r"(?:内镜|镜下|镜检|肠镜|检查|初步|术后|最终)?诊断(?:意见)?|(?:内镜|检查)?(?:结论|印象)|(?:健康)?体检总结|总检(?:结论|意见)",
+        r"(?:内镜|镜下|镜检|肠镜|检查|初步|术后|最终|出院)?诊断(?:意见)?|(?:内镜|检查)?(?:结论|印象)|(?:健康)?体检总结|总检(?:结论|意见)",
     ),
     ("findings", r"(?:检查|内镜|镜下|肠镜|镜检)?所见|(?:检查|内镜)描述|检查(?:结果|经过)|息肉(?:情况|描述|信息)"),
     # (a note to the patient restates the findings in lay words: "病人須知：直腸有兩粒細小瘜肉，已於檢查時切除")
