@@ -142,7 +142,8 @@ MIMIC: Table = [
     (
         "mimic",
         r"血管(?:扩张|畸形|发育不良|瘤)|脂肪瘤|憩室|(?:内|外|混合)痔|痔核|肛乳头|淋巴(?:滤泡|组织|小结)|皱襞|粪(?:石|块|渣)|外压|静脉曲张|"
-        r"(?:黏膜|粘膜)脱垂|(?:缺血性|假膜性|伪膜性)(?:结肠炎|肠炎)",
+        r"(?:黏膜|粘膜)脱垂|(?:缺血性|假膜性|伪膜性)(?:结肠炎|肠炎)|脂肪浸润|(?:肠|结肠)?气囊肿(?:症)?|"
+        r"pneumatosis(?:\s+(?:cystoides\s+)?(?:coli|intestinalis))?",
     ),
     (
         "mimic",
@@ -460,7 +461,10 @@ CONTEXT: Table = [
     ),
     ("hedge_b", r"(?:难以|不易|无法|不能|未能)(?:鉴别|区分|区别|确认|确定)|鉴别困难"),
     # a polyp or something that is no lesion at all ("考虑气泡或小息肉", "息肉或粪渣")
-    ("hedge_2", r"(?:气泡|泡沫|粪便?|粪渣|粪块|黏液|皱襞)或(?=(?:小)?息肉)|息肉或(?=(?:气泡|泡沫|粪|黏液|皱襞))"),
+    (
+        "hedge_2",
+        r"(?:气泡|泡沫|粪便?|粪渣|粪块|黏液|皱襞|淋巴滤泡)或(?=(?:小)?息肉)|息肉或(?=(?:气泡|泡沫|粪|黏液|皱襞|淋巴滤泡))",
+    ),
     # "… but a small hyperplastic polyp remained in the differential"
     ("hedge_b", r"(?:remain(?:s|ed)?|is|was|stays?)\s+(?:in|on)\s+the\s+differential"),
     # "the previously described polyp could not be found" (not "… found again", a glimpse: hedged above)
@@ -547,8 +551,11 @@ CONTEXT: Table = [
         + _E
         + r"|(?:stool|debris|faeces|feces)\s+or(?=\s+(?:an?\s+)?polyp)",
     ),
-    # a field of earlier findings ("Previous: 2023 colonoscopy, polyps 1 and 2 (…)"): history to its end
-    ("hist_F", r"(?:^|(?<=\n))\s*(?:previous|prior)(?:\s+(?:findings|colonoscopy|exam))?\s*[:：]"),
+    # a field of earlier findings ("Previous: 2023 colonoscopy, polyps 1 and 2 (…)", "Last colonoscopy 2023: …")
+    (
+        "hist_F",
+        r"(?:^|(?<=[.\n]))\s*(?:previous|prior|last)(?:\s+(?:findings|colonoscopy|exam\w*))?(?:\s+(?:19|20)\d\d)?\s*[:：]",
+    ),
     (
         "hist_f",
         r"(?:personal\s+|family\s+)?history\s+of|"
@@ -571,8 +578,9 @@ CONTEXT: Table = [
         "hist_f",
         _B + r"(?:ct(?:\s+colonography)?|ctc|virtual\s+colonoscopy|barium\s+enema|imaging|mri|pet(?:[- ]ct)?|"
         r"capsule(?:\s+endoscopy)?|(?:flexible\s+|flex\s+)?sigmoidoscopy|flex\s+sig|"
-        r"outside\s+(?:colonoscopy|exam\w*|report|study))(?:\s*\([^()]{0,20}\))?(?:\s*:|\s+(?:showed|shows|showing|"
-        r"reported|reports|revealed|reveals|suggested|suggests|suggesting|demonstrated|described|found|detected))"
+        r"outside\s+(?:colonoscopy|exam\w*|report|study)(?:\s+report)?)(?:\s*\([^()]{0,20}\))?(?:\s*:|\s+(?:showed|shows|"
+        r"showing|reported|reports|revealed|reveals|suggested|suggests|suggesting|demonstrated|described|found|detected|"
+        r"states?|stated|says|said))"
         + _E
         + "|"
         + _B
@@ -705,7 +713,7 @@ CONTEXT: Table = [
     ("hist_F", r"入院诊断\s*[:：]"),
     (
         "term",
-        _B + r"(?:but|however|although|though|except|apart\s+from|aside\s+from|whereas|while|yet|which|"
+        _B + r"(?:but|however|although|though|except|apart\s+from|aside\s+from|other\s+than|whereas|while|yet|which|"
         r"after|following|then)" + _E + r"|,\s*(?=(?:a|an|one|two|three|there|the|this|it)" + _E + r"|\d)|"
         r"但|然而|另|余|"
         r"(?<=[处旁缘围近])(?:可)?见",  # "原EMR瘢痕处见一息肉": what is seen at an old site is current
@@ -821,7 +829,8 @@ EN_COUNT = (
     r"(?P<none>a\s+few|a\s+number\s+of|an?\s+(?:handful|cluster|group|crop|carpet|myriad|host|collection)\s+of|"
     r"handfuls?\s+of|hundreds\s+of|scores\s+of|too\s+many\s+to\s+count|several|multiple|numerous|many|innumerable|"
     r"countless|scattered|diffuse|(?:approximately|about|around|roughly|circa|(?:an\s+)?estimated|~|±)\s*\d+(?:\s*(?:-|to|or)\s*\d+)?|some|few|dozens\s+of|(?:more|greater)\s+than\s+\w+|at\s+least\s+\w+|"
-    r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+)|"
+    r">\s*\d+|\d+\s*(?:-|to|or)\s*\d+|(?:two|three|four|five|six)\s+(?:to|or)\s+\w+|"
+    r"between\s+(?:\d{1,2}|two|three|four|five|six|seven|eight|nine|ten)\s+and\s+\w+)|"
     r"(?P<num>a\s+couple\s+of|a\s+pair\s+of|a\s+trio\s+of|half\s+a\s+dozen|a\s+dozen|an?|one|single|solitary|isolated|another|two|three|four|five|"
     r"six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
     r"nineteen|twenty|both|\d{1,2}(?!\s*(?:-|to)\s*\d)))"
