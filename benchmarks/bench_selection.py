@@ -17,7 +17,7 @@ Options widen the candidates and the rules, to ask whether a better truth-free r
   the candidate's mask inpainted away (OpenCV Telea, dilated by 2 px at the classifier's input size): the drop of
   the polyp logit says how much of what the classifier saw the mask holds;
 - every candidate also gets its CAM contrast (mean CAM inside the mask minus in a ring around it, 0.3 × the mask's
-  equivalent side wide);
+  equivalent side wide) and SAM's stability score (IoU of its low-resolution logits thresholded at +1 and at -1);
 - ``--frames N`` scores a random sample of ``N`` polyp frames (``--seed``), ``--json OUT`` keeps every candidate's
   figures so that further rules can be replayed without decoding again.
 
@@ -58,6 +58,9 @@ RULES: dict[str, Rule] = {
     "score + consensus + CAM agreement": lambda c: c["score"] + c["consensus"] + c["agree"],
     "CAM contrast": lambda c: c["contrast"],
     "score + consensus + CAM contrast": lambda c: c["score"] + c["consensus"] + c["contrast"],
+    "stability score": lambda c: c["stability"],
+    "score + consensus + stability": lambda c: c["score"] + c["consensus"] + c["stability"],
+    "consensus + stability": lambda c: c["consensus"] + c["stability"],
 }
 DELETION_RULES: dict[str, Rule] = {
     "deletion drop": lambda c: c["drop"],
@@ -149,8 +152,10 @@ def candidates(
             out.append([])
             continue
         seg.set_image(img)
-        masks, scores = seg.predict(cands)
-        masks = [clean_mask(m) for m in masks]
+        logits, scores = seg.predict_lowres(cands)  # upsampled below: exactly the masks seg.predict returns
+        masks = [clean_mask(m) for m in seg.upsample_logits(logits)]
+        # SAM's stability score: IoU of the mask thresholded at logit +1 and at -1 (the first lies in the second)
+        stability = [float((lg > 1).sum() / max((lg > -1).sum(), 1)) for lg in logits]
         cons_all = mask_consensus(masks)
         cons_stage = mask_consensus(masks[: len(stage)]) if len(stage) else np.zeros(0, np.float32)
         logit, deleted = deletion(img, masks) if deletion is not None else (float("nan"), None)
@@ -163,6 +168,7 @@ def candidates(
                 "consensus_all": float(cons_all[i]),
                 "agree": soft_iou(cam, m),
                 "contrast": _contrast(cam, m),
+                "stability": stability[i],
                 "area": float(m.mean()),
                 "dice": dice(m, gt),
                 "origin": t.get("origin", ""),
