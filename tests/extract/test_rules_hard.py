@@ -287,6 +287,11 @@ BLIND20 = _floors(en=(0.995, 0.964, 0.953), zh=(0.995, 0.980, 0.985))
 # zh 0.954 / 0.923 / 0.862 with the twenty-second round's rules); part of its errors were then used for a twenty-third
 # round (test_rules_round23.py), so it is a development set now, held at the figures after that round less 0.005.
 BLIND21 = _floors(en=(0.980, 0.933, 0.935), zh=(0.995, 0.964, 0.882))
+# blind22: written after the twenty-third round by a twenty-third writer asked for everyday reports, measured unseen
+# (en 0.969 / 0.954 / 0.972, zh 1.000 / 1.000 / 1.000 with the twenty-third round's rules); its errors were then used
+# for a twenty-fourth round (test_rules_round24.py), so it is a development set now, held at the figures after that
+# round less 0.005.
+BLIND22 = _floors(en=(0.995, 0.980, 0.985), zh=(0.995, 0.995, 0.995))
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},
     "hard_heldout": {"en": SECOND_ROUND, "zh": SECOND_ROUND},
@@ -311,6 +316,7 @@ MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "blind19": BLIND19,
     "blind20": BLIND20,
     "blind21": BLIND21,
+    "blind22": BLIND22,
 }
 
 

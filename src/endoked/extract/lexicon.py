@@ -498,7 +498,9 @@ CONTEXT: Table = [
         # "I am not convinced this is a polyp", "I thought I saw a tiny polyp"
         r"not\s+convinced\s+(?:that\s+)?(?:this|it|these)\s+(?:is|was|are|were|represents?)|thought\s+(?:I|we)\s+saw|"
         r"(?:may|might|could)\s+(?:represent|be)|(?:likely|probable|probably)(?=\s+(?:an?\s+)?"
-        r"(?:(?:small|tiny|diminutive|little|\d+(?:\.\d+)?\s*(?:mm|cm))\s+){0,2}(?:polyp|lesion))|"
+        # (its size, shape or site between: "probable 3 mm flat polyp", "probable small rectal polyp"; not its type)
+        r"(?:(?:small|tiny|diminutive|little|flat|sessile|raised|subtle|rectal|sigmoid|ca?ecal|colonic|"
+        r"\d+(?:\.\d+)?\s*(?:mm|cm))\s+){0,3}(?:polyp|lesion))|"
         # "it could not be decided whether this was a small polyp or the crest of a fold"
         r"whether\s+(?:this|it|these|that|the\s+\w+)\s+(?:is|was|were|are|represent\w*|(?:might|could|would)\s+be)",
     ),
