@@ -292,6 +292,10 @@ BLIND21 = _floors(en=(0.980, 0.933, 0.935), zh=(0.995, 0.964, 0.882))
 # for a twenty-fourth round (test_rules_round24.py), so it is a development set now, held at the figures after that
 # round less 0.005.
 BLIND22 = _floors(en=(0.995, 0.980, 0.985), zh=(0.995, 0.995, 0.995))
+# blind23: written after the twenty-fourth round by a twenty-fourth writer, also asked for everyday reports, measured
+# unseen (en 0.985 / 0.985 / 0.897, zh 1.000 / 1.000 / 1.000 with the twenty-fourth round's rules); no rule was written
+# from it, so it is held at its unseen figures less 0.005.
+BLIND23 = _floors(en=(0.980, 0.980, 0.892), zh=(0.995, 0.995, 0.995))
 MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "hard_dev": {"en": TARGETS, "zh": TARGETS},
     "hard_heldout": {"en": SECOND_ROUND, "zh": SECOND_ROUND},
@@ -317,6 +321,7 @@ MINIMUM: dict[str, dict[str, dict[str, float]]] = {
     "blind20": BLIND20,
     "blind21": BLIND21,
     "blind22": BLIND22,
+    "blind23": BLIND23,
 }
 
 
