@@ -283,14 +283,15 @@ class SegRefineConfig(BaseModel):
         description="With update='agree': the Dice with the previous mask a prediction needs to replace it.",
     )
     min_val_dice: float = Field(
-        default=0.7,
+        default=0.75,
         ge=0.0,
         le=1.0,
         description="Truth-free gate of each refinement round: the previous round's network may replace or add masks "
         "only when its validation meanDice (held-out pool images, scored against their pseudo masks) reaches this. "
         "A network that cannot reproduce the masks it was taught on images it did not see predicts no better "
         "than those masks; below the gate the round predicts and records every image but changes no mask and adds "
-        "none. 0 turns the gate off. 0.7 measured across archive sizes (docs/BENCHMARKS.md, 'Refinement gate').",
+        "none. 0 turns the gate off. 0.75 measured across archive designs and sizes (docs/BENCHMARKS.md, "
+        "'Refinement gate').",
     )
     keep_previous: bool = Field(
         default=True,
