@@ -18,38 +18,27 @@ and of the out-of-fold prediction) and prints a Markdown table. Re-running reuse
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
 from endoked.config import resolve_config
-from endoked.imaging import read_rgb
+from endoked.imaging import read_mask, read_rgb
 from endoked.io import read_parquet
 from endoked.runfolder import RunFolder
-from endoked.scoring import dice
+from endoked.scoring import Truth, dice, load_truth
 from endoked.seg.api import fit
 from endoked.seg.data import SegItem
 from endoked.seg.predict import Predictor
 
 
-def _truth_mask(archive: Path, row: dict[str, str], shape: tuple[int, int]) -> np.ndarray:
-    g = cv2.imread(str(archive / row["mask"]), cv2.IMREAD_GRAYSCALE) > 127
-    if g.shape != shape:
-        g = cv2.resize(g.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
-    return g
-
-
-def oof_rows(run: RunFolder, archive: Path, out: Path, folds: int, profile: str, seed: int) -> list[dict[str, Any]]:
+def oof_rows(run: RunFolder, truth: Truth, out: Path, folds: int, profile: str, seed: int) -> list[dict[str, Any]]:
     """One record per pool mask: its rank, its out-of-fold agreement and (on polyp frames) both truth Dices."""
     cfg = resolve_config(profile=profile, overrides=[f"seed={seed}"]).seg
-    with open(archive / "truth" / "images.csv", encoding="utf-8") as fh:
-        truth = {(r["exam_id"], r["image"]): r for r in csv.DictReader(fh)}
     paths = {(r["exam_id"], r["image"]): r["path"] for r in read_parquet(run.output("ingest", "images")).to_pylist()}
     pool = read_parquet(run.output("prompt_seg", "pseudo_labels")).to_pylist()
     items = [
@@ -66,9 +55,8 @@ def oof_rows(run: RunFolder, archive: Path, out: Path, folds: int, profile: str,
         for it, p, k in zip(items, pool, fold_of, strict=True):
             if k != f:
                 continue
-            mask = cv2.imread(str(it.mask), cv2.IMREAD_GRAYSCALE) > 127
+            mask = read_mask(it.mask)
             pred = predictor.predict([read_rgb(it.image)])[0] > 0.5
-            t = truth[(p["exam_id"], p["image"])]
             rec: dict[str, Any] = {
                 "exam_id": p["exam_id"],
                 "image": p["image"],
@@ -77,8 +65,8 @@ def oof_rows(run: RunFolder, archive: Path, out: Path, folds: int, profile: str,
                 "dice": None,
                 "oof_dice": None,
             }
-            if t["polyp"] == "1":
-                g = _truth_mask(archive, t, mask.shape)
+            g = truth.mask(p["exam_id"], p["image"]) if truth.polyp.get((p["exam_id"], p["image"])) == 1 else None
+            if g is not None:
                 rec["dice"], rec["oof_dice"] = dice(mask, g), dice(pred, g)
             rows.append(rec)
         print(f"fold {f + 1}/{folds} predicted", file=sys.stderr, flush=True)
@@ -97,10 +85,12 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = oof_rows(RunFolder(args.run), args.archive, args.out, args.folds, args.profile, args.seed)
+    truth = load_truth(args.archive)
+    if truth is None:
+        raise SystemExit(f"{args.archive} has no truth/images.csv to score against")
+    rows = oof_rows(RunFolder(args.run), truth, args.out, args.folds, args.profile, args.seed)
     (args.out / "rows.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    with open(args.archive / "truth" / "images.csv", encoding="utf-8") as fh:
-        n_polyp = sum(1 for r in csv.DictReader(fh) if r["polyp"] == "1")
+    n_polyp = sum(1 for v in truth.polyp.values() if v == 1)
     pos = [r for r in rows if r["dice"] is not None]
     masks_dice = np.mean([r["dice"] for r in pos])
     oof_dice = np.mean([r["oof_dice"] for r in pos])
