@@ -31,7 +31,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections.abc import Callable
@@ -47,7 +46,7 @@ from endoked.io import read_parquet
 from endoked.prompt_seg.litemedsam import LiteMedSamSegmenter
 from endoked.prompt_seg.refine import cam_component_boxes, cam_peak_boxes, clean_mask, mask_consensus, soft_iou
 from endoked.runfolder import RunFolder
-from endoked.scoring import dice
+from endoked.scoring import dice, load_truth
 
 Rule = Callable[[dict[str, float]], float]
 RULES: dict[str, Rule] = {
@@ -116,8 +115,9 @@ def candidates(
     seed: int = 0,
 ) -> list[list[dict[str, Any]]]:
     """Every candidate of every scored polyp frame: its rule inputs, its source ("stage" or "peak") and its Dice."""
-    with open(archive / "truth" / "images.csv", encoding="utf-8") as fh:
-        truth = {(r["exam_id"], r["image"]): r for r in csv.DictReader(fh)}
+    truth = load_truth(archive)
+    if truth is None:
+        raise SystemExit(f"{archive} has no truth/images.csv to score against")
     paths = {(r["exam_id"], r["image"]): r["path"] for r in read_parquet(run.output("ingest", "images")).to_pylist()}
     boxes: dict[tuple[str, str], list[list[float]]] = {}
     for b in read_parquet(run.output("cam", "boxes")).to_pylist():
@@ -125,7 +125,7 @@ def candidates(
     rows = [
         r
         for r in read_parquet(run.output("cam", "cams")).to_pylist()
-        if r["file"] and truth.get((r["exam_id"], r["image"]), {}).get("polyp") == "1"
+        if r["file"] and truth.polyp.get((r["exam_id"], r["image"])) == 1
     ]
     if frames is not None and frames < len(rows):
         pick = np.random.default_rng(seed).choice(len(rows), frames, replace=False)
@@ -135,12 +135,11 @@ def candidates(
     npz_cache: dict[str, Any] = {}
     for row in rows:
         key = (row["exam_id"], row["image"])
-        t = truth[key]
         if row["file"] not in npz_cache:
             npz_cache.clear()
             npz_cache[row["file"]] = dict(np.load(run.abs(row["file"])))
         img = read_rgb(paths[key])
-        gt = cv2.imread(str(archive / t["mask"]), cv2.IMREAD_GRAYSCALE) > 127
+        gt = truth.mask(*key)
         cam = resize_map(npz_cache[row["file"]][row["key"]].astype(np.float32) / 255.0, img.shape[:2])
         stage = np.concatenate(
             [np.asarray(boxes.get(key, []), np.float32).reshape(-1, 4), cam_component_boxes(cam, thresholds, scales)]
@@ -171,7 +170,7 @@ def candidates(
                 "stability": stability[i],
                 "area": float(m.mean()),
                 "dice": dice(m, gt),
-                "origin": t.get("origin", ""),
+                "origin": truth.origin.get(key, ""),
             }
             if deleted is not None:
                 rec["drop"] = logit - float(deleted[i])
